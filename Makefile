@@ -1,0 +1,51 @@
+# scomm - top-level entry points. `make demo` and `make test` are all a
+# newcomer needs on a fresh Debian 12 machine.
+#
+#   make demo       install deps, build, run 4 local ranks through the demo
+#   make test       install deps, build, run the whole ctest suite
+#   make test-asan  the suite under AddressSanitizer + UBSan
+#   make test-tsan  the suite under ThreadSanitizer
+#   make bench      point-to-point benchmark over shm and tcp
+#   make build      just build (Release) into build/
+
+NP       ?= 4
+JOBS     ?= 2
+BUILD    ?= build
+CTEST_J  ?= 2
+
+.PHONY: all deps build demo test test-asan test-tsan bench clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+
+demo: build
+	@$(BUILD)/scomm launch -n $(NP) -- $(BUILD)/scomm demo
+
+test: build
+	@cd $(BUILD) && ctest -j $(CTEST_J) --output-on-failure --timeout 900
+
+test-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCOMM_SANITIZE=asan >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest -j $(CTEST_J) --output-on-failure --timeout 1800
+
+test-tsan: deps
+	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCOMM_SANITIZE=tsan >/dev/null
+	@cmake --build build-tsan -j $(JOBS)
+	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1 \
+	    ctest -j $(CTEST_J) --output-on-failure --timeout 1800
+
+bench: build
+	@echo "== shm =="; SCOMM_TRANSPORTS=shm $(BUILD)/scomm launch -n 2 -- $(BUILD)/scomm bench p2p
+	@echo "== tcp =="; SCOMM_TRANSPORTS=tcp $(BUILD)/scomm launch -n 2 -- $(BUILD)/scomm bench p2p
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,300 @@
+/*
+ * api_p2p.c - the public point-to-point and request calls, dtype helpers,
+ * and the barrier.
+ *
+ * Each entry validates (comm, buffer, count x size overflow, dtype, peer,
+ * tag) and names the bad argument before anything is queued, then runs
+ * under the world lock.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "scomm_int.h"
+
+static const struct {
+    const char *name;
+    size_t      size;
+} scomm_dtypes[SCOMM_DTYPE_COUNT] = {
+    [SCOMM_INT8]     = {"int8", 1},     [SCOMM_UINT8]    = {"uint8", 1},
+    [SCOMM_INT32]    = {"int32", 4},    [SCOMM_UINT32]   = {"uint32", 4},
+    [SCOMM_INT64]    = {"int64", 8},    [SCOMM_UINT64]   = {"uint64", 8},
+    [SCOMM_FLOAT16]  = {"float16", 2},  [SCOMM_FLOAT32]  = {"float32", 4},
+    [SCOMM_FLOAT64]  = {"float64", 8},  [SCOMM_BFLOAT16] = {"bfloat16", 2},
+    [SCOMM_FP8_E4M3] = {"fp8_e4m3", 1}, [SCOMM_FP8_E5M2] = {"fp8_e5m2", 1},
+};
+
+static const char *const scomm_redops[SCOMM_REDOP_COUNT] = {
+    "sum", "prod", "max", "min", "avg"
+};
+
+size_t scomm_dtype_size(scomm_dtype_t dtype)
+{
+    if (((int)dtype < 0) || (dtype >= SCOMM_DTYPE_COUNT)) {
+        return 0;
+    }
+    return scomm_dtypes[dtype].size;
+}
+
+const char *scomm_dtype_name(scomm_dtype_t dtype)
+{
+    if (((int)dtype < 0) || (dtype >= SCOMM_DTYPE_COUNT)) {
+        return "invalid";
+    }
+    return scomm_dtypes[dtype].name;
+}
+
+const char *scomm_redop_name(scomm_redop_t op)
+{
+    if (((int)op < 0) || (op >= SCOMM_REDOP_COUNT)) {
+        return "invalid";
+    }
+    return scomm_redops[op];
+}
+
+/* Validate a p2p call; on success *bytes_p is count * dtype size. */
+static scomm_status_t scomm_p2p_check(scomm_comm_t *comm, const char *op,
+                                      const void *buf, size_t count,
+                                      scomm_dtype_t dtype, int32_t peer,
+                                      int32_t tag, size_t *bytes_p)
+{
+    scomm_status_t status = scomm_comm_check(comm, op);
+    size_t esize;
+
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    esize = scomm_dtype_size(dtype);
+    if (esize == 0) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                               "%s: dtype %d is not a scomm_dtype_t", op,
+                               (int)dtype);
+    }
+    if (scomm_mul_overflow(count, esize, bytes_p) ||
+        (*bytes_p > (size_t)INT64_MAX)) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                               "%s: count %zu x %zu-byte %s overflows", op,
+                               count, esize, scomm_dtype_name(dtype));
+    }
+    if ((buf == NULL) && (count > 0)) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                               "%s: buf is NULL with count %zu", op, count);
+    }
+    if ((peer < 0) || (peer >= comm->size)) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                               "%s: peer %d is out of range 0..%d", op,
+                               (int)peer, comm->size - 1);
+    }
+    if ((tag < 0) || (tag > SCOMM_TAG_MAX)) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                               "%s: tag %d is out of range 0..%d", op,
+                               (int)tag, SCOMM_TAG_MAX);
+    }
+    return SCOMM_OK;
+}
+
+static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
+                                     scomm_dtype_t dtype, int32_t peer,
+                                     int32_t tag, scomm_comm_t *comm,
+                                     scomm_req_t **req_p, int is_send,
+                                     const char *op)
+{
+    scomm_status_t status;
+    size_t bytes = 0;
+
+    status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    if (req_p == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG, "%s: req_p is "
+                               "NULL", op);
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = op;
+    if (is_send) {
+        status = scomm_p2p_isend(comm, peer, tag, buf, bytes, req_p);
+    } else {
+        status = scomm_p2p_irecv(comm, peer, tag, (void *)buf, bytes, req_p);
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}
+
+scomm_status_t scomm_isend(const void *buf, size_t count, scomm_dtype_t dtype,
+                           int32_t peer, int32_t tag, scomm_comm_t *comm,
+                           scomm_req_t **req_p)
+{
+    return scomm_p2p_post(buf, count, dtype, peer, tag, comm, req_p, 1,
+                          "scomm_isend");
+}
+
+scomm_status_t scomm_irecv(void *buf, size_t count, scomm_dtype_t dtype,
+                           int32_t peer, int32_t tag, scomm_comm_t *comm,
+                           scomm_req_t **req_p)
+{
+    return scomm_p2p_post(buf, count, dtype, peer, tag, comm, req_p, 0,
+                          "scomm_irecv");
+}
+
+static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
+                                         scomm_dtype_t dtype, int32_t peer,
+                                         int32_t tag, scomm_comm_t *comm,
+                                         int is_send, const char *op)
+{
+    scomm_req_t *req = NULL;
+    scomm_status_t status;
+    size_t bytes = 0;
+
+    status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = op;
+    if (is_send) {
+        status = scomm_p2p_isend(comm, peer, tag, buf, bytes, &req);
+    } else {
+        status = scomm_p2p_irecv(comm, peer, tag, (void *)buf, bytes, &req);
+    }
+    if (status == SCOMM_OK) {
+        status = scomm_p2p_waitall(comm, &req, 1);
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}
+
+scomm_status_t scomm_send(const void *buf, size_t count, scomm_dtype_t dtype,
+                          int32_t peer, int32_t tag, scomm_comm_t *comm)
+{
+    return scomm_p2p_blocking(buf, count, dtype, peer, tag, comm, 1,
+                              "scomm_send");
+}
+
+scomm_status_t scomm_recv(void *buf, size_t count, scomm_dtype_t dtype,
+                          int32_t peer, int32_t tag, scomm_comm_t *comm)
+{
+    return scomm_p2p_blocking(buf, count, dtype, peer, tag, comm, 0,
+                              "scomm_recv");
+}
+
+static scomm_status_t scomm_req_check(scomm_req_t *req, const char *op)
+{
+    if (req == NULL) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG, "%s: req is NULL",
+                               op);
+    }
+    if ((req->comm == NULL) || (req->comm->magic != SCOMM_COMM_MAGIC)) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_USAGE,
+                               "%s: the request's communicator was destroyed",
+                               op);
+    }
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_test(scomm_req_t *req, int32_t *done)
+{
+    scomm_status_t status = scomm_req_check(req, "scomm_test");
+    scomm_world_t *w;
+    int fault;
+
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    if (done == NULL) {
+        return scomm_set_error(req->comm, SCOMM_ERR_INVALID_ARG,
+                               "scomm_test: done is NULL");
+    }
+    w = req->world;
+    pthread_mutex_lock(&w->lock);
+    if (!atomic_load(&req->done)) {
+        scomm_world_progress(w);
+    }
+    if (atomic_load(&req->done)) {
+        status = req->status;
+        scomm_req_release(req);
+        *done = 1;
+    } else {
+        fault = atomic_load(&w->fault.status);
+        if (fault != 0) {
+            status = scomm_set_error(req->comm, (scomm_status_t)fault, "%s",
+                                     w->fault.msg);
+            if (req->type == SCOMM_REQ_RECV) {
+                scomm_list_del(&req->list);
+            }
+            scomm_req_release(req);
+            *done = 1;
+        } else {
+            *done  = 0;
+            status = SCOMM_OK;
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return status;
+}
+
+scomm_status_t scomm_wait(scomm_req_t *req)
+{
+    return scomm_wait_all(1, &req);
+}
+
+scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs)
+{
+    scomm_comm_t *comm = NULL;
+    scomm_status_t status;
+    size_t i;
+
+    if ((reqs == NULL) && (n > 0)) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
+                               "scomm_wait_all: reqs is NULL");
+    }
+    if (n > INT32_MAX) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
+                               "scomm_wait_all: n %zu is too large", n);
+    }
+    for (i = 0; i < n; i++) {
+        if (reqs[i] == NULL) {
+            continue;
+        }
+        status = scomm_req_check(reqs[i], "scomm_wait");
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        if (comm == NULL) {
+            comm = reqs[i]->comm;
+        } else if (reqs[i]->world != comm->world) {
+            return scomm_set_error(comm, SCOMM_ERR_INVALID_USAGE,
+                                   "scomm_wait_all: requests of unrelated "
+                                   "communicators");
+        }
+    }
+    if (comm == NULL) {
+        return SCOMM_OK;
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = "scomm_wait";
+    status       = scomm_p2p_waitall(comm, reqs, (int)n);
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}
+
+/* Dissemination barrier: ceil(log2 n) rounds of zero-byte messages. */
+scomm_status_t scomm_barrier(scomm_comm_t *comm)
+{
+    scomm_status_t status = scomm_comm_check(comm, "scomm_barrier");
+    int k;
+
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = "scomm_barrier";
+    comm->op_seq++;
+    for (k = 1; (k < comm->size) && (status == SCOMM_OK); k <<= 1) {
+        status = scomm_p2p_sendrecv(comm, NULL, 0, (comm->rank + k) % comm->size,
+                                    NULL, 0,
+                                    (comm->rank - k + comm->size) % comm->size,
+                                    SCOMM_TAG_BARRIER);
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}

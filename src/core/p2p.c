@@ -1,0 +1,419 @@
+/*
+ * p2p.c - requests, the matching engine and the point-to-point API.
+ *
+ * Matching: a message from world rank P on context C with tag T completes
+ * the oldest receive posted for (P, C, T); receives posted for (P, C, T)
+ * take arrivals in arrival order. Transports deliver in send order per
+ * peer, so messages are non-overtaking per (peer, ctx, tag), as in MPI.
+ *
+ * Arrival kinds:
+ *   eager  - the payload comes with the header; copied into the matched
+ *            buffer, or into a malloc'd unexpected record;
+ *   rts    - rendezvous: only (len, cookie) comes; when a receive matches,
+ *            the transport's rndv_start moves the bytes straight into it.
+ *
+ * A message longer than the receive buffer fails the receive with
+ * SCOMM_ERR_TRUNCATED and never writes into the buffer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scomm_int.h"
+
+/* ---- request table ---------------------------------------------------- */
+
+static int scomm_req_table_grow(scomm_world_t *w)
+{
+    uint32_t ncap = (w->req_cap == 0) ? 64 : w->req_cap * 2;
+    scomm_req_t **slots;
+    uint32_t *gen, *fr;
+    uint32_t i;
+
+    slots = realloc(w->req_slots, ncap * sizeof(*slots));
+    if (slots == NULL) {
+        return -1;
+    }
+    w->req_slots = slots;
+    gen          = realloc(w->req_gen, ncap * sizeof(*gen));
+    if (gen == NULL) {
+        return -1;
+    }
+    w->req_gen = gen;
+    fr         = realloc(w->req_free, ncap * sizeof(*fr));
+    if (fr == NULL) {
+        return -1;
+    }
+    w->req_free = fr;
+    for (i = w->req_cap; i < ncap; i++) {
+        w->req_slots[i]              = NULL;
+        w->req_gen[i]                = 1;
+        w->req_free[w->req_nfree++] = ncap - 1 - (i - w->req_cap);
+    }
+    w->req_cap = ncap;
+    return 0;
+}
+
+scomm_req_t *scomm_req_new(scomm_world_t *w, scomm_comm_t *comm, int type)
+{
+    scomm_req_t *req;
+    uint32_t slot;
+
+    if ((w->req_nfree == 0) && (scomm_req_table_grow(w) != 0)) {
+        return NULL;
+    }
+    req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        return NULL;
+    }
+    slot               = w->req_free[--w->req_nfree];
+    w->req_slots[slot] = req;
+    req->id            = ((uint64_t)w->req_gen[slot] << 32) | slot;
+    req->world         = w;
+    req->comm          = comm;
+    req->type          = type;
+    req->status        = SCOMM_INPROGRESS;
+    scomm_list_init(&req->list);
+    return req;
+}
+
+void scomm_req_release(scomm_req_t *req)
+{
+    scomm_world_t *w = req->world;
+    uint32_t slot    = (uint32_t)req->id;
+
+    w->req_slots[slot] = NULL;
+    w->req_gen[slot]++;
+    w->req_free[w->req_nfree++] = slot;
+    free(req);
+}
+
+scomm_req_t *scomm_req_lookup(scomm_world_t *w, uint64_t id)
+{
+    uint32_t slot = (uint32_t)id;
+
+    if ((slot >= w->req_cap) || (w->req_slots[slot] == NULL) ||
+        (w->req_gen[slot] != (uint32_t)(id >> 32))) {
+        return NULL;
+    }
+    return w->req_slots[slot];
+}
+
+void scomm_req_complete(scomm_req_t *req, scomm_status_t status)
+{
+    req->status = status;
+    atomic_store_explicit(&req->done, 1, memory_order_release);
+}
+
+/* ---- matching --------------------------------------------------------- */
+
+static scomm_req_t *scomm_p2p_match_posted(scomm_peer_t *p, uint32_t ctx,
+                                           int32_t tag)
+{
+    scomm_list_t *e, *t;
+    scomm_req_t *r;
+
+    scomm_list_for_each_safe(e, t, &p->posted) {
+        r = scomm_container_of(e, scomm_req_t, list);
+        if ((r->ctx == ctx) && (r->tag == tag)) {
+            scomm_list_del(&r->list);
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void scomm_p2p_truncated(scomm_req_t *r, size_t len)
+{
+    char msg[160];
+
+    snprintf(msg, sizeof(msg),
+             "receive from world rank %d tag %d: message of %zu bytes is "
+             "longer than the %zu-byte buffer",
+             r->peer, (int)r->tag, len, r->len);
+    scomm_set_error(r->comm, SCOMM_ERR_TRUNCATED, "%s", msg);
+    scomm_req_complete(r, SCOMM_ERR_TRUNCATED);
+}
+
+void *scomm_p2p_eager_begin(scomm_world_t *w, int peer, uint32_t ctx,
+                            int32_t tag, size_t len, scomm_rx_t *rx)
+{
+    scomm_peer_t *p = &w->peers[peer];
+    scomm_req_t *r  = scomm_p2p_match_posted(p, ctx, tag);
+    scomm_unexp_t *ux;
+
+    memset(rx, 0, sizeof(*rx));
+    if (r != NULL) {
+        rx->req = r;
+        if (len > r->len) {
+            rx->scratch = malloc(len > 0 ? len : 1);
+            return rx->scratch;
+        }
+        return r->buf;
+    }
+    ux = calloc(1, sizeof(*ux));
+    if (ux == NULL) {
+        return NULL;
+    }
+    ux->ctx  = ctx;
+    ux->tag  = tag;
+    ux->len  = len;
+    ux->data = malloc(len > 0 ? len : 1);
+    if (ux->data == NULL) {
+        free(ux);
+        return NULL;
+    }
+    rx->ux = ux;
+    return ux->data;
+}
+
+void scomm_p2p_eager_end(scomm_world_t *w, int peer, scomm_rx_t *rx)
+{
+    scomm_req_t *r = rx->req;
+
+    if (r != NULL) {
+        if (rx->scratch != NULL) {
+            free(rx->scratch);
+            rx->scratch = NULL;
+            scomm_p2p_truncated(r, r->xfer);
+        } else {
+            scomm_req_complete(r, SCOMM_OK);
+        }
+    } else if (rx->ux != NULL) {
+        /* A transport that streams the payload (tcp) may have let the user
+         * post a matching receive while the bytes were arriving: this
+         * message is older than anything else unmatched for (ctx, tag), so
+         * that receive takes it now. */
+        scomm_unexp_t *ux = rx->ux;
+
+        r = scomm_p2p_match_posted(&w->peers[peer], ux->ctx, ux->tag);
+        if (r == NULL) {
+            scomm_list_push_back(&w->peers[peer].unexp, &ux->list);
+            return;
+        }
+        if (ux->len > r->len) {
+            scomm_p2p_truncated(r, ux->len);
+        } else {
+            if (ux->len > 0) {
+                memcpy(r->buf, ux->data, ux->len);
+            }
+            r->xfer = ux->len;
+            scomm_req_complete(r, SCOMM_OK);
+        }
+        free(ux->data);
+        free(ux);
+    }
+}
+
+/* Convenience for transports holding the whole payload in memory. */
+static void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
+                                 int32_t tag, const void *data, size_t len)
+{
+    scomm_rx_t rx;
+    void *dst = scomm_p2p_eager_begin(w, peer, ctx, tag, len, &rx);
+
+    if ((dst == NULL) && (len > 0)) {
+        scomm_world_fail(w, SCOMM_ERR_NO_MEMORY, peer,
+                         "out of memory buffering a %zu-byte message from "
+                         "rank %d",
+                         len, peer);
+        return;
+    }
+    if (rx.req != NULL) {
+        rx.req->xfer = len;
+    }
+    if ((len > 0) && (rx.scratch == NULL)) {
+        memcpy(dst, data, len);
+    }
+    if ((rx.req != NULL) && (rx.scratch != NULL)) {
+        free(rx.scratch);
+        rx.scratch = NULL;
+        scomm_p2p_truncated(rx.req, len);
+        return;
+    }
+    scomm_p2p_eager_end(w, peer, &rx);
+}
+
+void scomm_p2p_rts(scomm_world_t *w, int peer, uint32_t ctx, int32_t tag,
+                   size_t len, const scomm_tl_cookie_t *cookie)
+{
+    scomm_peer_t *p = &w->peers[peer];
+    scomm_req_t *r  = scomm_p2p_match_posted(p, ctx, tag);
+    scomm_unexp_t *ux;
+
+    if (r != NULL) {
+        if (len > r->len) {
+            p->tl->rndv_start(w->tl_ctx[p->tl_idx], peer, NULL, cookie,
+                              SCOMM_ERR_TRUNCATED);
+            scomm_p2p_truncated(r, len);
+            return;
+        }
+        r->xfer = len;
+        p->tl->rndv_start(w->tl_ctx[p->tl_idx], peer, r, cookie, SCOMM_OK);
+        return;
+    }
+    ux = calloc(1, sizeof(*ux));
+    if (ux == NULL) {
+        scomm_world_fail(w, SCOMM_ERR_NO_MEMORY, peer,
+                         "out of memory queueing a message from rank %d",
+                         peer);
+        return;
+    }
+    ux->ctx    = ctx;
+    ux->tag    = tag;
+    ux->len    = len;
+    ux->rndv   = 1;
+    ux->cookie = *cookie;
+    scomm_list_push_back(&p->unexp, &ux->list);
+}
+
+/* ---- posting ---------------------------------------------------------- */
+
+static scomm_status_t scomm_p2p_post_recv(scomm_world_t *w, scomm_req_t *r)
+{
+    scomm_peer_t *p = &w->peers[r->peer];
+    scomm_list_t *e, *t;
+    scomm_unexp_t *ux;
+
+    scomm_list_for_each_safe(e, t, &p->unexp) {
+        ux = scomm_container_of(e, scomm_unexp_t, list);
+        if ((ux->ctx != r->ctx) || (ux->tag != r->tag)) {
+            continue;
+        }
+        scomm_list_del(&ux->list);
+        if (ux->rndv) {
+            if (ux->len > r->len) {
+                p->tl->rndv_start(w->tl_ctx[p->tl_idx], r->peer, NULL,
+                                  &ux->cookie, SCOMM_ERR_TRUNCATED);
+                scomm_p2p_truncated(r, ux->len);
+            } else {
+                r->xfer = ux->len;
+                p->tl->rndv_start(w->tl_ctx[p->tl_idx], r->peer, r,
+                                  &ux->cookie, SCOMM_OK);
+            }
+        } else if (ux->len > r->len) {
+            scomm_p2p_truncated(r, ux->len);
+        } else {
+            if (ux->len > 0) {
+                memcpy(r->buf, ux->data, ux->len);
+            }
+            r->xfer = ux->len;
+            scomm_req_complete(r, SCOMM_OK);
+        }
+        free(ux->data);
+        free(ux);
+        return SCOMM_OK;
+    }
+    scomm_list_push_back(&p->posted, &r->list);
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_p2p_isend(scomm_comm_t *comm, int peer, int32_t tag,
+                               const void *buf, size_t len,
+                               scomm_req_t **req_p)
+{
+    scomm_world_t *w = comm->world;
+    int wpeer        = comm->ranks[peer];
+    scomm_peer_t *p  = &w->peers[wpeer];
+    scomm_status_t status;
+    scomm_req_t *r;
+
+    r = scomm_req_new(w, comm, SCOMM_REQ_SEND);
+    if (r == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                               "%s: out of memory for a request",
+                               comm->cur_op);
+    }
+    r->peer = wpeer;
+    r->ctx  = comm->ctx;
+    r->tag  = tag;
+    r->buf  = (void *)buf;
+    r->len  = len;
+    if (p->tl == NULL) {
+        /* Self: deliver straight into the matching engine. */
+        scomm_p2p_eager_copy(w, wpeer, r->ctx, tag, buf, len);
+        r->xfer = len;
+        scomm_req_complete(r, SCOMM_OK);
+        *req_p = r;
+        return SCOMM_OK;
+    }
+    status = p->tl->send(w->tl_ctx[p->tl_idx], r);
+    if (status != SCOMM_OK) {
+        scomm_req_release(r);
+        return scomm_set_error(comm, status, "%s: send to rank %d failed",
+                               comm->cur_op, peer);
+    }
+    *req_p = r;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_p2p_irecv(scomm_comm_t *comm, int peer, int32_t tag,
+                               void *buf, size_t len, scomm_req_t **req_p)
+{
+    scomm_world_t *w = comm->world;
+    scomm_req_t *r;
+
+    r = scomm_req_new(w, comm, SCOMM_REQ_RECV);
+    if (r == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                               "%s: out of memory for a request",
+                               comm->cur_op);
+    }
+    r->peer = comm->ranks[peer];
+    r->ctx  = comm->ctx;
+    r->tag  = tag;
+    r->buf  = buf;
+    r->len  = len;
+    scomm_p2p_post_recv(w, r);
+    *req_p = r;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_p2p_waitall(scomm_comm_t *comm, scomm_req_t **reqs,
+                                 int n)
+{
+    scomm_status_t status;
+    int i;
+
+    status = scomm_world_wait(comm->world, comm, reqs, n,
+                              scomm_comm_deadline(comm));
+    for (i = 0; i < n; i++) {
+        if (reqs[i] == NULL) {
+            continue;
+        }
+        if ((status == SCOMM_OK) && (reqs[i]->status != SCOMM_OK)) {
+            status = reqs[i]->status;
+        }
+        /* A request that did not finish (fault or deadline) may still sit
+         * in a posted queue; transports know requests only by id, so once
+         * released a late packet finds no live id and is dropped. */
+        if (!atomic_load(&reqs[i]->done) &&
+            (reqs[i]->type == SCOMM_REQ_RECV)) {
+            scomm_list_del(&reqs[i]->list);
+        }
+        scomm_req_release(reqs[i]);
+        reqs[i] = NULL;
+    }
+    return status;
+}
+
+scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
+                                  size_t slen, int dst, void *rbuf,
+                                  size_t rlen, int src, int32_t tag)
+{
+    scomm_req_t *reqs[2] = {NULL, NULL};
+    scomm_status_t status;
+
+    status = scomm_p2p_irecv(comm, src, tag, rbuf, rlen, &reqs[0]);
+    if (status == SCOMM_OK) {
+        status = scomm_p2p_isend(comm, dst, tag, sbuf, slen, &reqs[1]);
+    }
+    if (status != SCOMM_OK) {
+        if (reqs[0] != NULL) {
+            scomm_list_del(&reqs[0]->list);
+            scomm_req_release(reqs[0]);
+        }
+        return status;
+    }
+    return scomm_p2p_waitall(comm, reqs, 2);
+}

@@ -1,0 +1,222 @@
+/*
+ * progress.c - the wait loop every blocking call ends in.
+ *
+ * A wait polls its transports for SCOMM_SPIN_US, then sleeps in poll() on
+ * the world's wake eventfd, the transports' fds (TCP sockets, pidfds of
+ * shared-memory peers) and nothing else. A shared-memory sender that finds
+ * the receiver's "sleeping" flag raised writes the receiver's eventfd, so a
+ * sleeping rank costs no CPU and wakes in one syscall.
+ *
+ * Invariants:
+ *  1. No wait outlives its deadline: the poll timeout is the time left,
+ *     capped at 100 ms so liveness checks run while sleeping.
+ *  2. A world fault ends every wait at once with the fault's status.
+ *  3. When ranks outnumber cores, spinning yields the core each turn, so
+ *     oversubscribed ranks never starve the peer they wait for.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "scomm_int.h"
+
+#define SCOMM_POLL_MAX 256
+
+int scomm_world_progress(scomm_world_t *w)
+{
+    int i, n = 0;
+
+    for (i = 0; i < w->ntl; i++) {
+        n += w->tls[i]->progress(w->tl_ctx[i]);
+    }
+    return n;
+}
+
+void scomm_world_wake(scomm_world_t *w)
+{
+    uint64_t one = 1;
+
+    if (w->wake_fd >= 0) {
+        if (write(w->wake_fd, &one, sizeof(one)) < 0) {
+            /* Counter overflow is impossible at one write per fault. */
+        }
+    }
+}
+
+void scomm_world_peer_closed(scomm_world_t *w, int peer)
+{
+    if ((peer >= 0) && (peer < w->size) && !w->peers[peer].closed) {
+        w->peers[peer].closed = 1;
+        scomm_debug(SCOMM_SUB_PROG, "rank %d closed its communicator", peer);
+    }
+}
+
+/* A request whose peer left cleanly can never finish. */
+static int scomm_reqs_orphaned(scomm_world_t *w, scomm_comm_t *comm,
+                               scomm_req_t **reqs, int n)
+{
+    int i, peer;
+
+    for (i = 0; i < n; i++) {
+        if ((reqs[i] == NULL) || atomic_load(&reqs[i]->done)) {
+            continue;
+        }
+        peer = reqs[i]->peer;
+        if (w->peers[peer].closed) {
+            scomm_world_fail(w, SCOMM_ERR_PEER_LOST, peer,
+                             "%s (op #%llu): rank %d destroyed its "
+                             "communicator and exited while this rank "
+                             "waited for it",
+                             comm->cur_op, (unsigned long long)comm->op_seq,
+                             peer);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int scomm_reqs_done(scomm_req_t **reqs, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if ((reqs[i] != NULL) &&
+            !atomic_load_explicit(&reqs[i]->done, memory_order_acquire)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
+{
+    int i;
+
+    for (i = 0; i < comm->size; i++) {
+        if (comm->ranks[i] == wrank) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static scomm_status_t scomm_wait_timed_out(scomm_world_t *w,
+                                           scomm_comm_t *comm,
+                                           scomm_req_t **reqs, int n)
+{
+    char peers[128];
+    size_t o = 0;
+    int i, first = -1;
+
+    peers[0] = '\0';
+    for (i = 0; i < n; i++) {
+        if ((reqs[i] == NULL) || atomic_load(&reqs[i]->done)) {
+            continue;
+        }
+        if (first < 0) {
+            first = reqs[i]->peer;
+        }
+        if (o + 16 < sizeof(peers)) {
+            o += (size_t)snprintf(peers + o, sizeof(peers) - o, "%s%d",
+                                  (o == 0) ? "" : ",",
+                                  scomm_comm_rank_of(comm, reqs[i]->peer));
+        }
+    }
+    scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, first,
+                     "%s (op #%llu): timed out after %lld ms waiting for "
+                     "rank %s",
+                     comm->cur_op, (unsigned long long)comm->op_seq,
+                     (long long)comm->timeout_ms, peers);
+    return SCOMM_ERR_TIMED_OUT;
+}
+
+scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
+                                scomm_req_t **reqs, int n, uint64_t deadline)
+{
+    struct pollfd fds[SCOMM_POLL_MAX];
+    uint64_t spin_ns = (uint64_t)w->cfg.spin_us * 1000ull;
+    uint64_t now, idle_since = 0, last_check = 0;
+    int oversub = (w->local_size > (int)sysconf(_SC_NPROCESSORS_ONLN));
+    int fault, nfds, i, timeout, nready;
+    uint64_t drain;
+
+    for (;;) {
+        if (scomm_reqs_done(reqs, n)) {
+            return SCOMM_OK;
+        }
+        fault = atomic_load_explicit(&w->fault.status, memory_order_acquire);
+        if (SCOMM_UNLIKELY(fault != 0)) {
+            return scomm_set_error(comm, (scomm_status_t)fault, "%s",
+                                   w->fault.msg);
+        }
+        if (scomm_world_progress(w) > 0) {
+            idle_since = 0;
+            continue;
+        }
+        now = scomm_now_ns();
+        if (idle_since == 0) {
+            idle_since = now;
+        }
+        if (now >= deadline) {
+            if (scomm_world_progress(w) > 0 || scomm_reqs_done(reqs, n)) {
+                continue;
+            }
+            return scomm_set_error(comm,
+                                   scomm_wait_timed_out(w, comm, reqs, n),
+                                   "%s", w->fault.msg);
+        }
+        if (now - idle_since < spin_ns) {
+            if (oversub) {
+                sched_yield();
+            } else {
+                scomm_cpu_relax();
+            }
+            continue;
+        }
+
+        /* Sleep. Raise the flags first, then look once more, so a sender
+         * either sees the flag or we see its message. */
+        for (i = 0; i < w->ntl; i++) {
+            w->tls[i]->sleep_begin(w->tl_ctx[i]);
+        }
+        if ((scomm_world_progress(w) > 0) || scomm_reqs_done(reqs, n)) {
+            for (i = 0; i < w->ntl; i++) {
+                w->tls[i]->sleep_end(w->tl_ctx[i]);
+            }
+            idle_since = 0;
+            continue;
+        }
+        nfds = 0;
+        fds[nfds].fd      = w->wake_fd;
+        fds[nfds].events  = POLLIN;
+        fds[nfds].revents = 0;
+        nfds++;
+        for (i = 0; i < w->ntl; i++) {
+            nfds += w->tls[i]->poll_fds(w->tl_ctx[i], fds + nfds,
+                                        SCOMM_POLL_MAX - nfds);
+        }
+        timeout = scomm_ms_left(deadline, 100);
+        pthread_mutex_unlock(&w->lock);
+        nready = poll(fds, (nfds_t)nfds, timeout);
+        pthread_mutex_lock(&w->lock);
+        for (i = 0; i < w->ntl; i++) {
+            w->tls[i]->sleep_end(w->tl_ctx[i]);
+        }
+        if (fds[0].revents & POLLIN) {
+            if (read(w->wake_fd, &drain, sizeof(drain)) < 0) {
+                /* EAGAIN: another thread drained it first. */
+            }
+        }
+        now = scomm_now_ns();
+        if ((nready > 0) || (now - last_check > 100000000ull)) {
+            last_check = now;
+            for (i = 0; i < w->ntl; i++) {
+                w->tls[i]->check_peers(w->tl_ctx[i]);
+            }
+            (void)scomm_reqs_orphaned(w, comm, reqs, n);
+        }
+    }
+}

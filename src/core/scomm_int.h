@@ -1,0 +1,226 @@
+/*
+ * scomm_int.h - internal types shared by the core, the transports and the
+ * layers above: the world (processes that met at one bootstrap and their
+ * connections), communicators (a context id over a subset of the world's
+ * ranks), requests, and the matching engine's entry points.
+ *
+ * Design notes:
+ *  1. A world owns connections; communicators own nothing but a rank map and
+ *     a 32-bit context id carried in every message header, so a split costs
+ *     no new connection.
+ *  2. Everything that can wait takes a deadline; waits return the world's
+ *     fault as soon as one is recorded (peer lost, abort, timeout), so a
+ *     failure anywhere unblocks every waiter.
+ *  3. The first fault wins and is final: a faulted world only lets
+ *     communicators be destroyed.
+ *  4. Requests that cross the wire are named by id (slot + generation in the
+ *     world's request table), never by pointer.
+ */
+#ifndef SCOMM_INT_H
+#define SCOMM_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "scomm.h"
+#include "config.h"
+#include "list.h"
+#include "log.h"
+#include "util.h"
+#include "../transport/tl.h"
+
+#define SCOMM_ERRMSG_MAX   512
+#define SCOMM_MAX_TL       4
+#define SCOMM_HOST_MAX     64
+#define SCOMM_ADDR_MAX     48
+#define SCOMM_SHMNAME_MAX  48
+#define SCOMM_TOKEN_MAX    256
+#define SCOMM_WORLD_MAX    65536
+
+/* Internal tags: user tags are 0..SCOMM_TAG_MAX; these lie above. */
+#define SCOMM_TAG_COLL     0x40000000
+#define SCOMM_TAG_SPLIT    0x40000001
+#define SCOMM_TAG_BARRIER  0x40000002
+
+#define SCOMM_COMM_MAGIC   0x53434f4du /* "SCOM" */
+#define SCOMM_COMM_DEAD    0xdeadc044u
+
+/* What one rank tells the others at bootstrap. */
+typedef struct scomm_rankinfo {
+    int32_t  rank;
+    int32_t  pid;
+    char     hostname[SCOMM_HOST_MAX];
+    char     boot_id[40];
+    char     tcp_addr[SCOMM_ADDR_MAX];   /* numeric IPv4/IPv6 */
+    uint16_t tcp_port;
+    char     shm_name[SCOMM_SHMNAME_MAX];
+    uint64_t shm_size;
+    uint32_t flags;
+} scomm_rankinfo_t;
+
+typedef struct scomm_fault {
+    _Atomic int status;      /* 0 while healthy; first error wins */
+    int         failed_rank; /* world rank or -1 */
+    char        msg[SCOMM_ERRMSG_MAX];
+} scomm_fault_t;
+
+/* An arrived message that no receive matched yet. */
+typedef struct scomm_unexp {
+    scomm_list_t      list;
+    uint32_t          ctx;
+    int32_t           tag;
+    size_t            len;
+    int               rndv;
+    void             *data;   /* eager payload, malloc'd */
+    scomm_tl_cookie_t cookie; /* rendezvous cookie */
+} scomm_unexp_t;
+
+typedef struct scomm_peer {
+    int                   rank;    /* world rank */
+    int                   tl_idx;  /* index in world->tls, -1 for self */
+    const scomm_tl_ops_t *tl;
+    scomm_list_t          posted;  /* posted receives, in order */
+    scomm_list_t          unexp;   /* unmatched arrivals, in order */
+    int                   local;   /* same host */
+    int                   closed;  /* destroyed its world cleanly */
+} scomm_peer_t;
+
+typedef enum {
+    SCOMM_REQ_SEND = 1,
+    SCOMM_REQ_RECV = 2,
+    SCOMM_REQ_COLL = 3
+} scomm_req_type_t;
+
+struct scomm_req {
+    scomm_list_t     list;      /* posted queue, or a transport queue */
+    scomm_world_t   *world;
+    scomm_comm_t    *comm;
+    int              type;
+    _Atomic int      done;
+    scomm_status_t   status;
+    int              peer;      /* world rank */
+    uint32_t         ctx;
+    int32_t          tag;
+    void            *buf;
+    size_t           len;       /* send length, or receive capacity */
+    size_t           xfer;      /* bytes moved so far / received length */
+    uint64_t         id;        /* slot | generation << 32 */
+    uint64_t         tl_u64[6]; /* transport scratch */
+    void            *tl_ptr[2];
+};
+
+struct scomm_world {
+    scomm_config_t    cfg;
+    int               rank;
+    int               size;
+    int               local_rank;
+    int               local_size;
+    int              *local_ranks;  /* world ranks on this host, ascending */
+    scomm_rankinfo_t *info;         /* size entries, from bootstrap */
+    scomm_peer_t     *peers;        /* size entries */
+    char              token[SCOMM_TOKEN_MAX];
+    char              master_addr[SCOMM_ADDR_MAX + 16];
+    int               master_port;
+
+    const scomm_tl_ops_t *tls[SCOMM_MAX_TL];
+    void             *tl_ctx[SCOMM_MAX_TL];
+    int               ntl;
+
+    scomm_fault_t     fault;
+    _Atomic int       aborting;
+    int               wake_fd;      /* eventfd: wakes a sleeping wait */
+    pthread_mutex_t   lock;         /* guards everything below */
+    int               refcount;     /* communicators alive */
+
+    scomm_req_t     **req_slots;    /* request table for wire ids */
+    uint32_t         *req_gen;
+    uint32_t          req_cap;
+    uint32_t         *req_free;
+    uint32_t          req_nfree;
+};
+
+struct scomm_comm {
+    uint32_t        magic;
+    scomm_world_t  *world;
+    int             rank;
+    int             size;
+    int            *ranks;       /* comm rank -> world rank */
+    int             local_rank;
+    int             local_size;
+    uint32_t        ctx;
+    uint32_t        nsplit;      /* children created so far */
+    int64_t         timeout_ms;
+    uint64_t        op_seq;      /* collectives issued so far */
+    const char     *cur_op;      /* for error messages */
+    char            last_error[SCOMM_ERRMSG_MAX];
+    scomm_list_t    grave;       /* in the destroyed list, after destroy */
+};
+
+/* ---- errors ---- */
+scomm_status_t scomm_set_error(scomm_comm_t *comm, scomm_status_t status,
+                               const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void scomm_set_thread_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+/* Record a world fault (first one wins), wake waiters, tell peers. */
+void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
+                      int failed_rank, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void scomm_world_wake(scomm_world_t *w);
+/* A peer said goodbye (clean scomm_comm_destroy): its exit is no failure
+ * unless someone still waits for it. */
+void scomm_world_peer_closed(scomm_world_t *w, int peer);
+
+/* ---- requests ---- */
+scomm_req_t *scomm_req_new(scomm_world_t *w, scomm_comm_t *comm, int type);
+void scomm_req_release(scomm_req_t *req);
+void scomm_req_complete(scomm_req_t *req, scomm_status_t status);
+scomm_req_t *scomm_req_lookup(scomm_world_t *w, uint64_t id);
+
+/* ---- matching engine, called by transports ---- */
+typedef struct scomm_rx {
+    scomm_req_t   *req;   /* matched receive, or NULL */
+    scomm_unexp_t *ux;    /* unexpected record, or NULL */
+    void          *scratch;
+} scomm_rx_t;
+
+void *scomm_p2p_eager_begin(scomm_world_t *w, int peer, uint32_t ctx,
+                            int32_t tag, size_t len, scomm_rx_t *rx);
+void scomm_p2p_eager_end(scomm_world_t *w, int peer, scomm_rx_t *rx);
+void scomm_p2p_rts(scomm_world_t *w, int peer, uint32_t ctx, int32_t tag,
+                   size_t len, const scomm_tl_cookie_t *cookie);
+
+/* ---- point-to-point, used by the API and by collectives ---- */
+/* peer is a rank of comm; len in bytes. */
+scomm_status_t scomm_p2p_isend(scomm_comm_t *comm, int peer, int32_t tag,
+                               const void *buf, size_t len,
+                               scomm_req_t **req_p);
+scomm_status_t scomm_p2p_irecv(scomm_comm_t *comm, int peer, int32_t tag,
+                               void *buf, size_t len, scomm_req_t **req_p);
+/* Wait for n requests under the comm's deadline; releases them all. */
+scomm_status_t scomm_p2p_waitall(scomm_comm_t *comm, scomm_req_t **reqs,
+                                 int n);
+scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
+                                  size_t slen, int dst, void *rbuf,
+                                  size_t rlen, int src, int32_t tag);
+
+/* ---- progress ---- */
+int scomm_world_progress(scomm_world_t *w);
+/* Wait until *flag becomes non-zero, or fault, or deadline. */
+scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
+                                scomm_req_t **reqs, int n, uint64_t deadline);
+
+/* ---- bootstrap ---- */
+scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,
+                                        char *err, size_t errlen);
+
+/* ---- validation shared by API entry points ---- */
+scomm_status_t scomm_comm_check(scomm_comm_t *comm, const char *op);
+
+static inline uint64_t scomm_comm_deadline(const scomm_comm_t *comm)
+{
+    return scomm_deadline_ms(comm->timeout_ms);
+}
+
+#endif /* SCOMM_INT_H */

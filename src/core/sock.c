@@ -1,0 +1,238 @@
+/*
+ * sock.c - see sock.h.
+ */
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int scomm_sock_resolve(const char *host, int port,
+                       struct sockaddr_storage *ss, socklen_t *len,
+                       char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    char portstr[16];
+    int rc;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family   = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    rc = getaddrinfo(host, portstr, &hints, &res);
+    if ((rc != 0) || (res == NULL)) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host,
+                 gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int scomm_sock_listen(const struct sockaddr_storage *ss, socklen_t len,
+                      char *err, size_t errlen)
+{
+    int one = 1;
+    int fd;
+
+    fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0) {
+        snprintf(err, errlen, "bind: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, SOMAXCONN) != 0) {
+        snprintf(err, errlen, "listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int scomm_sock_wait(int fd, short events, uint64_t deadline)
+{
+    struct pollfd pfd;
+    int rc;
+
+    for (;;) {
+        pfd.fd      = fd;
+        pfd.events  = events;
+        pfd.revents = 0;
+        rc = poll(&pfd, 1, scomm_ms_left(deadline, 1000));
+        if (rc > 0) {
+            return SCOMM_SOCK_OK;
+        }
+        if ((rc < 0) && (errno != EINTR)) {
+            return SCOMM_SOCK_ERROR;
+        }
+        if (scomm_now_ns() >= deadline) {
+            return SCOMM_SOCK_TIMEOUT;
+        }
+    }
+}
+
+int scomm_sock_connect(const struct sockaddr_storage *ss, socklen_t len,
+                       uint64_t deadline, int retry, int *fd_p)
+{
+    uint64_t backoff_ms = 5;
+    socklen_t elen;
+    int fd, rc, soerr;
+
+    for (;;) {
+        fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    0);
+        if (fd < 0) {
+            return SCOMM_SOCK_ERROR;
+        }
+        rc = connect(fd, (const struct sockaddr *)ss, len);
+        if ((rc != 0) && (errno == EINPROGRESS)) {
+            rc = scomm_sock_wait(fd, POLLOUT, deadline);
+            if (rc == SCOMM_SOCK_OK) {
+                elen  = sizeof(soerr);
+                soerr = 0;
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen);
+                rc = (soerr == 0) ? 0 : -1;
+                errno = soerr;
+            } else if (rc == SCOMM_SOCK_TIMEOUT) {
+                close(fd);
+                return SCOMM_SOCK_TIMEOUT;
+            }
+        }
+        if (rc == 0) {
+            *fd_p = fd;
+            return SCOMM_SOCK_OK;
+        }
+        soerr = errno;
+        close(fd);
+        if (!retry || ((soerr != ECONNREFUSED) && (soerr != ECONNRESET) &&
+                       (soerr != EHOSTUNREACH) && (soerr != ENETUNREACH) &&
+                       (soerr != ETIMEDOUT) && (soerr != EAGAIN))) {
+            errno = soerr;
+            return SCOMM_SOCK_ERROR;
+        }
+        if (scomm_now_ns() + backoff_ms * 1000000ull >= deadline) {
+            return SCOMM_SOCK_TIMEOUT;
+        }
+        usleep((useconds_t)(backoff_ms * 1000));
+        backoff_ms = SCOMM_MIN(backoff_ms * 2, 500);
+    }
+}
+
+int scomm_sock_write_all(int fd, const void *buf, size_t len,
+                         uint64_t deadline)
+{
+    const char *p = buf;
+    ssize_t n;
+    int rc;
+
+    while (len > 0) {
+        n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if ((n < 0) && (errno != EAGAIN) && (errno != EINTR)) {
+            return SCOMM_SOCK_ERROR;
+        }
+        rc = scomm_sock_wait(fd, POLLOUT, deadline);
+        if (rc != SCOMM_SOCK_OK) {
+            return rc;
+        }
+    }
+    return SCOMM_SOCK_OK;
+}
+
+int scomm_sock_read_all(int fd, void *buf, size_t len, uint64_t deadline)
+{
+    char *p = buf;
+    ssize_t n;
+    int rc;
+
+    while (len > 0) {
+        n = recv(fd, p, len, 0);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n == 0) {
+            return SCOMM_SOCK_EOF;
+        }
+        if ((errno != EAGAIN) && (errno != EINTR)) {
+            return SCOMM_SOCK_ERROR;
+        }
+        rc = scomm_sock_wait(fd, POLLIN, deadline);
+        if (rc != SCOMM_SOCK_OK) {
+            return rc;
+        }
+    }
+    return SCOMM_SOCK_OK;
+}
+
+int scomm_sock_local_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int port      = -1;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+        return -1;
+    }
+    scomm_sock_addr_str(&ss, NULL, 0, &port);
+    return port;
+}
+
+void scomm_sock_addr_str(const struct sockaddr_storage *ss, char *out,
+                         size_t outlen, int *port)
+{
+    const struct sockaddr_in *in4;
+    const struct sockaddr_in6 *in6;
+    char tmp[INET6_ADDRSTRLEN] = "?";
+    int p                      = -1;
+
+    if (ss->ss_family == AF_INET) {
+        in4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in4->sin_addr, tmp, sizeof(tmp));
+        p = ntohs(in4->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, tmp, sizeof(tmp));
+        p = ntohs(in6->sin6_port);
+    }
+    if ((out != NULL) && (outlen > 0)) {
+        snprintf(out, outlen, "%s", tmp);
+    }
+    if (port != NULL) {
+        *port = p;
+    }
+}
+
+void scomm_sock_tune(int fd, uint64_t bufsize)
+{
+    int one = 1;
+    int sz;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (bufsize > 0) {
+        sz = (int)SCOMM_MIN(bufsize, (uint64_t)(1 << 30));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    }
+}

@@ -1,0 +1,84 @@
+/*
+ * util.h - small services shared by every layer: clocks, deadlines, random
+ * bytes, hashing, checked arithmetic, constant-time compare, fd helpers.
+ */
+#ifndef SCOMM_UTIL_H
+#define SCOMM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SCOMM_LIKELY(_x)   __builtin_expect(!!(_x), 1)
+#define SCOMM_UNLIKELY(_x) __builtin_expect(!!(_x), 0)
+#define SCOMM_MIN(_a, _b)  (((_a) < (_b)) ? (_a) : (_b))
+#define SCOMM_MAX(_a, _b)  (((_a) > (_b)) ? (_a) : (_b))
+#define SCOMM_ALIGN_UP(_x, _a) ((((_x) + (_a) - 1) / (_a)) * (_a))
+#define SCOMM_CACHELINE 64
+#define SCOMM_ARRAY_SIZE(_a) (sizeof(_a) / sizeof((_a)[0]))
+
+static inline uint64_t scomm_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000000ull) + (uint64_t)ts.tv_nsec;
+}
+
+/* Deadline for a timeout in ms from now; a non-positive timeout never ends. */
+static inline uint64_t scomm_deadline_ms(int64_t timeout_ms)
+{
+    if (timeout_ms <= 0) {
+        return UINT64_MAX;
+    }
+    return scomm_now_ns() + ((uint64_t)timeout_ms * 1000000ull);
+}
+
+/* Milliseconds left before a deadline, clamped to [0, cap_ms]. */
+static inline int scomm_ms_left(uint64_t deadline, int cap_ms)
+{
+    uint64_t now = scomm_now_ns();
+    uint64_t left;
+
+    if (now >= deadline) {
+        return 0;
+    }
+    left = (deadline - now + 999999ull) / 1000000ull;
+    return (left > (uint64_t)cap_ms) ? cap_ms : (int)left;
+}
+
+static inline void scomm_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static inline uint64_t scomm_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Multiplication that reports overflow instead of wrapping. */
+static inline int scomm_mul_overflow(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out);
+}
+
+uint64_t scomm_hash64(const void *data, size_t len, uint64_t seed);
+int scomm_random_bytes(void *buf, size_t len);
+void scomm_random_hex(char *out, size_t nbytes); /* out: 2*nbytes+1 chars */
+/* Compare two NUL-terminated secrets in time independent of where they
+ * differ (only the length of b leaks). Returns 1 when equal. */
+int scomm_secret_equal(const char *a, const char *b);
+int scomm_set_nonblock(int fd);
+/* Parse "123", "64k", "4m", "1g" (powers of 1024). Returns 0 on success. */
+int scomm_parse_size(const char *text, uint64_t *out);
+
+#endif /* SCOMM_UTIL_H */

@@ -1,0 +1,218 @@
+/*
+ * bench.c - `scomm bench`: measured the way nccl-tests and
+ * ../shared/anchors measure (time per iteration, slowest rank counts).
+ *
+ *   scomm bench p2p   ping-pong one-way time (RTT/2) and windowed streaming
+ *                     bandwidth between ranks 0 and 1, sizes -b..-e by -f.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "scomm.h"
+
+typedef struct bench_opts {
+    size_t minb, maxb;
+    int    factor;
+    int    warmup;
+    int    iters;
+    double target;   /* seconds per size when iters == 0 */
+    const char *csv;
+} bench_opts_t;
+
+static int bench_fail(scomm_status_t s, const char *what)
+{
+    fprintf(stderr, "scomm bench: %s: %s: %s\n", what, scomm_status_name(s),
+            scomm_last_error());
+    return 1;
+}
+
+static int bench_pingpong_once(scomm_comm_t *comm, char *buf, size_t bytes,
+                               int rank)
+{
+    scomm_status_t s;
+
+    if (rank == 0) {
+        s = scomm_send(buf, bytes, SCOMM_UINT8, 1, 0, comm);
+        if (s == SCOMM_OK) {
+            s = scomm_recv(buf, bytes, SCOMM_UINT8, 1, 0, comm);
+        }
+    } else if (rank == 1) {
+        s = scomm_recv(buf, bytes, SCOMM_UINT8, 0, 0, comm);
+        if (s == SCOMM_OK) {
+            s = scomm_send(buf, bytes, SCOMM_UINT8, 0, 0, comm);
+        }
+    } else {
+        return 0;
+    }
+    return (s == SCOMM_OK) ? 0 : bench_fail(s, "pingpong");
+}
+
+/* Window of isends answered by a 1-byte ack, as the anchors' p2p_bw. */
+static int bench_stream_once(scomm_comm_t *comm, char *buf, size_t bytes,
+                             int rank, int window)
+{
+    scomm_req_t *reqs[64];
+    scomm_status_t s = SCOMM_OK;
+    char ack         = 0;
+    int i;
+
+    if (rank > 1) {
+        return 0;
+    }
+    for (i = 0; (i < window) && (s == SCOMM_OK); i++) {
+        s = (rank == 0)
+                ? scomm_isend(buf, bytes, SCOMM_UINT8, 1, 1, comm, &reqs[i])
+                : scomm_irecv(buf, bytes, SCOMM_UINT8, 0, 1, comm, &reqs[i]);
+    }
+    if (s == SCOMM_OK) {
+        s = scomm_wait_all((size_t)window, reqs);
+    }
+    if (s == SCOMM_OK) {
+        s = (rank == 0) ? scomm_recv(&ack, 1, SCOMM_UINT8, 1, 2, comm)
+                        : scomm_send(&ack, 1, SCOMM_UINT8, 0, 2, comm);
+    }
+    return (s == SCOMM_OK) ? 0 : bench_fail(s, "stream");
+}
+
+static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
+{
+    int rank = scomm_rank(comm);
+    char *buf;
+    size_t bytes;
+    double t0, t_pp, t_bw;
+    int i, n, window;
+    FILE *csv = NULL;
+    char sz[32];
+
+    if (scomm_size(comm) < 2) {
+        fprintf(stderr, "scomm bench p2p: needs 2 ranks (scomm launch -n 2 "
+                "-- scomm bench p2p)\n");
+        return 1;
+    }
+    buf = malloc(o->maxb > 0 ? o->maxb : 1);
+    if (buf == NULL) {
+        return 1;
+    }
+    memset(buf, 1, o->maxb);
+    if ((rank == 0) && (o->csv != NULL)) {
+        csv = fopen(o->csv, "w");
+        if (csv != NULL) {
+            fprintf(csv, "op,bytes,time_us,busbw_gbps,transport\n");
+        }
+    }
+    if (rank == 0) {
+        printf("# scomm bench p2p: ranks 0<->1 over %s\n",
+               scomm_peer_transport(comm, 1));
+        printf("%12s %8s %14s %12s %14s %12s\n", "bytes", "iters",
+               "pingpong_us", "pp_GB/s", "stream_us", "stream_GB/s");
+    }
+    for (bytes = o->minb; bytes <= o->maxb;
+         bytes = (bytes == 0) ? 1 : bytes * (size_t)o->factor) {
+        n = o->iters;
+        if (n == 0) {
+            n = (bytes >= (64u << 20)) ? 5 : (bytes >= (1u << 20)) ? 50
+                                                                  : 2000;
+        }
+        for (i = 0; i < o->warmup; i++) {
+            if (bench_pingpong_once(comm, buf, bytes, rank) != 0) {
+                return 1;
+            }
+        }
+        scomm_barrier(comm);
+        t0 = scomm_cli_now();
+        for (i = 0; i < n; i++) {
+            if (bench_pingpong_once(comm, buf, bytes, rank) != 0) {
+                return 1;
+            }
+        }
+        t_pp   = (scomm_cli_now() - t0) / (2.0 * n);
+        window = (int)((8u << 20) / (bytes > 0 ? bytes : 1));
+        window = (window < 1) ? 1 : (window > 64) ? 64 : window;
+        if (bench_stream_once(comm, buf, bytes, rank, window) != 0) {
+            return 1;
+        }
+        scomm_barrier(comm);
+        t0 = scomm_cli_now();
+        for (i = 0; i < n; i++) {
+            if (bench_stream_once(comm, buf, bytes, rank, window) != 0) {
+                return 1;
+            }
+        }
+        t_bw = (scomm_cli_now() - t0) / ((double)n * window);
+        if (rank == 0) {
+            scomm_cli_fmt_size(sz, sizeof(sz), bytes);
+            printf("%12s %8d %14.3f %12.3f %14.3f %12.3f\n", sz, n,
+                   t_pp * 1e6, (double)bytes / t_pp / 1e9, t_bw * 1e6,
+                   (double)bytes / t_bw / 1e9);
+            fflush(stdout);
+            if (csv != NULL) {
+                fprintf(csv, "pingpong,%zu,%.4f,%.4f,%s\n", bytes, t_pp * 1e6,
+                        (double)bytes / t_pp / 1e9,
+                        scomm_peer_transport(comm, 1));
+                fprintf(csv, "p2p_bw,%zu,%.4f,%.4f,%s\n", bytes, t_bw * 1e6,
+                        (double)bytes / t_bw / 1e9,
+                        scomm_peer_transport(comm, 1));
+            }
+        }
+        if (bytes == o->maxb) {
+            break;
+        }
+        if (bytes * (size_t)o->factor > o->maxb) {
+            bytes = o->maxb / (size_t)o->factor;
+        }
+    }
+    if (csv != NULL) {
+        fclose(csv);
+    }
+    free(buf);
+    return 0;
+}
+
+int scomm_cli_bench(int argc, char **argv)
+{
+    bench_opts_t o = {8, 64u << 20, 2, 20, 0, 0.3, NULL};
+    scomm_comm_t *comm;
+    scomm_status_t s;
+    int i, rc;
+
+    if ((argc < 2) || (strcmp(argv[1], "p2p") != 0)) {
+        fprintf(stderr, "usage: scomm bench p2p [-b MIN] [-e MAX] [-f FACTOR] "
+                "[-w WARMUP] [-n ITERS] [--csv FILE]\n");
+        return 2;
+    }
+    for (i = 2; i < argc; i++) {
+        if ((i + 1 < argc) && (strcmp(argv[i], "-b") == 0)) {
+            if (scomm_cli_parse_size(argv[++i], &o.minb) != 0) {
+                return 2;
+            }
+        } else if ((i + 1 < argc) && (strcmp(argv[i], "-e") == 0)) {
+            if (scomm_cli_parse_size(argv[++i], &o.maxb) != 0) {
+                return 2;
+            }
+        } else if ((i + 1 < argc) && (strcmp(argv[i], "-f") == 0)) {
+            o.factor = atoi(argv[++i]);
+        } else if ((i + 1 < argc) && (strcmp(argv[i], "-w") == 0)) {
+            o.warmup = atoi(argv[++i]);
+        } else if ((i + 1 < argc) && (strcmp(argv[i], "-n") == 0)) {
+            o.iters = atoi(argv[++i]);
+        } else if ((i + 1 < argc) && (strcmp(argv[i], "--csv") == 0)) {
+            o.csv = argv[++i];
+        } else {
+            fprintf(stderr, "scomm bench: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if ((o.factor < 2) || (o.minb > o.maxb)) {
+        fprintf(stderr, "scomm bench: need -f >= 2 and -b <= -e\n");
+        return 2;
+    }
+    s = scomm_init_from_env(&comm);
+    if (s != SCOMM_OK) {
+        return bench_fail(s, "init");
+    }
+    rc = bench_p2p(comm, &o);
+    scomm_comm_destroy(comm);
+    return rc;
+}

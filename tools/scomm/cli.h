@@ -1,0 +1,22 @@
+/*
+ * cli.h - subcommands of the scomm command-line tool.
+ */
+#ifndef SCOMM_TOOLS_CLI_H
+#define SCOMM_TOOLS_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int scomm_cli_info(int argc, char **argv);
+int scomm_cli_demo(int argc, char **argv);
+int scomm_cli_bench(int argc, char **argv);
+
+/* Shared helpers. */
+double scomm_cli_now(void);
+int scomm_cli_parse_size(const char *text, size_t *out);
+void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes);
+/* Deterministic pattern for verifying transfers. */
+void scomm_cli_fill(void *buf, size_t bytes, uint64_t seed);
+size_t scomm_cli_check(const void *buf, size_t bytes, uint64_t seed);
+
+#endif /* SCOMM_TOOLS_CLI_H */

@@ -1,0 +1,1167 @@
+/*
+ * launch.c - `scomm launch`: start N ranks of one program on this host and
+ * supervise them.
+ *
+ * The launcher picks a rendezvous port on 127.0.0.1 (or takes
+ * --master-port) and a fresh 128-bit job token, forks N children that each
+ * exec the program with the environment of their rank (SCOMM_RANK,
+ * SCOMM_WORLD_SIZE, SCOMM_LOCAL_RANK, SCOMM_LOCAL_SIZE, SCOMM_MASTER_ADDR,
+ * SCOMM_MASTER_PORT, SCOMM_JOB_TOKEN and the torchrun names RANK,
+ * WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), and
+ * then waits in poll() until every rank has exited. With --tag-output it
+ * also copies each rank's stdout and stderr, line by line, prefixed with
+ * "[rank R] ".
+ *
+ * Design notes (invariants):
+ *
+ *  1. All ranks live in one new process group whose id is the pid of
+ *     rank 0. The launcher is outside that group, so signalling the group
+ *     never hits the launcher, and it does reach processes the ranks
+ *     started themselves.
+ *  2. Rank 0, the group leader, is reaped last: its exit is observed with
+ *     waitid(WNOWAIT) and the zombie is only collected after the last
+ *     signal to the group has been sent. A zombie leader keeps the group id
+ *     reserved, so the id can never name an unrelated, newer group.
+ *  3. The launcher is single-threaded and blocks only in poll() (and in
+ *     write() when its own stdout is slower than the ranks). Signal
+ *     handlers only count signals and write one byte to a non-blocking
+ *     self-pipe, which wakes poll() for SIGCHLD and for the signals to
+ *     forward; all real work happens in the loop.
+ *  4. The first failure (a rank that exits non-zero or is killed by a
+ *     signal) decides the exit code and starts the teardown exactly once:
+ *     SIGTERM to the group, SIGKILL three seconds later to whatever is
+ *     still there. Ranks that die during the teardown are not reported
+ *     again; they are dying because the launcher told them to.
+ *  5. With --tag-output every output line starts with "[rank R] " and is
+ *     written with a single write() together with its prefix, so lines of
+ *     different ranks never interleave. A partial line is held back until
+ *     its newline arrives, up to LAUNCH_PART_MAX bytes; a longer line is
+ *     split into several tagged lines so memory stays bounded. Partial last
+ *     lines are written, with a newline added, when the ranks are gone.
+ *  6. Signal dispositions and the signal mask are put back in each child
+ *     before exec, and in the launcher before returning, so the program
+ *     and the caller of scomm_cli_launch() see what they had before.
+ *
+ * Lifecycle of one rank:
+ *
+ *     (none) --launch_start_rank--> running --launch_reap--> exited
+ *                                                              |
+ *         ranks 1..N-1: collected by launch_reap itself        |
+ *         rank 0: a zombie until launch_finish (note 2)        v
+ *                                                           reaped
+ *
+ *     While running, a rank may get a forwarded signal
+ *     (launch_forward_signals), SIGTERM (launch_begin_teardown) and, 3 s
+ *     later, SIGKILL (launch_check_deadlines).
+ */
+#include "launch.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LAUNCH_MAX_RANKS      1024
+#define LAUNCH_KILL_GRACE_MS  3000
+#define LAUNCH_PART_MAX       65536
+#define LAUNCH_READ_CHUNK     65536
+#define LAUNCH_MAX_TIMEOUT_S  1e9
+#define LAUNCH_TOKEN_BYTES    16
+#define LAUNCH_KILL_AFTER_SIG 3
+#define LAUNCH_DRAIN_READS    64
+
+/* The signals the launcher forwards to the ranks. */
+static const int launch_fwd_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+#define LAUNCH_NFWD \
+    ((int)(sizeof(launch_fwd_sigs) / sizeof(launch_fwd_sigs[0])))
+
+/* Written by the signal handlers only; see design note 3. */
+static volatile sig_atomic_t launch_wake_fd = -1;
+static volatile sig_atomic_t launch_sig_count;
+static volatile sig_atomic_t launch_sig_last;
+
+typedef struct {
+    int    fd;        /* read end of the rank's pipe, -1 once at end of file */
+    char  *part;      /* bytes of the current line held back */
+    size_t len;
+    size_t cap;
+} launch_stream_t;
+
+typedef struct {
+    pid_t           pid;       /* 0 until forked */
+    int             running;   /* forked and its exit not yet observed */
+    int             reaped;    /* the zombie has been collected */
+    launch_stream_t stream[2]; /* [0]: stdout, [1]: stderr */
+} launch_rank_t;
+
+typedef struct {
+    int     nranks;
+    int     tag_output;
+    double  timeout_sec;  /* 0: no timeout */
+    int     master_port;  /* 0: pick a free one */
+    char  **prog_argv;
+} launch_opts_t;
+
+typedef struct {
+    launch_opts_t    opts;
+    launch_rank_t   *ranks;
+    pid_t            pgid;          /* process group of the ranks, 0 before */
+    int              nrunning;
+    char             port_str[16];
+    char             token[2 * LAUNCH_TOKEN_BYTES + 1];
+    int              wake_pipe[2];
+    struct rlimit    orig_nofile;   /* given back to the children */
+    int              raised_nofile;
+
+    /* Output assembly for --tag-output (design note 5). */
+    char            *chunk;         /* LAUNCH_READ_CHUNK bytes */
+    char            *out;
+    size_t           out_len;
+    size_t           out_cap;
+    int              out_broken[2]; /* writing to fd 1 / fd 2 failed */
+
+    /* Teardown state (design note 4). */
+    int              tearing_down;
+    int64_t          kill_at_ms;    /* when to send SIGKILL, if tearing_down */
+    int              sent_kill;
+    int              timed_out;
+    int              exit_code;     /* -1 until the first failure */
+    int              sigs_seen;     /* launcher signals already forwarded */
+    int              got_signal;    /* last signal the launcher received */
+
+    /* Dispositions and mask to restore (design note 6). */
+    struct sigaction old_fwd[LAUNCH_NFWD];
+    int              installed_fwd[LAUNCH_NFWD];
+    struct sigaction old_chld;
+    struct sigaction old_pipe;
+    sigset_t         old_mask;
+} launch_t;
+
+static const char launch_usage_text[] =
+    "usage: scomm launch -n N [--tag-output] [--timeout SEC]\n"
+    "                    [--master-port P] [--] prog [args...]\n"
+    "\n"
+    "Start N ranks (1..1024) of prog on this host, in one new process group,\n"
+    "each with SCOMM_RANK, SCOMM_WORLD_SIZE, SCOMM_LOCAL_RANK,\n"
+    "SCOMM_LOCAL_SIZE, SCOMM_MASTER_ADDR=127.0.0.1, SCOMM_MASTER_PORT,\n"
+    "SCOMM_JOB_TOKEN and torchrun's RANK, WORLD_SIZE, LOCAL_RANK,\n"
+    "LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT set. Other SCOMM_* variables\n"
+    "are passed through unchanged.\n"
+    "\n"
+    "  -n N              number of ranks (required)\n"
+    "  --tag-output      prefix every output line with \"[rank R] \"\n"
+    "  --timeout SEC     stop all ranks after SEC seconds (exit 124)\n"
+    "  --master-port P   rendezvous port (default: a free port)\n"
+    "  -h, --help        print this text\n"
+    "\n"
+    "SIGINT, SIGTERM and SIGHUP sent to the launcher are forwarded to the\n"
+    "ranks; a third such signal kills them with SIGKILL. When a rank exits\n"
+    "non-zero or is killed, the others get SIGTERM, then SIGKILL after 3 s.\n"
+    "Rank 0 reads the launcher's stdin unless it is a terminal; the other\n"
+    "ranks read /dev/null.\n"
+    "\n"
+    "Exit status: 0 when every rank exited 0; 1 when the first failing rank\n"
+    "exited non-zero or the launcher failed; 128+S when the first failing\n"
+    "rank was killed by signal S (or, with no failing rank, when the\n"
+    "launcher received signal S); 124 on --timeout; 2 on a usage error.\n"
+    "A rank whose program cannot be executed exits 127.\n";
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+static int64_t launch_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Name of a signal as "SIGKILL"; NULL when this table does not know it. */
+static const char *launch_signame(int sig)
+{
+    switch (sig) {
+    case SIGHUP:    return "SIGHUP";
+    case SIGINT:    return "SIGINT";
+    case SIGQUIT:   return "SIGQUIT";
+    case SIGILL:    return "SIGILL";
+    case SIGTRAP:   return "SIGTRAP";
+    case SIGABRT:   return "SIGABRT";
+    case SIGBUS:    return "SIGBUS";
+    case SIGFPE:    return "SIGFPE";
+    case SIGKILL:   return "SIGKILL";
+    case SIGUSR1:   return "SIGUSR1";
+    case SIGSEGV:   return "SIGSEGV";
+    case SIGUSR2:   return "SIGUSR2";
+    case SIGPIPE:   return "SIGPIPE";
+    case SIGALRM:   return "SIGALRM";
+    case SIGTERM:   return "SIGTERM";
+    case SIGCHLD:   return "SIGCHLD";
+    case SIGCONT:   return "SIGCONT";
+    case SIGSTOP:   return "SIGSTOP";
+    case SIGTSTP:   return "SIGTSTP";
+    case SIGTTIN:   return "SIGTTIN";
+    case SIGTTOU:   return "SIGTTOU";
+    case SIGURG:    return "SIGURG";
+    case SIGXCPU:   return "SIGXCPU";
+    case SIGXFSZ:   return "SIGXFSZ";
+    case SIGVTALRM: return "SIGVTALRM";
+    case SIGPROF:   return "SIGPROF";
+    case SIGSYS:    return "SIGSYS";
+#ifdef SIGWINCH
+    case SIGWINCH:  return "SIGWINCH";
+#endif
+#ifdef SIGIO
+    case SIGIO:     return "SIGIO";
+#endif
+#ifdef SIGPWR
+    case SIGPWR:    return "SIGPWR";
+#endif
+#ifdef SIGSTKFLT
+    case SIGSTKFLT: return "SIGSTKFLT";
+#endif
+    default:        return NULL;
+    }
+}
+
+/* Write all of buf to fd; EINTR is retried and EAGAIN waits for room. */
+static int launch_write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+        } else if ((n < 0) && (errno == EINTR)) {
+            continue;
+        } else if ((n < 0) && ((errno == EAGAIN) || (errno == EWOULDBLOCK))) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+            (void)poll(&pfd, 1, 100);
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int launch_parse_int(const char *s, long min, long max, int *out)
+{
+    char *end = NULL;
+    long  v;
+
+    if ((s == NULL) || (*s == '\0')) {
+        return -1;
+    }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if ((errno != 0) || (*end != '\0') || (v < min) || (v > max)) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/*
+ * If argv[*i] is the option name, store its value (the rest of a "-nVALUE"
+ * or "--name=VALUE" argument, or the next argument; NULL when missing),
+ * advance *i past it and return 1; otherwise return 0.
+ */
+static int launch_take_opt(int argc, char **argv, int *i, const char *name,
+                           const char **val)
+{
+    const char *a   = argv[*i];
+    size_t      len = strlen(name);
+
+    if (strncmp(a, name, len) != 0) {
+        return 0;
+    }
+    if (a[len] == '\0') {
+        *val = (*i + 1 < argc) ? argv[*i + 1] : NULL;
+        *i  += (*i + 1 < argc) ? 2 : 1;
+        return 1;
+    }
+    if ((name[1] == '-') && (a[len] == '=')) {
+        *val = a + len + 1;
+        *i  += 1;
+        return 1;
+    }
+    if ((name[1] != '-') && (len == 2)) {
+        *val = a + len;
+        *i  += 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int launch_usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "scomm launch: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n\n%s", launch_usage_text);
+    return 2;
+}
+
+/* Returns 0 to go on, 2 on a usage error, -1 when --help was printed. */
+static int launch_parse(int argc, char **argv, launch_opts_t *o)
+{
+    int i = 1;
+
+    memset(o, 0, sizeof(*o));
+    while (i < argc) {
+        const char *a   = argv[i];
+        const char *val = NULL;
+
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if ((a[0] != '-') || (a[1] == '\0')) {
+            break;
+        }
+        if ((strcmp(a, "-h") == 0) || (strcmp(a, "--help") == 0)) {
+            fputs(launch_usage_text, stdout);
+            return -1;
+        }
+        if (strcmp(a, "--tag-output") == 0) {
+            o->tag_output = 1;
+            i++;
+        } else if (launch_take_opt(argc, argv, &i, "-n", &val)) {
+            if (launch_parse_int(val, 1, LAUNCH_MAX_RANKS, &o->nranks) != 0) {
+                return launch_usage_error("-n needs a number of ranks from 1 "
+                                          "to 1024, not '%s'",
+                                          val != NULL ? val : "");
+            }
+        } else if (launch_take_opt(argc, argv, &i, "--timeout", &val)) {
+            char *end = NULL;
+
+            o->timeout_sec = (val != NULL) ? strtod(val, &end) : 0.0;
+            if ((val == NULL) || (end == val) || (*end != '\0') ||
+                !isfinite(o->timeout_sec) || (o->timeout_sec <= 0.0) ||
+                (o->timeout_sec > LAUNCH_MAX_TIMEOUT_S)) {
+                return launch_usage_error("--timeout needs a positive number "
+                                          "of seconds, not '%s'",
+                                          val != NULL ? val : "");
+            }
+        } else if (launch_take_opt(argc, argv, &i, "--master-port", &val)) {
+            if (launch_parse_int(val, 1, 65535, &o->master_port) != 0) {
+                return launch_usage_error("--master-port needs a port from 1 "
+                                          "to 65535, not '%s'",
+                                          val != NULL ? val : "");
+            }
+        } else {
+            return launch_usage_error("unknown option '%s'", a);
+        }
+    }
+    if (o->nranks == 0) {
+        return launch_usage_error("%s-n N is required", "");
+    }
+    if (i >= argc) {
+        return launch_usage_error("%sno program to launch", "");
+    }
+    o->prog_argv = &argv[i];
+    return 0;
+}
+
+/* A free TCP port on 127.0.0.1, found by binding port 0; -1 on error. */
+static int launch_pick_port(void)
+{
+    struct sockaddr_in addr;
+    socklen_t          alen = sizeof(addr);
+    int                fd;
+    int                port = -1;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family      = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port        = 0;
+    if ((bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) &&
+        (getsockname(fd, (struct sockaddr *)&addr, &alen) == 0)) {
+        port = ntohs(addr.sin_port);
+    }
+    close(fd);
+    return port;
+}
+
+/* A fresh random job token as lowercase hex; -1 on error. */
+static int launch_make_token(char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char     raw[LAUNCH_TOKEN_BYTES];
+    size_t            got = 0;
+    size_t            k;
+
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    for (k = 0; k < sizeof(raw); k++) {
+        hex[2 * k]     = digits[raw[k] >> 4];
+        hex[2 * k + 1] = digits[raw[k] & 0xf];
+    }
+    hex[2 * sizeof(raw)] = '\0';
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signals                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void launch_on_signal(int sig)
+{
+    int saved_errno = errno;
+    int fd          = launch_wake_fd;
+
+    if (sig != SIGCHLD) {
+        launch_sig_last  = sig;
+        launch_sig_count = launch_sig_count + 1;
+    }
+    if (fd >= 0) {
+        ssize_t rc = write(fd, "x", 1);
+
+        (void)rc;
+    }
+    errno = saved_errno;
+}
+
+/*
+ * Install the handlers. A forwarded signal that the launcher's own caller
+ * ignores (nohup, a background job of a non-interactive shell) stays
+ * ignored, and the ranks inherit that.
+ */
+static void launch_install_signals(launch_t *l)
+{
+    struct sigaction sa;
+    int              k;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = launch_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+
+    launch_wake_fd   = l->wake_pipe[1];
+    launch_sig_count = 0;
+    launch_sig_last  = 0;
+    for (k = 0; k < LAUNCH_NFWD; k++) {
+        sigaction(launch_fwd_sigs[k], NULL, &l->old_fwd[k]);
+        if (l->old_fwd[k].sa_handler != SIG_IGN) {
+            sigaction(launch_fwd_sigs[k], &sa, NULL);
+            l->installed_fwd[k] = 1;
+        }
+    }
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, &l->old_chld);
+
+    /* A closed stdout must not kill the launcher and orphan the ranks. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, &l->old_pipe);
+}
+
+/* Put back what launch_install_signals changed; also used in children. */
+static void launch_restore_signals(launch_t *l)
+{
+    int k;
+
+    for (k = 0; k < LAUNCH_NFWD; k++) {
+        if (l->installed_fwd[k]) {
+            sigaction(launch_fwd_sigs[k], &l->old_fwd[k], NULL);
+        }
+    }
+    sigaction(SIGCHLD, &l->old_chld, NULL);
+    sigaction(SIGPIPE, &l->old_pipe, NULL);
+}
+
+/* Send sig to the group and to every rank whose exit is not yet seen. */
+static void launch_signal_ranks(launch_t *l, int sig)
+{
+    int r;
+
+    if (l->pgid > 0) {
+        (void)killpg(l->pgid, sig);
+    }
+    for (r = 0; r < l->opts.nranks; r++) {
+        if (l->ranks[r].running) {
+            (void)kill(l->ranks[r].pid, sig);
+        }
+    }
+}
+
+/* Forward the signals the launcher received since the last call. */
+static void launch_forward_signals(launch_t *l)
+{
+    int count = launch_sig_count;
+
+    while (l->sigs_seen < count) {
+        int sig = launch_sig_last;
+
+        l->sigs_seen++;
+        l->got_signal = sig;
+        if (l->sigs_seen >= LAUNCH_KILL_AFTER_SIG) {
+            if (!l->sent_kill) {
+                const char *name = launch_signame(sig);
+
+                fprintf(stderr, "scomm launch: %d signals received (last %s); "
+                        "killing the ranks with SIGKILL\n", l->sigs_seen,
+                        name != NULL ? name : "?");
+            }
+            launch_signal_ranks(l, SIGKILL);
+            l->sent_kill = 1;
+        } else {
+            launch_signal_ranks(l, sig);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tagged output (design note 5)                                             */
+/* ------------------------------------------------------------------------ */
+
+static void launch_out_flush(launch_t *l, int which)
+{
+    if ((l->out_len > 0) && !l->out_broken[which]) {
+        if (launch_write_all(which + 1, l->out, l->out_len) != 0) {
+            l->out_broken[which] = 1;
+        }
+    }
+    l->out_len = 0;
+}
+
+static void launch_out_append(launch_t *l, int which, const char *p,
+                              size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    if (l->out_len + n > l->out_cap) {
+        size_t need = l->out_len + n;
+        size_t cap  = (l->out_cap == 0) ? 4096 : l->out_cap;
+        char  *grown;
+
+        while (cap < need) {
+            cap *= 2;
+        }
+        grown = realloc(l->out, cap);
+        if (grown == NULL) {
+            /* Out of memory: give up atomicity, not output. */
+            launch_out_flush(l, which);
+            if (!l->out_broken[which] &&
+                (launch_write_all(which + 1, p, n) != 0)) {
+                l->out_broken[which] = 1;
+            }
+            return;
+        }
+        l->out     = grown;
+        l->out_cap = cap;
+    }
+    memcpy(l->out + l->out_len, p, n);
+    l->out_len += n;
+}
+
+static void launch_out_prefix(launch_t *l, int which, int rank)
+{
+    char tag[32];
+    int  n = snprintf(tag, sizeof(tag), "[rank %d] ", rank);
+
+    launch_out_append(l, which, tag, (size_t)n);
+}
+
+/* Hold back n more bytes of the current line; -1 when it would not fit. */
+static int launch_part_append(launch_stream_t *s, const char *p, size_t n)
+{
+    if (s->len + n > LAUNCH_PART_MAX) {
+        return -1;
+    }
+    if (s->len + n > s->cap) {
+        size_t cap   = (s->cap == 0) ? 256 : s->cap;
+        char  *grown;
+
+        while (cap < s->len + n) {
+            cap *= 2;
+        }
+        grown = realloc(s->part, cap);
+        if (grown == NULL) {
+            return -1;
+        }
+        s->part = grown;
+        s->cap  = cap;
+    }
+    memcpy(s->part + s->len, p, n);
+    s->len += n;
+    return 0;
+}
+
+/* Turn n bytes read from a rank's stream into prefixed output lines. */
+static void launch_feed(launch_t *l, int rank, int which, const char *p,
+                        size_t n)
+{
+    launch_stream_t *s = &l->ranks[rank].stream[which];
+
+    while (n > 0) {
+        const char *nl   = memchr(p, '\n', n);
+        size_t      take = (nl != NULL) ? (size_t)(nl - p) + 1 : n;
+
+        if ((nl != NULL) || (launch_part_append(s, p, take) != 0)) {
+            launch_out_prefix(l, which, rank);
+            launch_out_append(l, which, s->part, s->len);
+            launch_out_append(l, which, p, take);
+            if (nl == NULL) {
+                /* Too long to hold back: split it, keeping it tagged. */
+                launch_out_append(l, which, "\n", 1);
+            }
+            s->len = 0;
+        }
+        p += take;
+        n -= take;
+    }
+    launch_out_flush(l, which);
+}
+
+/* Read once from a stream; returns 1 if data came, 0 otherwise. */
+static int launch_read_stream(launch_t *l, int rank, int which)
+{
+    launch_stream_t *s = &l->ranks[rank].stream[which];
+    ssize_t          n;
+
+    if (s->fd < 0) {
+        return 0;
+    }
+    n = read(s->fd, l->chunk, LAUNCH_READ_CHUNK);
+    if (n > 0) {
+        launch_feed(l, rank, which, l->chunk, (size_t)n);
+        return 1;
+    }
+    if ((n < 0) && ((errno == EINTR) || (errno == EAGAIN) ||
+                    (errno == EWOULDBLOCK))) {
+        return 0;
+    }
+    close(s->fd);
+    s->fd = -1;
+    return 0;
+}
+
+/* Read what is left in every pipe and write out the partial lines. */
+static void launch_drain_output(launch_t *l)
+{
+    int r;
+    int which;
+
+    if (!l->opts.tag_output) {
+        return;
+    }
+    for (r = 0; r < l->opts.nranks; r++) {
+        for (which = 0; which < 2; which++) {
+            launch_stream_t *s = &l->ranks[r].stream[which];
+            int              reads;
+
+            /* Bounded: a process the rank left behind may keep writing. */
+            for (reads = 0; reads < LAUNCH_DRAIN_READS; reads++) {
+                if (!launch_read_stream(l, r, which)) {
+                    break;
+                }
+            }
+            if (s->len > 0) {
+                launch_out_prefix(l, which, r);
+                launch_out_append(l, which, s->part, s->len);
+                launch_out_append(l, which, "\n", 1);
+                launch_out_flush(l, which);
+                s->len = 0;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Starting ranks                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void launch_setenv_int(const char *name, int v)
+{
+    char buf[16];
+
+    snprintf(buf, sizeof(buf), "%d", v);
+    setenv(name, buf, 1);
+}
+
+/* In the child: set up and exec the program; never returns. */
+static void launch_child(launch_t *l, int rank, int out_w, int err_w)
+{
+    const char *prog = l->opts.prog_argv[0];
+    int         size = l->opts.nranks;
+
+    if (setpgid(0, (rank == 0) ? 0 : l->pgid) != 0) {
+        fprintf(stderr, "scomm launch: rank %d: cannot join the process "
+                "group of the ranks: %s\n", rank, strerror(errno));
+        _exit(127);
+    }
+    launch_restore_signals(l);
+    sigprocmask(SIG_SETMASK, &l->old_mask, NULL);
+    if (l->raised_nofile) {
+        (void)setrlimit(RLIMIT_NOFILE, &l->orig_nofile);
+    }
+
+    /* The ranks are not the terminal's foreground group (design note 1),
+     * so a read from the terminal would stop them with SIGTTIN. */
+    if ((rank != 0) || isatty(STDIN_FILENO)) {
+        int fd = open("/dev/null", O_RDONLY);
+
+        if (fd >= 0) {
+            dup2(fd, STDIN_FILENO);
+            if (fd != STDIN_FILENO) {
+                close(fd);
+            }
+        }
+    }
+    if (l->opts.tag_output) {
+        dup2(out_w, STDOUT_FILENO);
+        dup2(err_w, STDERR_FILENO);
+    }
+
+    launch_setenv_int("SCOMM_RANK", rank);
+    launch_setenv_int("SCOMM_WORLD_SIZE", size);
+    launch_setenv_int("SCOMM_LOCAL_RANK", rank);
+    launch_setenv_int("SCOMM_LOCAL_SIZE", size);
+    setenv("SCOMM_MASTER_ADDR", "127.0.0.1", 1);
+    setenv("SCOMM_MASTER_PORT", l->port_str, 1);
+    setenv("SCOMM_JOB_TOKEN", l->token, 1);
+    launch_setenv_int("RANK", rank);
+    launch_setenv_int("WORLD_SIZE", size);
+    launch_setenv_int("LOCAL_RANK", rank);
+    launch_setenv_int("LOCAL_WORLD_SIZE", size);
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    setenv("MASTER_PORT", l->port_str, 1);
+
+    execvp(prog, l->opts.prog_argv);
+    fprintf(stderr, "scomm launch: rank %d: cannot execute '%s': %s\n",
+            rank, prog, strerror(errno));
+    _exit(127);
+}
+
+static int launch_start_rank(launch_t *l, int rank)
+{
+    launch_rank_t *rk      = &l->ranks[rank];
+    int            out[2]  = {-1, -1};
+    int            err[2]  = {-1, -1};
+    pid_t          pid;
+
+    if (l->opts.tag_output) {
+        if ((pipe2(out, O_CLOEXEC) != 0) || (pipe2(err, O_CLOEXEC) != 0)) {
+            fprintf(stderr, "scomm launch: cannot create the output pipes of "
+                    "rank %d: %s\n", rank, strerror(errno));
+            if (out[0] >= 0) {
+                close(out[0]);
+                close(out[1]);
+            }
+            return -1;
+        }
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "scomm launch: cannot fork rank %d: %s\n", rank,
+                strerror(errno));
+        if (l->opts.tag_output) {
+            close(out[0]);
+            close(out[1]);
+            close(err[0]);
+            close(err[1]);
+        }
+        return -1;
+    }
+    if (pid == 0) {
+        launch_child(l, rank, out[1], err[1]);
+    }
+
+    /* Both sides call setpgid so the group exists before anyone signals it;
+     * the parent's call fails harmlessly once the child has exec'd. */
+    if (rank == 0) {
+        l->pgid = pid;
+    }
+    (void)setpgid(pid, l->pgid);
+    rk->pid     = pid;
+    rk->running = 1;
+    l->nrunning++;
+    if (l->opts.tag_output) {
+        close(out[1]);
+        close(err[1]);
+        rk->stream[0].fd = out[0];
+        rk->stream[1].fd = err[0];
+        (void)fcntl(out[0], F_SETFL, O_NONBLOCK);
+        (void)fcntl(err[0], F_SETFL, O_NONBLOCK);
+    }
+    return 0;
+}
+
+/* With --tag-output every rank holds two pipes open; make room for them. */
+static void launch_raise_nofile(launch_t *l)
+{
+    struct rlimit rl;
+    rlim_t        need = (rlim_t)l->opts.nranks * 2 + 64;
+
+    if (!l->opts.tag_output || (getrlimit(RLIMIT_NOFILE, &rl) != 0)) {
+        return;
+    }
+    l->orig_nofile = rl;
+    if ((rl.rlim_cur != RLIM_INFINITY) && (rl.rlim_cur < need)) {
+        rl.rlim_cur = ((rl.rlim_max == RLIM_INFINITY) || (rl.rlim_max > need))
+                          ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            l->raised_nofile = 1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Supervision                                                               */
+/* ------------------------------------------------------------------------ */
+
+static void launch_begin_teardown(launch_t *l)
+{
+    if (l->tearing_down) {
+        return;
+    }
+    l->tearing_down = 1;
+    l->kill_at_ms   = launch_now_ms() + LAUNCH_KILL_GRACE_MS;
+    launch_signal_ranks(l, SIGTERM);
+}
+
+/* Record that a rank's exit was seen; report and act on a failure. */
+static void launch_rank_exited(launch_t *l, int rank, const siginfo_t *si)
+{
+    launch_rank_t *rk = &l->ranks[rank];
+    int            failed;
+
+    rk->running = 0;
+    l->nrunning--;
+    failed = (si->si_code != CLD_EXITED) || (si->si_status != 0);
+    if (!failed || l->tearing_down) {
+        return;
+    }
+    if (si->si_code == CLD_EXITED) {
+        fprintf(stderr, "scomm launch: rank %d (pid %ld) exited with status "
+                "%d\n", rank, (long)rk->pid, si->si_status);
+        l->exit_code = 1;
+    } else {
+        const char *name = launch_signame(si->si_status);
+
+        fprintf(stderr, "scomm launch: rank %d (pid %ld) was killed by signal "
+                "%s (%d)%s\n", rank, (long)rk->pid,
+                name != NULL ? name : "?", si->si_status,
+                (si->si_code == CLD_DUMPED) ? " (core dumped)" : "");
+        l->exit_code = 128 + si->si_status;
+    }
+    launch_begin_teardown(l);
+}
+
+/* Observe every rank that has exited; rank 0 stays a zombie (note 2). */
+static void launch_reap(launch_t *l)
+{
+    int r;
+
+    for (r = 0; r < l->opts.nranks; r++) {
+        launch_rank_t *rk = &l->ranks[r];
+        siginfo_t      si;
+        int            flags = WEXITED | WNOHANG;
+        int            rc;
+
+        if (!rk->running) {
+            continue;
+        }
+        if (r == 0) {
+            flags |= WNOWAIT;
+        }
+        memset(&si, 0, sizeof(si));
+        do {
+            rc = waitid(P_PID, (id_t)rk->pid, &si, flags);
+        } while ((rc != 0) && (errno == EINTR));
+        if ((rc != 0) && (errno == ECHILD)) {
+            /* Someone else reaped it; count it as gone, status unknown. */
+            si.si_code   = CLD_EXITED;
+            si.si_status = 0;
+            si.si_pid    = rk->pid;
+            rk->reaped   = 1;
+        }
+        if (si.si_pid == rk->pid) {
+            if (r != 0) {
+                rk->reaped = 1;
+            }
+            launch_rank_exited(l, r, &si);
+        }
+    }
+}
+
+/* List the ranks still running into a message on stderr. */
+static void launch_print_running(launch_t *l, const char *what)
+{
+    int r;
+
+    fprintf(stderr, "scomm launch: %s; ranks still running:", what);
+    for (r = 0; r < l->opts.nranks; r++) {
+        if (l->ranks[r].running) {
+            fprintf(stderr, " %d", r);
+        }
+    }
+    fputc('\n', stderr);
+}
+
+static void launch_check_deadlines(launch_t *l, int64_t now, int64_t deadline)
+{
+    if ((deadline > 0) && !l->tearing_down && (now >= deadline)) {
+        char what[64];
+
+        snprintf(what, sizeof(what), "timed out after %g s",
+                 l->opts.timeout_sec);
+        launch_print_running(l, what);
+        l->timed_out = 1;
+        launch_begin_teardown(l);
+    }
+    if (l->tearing_down && !l->sent_kill && (now >= l->kill_at_ms)) {
+        launch_print_running(l, "sending SIGKILL 3 s after SIGTERM");
+        launch_signal_ranks(l, SIGKILL);
+        l->sent_kill = 1;
+    }
+}
+
+static int launch_poll_timeout(launch_t *l, int64_t now, int64_t deadline)
+{
+    int64_t t = 1000;
+
+    if ((deadline > 0) && !l->tearing_down && (deadline - now < t)) {
+        t = deadline - now;
+    }
+    if (l->tearing_down && !l->sent_kill && (l->kill_at_ms - now < t)) {
+        t = l->kill_at_ms - now;
+    }
+    return (t < 0) ? 0 : (int)t;
+}
+
+static void launch_loop(launch_t *l, struct pollfd *pfds)
+{
+    int64_t deadline = 0;
+
+    if (l->opts.timeout_sec > 0.0) {
+        deadline = launch_now_ms() +
+                   (int64_t)(l->opts.timeout_sec * 1000.0 + 0.5);
+    }
+    for (;;) {
+        int64_t now;
+        nfds_t  n = 0;
+        int     r;
+        int     which;
+
+        launch_forward_signals(l);
+        launch_reap(l);
+        if (l->nrunning == 0) {
+            break;
+        }
+        now = launch_now_ms();
+        launch_check_deadlines(l, now, deadline);
+
+        pfds[n].fd     = l->wake_pipe[0];
+        pfds[n].events = POLLIN;
+        n++;
+        for (r = 0; r < l->opts.nranks; r++) {
+            for (which = 0; which < 2; which++) {
+                if (l->ranks[r].stream[which].fd >= 0) {
+                    pfds[n].fd     = l->ranks[r].stream[which].fd;
+                    pfds[n].events = POLLIN;
+                    n++;
+                }
+            }
+        }
+        if (poll(pfds, n, launch_poll_timeout(l, now, deadline)) <= 0) {
+            continue;
+        }
+        if (pfds[0].revents != 0) {
+            char buf[64];
+
+            while (read(l->wake_pipe[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+
+        /* Walk the streams in the same order they were added to pfds. */
+        n = 1;
+        for (r = 0; r < l->opts.nranks; r++) {
+            for (which = 0; which < 2; which++) {
+                if (l->ranks[r].stream[which].fd >= 0) {
+                    if (pfds[n].revents != 0) {
+                        (void)launch_read_stream(l, r, which);
+                    }
+                    n++;
+                }
+            }
+        }
+    }
+}
+
+/* Final signal to the group (after a teardown), then reap rank 0. */
+static void launch_finish(launch_t *l)
+{
+    int r;
+
+    if (l->tearing_down && (l->pgid > 0)) {
+        /* Clean up what the ranks started and left behind. */
+        (void)killpg(l->pgid, SIGKILL);
+    }
+    for (r = 0; r < l->opts.nranks; r++) {
+        launch_rank_t *rk = &l->ranks[r];
+
+        if ((rk->pid > 0) && !rk->reaped) {
+            while ((waitpid(rk->pid, NULL, 0) < 0) && (errno == EINTR)) {
+            }
+            rk->reaped = 1;
+        }
+    }
+}
+
+static void launch_free(launch_t *l)
+{
+    int r;
+    int which;
+
+    if (l->ranks != NULL) {
+        for (r = 0; r < l->opts.nranks; r++) {
+            for (which = 0; which < 2; which++) {
+                launch_stream_t *s = &l->ranks[r].stream[which];
+
+                if (s->fd >= 0) {
+                    close(s->fd);
+                }
+                free(s->part);
+            }
+        }
+    }
+    free(l->ranks);
+    free(l->chunk);
+    free(l->out);
+    if (l->wake_pipe[0] >= 0) {
+        close(l->wake_pipe[0]);
+        close(l->wake_pipe[1]);
+    }
+    if (l->raised_nofile) {
+        (void)setrlimit(RLIMIT_NOFILE, &l->orig_nofile);
+    }
+}
+
+int scomm_cli_launch(int argc, char **argv)
+{
+    launch_t       l;
+    struct pollfd *pfds = NULL;
+    sigset_t       block;
+    int            rc;
+    int            r;
+    int            k;
+
+    memset(&l, 0, sizeof(l));
+    l.wake_pipe[0] = -1;
+    l.wake_pipe[1] = -1;
+    l.exit_code    = -1;
+    rc = launch_parse(argc, argv, &l.opts);
+    if (rc != 0) {
+        return (rc < 0) ? 0 : rc;
+    }
+
+    if (l.opts.master_port == 0) {
+        l.opts.master_port = launch_pick_port();
+        if (l.opts.master_port <= 0) {
+            fprintf(stderr, "scomm launch: cannot find a free port on "
+                    "127.0.0.1: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    snprintf(l.port_str, sizeof(l.port_str), "%d", l.opts.master_port);
+    if (launch_make_token(l.token) != 0) {
+        fprintf(stderr, "scomm launch: getrandom failed: %s\n",
+                strerror(errno));
+        return 1;
+    }
+
+    l.ranks = calloc((size_t)l.opts.nranks, sizeof(*l.ranks));
+    pfds    = calloc((size_t)l.opts.nranks * 2 + 1, sizeof(*pfds));
+    l.chunk = l.opts.tag_output ? malloc(LAUNCH_READ_CHUNK) : NULL;
+    if ((l.ranks == NULL) || (pfds == NULL) ||
+        (l.opts.tag_output && (l.chunk == NULL))) {
+        fprintf(stderr, "scomm launch: out of memory\n");
+        free(pfds);
+        launch_free(&l);
+        return 1;
+    }
+    for (r = 0; r < l.opts.nranks; r++) {
+        l.ranks[r].stream[0].fd = -1;
+        l.ranks[r].stream[1].fd = -1;
+    }
+    if (pipe2(l.wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "scomm launch: pipe: %s\n", strerror(errno));
+        l.wake_pipe[0] = -1;
+        free(pfds);
+        launch_free(&l);
+        return 1;
+    }
+    launch_raise_nofile(&l);
+
+    /* Keep the handlers from running between fork and exec (note 6). */
+    sigemptyset(&block);
+    sigaddset(&block, SIGCHLD);
+    for (k = 0; k < LAUNCH_NFWD; k++) {
+        sigaddset(&block, launch_fwd_sigs[k]);
+    }
+    sigprocmask(SIG_BLOCK, &block, &l.old_mask);
+    launch_install_signals(&l);
+    fflush(NULL);
+
+    for (r = 0; r < l.opts.nranks; r++) {
+        if (launch_start_rank(&l, r) != 0) {
+            l.exit_code = 1;
+            launch_begin_teardown(&l);
+            break;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &l.old_mask, NULL);
+
+    launch_loop(&l, pfds);
+    launch_drain_output(&l);
+    launch_finish(&l);
+
+    launch_restore_signals(&l);
+    launch_wake_fd = -1;
+    free(pfds);
+    launch_free(&l);
+
+    if (l.timed_out) {
+        return 124;
+    }
+    if (l.exit_code >= 0) {
+        return l.exit_code;
+    }
+    if (l.got_signal != 0) {
+        return 128 + l.got_signal;
+    }
+    return 0;
+}

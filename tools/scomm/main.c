@@ -1,0 +1,69 @@
+/*
+ * main.c - the scomm command-line tool: launch, info, demo, bench.
+ *
+ * Exit codes: 0 success, 1 failure, 2 usage error (and launch's own codes).
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "launch.h"
+#include "scomm.h"
+
+static void scomm_cli_usage(FILE *f)
+{
+    fprintf(f,
+            "scomm %s - communication library for distributed LLM inference\n"
+            "\n"
+            "usage: scomm <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  launch -n N [--tag-output] [--timeout SEC] [--] prog args...\n"
+            "                 start N local ranks of prog (see launch --help)\n"
+            "  info [-c]      version, transports; -c: every configuration "
+            "knob\n"
+            "  demo [--sizes LIST]\n"
+            "                 run under launch: barrier, ping-pong, ring "
+            "send/recv,\n"
+            "                 verified, with a results table\n"
+            "  bench p2p [-b MIN] [-e MAX] [-f FACTOR] [-w WARMUP] [-n ITERS]\n"
+            "                 point-to-point latency and bandwidth between "
+            "ranks 0 and 1\n"
+            "  version        print the version\n",
+            scomm_version_string());
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        scomm_cli_usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "launch") == 0) {
+        return scomm_cli_launch(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "info") == 0) {
+        return scomm_cli_info(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "demo") == 0) {
+        return scomm_cli_demo(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "bench") == 0) {
+        return scomm_cli_bench(argc - 1, argv + 1);
+    }
+    if ((strcmp(argv[1], "version") == 0) ||
+        (strcmp(argv[1], "--version") == 0)) {
+        printf("scomm %s (protocol %d)\n", scomm_version_string(),
+               SCOMM_PROTOCOL_VERSION);
+        return 0;
+    }
+    if ((strcmp(argv[1], "help") == 0) || (strcmp(argv[1], "-h") == 0) ||
+        (strcmp(argv[1], "--help") == 0)) {
+        scomm_cli_usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "scomm: unknown command '%s'\n\n", argv[1]);
+    scomm_cli_usage(stderr);
+    return 2;
+}
