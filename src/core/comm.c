@@ -436,6 +436,16 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
 
+    /* Spin politely when ranks outnumber cores or TCP is in play (see
+     * progress.c, invariant 3). */
+    w->spin_yield = (w->local_size > (int)sysconf(_SC_NPROCESSORS_ONLN));
+    for (p = 0; p < w->size; p++) {
+        if ((w->peers[p].tl != NULL) &&
+            (strcmp(w->peers[p].tl->name, "tcp") == 0)) {
+            w->spin_yield = 1;
+        }
+    }
+
     c = scomm_comm_new(w, w->rank, w->size, SCOMM_CTX_WORLD);
     if (c == NULL) {
         status = SCOMM_ERR_NO_MEMORY;

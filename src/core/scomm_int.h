@@ -130,6 +130,7 @@ struct scomm_world {
     scomm_fault_t     fault;
     _Atomic int       aborting;
     int               wake_fd;      /* eventfd: wakes a sleeping wait */
+    int               spin_yield;   /* sched_yield while spinning */
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */
 

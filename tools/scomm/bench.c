@@ -76,8 +76,16 @@ static int bench_stream_once(scomm_comm_t *comm, char *buf, size_t bytes,
     return (s == SCOMM_OK) ? 0 : bench_fail(s, "stream");
 }
 
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x < y) ? -1 : (x > y);
+}
+
 static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
 {
+    double *samples = NULL, t1, t_med;
     int rank = scomm_rank(comm);
     char *buf;
     size_t bytes;
@@ -99,14 +107,16 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
     if ((rank == 0) && (o->csv != NULL)) {
         csv = fopen(o->csv, "w");
         if (csv != NULL) {
-            fprintf(csv, "op,bytes,time_us,busbw_gbps,transport\n");
+            fprintf(csv, "op,bytes,t_mean_us,t_median_us,busbw_gbps,"
+                    "transport\n");
         }
     }
     if (rank == 0) {
         printf("# scomm bench p2p: ranks 0<->1 over %s\n",
                scomm_peer_transport(comm, 1));
-        printf("%12s %8s %14s %12s %14s %12s\n", "bytes", "iters",
-               "pingpong_us", "pp_GB/s", "stream_us", "stream_GB/s");
+        printf("%12s %8s %12s %12s %12s %14s %12s\n", "bytes", "iters",
+               "pp_mean_us", "pp_med_us", "pp_GB/s", "stream_us",
+               "stream_GB/s");
     }
     for (bytes = o->minb; bytes <= o->maxb;
          bytes = (bytes == 0) ? 1 : bytes * (size_t)o->factor) {
@@ -121,13 +131,22 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
             }
         }
         scomm_barrier(comm);
+        free(samples);
+        samples = calloc((size_t)n, sizeof(double));
+        if (samples == NULL) {
+            return 1;
+        }
         t0 = scomm_cli_now();
         for (i = 0; i < n; i++) {
+            t1 = scomm_cli_now();
             if (bench_pingpong_once(comm, buf, bytes, rank) != 0) {
                 return 1;
             }
+            samples[i] = (scomm_cli_now() - t1) / 2.0;
         }
-        t_pp   = (scomm_cli_now() - t0) / (2.0 * n);
+        t_pp = (scomm_cli_now() - t0) / (2.0 * n);
+        qsort(samples, (size_t)n, sizeof(double), bench_cmp_double);
+        t_med = samples[n / 2];
         window = (int)((8u << 20) / (bytes > 0 ? bytes : 1));
         window = (window < 1) ? 1 : (window > 64) ? 64 : window;
         if (bench_stream_once(comm, buf, bytes, rank, window) != 0) {
@@ -143,16 +162,16 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
         t_bw = (scomm_cli_now() - t0) / ((double)n * window);
         if (rank == 0) {
             scomm_cli_fmt_size(sz, sizeof(sz), bytes);
-            printf("%12s %8d %14.3f %12.3f %14.3f %12.3f\n", sz, n,
-                   t_pp * 1e6, (double)bytes / t_pp / 1e9, t_bw * 1e6,
-                   (double)bytes / t_bw / 1e9);
+            printf("%12s %8d %12.3f %12.3f %12.3f %14.3f %12.3f\n", sz, n,
+                   t_pp * 1e6, t_med * 1e6, (double)bytes / t_med / 1e9,
+                   t_bw * 1e6, (double)bytes / t_bw / 1e9);
             fflush(stdout);
             if (csv != NULL) {
-                fprintf(csv, "pingpong,%zu,%.4f,%.4f,%s\n", bytes, t_pp * 1e6,
-                        (double)bytes / t_pp / 1e9,
+                fprintf(csv, "pingpong,%zu,%.4f,%.4f,%.4f,%s\n", bytes,
+                        t_pp * 1e6, t_med * 1e6, (double)bytes / t_pp / 1e9,
                         scomm_peer_transport(comm, 1));
-                fprintf(csv, "p2p_bw,%zu,%.4f,%.4f,%s\n", bytes, t_bw * 1e6,
-                        (double)bytes / t_bw / 1e9,
+                fprintf(csv, "p2p_bw,%zu,%.4f,%.4f,%.4f,%s\n", bytes,
+                        t_bw * 1e6, t_bw * 1e6, (double)bytes / t_bw / 1e9,
                         scomm_peer_transport(comm, 1));
             }
         }
@@ -166,6 +185,7 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
     if (csv != NULL) {
         fclose(csv);
     }
+    free(samples);
     free(buf);
     return 0;
 }
