@@ -49,6 +49,9 @@
 #define TCP_STRIPE_MIN   (256u << 10)
 #define TCP_MAX_EVENTS   64
 #define TCP_DISCARD_SIZE (64u << 10)
+/* Bytes per writev/recv call: larger calls hold the socket lock longer
+ * and did not move data faster. */
+#define SCOMM_TCP_IO_MAX ((uint64_t)256 << 10)
 
 enum {
     TCP_EAGER = 1,
@@ -558,7 +561,7 @@ static int tcp_flush(tcp_ctx_t *c, tcp_sock_t *s)
 
             iov[cnt].iov_base = (char *)it->payload + off;
             iov[cnt].iov_len  = (size_t)SCOMM_MIN(it->plen - off,
-                                                  (uint64_t)1 << 30);
+                                                  SCOMM_TCP_IO_MAX);
             cnt++;
         }
         n = writev(s->fd, iov, cnt);
@@ -832,7 +835,7 @@ static int tcp_read(tcp_ctx_t *c, tcp_sock_t *s)
             events++;
             continue;
         }
-        want = (size_t)SCOMM_MIN(s->need - s->got, (uint64_t)1 << 30);
+        want = (size_t)SCOMM_MIN(s->need - s->got, SCOMM_TCP_IO_MAX);
         if (s->discard) {
             want = SCOMM_MIN(want, (size_t)TCP_DISCARD_SIZE);
             n    = recv(s->fd, c->discard, want, 0);
