@@ -194,6 +194,33 @@ static void split(scomm_comm_t *comm)
     ST_ASSERT_OK(scomm_comm_destroy(sub));
 }
 
+/* Opt-in (SCOMM_TEST_HUGE=1): one message above 4 GiB, rank 0 -> 1. */
+static int huge(int rank, int size, void *arg)
+{
+    const size_t n = (4ull << 30) + 4096 + 1;
+    scomm_comm_t *comm = NULL;
+    char *buf;
+
+    (void)size;
+    (void)arg;
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    buf = malloc(n);
+    ST_ASSERT(buf != NULL);
+    if (rank == 0) {
+        st_fill_pattern(buf, n, 4242);
+        ST_ASSERT_OK(scomm_send(buf, n, SCOMM_UINT8, 1, 0, comm));
+    } else if (rank == 1) {
+        memset(buf, 0, n);
+        ST_ASSERT_OK(scomm_recv(buf, n, SCOMM_UINT8, 0, 0, comm));
+        ST_ASSERT_EQ(st_check_pattern(buf, n, 4242), SIZE_MAX);
+        printf("received and verified %zu bytes over %s\n", n,
+               scomm_peer_transport(comm, 0));
+    }
+    free(buf);
+    ST_ASSERT_OK(scomm_comm_destroy(comm));
+    return 0;
+}
+
 static int run(int rank, int size, void *arg)
 {
     scomm_comm_t *comm = NULL;
@@ -222,5 +249,13 @@ static int run(int rank, int size, void *arg)
 
 int main(int argc, char **argv)
 {
+    if ((argc > 1) && (strcmp(argv[1], "--huge") == 0)) {
+        if (getenv("SCOMM_TEST_HUGE") == NULL) {
+            printf("SKIP: set SCOMM_TEST_HUGE=1 to send 4 GiB + 4097 B "
+                   "(needs ~9 GiB of memory)\n");
+            return ST_EXIT_SKIP;
+        }
+        return st_run_ranks(2, huge, NULL, 600);
+    }
     return st_main_ranks(argc, argv, run, NULL);
 }
