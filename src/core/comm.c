@@ -126,6 +126,7 @@ static void scomm_world_free(scomm_world_t *w)
     free(w->peers);
     free(w->info);
     free(w->local_ranks);
+    pthread_mutex_destroy(&w->fault.lock);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }
@@ -262,6 +263,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     scomm_env_t env;
     uint64_t deadline;
     const char *v, *backend = NULL, *token = NULL;
+    int mock = 0;
     size_t i;
     int p, port;
 
@@ -281,6 +283,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     }
     w->wake_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->fault.lock, NULL);
     status = scomm_config_load(&w->cfg, err, sizeof(err));
     if (status != SCOMM_OK) {
         scomm_set_thread_error("scomm_init: %s", err);
@@ -347,11 +350,15 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     w->master_port = port;
     backend = (mask & SCOMM_INIT_FIELD_BACKEND) ? opts->backend
                                                 : getenv("SCOMM_BACKEND");
-    if ((backend != NULL) && (*backend != '\0') &&
-        (strcmp(backend, "native") != 0) && (strcmp(backend, "gloo") != 0)) {
+    if ((backend != NULL) && (strcmp(backend, "mock") == 0)) {
+        mock = 1;
+    } else if ((backend != NULL) && (*backend != '\0') &&
+               (strcmp(backend, "native") != 0) &&
+               (strcmp(backend, "gloo") != 0)) {
         status = SCOMM_ERR_UNSUPPORTED;
         scomm_set_thread_error("scomm_init: backend '%s' is not available "
-                               "(available: native)", backend);
+                               "(available: native, gloo = native, mock)",
+                               backend);
         goto err_free;
     }
     token = (mask & SCOMM_INIT_FIELD_JOB_TOKEN) ? opts->job_token
@@ -399,6 +406,21 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
 
+    /* The mock backend: ranks are threads of this process; its transport
+     * also does the rendezvous (in-process, keyed by master address, port
+     * and token), so the TCP bootstrap is skipped. */
+    if (mock) {
+        w->tls[0] = &scomm_tl_mock_ops;
+        status    = scomm_tl_mock_ops.init(w, &w->tl_ctx[0]);
+        if (status != SCOMM_OK) {
+            scomm_set_thread_error("scomm_init: mock backend: %s",
+                                   w->fault.msg);
+            goto err_free;
+        }
+        w->ntl = 1;
+        goto connect;
+    }
+
     /* Transports in the order SCOMM_TRANSPORTS allows, shm before tcp. */
     for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_tl_registry); i++) {
         if (!scomm_tl_allowed(w->cfg.transports, scomm_tl_registry[i].name)) {
@@ -428,6 +450,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         scomm_error(SCOMM_SUB_BOOT, "%s", err);
         goto err_free;
     }
+connect:
     pthread_mutex_lock(&w->lock);
     status = scomm_world_connect(w, deadline, err, sizeof(err));
     pthread_mutex_unlock(&w->lock);
@@ -600,6 +623,7 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
     }
     w = comm->world;
     pthread_mutex_lock(&w->lock);
+    scomm_world_notify(w); /* a fault nobody reported yet */
     last = (--w->refcount == 0);
     pthread_mutex_unlock(&w->lock);
     if (last) {

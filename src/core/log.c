@@ -24,7 +24,7 @@ int scomm_log_level_g = SCOMM_LOG_WARN;
 uint32_t scomm_log_mask_g = SCOMM_SUB_ALL;
 
 static int scomm_log_fd = 2;
-static int scomm_log_rank = -1;
+static _Thread_local int scomm_log_rank = -1;
 static char scomm_log_host[64] = "?";
 static pthread_once_t scomm_log_once = PTHREAD_ONCE_INIT;
 

@@ -114,13 +114,48 @@ static int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
     return -1;
 }
 
+/* Heartbeat interval and staleness threshold, scaled down for short
+ * timeouts so a stopped rank is told apart from a waiting one before the
+ * deadline. */
+static uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout)
+{
+    uint64_t hb = (uint64_t)w->cfg.heartbeat_ms * 1000000ull;
+    uint64_t q  = (uint64_t)timeout * 1000000ull / 4;
+
+    return SCOMM_MAX(SCOMM_MIN(hb, q), 10000000ull);
+}
+
 static scomm_status_t scomm_wait_timed_out(scomm_world_t *w,
                                            scomm_comm_t *comm,
                                            scomm_req_t **reqs, int n)
 {
+    int sus[16];
+    int nsus = 0, t, k;
+    uint64_t now = scomm_now_ns();
+    uint64_t stale = 2 * scomm_hb_interval_ns(w, comm->timeout_ms);
     char peers[128];
     size_t o = 0;
     int i, first = -1;
+
+    /* A rank that shows no sign of life is the culprit, whoever this rank
+     * happened to wait for: name it, so every survivor names the same. */
+    for (t = 0; (t < w->ntl) && (nsus < 16); t++) {
+        nsus += w->tls[t]->suspects(w->tl_ctx[t], now, stale, sus + nsus,
+                                    16 - nsus);
+    }
+    if (nsus > 0) {
+        for (k = 0; (k < nsus) && (o + 16 < sizeof(peers)); k++) {
+            o += (size_t)snprintf(peers + o, sizeof(peers) - o, "%s%d",
+                                  (k == 0) ? "" : ",",
+                                  scomm_comm_rank_of(comm, sus[k]));
+        }
+        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, sus[0],
+                         "%s (op #%llu): timed out after %lld ms: rank %s "
+                         "shows no sign of life (stopped or hung)",
+                         comm->cur_op, (unsigned long long)comm->op_seq,
+                         (long long)comm->timeout_ms, peers);
+        return SCOMM_ERR_TIMED_OUT;
+    }
 
     peers[0] = '\0';
     for (i = 0; i < n; i++) {
@@ -151,7 +186,11 @@ scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
     uint64_t spin_ns = (uint64_t)w->cfg.spin_us * 1000ull;
     int i;
     uint64_t now, idle_since = 0, last_check = 0;
+    uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
     int yield = w->spin_yield;
+
+    w->cur_op  = comm->cur_op;
+    w->cur_seq = comm->op_seq;
 
     /* Waiting on a large TCP transfer: sleep at once. The kernel moves
      * those bytes, and on few cores a spinning waiter takes the CPU its
@@ -171,6 +210,7 @@ scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
         }
         fault = atomic_load_explicit(&w->fault.status, memory_order_acquire);
         if (SCOMM_UNLIKELY(fault != 0)) {
+            scomm_world_notify(w);
             return scomm_set_error(comm, (scomm_status_t)fault, "%s",
                                    w->fault.msg);
         }
@@ -181,6 +221,14 @@ scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
         now = scomm_now_ns();
         if (idle_since == 0) {
             idle_since = now;
+        }
+        /* Signs of life at most every half interval, world-wide: short
+         * waits cost nothing, long ones keep peers informed. */
+        if (now - w->last_hb >= hb_ns / 2) {
+            w->last_hb = now;
+            for (i = 0; i < w->ntl; i++) {
+                w->tls[i]->heartbeat(w->tl_ctx[i], now);
+            }
         }
         if (now >= deadline) {
             if (scomm_world_progress(w) > 0 || scomm_reqs_done(reqs, n)) {

@@ -59,10 +59,14 @@ typedef struct scomm_rankinfo {
     uint32_t flags;
 } scomm_rankinfo_t;
 
+/* Written once, under lock, before status is published (release);
+ * readers acquire-load status and may then read the rest. */
 typedef struct scomm_fault {
-    _Atomic int status;      /* 0 while healthy; first error wins */
-    int         failed_rank; /* world rank or -1 */
-    char        msg[SCOMM_ERRMSG_MAX];
+    _Atomic int     status;      /* 0 while healthy; first error wins */
+    int             failed_rank; /* world rank or -1 */
+    char            msg[SCOMM_ERRMSG_MAX];
+    pthread_mutex_t lock;
+    _Atomic int     notified;    /* peers were told */
 } scomm_fault_t;
 
 /* An arrived message that no receive matched yet. */
@@ -131,6 +135,9 @@ struct scomm_world {
     _Atomic int       aborting;
     int               wake_fd;      /* eventfd: wakes a sleeping wait */
     int               spin_yield;   /* sched_yield while spinning */
+    const char       *cur_op;       /* operation of the current wait */
+    uint64_t          cur_seq;      /* its sequence number */
+    uint64_t          last_hb;      /* last heartbeat published */
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */
 
@@ -169,6 +176,8 @@ void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
                       int failed_rank, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void scomm_world_wake(scomm_world_t *w);
+/* Tell the peers about the recorded fault, once; world lock held. */
+void scomm_world_notify(scomm_world_t *w);
 /* A peer said goodbye (clean scomm_comm_destroy): its exit is no failure
  * unless someone still waits for it. */
 void scomm_world_peer_closed(scomm_world_t *w, int peer);

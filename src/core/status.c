@@ -81,37 +81,68 @@ scomm_status_t scomm_set_error(scomm_comm_t *comm, scomm_status_t status,
     return status;
 }
 
-void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
-                      int failed_rank, const char *fmt, ...)
+void scomm_world_notify(scomm_world_t *w)
 {
     scomm_tl_abort_t info;
     int expected = 0;
-    va_list ap;
     int i;
 
-    if (!atomic_compare_exchange_strong(&w->fault.status, &expected,
-                                        (int)status)) {
-        return; /* the first fault wins */
+    if ((atomic_load_explicit(&w->fault.status, memory_order_acquire) == 0) ||
+        !atomic_compare_exchange_strong(&w->fault.notified, &expected, 1)) {
+        return;
     }
-    w->fault.failed_rank = failed_rank;
-    va_start(ap, fmt);
-    vsnprintf(w->fault.msg, sizeof(w->fault.msg), fmt, ap);
-    va_end(ap);
-    scomm_warn(SCOMM_SUB_PROG, "%s", w->fault.msg);
-    scomm_world_wake(w);
-
-    /* Tell the peers, so every survivor fails fast instead of waiting for
-     * its own deadline. An abort notice we received is not re-broadcast by
-     * the receiving transport's caller: it passes status ABORTED through
-     * here, and forwarding once more is harmless (first fault wins). */
+    /* A peer that failed first already knows; the abort notice of a peer
+     * we received is forwarded once more, which is harmless (first fault
+     * wins everywhere). */
     memset(&info, 0, sizeof(info));
-    info.status      = (int32_t)status;
-    info.failed_rank = failed_rank;
+    info.status      = (int32_t)atomic_load(&w->fault.status);
+    info.failed_rank = w->fault.failed_rank;
     memcpy(info.msg, w->fault.msg, sizeof(info.msg) - 1);
     info.msg[sizeof(info.msg) - 1] = '\0';
     for (i = 0; i < w->ntl; i++) {
         if (w->tl_ctx[i] != NULL) {
             w->tls[i]->send_abort(w->tl_ctx[i], &info);
         }
+    }
+}
+
+void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
+                      int failed_rank, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    if (atomic_load_explicit(&w->fault.status, memory_order_acquire) != 0) {
+        return; /* the first fault wins */
+    }
+    pthread_mutex_lock(&w->fault.lock);
+    if (atomic_load_explicit(&w->fault.status, memory_order_relaxed) != 0) {
+        pthread_mutex_unlock(&w->fault.lock);
+        return;
+    }
+    w->fault.failed_rank = failed_rank;
+    va_start(ap, fmt);
+    vsnprintf(w->fault.msg, sizeof(w->fault.msg), fmt, ap);
+    va_end(ap);
+    /* Name what this rank was doing, unless the message already does. */
+    n = strlen(w->fault.msg);
+    if ((w->cur_op != NULL) && (strstr(w->fault.msg, w->cur_op) == NULL) &&
+        (n + 48 < sizeof(w->fault.msg))) {
+        snprintf(w->fault.msg + n, sizeof(w->fault.msg) - n,
+                 " (rank %d was in %s, op #%llu)", w->rank, w->cur_op,
+                 (unsigned long long)w->cur_seq);
+    }
+    atomic_store_explicit(&w->fault.status, (int)status, memory_order_release);
+    pthread_mutex_unlock(&w->fault.lock);
+    scomm_warn(SCOMM_SUB_PROG, "%s", w->fault.msg);
+    scomm_world_wake(w);
+
+    /* Telling the peers touches transport state, which belongs to the
+     * holder of the world lock: do it now when we can take the lock, else
+     * the holder does it when its wait sees the fault. Transport code
+     * calls this with the lock held: the wait loop notifies right after. */
+    if (pthread_mutex_trylock(&w->lock) == 0) {
+        scomm_world_notify(w);
+        pthread_mutex_unlock(&w->lock);
     }
 }

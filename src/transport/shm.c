@@ -94,6 +94,8 @@ typedef struct shm_ctrl {
     char             pad0[SCOMM_CACHELINE - 36];
     _Atomic uint32_t sleeping;
     char             pad1[SCOMM_CACHELINE - 4];
+    _Atomic uint64_t heartbeat;  /* owner's last sign of life (CLOCK_MONOTONIC ns) */
+    char             pad3[SCOMM_CACHELINE - 8];
     _Atomic int32_t  abort_status;
     int32_t          abort_rank;
     char             abort_msg[200];
@@ -748,6 +750,7 @@ static scomm_status_t shm_create_segment(shm_ctx_t *c, int nrings)
     c->ctrl->pid        = (int32_t)getpid();
     c->ctrl->ring_bytes = c->ring_bytes;
     c->ctrl->wake_fd    = w->wake_fd;
+    atomic_store(&c->ctrl->heartbeat, scomm_now_ns());
     c->ctrl->magic      = SHM_MAGIC;
     atomic_store_explicit(&c->ctrl->ready, 1, memory_order_release);
     return SCOMM_OK;
@@ -972,6 +975,37 @@ static void shm_check_peers(void *vctx)
     }
 }
 
+static void shm_heartbeat(void *vctx, uint64_t now)
+{
+    shm_ctx_t *c = vctx;
+
+    if (c->ctrl != NULL) {
+        atomic_store_explicit(&c->ctrl->heartbeat, now, memory_order_relaxed);
+    }
+}
+
+/* CLOCK_MONOTONIC is one clock for the whole host, so a peer's timestamp
+ * compares with ours. */
+static int shm_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
+                        int *ranks, int max)
+{
+    shm_ctx_t *c = vctx;
+    uint64_t hb;
+    int i, n = 0;
+
+    for (i = 0; (i < c->npeers) && (n < max); i++) {
+        if ((c->peers[i].ctrl == NULL) || c->w->peers[c->peers[i].rank].closed) {
+            continue;
+        }
+        hb = atomic_load_explicit(&c->peers[i].ctrl->heartbeat,
+                                  memory_order_relaxed);
+        if ((hb != 0) && (now > hb) && (now - hb > stale_ns)) {
+            ranks[n++] = c->peers[i].rank;
+        }
+    }
+    return n;
+}
+
 static void shm_send_abort(void *vctx, const scomm_tl_abort_t *info)
 {
     shm_ctx_t *c = vctx;
@@ -1059,6 +1093,8 @@ const scomm_tl_ops_t scomm_tl_shm_ops = {
     .sleep_begin = shm_sleep_begin,
     .sleep_end   = shm_sleep_end,
     .check_peers = shm_check_peers,
+    .heartbeat   = shm_heartbeat,
+    .suspects    = shm_suspects,
     .send_abort  = shm_send_abort,
     .fini        = shm_fini,
 };

@@ -26,7 +26,8 @@
  *  2. DATA offsets and lengths are checked against the receive's message
  *     length before a byte is written.
  *  3. EOF or an error on any socket fails the world naming the peer, at once.
- *  4. Sends never block; progress writes until EAGAIN.
+ *  4. Sends never block; progress writes until EAGAIN, with MSG_NOSIGNAL
+ *     (a vanished peer is an error, never a SIGPIPE).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,7 +60,8 @@ enum {
     TCP_CTS   = 3,
     TCP_DATA  = 4,
     TCP_ABORT = 5,
-    TCP_BYE   = 6
+    TCP_BYE   = 6,
+    TCP_HEARTBEAT = 7
 };
 
 typedef struct tcp_hdr {
@@ -106,6 +108,7 @@ typedef struct tcp_peer {
     int          nsocks;
     tcp_sock_t  *socks;
     int          connected;
+    uint64_t     last_heard;  /* CLOCK_MONOTONIC ns of the last bytes read */
 } tcp_peer_t;
 
 typedef struct tcp_ctx {
@@ -327,6 +330,7 @@ static void tcp_sock_attach(tcp_ctx_t *c, tcp_peer_t *p, int idx, int fd)
     struct epoll_event ev;
 
     s->fd = fd;
+    p->last_heard = scomm_now_ns();
     scomm_sock_tune(fd, c->w->cfg.tcp_sockbuf);
     memset(&ev, 0, sizeof(ev));
     ev.events   = EPOLLIN;
@@ -543,6 +547,7 @@ static int tcp_fail_sock(tcp_ctx_t *c, tcp_sock_t *s, const char *what,
 static int tcp_flush(tcp_ctx_t *c, tcp_sock_t *s)
 {
     struct iovec iov[2];
+    struct msghdr msg;
     tcp_sitem_t *it;
     ssize_t n;
     int events = 0, cnt;
@@ -564,7 +569,11 @@ static int tcp_flush(tcp_ctx_t *c, tcp_sock_t *s)
                                                   SCOMM_TCP_IO_MAX);
             cnt++;
         }
-        n = writev(s->fd, iov, cnt);
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov    = iov;
+        msg.msg_iovlen = (size_t)cnt;
+        /* Never SIGPIPE the application when a peer is gone. */
+        n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
         if (n < 0) {
             if ((errno == EAGAIN) || (errno == EINTR)) {
                 break;
@@ -762,6 +771,8 @@ static int tcp_on_header(tcp_ctx_t *c, tcp_sock_t *s)
     case TCP_BYE:
         scomm_world_peer_closed(c->w, s->peer);
         return 1;
+    case TCP_HEARTBEAT:
+        return 1; /* tcp_read already noted the sign of life */
     case TCP_ABORT:
         if (h->len > 512) {
             return tcp_bad(c, s, "abort message too long");
@@ -817,6 +828,7 @@ static int tcp_read(tcp_ctx_t *c, tcp_sock_t *s)
     ssize_t n;
     size_t want;
 
+    c->by_rank[s->peer]->last_heard = scomm_now_ns();
     for (;;) {
         if (!s->in_payload) {
             n = recv(s->fd, (char *)&s->hdr + s->hdr_got,
@@ -977,6 +989,47 @@ static void tcp_broadcast_push(tcp_ctx_t *c, uint8_t type, int32_t tag,
     }
 }
 
+/* One HEARTBEAT to every peer (the wait loop calls this at most every half
+ * interval); any bytes a peer sends count as a sign of life too. */
+static void tcp_heartbeat(void *vctx, uint64_t now)
+{
+    tcp_ctx_t *c = vctx;
+    tcp_sitem_t *it;
+    tcp_sock_t *s;
+    int i;
+
+    (void)now; /* the wait loop paces the calls */
+    for (i = 0; i < c->npeers; i++) {
+        s = &c->peers[i].socks[0];
+        if ((s->fd < 0) || c->w->peers[c->peers[i].rank].closed) {
+            continue;
+        }
+        it = tcp_item_new(TCP_HEARTBEAT);
+        if (it != NULL) {
+            tcp_queue(c, s, it);
+            tcp_flush(c, s);
+        }
+    }
+}
+
+static int tcp_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
+                        int *ranks, int max)
+{
+    tcp_ctx_t *c = vctx;
+    int i, n = 0;
+
+    for (i = 0; (i < c->npeers) && (n < max); i++) {
+        if (c->w->peers[c->peers[i].rank].closed) {
+            continue;
+        }
+        if ((c->peers[i].last_heard != 0) &&
+            (now - c->peers[i].last_heard > stale_ns)) {
+            ranks[n++] = c->peers[i].rank;
+        }
+    }
+    return n;
+}
+
 static void tcp_send_abort(void *vctx, const scomm_tl_abort_t *info)
 {
     tcp_ctx_t *c = vctx;
@@ -1047,6 +1100,8 @@ const scomm_tl_ops_t scomm_tl_tcp_ops = {
     .sleep_begin = tcp_noop,
     .sleep_end   = tcp_noop,
     .check_peers = tcp_noop,
+    .heartbeat   = tcp_heartbeat,
+    .suspects    = tcp_suspects,
     .send_abort  = tcp_send_abort,
     .fini        = tcp_fini,
 };

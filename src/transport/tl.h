@@ -87,6 +87,17 @@ typedef struct scomm_tl_ops {
      * is long); reports dead peers with scomm_world_fail. */
     void (*check_peers)(void *ctx);
 
+    /* Called by a wait at least every heartbeat interval: publish this
+     * rank's sign of life (shm: a timestamp in its segment; tcp: a
+     * HEARTBEAT message to every peer). */
+    void (*heartbeat)(void *ctx, uint64_t now);
+
+    /* Peers with no sign of life for stale_ns: writes up to max world
+     * ranks into ranks[], returns how many. Used to name the culprit when
+     * a wait times out (a stopped process still holds its sockets). */
+    int (*suspects)(void *ctx, uint64_t now, uint64_t stale_ns, int *ranks,
+                    int max);
+
     /* Best-effort: tell every connected peer this world aborted. */
     void (*send_abort)(void *ctx, const scomm_tl_abort_t *info);
 
@@ -96,5 +107,6 @@ typedef struct scomm_tl_ops {
 
 extern const scomm_tl_ops_t scomm_tl_shm_ops;
 extern const scomm_tl_ops_t scomm_tl_tcp_ops;
+extern const scomm_tl_ops_t scomm_tl_mock_ops;
 
 #endif /* SCOMM_TL_H */

@@ -57,6 +57,7 @@ typedef struct {
     char             token[2 * ST_TOKEN_BYTES + 1];
     st_rank_fn       fn;
     void            *arg;
+    int              victim;               /* rank allowed to die, or -1 */
     sigset_t         old_mask;             /* the caller's, for the ranks */
     struct sigaction old_chld;             /* the caller's SIGCHLD action */
 } st_job_t;
@@ -212,6 +213,19 @@ static int st_reap(st_job_t *job, int block)
     return nrunning;
 }
 
+/* Every rank but the victim has exited. */
+static int st_only_victim_left(const st_job_t *job)
+{
+    int r;
+
+    for (r = 0; r < job->nranks; r++) {
+        if ((r != job->victim) && job->ranks[r].running) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Wait for every rank until the deadline (0: none); 1 if it timed out. */
 static int st_wait_ranks(st_job_t *job, int timeout_sec)
 {
@@ -230,6 +244,9 @@ static int st_wait_ranks(st_job_t *job, int timeout_sec)
 
         if (st_reap(job, 0) == 0) {
             return 0;
+        }
+        if ((job->victim >= 0) && st_only_victim_left(job)) {
+            return 0; /* the caller kills the stopped victim */
         }
         if (deadline > 0) {
             int64_t now = st_now_ms();
@@ -298,7 +315,7 @@ static int st_summarize(const st_job_t *job, int failed)
     for (r = 0; r < job->nranks; r++) {
         const st_rank_t *rk = &job->ranks[r];
 
-        if (rk->pid == 0) {
+        if ((rk->pid == 0) || (r == job->victim)) {
             continue;
         }
         if (rk->code == CLD_EXITED) {
@@ -324,6 +341,12 @@ static int st_summarize(const st_job_t *job, int failed)
 
 int st_run_ranks(int nranks, st_rank_fn fn, void *arg, int timeout_sec)
 {
+    return st_run_ranks_victim(nranks, fn, arg, timeout_sec, -1);
+}
+
+int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
+                        int timeout_sec, int victim)
+{
     st_job_t         job;
     struct sigaction dfl;
     struct timespec  zero = {0, 0};
@@ -340,6 +363,7 @@ int st_run_ranks(int nranks, st_rank_fn fn, void *arg, int timeout_sec)
     }
     memset(&job, 0, sizeof(job));
     job.nranks = nranks;
+    job.victim = victim;
     job.fn     = fn;
     job.arg    = arg;
     port       = st_pick_port();

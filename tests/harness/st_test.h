@@ -185,6 +185,14 @@ typedef int (*st_rank_fn)(int rank, int size, void *arg);
 int st_run_ranks(int nranks, st_rank_fn fn, void *arg, int timeout_sec);
 
 /**
+ * st_run_ranks() for fault tests: rank `victim` may be killed, stopped or
+ * fail without failing the run; the run ends when every other rank has
+ * exited (the victim is then SIGKILLed with the group).
+ */
+int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
+                        int timeout_sec, int victim);
+
+/**
  * main() of a multi-rank test: parses "-n N" (ranks, default 2) and
  * "-t SEC" (timeout, default 60) and returns st_run_ranks(N, fn, arg, SEC);
  * prints usage and returns 2 on bad arguments.
