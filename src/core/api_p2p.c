@@ -234,6 +234,10 @@ scomm_status_t scomm_test(scomm_req_t *req, int32_t *done)
 
 scomm_status_t scomm_wait(scomm_req_t *req)
 {
+    if (req == NULL) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
+                               "scomm_wait: req is NULL");
+    }
     return scomm_wait_all(1, &req);
 }
 
