@@ -13,6 +13,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "scomm.h"
 #include "st_test.h"
@@ -84,6 +87,64 @@ static int intruder(int rank, int size, void *arg)
     return 0;
 }
 
+/* Strays knock on rank 0's store while the job forms: one sends garbage,
+ * one connects and says nothing, one sends a huge length. The job must
+ * form anyway and the strays must be dropped. */
+static int stray_conn(int port, const void *data, size_t len)
+{
+    struct sockaddr_in sa;
+    int fd, i;
+
+    for (i = 0; i < 200; i++) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&sa, 0, sizeof(sa));
+        sa.sin_family      = AF_INET;
+        sa.sin_port        = htons((uint16_t)port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+            if (len > 0) {
+                (void)!write(fd, data, len);
+            }
+            return fd;
+        }
+        close(fd);
+        usleep(10000);
+    }
+    return -1;
+}
+
+static int strays(int rank, int size, void *arg)
+{
+    static const unsigned char huge[16] = {'S', 'C', 'M', 'B', 1, 0, 0, 0,
+                                           1, 0, 0, 0, 0xff, 0xff, 0xff,
+                                           0x7f};
+    scomm_comm_t *comm = NULL;
+    int port = atoi(getenv("SCOMM_MASTER_PORT"));
+    int fds[3];
+    char junk[64];
+
+    (void)size;
+    (void)arg;
+    setenv("SCOMM_WORLD_SIZE", "2", 1);
+    setenv("SCOMM_TIMEOUT_MS", "10000", 1);
+    if (rank == 2) {
+        memset(junk, 'x', sizeof(junk));
+        fds[0] = stray_conn(port, junk, sizeof(junk));
+        fds[1] = stray_conn(port, NULL, 0);
+        fds[2] = stray_conn(port, huge, sizeof(huge));
+        ST_ASSERT((fds[0] >= 0) && (fds[1] >= 0) && (fds[2] >= 0));
+        sleep(2); /* keep them open while the job forms */
+        return 0;
+    }
+    if (rank == 1) {
+        usleep(500000);
+    }
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    ST_ASSERT_OK(scomm_barrier(comm));
+    ST_ASSERT_OK(scomm_comm_destroy(comm));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -105,6 +166,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "wrong-version case failed\n");
         return rc;
     }
-    printf("3 passed, 0 failed\n");
+    rc = st_run_ranks(3, strays, NULL, 30);
+    if (rc != 0) {
+        fprintf(stderr, "stray-connection case failed\n");
+        return rc;
+    }
+    printf("4 passed, 0 failed\n");
     return 0;
 }
