@@ -487,6 +487,18 @@ connect:
     return SCOMM_OK;
 
 err_free:
+    /* Peers that got as far as connecting learn why we give up, instead of
+     * only seeing us leave. */
+    if (w->ntl > 0) {
+        pthread_mutex_lock(&w->lock);
+        if (atomic_load(&w->fault.status) == 0) {
+            scomm_world_fail(w, status, w->rank,
+                             "rank %d failed to join: %s", w->rank,
+                             scomm_last_error());
+        }
+        scomm_world_notify(w);
+        pthread_mutex_unlock(&w->lock);
+    }
     scomm_world_free(w);
     return status;
 }
