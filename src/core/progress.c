@@ -189,8 +189,8 @@ scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
     uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
     int yield = w->spin_yield;
 
-    w->cur_op  = comm->cur_op;
-    w->cur_seq = comm->op_seq;
+    atomic_store_explicit(&w->cur_op, comm->cur_op, memory_order_relaxed);
+    atomic_store_explicit(&w->cur_seq, comm->op_seq, memory_order_relaxed);
 
     /* Waiting on a large TCP transfer: sleep at once. The kernel moves
      * those bytes, and on few cores a spinning waiter takes the CPU its

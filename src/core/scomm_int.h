@@ -135,8 +135,10 @@ struct scomm_world {
     _Atomic int       aborting;
     int               wake_fd;      /* eventfd: wakes a sleeping wait */
     int               spin_yield;   /* sched_yield while spinning */
-    const char       *cur_op;       /* operation of the current wait */
-    uint64_t          cur_seq;      /* its sequence number */
+    /* The current wait's operation, for fault messages; atomics because
+     * a thread calling scomm_comm_abort reads them without the lock. */
+    _Atomic(const char *) cur_op;
+    _Atomic uint64_t  cur_seq;
     uint64_t          last_hb;      /* last heartbeat published */
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */

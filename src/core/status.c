@@ -109,6 +109,7 @@ void scomm_world_notify(scomm_world_t *w)
 void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
                       int failed_rank, const char *fmt, ...)
 {
+    const char *op;
     va_list ap;
     size_t n;
 
@@ -125,12 +126,14 @@ void scomm_world_fail(scomm_world_t *w, scomm_status_t status,
     vsnprintf(w->fault.msg, sizeof(w->fault.msg), fmt, ap);
     va_end(ap);
     /* Name what this rank was doing, unless the message already does. */
-    n = strlen(w->fault.msg);
-    if ((w->cur_op != NULL) && (strstr(w->fault.msg, w->cur_op) == NULL) &&
+    n  = strlen(w->fault.msg);
+    op = atomic_load_explicit(&w->cur_op, memory_order_relaxed);
+    if ((op != NULL) && (strstr(w->fault.msg, op) == NULL) &&
         (n + 48 < sizeof(w->fault.msg))) {
         snprintf(w->fault.msg + n, sizeof(w->fault.msg) - n,
-                 " (rank %d was in %s, op #%llu)", w->rank, w->cur_op,
-                 (unsigned long long)w->cur_seq);
+                 " (rank %d was in %s, op #%llu)", w->rank, op,
+                 (unsigned long long)atomic_load_explicit(
+                     &w->cur_seq, memory_order_relaxed));
     }
     atomic_store_explicit(&w->fault.status, (int)status, memory_order_release);
     pthread_mutex_unlock(&w->fault.lock);
