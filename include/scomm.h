@@ -285,8 +285,167 @@ SCOMM_API scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs);
 /* Collectives (blocking)                                                    */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Rules shared by the collectives below (NCCL/MPI semantics):
+ *  - every rank of comm calls the same collectives in the same order, with
+ *    the same count, dtype, op and root;
+ *  - counts are in elements of dtype; a count of 0 is a valid no-op;
+ *  - in-place is the form documented on each call; other overlaps between
+ *    the send and receive buffers are SCOMM_ERR_INVALID_ARG;
+ *  - an argument error is detected before any data moves and leaves the
+ *    caller's buffers untouched; an error once the algorithm runs (peer
+ *    lost, timeout, out of memory, a message longer than expected because
+ *    counts differ between ranks) fails the communicator's world, so every
+ *    rank returns an error instead of waiting for its deadline;
+ *  - with SCOMM_CHECK=1 the ranks first compare their arguments (the
+ *    collective, count, dtype, op, root; for all_to_allv each pair's
+ *    counts) and all return SCOMM_ERR_MISMATCH, naming a rank that
+ *    differs, before any data moves; the communicator stays usable;
+ *  - the algorithm is chosen per call by op, size in bytes, rank count and
+ *    whether it is a power of two; SCOMM_COLL_<OP>_ALGO (OP: ALLREDUCE,
+ *    ALLGATHER, REDUCESCATTER, BROADCAST, REDUCE, ALLTOALL, ALLTOALLV,
+ *    GATHER, SCATTER) or SCOMM_ALGO forces one by name (an unknown name is
+ *    SCOMM_ERR_INVALID_ARG listing the valid ones); scomm_last_selection()
+ *    tells which one ran and why.
+ *
+ * Reductions (sum, prod, max, min, avg on every dtype):
+ *  - integers wrap modulo 2^bits; avg is the wrapped sum divided by the
+ *    number of ranks with truncation toward zero (C division);
+ *  - floats: avg is the sum divided once, at the end, by the number of
+ *    ranks; float16, bfloat16 and fp8 are combined in float32 and rounded
+ *    to the dtype after each step of the algorithm; max/min propagate NaN
+ *    and order -0 below +0;
+ *  - all_reduce results are bit-identical on every rank. Different
+ *    algorithms may round differently (the order of combination differs),
+ *    so results of inexact float sums depend on the algorithm chosen.
+ */
+
 /** @brief Wait until every rank of comm has called it. */
 SCOMM_API scomm_status_t scomm_barrier(scomm_comm_t *comm);
+
+/**
+ * @brief recvbuf[i] = sendbuf_0[i] op sendbuf_1[i] op ... on every rank.
+ * @param[in]  sendbuf  count elements (== recvbuf for in-place)
+ * @param[out] recvbuf  count elements
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL buffer with count > 0, count
+ *         overflow, bad dtype or op, partial overlap), ERR_MISMATCH,
+ *         ERR_NO_MEMORY, ERR_TIMED_OUT, ERR_PEER_LOST, ERR_ABORTED
+ */
+SCOMM_API scomm_status_t scomm_all_reduce(const void *sendbuf, void *recvbuf,
+                                          size_t count, scomm_dtype_t dtype,
+                                          scomm_redop_t op,
+                                          scomm_comm_t *comm);
+
+/**
+ * @brief Concatenate every rank's sendcount elements, in rank order, into
+ * recvbuf (size * sendcount elements) on every rank.
+ * In-place: sendbuf == recvbuf + rank * sendcount * dtype size.
+ * @return as scomm_all_reduce()
+ */
+SCOMM_API scomm_status_t scomm_all_gather(const void *sendbuf, void *recvbuf,
+                                          size_t sendcount,
+                                          scomm_dtype_t dtype,
+                                          scomm_comm_t *comm);
+
+/**
+ * @brief Reduce size * recvcount elements across ranks; rank r receives
+ * block r (elements r*recvcount .. (r+1)*recvcount-1) of the result.
+ * In-place: recvbuf == sendbuf + rank * recvcount * dtype size.
+ * @return as scomm_all_reduce()
+ */
+SCOMM_API scomm_status_t scomm_reduce_scatter(const void *sendbuf,
+                                              void *recvbuf, size_t recvcount,
+                                              scomm_dtype_t dtype,
+                                              scomm_redop_t op,
+                                              scomm_comm_t *comm);
+
+/**
+ * @brief Copy root's count elements of buf into buf on every rank.
+ * @return as scomm_all_reduce(), and ERR_INVALID_ARG for a root out of range
+ */
+SCOMM_API scomm_status_t scomm_broadcast(void *buf, size_t count,
+                                         scomm_dtype_t dtype, int32_t root,
+                                         scomm_comm_t *comm);
+
+/**
+ * @brief Like scomm_all_reduce(), but only root receives the result.
+ * recvbuf is used on root only and may be NULL elsewhere. In-place (on
+ * root): sendbuf == recvbuf.
+ * @return as scomm_broadcast()
+ */
+SCOMM_API scomm_status_t scomm_reduce(const void *sendbuf, void *recvbuf,
+                                      size_t count, scomm_dtype_t dtype,
+                                      scomm_redop_t op, int32_t root,
+                                      scomm_comm_t *comm);
+
+/**
+ * @brief Rank r sends elements p*count_per_peer .. (p+1)*count_per_peer-1
+ * of sendbuf to rank p, which stores them at r*count_per_peer in recvbuf.
+ * In-place: sendbuf == recvbuf.
+ * @return as scomm_all_reduce()
+ */
+SCOMM_API scomm_status_t scomm_all_to_all(const void *sendbuf, void *recvbuf,
+                                          size_t count_per_peer,
+                                          scomm_dtype_t dtype,
+                                          scomm_comm_t *comm);
+
+/**
+ * @brief All-to-all with per-peer counts and displacements (in elements):
+ * sendcounts[p] elements at sendbuf + sdispls[p] go to rank p, which
+ * receives recvcounts[r] elements at recvbuf + rdispls[r]. sendcounts[p]
+ * on rank r must equal recvcounts[r] on rank p. Receive blocks must not
+ * overlap. In-place: sendbuf == recvbuf, with sendcounts == recvcounts and
+ * sdispls == rdispls.
+ * @return as scomm_all_reduce()
+ */
+SCOMM_API scomm_status_t scomm_all_to_allv(const void *sendbuf,
+                                           const size_t *sendcounts,
+                                           const size_t *sdispls,
+                                           void *recvbuf,
+                                           const size_t *recvcounts,
+                                           const size_t *rdispls,
+                                           scomm_dtype_t dtype,
+                                           scomm_comm_t *comm);
+
+/**
+ * @brief Root receives every rank's sendcount elements, in rank order, in
+ * recvbuf (size * sendcount elements). recvbuf is used on root only and
+ * may be NULL elsewhere. In-place (on root): sendbuf == recvbuf + root *
+ * sendcount * dtype size.
+ * @return as scomm_broadcast()
+ */
+SCOMM_API scomm_status_t scomm_gather(const void *sendbuf, void *recvbuf,
+                                      size_t sendcount, scomm_dtype_t dtype,
+                                      int32_t root, scomm_comm_t *comm);
+
+/**
+ * @brief Root sends block r (recvcount elements at r * recvcount) of
+ * sendbuf to rank r. sendbuf is used on root only and may be NULL
+ * elsewhere. In-place (on root): recvbuf == sendbuf + root * recvcount *
+ * dtype size.
+ * @return as scomm_broadcast()
+ */
+SCOMM_API scomm_status_t scomm_scatter(const void *sendbuf, void *recvbuf,
+                                       size_t recvcount, scomm_dtype_t dtype,
+                                       int32_t root, scomm_comm_t *comm);
+
+/** Which algorithm a collective ran, and why (scomm_last_selection()). */
+typedef struct scomm_coll_record {
+    char algo[32];     /**< "ring", "recursive_doubling", ... or "none" */
+    char rule_id[48];  /**< the selector's rule, e.g. "allreduce.small" */
+    char reason[160];  /**< the inputs that decided, in words */
+} scomm_coll_record_t;
+
+/**
+ * @brief The algorithm chosen by comm's last collective (of the calls
+ * above), the selector's rule id and the reason. Before any collective:
+ * algo and rule_id are "none".
+ * @param[out] out  filled on success
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL out or comm), ERR_INVALID_USAGE
+ *         (destroyed comm)
+ */
+SCOMM_API scomm_status_t scomm_last_selection(const scomm_comm_t *comm,
+                                              scomm_coll_record_t *out);
 
 #ifdef __cplusplus
 }

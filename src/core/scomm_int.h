@@ -165,6 +165,7 @@ struct scomm_comm {
     const char     *cur_op;      /* for error messages */
     char            last_error[SCOMM_ERRMSG_MAX];
     scomm_list_t    grave;       /* in the destroyed list, after destroy */
+    scomm_coll_record_t last_sel;
 };
 
 /* ---- errors ---- */

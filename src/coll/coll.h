@@ -1,0 +1,235 @@
+/*
+ * coll.h - the collectives layer (internal): the argument block every
+ * algorithm receives, the algorithm table, the selector, and helpers shared
+ * by the algorithm files.
+ *
+ * Layering: the public entry points (api_coll.c) validate arguments, take
+ * the world lock and call scomm_coll_run(); the selector (select.c) picks
+ * one algorithm of the table; the algorithm moves data with the core's
+ * point-to-point calls (scomm_p2p_*) on tag SCOMM_TAG_COLL and combines it
+ * with the kernels of reduce.h. No algorithm knows which transport carries
+ * its messages.
+ *
+ * Rules every algorithm follows:
+ *  1. All collective traffic uses tag SCOMM_TAG_COLL. Matching is in order
+ *     per (peer, ctx, tag) and every rank runs the same algorithm with the
+ *     same arguments, so the k-th message one rank sends to a peer is the
+ *     k-th receive that peer posts for it. A message of zero elements is
+ *     skipped only when both sides can tell it is empty from arguments
+ *     that all ranks share.
+ *  2. An algorithm returns only after every request it posted completed or
+ *     was released (scomm_coll_abandon on errors).
+ *  3. The caller's output buffers are written only by the algorithm; input
+ *     buffers are never written (except in-place, where they are the
+ *     output).
+ *  4. Reductions on all_reduce give bit-identical results on every rank:
+ *     each element is reduced by exactly one rank and then copied, or both
+ *     partners of an exchange combine in the same operand order (lower rank
+ *     first).
+ */
+#ifndef SCOMM_COLL_H
+#define SCOMM_COLL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/scomm_int.h"
+#include "reduce.h"
+
+/* Segment size of the pipelined algorithms (ring, chain), in bytes. */
+#define SCOMM_COLL_SEG_BYTES   (512u << 10)
+/* Receive slots of SCOMM_COLL_SEG_BYTES each in the ring reduce-scatter. */
+#define SCOMM_COLL_RING_WINDOW 8
+
+typedef enum {
+    SCOMM_COLL_ALLREDUCE = 0,
+    SCOMM_COLL_ALLGATHER,
+    SCOMM_COLL_REDUCESCATTER,
+    SCOMM_COLL_BROADCAST,
+    SCOMM_COLL_REDUCE,
+    SCOMM_COLL_ALLTOALL,
+    SCOMM_COLL_ALLTOALLV,
+    SCOMM_COLL_GATHER,
+    SCOMM_COLL_SCATTER,
+    SCOMM_COLL_OP_COUNT
+} scomm_coll_op_t;
+
+/*
+ * Arguments of one collective, validated. count means: all_reduce,
+ * broadcast, reduce: elements of the vector; all_gather, gather: elements
+ * each rank contributes; reduce_scatter, scatter: elements each rank
+ * receives; all_to_all: elements per peer; all_to_allv: unused.
+ */
+typedef struct scomm_coll_args {
+    scomm_coll_op_t op;
+    const void     *sendbuf;
+    void           *recvbuf;
+    size_t          count;
+    size_t          esize;
+    size_t          bytes;   /* count * esize */
+    scomm_dtype_t   dtype;
+    scomm_redop_t   redop;   /* reductions only */
+    int             root;    /* rooted operations only */
+    int             inplace; /* the op's in-place form was used */
+    const size_t   *scounts; /* all_to_allv only */
+    const size_t   *sdispls;
+    const size_t   *rcounts;
+    const size_t   *rdispls;
+} scomm_coll_args_t;
+
+typedef scomm_status_t (*scomm_coll_fn_t)(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a);
+/* 1 if the algorithm handles this case; else 0 and why (a phrase). */
+typedef int (*scomm_coll_supports_fn_t)(const scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a,
+                                        char *why, size_t whylen);
+
+typedef struct scomm_coll_algo {
+    const char              *name;
+    scomm_coll_op_t          op;
+    scomm_coll_supports_fn_t supports; /* NULL: every case */
+    scomm_coll_fn_t          run;
+} scomm_coll_algo_t;
+
+/* ---- selector (select.c) ---- */
+
+/* Name of an operation ("all_reduce"). */
+const char *scomm_coll_op_name(scomm_coll_op_t op);
+
+/*
+ * Choose the algorithm for a (validated) call and fill comm->last_sel.
+ * Returns SCOMM_ERR_INVALID_ARG when SCOMM_ALGO or SCOMM_COLL_<OP>_ALGO
+ * names no algorithm (the message lists the valid names).
+ */
+scomm_status_t scomm_coll_select(scomm_comm_t *comm,
+                                 const scomm_coll_args_t *a,
+                                 const scomm_coll_algo_t **algo_p);
+
+/*
+ * Test hook: force op's algorithm in this process (all communicators), or
+ * go back to the environment and the default rules with name == NULL.
+ * Takes precedence over the environment. An unknown name is
+ * SCOMM_ERR_INVALID_ARG, with the valid names in scomm_last_error().
+ */
+scomm_status_t scomm_coll_force_algo(scomm_coll_op_t op, const char *name);
+
+/* Test hook: read SCOMM_COLL_<OP>_ALGO again (normally read once). */
+void scomm_coll_env_reload(void);
+
+/* Fill comm->last_sel for a call that needs no algorithm (p == 1, empty). */
+void scomm_coll_record_special(scomm_comm_t *comm, const char *algo,
+                               const char *rule, const char *reason);
+
+/* Number of algorithms for op, and the i-th one's name (tests, bench). */
+int scomm_coll_algo_count(scomm_coll_op_t op);
+const char *scomm_coll_algo_name(scomm_coll_op_t op, int i);
+
+/* Validate, select and run; takes the world lock (api_coll.c). */
+scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
+                              const scomm_coll_args_t *a);
+
+/* ---- helpers shared by the algorithm files (coll_util.c) ---- */
+
+/*
+ * An error happened after communication started: fail the world (so every
+ * peer stops at once instead of at its deadline, and no later collective
+ * reads stale messages), then release the n requests (NULL entries
+ * skipped). Keeps the original error message. Returns status.
+ */
+scomm_status_t scomm_coll_abandon(scomm_comm_t *comm, scomm_status_t status,
+                                  scomm_req_t **reqs, size_t n);
+
+/* Wait for and release one request (NULL: nothing to do). */
+scomm_status_t scomm_coll_wait1(scomm_comm_t *comm, scomm_req_t **req);
+
+/* Wait for and release n requests (n may exceed INT_MAX). */
+scomm_status_t scomm_coll_waitn(scomm_comm_t *comm, scomm_req_t **reqs,
+                                size_t n);
+
+/* malloc that records SCOMM_ERR_NO_MEMORY with the operation's name. */
+void *scomm_coll_malloc(scomm_comm_t *comm, size_t bytes, const char *what);
+
+/* 1 if n is a power of two (n >= 1). */
+static inline int scomm_coll_is_pow2(int n)
+{
+    return (n > 0) && ((n & (n - 1)) == 0);
+}
+
+/* Largest power of two <= n (n >= 1). */
+static inline int scomm_coll_pow2_floor(int n)
+{
+    int p = 1;
+
+    while ((p << 1) <= n) {
+        p <<= 1;
+    }
+    return p;
+}
+
+/* Ceil(log2(n)) for n >= 1. */
+static inline int scomm_coll_log2_ceil(int n)
+{
+    int k = 0;
+
+    while ((1 << k) < n) {
+        k++;
+    }
+    return k;
+}
+
+/* Elements per pipeline segment for elements of esize bytes (>= 1). */
+static inline size_t scomm_coll_seg_elems(size_t esize)
+{
+    size_t n = SCOMM_COLL_SEG_BYTES / esize;
+
+    return (n > 0) ? n : 1;
+}
+
+/* ---- algorithms ---- */
+
+/* ring.c */
+scomm_status_t scomm_allreduce_ring(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+scomm_status_t scomm_allgather_ring(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+scomm_status_t scomm_reducescatter_ring(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a);
+/* Ring all-gather of n equal blocks of bytes each, in place in buf. */
+scomm_status_t scomm_coll_ring_allgather_bytes(scomm_comm_t *comm, void *buf,
+                                               size_t block_bytes);
+
+/* rd.c: recursive doubling / halving */
+scomm_status_t scomm_allreduce_rd(scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a);
+scomm_status_t scomm_allreduce_rabenseifner(scomm_comm_t *comm,
+                                            const scomm_coll_args_t *a);
+int scomm_allreduce_rabenseifner_supports(const scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a,
+                                          char *why, size_t whylen);
+scomm_status_t scomm_allgather_rd(scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a);
+int scomm_allgather_rd_supports(const scomm_comm_t *comm,
+                                const scomm_coll_args_t *a, char *why,
+                                size_t whylen);
+scomm_status_t scomm_reducescatter_direct(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a);
+
+/* tree.c: rooted operations */
+scomm_status_t scomm_bcast_binomial(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+scomm_status_t scomm_bcast_chain(scomm_comm_t *comm,
+                                 const scomm_coll_args_t *a);
+scomm_status_t scomm_reduce_binomial(scomm_comm_t *comm,
+                                     const scomm_coll_args_t *a);
+scomm_status_t scomm_gather_linear(scomm_comm_t *comm,
+                                   const scomm_coll_args_t *a);
+scomm_status_t scomm_scatter_linear(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+
+/* alltoall.c */
+scomm_status_t scomm_alltoall_pairwise(scomm_comm_t *comm,
+                                       const scomm_coll_args_t *a);
+scomm_status_t scomm_alltoallv_pairwise(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a);
+
+#endif /* SCOMM_COLL_H */

@@ -1,0 +1,438 @@
+/*
+ * select.c - the algorithm table and the selector: which algorithm runs a
+ * collective, and a record of why (scomm_last_selection()).
+ *
+ * Precedence, first match wins:
+ *   1. the test hook scomm_coll_force_algo()            rule "forced.hook"
+ *   2. SCOMM_COLL_<OP>_ALGO (read once per process)     rule "env.op"
+ *   3. SCOMM_ALGO (the world's config), when it names an algorithm of this
+ *      op; a name valid for other ops only is ignored   rule "env.global"
+ *   4. the default rules below, by op, bytes, rank count and whether the
+ *      rank count is a power of two.
+ * A forced algorithm that cannot run the case (Rabenseifner with fewer
+ * elements than ranks, recursive doubling all_gather on a non-power-of-two
+ * size) falls back to the default rule; the reason says so. A name that
+ * is no algorithm at all is SCOMM_ERR_INVALID_ARG listing the valid names.
+ *
+ * Default rules (thresholds are starting points, to be tuned with
+ * `scomm bench`):
+ *   all_reduce      <= 64 KiB: recursive_doubling (log2 p rounds);
+ *                   <= 1 MiB (4 MiB when p is a power of two):
+ *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
+ *                   recursive_doubling if count < p';
+ *                   larger: ring (bandwidth-optimal, pipelined)
+ *   all_gather      total <= 64 KiB and p a power of two:
+ *                   recursive_doubling; else ring
+ *   reduce_scatter  total <= 64 KiB: direct; else ring
+ *   broadcast       <= 256 KiB or p == 2: binomial; else chain
+ *   reduce          binomial
+ *   all_to_all(v)   pairwise;  gather, scatter: linear
+ *
+ * Invariants:
+ *  1. The choice depends only on arguments every rank shares (op, count,
+ *     dtype, p) and on configuration, so every rank picks the same one.
+ *  2. comm->last_sel is written for every call that gets past argument
+ *     checks, under the world lock.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coll.h"
+
+#define SCOMM_COLL_SMALL_BYTES      (64u << 10)
+#define SCOMM_COLL_MID_BYTES        (1u << 20)
+#define SCOMM_COLL_MID_BYTES_POW2   (4u << 20)
+#define SCOMM_COLL_BCAST_TREE_BYTES (256u << 10)
+#define SCOMM_COLL_NAME_MAX         32
+
+static const scomm_coll_algo_t scomm_coll_algos[] = {
+    {"ring", SCOMM_COLL_ALLREDUCE, NULL, scomm_allreduce_ring},
+    {"recursive_doubling", SCOMM_COLL_ALLREDUCE, NULL, scomm_allreduce_rd},
+    {"rabenseifner", SCOMM_COLL_ALLREDUCE,
+     scomm_allreduce_rabenseifner_supports, scomm_allreduce_rabenseifner},
+    {"ring", SCOMM_COLL_ALLGATHER, NULL, scomm_allgather_ring},
+    {"recursive_doubling", SCOMM_COLL_ALLGATHER, scomm_allgather_rd_supports,
+     scomm_allgather_rd},
+    {"ring", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_ring},
+    {"direct", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_direct},
+    {"binomial", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_binomial},
+    {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
+    {"binomial", SCOMM_COLL_REDUCE, NULL, scomm_reduce_binomial},
+    {"pairwise", SCOMM_COLL_ALLTOALL, NULL, scomm_alltoall_pairwise},
+    {"pairwise", SCOMM_COLL_ALLTOALLV, NULL, scomm_alltoallv_pairwise},
+    {"linear", SCOMM_COLL_GATHER, NULL, scomm_gather_linear},
+    {"linear", SCOMM_COLL_SCATTER, NULL, scomm_scatter_linear},
+};
+
+static const struct {
+    const char *name; /* "all_reduce" */
+    const char *env;  /* "SCOMM_COLL_ALLREDUCE_ALGO" */
+} scomm_coll_ops[SCOMM_COLL_OP_COUNT] = {
+    [SCOMM_COLL_ALLREDUCE]     = {"all_reduce", "SCOMM_COLL_ALLREDUCE_ALGO"},
+    [SCOMM_COLL_ALLGATHER]     = {"all_gather", "SCOMM_COLL_ALLGATHER_ALGO"},
+    [SCOMM_COLL_REDUCESCATTER] = {"reduce_scatter",
+                                  "SCOMM_COLL_REDUCESCATTER_ALGO"},
+    [SCOMM_COLL_BROADCAST]     = {"broadcast", "SCOMM_COLL_BROADCAST_ALGO"},
+    [SCOMM_COLL_REDUCE]        = {"reduce", "SCOMM_COLL_REDUCE_ALGO"},
+    [SCOMM_COLL_ALLTOALL]      = {"all_to_all", "SCOMM_COLL_ALLTOALL_ALGO"},
+    [SCOMM_COLL_ALLTOALLV]     = {"all_to_allv", "SCOMM_COLL_ALLTOALLV_ALGO"},
+    [SCOMM_COLL_GATHER]        = {"gather", "SCOMM_COLL_GATHER_ALGO"},
+    [SCOMM_COLL_SCATTER]       = {"scatter", "SCOMM_COLL_SCATTER_ALGO"},
+};
+
+/* SCOMM_COLL_<OP>_ALGO, read once (scomm_coll_env_reload for tests). */
+static pthread_once_t scomm_coll_env_once = PTHREAD_ONCE_INIT;
+static char scomm_coll_env[SCOMM_COLL_OP_COUNT][SCOMM_COLL_NAME_MAX + 1];
+static int scomm_coll_env_long[SCOMM_COLL_OP_COUNT];
+
+/* Test hook: 1 + index into scomm_coll_algos, or 0 for none. */
+static int scomm_coll_forced[SCOMM_COLL_OP_COUNT];
+
+static void scomm_coll_env_load(void)
+{
+    const char *v;
+    int op;
+
+    for (op = 0; op < SCOMM_COLL_OP_COUNT; op++) {
+        v = getenv(scomm_coll_ops[op].env);
+        scomm_coll_env[op][0]   = '\0';
+        scomm_coll_env_long[op] = 0;
+        if ((v != NULL) && (v[0] != '\0')) {
+            scomm_coll_env_long[op] = (strlen(v) > SCOMM_COLL_NAME_MAX);
+            snprintf(scomm_coll_env[op], sizeof(scomm_coll_env[op]), "%s",
+                     v);
+        }
+    }
+}
+
+void scomm_coll_env_reload(void)
+{
+    pthread_once(&scomm_coll_env_once, scomm_coll_env_load);
+    scomm_coll_env_load();
+}
+
+const char *scomm_coll_op_name(scomm_coll_op_t op)
+{
+    if (((int)op < 0) || (op >= SCOMM_COLL_OP_COUNT)) {
+        return "invalid";
+    }
+    return scomm_coll_ops[op].name;
+}
+
+int scomm_coll_algo_count(scomm_coll_op_t op)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_coll_algos); i++) {
+        n += (scomm_coll_algos[i].op == op);
+    }
+    return n;
+}
+
+const char *scomm_coll_algo_name(scomm_coll_op_t op, int idx)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_coll_algos); i++) {
+        if ((scomm_coll_algos[i].op == op) && (n++ == idx)) {
+            return scomm_coll_algos[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* Index of op's algorithm called name, or -1. */
+static int scomm_coll_find(scomm_coll_op_t op, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_coll_algos); i++) {
+        if ((scomm_coll_algos[i].op == op) &&
+            (strcmp(scomm_coll_algos[i].name, name) == 0)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* "ring, recursive_doubling, ..." for op, or of all ops (op < 0). */
+static void scomm_coll_list_names(int op, char *out, size_t len)
+{
+    size_t i, j, o = 0;
+    int dup;
+
+    out[0] = '\0';
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_coll_algos); i++) {
+        if ((op >= 0) && ((int)scomm_coll_algos[i].op != op)) {
+            continue;
+        }
+        for (j = 0, dup = 0; (j < i) && !dup; j++) {
+            dup = (((op < 0) || ((int)scomm_coll_algos[j].op == op)) &&
+                   (strcmp(scomm_coll_algos[j].name,
+                           scomm_coll_algos[i].name) == 0));
+        }
+        if (!dup && (o < len)) {
+            o += (size_t)snprintf(out + o, len - o, "%s%s",
+                                  (o == 0) ? "" : ", ",
+                                  scomm_coll_algos[i].name);
+        }
+    }
+}
+
+scomm_status_t scomm_coll_force_algo(scomm_coll_op_t op, const char *name)
+{
+    char names[256];
+    int idx;
+
+    if (((int)op < 0) || (op >= SCOMM_COLL_OP_COUNT)) {
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
+                               "scomm_coll_force_algo: op %d is not a "
+                               "collective", (int)op);
+    }
+    if (name == NULL) {
+        scomm_coll_forced[op] = 0;
+        return SCOMM_OK;
+    }
+    idx = scomm_coll_find(op, name);
+    if (idx < 0) {
+        scomm_coll_list_names((int)op, names, sizeof(names));
+        return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
+                               "scomm_coll_force_algo: '%s' is not a %s "
+                               "algorithm; valid: %s", name,
+                               scomm_coll_ops[op].name, names);
+    }
+    scomm_coll_forced[op] = idx + 1;
+    return SCOMM_OK;
+}
+
+static void scomm_coll_record(scomm_comm_t *comm, const char *algo,
+                              const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void scomm_coll_record(scomm_comm_t *comm, const char *algo,
+                              const char *rule, const char *fmt, ...)
+{
+    scomm_coll_record_t *rec = &comm->last_sel;
+    va_list ap;
+
+    snprintf(rec->algo, sizeof(rec->algo), "%s", algo);
+    snprintf(rec->rule_id, sizeof(rec->rule_id), "%s", rule);
+    va_start(ap, fmt);
+    vsnprintf(rec->reason, sizeof(rec->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* Total bytes the op moves per rank's buffer, for the rules. */
+static size_t scomm_coll_rule_bytes(const scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a)
+{
+    switch (a->op) {
+    case SCOMM_COLL_ALLGATHER:
+    case SCOMM_COLL_REDUCESCATTER:
+        return a->bytes * (size_t)comm->size;
+    default:
+        return a->bytes;
+    }
+}
+
+/* The default rules: an index into scomm_coll_algos, rule id, reason. */
+static int scomm_coll_default(const scomm_comm_t *comm,
+                              const scomm_coll_args_t *a, const char **rule,
+                              char *reason, size_t rlen)
+{
+    int p = comm->size, pof2 = scomm_coll_pow2_floor(p);
+    int pow2 = scomm_coll_is_pow2(p);
+    size_t bytes = scomm_coll_rule_bytes(comm, a);
+    size_t mid = pow2 ? SCOMM_COLL_MID_BYTES_POW2 : SCOMM_COLL_MID_BYTES;
+
+    switch (a->op) {
+    case SCOMM_COLL_ALLREDUCE:
+        if (bytes <= SCOMM_COLL_SMALL_BYTES) {
+            *rule = "allreduce.small";
+            snprintf(reason, rlen, "%zu B <= 64 KiB is latency-bound: "
+                     "recursive doubling takes %d rounds on %d ranks",
+                     bytes, scomm_coll_log2_ceil(p), p);
+            return scomm_coll_find(a->op, "recursive_doubling");
+        }
+        if (bytes <= mid) {
+            if (a->count < (size_t)pof2) {
+                *rule = "allreduce.mid_few_elems";
+                snprintf(reason, rlen, "%zu B, but count %zu < %d ranks to "
+                         "halve over: recursive doubling", bytes, a->count,
+                         pof2);
+                return scomm_coll_find(a->op, "recursive_doubling");
+            }
+            *rule = "allreduce.mid";
+            snprintf(reason, rlen, "64 KiB < %zu B <= %zu KiB on %d ranks "
+                     "(%spower of two): Rabenseifner halving/doubling",
+                     bytes, mid >> 10, p, pow2 ? "" : "not a ");
+            return scomm_coll_find(a->op, "rabenseifner");
+        }
+        *rule = "allreduce.large";
+        snprintf(reason, rlen, "%zu B > %zu KiB on %d ranks is "
+                 "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
+        return scomm_coll_find(a->op, "ring");
+    case SCOMM_COLL_ALLGATHER:
+        if ((bytes <= SCOMM_COLL_SMALL_BYTES) && pow2) {
+            *rule = "allgather.small_pow2";
+            snprintf(reason, rlen, "%zu B total <= 64 KiB and %d ranks is a "
+                     "power of two: recursive doubling", bytes, p);
+            return scomm_coll_find(a->op, "recursive_doubling");
+        }
+        *rule = "allgather.ring";
+        snprintf(reason, rlen, "%zu B total on %d ranks (%s): ring", bytes,
+                 p, pow2 ? "above 64 KiB" : "not a power of two");
+        return scomm_coll_find(a->op, "ring");
+    case SCOMM_COLL_REDUCESCATTER:
+        if (bytes <= SCOMM_COLL_SMALL_BYTES) {
+            *rule = "reducescatter.small";
+            snprintf(reason, rlen, "%zu B total <= 64 KiB: direct, one "
+                     "round on %d ranks", bytes, p);
+            return scomm_coll_find(a->op, "direct");
+        }
+        *rule = "reducescatter.ring";
+        snprintf(reason, rlen, "%zu B total > 64 KiB on %d ranks: "
+                 "pipelined ring", bytes, p);
+        return scomm_coll_find(a->op, "ring");
+    case SCOMM_COLL_BROADCAST:
+        if ((bytes <= SCOMM_COLL_BCAST_TREE_BYTES) || (p <= 2)) {
+            *rule = "broadcast.tree";
+            snprintf(reason, rlen, "%zu B on %d ranks (%s): binomial tree, "
+                     "%d rounds", bytes, p,
+                     (p <= 2) ? "two ranks" : "<= 256 KiB",
+                     scomm_coll_log2_ceil(p));
+            return scomm_coll_find(a->op, "binomial");
+        }
+        *rule = "broadcast.chain";
+        snprintf(reason, rlen, "%zu B > 256 KiB on %d ranks: pipelined "
+                 "chain", bytes, p);
+        return scomm_coll_find(a->op, "chain");
+    case SCOMM_COLL_REDUCE:
+        *rule = "reduce.tree";
+        snprintf(reason, rlen, "%zu B on %d ranks: binomial tree (the only "
+                 "reduce algorithm)", bytes, p);
+        return scomm_coll_find(a->op, "binomial");
+    case SCOMM_COLL_ALLTOALL:
+    case SCOMM_COLL_ALLTOALLV:
+        *rule = "alltoall.pairwise";
+        snprintf(reason, rlen, "%d ranks: pairwise exchange, %d steps%s", p,
+                 p - 1, a->inplace ? " (in place: round-robin pairs)" : "");
+        return scomm_coll_find(a->op, "pairwise");
+    case SCOMM_COLL_GATHER:
+    case SCOMM_COLL_SCATTER:
+        *rule = (a->op == SCOMM_COLL_GATHER) ? "gather.linear" :
+                                               "scatter.linear";
+        snprintf(reason, rlen, "%zu B per rank on %d ranks: linear, root "
+                 "talks to every rank at once", bytes, p);
+        return scomm_coll_find(a->op, "linear");
+    default:
+        break;
+    }
+    *rule = "none";
+    snprintf(reason, rlen, "no rule");
+    return -1;
+}
+
+scomm_status_t scomm_coll_select(scomm_comm_t *comm,
+                                 const scomm_coll_args_t *a,
+                                 const scomm_coll_algo_t **algo_p)
+{
+    const char *opname = scomm_coll_ops[a->op].name;
+    const char *cfg    = comm->world->cfg.algo;
+    const char *rule   = NULL, *how = NULL, *src_rule = NULL;
+    char reason[160], why[96], names[256], how_buf[80];
+    int want = -1, def;
+
+    pthread_once(&scomm_coll_env_once, scomm_coll_env_load);
+    if (scomm_coll_forced[a->op] > 0) {
+        want     = scomm_coll_forced[a->op] - 1;
+        src_rule = "forced.hook";
+        how      = "forced by test hook";
+    } else if (scomm_coll_env[a->op][0] != '\0') {
+        want = scomm_coll_env_long[a->op] ?
+               -1 : scomm_coll_find(a->op, scomm_coll_env[a->op]);
+        if (want < 0) {
+            scomm_coll_list_names((int)a->op, names, sizeof(names));
+            return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                                   "%s: %s=%s%s is not a %s algorithm; "
+                                   "valid: %s", comm->cur_op,
+                                   scomm_coll_ops[a->op].env,
+                                   scomm_coll_env[a->op],
+                                   scomm_coll_env_long[a->op] ? "..." : "",
+                                   opname, names);
+        }
+        src_rule = "env.op";
+        snprintf(how_buf, sizeof(how_buf), "%s",
+                 scomm_coll_ops[a->op].env);
+        how = how_buf;
+    } else if (cfg[0] != '\0') {
+        want = scomm_coll_find(a->op, cfg);
+        if (want < 0) {
+            int op, known = 0;
+
+            for (op = 0; (op < SCOMM_COLL_OP_COUNT) && !known; op++) {
+                known = (scomm_coll_find((scomm_coll_op_t)op, cfg) >= 0);
+            }
+            if (!known) {
+                scomm_coll_list_names(-1, names, sizeof(names));
+                return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
+                                       "%s: SCOMM_ALGO=%s names no "
+                                       "collective algorithm; valid: %s",
+                                       comm->cur_op, cfg, names);
+            }
+        } else {
+            src_rule = "env.global";
+            how      = "SCOMM_ALGO";
+        }
+    }
+    def = scomm_coll_default(comm, a, &rule, reason, sizeof(reason));
+    if (def < 0) {
+        return scomm_set_error(comm, SCOMM_ERR_INTERNAL,
+                               "%s: no algorithm for %s", comm->cur_op,
+                               opname);
+    }
+    if (want >= 0) {
+        const scomm_coll_algo_t *w = &scomm_coll_algos[want];
+
+        if ((w->supports != NULL) && !w->supports(comm, a, why, sizeof(why))) {
+            char fb[512], fb_rule[64];
+
+            snprintf(fb, sizeof(fb), "%s (%s) falls back: %s; %s", w->name,
+                     how, why, reason);
+            snprintf(fb_rule, sizeof(fb_rule), "fallback:%s", rule);
+            scomm_coll_record(comm, scomm_coll_algos[def].name, fb_rule, "%s",
+                              fb);
+            *algo_p = &scomm_coll_algos[def];
+            return SCOMM_OK;
+        }
+        scomm_coll_record(comm, w->name, src_rule,
+                          "%s chose %s for %zu B on %d ranks", how, w->name,
+                          scomm_coll_rule_bytes(comm, a), comm->size);
+        *algo_p = w;
+        return SCOMM_OK;
+    }
+    if ((cfg[0] != '\0') && (scomm_coll_env[a->op][0] == '\0')) {
+        /* SCOMM_ALGO names an algorithm of another op only. */
+        char r2[512];
+
+        snprintf(r2, sizeof(r2), "SCOMM_ALGO=%s is not a %s algorithm, "
+                 "ignored; %s", cfg, opname, reason);
+        scomm_coll_record(comm, scomm_coll_algos[def].name, rule, "%s", r2);
+        *algo_p = &scomm_coll_algos[def];
+        return SCOMM_OK;
+    }
+    scomm_coll_record(comm, scomm_coll_algos[def].name, rule, "%s", reason);
+    *algo_p = &scomm_coll_algos[def];
+    return SCOMM_OK;
+}
+
+void scomm_coll_record_special(scomm_comm_t *comm, const char *algo,
+                               const char *rule, const char *reason)
+{
+    scomm_coll_record(comm, algo, rule, "%s", reason);
+}

@@ -1,0 +1,1669 @@
+/*
+ * test_coll.c - every collective against an independent reference, over
+ * real processes (SCOMM_TRANSPORTS, set by ctest, picks shm or tcp).
+ *
+ * Reference: every rank can generate every other rank's input from (rank,
+ * index, seed), so each rank computes the expected result locally, with
+ * its own arithmetic (doubles, 64-bit integers, its own float16/bfloat16/
+ * fp8 codecs), without communication and without the library's kernels.
+ * Float inputs are chosen so that every partial result is exact (small
+ * integers, powers of two), which makes the expected bits independent of
+ * the order of combination: results are compared bit for bit. Random
+ * floats are checked separately against a tolerance, with bit equality
+ * across ranks (hashes passed around the ring).
+ *
+ * Coverage: all_reduce and reduce_scatter over every dtype x op x
+ * algorithm x count {0, 1, size-1, 7, 13, 1021, 65539}, in place and not;
+ * reduce, broadcast, all_gather, all_to_all(v), gather, scatter over roots,
+ * counts, algorithms and in-place forms; 1 Mi elements for a few
+ * combinations and 64 Mi + 7 for all_reduce float32 sum; the selection
+ * record, forced algorithms and their fallbacks, SCOMM_COLL_*_ALGO and
+ * SCOMM_ALGO, argument errors (buffers untouched), SCOMM_CHECK mismatches,
+ * and sub-communicators.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "scomm.h"
+#include "st_test.h"
+#include "coll/coll.h"
+
+#define NDT SCOMM_DTYPE_COUNT
+#define NOP SCOMM_REDOP_COUNT
+
+typedef struct {
+    scomm_comm_t *comm;
+    int           rank;
+    int           size;
+} tctx_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void section_done(const tctx_t *t, const char *what, double t0)
+{
+    if (t->rank == 0) {
+        printf("  %-34s %7.2f s\n", what, now_s() - t0);
+        fflush(stdout);
+    }
+}
+
+/* ---- deterministic inputs -------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint64_t rnd(uint64_t seed, int rank, size_t idx)
+{
+    return mix64(seed ^ mix64(((uint64_t)rank << 40) ^ (uint64_t)idx));
+}
+
+/* ---- an independent float16 / bfloat16 / fp8 codec --------------------- */
+
+typedef struct {
+    int ebits, mbits, bias, fn; /* fn: e4m3 "fn" (no infinities) */
+} fmt_t;
+
+static const fmt_t FMT_F16 = {5, 10, 15, 0};
+static const fmt_t FMT_BF16 = {8, 7, 127, 0};
+static const fmt_t FMT_E4M3 = {4, 3, 7, 1};
+static const fmt_t FMT_E5M2 = {5, 2, 15, 0};
+
+static int lp_isnan(uint32_t bits, fmt_t f)
+{
+    uint32_t emax = (1u << f.ebits) - 1;
+    uint32_t e = (bits >> f.mbits) & emax, m = bits & ((1u << f.mbits) - 1);
+
+    if (f.fn) {
+        return (e == emax) && (m == (1u << f.mbits) - 1);
+    }
+    return (e == emax) && (m != 0);
+}
+
+static double lp_decode(uint32_t bits, fmt_t f)
+{
+    uint32_t emax = (1u << f.ebits) - 1;
+    uint32_t s = (bits >> (f.ebits + f.mbits)) & 1;
+    uint32_t e = (bits >> f.mbits) & emax, m = bits & ((1u << f.mbits) - 1);
+    double v;
+
+    if (lp_isnan(bits, f)) {
+        return NAN;
+    }
+    if ((e == emax) && !f.fn) {
+        v = INFINITY;
+    } else if (e == 0) {
+        v = ldexp((double)m, 1 - f.bias - f.mbits);
+    } else {
+        v = ldexp((double)(m + (1u << f.mbits)), (int)e - f.bias - f.mbits);
+    }
+    return s ? -v : v;
+}
+
+/* Round-to-nearest-even encoding of a finite value within range. */
+static uint32_t lp_encode(double v, fmt_t f)
+{
+    uint32_t sign = signbit(v) ? (1u << (f.ebits + f.mbits)) : 0;
+    double a = fabs(v), q, m;
+    int e, E;
+
+    if (isnan(v)) {
+        /* Quiet NaN: all-ones exponent, top mantissa bit (e4m3fn: the one
+         * NaN pattern per sign). */
+        return sign | (((1u << f.ebits) - 1) << f.mbits) |
+               (f.fn ? ((1u << f.mbits) - 1) : (1u << (f.mbits - 1)));
+    }
+    if (isinf(v) && !f.fn) {
+        return sign | (((1u << f.ebits) - 1) << f.mbits);
+    }
+    if (a == 0.0) {
+        return sign;
+    }
+    (void)frexp(a, &e);
+    E = e - 1;
+    if (E < 1 - f.bias) {
+        q = ldexp(a, f.bias - 1 + f.mbits);
+        m = rint(q);
+        return sign | (uint32_t)m; /* a carry makes the smallest normal */
+    }
+    q = ldexp(a, f.mbits - E);
+    m = rint(q);
+    if (m >= ldexp(1.0, f.mbits + 1)) {
+        m = ldexp(1.0, f.mbits);
+        E++;
+    }
+    return sign | ((uint32_t)(E + f.bias) << f.mbits) |
+           ((uint32_t)m - (1u << f.mbits));
+}
+
+/* ---- dtype model -------------------------------------------------------- */
+
+enum { K_SINT, K_UINT, K_F32, K_F64, K_LP };
+
+typedef struct {
+    int    kind;
+    int    bits;  /* integer width */
+    fmt_t  fmt;   /* K_LP */
+    int    range; /* |value| for exact sums of small integers */
+} dt_t;
+
+static dt_t dt_info(scomm_dtype_t d)
+{
+    dt_t i;
+
+    memset(&i, 0, sizeof(i));
+    switch (d) {
+    case SCOMM_INT8: i.kind = K_SINT; i.bits = 8; break;
+    case SCOMM_UINT8: i.kind = K_UINT; i.bits = 8; break;
+    case SCOMM_INT32: i.kind = K_SINT; i.bits = 32; break;
+    case SCOMM_UINT32: i.kind = K_UINT; i.bits = 32; break;
+    case SCOMM_INT64: i.kind = K_SINT; i.bits = 64; break;
+    case SCOMM_UINT64: i.kind = K_UINT; i.bits = 64; break;
+    case SCOMM_FLOAT32: i.kind = K_F32; i.range = 1000; break;
+    case SCOMM_FLOAT64: i.kind = K_F64; i.range = 1000; break;
+    case SCOMM_FLOAT16: i.kind = K_LP; i.fmt = FMT_F16; i.range = 200; break;
+    case SCOMM_BFLOAT16: i.kind = K_LP; i.fmt = FMT_BF16; i.range = 40; break;
+    case SCOMM_FP8_E4M3: i.kind = K_LP; i.fmt = FMT_E4M3; i.range = 3; break;
+    case SCOMM_FP8_E5M2: i.kind = K_LP; i.fmt = FMT_E5M2; i.range = 1; break;
+    default: ST_ASSERT(0);
+    }
+    return i;
+}
+
+static uint64_t raw_get(const void *buf, size_t i, size_t es)
+{
+    uint64_t v = 0;
+
+    memcpy(&v, (const char *)buf + i * es, es); /* little-endian host */
+    return v;
+}
+
+static void raw_set(void *buf, size_t i, size_t es, uint64_t v)
+{
+    memcpy((char *)buf + i * es, &v, es);
+}
+
+static double f_decode(const dt_t *d, uint64_t raw)
+{
+    float f;
+    double x;
+
+    switch (d->kind) {
+    case K_F32:
+        memcpy(&f, &raw, 4);
+        return f;
+    case K_F64:
+        memcpy(&x, &raw, 8);
+        return x;
+    default:
+        return lp_decode((uint32_t)raw, d->fmt);
+    }
+}
+
+static uint64_t f_encode(const dt_t *d, double v)
+{
+    uint64_t raw = 0;
+    float f;
+
+    switch (d->kind) {
+    case K_F32:
+        f = (float)v;
+        memcpy(&raw, &f, 4);
+        return raw;
+    case K_F64:
+        memcpy(&raw, &v, 8);
+        return raw;
+    default:
+        return lp_encode(v, d->fmt);
+    }
+}
+
+static int f_isnan_raw(const dt_t *d, uint64_t raw)
+{
+    if (d->kind == K_LP) {
+        return lp_isnan((uint32_t)raw, d->fmt);
+    }
+    return isnan(f_decode(d, raw));
+}
+
+/* Input element idx of rank for (dtype, op), as raw bits. */
+static uint64_t gen(scomm_dtype_t dtype, scomm_redop_t op, uint64_t seed,
+                    int rank, size_t idx)
+{
+    static const double prod_vals[6] = {-2.0, -1.0, -0.5, 0.5, 1.0, 2.0};
+    dt_t d = dt_info(dtype);
+    uint64_t r = rnd(seed, rank, idx);
+    uint64_t raw;
+    double v;
+    int k;
+
+    if ((d.kind == K_SINT) || (d.kind == K_UINT)) {
+        return (d.bits == 64) ? r : (r & ((1ull << d.bits) - 1));
+    }
+    switch (op) {
+    case SCOMM_SUM:
+    case SCOMM_AVG:
+        v = (double)((int64_t)(r % (uint64_t)(2 * d.range + 1)) - d.range);
+        if (d.kind != K_LP) {
+            v /= 8.0;
+        }
+        return f_encode(&d, v);
+    case SCOMM_PROD:
+        if ((r % 13) == 0) {
+            return f_encode(&d, 0.0);
+        }
+        return f_encode(&d, prod_vals[(r >> 8) % 6]);
+    default:
+        /* min/max: any non-NaN bit pattern, and signed zeros often. */
+        if ((r % 7) == 0) {
+            return f_encode(&d, ((r >> 7) & 1) ? -0.0 : 0.0);
+        }
+        for (k = 0;; k++) {
+            size_t es = scomm_dtype_size(dtype);
+
+            raw = mix64(r + (uint64_t)k);
+            if (es < 8) {
+                raw &= (1ull << (8 * es)) - 1;
+            }
+            if (!f_isnan_raw(&d, raw)) {
+                return raw;
+            }
+        }
+    }
+}
+
+static double fmax_ieee(double a, double b)
+{
+    if ((a == 0.0) && (b == 0.0)) {
+        return (signbit(a) && signbit(b)) ? -0.0 : 0.0;
+    }
+    return (a > b) ? a : b;
+}
+
+static double fmin_ieee(double a, double b)
+{
+    if ((a == 0.0) && (b == 0.0)) {
+        return (signbit(a) || signbit(b)) ? -0.0 : 0.0;
+    }
+    return (a < b) ? a : b;
+}
+
+/* Expected raw result at element idx of a reduction over p ranks. */
+static uint64_t ref_elem(scomm_dtype_t dtype, scomm_redop_t op, uint64_t seed,
+                         int p, size_t idx)
+{
+    dt_t d = dt_info(dtype);
+    int q;
+
+    if ((d.kind == K_SINT) || (d.kind == K_UINT)) {
+        uint64_t mask = (d.bits == 64) ? ~0ull : ((1ull << d.bits) - 1);
+        uint64_t acc = gen(dtype, op, seed, 0, idx);
+        int64_t sacc;
+
+        for (q = 1; q < p; q++) {
+            uint64_t x = gen(dtype, op, seed, q, idx);
+            int64_t sa, sx;
+
+            switch (op) {
+            case SCOMM_SUM:
+            case SCOMM_AVG:
+                acc = (acc + x) & mask;
+                break;
+            case SCOMM_PROD:
+                acc = (acc * x) & mask;
+                break;
+            default:
+                if (d.kind == K_UINT) {
+                    acc = (op == SCOMM_MAX) ? ((x > acc) ? x : acc) :
+                                              ((x < acc) ? x : acc);
+                } else {
+                    int sh = 64 - d.bits;
+
+                    sa  = (int64_t)(acc << sh) >> sh;
+                    sx  = (int64_t)(x << sh) >> sh;
+                    acc = ((op == SCOMM_MAX) ? ((sx > sa) ? x : acc) :
+                                               ((sx < sa) ? x : acc));
+                }
+                break;
+            }
+        }
+        if (op != SCOMM_AVG) {
+            return acc;
+        }
+        if (d.kind == K_UINT) {
+            return (acc / (uint64_t)p) & mask;
+        }
+        sacc = (int64_t)(acc << (64 - d.bits)) >> (64 - d.bits);
+        return (uint64_t)(sacc / p) & mask;
+    } else {
+        double acc = f_decode(&d, gen(dtype, op, seed, 0, idx));
+
+        for (q = 1; q < p; q++) {
+            double x = f_decode(&d, gen(dtype, op, seed, q, idx));
+
+            switch (op) {
+            case SCOMM_SUM:
+            case SCOMM_AVG:
+                acc += x;
+                break;
+            case SCOMM_PROD:
+                acc *= x;
+                break;
+            case SCOMM_MAX:
+                acc = fmax_ieee(acc, x);
+                break;
+            default:
+                acc = fmin_ieee(acc, x);
+                break;
+            }
+        }
+        if (op == SCOMM_AVG) {
+            if (d.kind == K_F64) {
+                acc = acc / (double)p;
+            } else {
+                float qf = (float)acc / (float)p;
+
+                acc = qf;
+            }
+        }
+        return f_encode(&d, acc);
+    }
+}
+
+static void fill_input(void *buf, scomm_dtype_t dtype, scomm_redop_t op,
+                       uint64_t seed, int rank, size_t first, size_t count)
+{
+    size_t es = scomm_dtype_size(dtype), i;
+
+    for (i = 0; i < count; i++) {
+        raw_set(buf, i, es, gen(dtype, op, seed, rank, first + i));
+    }
+}
+
+static void fill_ref(void *buf, scomm_dtype_t dtype, scomm_redop_t op,
+                     uint64_t seed, int p, size_t first, size_t count)
+{
+    size_t es = scomm_dtype_size(dtype), i;
+
+    for (i = 0; i < count; i++) {
+        raw_set(buf, i, es, ref_elem(dtype, op, seed, p, first + i));
+    }
+}
+
+/* What the current check reduced, to print the inputs of a mismatch. */
+static uint64_t dbg_seed;
+static int dbg_op = -1;
+static size_t dbg_first;
+
+static void expect_same(const tctx_t *t, const char *what, const void *got,
+                        const void *want, size_t count, scomm_dtype_t dtype,
+                        const char *algo, int inplace)
+{
+    size_t es = scomm_dtype_size(dtype), i;
+
+    if ((count == 0) || (memcmp(got, want, count * es) == 0)) {
+        return;
+    }
+    for (i = 0; i < count; i++) {
+        if (raw_get(got, i, es) != raw_get(want, i, es)) {
+            break;
+        }
+    }
+    fprintf(stderr, "rank %d: op %s %s count %zu algo %s %s: element %zu is "
+            "0x%" PRIx64 ", expected 0x%" PRIx64 "\n", t->rank, what,
+            scomm_dtype_name(dtype), count, algo ? algo : "auto",
+            inplace ? "in-place" : "out-of-place", i, raw_get(got, i, es),
+            raw_get(want, i, es));
+    if (dbg_op >= 0) {
+        int q;
+
+        for (q = 0; q < t->size; q++) {
+            fprintf(stderr, "  input of rank %d: 0x%" PRIx64 "\n", q,
+                    gen(dtype, (scomm_redop_t)dbg_op, dbg_seed, q,
+                        dbg_first + i));
+        }
+    }
+    ST_ASSERT(0);
+}
+
+static uint64_t hash_bytes(const void *buf, size_t n)
+{
+    const unsigned char *b = buf;
+    uint64_t h = 1469598103934665603ull, w;
+    size_t i;
+
+    for (i = 0; i + 8 <= n; i += 8) {
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * 1099511628211ull;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) {
+        h = (h ^ b[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* All ranks hold the same hash: pass it around the ring with p2p. */
+static void expect_hash_equal(const tctx_t *t, uint64_t h)
+{
+    scomm_req_t *r[2];
+    uint64_t left = 0;
+
+    if (t->size == 1) {
+        return;
+    }
+    ST_ASSERT_OK(scomm_irecv(&left, 1, SCOMM_UINT64,
+                             (t->rank + t->size - 1) % t->size, 4242, t->comm,
+                             &r[0]));
+    ST_ASSERT_OK(scomm_isend(&h, 1, SCOMM_UINT64, (t->rank + 1) % t->size,
+                             4242, t->comm, &r[1]));
+    ST_ASSERT_OK(scomm_wait_all(2, r));
+    if (left != h) {
+        fprintf(stderr, "rank %d: result hash %016" PRIx64 " differs from "
+                "left neighbour's %016" PRIx64 "\n", t->rank, h, left);
+    }
+    ST_ASSERT_EQ(left, h);
+}
+
+static void expect_algo(const tctx_t *t, scomm_coll_op_t op,
+                        const char *forced, size_t count)
+{
+    scomm_coll_record_t rec;
+
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (count == 0 && op != SCOMM_COLL_ALLTOALLV) {
+        ST_ASSERT(strcmp(rec.algo, "none") == 0);
+        return;
+    }
+    if (t->size == 1) {
+        ST_ASSERT(strcmp(rec.algo, "local") == 0);
+        return;
+    }
+    if (forced == NULL) {
+        ST_ASSERT(strncmp(rec.rule_id, "forced", 6) != 0);
+        return;
+    }
+    if (strcmp(rec.algo, forced) != 0) {
+        /* Only a documented fallback may replace a forced algorithm. */
+        if (strncmp(rec.rule_id, "fallback", 8) != 0) {
+            fprintf(stderr, "rank %d: %s forced %s ran %s (%s: %s)\n",
+                    t->rank, scomm_coll_op_name(op), forced, rec.algo,
+                    rec.rule_id, rec.reason);
+        }
+        ST_ASSERT(strncmp(rec.rule_id, "fallback", 8) == 0);
+        ST_ASSERT(strstr(rec.reason, "falls back") != NULL);
+        ST_ASSERT(strstr(rec.reason, forced) != NULL);
+    } else {
+        ST_ASSERT(strcmp(rec.rule_id, "forced.hook") == 0);
+    }
+}
+
+static int nalgos(scomm_coll_op_t op)
+{
+    return scomm_coll_algo_count(op) + 1; /* + auto */
+}
+
+/* Algorithm a of op: 0 is "auto" (NULL), then the table's. */
+static const char *force(scomm_coll_op_t op, int a)
+{
+    const char *name = (a == 0) ? NULL : scomm_coll_algo_name(op, a - 1);
+
+    ST_ASSERT_OK(scomm_coll_force_algo(op, name));
+    return name;
+}
+
+/* ---- all_reduce / reduce_scatter / reduce: exact references ------------ */
+
+static void test_allreduce_exact(const tctx_t *t, const size_t *counts,
+                                 int ncounts)
+{
+    size_t maxc = 0, es, c;
+    char *send, *recv, *ref;
+    int dt, op, k, a, inplace;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    send = malloc(maxc * 8 + 1);
+    recv = malloc(maxc * 8 + 1);
+    ref  = malloc(maxc * 8 + 1);
+    ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
+    for (dt = 0; dt < NDT; dt++) {
+        es = scomm_dtype_size((scomm_dtype_t)dt);
+        for (op = 0; op < NOP; op++) {
+            for (k = 0; k < ncounts; k++) {
+                uint64_t seed = 1000u + (uint64_t)(dt * 100 + op * 10 + k);
+
+                c = counts[k];
+                fill_ref(ref, (scomm_dtype_t)dt, (scomm_redop_t)op, seed,
+                         t->size, 0, c);
+                dbg_seed  = seed;
+                dbg_op    = op;
+                dbg_first = 0;
+                for (a = 0; a < nalgos(SCOMM_COLL_ALLREDUCE); a++) {
+                    const char *name = force(SCOMM_COLL_ALLREDUCE, a);
+
+                    for (inplace = 0; inplace < 2; inplace++) {
+                        /* The largest count: one form per algorithm. */
+                        if ((c > 2000) && (inplace != (a + op) % 2)) {
+                            continue;
+                        }
+                        fill_input(send, (scomm_dtype_t)dt,
+                                   (scomm_redop_t)op, seed, t->rank, 0, c);
+                        send[c * es] = 0x5a;
+                        memset(recv, 0xa5, c * es + 1);
+                        ST_ASSERT_OK(scomm_all_reduce(
+                            send, inplace ? send : recv, c,
+                            (scomm_dtype_t)dt, (scomm_redop_t)op, t->comm));
+                        expect_algo(t, SCOMM_COLL_ALLREDUCE, name, c);
+                        expect_same(t, scomm_redop_name((scomm_redop_t)op),
+                                    inplace ? send : recv, ref, c,
+                                    (scomm_dtype_t)dt, name, inplace);
+                        if (!inplace) {
+                            /* The input is left alone, nothing past the
+                             * output is written. */
+                            ST_ASSERT_EQ((unsigned char)recv[c * es], 0xa5);
+                            memcpy(recv, send, c * es);
+                            fill_input(send, (scomm_dtype_t)dt,
+                                       (scomm_redop_t)op, seed, t->rank, 0,
+                                       c);
+                            ST_ASSERT_EQ(memcmp(recv, send, c * es), 0);
+                        } else {
+                            ST_ASSERT_EQ((unsigned char)send[c * es], 0x5a);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(send);
+    free(recv);
+    free(ref);
+}
+
+static void test_reduce_scatter_exact(const tctx_t *t, const size_t *counts,
+                                      int ncounts)
+{
+    size_t maxc = 0, es, c, blk;
+    char *send, *recv, *ref;
+    int dt, op, k, a, inplace, p = t->size, r = t->rank;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    send = malloc(maxc * 8 * (size_t)p + 1);
+    recv = malloc(maxc * 8 + 1);
+    ref  = malloc(maxc * 8 + 1);
+    ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
+    for (dt = 0; dt < NDT; dt++) {
+        es = scomm_dtype_size((scomm_dtype_t)dt);
+        for (op = 0; op < NOP; op++) {
+            for (k = 0; k < ncounts; k++) {
+                uint64_t seed = 5000u + (uint64_t)(dt * 100 + op * 10 + k);
+
+                c   = counts[k];
+                blk = c * es;
+                fill_ref(ref, (scomm_dtype_t)dt, (scomm_redop_t)op, seed, p,
+                         (size_t)r * c, c);
+                dbg_seed  = seed;
+                dbg_op    = op;
+                dbg_first = (size_t)r * c;
+                for (a = 0; a < nalgos(SCOMM_COLL_REDUCESCATTER); a++) {
+                    const char *name = force(SCOMM_COLL_REDUCESCATTER, a);
+
+                    for (inplace = 0; inplace < 2; inplace++) {
+                        char *out;
+
+                        if ((c > 2000) && (inplace != (a + op) % 2)) {
+                            continue;
+                        }
+                        fill_input(send, (scomm_dtype_t)dt,
+                                   (scomm_redop_t)op, seed, r, 0,
+                                   c * (size_t)p);
+                        memset(recv, 0xa5, blk + 1);
+                        out = inplace ? send + (size_t)r * blk : recv;
+                        ST_ASSERT_OK(scomm_reduce_scatter(
+                            send, out, c, (scomm_dtype_t)dt,
+                            (scomm_redop_t)op, t->comm));
+                        expect_algo(t, SCOMM_COLL_REDUCESCATTER, name, c);
+                        expect_same(t, scomm_redop_name((scomm_redop_t)op),
+                                    out, ref, c, (scomm_dtype_t)dt, name,
+                                    inplace);
+                        if (!inplace) {
+                            ST_ASSERT_EQ((unsigned char)recv[blk], 0xa5);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER, NULL));
+    free(send);
+    free(recv);
+    free(ref);
+}
+
+static void test_reduce_exact(const tctx_t *t, const size_t *counts,
+                              int ncounts)
+{
+    size_t maxc = 0, es, c;
+    char *send, *recv, *ref;
+    int dt, op, k, root, inplace;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    send = malloc(maxc * 8 + 1);
+    recv = malloc(maxc * 8 + 1);
+    ref  = malloc(maxc * 8 + 1);
+    ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
+    for (dt = 0; dt < NDT; dt++) {
+        es = scomm_dtype_size((scomm_dtype_t)dt);
+        for (op = 0; op < NOP; op++) {
+            for (k = 0; k < ncounts; k++) {
+                uint64_t seed = 9000u + (uint64_t)(dt * 100 + op * 10 + k);
+
+                c = counts[k];
+                fill_ref(ref, (scomm_dtype_t)dt, (scomm_redop_t)op, seed,
+                         t->size, 0, c);
+                dbg_seed  = seed;
+                dbg_op    = op;
+                dbg_first = 0;
+                /* Every root for one op, a rotating root otherwise. */
+                for (root = 0; root < t->size; root++) {
+                    int is_root = (root == t->rank);
+
+                    if ((op != SCOMM_SUM) && (root != (k + dt) % t->size)) {
+                        continue;
+                    }
+                    inplace = (k + root) % 2;
+                    fill_input(send, (scomm_dtype_t)dt, (scomm_redop_t)op,
+                               seed, t->rank, 0, c);
+                    memset(recv, 0xa5, c * es + 1);
+                    ST_ASSERT_OK(scomm_reduce(
+                        send,
+                        is_root ? (inplace ? send : recv) : NULL, c,
+                        (scomm_dtype_t)dt, (scomm_redop_t)op, root,
+                        t->comm));
+                    expect_algo(t, SCOMM_COLL_REDUCE, NULL, c);
+                    if (is_root) {
+                        expect_same(t, scomm_redop_name((scomm_redop_t)op),
+                                    inplace ? send : recv, ref, c,
+                                    (scomm_dtype_t)dt, NULL, inplace);
+                    } else {
+                        /* Non-root input untouched. */
+                        memcpy(recv, send, c * es);
+                        fill_input(send, (scomm_dtype_t)dt,
+                                   (scomm_redop_t)op, seed, t->rank, 0, c);
+                        ST_ASSERT_EQ(memcmp(recv, send, c * es), 0);
+                    }
+                }
+            }
+        }
+    }
+    free(send);
+    free(recv);
+    free(ref);
+}
+
+/* ---- data movement: patterns ------------------------------------------ */
+
+static const scomm_dtype_t move_dtypes[] = {SCOMM_UINT8, SCOMM_FLOAT16,
+                                            SCOMM_FLOAT32, SCOMM_FLOAT64};
+
+static uint64_t blk_seed(int from, int to, size_t k)
+{
+    return (uint64_t)from * 1000003u + (uint64_t)to * 1009u + k;
+}
+
+static void test_all_gather(const tctx_t *t, const size_t *counts,
+                            int ncounts)
+{
+    size_t maxc = 0, es, c, b;
+    char *send, *recv;
+    int d, k, a, q, inplace, p = t->size;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    send = malloc(maxc * 8 + 1);
+    recv = malloc(maxc * 8 * (size_t)p + 1);
+    ST_ASSERT((send != NULL) && (recv != NULL));
+    for (d = 0; d < (int)SCOMM_ARRAY_SIZE(move_dtypes); d++) {
+        es = scomm_dtype_size(move_dtypes[d]);
+        for (k = 0; k < ncounts; k++) {
+            c = counts[k];
+            b = c * es;
+            for (a = 0; a < nalgos(SCOMM_COLL_ALLGATHER); a++) {
+                const char *name = force(SCOMM_COLL_ALLGATHER, a);
+
+                for (inplace = 0; inplace < 2; inplace++) {
+                    char *mine = inplace ? recv + (size_t)t->rank * b : send;
+
+                    memset(recv, 0xa5, b * (size_t)p + 1);
+                    st_fill_pattern(mine, b, blk_seed(t->rank, 0, k));
+                    ST_ASSERT_OK(scomm_all_gather(mine, recv, c,
+                                                  move_dtypes[d], t->comm));
+                    expect_algo(t, SCOMM_COLL_ALLGATHER, name, c);
+                    for (q = 0; q < p; q++) {
+                        ST_ASSERT_EQ(st_check_pattern(recv + (size_t)q * b, b,
+                                                      blk_seed(q, 0, k)),
+                                     SIZE_MAX);
+                    }
+                    ST_ASSERT_EQ((unsigned char)recv[b * (size_t)p], 0xa5);
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
+    free(send);
+    free(recv);
+}
+
+static void test_broadcast(const tctx_t *t, const size_t *counts,
+                           int ncounts)
+{
+    static const scomm_dtype_t dts[] = {SCOMM_UINT8, SCOMM_INT32};
+    size_t maxc = 0, es, c, b;
+    char *buf;
+    int d, k, a, root;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    buf = malloc(maxc * 4 + 1);
+    ST_ASSERT(buf != NULL);
+    for (d = 0; d < 2; d++) {
+        es = scomm_dtype_size(dts[d]);
+        for (k = 0; k < ncounts; k++) {
+            c = counts[k];
+            b = c * es;
+            for (a = 0; a < nalgos(SCOMM_COLL_BROADCAST); a++) {
+                const char *name = force(SCOMM_COLL_BROADCAST, a);
+
+                for (root = 0; root < t->size; root++) {
+                    memset(buf, 0xa5, b + 1);
+                    if (t->rank == root) {
+                        st_fill_pattern(buf, b, blk_seed(root, d, k));
+                    }
+                    ST_ASSERT_OK(scomm_broadcast(buf, c, dts[d], root,
+                                                 t->comm));
+                    expect_algo(t, SCOMM_COLL_BROADCAST, name, c);
+                    ST_ASSERT_EQ(st_check_pattern(buf, b,
+                                                  blk_seed(root, d, k)),
+                                 SIZE_MAX);
+                    ST_ASSERT_EQ((unsigned char)buf[b], 0xa5);
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    free(buf);
+}
+
+static void test_all_to_all(const tctx_t *t, const size_t *counts,
+                            int ncounts)
+{
+    static const scomm_dtype_t dts[] = {SCOMM_UINT8, SCOMM_INT64};
+    size_t maxc = 0, es, c, b;
+    char *send, *recv;
+    int d, k, q, inplace, p = t->size, r = t->rank;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    send = malloc(maxc * 8 * (size_t)p + 1);
+    recv = malloc(maxc * 8 * (size_t)p + 1);
+    ST_ASSERT((send != NULL) && (recv != NULL));
+    for (d = 0; d < 2; d++) {
+        es = scomm_dtype_size(dts[d]);
+        for (k = 0; k < ncounts; k++) {
+            c = counts[k];
+            b = c * es;
+            for (inplace = 0; inplace < 2; inplace++) {
+                char *out = inplace ? send : recv;
+
+                for (q = 0; q < p; q++) {
+                    st_fill_pattern(send + (size_t)q * b, b,
+                                    blk_seed(r, q, k));
+                }
+                memset(recv, 0xa5, b * (size_t)p + 1);
+                ST_ASSERT_OK(scomm_all_to_all(send, out, c, dts[d], t->comm));
+                expect_algo(t, SCOMM_COLL_ALLTOALL, NULL, c);
+                for (q = 0; q < p; q++) {
+                    ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
+                                                  blk_seed(q, r, k)),
+                                 SIZE_MAX);
+                }
+                if (!inplace) {
+                    ST_ASSERT_EQ((unsigned char)recv[b * (size_t)p], 0xa5);
+                }
+            }
+        }
+    }
+    free(send);
+    free(recv);
+}
+
+/* Elements rank i sends to rank j; symmetric so in-place works too. */
+static size_t v_count(int i, int j, int variant)
+{
+    size_t n = (size_t)((i * 7 + j * 7 + i * j * 3 + variant) % 11);
+
+    return (n == 4) ? 0 : n * (size_t)(1 + variant * 97);
+}
+
+static void test_all_to_allv(const tctx_t *t)
+{
+    int p = t->size, r = t->rank, q, variant, inplace;
+    size_t sc[64], sd[64], rc[64], rd[64], stot = 0, rtot = 0, es = 4;
+    char *send, *recv;
+
+    ST_ASSERT(p <= 64);
+    for (variant = 0; variant < 3; variant++) {
+        stot = rtot = 0;
+        for (q = 0; q < p; q++) {
+            /* Gaps of q elements between blocks, reversed order on the
+             * receive side. */
+            sc[q] = v_count(r, q, variant);
+            rc[q] = v_count(q, r, variant);
+            stot += sc[q] + (size_t)q;
+        }
+        for (q = p - 1; q >= 0; q--) {
+            rd[q] = rtot;
+            rtot += rc[q] + 1;
+        }
+        stot = 0;
+        for (q = 0; q < p; q++) {
+            sd[q] = stot;
+            stot += sc[q] + (size_t)q;
+        }
+        for (inplace = 0; inplace < 2; inplace++) {
+            size_t tot = SCOMM_MAX(stot, rtot) + 1;
+
+            send = malloc(tot * es);
+            recv = malloc(tot * es);
+            ST_ASSERT((send != NULL) && (recv != NULL));
+            if (inplace) {
+                /* sendcounts == recvcounts (v_count is symmetric) and the
+                 * same displacements on both sides. */
+                memcpy(rd, sd, sizeof(sd));
+                for (q = 0; q < p; q++) {
+                    ST_ASSERT_EQ(sc[q], rc[q]);
+                }
+            }
+            for (q = 0; q < p; q++) {
+                st_fill_pattern(send + sd[q] * es, sc[q] * es,
+                                blk_seed(r, q, (size_t)variant));
+            }
+            memset(recv, 0xa5, tot * es);
+            ST_ASSERT_OK(scomm_all_to_allv(send, sc, sd,
+                                           inplace ? send : recv, rc, rd,
+                                           SCOMM_FLOAT32, t->comm));
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(st_check_pattern((inplace ? send : recv) +
+                                                  rd[q] * es,
+                                              rc[q] * es,
+                                              blk_seed(q, r,
+                                                       (size_t)variant)),
+                             SIZE_MAX);
+            }
+            free(send);
+            free(recv);
+        }
+    }
+}
+
+static void test_gather_scatter(const tctx_t *t, const size_t *counts,
+                                int ncounts)
+{
+    size_t maxc = 0, c, b;
+    char *mine, *big;
+    int k, q, root, inplace, p = t->size, r = t->rank;
+
+    for (k = 0; k < ncounts; k++) {
+        maxc = SCOMM_MAX(maxc, counts[k]);
+    }
+    mine = malloc(maxc * 2 + 1);
+    big  = malloc(maxc * 2 * (size_t)p + 1);
+    ST_ASSERT((mine != NULL) && (big != NULL));
+    for (k = 0; k < ncounts; k++) {
+        c = counts[k];
+        b = c * 2;
+        for (root = 0; root < p; root++) {
+            for (inplace = 0; inplace < 2; inplace++) {
+                int ip = inplace && (r == root);
+                char *src = ip ? big + (size_t)r * b : mine;
+
+                /* gather */
+                memset(big, 0xa5, b * (size_t)p + 1);
+                st_fill_pattern(src, b, blk_seed(r, root, k));
+                ST_ASSERT_OK(scomm_gather(src, (r == root) ? big : NULL, c,
+                                          SCOMM_BFLOAT16, root, t->comm));
+                expect_algo(t, SCOMM_COLL_GATHER, NULL, c);
+                if (r == root) {
+                    for (q = 0; q < p; q++) {
+                        ST_ASSERT_EQ(st_check_pattern(big + (size_t)q * b, b,
+                                                      blk_seed(q, root, k)),
+                                     SIZE_MAX);
+                    }
+                    ST_ASSERT_EQ((unsigned char)big[b * (size_t)p], 0xa5);
+                }
+                /* scatter */
+                if (r == root) {
+                    for (q = 0; q < p; q++) {
+                        st_fill_pattern(big + (size_t)q * b, b,
+                                        blk_seed(root, q, k + 77));
+                    }
+                }
+                memset(mine, 0xa5, b + 1);
+                ST_ASSERT_OK(scomm_scatter((r == root) ? big : NULL,
+                                           ip ? big + (size_t)r * b : mine,
+                                           c, SCOMM_BFLOAT16, root, t->comm));
+                expect_algo(t, SCOMM_COLL_SCATTER, NULL, c);
+                ST_ASSERT_EQ(st_check_pattern(ip ? big + (size_t)r * b : mine,
+                                              b, blk_seed(root, r, k + 77)),
+                             SIZE_MAX);
+                if (!ip) {
+                    ST_ASSERT_EQ((unsigned char)mine[b], 0xa5);
+                }
+            }
+        }
+    }
+    free(mine);
+    free(big);
+}
+
+/* ---- random floats: tolerance, NaN, equality across ranks -------------- */
+
+static void test_allreduce_random(const tctx_t *t)
+{
+    static const scomm_dtype_t dts[] = {SCOMM_FLOAT32, SCOMM_BFLOAT16,
+                                        SCOMM_FLOAT16, SCOMM_FLOAT64};
+    static const size_t cnts[] = {1021, 65539};
+    double eps[] = {0x1p-23, 0x1p-7, 0x1p-10, 0x1p-52};
+    int d, k, a, q, op, p = t->size;
+    size_t c, i, es;
+    char *buf;
+
+    buf = malloc(65539 * 8);
+    ST_ASSERT(buf != NULL);
+    for (d = 0; d < 4; d++) {
+        dt_t info = dt_info(dts[d]);
+
+        es = scomm_dtype_size(dts[d]);
+        for (k = 0; k < 2; k++) {
+            c = cnts[k];
+            for (op = SCOMM_SUM; op <= SCOMM_AVG; op += SCOMM_AVG) {
+                for (a = 0; a < nalgos(SCOMM_COLL_ALLREDUCE); a++) {
+                    uint64_t seed = 777u + (uint64_t)(d * 10 + k);
+
+                    (void)force(SCOMM_COLL_ALLREDUCE, a);
+                    for (i = 0; i < c; i++) {
+                        double x = (double)(rnd(seed, t->rank, i) >> 11) *
+                                   0x1p-53 * 2.0 - 1.0;
+
+                        raw_set(buf, i, es, f_encode(&info, x));
+                    }
+                    /* A NaN from the last rank at element 3. */
+                    if (t->rank == p - 1) {
+                        raw_set(buf, 3, es, f_encode(&info, NAN));
+                    }
+                    ST_ASSERT_OK(scomm_all_reduce(buf, buf, c, dts[d],
+                                                  (scomm_redop_t)op,
+                                                  t->comm));
+                    for (i = 0; i < c; i++) {
+                        double got = f_decode(&info, raw_get(buf, i, es));
+                        double sum = 0.0, mag = 0.0, tol;
+
+                        if (i == 3) {
+                            ST_ASSERT(isnan(got));
+                            continue;
+                        }
+                        for (q = 0; q < p; q++) {
+                            double x = (double)(rnd(seed, q, i) >> 11) *
+                                       0x1p-53 * 2.0 - 1.0;
+
+                            x = f_decode(&info, f_encode(&info, x));
+                            sum += x;
+                            mag += fabs(x);
+                        }
+                        if (op == SCOMM_AVG) {
+                            sum /= p;
+                            mag /= p;
+                        }
+                        tol = 2.0 * p * eps[d] * (mag + 1e-30);
+                        if (fabs(got - sum) > tol) {
+                            fprintf(stderr, "rank %d: %s %s count %zu "
+                                    "element %zu: %.9g vs %.9g (tol %.3g)\n",
+                                    t->rank, scomm_dtype_name(dts[d]),
+                                    scomm_redop_name((scomm_redop_t)op), c,
+                                    i, got, sum, tol);
+                        }
+                        ST_ASSERT(fabs(got - sum) <= tol);
+                    }
+                    expect_hash_equal(t, hash_bytes(buf, c * es));
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(buf);
+}
+
+/* ---- large messages ---------------------------------------------------- */
+
+/* gen(SCOMM_FLOAT32, SCOMM_SUM, ...) without the table lookups, for the
+ * 64 Mi case (checked against gen() on a prefix). */
+static double f32sum_val(uint64_t seed, int rank, size_t idx)
+{
+    return (double)((int64_t)(rnd(seed, rank, idx) % 2001) - 1000) / 8.0;
+}
+
+static void fill_f32_sum(float *buf, size_t c, uint64_t seed, int rank)
+{
+    size_t i;
+
+    for (i = 0; i < c; i++) {
+        buf[i] = (float)f32sum_val(seed, rank, i);
+    }
+}
+
+/* Check elements [lo, hi) of an all_reduce f32 sum against the reference
+ * (all ranks' inputs regenerated). */
+static void check_f32_sum_range(const tctx_t *t, const float *buf, size_t c,
+                                uint64_t seed, size_t lo, size_t hi)
+{
+    size_t i;
+    int q;
+
+    for (i = 0; i < SCOMM_MIN(c, (size_t)1000); i++) {
+        uint64_t want = ref_elem(SCOMM_FLOAT32, SCOMM_SUM, seed, t->size, i);
+        float f = (float)f32sum_val(seed, t->rank, i);
+        uint32_t bits;
+
+        memcpy(&bits, &f, 4);
+        ST_ASSERT_EQ(bits, gen(SCOMM_FLOAT32, SCOMM_SUM, seed, t->rank, i));
+        f = 0;
+        for (q = 0; q < t->size; q++) {
+            f = (float)(f + f32sum_val(seed, q, i));
+        }
+        memcpy(&bits, &f, 4);
+        ST_ASSERT_EQ(bits, want);
+    }
+    for (i = lo; i < hi; i++) {
+        double want = 0.0;
+
+        for (q = 0; q < t->size; q++) {
+            want += f32sum_val(seed, q, i);
+        }
+        if (buf[i] != (float)want) {
+            fprintf(stderr, "rank %d: f32 sum count %zu element %zu: %.9g "
+                    "expected %.9g\n", t->rank, c, i, (double)buf[i], want);
+            ST_ASSERT(0);
+        }
+    }
+}
+
+static void check_f32_sum(const tctx_t *t, const float *buf, size_t c,
+                          uint64_t seed)
+{
+    check_f32_sum_range(t, buf, c, seed, 0, c);
+}
+
+static void test_large(const tctx_t *t, int huge)
+{
+    const size_t mi = 1u << 20;
+    size_t c, i, q;
+    float *buf, *src;
+    char *big, *send, what[64];
+    uint64_t hsrc;
+    int a;
+    double t0;
+
+    /* all_reduce f32 sum, 1 Mi, every algorithm. */
+    buf = malloc(mi * sizeof(float));
+    ST_ASSERT(buf != NULL);
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLREDUCE); a++) {
+        const char *name = force(SCOMM_COLL_ALLREDUCE, a);
+
+        fill_input(buf, SCOMM_FLOAT32, SCOMM_SUM, 42, t->rank, 0, mi);
+        ST_ASSERT_OK(scomm_all_reduce(buf, buf, mi, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm));
+        expect_algo(t, SCOMM_COLL_ALLREDUCE, name, mi);
+        check_f32_sum(t, buf, mi, 42);
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(buf);
+
+    /* broadcast 1 Mi x 4 B with both algorithms, root 1 % p. */
+    big = malloc(4 * mi);
+    ST_ASSERT(big != NULL);
+    for (a = 0; a < nalgos(SCOMM_COLL_BROADCAST); a++) {
+        const char *name = force(SCOMM_COLL_BROADCAST, a);
+        int root = 1 % t->size;
+
+        if (t->rank == root) {
+            st_fill_pattern(big, 4 * mi, 99);
+        } else {
+            memset(big, 0, 4 * mi);
+        }
+        ST_ASSERT_OK(scomm_broadcast(big, mi, SCOMM_FLOAT32, root, t->comm));
+        expect_algo(t, SCOMM_COLL_BROADCAST, name, mi);
+        ST_ASSERT_EQ(st_check_pattern(big, 4 * mi, 99), SIZE_MAX);
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    free(big);
+
+    /* all_gather 1 Mi floats per rank; reduce_scatter 1 Mi per rank. */
+    big  = malloc(4 * mi * (size_t)t->size);
+    send = malloc(4 * mi * (size_t)t->size);
+    ST_ASSERT((big != NULL) && (send != NULL));
+    st_fill_pattern(send, 4 * mi, blk_seed(t->rank, 7, 7));
+    ST_ASSERT_OK(scomm_all_gather(send, big, mi, SCOMM_FLOAT32, t->comm));
+    for (q = 0; q < (size_t)t->size; q++) {
+        ST_ASSERT_EQ(st_check_pattern(big + q * 4 * mi, 4 * mi,
+                                      blk_seed((int)q, 7, 7)),
+                     SIZE_MAX);
+    }
+    fill_input(send, SCOMM_FLOAT32, SCOMM_SUM, 43, t->rank, 0,
+               mi * (size_t)t->size);
+    ST_ASSERT_OK(scomm_reduce_scatter(send, big, mi, SCOMM_FLOAT32,
+                                      SCOMM_SUM, t->comm));
+    for (i = 0; i < mi; i++) {
+        uint64_t want = ref_elem(SCOMM_FLOAT32, SCOMM_SUM, 43, t->size,
+                                 (size_t)t->rank * mi + i);
+
+        ST_ASSERT_EQ(raw_get(big, i, 4), want);
+    }
+    /* all_to_all 256 Ki floats per peer. */
+    for (q = 0; q < (size_t)t->size; q++) {
+        st_fill_pattern(send + q * mi, mi, blk_seed(t->rank, (int)q, 5));
+    }
+    ST_ASSERT_OK(scomm_all_to_all(send, big, mi / 4, SCOMM_FLOAT32,
+                                  t->comm));
+    for (q = 0; q < (size_t)t->size; q++) {
+        ST_ASSERT_EQ(st_check_pattern(big + q * mi, mi,
+                                      blk_seed((int)q, t->rank, 5)),
+                     SIZE_MAX);
+    }
+    free(big);
+    free(send);
+
+    if (!huge) {
+        return;
+    }
+    /* all_reduce f32 sum, 64 Mi + 7 elements (256 MiB): the default
+     * (ring) and the two others forced, in place and not; bits equal to
+     * the reference and across ranks. */
+    t0  = now_s();
+    c   = (64u << 20) + 7;
+    src = malloc(c * sizeof(float));
+    buf = malloc(c * sizeof(float));
+    ST_ASSERT((src != NULL) && (buf != NULL));
+    fill_f32_sum(src, c, 64, t->rank);
+    hsrc = hash_bytes(src, c * sizeof(float));
+    section_done(t, "  (64 Mi + 7: fill)", t0);
+    for (a = 0; a < 3; a++) {
+        static const char *const algos[3] = {NULL, "rabenseifner",
+                                             "recursive_doubling"};
+        int inplace = (a != 1);
+
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, algos[a]));
+        if (inplace) {
+            memcpy(buf, src, c * sizeof(float));
+        }
+        t0 = now_s();
+        ST_ASSERT_OK(scomm_all_reduce(inplace ? buf : src, buf, c,
+                                      SCOMM_FLOAT32, SCOMM_SUM, t->comm));
+        if (t->size > 1) {
+            scomm_coll_record_t rec;
+
+            ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+            ST_ASSERT(strcmp(rec.algo, (a == 0) ? "ring" : algos[a]) == 0);
+            if (a == 0) {
+                ST_ASSERT(strcmp(rec.rule_id, "allreduce.large") == 0);
+            }
+            snprintf(what, sizeof(what), "  (64 Mi + 7: %s)", rec.algo);
+        } else {
+            snprintf(what, sizeof(what), "  (64 Mi + 7: local)");
+        }
+        section_done(t, what, t0);
+        /* Each rank checks a stripe against the reference; equal hashes
+         * extend every stripe's verdict to every rank. */
+        check_f32_sum_range(t, buf, c, 64,
+                            c / (size_t)t->size * (size_t)t->rank,
+                            (t->rank == t->size - 1) ?
+                                c :
+                                c / (size_t)t->size * (size_t)(t->rank + 1));
+        expect_hash_equal(t, hash_bytes(buf, c * sizeof(float)));
+        if (!inplace) {
+            ST_ASSERT_EQ(hash_bytes(src, c * sizeof(float)), hsrc);
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(buf);
+    free(src);
+}
+
+/* Ranks enter at different times: messages arrive before receives. */
+static void test_skew(const tctx_t *t)
+{
+    const size_t n = (1u << 20) + 5;
+    float *buf = malloc(n * sizeof(float));
+    int a;
+
+    ST_ASSERT(buf != NULL);
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLREDUCE); a++) {
+        (void)force(SCOMM_COLL_ALLREDUCE, a);
+        fill_f32_sum(buf, n, 11 + (uint64_t)a, t->rank);
+        usleep((useconds_t)(((t->rank + a) % t->size) * 20000));
+        ST_ASSERT_OK(scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm));
+        check_f32_sum(t, buf, n, 11 + (uint64_t)a);
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(buf);
+}
+
+/*
+ * The last rank dies between collectives: every other rank's next
+ * collective fails within seconds (not at the deadline), naming a rank,
+ * later calls fail at once, and the communicator can still be destroyed.
+ * Runs last: the world is failed afterwards.
+ */
+static void test_peer_loss(const tctx_t *t)
+{
+    const size_t n = 1u << 20;
+    float *buf;
+    scomm_status_t s;
+    double t0;
+
+    if (t->size < 2) {
+        return;
+    }
+    buf = calloc(n, sizeof(float));
+    ST_ASSERT(buf != NULL);
+    ST_ASSERT_OK(scomm_barrier(t->comm));
+    if (t->rank == t->size - 1) {
+        /* Let the others leave the barrier first, then vanish. */
+        usleep(200000);
+        fflush(NULL);
+        _exit(0);
+    }
+    t0 = now_s();
+    s  = scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM, t->comm);
+    ST_ASSERT(SCOMM_IS_ERR(s));
+    ST_ASSERT(now_s() - t0 < 20.0);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "rank") != NULL);
+    t0 = now_s();
+    s  = scomm_broadcast(buf, n, SCOMM_FLOAT32, 0, t->comm);
+    ST_ASSERT(SCOMM_IS_ERR(s));
+    ST_ASSERT(now_s() - t0 < 1.0);
+    free(buf);
+}
+
+/* ---- selection, configuration, errors ---------------------------------- */
+
+static void test_selection(const tctx_t *t)
+{
+    scomm_coll_record_t rec;
+    scomm_world_t *w = t->comm->world;
+    float x[4] = {1, 2, 3, 4}, y[4];
+    int p = t->size;
+
+    /* Defaults. */
+    ST_ASSERT_OK(scomm_all_reduce(x, y, 1, SCOMM_FLOAT32, SCOMM_SUM,
+                                  t->comm));
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (p > 1) {
+        ST_ASSERT(strcmp(rec.algo, "recursive_doubling") == 0);
+        ST_ASSERT(strcmp(rec.rule_id, "allreduce.small") == 0);
+        ST_ASSERT(strstr(rec.reason, "4 B") != NULL);
+    } else {
+        ST_ASSERT(strcmp(rec.algo, "local") == 0);
+    }
+    ST_ASSERT_OK(scomm_all_reduce(x, y, 0, SCOMM_FLOAT32, SCOMM_SUM,
+                                  t->comm));
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    ST_ASSERT(strcmp(rec.algo, "none") == 0);
+    ST_ASSERT_STATUS(scomm_last_selection(t->comm, NULL),
+                     SCOMM_ERR_INVALID_ARG);
+
+    /* Forcing an unknown name fails and lists the valid ones. */
+    ST_ASSERT_STATUS(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, "bogus"),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT(strstr(scomm_last_error(), "rabenseifner") != NULL);
+
+    /* A forced algorithm that cannot run the case falls back. */
+    if (p > 1) {
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE,
+                                           "rabenseifner"));
+        ST_ASSERT_OK(scomm_all_reduce(x, y, 1, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm));
+        ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+        ST_ASSERT(strcmp(rec.algo, "recursive_doubling") == 0);
+        ST_ASSERT(strncmp(rec.rule_id, "fallback", 8) == 0);
+        ST_ASSERT(strstr(rec.reason, "count 1") != NULL);
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    }
+
+    /* SCOMM_COLL_ALLREDUCE_ALGO: invalid name, then a valid one. */
+    setenv("SCOMM_COLL_ALLREDUCE_ALGO", "bogus", 1);
+    scomm_coll_env_reload();
+    memset(y, 0x5a, sizeof(y));
+    ST_ASSERT_STATUS(scomm_all_reduce(x, y, 4, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm),
+                     p > 1 ? SCOMM_ERR_INVALID_ARG : SCOMM_OK);
+    if (p > 1) {
+        const char *e = scomm_comm_last_error(t->comm);
+
+        ST_ASSERT(strstr(e, "SCOMM_COLL_ALLREDUCE_ALGO=bogus") != NULL);
+        ST_ASSERT(strstr(e, "recursive_doubling") != NULL);
+        ST_ASSERT_EQ(((unsigned char *)y)[0], 0x5a);
+    }
+    setenv("SCOMM_COLL_ALLREDUCE_ALGO", "ring", 1);
+    scomm_coll_env_reload();
+    ST_ASSERT_OK(scomm_all_reduce(x, y, 4, SCOMM_FLOAT32, SCOMM_SUM,
+                                  t->comm));
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (p > 1) {
+        ST_ASSERT(strcmp(rec.algo, "ring") == 0);
+        ST_ASSERT(strcmp(rec.rule_id, "env.op") == 0);
+        ST_ASSERT(strstr(rec.reason, "SCOMM_COLL_ALLREDUCE_ALGO") != NULL);
+    }
+    ST_ASSERT_EQ(y[3], 4.0 * p);
+    unsetenv("SCOMM_COLL_ALLREDUCE_ALGO");
+    scomm_coll_env_reload();
+
+    /* SCOMM_ALGO (world configuration): applies where the name exists. */
+    snprintf(w->cfg.algo, sizeof(w->cfg.algo), "chain");
+    ST_ASSERT_OK(scomm_broadcast(x, 4, SCOMM_FLOAT32, 0, t->comm));
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (p > 1) {
+        ST_ASSERT(strcmp(rec.algo, "chain") == 0);
+        ST_ASSERT(strcmp(rec.rule_id, "env.global") == 0);
+    }
+    ST_ASSERT_OK(scomm_all_reduce(x, y, 4, SCOMM_FLOAT32, SCOMM_SUM,
+                                  t->comm));
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (p > 1) {
+        ST_ASSERT(strstr(rec.reason, "ignored") != NULL);
+    }
+    snprintf(w->cfg.algo, sizeof(w->cfg.algo), "nosuch");
+    ST_ASSERT_STATUS(scomm_all_reduce(x, y, 4, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm),
+                     p > 1 ? SCOMM_ERR_INVALID_ARG : SCOMM_OK);
+    if (p > 1) {
+        ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "pairwise") != NULL);
+    }
+    w->cfg.algo[0] = '\0';
+
+    /* Rules by size and power-of-two-ness. */
+    if (p > 1) {
+        size_t n = (256u << 10) + 3; /* 1 MiB + 12 B: mid or large */
+        float *v = calloc(n, sizeof(float));
+
+        ST_ASSERT(v != NULL);
+        ST_ASSERT_OK(scomm_all_reduce(v, v, n, SCOMM_FLOAT32, SCOMM_SUM,
+                                      t->comm));
+        ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+        ST_ASSERT(strcmp(rec.algo, ((p & (p - 1)) == 0) ? "rabenseifner" :
+                                                         "ring") == 0);
+        ST_ASSERT_OK(scomm_all_gather(v, v + (size_t)t->rank * 8, 8,
+                                      SCOMM_FLOAT32, t->comm));
+        ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+        ST_ASSERT(strcmp(rec.algo, ((p & (p - 1)) == 0) ?
+                                       "recursive_doubling" : "ring") == 0);
+        free(v);
+    }
+}
+
+static void test_errors(const tctx_t *t)
+{
+    char a[64], b[64], guard[64];
+    size_t cnt[8] = {0}, dsp[8] = {0};
+    const char *e;
+    int p = t->size;
+
+    memset(a, 1, sizeof(a));
+    memset(b, 7, sizeof(b));
+    memset(guard, 7, sizeof(guard));
+#define EXPECT_BAD(_call, _word)                                            \
+    do {                                                                    \
+        ST_ASSERT_STATUS((_call), SCOMM_ERR_INVALID_ARG);                   \
+        e = scomm_last_error();                                             \
+        if (strstr(e, (_word)) == NULL) {                                   \
+            fprintf(stderr, "message '%s' lacks '%s'\n", e, (_word));      \
+        }                                                                   \
+        ST_ASSERT(strstr(e, (_word)) != NULL);                              \
+        ST_ASSERT_EQ(memcmp(b, guard, sizeof(b)), 0);                       \
+    } while (0)
+
+    EXPECT_BAD(scomm_all_reduce(NULL, b, 4, SCOMM_INT32, SCOMM_SUM, t->comm),
+               "sendbuf");
+    EXPECT_BAD(scomm_all_reduce(a, NULL, 4, SCOMM_INT32, SCOMM_SUM, t->comm),
+               "recvbuf");
+    EXPECT_BAD(scomm_all_reduce(a, b, 4, (scomm_dtype_t)99, SCOMM_SUM,
+                                t->comm),
+               "dtype");
+    EXPECT_BAD(scomm_all_reduce(a, b, 4, SCOMM_INT32, (scomm_redop_t)-1,
+                                t->comm),
+               "op");
+    EXPECT_BAD(scomm_all_reduce(a, b, SIZE_MAX / 2, SCOMM_INT32, SCOMM_SUM,
+                                t->comm),
+               "overflow");
+    EXPECT_BAD(scomm_all_reduce(b + 4, b, 4, SCOMM_INT32, SCOMM_SUM,
+                                t->comm),
+               "overlap");
+    EXPECT_BAD(scomm_all_gather(a, b, SIZE_MAX / 4, SCOMM_INT32, t->comm),
+               "overflow");
+    if (p > 1) {
+        /* sendbuf == recvbuf is in place only on rank 0. */
+        if (t->rank != 0) {
+            EXPECT_BAD(scomm_all_gather(b, b, 2, SCOMM_INT32, t->comm),
+                       "overlap");
+        }
+        EXPECT_BAD(scomm_reduce_scatter(b, b + 4, 2, SCOMM_INT32, SCOMM_MAX,
+                                        t->comm),
+                   "overlap");
+    }
+    EXPECT_BAD(scomm_broadcast(b, 4, SCOMM_INT32, p, t->comm), "root");
+    EXPECT_BAD(scomm_broadcast(b, 4, SCOMM_INT32, -1, t->comm), "root");
+    EXPECT_BAD(scomm_broadcast(NULL, 4, SCOMM_INT32, 0, t->comm), "buf");
+    EXPECT_BAD(scomm_reduce(a, NULL, 4, SCOMM_INT32, SCOMM_SUM, t->rank,
+                            t->comm),
+               "recvbuf");
+    EXPECT_BAD(scomm_reduce(a, b, 4, SCOMM_FLOAT32, (scomm_redop_t)17, 0,
+                            t->comm),
+               "op");
+    EXPECT_BAD(scomm_all_to_all(b, b + 1, 2, SCOMM_UINT8, t->comm),
+               "overlap");
+    EXPECT_BAD(scomm_all_to_allv(a, NULL, dsp, b, cnt, dsp, SCOMM_UINT8,
+                                 t->comm),
+               "sendcounts");
+    cnt[0] = SIZE_MAX;
+    EXPECT_BAD(scomm_all_to_allv(a, cnt, dsp, b, cnt, dsp, SCOMM_UINT8,
+                                 t->comm),
+               "overflows");
+    cnt[0] = 0;
+    if (p > 1) {
+        size_t rc2[8] = {4, 4, 4, 4, 4, 4, 4, 4};
+        size_t rd2[8] = {0, 2, 8, 12, 16, 20, 24, 28};
+
+        EXPECT_BAD(scomm_all_to_allv(a, cnt, dsp, b, rc2, rd2, SCOMM_UINT8,
+                                     t->comm),
+                   "overlap");
+    }
+    EXPECT_BAD(scomm_gather(a, NULL, 4, SCOMM_UINT8, t->rank, t->comm),
+               "recvbuf");
+    EXPECT_BAD(scomm_scatter(NULL, b, 4, SCOMM_UINT8, t->rank, t->comm),
+               "sendbuf");
+    EXPECT_BAD(scomm_gather(a, b, 4, SCOMM_UINT8, p + 3, t->comm), "root");
+#undef EXPECT_BAD
+    /* Nothing moved: the communicator still works. */
+    ST_ASSERT_OK(scomm_all_reduce(a, b, 16, SCOMM_INT32, SCOMM_SUM, t->comm));
+    ST_ASSERT_EQ(((int32_t *)b)[15], 0x01010101 * p);
+}
+
+static void test_check_mode(const tctx_t *t)
+{
+    scomm_world_t *w = t->comm->world;
+    int32_t v[16], out[16];
+    size_t sc[64], sd[64], rc[64], rd[64];
+    int q, p = t->size;
+
+    if (p < 2) {
+        return;
+    }
+    for (q = 0; q < 16; q++) {
+        v[q] = 1;
+    }
+    w->cfg.check = 1;
+    /* Rank 1 passes a different count: every rank sees the mismatch. */
+    ST_ASSERT_STATUS(scomm_all_reduce(v, out, (t->rank == 1) ? 8 : 7,
+                                      SCOMM_INT32, SCOMM_SUM, t->comm),
+                     SCOMM_ERR_MISMATCH);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "rank 1") != NULL);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "count") != NULL);
+    /* A different root on the last rank. */
+    ST_ASSERT_STATUS(scomm_broadcast(v, 8, SCOMM_INT32,
+                                     (t->rank == p - 1) ? 1 : 0, t->comm),
+                     SCOMM_ERR_MISMATCH);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "root") != NULL);
+    /* all_to_allv: rank 0 expects one element too many from rank 1. */
+    for (q = 0; q < p; q++) {
+        sc[q] = 1;
+        rc[q] = (t->rank == 0 && q == 1) ? 2 : 1;
+        sd[q] = rd[q] = (size_t)q * 2;
+    }
+    ST_ASSERT_STATUS(scomm_all_to_allv(v, sc, sd, out, rc, rd, SCOMM_INT32,
+                                       t->comm),
+                     SCOMM_ERR_MISMATCH);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "recvcounts[1]") !=
+              NULL);
+    /* Matching arguments pass, data intact. */
+    ST_ASSERT_OK(scomm_all_reduce(v, out, 8, SCOMM_INT32, SCOMM_SUM,
+                                  t->comm));
+    ST_ASSERT_EQ(out[7], p);
+    rc[1] = 1;
+    ST_ASSERT_OK(scomm_all_to_allv(v, sc, sd, out, sc, sd, SCOMM_INT32,
+                                   t->comm));
+    w->cfg.check = 0;
+}
+
+static void test_split(const tctx_t *t)
+{
+    scomm_comm_t *sub = NULL;
+    int64_t v[5], want;
+    int i, a, ssize;
+
+    ST_ASSERT_OK(scomm_comm_split(t->comm, t->rank % 2, t->rank, &sub));
+    ST_ASSERT(sub != NULL);
+    ssize = scomm_size(sub);
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLREDUCE); a++) {
+        (void)force(SCOMM_COLL_ALLREDUCE, a);
+        for (i = 0; i < 5; i++) {
+            v[i] = t->rank * 10 + i;
+        }
+        ST_ASSERT_OK(scomm_all_reduce(v, v, 5, SCOMM_INT64, SCOMM_SUM, sub));
+        /* Ranks of this parity: rank%2, rank%2 + 2, ... */
+        want = 0;
+        for (i = t->rank % 2; i < t->size; i += 2) {
+            want += i * 10 + 4;
+        }
+        ST_ASSERT_EQ(v[4], want);
+        (void)ssize;
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    ST_ASSERT_OK(scomm_comm_destroy(sub));
+}
+
+static int run(int rank, int size, void *arg)
+{
+    tctx_t t;
+    scomm_coll_record_t rec;
+    double t0, tall = now_s();
+    size_t counts[8];
+    int n = 0;
+
+    (void)arg;
+    memset(&t, 0, sizeof(t));
+    ST_ASSERT_OK(scomm_init_from_env(&t.comm));
+    t.rank = rank;
+    t.size = size;
+    ST_ASSERT_OK(scomm_last_selection(t.comm, &rec));
+    ST_ASSERT(strcmp(rec.algo, "none") == 0);
+
+    counts[n++] = 0;
+    counts[n++] = 1;
+    if (size - 1 > 1) {
+        counts[n++] = (size_t)size - 1;
+    }
+    counts[n++] = 7;
+    counts[n++] = 13;
+    counts[n++] = 1021;
+    counts[n++] = 65536 + 3;
+
+    if (rank == 0) {
+        printf("test_coll: %d ranks over %s\n", size,
+               st_getenv_default("SCOMM_TRANSPORTS", "default"));
+    }
+    t0 = now_s();
+    test_selection(&t);
+    test_errors(&t);
+    test_check_mode(&t);
+    test_split(&t);
+    section_done(&t, "selection, errors, check, split", t0);
+    t0 = now_s();
+    test_allreduce_exact(&t, counts, n);
+    section_done(&t, "all_reduce dtype x op x algo", t0);
+    t0 = now_s();
+    test_reduce_scatter_exact(&t, counts, n - 1);
+    section_done(&t, "reduce_scatter dtype x op x algo", t0);
+    t0 = now_s();
+    test_reduce_exact(&t, counts, n - 1);
+    section_done(&t, "reduce dtype x op x root", t0);
+    t0 = now_s();
+    test_all_gather(&t, counts, n);
+    test_broadcast(&t, counts, n);
+    test_all_to_all(&t, counts, n);
+    test_all_to_allv(&t);
+    test_gather_scatter(&t, counts, n);
+    section_done(&t, "data movement", t0);
+    t0 = now_s();
+    test_allreduce_random(&t);
+    section_done(&t, "random floats, NaN, cross-rank bits", t0);
+    t0 = now_s();
+    test_large(&t, 1);
+    section_done(&t, "1 Mi and 64 Mi + 7", t0);
+    t0 = now_s();
+    test_skew(&t);
+    section_done(&t, "skewed arrival", t0);
+    t0 = now_s();
+    test_peer_loss(&t);
+    section_done(&t, "peer loss", t0);
+    ST_ASSERT_OK(scomm_comm_destroy(t.comm));
+    section_done(&t, "total", tall);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return st_main_ranks(argc, argv, run, NULL);
+}
