@@ -16,6 +16,7 @@ typedef struct demo_row {
     double usec;
     double gbps;
     int    ok;
+    char   algo[32];
 } demo_row_t;
 
 static int demo_check(scomm_status_t s, const char *what, int rank)
@@ -115,10 +116,122 @@ static int demo_ring(scomm_comm_t *comm, size_t bytes, int iters,
     return err;
 }
 
+/* Input element i of rank r: small integers, so float sums are exact and
+ * every rank can compute every other rank's input. */
+static float demo_in(int r, size_t i)
+{
+    return (float)((int)((i * 7 + (size_t)r * 13) % 31) - 15);
+}
+
+/* Run one collective `iters` times on `count` floats per rank and verify
+ * the last result against a reference computed here. */
+static int demo_coll(scomm_comm_t *comm, const char *name, size_t count,
+                     int iters, demo_row_t *row)
+{
+    int rank = scomm_rank(comm), size = scomm_size(comm), root = size - 1;
+    size_t n = count * (size_t)size, i, bytes = count * sizeof(float);
+    float *in = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
+    scomm_coll_record_t rec;
+    scomm_status_t s = SCOMM_OK;
+    double t0 = 0, want;
+    int it, r, ok = 1;
+
+    if ((in == NULL) || (out == NULL)) {
+        free(in);
+        free(out);
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        in[i] = demo_in(rank, i);
+    }
+    for (it = -1; (it < iters) && (s == SCOMM_OK); it++) {
+        if (it == 0) {
+            s  = scomm_barrier(comm);
+            t0 = scomm_cli_now();
+        }
+        memset(out, 0, n * sizeof(float));
+        if (strcmp(name, "all_reduce") == 0) {
+            s = scomm_all_reduce(in, out, count, SCOMM_FLOAT32, SCOMM_SUM,
+                                 comm);
+        } else if (strcmp(name, "all_gather") == 0) {
+            s = scomm_all_gather(in, out, count, SCOMM_FLOAT32, comm);
+        } else if (strcmp(name, "reduce_scatter") == 0) {
+            s = scomm_reduce_scatter(in, out, count, SCOMM_FLOAT32, SCOMM_MAX,
+                                     comm);
+        } else if (strcmp(name, "broadcast") == 0) {
+            memcpy(out, in, bytes);
+            s = scomm_broadcast(out, count, SCOMM_FLOAT32, root, comm);
+        } else if (strcmp(name, "reduce") == 0) {
+            s = scomm_reduce(in, out, count, SCOMM_FLOAT32, SCOMM_SUM, root,
+                             comm);
+        } else if (strcmp(name, "all_to_all") == 0) {
+            s = scomm_all_to_all(in, out, count, SCOMM_FLOAT32, comm);
+        } else if (strcmp(name, "gather") == 0) {
+            s = scomm_gather(in, out, count, SCOMM_FLOAT32, root, comm);
+        } else if (strcmp(name, "scatter") == 0) {
+            s = scomm_scatter(in, out, count, SCOMM_FLOAT32, root, comm);
+        }
+    }
+    row->usec = (scomm_cli_now() - t0) * 1e6 / iters;
+    if (s != SCOMM_OK) {
+        demo_check(s, name, rank);
+        ok = 0;
+    }
+    for (i = 0; ok && (i < count); i++) {
+        if (strcmp(name, "all_reduce") == 0) {
+            for (want = 0, r = 0; r < size; r++) {
+                want += demo_in(r, i);
+            }
+            ok = (out[i] == (float)want);
+        } else if (strcmp(name, "reduce_scatter") == 0) {
+            for (want = -1e30, r = 0; r < size; r++) {
+                want = (demo_in(r, (size_t)rank * count + i) > want)
+                           ? demo_in(r, (size_t)rank * count + i) : want;
+            }
+            ok = (out[i] == (float)want);
+        } else if (strcmp(name, "broadcast") == 0) {
+            ok = (out[i] == demo_in(root, i));
+        } else if ((strcmp(name, "reduce") == 0) && (rank == root)) {
+            for (want = 0, r = 0; r < size; r++) {
+                want += demo_in(r, i);
+            }
+            ok = (out[i] == (float)want);
+        } else if (strcmp(name, "scatter") == 0) {
+            ok = (out[i] == demo_in(root, (size_t)rank * count + i));
+        }
+        for (r = 0; ok && (r < size); r++) {
+            if (strcmp(name, "all_gather") == 0) {
+                ok = (out[(size_t)r * count + i] == demo_in(r, i));
+            } else if (strcmp(name, "all_to_all") == 0) {
+                ok = (out[(size_t)r * count + i] ==
+                      demo_in(r, (size_t)rank * count + i));
+            } else if ((strcmp(name, "gather") == 0) && (rank == root)) {
+                ok = (out[(size_t)r * count + i] == demo_in(r, i));
+            }
+        }
+    }
+    snprintf(row->test, sizeof(row->test), "%s", name);
+    row->bytes = bytes;
+    row->gbps  = (row->usec > 0) ? (double)bytes / (row->usec * 1e3) : 0;
+    row->ok    = ok;
+    if (scomm_last_selection(comm, &rec) == SCOMM_OK) {
+        snprintf(row->algo, sizeof(row->algo), "%s", rec.algo);
+    }
+    free(in);
+    free(out);
+    return (s == SCOMM_OK) ? 0 : 1;
+}
+
 int scomm_cli_demo(int argc, char **argv)
 {
+    static const char *const colls[] = {
+        "all_reduce", "all_gather", "reduce_scatter", "broadcast", "reduce",
+        "all_to_all", "gather", "scatter"
+    };
+    static const size_t ccounts[] = {1, 1021, 1u << 18};
+    size_t k;
     static const size_t sizes[] = {0, 1, 4096, 1u << 20, 64u << 20};
-    demo_row_t rows[32];
+    demo_row_t rows[64];
     int nrows = 0, err = 0, rank, size, allok = 1, i, j, iters;
     scomm_comm_t *comm = NULL;
     scomm_status_t s;
@@ -136,6 +249,7 @@ int scomm_cli_demo(int argc, char **argv)
     }
     rank = scomm_rank(comm);
     size = scomm_size(comm);
+    memset(rows, 0, sizeof(rows));
 
     t0 = scomm_cli_now();
     for (i = 0; (i < 100) && !err; i++) {
@@ -155,6 +269,17 @@ int scomm_cli_demo(int argc, char **argv)
     for (j = 0; (j < (int)(sizeof(sizes) / sizeof(sizes[0]))) && !err; j++) {
         iters = (sizes[j] >= (16u << 20)) ? 3 : 20;
         err |= demo_ring(comm, sizes[j], iters, &rows[nrows++]);
+    }
+
+    for (j = 0; (j < (int)(sizeof(colls) / sizeof(colls[0]))) && !err;
+         j++) {
+        for (k = 0; (k < sizeof(ccounts) / sizeof(ccounts[0])) && !err;
+             k++) {
+            memset(&rows[nrows], 0, sizeof(rows[nrows]));
+            err |= demo_coll(comm, colls[j], ccounts[k],
+                             (ccounts[k] > 4096) ? 5 : 50, &rows[nrows]);
+            nrows++;
+        }
     }
 
     /* Agree on the verdict: every rank's rows must be ok. */
@@ -183,14 +308,17 @@ int scomm_cli_demo(int argc, char **argv)
         printf("scomm demo: %d ranks (%d on this host), transport to rank 1: "
                "%s\n\n", size, scomm_local_size(comm),
                (size > 1) ? scomm_peer_transport(comm, 1) : "none");
-        printf("%-18s %10s %12s %10s  %s\n", "test", "bytes", "time_us",
-               "GB/s", "check");
-        printf("%-18s %10s %12s %10s  %s\n", "------------------",
-               "----------", "------------", "----------", "-----");
+        printf("%-18s %10s %12s %10s  %-20s %s\n", "test", "bytes",
+               "time_us", "GB/s", "algorithm", "check");
+        printf("%-18s %10s %12s %10s  %-20s %s\n", "------------------",
+               "----------", "------------", "----------",
+               "--------------------", "-----");
         for (i = 0; i < nrows; i++) {
             scomm_cli_fmt_size(sz, sizeof(sz), rows[i].bytes);
-            printf("%-18s %10s %12.2f %10.2f  %s\n", rows[i].test, sz,
-                   rows[i].usec, rows[i].gbps, rows[i].ok ? "ok" : "WRONG");
+            printf("%-18s %10s %12.2f %10.2f  %-20s %s\n", rows[i].test, sz,
+                   rows[i].usec, rows[i].gbps,
+                   (rows[i].algo[0] != '\0') ? rows[i].algo : "-",
+                   rows[i].ok ? "ok" : "WRONG");
         }
         printf("\nresult: %s\n", (flag && !err) ? "all verified" : "FAILED");
     }
