@@ -1,7 +1,7 @@
 /*
  * test_faults.c - the fault suite, with real processes and real signals.
  *
- *   kill9    4 ranks loop ring exchanges + barriers; rank 2 SIGKILLs itself
+ *   kill9    4 ranks loop all_reduce (16 and 256 Ki floats); rank 2 SIGKILLs itself
  *            at iteration 50. Ranks 0, 1, 3 must return SCOMM_ERR_PEER_LOST
  *            naming rank 2 within 5 s of the kill.
  *   sigstop  the same with SCOMM_TIMEOUT_MS=3000 and rank 2 SIGSTOPping
@@ -43,35 +43,37 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-/* Loop until an error; the victim injects its fault at iteration 50. */
+/* Loop all_reduce (small and large, so several algorithms run) until an
+ * error; the victim injects its fault at iteration 50. */
 static scomm_status_t loop_until_error(scomm_comm_t *comm, int rank,
                                        int size, int sig)
 {
-    int32_t out, in;
+    enum { BIG = 1 << 18 };
+    float *in  = malloc(BIG * sizeof(float));
+    float *out = malloc(BIG * sizeof(float));
     scomm_status_t s = SCOMM_OK;
+    size_t count, i;
     int it;
 
+    ST_ASSERT((in != NULL) && (out != NULL));
+    for (i = 0; i < BIG; i++) {
+        in[i] = (float)(rank + 1);
+    }
     for (it = 0; (it < 100000) && (s == SCOMM_OK); it++) {
-        scomm_req_t *r[2];
-
         if ((rank == VICTIM) && (it == 50)) {
             atomic_store(&g_shared->fault_ns, now_ns());
             raise(sig);
         }
-        out = rank * 1000 + it;
-        s   = scomm_irecv(&in, 1, SCOMM_INT32, (rank - 1 + size) % size, 0,
-                          comm, &r[0]);
+        count = (it % 2) ? BIG : 16;
+        s     = scomm_all_reduce(in, out, count, SCOMM_FLOAT32, SCOMM_SUM,
+                                 comm);
         if (s == SCOMM_OK) {
-            s = scomm_isend(&out, 1, SCOMM_INT32, (rank + 1) % size, 0, comm,
-                            &r[1]);
-            if (s == SCOMM_OK) {
-                s = scomm_wait_all(2, r);
-            }
-        }
-        if (s == SCOMM_OK) {
-            s = scomm_barrier(comm);
+            /* 1 + 2 + ... + size */
+            ST_ASSERT(out[count - 1] == (float)(size * (size + 1) / 2));
         }
     }
+    free(in);
+    free(out);
     return s;
 }
 
