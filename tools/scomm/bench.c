@@ -4,11 +4,14 @@
  *
  *   scomm bench p2p   ping-pong one-way time (RTT/2) and windowed streaming
  *                     bandwidth between ranks 0 and 1, sizes -b..-e by -f.
+ *   scomm bench <op|all>
+ *                     the collectives (bench_coll.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_coll.h"
 #include "cli.h"
 #include "scomm.h"
 
@@ -197,10 +200,19 @@ int scomm_cli_bench(int argc, char **argv)
     scomm_status_t s;
     int i, rc;
 
-    if ((argc < 2) || (strcmp(argv[1], "p2p") != 0)) {
-        fprintf(stderr, "usage: scomm bench p2p [-b MIN] [-e MAX] [-f FACTOR] "
-                "[-w WARMUP] [-n ITERS] [--csv FILE]\n");
-        return 2;
+    if ((argc < 2) || (strcmp(argv[1], "-h") == 0) ||
+        (strcmp(argv[1], "--help") == 0)) {
+        FILE *f = (argc < 2) ? stderr : stdout;
+
+        scomm_cli_bench_coll_usage(f);
+        fprintf(f, "\npoint-to-point (ranks 0 and 1: ping-pong one-way time, "
+                "windowed streaming):\n"
+                "  scomm bench p2p [-b MIN] [-e MAX] [-f FACTOR] [-w WARMUP] "
+                "[-n ITERS] [--csv FILE]\n");
+        return (argc < 2) ? 2 : 0;
+    }
+    if (strcmp(argv[1], "p2p") != 0) {
+        return scomm_cli_bench_coll(argc, argv);
     }
     for (i = 2; i < argc; i++) {
         if ((i + 1 < argc) && (strcmp(argv[i], "-b") == 0)) {

@@ -30,6 +30,17 @@ static void scomm_cli_usage(FILE *f)
             "  bench p2p [-b MIN] [-e MAX] [-f FACTOR] [-w WARMUP] [-n ITERS]\n"
             "                 point-to-point latency and bandwidth between "
             "ranks 0 and 1\n"
+            "  bench <op|op,op|all> [-b MIN] [-e MAX] [-f FACTOR] [-d DTYPE] "
+            "[-o REDOP]\n"
+            "        [-w WARMUP] [-n ITERS] [--target SEC] [--check] "
+            "[--algo NAME]\n"
+            "        [--out DIR] [--csv|--json|--md FILE] [--plot] "
+            "[--peer-csv FILE]...\n"
+            "                 collectives, nccl-tests style (ops: all_reduce "
+            "all_gather\n"
+            "                 reduce_scatter broadcast reduce all_to_all "
+            "gather scatter\n"
+            "                 barrier); see `scomm bench --help`\n"
             "  version        print the version\n",
             scomm_version_string());
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+#
+# test_bench.sh - smoke test of `scomm bench <op>`: a 2-rank all_reduce with
+# --check over a few sizes must exit 0, report no wrong element, and leave
+# the JSON, CSV and Markdown records with the benchmark fields in --out.
+#
+# Usage: test_bench.sh /path/to/scomm
+# Exits 0 when every check passes, 1 when one fails, 2 on bad usage.
+
+set -u
+
+SCOMM=${1:-}
+if [ -z "$SCOMM" ] || [ ! -x "$SCOMM" ]; then
+    echo "usage: $0 /path/to/scomm" >&2
+    exit 2
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/scomm-bench-test.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+FAILS=0
+
+check()
+{
+    # check NAME COMMAND...: run COMMAND, report it
+    local name=$1
+    shift
+    if "$@"; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
+"$SCOMM" launch -n 2 --timeout 100 -- "$SCOMM" bench all_reduce -b 8 -e 64K -f 16 \
+    --check -n 5 -w 1 --out "$TMP/out" > "$TMP/stdout" 2> "$TMP/stderr"
+rc=$?
+check "bench exits 0 (rc=$rc)" test "$rc" -eq 0
+check "table reports 0 wrong elements" grep -q "0 wrong elements" "$TMP/stdout"
+
+FIELDS="bytes latency_ms bandwidth_gbps busbw_gbps algo_id backend_kind topology_source
+world_size op_type data_type warmup_iters benchmark_iters selection_rule_id
+selection_reason timestamp t_median_ms t_min_ms t_max_ms transport wrong"
+
+json=$(find "$TMP/out" -name "all_reduce_ws2_*.json" 2> /dev/null | head -1)
+csv=$(find "$TMP/out" -name "all_reduce_ws2_*.csv" 2> /dev/null | head -1)
+md=$(find "$TMP/out" -name "all_reduce_ws2_*.md" 2> /dev/null | head -1)
+check "JSON file written" test -s "$json"
+check "CSV file written" test -s "$csv"
+check "Markdown file written" test -s "$md"
+for f in $FIELDS; do
+    check "JSON has \"$f\"" grep -q "\"$f\": " "${json:-/dev/null}"
+    check "CSV header has $f" grep -q -E "(^|,)$f(,|$)" "${csv:-/dev/null}"
+done
+# 8, 128, 2K, 32K and 64K bytes: five records, all verified.
+check "CSV has 5 records" test "$(tail -n +2 "${csv:-/dev/null}" | wc -l)" -eq 5
+check "JSON has 5 records" test "$(grep -c '"bytes": ' "${json:-/dev/null}")" -eq 5
+check "every record has wrong = 0" test "$(grep -c '"wrong": 0,' "${json:-/dev/null}")" -eq 5
+if command -v python3 > /dev/null; then
+    check "JSON parses" python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d) == 5' "${json:-/dev/null}"
+fi
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "--- stdout"; cat "$TMP/stdout"
+    echo "--- stderr"; cat "$TMP/stderr"
+    echo "$FAILS check(s) failed"
+    exit 1
+fi
+echo "all checks passed"
+exit 0
