@@ -293,6 +293,13 @@ scomm_status_t scomm_barrier(scomm_comm_t *comm)
     pthread_mutex_lock(&comm->world->lock);
     comm->cur_op = "scomm_barrier";
     comm->op_seq++;
+    snprintf(comm->last_sel.algo, sizeof(comm->last_sel.algo),
+             "dissemination");
+    snprintf(comm->last_sel.rule_id, sizeof(comm->last_sel.rule_id),
+             "barrier.dissemination");
+    snprintf(comm->last_sel.reason, sizeof(comm->last_sel.reason),
+             "the only barrier: ceil(log2 %d) rounds of zero-byte messages",
+             comm->size);
     for (k = 1; (k < comm->size) && (status == SCOMM_OK); k <<= 1) {
         status = scomm_p2p_sendrecv(comm, NULL, 0, (comm->rank + k) % comm->size,
                                     NULL, 0,
