@@ -6,14 +6,18 @@
 #   make test-asan  the suite under AddressSanitizer + UBSan
 #   make test-tsan  the suite under ThreadSanitizer
 #   make bench      point-to-point benchmark over shm and tcp
+#   make fuzz       build the libFuzzer targets (clang) into build-fuzz/ and
+#                   run each for FUZZ_SECONDS (default 60)
 #   make build      just build (Release) into build/
 
 NP       ?= 4
 JOBS     ?= 2
 BUILD    ?= build
 CTEST_J  ?= 2
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz_bootstrap fuzz_tcp_wire fuzz_shm_wire fuzz_config
 
-.PHONY: all deps build demo test test-asan test-tsan bench clean
+.PHONY: all deps build demo test test-asan test-tsan bench fuzz clean
 
 all: build
 
@@ -46,6 +50,21 @@ test-tsan: deps
 bench: build
 	@echo "== shm =="; SCOMM_TRANSPORTS=shm $(BUILD)/scomm launch -n 2 -- $(BUILD)/scomm bench p2p
 	@echo "== tcp =="; SCOMM_TRANSPORTS=tcp $(BUILD)/scomm launch -n 2 -- $(BUILD)/scomm bench p2p
+
+# New inputs go to the scratch dir (listed first); the committed corpus in
+# tests/fuzz/corpus/<target> is read, never written.
+fuzz: deps
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSCOMM_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	    echo "== $$t: $(FUZZ_SECONDS) s =="; \
+	    mkdir -p build-fuzz/scratch/$$t; \
+	    build-fuzz/tests/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -max_len=4096 -print_final_stats=1 \
+	        -artifact_prefix=build-fuzz/scratch/$$t- \
+	        build-fuzz/scratch/$$t tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 clean:
 	rm -rf build build-asan build-tsan

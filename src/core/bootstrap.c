@@ -350,7 +350,7 @@ static scomm_status_t scomm_boot_peer(scomm_world_t *w, uint64_t deadline,
     size_t len;
     scomm_status_t status = SCOMM_OK;
     uint64_t reply_deadline;
-    char herr[256];
+    char herr[256] = "unexpected message type";
     int fd = -1, rc;
     int32_t rs;
 

@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,25 +160,28 @@ scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
     return scomm_param_apply(cfg, p, value, "api", err, errlen);
 }
 
-static scomm_status_t scomm_config_load_file(scomm_config_t *cfg,
-                                             const char *path, char *err,
-                                             size_t errlen)
+scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
+                                         const char *name, char *err,
+                                         size_t errlen)
 {
-    char line[512], where[600];
+    char *line = NULL, where[600];
+    size_t cap = 0;
+    ssize_t got;
     const scomm_param_t *p;
-    scomm_status_t status;
+    scomm_status_t status = SCOMM_OK;
     char *key, *val, *eq, *e;
-    FILE *f;
     int lineno = 0;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(err, errlen, "SCOMM_CONF_FILE %s: cannot open: %s", path,
-                 strerror(errno));
-        return SCOMM_ERR_BAD_CONFIG;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
+    /* getline, not fgets: a long line must not be split, or its tail would
+     * be read as a setting of its own. */
+    while ((got = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (got > 4096) {
+            snprintf(err, errlen, "%s:%d:1: line longer than 4096 bytes",
+                     name, lineno);
+            status = SCOMM_ERR_BAD_CONFIG;
+            break;
+        }
         key = line;
         while (isspace((unsigned char)*key)) {
             key++;
@@ -190,11 +194,11 @@ static scomm_status_t scomm_config_load_file(scomm_config_t *cfg,
             *--e = '\0';
         }
         eq = strchr(key, '=');
-        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        snprintf(where, sizeof(where), "%s:%d", name, lineno);
         if (eq == NULL) {
             snprintf(err, errlen, "%s:1: expected SCOMM_NAME=value", where);
-            fclose(f);
-            return SCOMM_ERR_BAD_CONFIG;
+            status = SCOMM_ERR_BAD_CONFIG;
+            break;
         }
         *eq = '\0';
         val = eq + 1;
@@ -205,32 +209,46 @@ static scomm_status_t scomm_config_load_file(scomm_config_t *cfg,
         if (p == NULL) {
             snprintf(err, errlen, "%s:1: unknown parameter SCOMM_%s", where,
                      key);
-            fclose(f);
-            return SCOMM_ERR_BAD_CONFIG;
+            status = SCOMM_ERR_BAD_CONFIG;
+            break;
         }
         status = scomm_param_apply(cfg, p, val, where, err, errlen);
         if (status != SCOMM_OK) {
-            fclose(f);
-            return status;
+            break;
         }
     }
-    fclose(f);
-    return SCOMM_OK;
+    free(line);
+    return status;
 }
 
-static void scomm_config_warn_unknown(void)
+static scomm_status_t scomm_config_load_file(scomm_config_t *cfg,
+                                             const char *path, char *err,
+                                             size_t errlen)
+{
+    scomm_status_t status;
+    FILE *f;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "SCOMM_CONF_FILE %s: cannot open: %s", path,
+                 strerror(errno));
+        return SCOMM_ERR_BAD_CONFIG;
+    }
+    status = scomm_config_parse_stream(cfg, f, path, err, errlen);
+    fclose(f);
+    return status;
+}
+
+/* Once per process (pthread_once: mock ranks are threads calling
+ * scomm_init at the same time). */
+static void scomm_config_do_warn_unknown(void)
 {
     extern char **environ;
-    static int warned;
     char name[128];
     char **e;
     size_t i, n;
     int known;
 
-    if (warned) {
-        return;
-    }
-    warned = 1;
     for (e = environ; *e != NULL; e++) {
         if (strncmp(*e, "SCOMM_", 6) != 0) {
             continue;
@@ -250,11 +268,20 @@ static void scomm_config_warn_unknown(void)
             (strncmp(name, "KV_", 3) != 0) &&
             (strncmp(name, "METRICS", 7) != 0) &&
             (strncmp(name, "COLL_", 5) != 0) &&
+            (strncmp(name, "MOCK_", 5) != 0) &&
+            (strncmp(name, "SHM_COLL", 8) != 0) &&
             (strncmp(name, "TEST", 4) != 0)) {
             scomm_warn(SCOMM_SUB_ENV, "unknown variable SCOMM_%s ignored",
                        name);
         }
     }
+}
+
+static void scomm_config_warn_unknown(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, scomm_config_do_warn_unknown);
 }
 
 scomm_status_t scomm_config_load(scomm_config_t *cfg, char *err,

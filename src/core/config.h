@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "scomm.h"
 
@@ -53,6 +54,13 @@ extern const size_t scomm_nparams;
  * returns SCOMM_ERR_BAD_CONFIG with a message naming the variable. */
 scomm_status_t scomm_config_load(scomm_config_t *cfg, char *err,
                                  size_t errlen);
+/* Apply the "SCOMM_NAME=value" lines of f ('#' comments, blank lines, the
+ * SCOMM_ prefix optional) on top of cfg, stopping at the first bad line;
+ * its message names it as name:line. Does not close f. Used for
+ * SCOMM_CONF_FILE, and by tests/fuzz/fuzz_config.c. */
+scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
+                                         const char *name, char *err,
+                                         size_t errlen);
 /* Set one knob by name (without prefix) from text; used by the API too. */
 scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
                                 const char *value, char *err, size_t errlen);

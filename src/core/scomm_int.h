@@ -169,6 +169,14 @@ struct scomm_comm {
 };
 
 /* ---- errors ---- */
+/* A status a peer sent us: only real error codes are taken as they are,
+ * anything else (0, positive, unknown) becomes SCOMM_ERR_ABORTED. */
+static inline scomm_status_t scomm_status_from_peer(int32_t v)
+{
+    return ((v < 0) && (v >= SCOMM_ERR_CHECKSUM)) ? (scomm_status_t)v
+                                                   : SCOMM_ERR_ABORTED;
+}
+
 scomm_status_t scomm_set_error(scomm_comm_t *comm, scomm_status_t status,
                                const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -25,7 +25,9 @@
  * Sleeping: a receiver about to sleep raises ctrl.sleeping, then re-checks
  * its rings; a sender, after publishing a message, reads the flag (a full
  * fence sits between) and writes the receiver's eventfd, which it holds
- * through pidfd_getfd. Death: each rank holds a pidfd per local peer; it
+ * through pidfd_getfd. The other way round: a sender that goes to sleep
+ * with messages queued for a full ring raises that ring's tx_blocked, and
+ * the receiver, after consuming, writes the sender's eventfd. Death: each rank holds a pidfd per local peer; it
  * becomes readable when the peer exits, even as a zombie.
  *
  * Invariants:
@@ -34,6 +36,8 @@
  *     already waiting for ring space.
  *  3. Ids from the wire are looked up in the request table; a stale or
  *     forged id is ignored, an out-of-range offset or length fails the world.
+ *  4. No message is acted on before scomm_shm_msg_check (wire.h, fuzzed by
+ *     tests/fuzz) accepted its type and length against the ring.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,6 +52,7 @@
 #include <unistd.h>
 
 #include "../core/scomm_int.h"
+#include "wire.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -57,8 +62,8 @@
 #endif
 
 #define SHM_MAGIC        0x53434f4d4d53484dull /* "SCOMMSHM" */
-#define SHM_CELL         64
-#define SHM_HDR_BYTES    24
+#define SHM_CELL         SCOMM_SHM_CELL
+#define SHM_HDR_BYTES    SCOMM_SHM_HDR_BYTES
 #define SHM_CMA_CHUNK    (4u << 20)
 #define SHM_MAX_BATCH    64
 
@@ -82,6 +87,9 @@ typedef struct shm_msg {
     /* payload starts here (offset 24) */
 } shm_msg_t;
 
+_Static_assert(sizeof(shm_msg_t) == SHM_HDR_BYTES,
+               "shm message header layout is part of the wire protocol");
+
 typedef struct shm_ctrl {
     uint64_t         magic;
     uint32_t         nrings;
@@ -103,8 +111,10 @@ typedef struct shm_ctrl {
 } shm_ctrl_t;
 
 typedef struct shm_ring {
-    _Atomic uint64_t head;
+    _Atomic uint64_t head;       /* receiver: consumed position */
     char             pad[SCOMM_CACHELINE - 8];
+    _Atomic uint32_t tx_blocked; /* sender: asleep with messages queued */
+    char             pad2[SCOMM_CACHELINE - 4];
     /* cells follow */
 } shm_ring_t;
 
@@ -515,9 +525,75 @@ static int shm_bad(shm_ctx_t *c, shm_peer_t *p, const char *what)
     return 0;
 }
 
-static int shm_handle(shm_ctx_t *c, shm_peer_t *p, shm_msg_t *m)
+int scomm_shm_msg_check(const void *cell, uint64_t cell_idx,
+                        uint64_t ring_bytes, uint64_t eager_max, char *why,
+                        size_t whylen)
 {
-    const char *payload = (const char *)m + SHM_HDR_BYTES;
+    const char *b = cell;
+    uint64_t len;
+    uint8_t type;
+
+    memcpy(&type, b + offsetof(shm_msg_t, type), sizeof(type));
+    memcpy(&len, b + offsetof(shm_msg_t, len), sizeof(len));
+    /* Never true for the transport's own rings; keeps the subtraction
+     * below from wrapping for any other caller. */
+    if ((ring_bytes < SHM_HDR_BYTES) ||
+        (cell_idx > (ring_bytes - SHM_HDR_BYTES) / SHM_CELL)) {
+        snprintf(why, whylen, "cell index outside the ring");
+        return -1;
+    }
+    if ((type != SHM_SKIP) &&
+        (len > ring_bytes - cell_idx * SHM_CELL - SHM_HDR_BYTES)) {
+        snprintf(why, whylen, "message longer than the ring");
+        return -1;
+    }
+    switch (type) {
+    case SHM_EAGER:
+        if (len > eager_max) {
+            snprintf(why, whylen,
+                     "eager message longer than the eager limit");
+            return -1;
+        }
+        return 0;
+    case SHM_RTS:
+        if (len != 3 * sizeof(uint64_t)) {
+            snprintf(why, whylen, "RTS of the wrong size");
+            return -1;
+        }
+        return 0;
+    case SHM_FIN:
+    case SHM_CTS:
+        if (len != 2 * sizeof(uint64_t)) {
+            snprintf(why, whylen, "control message of the wrong size");
+            return -1;
+        }
+        return 0;
+    case SHM_FRAG:
+        if (len < 2 * sizeof(uint64_t)) {
+            snprintf(why, whylen, "fragment too short");
+            return -1;
+        }
+        return 0;
+    case SHM_SKIP:
+        /* A SKIP pads exactly to the end of the ring; any other length
+         * would move the read position somewhere no sender writes. */
+        if (len != ring_bytes - cell_idx * SHM_CELL - SHM_HDR_BYTES) {
+            snprintf(why, whylen, "SKIP that does not end at the ring's end");
+            return -1;
+        }
+        return 0;
+    default:
+        snprintf(why, whylen, "unknown message type");
+        return -1;
+    }
+}
+
+/* Act on one message that scomm_shm_msg_check accepted. h is a private
+ * copy of its header: the peer shares the ring, so fields read from the
+ * ring after the check could have changed (a check-then-use race). */
+static int shm_handle(shm_ctx_t *c, shm_peer_t *p, const shm_msg_t *m,
+                      const char *payload)
+{
     uint64_t words[3];
     scomm_tl_cookie_t cookie;
     scomm_req_t *r;
@@ -526,9 +602,6 @@ static int shm_handle(shm_ctx_t *c, shm_peer_t *p, shm_msg_t *m)
 
     switch (m->type) {
     case SHM_EAGER:
-        if (m->len > c->eager_max) {
-            return shm_bad(c, p, "eager message longer than the eager limit");
-        }
         dst = scomm_p2p_eager_begin(c->w, p->rank, m->ctx, m->tag, m->len,
                                     &rx);
         if ((dst == NULL) && (m->len > 0)) {
@@ -546,9 +619,6 @@ static int shm_handle(shm_ctx_t *c, shm_peer_t *p, shm_msg_t *m)
         scomm_p2p_eager_end(c->w, p->rank, &rx);
         return 1;
     case SHM_RTS:
-        if (m->len != sizeof(words)) {
-            return shm_bad(c, p, "RTS of the wrong size");
-        }
         memcpy(words, payload, sizeof(words));
         memset(&cookie, 0, sizeof(cookie));
         cookie.u64[0] = words[0];
@@ -559,9 +629,6 @@ static int shm_handle(shm_ctx_t *c, shm_peer_t *p, shm_msg_t *m)
         return 1;
     case SHM_FIN:
     case SHM_CTS:
-        if (m->len != 2 * sizeof(uint64_t)) {
-            return shm_bad(c, p, "control message of the wrong size");
-        }
         memcpy(words, payload, 2 * sizeof(uint64_t));
         r = scomm_req_lookup(c->w, words[0]);
         if ((r == NULL) || (r->type != SCOMM_REQ_SEND)) {
@@ -593,9 +660,6 @@ static int shm_handle(shm_ctx_t *c, shm_peer_t *p, shm_msg_t *m)
         }
         return 1;
     case SHM_FRAG:
-        if (m->len < 2 * sizeof(uint64_t)) {
-            return shm_bad(c, p, "fragment too short");
-        }
         memcpy(words, payload, 2 * sizeof(uint64_t));
         r = scomm_req_lookup(c->w, words[0]);
         if ((r == NULL) || (r->type != SCOMM_REQ_RECV)) {
@@ -624,7 +688,8 @@ static int shm_poll_ring(shm_ctx_t *c, shm_peer_t *p)
 {
     char *cells = shm_cells(p->rx);
     uint64_t idx, ncells;
-    shm_msg_t *m;
+    shm_msg_t *m, h;
+    char why[64];
     int n = 0;
 
     while (n < SHM_MAX_BATCH) {
@@ -634,17 +699,32 @@ static int shm_poll_ring(shm_ctx_t *c, shm_peer_t *p)
             (uint32_t)(p->rx_pos + 1)) {
             break;
         }
-        if ((m->type != SHM_SKIP) &&
-            (m->len > c->ring_bytes - idx * SHM_CELL - SHM_HDR_BYTES)) {
-            shm_bad(c, p, "message longer than the ring");
+        memcpy(&h, m, SHM_HDR_BYTES);
+        if (scomm_shm_msg_check(&h, idx, c->ring_bytes, c->eager_max, why,
+                                sizeof(why)) != 0) {
+            shm_bad(c, p, why);
             break;
         }
-        ncells = shm_ncells(m->len);
-        n += shm_handle(c, p, m);
+        ncells = shm_ncells(h.len);
+        n += shm_handle(c, p, &h, (const char *)m + SHM_HDR_BYTES);
         p->rx_pos += ncells;
         atomic_store_explicit(&p->rx->head, p->rx_pos, memory_order_release);
         if (atomic_load_explicit(&c->w->fault.status, memory_order_relaxed)) {
             break;
+        }
+    }
+    if (n > 0) {
+        /* A sender that found the ring full and went to sleep holds
+         * messages we may be waiting for: wake it now that there is room
+         * (pairs with the fence in shm_sleep_begin). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&p->rx->tx_blocked, memory_order_relaxed) &&
+            atomic_exchange(&p->rx->tx_blocked, 0) && (p->wake_fd >= 0)) {
+            uint64_t one = 1;
+
+            if (write(p->wake_fd, &one, sizeof(one)) < 0) {
+                /* EAGAIN: its counter is already non-zero. */
+            }
         }
     }
     return n;
@@ -657,8 +737,9 @@ static void shm_check_abort(shm_ctx_t *c)
 
     if (SCOMM_UNLIKELY(st != 0) &&
         (atomic_load(&c->w->fault.status) == 0)) {
-        scomm_world_fail(c->w, (scomm_status_t)st, c->ctrl->abort_rank, "%s",
-                         c->ctrl->abort_msg);
+        c->ctrl->abort_msg[sizeof(c->ctrl->abort_msg) - 1] = '\0';
+        scomm_world_fail(c->w, scomm_status_from_peer(st),
+                         c->ctrl->abort_rank, "%s", c->ctrl->abort_msg);
     }
 }
 
@@ -925,9 +1006,18 @@ static int shm_poll_fds(void *vctx, struct pollfd *fds, int max)
 static void shm_sleep_begin(void *vctx)
 {
     shm_ctx_t *c = vctx;
+    int i;
 
     if ((c->ctrl != NULL) && c->all_wake) {
         atomic_store(&c->ctrl->sleeping, 1);
+        /* Messages still queued for a full ring: ask that receiver to wake
+         * us when it frees space (it checks after consuming). The wait
+         * loop polls once more after this, closing the race. */
+        for (i = 0; i < c->npeers; i++) {
+            if (!scomm_list_empty(&c->peers[i].pending)) {
+                atomic_store(&c->peers[i].tx->tx_blocked, 1);
+            }
+        }
         atomic_thread_fence(memory_order_seq_cst);
     }
 }

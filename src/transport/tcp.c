@@ -17,7 +17,9 @@
  * first sends a fixed 276-byte HELLO (magic, version, rank, socket index,
  * token); the acceptor checks the token in constant time, that the rank is a
  * lower rank of this job whose address matches the rank table, and that the
- * (rank, socket) slot is free, or closes the connection.
+ * (rank, socket) slot is free, or closes the connection. What a header or
+ * HELLO must satisfy on its own is checked by the pure functions of wire.h
+ * (scomm_tcp_hdr_check, scomm_tcp_hello_decode), which tests/fuzz drives.
  *
  * Invariants:
  *  1. A socket's receive state machine reads a whole header, validates it,
@@ -44,9 +46,10 @@
 
 #include "../core/scomm_int.h"
 #include "../core/sock.h"
+#include "wire.h"
 
 #define TCP_MAGIC        0x53435450u /* "SCTP" */
-#define TCP_HELLO_SIZE   276
+#define TCP_HELLO_SIZE   SCOMM_TCP_HELLO_SIZE
 #define TCP_STRIPE_MIN   (256u << 10)
 #define TCP_MAX_EVENTS   64
 #define TCP_DISCARD_SIZE (64u << 10)
@@ -74,6 +77,11 @@ typedef struct tcp_hdr {
     uint64_t id;
     uint64_t aux;
 } tcp_hdr_t;
+
+_Static_assert(sizeof(tcp_hdr_t) == SCOMM_TCP_HDR_SIZE,
+               "tcp header layout is part of the wire protocol");
+_Static_assert(20 + SCOMM_TOKEN_MAX - 1 <= TCP_HELLO_SIZE,
+               "the longest token must fit the HELLO");
 
 typedef struct tcp_sitem {
     scomm_list_t list;
@@ -254,17 +262,56 @@ static uint32_t tcp_get32(const uint8_t *p)
     return v;
 }
 
-static void tcp_encode_hello(tcp_ctx_t *c, uint8_t *buf, int idx)
+void scomm_tcp_hello_encode(uint8_t *buf, int rank, int idx,
+                            const char *token)
 {
-    size_t tlen = strnlen(c->w->token, SCOMM_TOKEN_MAX - 1);
+    size_t tlen = strnlen(token, SCOMM_TOKEN_MAX - 1);
 
     memset(buf, 0, TCP_HELLO_SIZE);
     tcp_put32(buf, TCP_MAGIC);
     tcp_put32(buf + 4, SCOMM_PROTOCOL_VERSION);
-    tcp_put32(buf + 8, (uint32_t)c->w->rank);
+    tcp_put32(buf + 8, (uint32_t)rank);
     tcp_put32(buf + 12, (uint32_t)idx);
     tcp_put32(buf + 16, (uint32_t)tlen);
-    memcpy(buf + 20, c->w->token, tlen);
+    memcpy(buf + 20, token, tlen);
+}
+
+static void tcp_encode_hello(tcp_ctx_t *c, uint8_t *buf, int idx)
+{
+    scomm_tcp_hello_encode(buf, c->w->rank, idx, c->w->token);
+}
+
+int scomm_tcp_hello_decode(const uint8_t *buf, size_t len, int *rank,
+                           int *idx, char *token, size_t toklen, char *why,
+                           size_t whylen)
+{
+    uint32_t tlen;
+
+    if (len != TCP_HELLO_SIZE) {
+        snprintf(why, whylen, "hello of %zu bytes, expected %d", len,
+                 TCP_HELLO_SIZE);
+        return -1;
+    }
+    if (tcp_get32(buf) != TCP_MAGIC) {
+        snprintf(why, whylen, "not a scomm connection");
+        return -1;
+    }
+    if (tcp_get32(buf + 4) != SCOMM_PROTOCOL_VERSION) {
+        snprintf(why, whylen, "protocol version %u, expected %d",
+                 tcp_get32(buf + 4), SCOMM_PROTOCOL_VERSION);
+        return -1;
+    }
+    *rank = (int)tcp_get32(buf + 8);
+    *idx  = (int)tcp_get32(buf + 12);
+    tlen  = tcp_get32(buf + 16);
+    if ((tlen >= SCOMM_TOKEN_MAX) || ((size_t)tlen >= toklen) ||
+        ((size_t)tlen > len - 20)) {
+        snprintf(why, whylen, "token length %u out of range", tlen);
+        return -1;
+    }
+    memcpy(token, buf + 20, tlen);
+    token[tlen] = '\0';
+    return 0;
 }
 
 /* Check an accepted connection's HELLO; returns the peer rank and socket
@@ -276,27 +323,12 @@ static int tcp_check_hello(tcp_ctx_t *c, int fd, const uint8_t *buf,
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     char token[SCOMM_TOKEN_MAX], addr[SCOMM_ADDR_MAX];
-    uint32_t tlen;
     int rank, idx;
 
-    if (tcp_get32(buf) != TCP_MAGIC) {
-        snprintf(why, whylen, "not a scomm connection");
+    if (scomm_tcp_hello_decode(buf, TCP_HELLO_SIZE, &rank, &idx, token,
+                               sizeof(token), why, whylen) != 0) {
         return -1;
     }
-    if (tcp_get32(buf + 4) != SCOMM_PROTOCOL_VERSION) {
-        snprintf(why, whylen, "protocol version %u, expected %d",
-                 tcp_get32(buf + 4), SCOMM_PROTOCOL_VERSION);
-        return -1;
-    }
-    rank = (int)tcp_get32(buf + 8);
-    idx  = (int)tcp_get32(buf + 12);
-    tlen = tcp_get32(buf + 16);
-    if (tlen >= SCOMM_TOKEN_MAX) {
-        snprintf(why, whylen, "token length %u out of range", tlen);
-        return -1;
-    }
-    memcpy(token, buf + 20, tlen);
-    token[tlen] = '\0';
     if (!scomm_secret_equal(token, w->token)) {
         snprintf(why, whylen, "wrong job token");
         return -1;
@@ -705,24 +737,62 @@ static int tcp_bad(tcp_ctx_t *c, tcp_sock_t *s, const char *what)
     return -1;
 }
 
+int scomm_tcp_hdr_check(const void *hdr40, int sock_idx, uint64_t eager_max,
+                        char *why, size_t whylen)
+{
+    tcp_hdr_t h;
+
+    memcpy(&h, hdr40, sizeof(h));
+    switch (h.type) {
+    case TCP_EAGER:
+        if ((sock_idx != 0) || (h.len > eager_max)) {
+            snprintf(why, whylen, "eager message too long or off socket 0");
+            return -1;
+        }
+        return 0;
+    case TCP_RTS:
+        if (sock_idx != 0) {
+            snprintf(why, whylen, "RTS off socket 0");
+            return -1;
+        }
+        return 0;
+    case TCP_CTS:
+    case TCP_DATA:
+    case TCP_BYE:
+    case TCP_HEARTBEAT:
+        return 0;
+    case TCP_ABORT:
+        if (h.len > SCOMM_TCP_ABORT_MAX) {
+            snprintf(why, whylen, "abort message too long");
+            return -1;
+        }
+        return 0;
+    default:
+        snprintf(why, whylen, "unknown message type");
+        return -1;
+    }
+}
+
+static void tcp_on_payload_done(tcp_ctx_t *c, tcp_sock_t *s);
+
 /* A whole header arrived: decide where its payload goes. */
 static int tcp_on_header(tcp_ctx_t *c, tcp_sock_t *s)
 {
     tcp_hdr_t *h = &s->hdr;
     scomm_tl_cookie_t cookie;
     scomm_req_t *r;
-    char *dst;
+    char *dst, why[64];
 
     s->in_payload = 0;
     s->need       = 0;
     s->got        = 0;
     s->discard    = 0;
     s->dst        = NULL;
+    if (scomm_tcp_hdr_check(h, s->idx, c->eager_max, why, sizeof(why)) != 0) {
+        return tcp_bad(c, s, why);
+    }
     switch (h->type) {
     case TCP_EAGER:
-        if ((s->idx != 0) || (h->len > c->eager_max)) {
-            return tcp_bad(c, s, "eager message too long or off socket 0");
-        }
         dst = scomm_p2p_eager_begin(c->w, s->peer, h->ctx, h->tag,
                                     (size_t)h->len, &s->rx);
         if ((dst == NULL) && (h->len > 0)) {
@@ -743,9 +813,6 @@ static int tcp_on_header(tcp_ctx_t *c, tcp_sock_t *s)
         }
         return 1;
     case TCP_RTS:
-        if (s->idx != 0) {
-            return tcp_bad(c, s, "RTS off socket 0");
-        }
         memset(&cookie, 0, sizeof(cookie));
         cookie.u64[0] = h->id;
         cookie.u64[2] = h->len;
@@ -774,9 +841,6 @@ static int tcp_on_header(tcp_ctx_t *c, tcp_sock_t *s)
     case TCP_HEARTBEAT:
         return 1; /* tcp_read already noted the sign of life */
     case TCP_ABORT:
-        if (h->len > 512) {
-            return tcp_bad(c, s, "abort message too long");
-        }
         s->stage = malloc(h->len + 1);
         if (s->stage == NULL) {
             return -1;
@@ -784,6 +848,10 @@ static int tcp_on_header(tcp_ctx_t *c, tcp_sock_t *s)
         s->dst        = s->stage;
         s->need       = h->len;
         s->in_payload = 1;
+        if (h->len == 0) {
+            /* No text follows: reading 0 bytes would look like EOF. */
+            tcp_on_payload_done(c, s);
+        }
         return 1;
     default:
         return tcp_bad(c, s, "unknown message type");
@@ -813,7 +881,7 @@ static void tcp_on_payload_done(tcp_ctx_t *c, tcp_sock_t *s)
         break;
     case TCP_ABORT:
         s->stage[s->hdr.len] = '\0';
-        scomm_world_fail(c->w, (scomm_status_t)s->hdr.tag,
+        scomm_world_fail(c->w, scomm_status_from_peer(s->hdr.tag),
                          (int)(int32_t)s->hdr.aux32, "%s", s->stage);
         free(s->stage);
         s->stage = NULL;

@@ -110,12 +110,12 @@ static void *rank_main(void *arg)
     if (j->status == SCOMM_OK) {
         j->status = run_op(comm, j->c, a, b);
         snprintf(j->msg, sizeof(j->msg), "%s", scomm_comm_last_error(comm));
-        j->after = scomm_barrier(comm);
-        snprintf(j->after_msg, sizeof(j->after_msg), "%s",
-                 scomm_comm_last_error(comm));
         if (scomm_last_selection(comm, &rec) == SCOMM_OK) {
             snprintf(j->algo, sizeof(j->algo), "%s", rec.algo);
         }
+        j->after = scomm_barrier(comm);
+        snprintf(j->after_msg, sizeof(j->after_msg), "%s",
+                 scomm_comm_last_error(comm));
         scomm_comm_destroy(comm);
     }
     free(a);
