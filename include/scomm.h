@@ -301,12 +301,14 @@ SCOMM_API scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs);
  *    collective, count, dtype, op, root; for all_to_allv each pair's
  *    counts) and all return SCOMM_ERR_MISMATCH, naming a rank that
  *    differs, before any data moves; the communicator stays usable;
- *  - the algorithm is chosen per call by op, size in bytes, rank count and
- *    whether it is a power of two; SCOMM_COLL_<OP>_ALGO (OP: ALLREDUCE,
- *    ALLGATHER, REDUCESCATTER, BROADCAST, REDUCE, ALLTOALL, ALLTOALLV,
- *    GATHER, SCATTER) or SCOMM_ALGO forces one by name (an unknown name is
- *    SCOMM_ERR_INVALID_ARG listing the valid ones); scomm_last_selection()
- *    tells which one ran and why.
+ *  - the algorithm is chosen per call by op, size in bytes, rank count,
+ *    whether it is a power of two and whether every rank shares this host
+ *    over shared memory (then "direct": ranks read each other's data in
+ *    shared memory, see "Memory" below); SCOMM_COLL_<OP>_ALGO (OP:
+ *    ALLREDUCE, ALLGATHER, REDUCESCATTER, BROADCAST, REDUCE, ALLTOALL,
+ *    ALLTOALLV, GATHER, SCATTER) or SCOMM_ALGO forces one by name (an
+ *    unknown name is SCOMM_ERR_INVALID_ARG listing the valid ones);
+ *    scomm_last_selection() tells which one ran and why.
  *
  * Reductions (sum, prod, max, min, avg on every dtype):
  *  - integers wrap modulo 2^bits; avg is the wrapped sum divided by the
@@ -446,6 +448,72 @@ typedef struct scomm_coll_record {
  */
 SCOMM_API scomm_status_t scomm_last_selection(const scomm_comm_t *comm,
                                               scomm_coll_record_t *out);
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Buffers the ranks of one host share. A collective whose buffers come
+ * from scomm_mem_alloc() lets the shared-memory algorithms ("direct", used
+ * when every rank of the communicator is on this host) read and write them
+ * where they are instead of staging them through the library's own shared
+ * memory: all_reduce then copies each byte once less.
+ */
+
+/**
+ * @brief Allocate bytes of memory that the other ranks of comm on this host
+ * can read and write. Collective over comm: every rank calls it, in the
+ * same order relative to the other collectives, each with its own size
+ * (0 is allowed and gives a valid, unique pointer). The memory is
+ * page-aligned and zero-filled, reserved at once (a full /dev/shm is
+ * SCOMM_ERR_NO_MEMORY here, never a fault later), and private to the user
+ * (0600, unlinked before the call returns). It stays valid until
+ * scomm_mem_free() or until comm is destroyed.
+ * @param[in]  comm   communicator
+ * @param[in]  bytes  size on this rank
+ * @param[out] ptr_p  the memory, set only on success
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL ptr_p, bytes too large),
+ *         ERR_NO_MEMORY or ERR_SYSTEM (on any rank: every rank returns it,
+ *         naming the rank, and comm stays usable), ERR_TIMED_OUT,
+ *         ERR_PEER_LOST, ERR_ABORTED
+ */
+SCOMM_API scomm_status_t scomm_mem_alloc(scomm_comm_t *comm, size_t bytes,
+                                         void **ptr_p);
+
+/**
+ * @brief Release memory from scomm_mem_alloc(). Collective over comm like
+ * the allocation: every rank frees the memory it got from the same
+ * scomm_mem_alloc() call, in the same order; the ranks check that they
+ * agree. After a failure of comm (peer lost, timeout, abort) it releases
+ * this rank's mappings without communicating. NULL does nothing.
+ * @return SCOMM_OK, ERR_INVALID_ARG (ptr not from scomm_mem_alloc on
+ *         comm, or freed already), ERR_MISMATCH (a rank frees another
+ *         allocation: nothing is freed), ERR_INVALID_USAGE (destroyed comm)
+ */
+SCOMM_API scomm_status_t scomm_mem_free(scomm_comm_t *comm, void *ptr);
+
+/**
+ * @brief Record that [ptr, ptr + bytes) of ordinary memory will be used as
+ * collective buffers on comm. Local (not collective). In this version
+ * registration only records the range and changes no algorithm: ordinary
+ * memory cannot be mapped by the other processes, and the shared-memory
+ * all_reduce already reads it where it is, with process_vm_readv, from
+ * 128 KiB to 8 MiB (below it stages through small buffers that stay in the
+ * caches, above it stages so that recvbuf is written once, without being
+ * read first). Use scomm_mem_alloc() for buffers the other ranks map.
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL ptr, bytes 0 or past the end of
+ *         the address space, ptr registered already), ERR_NO_MEMORY
+ */
+SCOMM_API scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr,
+                                            size_t bytes);
+
+/**
+ * @brief Forget a range given to scomm_mem_register() (by its start).
+ * @return SCOMM_OK, ERR_INVALID_ARG (ptr not registered on comm),
+ *         ERR_INVALID_USAGE (destroyed comm)
+ */
+SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 
 #ifdef __cplusplus
 }

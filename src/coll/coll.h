@@ -226,6 +226,24 @@ scomm_status_t scomm_gather_linear(scomm_comm_t *comm,
 scomm_status_t scomm_scatter_linear(scomm_comm_t *comm,
                                     const scomm_coll_args_t *a);
 
+/* direct.c: ranks of one host read each other's data in shared memory */
+scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
+                                      const scomm_coll_args_t *a);
+scomm_status_t scomm_allgather_direct(scomm_comm_t *comm,
+                                      const scomm_coll_args_t *a);
+scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a);
+scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,
+                                              const scomm_coll_args_t *a);
+/* 2..16 ranks, all on this host, and no earlier set-up failure. */
+int scomm_coll_direct_supports(const scomm_comm_t *comm,
+                               const scomm_coll_args_t *a, char *why,
+                               size_t whylen);
+/* Supported, and every peer is reached over shm: the default rules may
+ * choose the direct algorithms. */
+int scomm_coll_direct_default(const scomm_comm_t *comm,
+                              const scomm_coll_args_t *a);
+
 /* alltoall.c */
 scomm_status_t scomm_alltoall_pairwise(scomm_comm_t *comm,
                                        const scomm_coll_args_t *a);

@@ -15,16 +15,24 @@
  * is no algorithm at all is SCOMM_ERR_INVALID_ARG listing the valid names.
  *
  * Default rules (thresholds are starting points, to be tuned with
- * `scomm bench`):
- *   all_reduce      <= 64 KiB: recursive_doubling (log2 p rounds);
+ * `scomm bench`). "All local over shm" below means: 2..16 ranks, every one
+ * on this host, every peer reached over shm (scomm_coll_direct_default).
+ *   all_reduce      all local over shm: direct, at every size (2 ranks,
+ *                   8 B .. 256 MiB f32: faster than recursive doubling and
+ *                   Rabenseifner everywhere, as fast as ring from 128 KiB
+ *                   to 4 MiB, 1.5x ring from 16 MiB on); otherwise:
+ *                   <= 64 KiB: recursive_doubling (log2 p rounds);
  *                   <= 1 MiB (4 MiB when p is a power of two):
  *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
- *   all_gather      total <= 64 KiB and p a power of two:
+ *   all_gather      all local over shm and total >= 4 MiB: direct;
+ *                   total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
- *   reduce_scatter  total <= 64 KiB: direct; else ring
- *   broadcast       <= 256 KiB or p == 2: binomial; else chain
+ *   reduce_scatter  all local over shm and total >= 4 MiB: shm_direct;
+ *                   total <= 64 KiB: direct; else ring
+ *   broadcast       all local over shm and >= 1 MiB: direct;
+ *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
  *   all_to_all(v)   pairwise;  gather, scatter: linear
  *
@@ -46,6 +54,10 @@
 #define SCOMM_COLL_MID_BYTES        (1u << 20)
 #define SCOMM_COLL_MID_BYTES_POW2   (4u << 20)
 #define SCOMM_COLL_BCAST_TREE_BYTES (256u << 10)
+/* From these sizes the shared-memory algorithms run all_gather /
+ * reduce_scatter (total bytes) and broadcast when all ranks are local. */
+#define SCOMM_COLL_SHM_MOVE_BYTES   (4u << 20)
+#define SCOMM_COLL_SHM_BCAST_BYTES  (1u << 20)
 #define SCOMM_COLL_NAME_MAX         32
 
 static const scomm_coll_algo_t scomm_coll_algos[] = {
@@ -53,13 +65,21 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
     {"recursive_doubling", SCOMM_COLL_ALLREDUCE, NULL, scomm_allreduce_rd},
     {"rabenseifner", SCOMM_COLL_ALLREDUCE,
      scomm_allreduce_rabenseifner_supports, scomm_allreduce_rabenseifner},
+    {"direct", SCOMM_COLL_ALLREDUCE, scomm_coll_direct_supports,
+     scomm_allreduce_direct},
     {"ring", SCOMM_COLL_ALLGATHER, NULL, scomm_allgather_ring},
     {"recursive_doubling", SCOMM_COLL_ALLGATHER, scomm_allgather_rd_supports,
      scomm_allgather_rd},
+    {"direct", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
+     scomm_allgather_direct},
     {"ring", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_ring},
     {"direct", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_direct},
+    {"shm_direct", SCOMM_COLL_REDUCESCATTER, scomm_coll_direct_supports,
+     scomm_reducescatter_shm_direct},
     {"binomial", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_binomial},
     {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
+    {"direct", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
+     scomm_bcast_direct},
     {"binomial", SCOMM_COLL_REDUCE, NULL, scomm_reduce_binomial},
     {"pairwise", SCOMM_COLL_ALLTOALL, NULL, scomm_alltoall_pairwise},
     {"pairwise", SCOMM_COLL_ALLTOALLV, NULL, scomm_alltoallv_pairwise},
@@ -252,6 +272,13 @@ static int scomm_coll_default(const scomm_comm_t *comm,
 
     switch (a->op) {
     case SCOMM_COLL_ALLREDUCE:
+        if (scomm_coll_direct_default(comm, a)) {
+            *rule = "allreduce.shm_direct";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B: direct shared-memory "
+                     "reduce, no ring hops", p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
         if (bytes <= SCOMM_COLL_SMALL_BYTES) {
             *rule = "allreduce.small";
             snprintf(reason, rlen, "%zu B <= 64 KiB is latency-bound: "
@@ -278,6 +305,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_ALLGATHER:
+        if ((bytes >= SCOMM_COLL_SHM_MOVE_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "allgather.shm_direct";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B total >= 4 MiB: direct "
+                     "shared-memory copies", p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
         if ((bytes <= SCOMM_COLL_SMALL_BYTES) && pow2) {
             *rule = "allgather.small_pow2";
             snprintf(reason, rlen, "%zu B total <= 64 KiB and %d ranks is a "
@@ -289,6 +324,15 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  p, pow2 ? "above 64 KiB" : "not a power of two");
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_REDUCESCATTER:
+        if ((bytes >= SCOMM_COLL_SHM_MOVE_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "reducescatter.shm_direct";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B total >= 4 MiB: each "
+                     "rank reduces its block in shared memory", p,
+                     comm->local_size, bytes);
+            return scomm_coll_find(a->op, "shm_direct");
+        }
         if (bytes <= SCOMM_COLL_SMALL_BYTES) {
             *rule = "reducescatter.small";
             snprintf(reason, rlen, "%zu B total <= 64 KiB: direct, one "
@@ -300,6 +344,15 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "pipelined ring", bytes, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_BROADCAST:
+        if ((bytes >= SCOMM_COLL_SHM_BCAST_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "broadcast.shm_direct";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B >= 1 MiB: the root "
+                     "stages, the others copy from shared memory", p,
+                     comm->local_size, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
         if ((bytes <= SCOMM_COLL_BCAST_TREE_BYTES) || (p <= 2)) {
             *rule = "broadcast.tree";
             snprintf(reason, rlen, "%zu B on %d ranks (%s): binomial tree, "

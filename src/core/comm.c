@@ -28,6 +28,7 @@
 #include "bootstrap.h"
 #include "env.h"
 #include "scomm_int.h"
+#include "shmem.h"
 
 #define SCOMM_CTX_WORLD 1u
 
@@ -635,6 +636,7 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
     }
     w = comm->world;
     pthread_mutex_lock(&w->lock);
+    scomm_shmem_comm_release(comm); /* its shared memory, if any */
     scomm_world_notify(w); /* a fault nobody reported yet */
     last = (--w->refcount == 0);
     pthread_mutex_unlock(&w->lock);

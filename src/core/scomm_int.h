@@ -166,6 +166,9 @@ struct scomm_comm {
     char            last_error[SCOMM_ERRMSG_MAX];
     scomm_list_t    grave;       /* in the destroyed list, after destroy */
     scomm_coll_record_t last_sel;
+    /* Shared-memory regions and the shared-memory collectives' state
+     * (core/shmem.h); NULL until first used. */
+    struct scomm_shmem *shmem;
 };
 
 /* ---- errors ---- */

@@ -19,14 +19,22 @@
  * combinations and 64 Mi + 7 for all_reduce float32 sum; the selection
  * record, forced algorithms and their fallbacks, SCOMM_COLL_*_ALGO and
  * SCOMM_ALGO, argument errors (buffers untouched), SCOMM_CHECK mismatches,
- * and sub-communicators.
+ * and sub-communicators. The shared-memory "direct" algorithms run in every
+ * algorithm loop (forced over tcp too); scomm_mem_alloc memory is checked
+ * for arguments, collective frees, and every direct collective reading it
+ * in place (both buffers, one, in place, ranks that differ; counts up to
+ * 1 Mi + 5 and 64 Mi + 7), and on a copy of the communicator with
+ * process_vm_readv off. `test_coll --direct-fault absent|stop|kill [NP]`
+ * runs the direct algorithm's fault cases, each in a world of its own.
  */
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "scomm.h"
 #include "st_test.h"
@@ -524,6 +532,24 @@ static const char *force(scomm_coll_op_t op, int a)
 
     ST_ASSERT_OK(scomm_coll_force_algo(op, name));
     return name;
+}
+
+/* 1 if the default rules pick the shared-memory "direct" all_reduce: 2..16
+ * ranks of one host (all of them, in these tests), every peer over shm. */
+static int direct_default(const tctx_t *t)
+{
+    int q;
+
+    if ((t->size < 2) || (t->size > 16)) {
+        return 0;
+    }
+    for (q = 0; q < t->size; q++) {
+        if ((q != t->rank) &&
+            (strcmp(scomm_peer_transport(t->comm, q), "shm") != 0)) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* ---- all_reduce / reduce_scatter / reduce: exact references ------------ */
@@ -1209,8 +1235,9 @@ static void test_large(const tctx_t *t, int huge)
         return;
     }
     /* all_reduce f32 sum, 64 Mi + 7 elements (256 MiB): the default
-     * (ring) and the two others forced, in place and not; bits equal to
-     * the reference and across ranks. */
+     * (direct over shm, else ring) and the others forced, in place and
+     * not, "direct" also from scomm_mem_alloc memory (zero copy); bits
+     * equal to the reference and across ranks. */
     t0  = now_s();
     c   = (64u << 20) + 7;
     src = malloc(c * sizeof(float));
@@ -1219,41 +1246,61 @@ static void test_large(const tctx_t *t, int huge)
     fill_f32_sum(src, c, 64, t->rank);
     hsrc = hash_bytes(src, c * sizeof(float));
     section_done(t, "  (64 Mi + 7: fill)", t0);
-    for (a = 0; a < 3; a++) {
-        static const char *const algos[3] = {NULL, "rabenseifner",
-                                             "recursive_doubling"};
-        int inplace = (a != 1);
+    for (a = 0; a < 5; a++) {
+        static const char *const algos[5] = {NULL, "rabenseifner",
+                                             "recursive_doubling", "direct",
+                                             "direct"};
+        int inplace = (a != 1) && (a != 4), zc = (a == 4);
+        float *in = src, *out = buf;
+        void *zs = NULL, *zr = NULL;
 
+        if (zc) {
+            /* Sizes differ per rank: only the vector must agree. */
+            ST_ASSERT_OK(scomm_mem_alloc(t->comm, c * sizeof(float) +
+                                         (size_t)t->rank * 4096, &zs));
+            ST_ASSERT_OK(scomm_mem_alloc(t->comm, c * sizeof(float), &zr));
+            memcpy(zs, src, c * sizeof(float));
+            in  = zs;
+            out = zr;
+        }
         ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, algos[a]));
         if (inplace) {
             memcpy(buf, src, c * sizeof(float));
         }
         t0 = now_s();
-        ST_ASSERT_OK(scomm_all_reduce(inplace ? buf : src, buf, c,
+        ST_ASSERT_OK(scomm_all_reduce(inplace ? out : in, out, c,
                                       SCOMM_FLOAT32, SCOMM_SUM, t->comm));
         if (t->size > 1) {
             scomm_coll_record_t rec;
+            const char *dflt = direct_default(t) ? "direct" : "ring";
 
             ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
-            ST_ASSERT(strcmp(rec.algo, (a == 0) ? "ring" : algos[a]) == 0);
+            ST_ASSERT(strcmp(rec.algo, (a == 0) ? dflt : algos[a]) == 0);
             if (a == 0) {
-                ST_ASSERT(strcmp(rec.rule_id, "allreduce.large") == 0);
+                ST_ASSERT(strcmp(rec.rule_id, direct_default(t) ?
+                                 "allreduce.shm_direct" :
+                                 "allreduce.large") == 0);
             }
-            snprintf(what, sizeof(what), "  (64 Mi + 7: %s)", rec.algo);
+            snprintf(what, sizeof(what), "  (64 Mi + 7: %s%s)", rec.algo,
+                     zc ? ", mem_alloc" : (inplace ? ", in place" : ""));
         } else {
             snprintf(what, sizeof(what), "  (64 Mi + 7: local)");
         }
         section_done(t, what, t0);
         /* Each rank checks a stripe against the reference; equal hashes
          * extend every stripe's verdict to every rank. */
-        check_f32_sum_range(t, buf, c, 64,
+        check_f32_sum_range(t, out, c, 64,
                             c / (size_t)t->size * (size_t)t->rank,
                             (t->rank == t->size - 1) ?
                                 c :
                                 c / (size_t)t->size * (size_t)(t->rank + 1));
-        expect_hash_equal(t, hash_bytes(buf, c * sizeof(float)));
+        expect_hash_equal(t, hash_bytes(out, c * sizeof(float)));
         if (!inplace) {
-            ST_ASSERT_EQ(hash_bytes(src, c * sizeof(float)), hsrc);
+            ST_ASSERT_EQ(hash_bytes(in, c * sizeof(float)), hsrc);
+        }
+        if (zc) {
+            ST_ASSERT_OK(scomm_mem_free(t->comm, zs));
+            ST_ASSERT_OK(scomm_mem_free(t->comm, zr));
         }
     }
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
@@ -1318,6 +1365,268 @@ static void test_peer_loss(const tctx_t *t)
     free(buf);
 }
 
+/* ---- scomm_mem_alloc and the direct algorithms in place --------------- */
+
+/* The memory calls' argument checks; nothing is touched on error. */
+static void test_mem_args(const tctx_t *t)
+{
+    void *p = (void *)&p, *q = NULL;
+    char local[64];
+
+    ST_ASSERT_STATUS(scomm_mem_alloc(NULL, 8, &q), SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_alloc(t->comm, 8, NULL),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "ptr_p") != NULL);
+    ST_ASSERT_STATUS(scomm_mem_alloc(t->comm, SIZE_MAX, &p),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT(p == (void *)&p);
+    ST_ASSERT_STATUS(scomm_mem_free(t->comm, local), SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "scomm_mem_alloc") !=
+              NULL);
+    ST_ASSERT_OK(scomm_mem_free(t->comm, NULL));
+    ST_ASSERT_STATUS(scomm_mem_free(NULL, local), SCOMM_ERR_INVALID_ARG);
+
+    ST_ASSERT_STATUS(scomm_mem_register(t->comm, NULL, 8),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_register(t->comm, local, 0),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_register(t->comm, local, SIZE_MAX),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_OK(scomm_mem_register(t->comm, local, sizeof(local)));
+    ST_ASSERT_STATUS(scomm_mem_register(t->comm, local, 8),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "already") != NULL);
+    ST_ASSERT_OK(scomm_mem_deregister(t->comm, local));
+    ST_ASSERT_STATUS(scomm_mem_deregister(t->comm, local),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_deregister(NULL, local),
+                     SCOMM_ERR_INVALID_ARG);
+}
+
+/*
+ * all_reduce forced to "direct" with scomm_mem_alloc buffers, every
+ * combination: both in shared memory, in place, only one of the two, and
+ * ranks that differ (odd ranks pass malloc memory). Counts not divisible
+ * by the rank count, on both sides of the small-vector path and of the
+ * staging chunk.
+ */
+static void test_mem_allreduce(const tctx_t *t, char *zs, char *zr,
+                               size_t zbytes)
+{
+    static const scomm_dtype_t dts[] = {SCOMM_FLOAT32, SCOMM_BFLOAT16,
+                                        SCOMM_INT64, SCOMM_FP8_E4M3};
+    static const size_t counts[] = {1, 7, 13, 1021, 4099, 65539,
+                                    (1u << 20) + 5};
+    size_t maxb = ((1u << 20) + 5) * 8 + 64, es, c;
+    char *ms = malloc(maxb), *mr = malloc(maxb), *ref = malloc(maxb);
+    int d, op, k, mode;
+
+    ST_ASSERT((ms != NULL) && (mr != NULL) && (ref != NULL));
+    ST_ASSERT(zbytes >= maxb);
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, "direct"));
+    for (d = 0; d < (int)SCOMM_ARRAY_SIZE(dts); d++) {
+        es = scomm_dtype_size(dts[d]);
+        for (op = 0; op < NOP; op++) {
+            for (k = 0; k < (int)SCOMM_ARRAY_SIZE(counts); k++) {
+                uint64_t seed = 31000u + (uint64_t)(d * 100 + op * 10 + k);
+
+                c = counts[k];
+                if ((c > 100000) && ((op != SCOMM_SUM) || (d != 0))) {
+                    continue;
+                }
+                fill_ref(ref, dts[d], (scomm_redop_t)op, seed, t->size, 0,
+                         c);
+                dbg_seed  = seed;
+                dbg_op    = op;
+                dbg_first = 0;
+                for (mode = 0; mode < 5; mode++) {
+                    /* 0: both shared, 1: in place in shared memory,
+                     * 2: sendbuf shared, 3: recvbuf shared, 4: odd ranks
+                     * pass malloc memory. The shared buffers start at an
+                     * odd element offset on odd ranks. */
+                    int odd = (t->rank % 2 == 1);
+                    size_t sh = odd ? 3 * es : 0;
+                    char *in  = ((mode <= 2) && !(mode == 4 && odd)) ?
+                                zs + sh : ms;
+                    char *out = ((mode == 0) || (mode == 3)) ? zr + sh : mr;
+
+                    if (mode == 1) {
+                        out = in;
+                    } else if (mode == 4) {
+                        in  = odd ? ms : zs + sh;
+                        out = odd ? mr : zr + sh;
+                    }
+                    fill_input(in, dts[d], (scomm_redop_t)op, seed, t->rank,
+                               0, c);
+                    if (out != in) {
+                        memset(out, 0xa5, c * es + 1);
+                    } else {
+                        out[c * es] = 0x5a;
+                    }
+                    ST_ASSERT_OK(scomm_all_reduce(in, out, c, dts[d],
+                                                  (scomm_redop_t)op,
+                                                  t->comm));
+                    expect_algo(t, SCOMM_COLL_ALLREDUCE, "direct", c);
+                    expect_same(t, scomm_redop_name((scomm_redop_t)op), out,
+                                ref, c, dts[d], "direct/mem_alloc",
+                                mode == 1);
+                    ST_ASSERT_EQ((unsigned char)out[c * es],
+                                 (out != in) ? 0xa5 : 0x5a);
+                    if (out != in) {
+                        memcpy(out, in, c * es);
+                        fill_input(in, dts[d], (scomm_redop_t)op, seed,
+                                   t->rank, 0, c);
+                        ST_ASSERT_EQ(memcmp(out, in, c * es), 0);
+                    }
+                }
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
+    free(ms);
+    free(mr);
+    free(ref);
+}
+
+/* all_gather, broadcast and reduce_scatter read scomm_mem_alloc memory in
+ * place too. */
+static void test_mem_moves(const tctx_t *t, char *zs, char *zr,
+                           size_t zbytes)
+{
+    static const size_t counts[] = {1, 1021, 65539, (1u << 18) + 3};
+    int p = t->size, r = t->rank, k, mode, root, q;
+    size_t c, b, i;
+    char *m = malloc(2 * zbytes), *ref = malloc(((1u << 18) + 3) * 4);
+
+    ST_ASSERT((m != NULL) && (ref != NULL));
+    for (k = 0; k < (int)SCOMM_ARRAY_SIZE(counts); k++) {
+        c = counts[k];
+        b = c * 4;
+        ST_ASSERT(b * (size_t)p + 1 <= zbytes);
+        /* all_gather: 0 send shared, 1 in place in shared memory, 2 send
+         * shared on even ranks only. */
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, "direct"));
+        for (mode = 0; mode < 3; mode++) {
+            char *out = (mode == 1) ? zr : m;
+            char *in  = (mode == 1) ? zr + (size_t)r * b :
+                        ((mode == 2) && (r % 2 == 1)) ? m + b * (size_t)p + 64
+                                                      : zs;
+
+            memset(out, 0xa5, b * (size_t)p + 1);
+            st_fill_pattern(in, b, blk_seed(r, 1, k));
+            ST_ASSERT_OK(scomm_all_gather(in, out, c, SCOMM_FLOAT32,
+                                          t->comm));
+            expect_algo(t, SCOMM_COLL_ALLGATHER, "direct", c);
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
+                                              blk_seed(q, 1, k)),
+                             SIZE_MAX);
+            }
+            ST_ASSERT_EQ((unsigned char)out[b * (size_t)p], 0xa5);
+        }
+        /* broadcast from shared memory, every root; odd ranks receive
+         * into malloc memory. */
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, "direct"));
+        for (root = 0; root < p; root++) {
+            char *buf = ((r % 2 == 1) && (r != root)) ? m : zs;
+
+            memset(buf, 0xa5, b + 1);
+            if (r == root) {
+                st_fill_pattern(buf, b, blk_seed(root, 2, k));
+            }
+            ST_ASSERT_OK(scomm_broadcast(buf, c, SCOMM_FLOAT32, root,
+                                         t->comm));
+            expect_algo(t, SCOMM_COLL_BROADCAST, "direct", c);
+            ST_ASSERT_EQ(st_check_pattern(buf, b, blk_seed(root, 2, k)),
+                         SIZE_MAX);
+            ST_ASSERT_EQ((unsigned char)buf[b], 0xa5);
+        }
+        /* reduce_scatter: 0 send shared, 1 in place in shared memory. */
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER,
+                                           "shm_direct"));
+        fill_ref(ref, SCOMM_FLOAT32, SCOMM_SUM, 77 + k, p, (size_t)r * c, c);
+        for (mode = 0; mode < 2; mode++) {
+            char *in  = (mode == 1) ? zr : zs;
+            char *out = (mode == 1) ? zr + (size_t)r * b : m;
+
+            fill_input(in, SCOMM_FLOAT32, SCOMM_SUM, 77 + k, r, 0,
+                       c * (size_t)p);
+            if (mode == 0) {
+                memset(out, 0xa5, b + 1);
+            }
+            ST_ASSERT_OK(scomm_reduce_scatter(in, out, c, SCOMM_FLOAT32,
+                                              SCOMM_SUM, t->comm));
+            expect_algo(t, SCOMM_COLL_REDUCESCATTER, "shm_direct", c);
+            for (i = 0; i < c; i++) {
+                ST_ASSERT_EQ(raw_get(out, i, 4), raw_get(ref, i, 4));
+            }
+            if (mode == 0) {
+                ST_ASSERT_EQ((unsigned char)out[b], 0xa5);
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER, NULL));
+    free(m);
+    free(ref);
+}
+
+static void test_mem(const tctx_t *t)
+{
+    size_t zbytes = ((1u << 20) + 5) * 8 + 64;
+    char *zs = NULL, *zr = NULL, *x = NULL, *y = NULL;
+    size_t i, mine = (size_t)t->rank * 4096 + (size_t)t->rank + 1;
+    scomm_status_t s;
+
+    test_mem_args(t);
+
+    /* Sizes differ per rank; memory is page-aligned, zeroed, usable. */
+    ST_ASSERT_OK(scomm_mem_alloc(t->comm, mine, (void **)&x));
+    ST_ASSERT(((uintptr_t)x % 4096) == 0);
+    for (i = 0; i < mine; i++) {
+        ST_ASSERT_EQ((unsigned char)x[i], 0);
+    }
+    memset(x, 0x11, mine);
+    ST_ASSERT_OK(scomm_mem_alloc(t->comm, 0, (void **)&y));
+    ST_ASSERT((y != NULL) && (y != x));
+
+    /* Frees are collective: ranks that free different allocations all
+     * get a mismatch, and nothing is freed. */
+    if (t->size > 1) {
+        s = scomm_mem_free(t->comm, (t->rank == 0) ? y : x);
+        ST_ASSERT_STATUS(s, SCOMM_ERR_MISMATCH);
+        ST_ASSERT(strstr(scomm_comm_last_error(t->comm), "rank") != NULL);
+        ST_ASSERT_EQ((unsigned char)x[mine - 1], 0x11);
+    }
+    ST_ASSERT_OK(scomm_mem_free(t->comm, x));
+    ST_ASSERT_OK(scomm_mem_free(t->comm, y));
+    ST_ASSERT_STATUS(scomm_mem_free(t->comm, x), SCOMM_ERR_INVALID_ARG);
+
+    ST_ASSERT_OK(scomm_mem_alloc(t->comm, zbytes, (void **)&zs));
+    ST_ASSERT_OK(scomm_mem_alloc(t->comm, zbytes, (void **)&zr));
+    test_mem_allreduce(t, zs, zr, zbytes);
+    test_mem_moves(t, zs, zr, zbytes);
+
+    /* A copy of the communicator whose direct state is made with
+     * process_vm_readv off (SCOMM_SHM_CMA=0): the buffers are ordinary
+     * memory there (allocations belong to t->comm), so every size takes
+     * the staged path. */
+    if (t->size > 1) {
+        scomm_world_t *w = t->comm->world;
+        int64_t cma = w->cfg.shm_cma;
+        tctx_t sub = *t;
+
+        ST_ASSERT_OK(scomm_comm_split(t->comm, 0, t->rank, &sub.comm));
+        w->cfg.shm_cma = 0;
+        test_mem_allreduce(&sub, zs, zr, zbytes);
+        w->cfg.shm_cma = cma;
+        ST_ASSERT_OK(scomm_comm_destroy(sub.comm));
+    }
+    ST_ASSERT_OK(scomm_mem_free(t->comm, zs));
+    ST_ASSERT_OK(scomm_mem_free(t->comm, zr));
+}
+
 /* ---- selection, configuration, errors ---------------------------------- */
 
 static void test_selection(const tctx_t *t)
@@ -1331,7 +1640,12 @@ static void test_selection(const tctx_t *t)
     ST_ASSERT_OK(scomm_all_reduce(x, y, 1, SCOMM_FLOAT32, SCOMM_SUM,
                                   t->comm));
     ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
-    if (p > 1) {
+    if ((p > 1) && direct_default(t)) {
+        ST_ASSERT(strcmp(rec.algo, "direct") == 0);
+        ST_ASSERT(strcmp(rec.rule_id, "allreduce.shm_direct") == 0);
+        ST_ASSERT(strstr(rec.reason, "4 B") != NULL);
+        ST_ASSERT(strstr(rec.reason, "shm") != NULL);
+    } else if (p > 1) {
         ST_ASSERT(strcmp(rec.algo, "recursive_doubling") == 0);
         ST_ASSERT(strcmp(rec.rule_id, "allreduce.small") == 0);
         ST_ASSERT(strstr(rec.reason, "4 B") != NULL);
@@ -1357,7 +1671,8 @@ static void test_selection(const tctx_t *t)
         ST_ASSERT_OK(scomm_all_reduce(x, y, 1, SCOMM_FLOAT32, SCOMM_SUM,
                                       t->comm));
         ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
-        ST_ASSERT(strcmp(rec.algo, "recursive_doubling") == 0);
+        ST_ASSERT(strcmp(rec.algo, direct_default(t) ? "direct" :
+                                   "recursive_doubling") == 0);
         ST_ASSERT(strncmp(rec.rule_id, "fallback", 8) == 0);
         ST_ASSERT(strstr(rec.reason, "count 1") != NULL);
         ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
@@ -1423,8 +1738,9 @@ static void test_selection(const tctx_t *t)
         ST_ASSERT_OK(scomm_all_reduce(v, v, n, SCOMM_FLOAT32, SCOMM_SUM,
                                       t->comm));
         ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
-        ST_ASSERT(strcmp(rec.algo, ((p & (p - 1)) == 0) ? "rabenseifner" :
-                                                         "ring") == 0);
+        ST_ASSERT(strcmp(rec.algo, direct_default(t) ? "direct" :
+                                   ((p & (p - 1)) == 0) ? "rabenseifner" :
+                                                          "ring") == 0);
         ST_ASSERT_OK(scomm_all_gather(v, v + (size_t)t->rank * 8, 8,
                                       SCOMM_FLOAT32, t->comm));
         ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
@@ -1631,6 +1947,9 @@ static int run(int rank, int size, void *arg)
     test_split(&t);
     section_done(&t, "selection, errors, check, split", t0);
     t0 = now_s();
+    test_mem(&t);
+    section_done(&t, "mem_alloc, direct in place", t0);
+    t0 = now_s();
     test_allreduce_exact(&t, counts, n);
     section_done(&t, "all_reduce dtype x op x algo", t0);
     t0 = now_s();
@@ -1663,7 +1982,96 @@ static int run(int rank, int size, void *arg)
     return 0;
 }
 
+/*
+ * Faults inside the direct algorithm, each in a world of its own (`test_coll
+ * --direct-fault KIND [NP]`; the fault fails the world). The last rank,
+ * instead of joining a forced "direct" all_reduce of 4 MiB,
+ *   absent  sleeps 4 s, past the others' 2 s timeout,
+ *   stop    SIGSTOPs itself,
+ *   kill    SIGKILLs itself,
+ * while the others wait inside the algorithm. They must return
+ * SCOMM_ERR_TIMED_OUT (absent, stop: within about the timeout) or
+ * SCOMM_ERR_PEER_LOST (kill: within 1 s), naming that rank, never hang.
+ */
+static int direct_fault_rank(int rank, int size, void *arg)
+{
+    const char *kind = arg;
+    const size_t n = 1u << 20;
+    int victim = size - 1;
+    scomm_comm_t *comm = NULL;
+    scomm_status_t s, want;
+    char name[32];
+    float *buf;
+    double t0, took, limit;
+
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    ST_ASSERT_OK(scomm_comm_set_timeout(comm, 2000));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, "direct"));
+    buf = calloc(n, sizeof(float));
+    ST_ASSERT(buf != NULL);
+    /* Once healthy: the arena exists, every rank went through it. */
+    ST_ASSERT_OK(scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM,
+                                  comm));
+    ST_ASSERT_OK(scomm_barrier(comm));
+    if (rank == victim) {
+        /* Leaving the barrier first does not mean the others have: give
+         * them time to enter the all_reduce. */
+        usleep(200000);
+        fflush(NULL);
+        if (strcmp(kind, "stop") == 0) {
+            raise(SIGSTOP);
+        } else if (strcmp(kind, "kill") == 0) {
+            raise(SIGKILL);
+        }
+        usleep(3800000);
+        /* The others gave up and told us: fail at once, not hang. */
+        t0 = now_s();
+        s  = scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM, comm);
+        ST_ASSERT(SCOMM_IS_ERR(s));
+        ST_ASSERT(now_s() - t0 < 3.0);
+        ST_ASSERT_OK(scomm_comm_destroy(comm));
+        free(buf);
+        return 0;
+    }
+    want  = (strcmp(kind, "kill") == 0) ? SCOMM_ERR_PEER_LOST :
+                                          SCOMM_ERR_TIMED_OUT;
+    limit = (strcmp(kind, "kill") == 0) ? 1.5 : 3.5;
+    t0    = now_s();
+    s     = scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM, comm);
+    took  = now_s() - t0;
+    fprintf(stderr, "rank %d: %s after %.3f s: %s\n", rank,
+            scomm_status_name(s), took, scomm_comm_last_error(comm));
+    ST_ASSERT_STATUS(s, want);
+    snprintf(name, sizeof(name), "rank %d", victim);
+    ST_ASSERT(strstr(scomm_comm_last_error(comm), name) != NULL);
+    ST_ASSERT(took < limit);
+    /* Later calls fail at once; destroy is always safe. */
+    t0 = now_s();
+    ST_ASSERT(SCOMM_IS_ERR(scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32,
+                                            SCOMM_SUM, comm)));
+    ST_ASSERT(now_s() - t0 < 0.5);
+    ST_ASSERT_OK(scomm_comm_destroy(comm));
+    free(buf);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if ((argc >= 3) && (strcmp(argv[1], "--direct-fault") == 0)) {
+        int np = (argc >= 4) ? atoi(argv[3]) : 3;
+        int rc;
+
+        if ((np < 2) || (np > 16)) {
+            fprintf(stderr, "usage: %s --direct-fault absent|stop|kill "
+                    "[NP 2..16]\n", argv[0]);
+            return 2;
+        }
+        rc = st_run_ranks_victim(np, direct_fault_rank, argv[2], 60,
+                                 np - 1);
+        if (rc == 0) {
+            printf("1 passed, 0 failed\n");
+        }
+        return rc;
+    }
     return st_main_ranks(argc, argv, run, NULL);
 }
