@@ -687,27 +687,6 @@ static inline int direct_lagging(const direct_call_t *c, int x,
     return -1;
 }
 
-static uint64_t direct_hb_ns(const scomm_world_t *w, int64_t timeout)
-{
-    uint64_t hb = (uint64_t)w->cfg.heartbeat_ms * 1000000ull;
-    uint64_t q  = (timeout > 0) ? (uint64_t)timeout * 1000000ull / 4 :
-                                  UINT64_MAX;
-
-    return SCOMM_MAX(SCOMM_MIN(hb, q), 10000000ull);
-}
-
-static int direct_comm_rank(const scomm_comm_t *comm, int wrank)
-{
-    int i;
-
-    for (i = 0; i < comm->size; i++) {
-        if (comm->ranks[i] == wrank) {
-            return i;
-        }
-    }
-    return -1;
-}
-
 static scomm_status_t direct_fault(scomm_comm_t *comm)
 {
     scomm_world_t *w = comm->world;
@@ -723,7 +702,7 @@ static scomm_status_t direct_timed_out(direct_call_t *c, int x,
     scomm_comm_t *comm = c->comm;
     scomm_world_t *w   = comm->world;
     uint64_t now = scomm_now_ns();
-    uint64_t stale = 2 * direct_hb_ns(w, comm->timeout_ms);
+    uint64_t stale = 2 * scomm_hb_interval_ns(w, comm->timeout_ms);
     int sus[DIRECT_MAX_RANKS], nsus = 0, t, s = -1, i;
 
     /* A rank that shows no sign of life is the culprit, whoever this rank
@@ -733,7 +712,7 @@ static scomm_status_t direct_timed_out(direct_call_t *c, int x,
                                     DIRECT_MAX_RANKS - nsus);
     }
     for (i = 0; (i < nsus) && (s < 0); i++) {
-        s = direct_comm_rank(comm, sus[i]);
+        s = scomm_comm_rank_of(comm, sus[i]);
     }
     if (s >= 0) {
         scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[s],
@@ -817,7 +796,7 @@ static scomm_status_t direct_wait_slow(direct_call_t *c, int x,
     uint64_t timeout_ns = (comm->timeout_ms > 0) ?
                           (uint64_t)comm->timeout_ms * 1000000ull :
                           UINT64_MAX;
-    uint64_t hb_ns = direct_hb_ns(w, comm->timeout_ms);
+    uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
     int i;
 
     atomic_store_explicit(&w->cur_op, comm->cur_op, memory_order_relaxed);

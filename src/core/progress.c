@@ -102,7 +102,7 @@ static int scomm_reqs_done(scomm_req_t **reqs, int n)
     return 1;
 }
 
-static int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
+int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
 {
     int i;
 
@@ -117,10 +117,11 @@ static int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
 /* Heartbeat interval and staleness threshold, scaled down for short
  * timeouts so a stopped rank is told apart from a waiting one before the
  * deadline. */
-static uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout)
+uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout)
 {
     uint64_t hb = (uint64_t)w->cfg.heartbeat_ms * 1000000ull;
-    uint64_t q  = (uint64_t)timeout * 1000000ull / 4;
+    uint64_t q  = (timeout > 0) ? (uint64_t)timeout * 1000000ull / 4
+                                : UINT64_MAX;
 
     return SCOMM_MAX(SCOMM_MIN(hb, q), 10000000ull);
 }

@@ -230,6 +230,11 @@ scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
                                   size_t rlen, int src, int32_t tag);
 
 /* ---- progress ---- */
+/* Rank in comm of world rank wrank, or -1. */
+int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank);
+/* Heartbeat interval for a wait with this timeout (the configured one,
+ * shrunk to a quarter of short timeouts, at least 10 ms). */
+uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout);
 int scomm_world_progress(scomm_world_t *w);
 /* Wait until *flag becomes non-zero, or fault, or deadline. */
 scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
