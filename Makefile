@@ -15,7 +15,7 @@ JOBS     ?= 2
 BUILD    ?= build
 CTEST_J  ?= 2
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := fuzz_bootstrap fuzz_tcp_wire fuzz_shm_wire fuzz_config
+FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 
 .PHONY: all deps build demo test test-asan test-tsan bench fuzz clean
 

@@ -515,6 +515,18 @@ SCOMM_API scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr,
  */
 SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 
+/* ------------------------------------------------------------------------ */
+/* Topology and presets (src/topo)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* (end of Topology and presets (src/topo)) */
+
+/* ------------------------------------------------------------------------ */
+/* KV-cache transfer (src/kv)                                               */
+/* ------------------------------------------------------------------------ */
+
+/* (end of KV-cache transfer (src/kv)) */
+
 #ifdef __cplusplus
 }
 #endif
