@@ -124,6 +124,54 @@ void scomm_coll_record_special(scomm_comm_t *comm, const char *algo,
 int scomm_coll_algo_count(scomm_coll_op_t op);
 const char *scomm_coll_algo_name(scomm_coll_op_t op, int i);
 
+/* Index of op's algorithm called name in the table, or -1. */
+int scomm_coll_algo_index(scomm_coll_op_t op, const char *name);
+
+/* Forget comm's cached choices (after something the rules look at
+ * changed, e.g. the direct algorithms became unusable). */
+void scomm_coll_select_invalidate(scomm_comm_t *comm);
+
+/* ---- the selector's policy file (policy.c, SCOMM_SELECTOR_CONFIG) ---- */
+
+enum {
+    SCOMM_COLL_POLICY_TL_ANY = 0,
+    SCOMM_COLL_POLICY_TL_SHM,
+    SCOMM_COLL_POLICY_TL_TCP,
+    SCOMM_COLL_POLICY_TL_MOCK
+};
+
+typedef struct scomm_coll_policy_rule {
+    char     id[40];
+    int      op;         /* scomm_coll_op_t, or -1: any */
+    char     algo[32];
+    uint64_t min_bytes;  /* inclusive */
+    uint64_t max_bytes;
+    int      min_ranks;
+    int      max_ranks;
+    int      pow2;       /* -1 any, 0, 1 */
+    int      all_local;  /* -1 any, 0, 1 */
+    int      transport;  /* SCOMM_COLL_POLICY_TL_* */
+} scomm_coll_policy_rule_t;
+
+typedef struct scomm_coll_policy {
+    int                       n;
+    scomm_coll_policy_rule_t *rules;
+    char                      path[256];
+} scomm_coll_policy_t;
+
+/* Parse len bytes of JSON (path: for messages). 0, or -1 and err says
+ * what and where (path:line:column for syntax). pol is empty on error. */
+int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
+                            scomm_coll_policy_t *pol, char *err,
+                            size_t errlen);
+int scomm_coll_policy_load(const char *path, scomm_coll_policy_t *pol,
+                           char *err, size_t errlen);
+void scomm_coll_policy_free(scomm_coll_policy_t *pol);
+/* The first rule matching the call, or NULL. */
+const scomm_coll_policy_rule_t *
+scomm_coll_policy_match(const scomm_coll_policy_t *pol, scomm_coll_op_t op,
+                        uint64_t bytes, int p, int all_local, int tl);
+
 /* Validate, select and run; takes the world lock (api_coll.c). */
 scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
                               const scomm_coll_args_t *a);

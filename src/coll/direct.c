@@ -161,12 +161,30 @@
 enum {
     DIRECT_READY   = 0,
     DIRECT_REDUCED = 1,
-    DIRECT_DONE    = 2
+    DIRECT_DONE    = 2,
+    DIRECT_TINY0   = 3, /* tiny all_reduce, odd and even calls */
+    DIRECT_TINY1   = 4,
+    DIRECT_NCTR    = 5
 };
 
-static const char *const direct_ctr_what[3] = {
-    "publish its input of", "publish its result of", "finish reading"
+static const char *const direct_ctr_what[DIRECT_NCTR] = {
+    "publish its input of", "publish its result of", "finish reading",
+    "publish its input of tiny call", "publish its input of tiny call"
 };
+
+/* A counter on its own cache line. The tiny lines also carry the call's
+ * arguments and data, so that a peer gets all of it in one line. */
+typedef struct direct_line {
+    _Atomic uint64_t v;
+    uint64_t         meta;   /* tiny: count | dtype << 40 | redop << 48 */
+    char             data[SCOMM_CACHELINE - 16];
+} __attribute__((aligned(SCOMM_CACHELINE))) direct_line_t;
+
+_Static_assert(sizeof(direct_line_t) == SCOMM_CACHELINE,
+               "a counter line is one cache line");
+
+/* all_reduce vectors up to this size take the tiny path. */
+#define DIRECT_TINY_BYTES    (SCOMM_CACHELINE - 16)
 
 /* What a rank passes to one call, for the others to check and to find
  * its buffers in their mappings of its scomm_mem_alloc memory. */
@@ -184,7 +202,7 @@ typedef struct direct_desc {
 } direct_desc_t;
 
 typedef struct direct_ctrl {
-    _Atomic uint64_t ctr[3][SCOMM_CACHELINE / sizeof(uint64_t)];
+    direct_line_t    ctr[DIRECT_NCTR];
     /* Raised while the owner sleeps in a wait: a rank that publishes a
      * counter then writes the owner's eventfd. */
     _Atomic uint32_t sleeping;
@@ -208,6 +226,7 @@ typedef struct direct_state {
     size_t             chunk;
     uint64_t           k;         /* chunks started, all calls */
     uint64_t           seq;       /* calls */
+    uint64_t           tseq;      /* tiny all_reduce calls */
     /* Peers' eventfds, dup'd here on first need: -2 not yet tried, -1
      * unavailable (the sleeper's timeout then bounds its sleep). */
     int                wfd[DIRECT_MAX_RANKS];
@@ -516,6 +535,7 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
             return status;
         }
         d->unusable = 1;
+        scomm_coll_select_invalidate(comm);
         snprintf(d->why, sizeof(d->why), "no shared-memory arena (%.90s)",
                  comm->last_error);
         scomm_warn(SCOMM_SUB_COLL, "direct algorithm disabled on this "
@@ -606,7 +626,7 @@ int scomm_coll_direct_default(const scomm_comm_t *comm,
 
 static inline uint64_t direct_ctr(const direct_call_t *c, int q, int x)
 {
-    return atomic_load_explicit(&c->d->ctrl[q]->ctr[x][0],
+    return atomic_load_explicit(&c->d->ctrl[q]->ctr[x].v,
                                 memory_order_acquire);
 }
 
@@ -660,7 +680,7 @@ static void direct_wake(const direct_call_t *c)
 /* Publish counter x = v; wake sleepers unless more follows at once. */
 static inline void direct_set(const direct_call_t *c, int x, uint64_t v)
 {
-    atomic_store_explicit(&c->d->ctrl[c->me]->ctr[x][0], v,
+    atomic_store_explicit(&c->d->ctrl[c->me]->ctr[x].v, v,
                           memory_order_release);
 }
 
@@ -725,10 +745,11 @@ static scomm_status_t direct_timed_out(direct_call_t *c, int x,
         scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[q],
                          "%s (op #%llu): timed out after %lld ms in the "
                          "direct shared-memory algorithm waiting for rank "
-                         "%d to %s chunk %llu", comm->cur_op,
+                         "%d to %s %llu", comm->cur_op,
                          (unsigned long long)comm->op_seq,
                          (long long)comm->timeout_ms, q, direct_ctr_what[x],
-                         (unsigned long long)(want - 1 - c->k0));
+                         (unsigned long long)((x >= DIRECT_TINY0) ? want :
+                                              want - 1 - c->k0));
     }
     return direct_fault(comm);
 }
@@ -1141,6 +1162,66 @@ static scomm_status_t direct_allreduce_small(direct_call_t *c)
     return SCOMM_OK;
 }
 
+/*
+ * Tiny all_reduce (<= 48 bytes, once the state exists): call s writes its
+ * arguments and data into this rank's line TINY0 + s % 2 and publishes s
+ * there; every rank reduces all lines in rank order. One cache line per
+ * peer crosses, against five or more on the small path. Safe to rewrite
+ * line s % 2 at call s + 2: this rank got there only after every peer
+ * published s + 1, which each did only after finishing call s.
+ */
+static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
+                                            const scomm_coll_args_t *a,
+                                            direct_state_t *d)
+{
+    const void *srcs[DIRECT_MAX_RANKS];
+    direct_call_t c;
+    direct_line_t *mine;
+    uint64_t s, meta;
+    scomm_status_t status;
+    int x, q;
+
+    c.comm = comm;
+    c.a    = a;
+    c.d    = d;
+    c.p    = comm->size;
+    c.me   = comm->rank;
+    c.k0   = d->k;
+    s      = ++d->tseq;
+    x      = DIRECT_TINY0 + (int)(s & 1);
+    meta   = (uint64_t)a->count | ((uint64_t)a->dtype << 40) |
+             ((uint64_t)a->redop << 48);
+    mine   = &d->ctrl[c.me]->ctr[x];
+    mine->meta = meta;
+    memcpy(mine->data, a->sendbuf, a->bytes);
+    direct_publish(&c, x, s);
+    status = direct_wait(&c, x, s, -1);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    for (q = 0; q < c.p; q++) {
+        const direct_line_t *l = &d->ctrl[q]->ctr[x];
+
+        if (l->meta != meta) {
+            return scomm_set_error(comm, SCOMM_ERR_MISMATCH,
+                                   "%s (op #%llu): argument mismatch: rank "
+                                   "%d passed count %llu dtype %d op %d, "
+                                   "rank %d count %zu dtype %d op %d",
+                                   comm->cur_op,
+                                   (unsigned long long)comm->op_seq, q,
+                                   (unsigned long long)(l->meta &
+                                                        0xffffffffffull),
+                                   (int)((l->meta >> 40) & 0xff),
+                                   (int)(l->meta >> 48), c.me, a->count,
+                                   (int)a->dtype, (int)a->redop);
+        }
+        srcs[q] = l->data;
+    }
+    scomm_reduce_n(a->recvbuf, srcs, c.p, a->count, a->dtype, a->redop,
+                   c.p);
+    return SCOMM_OK;
+}
+
 static scomm_status_t direct_allreduce(scomm_comm_t *comm,
                                        const scomm_coll_args_t *a)
 {
@@ -1489,6 +1570,11 @@ static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
 scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
                                       const scomm_coll_args_t *a)
 {
+    direct_state_t *d = (comm->shmem != NULL) ? comm->shmem->coll : NULL;
+
+    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL) && !d->unusable) {
+        return direct_allreduce_tiny(comm, a, d);
+    }
     return direct_allreduce(comm, a);
 }
 

@@ -644,9 +644,11 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
         scomm_world_free(w);
     }
     free(comm->ranks);
-    comm->ranks = NULL;
-    comm->world = NULL;
-    comm->magic = SCOMM_COMM_DEAD;
+    free(comm->sel_cache);
+    comm->ranks     = NULL;
+    comm->sel_cache = NULL;
+    comm->world     = NULL;
+    comm->magic     = SCOMM_COMM_DEAD;
     pthread_mutex_lock(&scomm_grave_lock);
     scomm_list_push_back(&scomm_grave, &comm->grave);
     pthread_mutex_unlock(&scomm_grave_lock);

@@ -64,7 +64,8 @@ const size_t scomm_nparams = SCOMM_ARRAY_SIZE(scomm_params);
 static const char *const scomm_config_other_vars[] = {
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR",
     "MASTER_PORT", "JOB_TOKEN", "LOG_LEVEL", "LOG_SUBSYS", "LOG_FILE",
-    "CONF_FILE", "BACKEND", NULL
+    "CONF_FILE", "BACKEND", "SELECTOR_CONFIG", "SYSFS_ROOT", "PRESET",
+    "PRESET_FILE", "TRACE", "PROGRESS", "FUSION_BYTES", NULL
 };
 
 static int scomm_parse_bool(const char *v, int64_t *out)

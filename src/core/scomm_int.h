@@ -166,6 +166,10 @@ struct scomm_comm {
     char            last_error[SCOMM_ERRMSG_MAX];
     scomm_list_t    grave;       /* in the destroyed list, after destroy */
     scomm_coll_record_t last_sel;
+    /* The selector's last choice per operation (coll/select.c), so a loop
+     * of one call skips the rules and the reason's formatting; NULL until
+     * the first collective, freed at destroy. */
+    struct scomm_coll_sel_cache *sel_cache;
     /* Shared-memory regions and the shared-memory collectives' state
      * (core/shmem.h); NULL until first used. */
     struct scomm_shmem *shmem;
