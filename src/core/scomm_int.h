@@ -173,6 +173,12 @@ struct scomm_comm {
     /* Shared-memory regions and the shared-memory collectives' state
      * (core/shmem.h); NULL until first used. */
     struct scomm_shmem *shmem;
+    /* Non-blocking collectives: worker, queue, fusion (src/overlap);
+     * NULL until first used. */
+    struct scomm_overlap *overlap;
+    /* This communicator's metrics (src/telemetry); NULL until first
+     * used. */
+    struct scomm_tm_comm *tm;
 };
 
 /* ---- errors ---- */
