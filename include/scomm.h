@@ -516,6 +516,18 @@ SCOMM_API scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr,
 SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 
 /* ------------------------------------------------------------------------ */
+/* Non-blocking collectives, groups, fusion, overlap (src/overlap)          */
+/* ------------------------------------------------------------------------ */
+
+/* (end of Non-blocking collectives, groups, fusion, overlap (src/overlap)) */
+
+/* ------------------------------------------------------------------------ */
+/* Telemetry and control (src/telemetry)                                    */
+/* ------------------------------------------------------------------------ */
+
+/* (end of Telemetry and control (src/telemetry)) */
+
+/* ------------------------------------------------------------------------ */
 /* Topology and presets (src/topo)                                          */
 /* ------------------------------------------------------------------------ */
 
