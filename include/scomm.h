@@ -531,6 +531,42 @@ SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 /* Topology and presets (src/topo)                                          */
 /* ------------------------------------------------------------------------ */
 
+/**
+ * @brief Topology of this host, or of every rank of comm, as JSON (schema
+ * "scomm.topology/1", docs/topology.md): CPUs, NUMA nodes, caches,
+ * accelerators, NICs, RDMA ports, CXL devices; with comm, the hosts, each
+ * rank's NUMA node, device and nearest NIC, the world_size x world_size
+ * link matrix (kind, bandwidth_gbps, latency_us, hops) and the seed's Link
+ * list; and the recommended preset with its reasons.
+ *
+ * With comm != NULL this is collective: every rank of comm must call it
+ * (it all_gathers one summary per rank). Discovery honours
+ * SCOMM_TOPO_FILE (hwloc XML or our JSON), SCOMM_SYSFS_ROOT and
+ * SCOMM_TOPO_DUMP_FILE.
+ * @param[in]  comm    communicator, or NULL for this host alone
+ * @param[out] json_p  NUL-terminated text; free it with
+ *                     scomm_topology_free()
+ * @return SCOMM_OK, ERR_INVALID_ARG (json_p NULL), ERR_BAD_CONFIG (a
+ *         topology file that cannot be read, on any rank), ERR_NO_MEMORY,
+ *         ERR_SYSTEM (hwloc failed), or the all_gather's error
+ */
+SCOMM_API scomm_status_t scomm_topology_json(scomm_comm_t *comm,
+                                             char **json_p);
+
+/** @brief Free text returned by scomm_topology_json() (NULL is fine). */
+SCOMM_API void scomm_topology_free(char *json);
+
+/**
+ * @brief Name of the preset recommended for comm's ranks (collective when
+ * comm != NULL, as scomm_topology_json), or for this host when comm is
+ * NULL: "high-bw", "low-latency" or "low-cost".
+ * @param[out] name  buffer of len bytes (32 is enough)
+ * @return SCOMM_OK, ERR_INVALID_ARG (name NULL or len too small), or as
+ *         scomm_topology_json()
+ */
+SCOMM_API scomm_status_t scomm_preset_recommend(scomm_comm_t *comm,
+                                                char *name, size_t len);
+
 /* (end of Topology and presets (src/topo)) */
 
 /* ------------------------------------------------------------------------ */

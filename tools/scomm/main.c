@@ -41,6 +41,13 @@ static void scomm_cli_usage(FILE *f)
             "                 reduce_scatter broadcast reduce all_to_all "
             "gather scatter\n"
             "                 barrier); see `scomm bench --help`\n"
+            "  probe [--json] [--world]\n"
+            "                 topology of this host (--world: of every "
+            "rank, under\n"
+            "                 launch), link matrix, recommended preset\n"
+            "  presets list | show NAME | validate FILE\n"
+            "                 transport presets "
+            "(config/kv_transport_presets.yaml)\n"
             "  version        print the version\n",
             scomm_version_string());
 }
@@ -62,6 +69,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bench") == 0) {
         return scomm_cli_bench(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "probe") == 0) {
+        return scomm_cli_probe(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "presets") == 0) {
+        return scomm_cli_presets(argc - 1, argv + 1);
     }
     if ((strcmp(argv[1], "version") == 0) ||
         (strcmp(argv[1], "--version") == 0)) {
