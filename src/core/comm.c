@@ -26,8 +26,10 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "config.h"
 #include "env.h"
 #include "scomm_int.h"
+#include "../topo/preset.h"
 #include "shmem.h"
 
 #define SCOMM_CTX_WORLD 1u
@@ -72,6 +74,48 @@ scomm_status_t scomm_comm_check(scomm_comm_t *comm, const char *op)
 }
 
 /* ---- world -------------------------------------------------------------- */
+
+/*
+ * SCOMM_PRESET names a transport preset (config/kv_transport_presets.yaml):
+ * its transport knobs replace the built-in defaults of SCOMM_TCP_NSOCKS and
+ * SCOMM_TCP_EAGER_MAX, never a value the user set (environment or
+ * SCOMM_CONF_FILE). Precedence: API > environment/conf file > preset >
+ * defaults. Without SCOMM_PRESET nothing changes.
+ */
+static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
+{
+    const char *name = getenv("SCOMM_PRESET");
+    scomm_preset_t p;
+    int status;
+
+    if ((name == NULL) || (name[0] == '\0')) {
+        return SCOMM_OK;
+    }
+    status = scomm_preset_get(name, NULL, &p);
+    if (status != SCOMM_OK) {
+        char why[SCOMM_ERRMSG_MAX];
+
+        /* scomm_preset_get's message: file:line:column, or the names. */
+        snprintf(why, sizeof(why), "%s", scomm_last_error());
+        scomm_set_thread_error("scomm_init: SCOMM_PRESET=%.40s: %.400s", name,
+                               why);
+        return (status == SCOMM_ERR_NO_MEMORY) ? SCOMM_ERR_NO_MEMORY :
+                                                 SCOMM_ERR_BAD_CONFIG;
+    }
+    if ((getenv("SCOMM_TCP_NSOCKS") == NULL) &&
+        scomm_config_is_default(&w->cfg, "TCP_NSOCKS")) {
+        w->cfg.tcp_nsocks = p.tcp_nsocks;
+    }
+    if ((getenv("SCOMM_TCP_EAGER_MAX") == NULL) &&
+        scomm_config_is_default(&w->cfg, "TCP_EAGER_MAX")) {
+        w->cfg.tcp_eager_max = p.tcp_eager_max;
+    }
+    scomm_info(SCOMM_SUB_INIT, "preset %s: tcp_nsocks %lld, tcp_eager_max "
+               "%llu", p.name, (long long)w->cfg.tcp_nsocks,
+               (unsigned long long)w->cfg.tcp_eager_max);
+    return SCOMM_OK;
+}
+
 
 static void scomm_read_boot_id(char *out, size_t len)
 {
@@ -288,6 +332,10 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     status = scomm_config_load(&w->cfg, err, sizeof(err));
     if (status != SCOMM_OK) {
         scomm_set_thread_error("scomm_init: %s", err);
+        goto err_free;
+    }
+    status = scomm_world_apply_preset(w);
+    if (status != SCOMM_OK) {
         goto err_free;
     }
 

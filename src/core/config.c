@@ -149,6 +149,23 @@ static const scomm_param_t *scomm_param_find(const char *name)
     return NULL;
 }
 
+int scomm_config_is_default(const scomm_config_t *cfg, const char *name)
+{
+    const scomm_param_t *p = scomm_param_find(name);
+    scomm_config_t def;
+    char err[128];
+
+    if ((p == NULL) ||
+        (scomm_param_apply(&def, p, p->defval, "default", err,
+                           sizeof(err)) != SCOMM_OK)) {
+        return 0;
+    }
+    return memcmp((const char *)cfg + p->offset,
+                  (const char *)&def + p->offset,
+                  (p->type == SCOMM_PARAM_STRING) ? p->size :
+                  sizeof(int64_t)) == 0;
+}
+
 scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
                                 const char *value, char *err, size_t errlen)
 {

@@ -61,6 +61,8 @@ scomm_status_t scomm_config_load(scomm_config_t *cfg, char *err,
 scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
                                          const char *name, char *err,
                                          size_t errlen);
+/* 1 if knob name (without prefix) holds its built-in default in cfg. */
+int scomm_config_is_default(const scomm_config_t *cfg, const char *name);
 /* Set one knob by name (without prefix) from text; used by the API too. */
 scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
                                 const char *value, char *err, size_t errlen);

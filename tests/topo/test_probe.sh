@@ -115,4 +115,22 @@ printf 'presets:\n  low-cost: {backend: tcp\n' > "$TMP/broken.yaml"
 out=$("$SCOMM" presets validate "$TMP/broken.yaml" 2>&1) && fail "broken YAML accepted"
 echo "$out" | grep -Eq "broken.yaml:[0-9]+:[0-9]+: malformed YAML" \
     || fail "malformed YAML message: $out"
+
+# ---- 4. SCOMM_PRESET drives the transport knobs at init ----
+out=$(SCOMM_PRESET=low-cost SCOMM_LOG_LEVEL=info SCOMM_TRANSPORTS=tcp \
+      timeout 60 "$SCOMM" launch -n 2 -- "$SCOMM" bench all_reduce -b 8 -e 8 \
+      -n 10 --out "$TMP/bench" 2>&1) || fail "bench under SCOMM_PRESET: $out"
+echo "$out" | grep -q "preset low-cost: tcp_nsocks 4" \
+    || fail "SCOMM_PRESET=low-cost did not set tcp_nsocks 4: $out"
+out=$(SCOMM_PRESET=low-cost SCOMM_TCP_NSOCKS=3 SCOMM_LOG_LEVEL=info \
+      SCOMM_TRANSPORTS=tcp timeout 60 "$SCOMM" launch -n 2 -- "$SCOMM" bench \
+      all_reduce -b 8 -e 8 -n 10 --out "$TMP/bench" 2>&1) \
+    || fail "bench under SCOMM_PRESET + SCOMM_TCP_NSOCKS: $out"
+echo "$out" | grep -q "tcp_nsocks 3" \
+    || fail "the environment must beat the preset: $out"
+out=$(SCOMM_PRESET=nosuch timeout 60 "$SCOMM" launch -n 2 -- "$SCOMM" bench \
+      all_reduce -b 8 -e 8 -n 10 --out "$TMP/bench" 2>&1) \
+    && fail "an unknown SCOMM_PRESET was accepted"
+echo "$out" | grep -q "SCOMM_ERR_BAD_CONFIG: scomm_init: SCOMM_PRESET=nosuch" \
+    || fail "unknown preset message: $out"
 echo "test_probe: ok"
