@@ -528,6 +528,12 @@ SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 /* (end of Telemetry and control (src/telemetry)) */
 
 /* ------------------------------------------------------------------------ */
+/* Vendor backends (src/backend)                                            */
+/* ------------------------------------------------------------------------ */
+
+/* (end of Vendor backends (src/backend)) */
+
+/* ------------------------------------------------------------------------ */
 /* Topology and presets (src/topo)                                          */
 /* ------------------------------------------------------------------------ */
 

@@ -179,6 +179,9 @@ struct scomm_comm {
     /* This communicator's metrics (src/telemetry); NULL until first
      * used. */
     struct scomm_tm_comm *tm;
+    /* A vendor library's communicator (src/backend: nccl, hccl, ...) the
+     * collectives go to; NULL for the native backend. */
+    struct scomm_vendor *vendor;
 };
 
 /* ---- errors ---- */
