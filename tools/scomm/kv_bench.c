@@ -1,0 +1,652 @@
+/*
+ * kv_bench.c - `scomm kv-bench`: KV-cache transfer throughput between two
+ * processes for real model shapes, and the disaggregation emulation
+ * (--ttft: time to first token with transfer after prefill versus
+ * layer-wise streaming).
+ *
+ * Modes:
+ *   scomm kv-bench [opts]                   fork: parent receives, child
+ *                                           sends, over 127.0.0.1
+ *   scomm kv-bench --serve HOST:PORT [opts] receiver only (e.g. in one
+ *                                           network namespace)
+ *   scomm kv-bench --connect HOST:PORT [opts]  sender only
+ * Both sides of a split run must be given the same shape options.
+ *
+ * The numbers: seconds from submit to the last acknowledgement (median of
+ * --iters), GB/s = KV bytes in the sender's dtype / seconds (10^9 bytes),
+ * one line per run, also as JSON with --json.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "scomm.h"
+
+typedef struct kvb {
+    int      layers, heads, dim, block;
+    uint64_t tokens;
+    int      wire, comp, streams, depth, iters, tcp, ttft, json, hidden;
+    size_t   chunk;
+    char     host[64];
+    int      port;
+    int      serve, connect;
+    const char *shape;
+    const char *preset;
+} kvb_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: scomm kv-bench [--shape 8b|1b] [--tokens N] [--layers N]\n"
+        "         [--heads N] [--dim N] [--block N] [--transport shm|tcp]\n"
+        "         [--wire native|fp8|int4] [--compress none|lz4|zstd]\n"
+        "         [--streams N] [--chunk SIZE] [--depth N] [--iters N]\n"
+        "         [--preset NAME] [--ttft [--hidden N]] [--json]\n"
+        "         [--serve HOST:PORT | --connect HOST:PORT]\n"
+        "  --shape 8b: Llama-3-8B (32 layers, 8 KV heads, dim 128, fp16);\n"
+        "  --shape 1b: Llama-3.2-1B (16 layers, 8 KV heads, dim 64).\n"
+        "  --transport shm: same-host copy from the sender's region;\n"
+        "  tcp: through the sockets even on one host.\n"
+        "  --ttft: prefill computes layer by layer (X[T,hidden] x W), decode\n"
+        "  waits for the KV and reads it; TTFT after-prefill vs streaming.\n");
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static scomm_kv_layout_t layout_of(const kvb_t *b)
+{
+    scomm_kv_layout_t l;
+
+    memset(&l, 0, sizeof(l));
+    l.num_layers   = b->layers;
+    l.num_kv_heads = b->heads;
+    l.head_dim     = b->dim;
+    l.block_tokens = b->block;
+    l.num_blocks   = (int)((b->tokens + (uint64_t)b->block - 1) /
+                           (uint64_t)b->block);
+    l.dtype        = SCOMM_FLOAT16;
+    l.order        = SCOMM_KV_ORDER_HEAD_MAJOR;
+    return l;
+}
+
+static scomm_kv_opts_t opts_of(const kvb_t *b)
+{
+    scomm_kv_opts_t o;
+
+    memset(&o, 0, sizeof(o));
+    if (b->preset != NULL) {
+        o.field_mask |= SCOMM_KV_FIELD_PRESET;
+        o.preset = b->preset;
+    }
+    o.field_mask |= SCOMM_KV_FIELD_TOKEN | SCOMM_KV_FIELD_TIMEOUT;
+    o.token = "kv-bench";
+    o.timeout_ms = 120000;
+    if (b->chunk > 0) {
+        o.field_mask |= SCOMM_KV_FIELD_CHUNK_SIZE;
+        o.chunk_size = b->chunk;
+    }
+    if (b->streams > 0) {
+        o.field_mask |= SCOMM_KV_FIELD_STREAMS;
+        o.streams = b->streams;
+    }
+    if (b->depth > 0) {
+        o.field_mask |= SCOMM_KV_FIELD_PREFETCH_DEPTH;
+        o.prefetch_depth = b->depth;
+    }
+    if (b->wire >= 0) {
+        o.field_mask |= SCOMM_KV_FIELD_WIRE_DTYPE;
+        o.wire_dtype = b->wire;
+    }
+    if (b->comp >= 0) {
+        o.field_mask |= SCOMM_KV_FIELD_COMPRESSION;
+        o.compression = b->comp;
+    }
+    o.field_mask |= SCOMM_KV_FIELD_ZERO_COPY;
+    o.zero_copy = !b->tcp;
+    return o;
+}
+
+static size_t region_bytes(const scomm_kv_layout_t *l)
+{
+    return (size_t)l->num_layers * (size_t)l->num_blocks *
+           (size_t)scomm_kv_block_bytes(l);
+}
+
+/* KV-like fp16 values: smooth, mildly compressible like real caches. */
+static void fill_kv(uint8_t *base, size_t bytes, uint64_t seed)
+{
+    uint16_t *p = (uint16_t *)base;
+    size_t i, n = bytes / 2;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+
+    for (i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        /* exponent around 2^-2..2^1, random mantissa and sign */
+        p[i] = (uint16_t)(((s >> 8) & 0x83ffu) | (0x3400u + ((s & 3u) << 10)));
+    }
+}
+
+/* ---- throughput ---- */
+
+static int bench_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    int32_t id;
+    int it;
+
+    if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
+        return 1;
+    }
+    for (it = 0; it <= b->iters; it++) {
+        if (scomm_kv_wait_xfer(ep, (uint64_t)it + 1, 120000) != SCOMM_OK) {
+            fprintf(stderr, "kv-bench: receive %d: %s\n", it,
+                    scomm_last_error());
+            return 1;
+        }
+    }
+    /* The sender reports; give it time to read its acknowledgements. */
+    usleep(300000);
+    return 0;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x < y) ? -1 : (x > y);
+}
+
+static const char *wire_name(int w)
+{
+    return (w == 1) ? "fp8" : (w == 2) ? "int4" : "native";
+}
+
+static const char *comp_name(int c)
+{
+    return (c == 1) ? "lz4" : (c == 2) ? "zstd" : "none";
+}
+
+static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    scomm_kv_xfer_t *xf;
+    scomm_kv_stats_t s0, s1;
+    scomm_kv_plan_t p;
+    int32_t *tbl, id;
+    double t0, *sec;
+    size_t bytes = region_bytes(&l);
+    int it, i;
+
+    if (scomm_kv_register(ep, &l, base, bytes, &id) != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
+        return 1;
+    }
+    tbl = malloc(sizeof(int32_t) * (size_t)l.num_blocks);
+    sec = calloc((size_t)b->iters + 1, sizeof(double));
+    for (i = 0; i < l.num_blocks; i++) {
+        tbl[i] = i;
+    }
+    memset(&p, 0, sizeof(p));
+    p.src_region = id;
+    p.num_layers = l.num_layers;
+    p.num_tokens = b->tokens;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = (uint32_t)l.num_blocks;
+    scomm_kv_ep_stats(ep, &s0);
+    for (it = 0; it <= b->iters; it++) {
+        p.xfer_id = (uint64_t)it + 1;
+        if (it == 1) {
+            scomm_kv_ep_stats(ep, &s0); /* after the warm-up */
+        }
+        t0 = now();
+        if ((scomm_kv_submit(ep, &p, 0, &xf) != SCOMM_OK) ||
+            (scomm_kv_xfer_wait(xf, 120000) != SCOMM_OK)) {
+            fprintf(stderr, "kv-bench: transfer %d: %s\n", it,
+                    scomm_last_error());
+            return 1;
+        }
+        sec[it] = now() - t0;
+        scomm_kv_xfer_free(xf);
+    }
+    scomm_kv_ep_stats(ep, &s1);
+    qsort(sec + 1, (size_t)b->iters, sizeof(double), cmp_d);
+    {
+        double med = sec[1 + b->iters / 2];
+        double gbs = (double)bytes / med / 1e9;
+        double ratio = (s1.bytes_wire > s0.bytes_wire)
+            ? (double)(s1.bytes_raw - s0.bytes_raw) /
+                  (double)(s1.bytes_wire - s0.bytes_wire) : 0.0;
+        const char *path = s1.bytes_zero_copy > s0.bytes_zero_copy
+                               ? "shm" : "tcp";
+
+        if (b->json) {
+            printf("{\"bench\":\"kv\",\"shape\":\"%s\",\"tokens\":%llu,"
+                   "\"bytes\":%zu,\"path\":\"%s\",\"wire\":\"%s\","
+                   "\"compression\":\"%s\",\"streams\":%d,\"chunk\":%zu,"
+                   "\"seconds\":%.6f,\"gbps\":%.4f,\"wire_ratio\":%.3f,"
+                   "\"resent\":%llu}\n", b->shape,
+                   (unsigned long long)b->tokens, bytes, path,
+                   wire_name(b->wire < 0 ? 0 : b->wire),
+                   comp_name(b->comp < 0 ? 0 : b->comp), s1.streams,
+                   b->chunk, med, gbs, ratio,
+                   (unsigned long long)(s1.chunks_resent - s0.chunks_resent));
+        } else {
+            printf("kv-bench %-3s %7llu tokens %6.0f MiB path %-3s wire %-6s "
+                   "comp %-4s streams %d: %8.4f s %7.3f GB/s (raw/wire "
+                   "%.2f)\n", b->shape, (unsigned long long)b->tokens,
+                   (double)bytes / 1048576.0, path,
+                   wire_name(b->wire < 0 ? 0 : b->wire),
+                   comp_name(b->comp < 0 ? 0 : b->comp), s1.streams, med,
+                   gbs, ratio);
+        }
+    }
+    free(tbl);
+    free(sec);
+    return 0;
+}
+
+/* ---- TTFT emulation ---- */
+
+/* "Prefill" of one layer: K|V = X[T, hidden] x W[hidden, 2*H*D], written
+ * as fp16 into the layer's blocks (head-major). Real FLOPs, no shortcuts. */
+static void prefill_layer(const kvb_t *b, uint8_t *lbase, int layer,
+                          const float *x, const float *w)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t bb = (size_t)scomm_kv_block_bytes(&l);
+    int H = b->heads, D = b->dim, Bt = b->block, hd = b->hidden;
+    int out = 2 * H * D, k, j;
+    float acc[1024 * 2 * 8];
+    uint64_t t;
+
+    (void)layer;
+    for (t = 0; t < b->tokens; t++) {
+        const float *xr = x + t * (uint64_t)hd;
+        uint8_t *blk = lbase + (size_t)(t / (uint64_t)Bt) * bb;
+        int tt = (int)(t % (uint64_t)Bt);
+
+        for (j = 0; j < out; j++) {
+            float s = 0.0f;
+
+            for (k = 0; k < hd; k++) {
+                s += xr[k] * w[(size_t)k * out + j];
+            }
+            acc[j] = s;
+        }
+        for (j = 0; j < 2 * H; j++) {
+            /* row (kv, head) = j; head-major: ((kv*H+h)*Bt + t)*D */
+            uint16_t *dst = (uint16_t *)blk + ((size_t)j * Bt + tt) * D;
+            int d;
+
+            for (d = 0; d < D; d++) {
+                union { float f; uint32_t u; } v = { acc[j * D + d] };
+                dst[d] = (uint16_t)((v.u >> 16) & 0xffffu); /* bf16-ish */
+            }
+        }
+    }
+}
+
+/* "Decode" of one layer: q . K over every token of the layer. */
+static double decode_layer(const kvb_t *b, const uint8_t *lbase)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t n = (size_t)l.num_blocks * scomm_kv_block_bytes(&l) / 2, i;
+    const uint16_t *p = (const uint16_t *)lbase;
+    double s = 0;
+
+    for (i = 0; i < n; i++) {
+        s += (double)(p[i] & 0xff) * 0.001;
+    }
+    return s;
+}
+
+static int ttft_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
+                     int wfd)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t lb = (size_t)l.num_blocks * scomm_kv_block_bytes(&l);
+    scomm_kv_xfer_t *xf[256];
+    scomm_kv_plan_t p;
+    int32_t *tbl, id;
+    float *x, *w;
+    double t0, tc;
+    int mode, layer, i;
+
+    if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+        return 1;
+    }
+    tbl = malloc(sizeof(int32_t) * (size_t)l.num_blocks);
+    for (i = 0; i < l.num_blocks; i++) {
+        tbl[i] = i;
+    }
+    x = malloc(sizeof(float) * b->tokens * (size_t)b->hidden);
+    w = malloc(sizeof(float) * (size_t)b->hidden * 2 * b->heads * b->dim);
+    for (i = 0; i < (int)(b->tokens * (uint64_t)b->hidden); i++) {
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f;
+    }
+    for (i = 0; i < b->hidden * 2 * b->heads * b->dim; i++) {
+        w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    }
+    memset(&p, 0, sizeof(p));
+    p.src_region = id;
+    p.num_tokens = b->tokens;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = (uint32_t)l.num_blocks;
+    for (mode = 0; mode < 2; mode++) {
+        /* Tell the decode side when prefill starts (same clock). */
+        sleep(1);
+        t0 = now();
+        if (write(wfd, &t0, sizeof(t0)) != (ssize_t)sizeof(t0)) {
+            return 1;
+        }
+        tc = 0;
+        for (layer = 0; layer < b->layers; layer++) {
+            double c0 = now();
+
+            prefill_layer(b, base + (size_t)layer * lb, layer, x, w);
+            tc += now() - c0;
+            if (mode == 1) {
+                p.xfer_id = 1000 * (uint64_t)(mode + 1) + (uint64_t)layer;
+                p.first_layer = layer;
+                p.num_layers = 1;
+                if (scomm_kv_submit(ep, &p, b->layers - layer,
+                                    &xf[layer]) != SCOMM_OK) {
+                    return 1;
+                }
+            }
+        }
+        if (mode == 0) {
+            p.xfer_id = 1000;
+            p.first_layer = 0;
+            p.num_layers = b->layers;
+            if ((scomm_kv_submit(ep, &p, 0, &xf[0]) != SCOMM_OK) ||
+                (scomm_kv_xfer_wait(xf[0], 120000) != SCOMM_OK)) {
+                return 1;
+            }
+            scomm_kv_xfer_free(xf[0]);
+        } else {
+            for (layer = 0; layer < b->layers; layer++) {
+                if (scomm_kv_xfer_wait(xf[layer], 120000) != SCOMM_OK) {
+                    return 1;
+                }
+                scomm_kv_xfer_free(xf[layer]);
+            }
+        }
+        fprintf(stderr, "kv-bench ttft: prefill compute %.3f s (%.1f ms per "
+                "layer)\n", tc, 1000.0 * tc / b->layers);
+    }
+    free(x);
+    free(w);
+    free(tbl);
+    return 0;
+}
+
+static int ttft_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
+                     int rfd)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t lb = (size_t)l.num_blocks * scomm_kv_block_bytes(&l);
+    double t0, ttft[2], sink = 0;
+    int32_t id;
+    int mode, layer;
+
+    if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+        return 1;
+    }
+    for (mode = 0; mode < 2; mode++) {
+        if (read(rfd, &t0, sizeof(t0)) != (ssize_t)sizeof(t0)) {
+            return 1;
+        }
+        for (layer = 0; layer < b->layers; layer++) {
+            uint64_t xid = (mode == 0) ? 1000
+                                       : 2000 + (uint64_t)layer;
+            scomm_status_t st = (mode == 0)
+                ? scomm_kv_wait_layer(ep, xid, layer, 120000)
+                : scomm_kv_wait_xfer(ep, xid, 120000);
+
+            if (st != SCOMM_OK) {
+                fprintf(stderr, "kv-bench ttft: %s\n", scomm_last_error());
+                return 1;
+            }
+            sink += decode_layer(b, base + (size_t)layer * lb);
+        }
+        if (mode == 0) {
+            (void)scomm_kv_wait_xfer(ep, 1000, 120000);
+        }
+        ttft[mode] = now() - t0;
+    }
+    if (b->json) {
+        printf("{\"bench\":\"kv_ttft\",\"shape\":\"%s\",\"tokens\":%llu,"
+               "\"ttft_after_s\":%.6f,\"ttft_stream_s\":%.6f,"
+               "\"improvement\":%.4f}\n", b->shape,
+               (unsigned long long)b->tokens, ttft[0], ttft[1],
+               1.0 - ttft[1] / ttft[0]);
+    } else {
+        printf("kv-bench ttft %s %llu tokens: transfer after prefill %.4f s,"
+               " layer-wise streaming %.4f s: %.1f%% faster (sink %.0f)\n",
+               b->shape, (unsigned long long)b->tokens, ttft[0], ttft[1],
+               100.0 * (1.0 - ttft[1] / ttft[0]), sink);
+    }
+    return 0;
+}
+
+/* ---- driver ---- */
+
+static int parse(int argc, char **argv, kvb_t *b)
+{
+    int i;
+
+    memset(b, 0, sizeof(*b));
+    b->shape = "8b";
+    b->tokens = 4096;
+    b->block = 16;
+    b->wire = -1;
+    b->comp = -1;
+    b->iters = 3;
+    b->hidden = 8;
+    snprintf(b->host, sizeof(b->host), "127.0.0.1");
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : NULL;
+
+        if (strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(a, "--ttft") == 0) {
+            b->ttft = 1;
+            continue;
+        } else if (strcmp(a, "--json") == 0) {
+            b->json = 1;
+            continue;
+        }
+        if (v == NULL) {
+            usage(stderr);
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--shape") == 0) {
+            b->shape = v;
+        } else if (strcmp(a, "--tokens") == 0) {
+            size_t t;
+
+            if (scomm_cli_parse_size(v, &t) != 0) {
+                return -1;
+            }
+            b->tokens = t;
+        } else if (strcmp(a, "--layers") == 0) {
+            b->layers = atoi(v);
+        } else if (strcmp(a, "--heads") == 0) {
+            b->heads = atoi(v);
+        } else if (strcmp(a, "--dim") == 0) {
+            b->dim = atoi(v);
+        } else if (strcmp(a, "--block") == 0) {
+            b->block = atoi(v);
+        } else if (strcmp(a, "--hidden") == 0) {
+            b->hidden = atoi(v);
+        } else if (strcmp(a, "--transport") == 0) {
+            b->tcp = (strcmp(v, "tcp") == 0);
+        } else if (strcmp(a, "--wire") == 0) {
+            b->wire = (strcmp(v, "fp8") == 0) ? 1
+                      : (strcmp(v, "int4") == 0) ? 2 : 0;
+        } else if (strcmp(a, "--compress") == 0) {
+            b->comp = (strcmp(v, "lz4") == 0) ? 1
+                      : (strcmp(v, "zstd") == 0) ? 2 : 0;
+        } else if (strcmp(a, "--streams") == 0) {
+            b->streams = atoi(v);
+        } else if (strcmp(a, "--depth") == 0) {
+            b->depth = atoi(v);
+        } else if (strcmp(a, "--iters") == 0) {
+            b->iters = atoi(v);
+        } else if (strcmp(a, "--chunk") == 0) {
+            if (scomm_cli_parse_size(v, &b->chunk) != 0) {
+                return -1;
+            }
+        } else if (strcmp(a, "--preset") == 0) {
+            b->preset = v;
+        } else if ((strcmp(a, "--serve") == 0) ||
+                   (strcmp(a, "--connect") == 0)) {
+            const char *c = strrchr(v, ':');
+
+            if (c == NULL) {
+                return -1;
+            }
+            snprintf(b->host, sizeof(b->host), "%.*s", (int)(c - v), v);
+            b->port = atoi(c + 1);
+            if (a[2] == 's') {
+                b->serve = 1;
+            } else {
+                b->connect = 1;
+            }
+        } else {
+            fprintf(stderr, "kv-bench: unknown option %s\n", a);
+            return -1;
+        }
+    }
+    if (strcmp(b->shape, "1b") == 0) {
+        b->layers = b->layers ? b->layers : 16;
+        b->heads = b->heads ? b->heads : 8;
+        b->dim = b->dim ? b->dim : 64;
+    } else {
+        b->layers = b->layers ? b->layers : 32;
+        b->heads = b->heads ? b->heads : 8;
+        b->dim = b->dim ? b->dim : 128;
+    }
+    if ((b->iters < 1) || (b->layers < 1) || (b->layers > 256) ||
+        (b->tokens < 1) || (b->hidden < 1) || (b->heads * b->dim > 8192)) {
+        fprintf(stderr, "kv-bench: bad shape or iteration count\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int run_side(const kvb_t *b, int sender, scomm_kv_ep_t *ep, int fd)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t bytes = region_bytes(&l);
+    uint8_t *base = malloc(bytes);
+    int rc;
+
+    if (base == NULL) {
+        fprintf(stderr, "kv-bench: cannot allocate %zu bytes\n", bytes);
+        return 1;
+    }
+    if (sender) {
+        fill_kv(base, bytes, 1);
+    } else {
+        memset(base, 0, bytes);
+    }
+    if (b->ttft) {
+        rc = sender ? ttft_send(b, ep, base, fd) : ttft_recv(b, ep, base, fd);
+    } else {
+        rc = sender ? bench_send(b, ep, base) : bench_recv(b, ep, base);
+    }
+    scomm_kv_ep_close(ep);
+    free(base);
+    return rc;
+}
+
+int scomm_cli_kv_bench(int argc, char **argv)
+{
+    scomm_kv_listener_t *lst;
+    scomm_kv_opts_t o;
+    scomm_kv_ep_t *ep;
+    kvb_t b;
+    int pfd[2], port, ws, rc;
+    pid_t pid;
+
+    if (parse(argc, argv, &b) != 0) {
+        return 2;
+    }
+    o = opts_of(&b);
+    signal(SIGPIPE, SIG_IGN);
+    if (b.connect) {
+        if (b.ttft) {
+            fprintf(stderr, "kv-bench: --ttft runs in one host (fork)\n");
+            return 2;
+        }
+        if (scomm_kv_connect(b.host, b.port, &o, &ep) != SCOMM_OK) {
+            fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
+            return 1;
+        }
+        return run_side(&b, 1, ep, -1);
+    }
+    if (scomm_kv_listen(b.host, b.port, &o, &lst) != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
+        return 1;
+    }
+    if (b.serve) {
+        rc = scomm_kv_accept(lst, 120000, &ep);
+        scomm_kv_listener_close(lst);
+        if (rc != SCOMM_OK) {
+            fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
+            return 1;
+        }
+        return run_side(&b, 0, ep, -1);
+    }
+    port = scomm_kv_listener_port(lst);
+    if (pipe(pfd) != 0) {
+        return 1;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        scomm_kv_listener_close(lst);
+        if (scomm_kv_connect("127.0.0.1", port, &o, &ep) != SCOMM_OK) {
+            fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
+            _exit(1);
+        }
+        rc = run_side(&b, 1, ep, pfd[1]);
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(pfd[1]);
+    rc = scomm_kv_accept(lst, 120000, &ep);
+    scomm_kv_listener_close(lst);
+    if (rc != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
+        kill(pid, SIGKILL);
+        waitpid(pid, &ws, 0);
+        return 1;
+    }
+    rc = run_side(&b, 0, ep, pfd[0]);
+    if (waitpid(pid, &ws, 0) != pid) {
+        return 1;
+    }
+    return (rc != 0) || !WIFEXITED(ws) || (WEXITSTATUS(ws) != 0);
+}
