@@ -519,17 +519,345 @@ SCOMM_API scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr);
 /* Non-blocking collectives, groups, fusion, overlap (src/overlap)          */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Non-blocking collectives (docs/overlap.md). Each scomm_iX() checks its
+ * arguments exactly as scomm_X() does (same errors, nothing queued on an
+ * error) and returns a request completed by scomm_test(), scomm_wait() or
+ * scomm_wait_all(). Buffers must stay valid and untouched until then.
+ * Operations of one communicator run in issue order, blocking and
+ * non-blocking alike, so every rank must issue them in the same order (as
+ * in NCCL and MPI); several may be in flight, interleaved with send/recv.
+ *
+ * Progress: SCOMM_PROGRESS=thread (default) runs the queued operations on
+ * one background thread per communicator, made at the first non-blocking
+ * call; it spins SCOMM_PROGRESS_SPIN_US (default 50) after each operation
+ * and then sleeps on a condition variable, so an idle communicator costs
+ * no CPU. SCOMM_PROGRESS=inline has no thread: queued operations run in
+ * the caller's thread inside scomm_test/scomm_wait (scomm_test then
+ * blocks while it runs them).
+ *
+ * Errors after queueing (peer lost, timeout, abort) complete every queued
+ * request with that error and a message naming the rank.
+ */
+
+/** @brief Non-blocking scomm_all_reduce().
+ * @param[out] req_p  the request, set only on success
+ * @return as scomm_all_reduce() for argument errors; ERR_INVALID_ARG for a
+ *         NULL req_p; ERR_NO_MEMORY; ERR_SYSTEM (thread creation) */
+SCOMM_API scomm_status_t scomm_iall_reduce(const void *sendbuf, void *recvbuf,
+                                           size_t count, scomm_dtype_t dtype,
+                                           scomm_redop_t op,
+                                           scomm_comm_t *comm,
+                                           scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_all_gather(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_iall_gather(const void *sendbuf,
+                                           void *recvbuf, size_t sendcount,
+                                           scomm_dtype_t dtype,
+                                           scomm_comm_t *comm,
+                                           scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_reduce_scatter(); errors as
+ * scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_ireduce_scatter(const void *sendbuf,
+                                               void *recvbuf,
+                                               size_t recvcount,
+                                               scomm_dtype_t dtype,
+                                               scomm_redop_t op,
+                                               scomm_comm_t *comm,
+                                               scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_broadcast(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_ibroadcast(void *buf, size_t count,
+                                          scomm_dtype_t dtype, int32_t root,
+                                          scomm_comm_t *comm,
+                                          scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_reduce(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_ireduce(const void *sendbuf, void *recvbuf,
+                                       size_t count, scomm_dtype_t dtype,
+                                       scomm_redop_t op, int32_t root,
+                                       scomm_comm_t *comm,
+                                       scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_all_to_all(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_iall_to_all(const void *sendbuf,
+                                           void *recvbuf,
+                                           size_t count_per_peer,
+                                           scomm_dtype_t dtype,
+                                           scomm_comm_t *comm,
+                                           scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_all_to_allv(). The four arrays are copied:
+ * they may be freed once the call returns (the buffers may not).
+ * Errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_iall_to_allv(const void *sendbuf,
+                                            const size_t *sendcounts,
+                                            const size_t *sdispls,
+                                            void *recvbuf,
+                                            const size_t *recvcounts,
+                                            const size_t *rdispls,
+                                            scomm_dtype_t dtype,
+                                            scomm_comm_t *comm,
+                                            scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_gather(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_igather(const void *sendbuf, void *recvbuf,
+                                       size_t sendcount, scomm_dtype_t dtype,
+                                       int32_t root, scomm_comm_t *comm,
+                                       scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_scatter(); errors as scomm_iall_reduce(). */
+SCOMM_API scomm_status_t scomm_iscatter(const void *sendbuf, void *recvbuf,
+                                        size_t recvcount,
+                                        scomm_dtype_t dtype, int32_t root,
+                                        scomm_comm_t *comm,
+                                        scomm_req_t **req_p);
+
+/** @brief Non-blocking scomm_barrier(). */
+SCOMM_API scomm_status_t scomm_ibarrier(scomm_comm_t *comm,
+                                        scomm_req_t **req_p);
+
+/**
+ * @brief Open a group on the calling thread (groups nest; only the
+ * outermost end acts). Collectives issued by this thread until the
+ * matching scomm_group_end() are queued, not started: non-blocking ones
+ * return their request at once, blocking ones return SCOMM_OK at once and
+ * complete inside scomm_group_end() (NCCL semantics). Point-to-point calls
+ * are not deferred. Do not wait on a request of a group before its end.
+ * @return SCOMM_OK, ERR_INVALID_USAGE (more than 1024 nested groups)
+ */
+SCOMM_API scomm_status_t scomm_group_start(void);
+
+/**
+ * @brief Close the group: all_reduces of one communicator with the same
+ * dtype and op, each at most SCOMM_FUSION_BYTES / 2, that follow each
+ * other in issue order (other collectives of that communicator close a
+ * batch) are packed into one all_reduce of at most SCOMM_FUSION_BYTES
+ * (default 64 KiB, measured in docs/overlap.md; 0 turns fusion off;
+ * every rank must use the same value)
+ * and unpacked when it completes. Then every operation is started in
+ * issue order, and the deferred blocking ones are waited for.
+ * @return SCOMM_OK, ERR_INVALID_USAGE (no open group), or the first error
+ *         of a deferred blocking collective
+ */
+SCOMM_API scomm_status_t scomm_group_end(void);
+
+/** Counters of a communicator's engine (scomm_overlap_stats()). */
+typedef struct scomm_overlap_stats {
+    uint64_t ops_submitted;  /**< collectives queued (i-forms, deferred and
+                                  routed blocking calls) */
+    uint64_t ops_completed;  /**< of those, completed (any status) */
+    uint64_t ops_failed;     /**< completed with an error */
+    uint64_t ops_fused;      /**< all_reduces packed into fused batches */
+    uint64_t fused_batches;  /**< fused all_reduces run (>= 2 ops each) */
+    uint64_t bytes_submitted;/**< bytes of the queued collectives */
+    uint64_t bytes_fused;    /**< bytes that went through fused batches */
+    uint64_t groups;         /**< scomm_group_end() calls that queued ops */
+    uint64_t blocking_routed;/**< blocking calls that went through the queue */
+    uint64_t worker_sleeps;  /**< times the progress thread went to sleep */
+    uint64_t queue_max;      /**< largest queue length seen */
+    uint64_t fusion_bytes;   /**< SCOMM_FUSION_BYTES in force */
+    int32_t  progress_thread;/**< 1: thread mode with a running thread */
+    int32_t  pad;
+} scomm_overlap_stats_t;
+
+/**
+ * @brief Read comm's engine counters (all zero before any non-blocking
+ * call or group on comm).
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL comm or out), ERR_INVALID_USAGE
+ *         (destroyed comm)
+ */
+SCOMM_API scomm_status_t scomm_overlap_stats(scomm_comm_t *comm,
+                                             scomm_overlap_stats_t *out);
+
+/**
+ * Callback of scomm_all_reduce_chunked(): chunk index, its first element
+ * and its element count, and the caller's pointer.
+ */
+typedef void (*scomm_chunk_cb_t)(void *user, size_t chunk, size_t offset,
+                                 size_t count);
+
+/**
+ * @brief The overlap window: all_reduce count elements in chunks of
+ * chunk_count elements (the last may be shorter), each a non-blocking
+ * all_reduce, with callbacks on the caller's thread. produce(i), if not
+ * NULL, is called before chunk i is started and must write chunk i of
+ * sendbuf (e.g. compute that slice of a GEMM): chunk i-1 is reduced in the
+ * background meanwhile. consume(i), if not NULL, is called once chunk i
+ * of recvbuf holds its result, while later chunks are still on the wire.
+ * Every rank must pass the same count and chunk_count. Needs
+ * SCOMM_PROGRESS=thread to overlap (inline mode runs chunks in order).
+ * @return as scomm_all_reduce(); ERR_INVALID_ARG for chunk_count 0
+ */
+SCOMM_API scomm_status_t scomm_all_reduce_chunked(const void *sendbuf,
+                                                  void *recvbuf, size_t count,
+                                                  scomm_dtype_t dtype,
+                                                  scomm_redop_t op,
+                                                  size_t chunk_count,
+                                                  scomm_chunk_cb_t produce,
+                                                  scomm_chunk_cb_t consume,
+                                                  void *user,
+                                                  scomm_comm_t *comm);
+
+
 /* (end of Non-blocking collectives, groups, fusion, overlap (src/overlap)) */
 
 /* ------------------------------------------------------------------------ */
 /* Telemetry and control (src/telemetry)                                    */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * Every collective, barrier and point-to-point call is counted per
+ * communicator, operation and algorithm: operations, bytes, a latency
+ * histogram, errors by status (docs/telemetry.md lists every metric).
+ * On by default (a few ns per call); SCOMM_METRICS=0 turns it off.
+ * SCOMM_METRICS_PORT=P serves the Prometheus text at
+ * http://SCOMM_METRICS_ADDR:(P + local rank)/metrics (address default
+ * 127.0.0.1; P = 0: a free port, logged, see scomm_metrics_port()); no
+ * variable, no server. SCOMM_TRACE=path writes a Chrome trace-event JSON
+ * file per rank (%r: rank, %p: pid; else path.rank<N>.json).
+ */
+
+/**
+ * @brief This process's metrics in the Prometheus text format (version
+ * 0.0.4), the body that /metrics serves.
+ * @param[out] text_p  NUL-terminated text, free with scomm_metrics_free()
+ * @param[out] len_p   its length without the NUL (may be NULL)
+ * @return SCOMM_OK, ERR_INVALID_ARG (text_p NULL), ERR_NO_MEMORY
+ */
+SCOMM_API scomm_status_t scomm_metrics_text(char **text_p, size_t *len_p);
+
+/** @brief Free a text from scomm_metrics_text(); NULL is ignored. */
+SCOMM_API void scomm_metrics_free(char *text);
+
+/**
+ * @brief The TCP port the /metrics server listens on, or -1 when none
+ * runs (SCOMM_METRICS_PORT unset or invalid, port in use, no communicator
+ * alive).
+ */
+SCOMM_API int32_t scomm_metrics_port(void);
+
+/**
+ * @brief Mark the start of a model step on this rank. scomm_step_end()
+ * then measures the step's wall time and the part of it spent inside
+ * operations of comm's world (all its communicators).
+ * @return SCOMM_OK, ERR_INVALID_ARG / ERR_INVALID_USAGE (bad comm),
+ *         ERR_NO_MEMORY
+ */
+SCOMM_API scomm_status_t scomm_step_begin(scomm_comm_t *comm);
+
+/**
+ * @brief Mark the end of the step begun on comm; adds to the metrics
+ * scomm_steps_total, scomm_step_seconds_total,
+ * scomm_step_comm_seconds_total and sets scomm_step_comm_share.
+ * @param[out] share_p  communication share of this step, 0..1 (may be
+ *                      NULL)
+ * @return SCOMM_OK, ERR_INVALID_USAGE (no scomm_step_begin before it, or
+ *         destroyed comm), ERR_INVALID_ARG (NULL comm)
+ */
+SCOMM_API scomm_status_t scomm_step_end(scomm_comm_t *comm, double *share_p);
+
+/**
+ * @brief Change a run-time knob of this process. Keys and values:
+ *   "metrics"     "on" | "off"   count operations (SCOMM_METRICS)
+ *   "trace"       "on" | "off"   record trace events (SCOMM_TRACE)
+ *   "trace_path"  file template  where the trace goes (%r, %p)
+ *   "chunk_size"  size, 4k..1g   pipelining chunk, for the modules that
+ *                                read it (k/m/g suffixes)
+ *   "channels"    1..64          parallel channels of the overlap engine
+ *   "fusion"      "on" | "off"   fusion of small operations
+ * The last three are stored for the modules that own them to read at
+ * their next operation (docs/telemetry.md says which honour them).
+ * @param[in] comm  receives the error message; may be NULL (the knobs are
+ *                  process-wide)
+ * @return SCOMM_OK, ERR_INVALID_ARG (unknown key, bad value: the message
+ *         lists what is accepted), ERR_NO_MEMORY (trace buffer)
+ */
+SCOMM_API scomm_status_t scomm_control_set(scomm_comm_t *comm,
+                                           const char *key,
+                                           const char *value);
+
+/**
+ * @brief Current value of a knob of scomm_control_set(), as text ("on",
+ * "off", a number, a path, or "default" for a knob never set).
+ * @param[out] value  NUL-terminated, at most len bytes with the NUL
+ * @return SCOMM_OK, ERR_INVALID_ARG (unknown key, NULL value, len too
+ *         small)
+ */
+SCOMM_API scomm_status_t scomm_control_get(scomm_comm_t *comm,
+                                           const char *key, char *value,
+                                           size_t len);
+
 /* (end of Telemetry and control (src/telemetry)) */
 
 /* ------------------------------------------------------------------------ */
 /* Vendor backends (src/backend)                                            */
 /* ------------------------------------------------------------------------ */
+
+/*
+ * Vendor backends (docs/backends.md): scomm_init() with opts.backend (or
+ * SCOMM_BACKEND) = "nccl", "rccl" (AMD, and Hygon DCU), "hccl" (Huawei
+ * Ascend), "cncl" (Cambricon) or "bkcl" (Kunlunxin) creates, after the
+ * native world is up, a vendor communicator under the world communicator:
+ * rank 0 asks the vendor for its unique id and broadcasts it over scomm's
+ * own connections. The library is loaded with dlopen at run time from
+ * SCOMM_<VENDOR>_LIBRARY (a path) or its usual name (libnccl.so.2,
+ * librccl.so.1, libhccl.so, libcncl.so, libbkcl.so) on the loader's path;
+ * a missing library is SCOMM_ERR_UNSUPPORTED on every rank, naming the
+ * library and how to install it.
+ *
+ * The collectives of such a communicator (blocking, non-blocking and
+ * grouped) run on the vendor's communicator with the same arguments,
+ * pointing at the vendor's device memory, on the stream set with
+ * scomm_comm_set_stream() (NULL, the default, is the vendor's default
+ * stream). scomm waits for each one under the communicator's timeout: a
+ * vendor call that does not complete in time returns SCOMM_ERR_TIMED_OUT
+ * naming the operation, after the vendor's abort was called, and the
+ * communicator is failed. A dtype or op the vendor lacks (e.g. fp8 before
+ * NCCL 2.24, avg on HCCL) is SCOMM_ERR_UNSUPPORTED naming both.
+ * scomm_barrier, scomm_send/recv and scomm_comm_split's own exchange use
+ * the native connections (host memory); a split of a vendor communicator
+ * gets a vendor communicator of its own. scomm_comm_abort() calls the
+ * vendor's abort; scomm_comm_destroy() the vendor's destroy.
+ */
+
+/**
+ * @brief Stream (cudaStream_t, hipStream_t, aclrtStream, cnrtQueue_t,
+ * XPUStream) on which comm's later vendor collectives are enqueued; NULL
+ * is the vendor's default stream. A split inherits it.
+ * @return SCOMM_OK, ERR_INVALID_ARG (comm), ERR_INVALID_USAGE (comm has no
+ *         vendor backend, or was destroyed)
+ */
+SCOMM_API scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm,
+                                               void *stream);
+
+/**
+ * @brief Backend of comm: "native", "mock", or the vendor's name ("nccl",
+ * ...); "invalid" for NULL or a destroyed communicator.
+ */
+SCOMM_API const char *scomm_comm_backend(const scomm_comm_t *comm);
+
+/** One vendor library as scomm finds it on this host. */
+typedef struct scomm_backend_info {
+    char    name[16];      /**< backend name: "nccl", "rccl", ... */
+    char    library[256];  /**< the library loaded, or the one looked for */
+    char    version[32];   /**< "2.21.5"; "unknown" without a version call */
+    int32_t found;         /**< 1: loaded, with every entry point needed */
+    char    detail[320];   /**< why it is unusable and how to install it */
+} scomm_backend_info_t;
+
+/** @brief Number of vendor backends scomm knows (for scomm_backend_probe). */
+SCOMM_API int32_t scomm_backend_count(void);
+
+/**
+ * @brief Try to load vendor backend index (0 .. scomm_backend_count()-1)
+ * and describe it. A library that is missing is not an error: found is 0
+ * and detail says why.
+ * @return SCOMM_OK, ERR_INVALID_ARG (index out of range, out NULL)
+ */
+SCOMM_API scomm_status_t scomm_backend_probe(int32_t index,
+                                             scomm_backend_info_t *out);
 
 /* (end of Vendor backends (src/backend)) */
 

@@ -9,9 +9,10 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config iproute2 python3
       libhwloc-dev hwloc libyaml-dev libjansson-dev libmicrohttpd-dev
-      libibverbs-dev libzstd-dev liblz4-dev clang prometheus)
+      libibverbs-dev libzstd-dev liblz4-dev clang prometheus
+      openmpi-bin)
 if [[ "${1:-}" == "--bench" ]]; then
-    pkgs+=(openmpi-bin libopenmpi-dev mpich libmpich-dev iperf3 gnuplot-nox
+    pkgs+=(libopenmpi-dev mpich libmpich-dev iperf3 gnuplot-nox
            python3-torch)
 fi
 

@@ -26,6 +26,9 @@
 #include <string.h>
 
 #include "coll.h"
+#include "../telemetry/tm.h"
+#include "../overlap/overlap.h"
+#include "../backend/backend.h"
 
 /* ---- argument checks ---------------------------------------------------- */
 
@@ -322,8 +325,10 @@ scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
     scomm_world_t *w = comm->world;
     const scomm_coll_algo_t *algo = NULL;
     scomm_status_t status = SCOMM_OK;
+    uint64_t tm_t0; /* telemetry (src/telemetry) */
 
     pthread_mutex_lock(&w->lock);
+    tm_t0 = scomm_tm_begin(comm, (int)a->op);
     comm->cur_op = name;
     comm->op_seq++;
     if ((w->cfg.check != 0) && (comm->size > 1)) {
@@ -331,6 +336,8 @@ scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
     }
     if (status != SCOMM_OK) {
         /* Mismatch, or already failed the world. */
+    } else if (comm->vendor != NULL) {
+        status = scomm_backend_coll(comm, name, a); /* src/backend */
     } else if ((a->count == 0) && (a->op != SCOMM_COLL_ALLTOALLV)) {
         scomm_coll_record_special(comm, "none", "empty",
                                   "count is 0: nothing to move");
@@ -348,17 +355,35 @@ scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
             }
         }
     }
+    scomm_tm_coll_end(comm, a, (algo != NULL) ? algo->name : NULL, status,
+                      tm_t0);
     pthread_mutex_unlock(&w->lock);
     return status;
 }
 
 /* ---- entry points ------------------------------------------------------- */
 
-scomm_status_t scomm_all_reduce(const void *sendbuf, void *recvbuf,
-                                size_t count, scomm_dtype_t dtype,
-                                scomm_redop_t op, scomm_comm_t *comm)
+/* Run a validated call now, or hand it to the overlap engine (src/overlap)
+ * when it is non-blocking, inside a group, or the communicator has
+ * non-blocking operations that must keep their place in the order. */
+static scomm_status_t scomm_coll_post(scomm_comm_t *comm, const char *name,
+                                      const scomm_coll_args_t *a,
+                                      scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_all_reduce";
+    if (SCOMM_UNLIKELY((req_p != NULL) || scomm_ovl_route(comm))) {
+        return scomm_ovl_post(comm, name, a, req_p);
+    }
+    return scomm_coll_run(comm, name, a);
+}
+
+static scomm_status_t scomm_coll_all_reduce(const void *sendbuf, void *recvbuf,
+                                            size_t count, scomm_dtype_t dtype,
+                                            scomm_redop_t op,
+                                            scomm_comm_t *comm,
+                                            scomm_req_t **req_p)
+{
+    const char *name = (req_p == NULL) ? "scomm_all_reduce"
+                                       : "scomm_iall_reduce";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0;
@@ -383,14 +408,17 @@ scomm_status_t scomm_all_reduce(const void *sendbuf, void *recvbuf,
                          dtype, bytes);
     a.redop   = op;
     a.inplace = (sendbuf == recvbuf);
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_all_gather(const void *sendbuf, void *recvbuf,
-                                size_t sendcount, scomm_dtype_t dtype,
-                                scomm_comm_t *comm)
+static scomm_status_t scomm_coll_all_gather(const void *sendbuf, void *recvbuf,
+                                            size_t sendcount,
+                                            scomm_dtype_t dtype,
+                                            scomm_comm_t *comm,
+                                            scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_all_gather";
+    const char *name = (req_p == NULL) ? "scomm_all_gather"
+                                       : "scomm_iall_gather";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0, total = 0;
@@ -419,14 +447,18 @@ scomm_status_t scomm_all_gather(const void *sendbuf, void *recvbuf,
     scomm_coll_args_init(&a, SCOMM_COLL_ALLGATHER, sendbuf, recvbuf,
                          sendcount, dtype, bytes);
     a.inplace = inplace;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_reduce_scatter(const void *sendbuf, void *recvbuf,
-                                    size_t recvcount, scomm_dtype_t dtype,
-                                    scomm_redop_t op, scomm_comm_t *comm)
+static scomm_status_t scomm_coll_reduce_scatter(const void *sendbuf,
+                                                void *recvbuf, size_t recvcount,
+                                                scomm_dtype_t dtype,
+                                                scomm_redop_t op,
+                                                scomm_comm_t *comm,
+                                                scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_reduce_scatter";
+    const char *name = (req_p == NULL) ? "scomm_reduce_scatter"
+                                       : "scomm_ireduce_scatter";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0, total = 0;
@@ -457,13 +489,16 @@ scomm_status_t scomm_reduce_scatter(const void *sendbuf, void *recvbuf,
                          recvcount, dtype, bytes);
     a.redop   = op;
     a.inplace = inplace;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_broadcast(void *buf, size_t count, scomm_dtype_t dtype,
-                               int32_t root, scomm_comm_t *comm)
+static scomm_status_t scomm_coll_broadcast(void *buf, size_t count,
+                                           scomm_dtype_t dtype, int32_t root,
+                                           scomm_comm_t *comm,
+                                           scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_broadcast";
+    const char *name = (req_p == NULL) ? "scomm_broadcast"
+                                       : "scomm_ibroadcast";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0;
@@ -482,14 +517,16 @@ scomm_status_t scomm_broadcast(void *buf, size_t count, scomm_dtype_t dtype,
                          bytes);
     a.root    = root;
     a.inplace = 1;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_reduce(const void *sendbuf, void *recvbuf, size_t count,
-                            scomm_dtype_t dtype, scomm_redop_t op,
-                            int32_t root, scomm_comm_t *comm)
+static scomm_status_t scomm_coll_reduce(const void *sendbuf, void *recvbuf,
+                                        size_t count, scomm_dtype_t dtype,
+                                        scomm_redop_t op, int32_t root,
+                                        scomm_comm_t *comm, scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_reduce";
+    const char *name = (req_p == NULL) ? "scomm_reduce"
+                                       : "scomm_ireduce";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0;
@@ -524,14 +561,17 @@ scomm_status_t scomm_reduce(const void *sendbuf, void *recvbuf, size_t count,
     a.redop   = op;
     a.root    = root;
     a.inplace = is_root && (sendbuf == recvbuf);
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_all_to_all(const void *sendbuf, void *recvbuf,
-                                size_t count_per_peer, scomm_dtype_t dtype,
-                                scomm_comm_t *comm)
+static scomm_status_t scomm_coll_all_to_all(const void *sendbuf, void *recvbuf,
+                                            size_t count_per_peer,
+                                            scomm_dtype_t dtype,
+                                            scomm_comm_t *comm,
+                                            scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_all_to_all";
+    const char *name = (req_p == NULL) ? "scomm_all_to_all"
+                                       : "scomm_iall_to_all";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0, total = 0;
@@ -556,7 +596,7 @@ scomm_status_t scomm_all_to_all(const void *sendbuf, void *recvbuf,
     scomm_coll_args_init(&a, SCOMM_COLL_ALLTOALL, sendbuf, recvbuf,
                          count_per_peer, dtype, bytes);
     a.inplace = (sendbuf == recvbuf);
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
 /* Receive blocks must not overlap: sort them by displacement. */
@@ -652,13 +692,18 @@ static scomm_status_t scomm_coll_chk_v(scomm_comm_t *comm, const char *name,
     return SCOMM_OK;
 }
 
-scomm_status_t scomm_all_to_allv(const void *sendbuf, const size_t *sendcounts,
-                                 const size_t *sdispls, void *recvbuf,
-                                 const size_t *recvcounts,
-                                 const size_t *rdispls, scomm_dtype_t dtype,
-                                 scomm_comm_t *comm)
+static scomm_status_t scomm_coll_all_to_allv(const void *sendbuf,
+                                             const size_t *sendcounts,
+                                             const size_t *sdispls,
+                                             void *recvbuf,
+                                             const size_t *recvcounts,
+                                             const size_t *rdispls,
+                                             scomm_dtype_t dtype,
+                                             scomm_comm_t *comm,
+                                             scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_all_to_allv";
+    const char *name = (req_p == NULL) ? "scomm_all_to_allv"
+                                       : "scomm_iall_to_allv";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, slo, shi, rlo, rhi;
@@ -713,14 +758,16 @@ scomm_status_t scomm_all_to_allv(const void *sendbuf, const size_t *sendcounts,
     a.sdispls = sdispls;
     a.rcounts = recvcounts;
     a.rdispls = rdispls;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_gather(const void *sendbuf, void *recvbuf,
-                            size_t sendcount, scomm_dtype_t dtype,
-                            int32_t root, scomm_comm_t *comm)
+static scomm_status_t scomm_coll_gather(const void *sendbuf, void *recvbuf,
+                                        size_t sendcount, scomm_dtype_t dtype,
+                                        int32_t root, scomm_comm_t *comm,
+                                        scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_gather";
+    const char *name = (req_p == NULL) ? "scomm_gather"
+                                       : "scomm_igather";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0, total = 0;
@@ -756,14 +803,16 @@ scomm_status_t scomm_gather(const void *sendbuf, void *recvbuf,
                          dtype, bytes);
     a.root    = root;
     a.inplace = inplace;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
 }
 
-scomm_status_t scomm_scatter(const void *sendbuf, void *recvbuf,
-                             size_t recvcount, scomm_dtype_t dtype,
-                             int32_t root, scomm_comm_t *comm)
+static scomm_status_t scomm_coll_scatter(const void *sendbuf, void *recvbuf,
+                                         size_t recvcount, scomm_dtype_t dtype,
+                                         int32_t root, scomm_comm_t *comm,
+                                         scomm_req_t **req_p)
 {
-    static const char name[] = "scomm_scatter";
+    const char *name = (req_p == NULL) ? "scomm_scatter"
+                                       : "scomm_iscatter";
     scomm_coll_args_t a;
     scomm_status_t status;
     size_t es, bytes = 0, total = 0;
@@ -799,7 +848,185 @@ scomm_status_t scomm_scatter(const void *sendbuf, void *recvbuf,
                          recvcount, dtype, bytes);
     a.root    = root;
     a.inplace = inplace;
-    return scomm_coll_run(comm, name, &a);
+    return scomm_coll_post(comm, name, &a, req_p);
+}
+
+/* ---- public blocking and non-blocking forms ---------------------------- */
+scomm_status_t scomm_all_reduce(const void *sendbuf, void *recvbuf,
+                                size_t count, scomm_dtype_t dtype,
+                                scomm_redop_t op, scomm_comm_t *comm)
+{
+    return scomm_coll_all_reduce(sendbuf, recvbuf, count, dtype, op, comm,
+                                 NULL);
+}
+
+scomm_status_t scomm_iall_reduce(const void *sendbuf, void *recvbuf,
+                                 size_t count, scomm_dtype_t dtype,
+                                 scomm_redop_t op, scomm_comm_t *comm,
+                                 scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_iall_reduce");
+    }
+    return scomm_coll_all_reduce(sendbuf, recvbuf, count, dtype, op, comm,
+                                 req_p);
+}
+
+scomm_status_t scomm_all_gather(const void *sendbuf, void *recvbuf,
+                                size_t sendcount, scomm_dtype_t dtype,
+                                scomm_comm_t *comm)
+{
+    return scomm_coll_all_gather(sendbuf, recvbuf, sendcount, dtype, comm,
+                                 NULL);
+}
+
+scomm_status_t scomm_iall_gather(const void *sendbuf, void *recvbuf,
+                                 size_t sendcount, scomm_dtype_t dtype,
+                                 scomm_comm_t *comm, scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_iall_gather");
+    }
+    return scomm_coll_all_gather(sendbuf, recvbuf, sendcount, dtype, comm,
+                                 req_p);
+}
+
+scomm_status_t scomm_reduce_scatter(const void *sendbuf, void *recvbuf,
+                                    size_t recvcount, scomm_dtype_t dtype,
+                                    scomm_redop_t op, scomm_comm_t *comm)
+{
+    return scomm_coll_reduce_scatter(sendbuf, recvbuf, recvcount, dtype, op,
+                                     comm, NULL);
+}
+
+scomm_status_t scomm_ireduce_scatter(const void *sendbuf, void *recvbuf,
+                                     size_t recvcount, scomm_dtype_t dtype,
+                                     scomm_redop_t op, scomm_comm_t *comm,
+                                     scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_ireduce_scatter");
+    }
+    return scomm_coll_reduce_scatter(sendbuf, recvbuf, recvcount, dtype, op,
+                                     comm, req_p);
+}
+
+scomm_status_t scomm_broadcast(void *buf, size_t count, scomm_dtype_t dtype,
+                               int32_t root, scomm_comm_t *comm)
+{
+    return scomm_coll_broadcast(buf, count, dtype, root, comm, NULL);
+}
+
+scomm_status_t scomm_ibroadcast(void *buf, size_t count, scomm_dtype_t dtype,
+                                int32_t root, scomm_comm_t *comm,
+                                scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_ibroadcast");
+    }
+    return scomm_coll_broadcast(buf, count, dtype, root, comm, req_p);
+}
+
+scomm_status_t scomm_reduce(const void *sendbuf, void *recvbuf, size_t count,
+                            scomm_dtype_t dtype, scomm_redop_t op, int32_t root,
+                            scomm_comm_t *comm)
+{
+    return scomm_coll_reduce(sendbuf, recvbuf, count, dtype, op, root, comm,
+                             NULL);
+}
+
+scomm_status_t scomm_ireduce(const void *sendbuf, void *recvbuf, size_t count,
+                             scomm_dtype_t dtype, scomm_redop_t op,
+                             int32_t root, scomm_comm_t *comm,
+                             scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_ireduce");
+    }
+    return scomm_coll_reduce(sendbuf, recvbuf, count, dtype, op, root, comm,
+                             req_p);
+}
+
+scomm_status_t scomm_all_to_all(const void *sendbuf, void *recvbuf,
+                                size_t count_per_peer, scomm_dtype_t dtype,
+                                scomm_comm_t *comm)
+{
+    return scomm_coll_all_to_all(sendbuf, recvbuf, count_per_peer, dtype, comm,
+                                 NULL);
+}
+
+scomm_status_t scomm_iall_to_all(const void *sendbuf, void *recvbuf,
+                                 size_t count_per_peer, scomm_dtype_t dtype,
+                                 scomm_comm_t *comm, scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_iall_to_all");
+    }
+    return scomm_coll_all_to_all(sendbuf, recvbuf, count_per_peer, dtype, comm,
+                                 req_p);
+}
+
+scomm_status_t scomm_all_to_allv(const void *sendbuf, const size_t *sendcounts,
+                                 const size_t *sdispls, void *recvbuf,
+                                 const size_t *recvcounts,
+                                 const size_t *rdispls, scomm_dtype_t dtype,
+                                 scomm_comm_t *comm)
+{
+    return scomm_coll_all_to_allv(sendbuf, sendcounts, sdispls, recvbuf,
+                                  recvcounts, rdispls, dtype, comm, NULL);
+}
+
+scomm_status_t scomm_iall_to_allv(const void *sendbuf, const size_t *sendcounts,
+                                  const size_t *sdispls, void *recvbuf,
+                                  const size_t *recvcounts,
+                                  const size_t *rdispls, scomm_dtype_t dtype,
+                                  scomm_comm_t *comm, scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_iall_to_allv");
+    }
+    return scomm_coll_all_to_allv(sendbuf, sendcounts, sdispls, recvbuf,
+                                  recvcounts, rdispls, dtype, comm, req_p);
+}
+
+scomm_status_t scomm_gather(const void *sendbuf, void *recvbuf,
+                            size_t sendcount, scomm_dtype_t dtype, int32_t root,
+                            scomm_comm_t *comm)
+{
+    return scomm_coll_gather(sendbuf, recvbuf, sendcount, dtype, root, comm,
+                             NULL);
+}
+
+scomm_status_t scomm_igather(const void *sendbuf, void *recvbuf,
+                             size_t sendcount, scomm_dtype_t dtype,
+                             int32_t root, scomm_comm_t *comm,
+                             scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_igather");
+    }
+    return scomm_coll_gather(sendbuf, recvbuf, sendcount, dtype, root, comm,
+                             req_p);
+}
+
+scomm_status_t scomm_scatter(const void *sendbuf, void *recvbuf,
+                             size_t recvcount, scomm_dtype_t dtype,
+                             int32_t root, scomm_comm_t *comm)
+{
+    return scomm_coll_scatter(sendbuf, recvbuf, recvcount, dtype, root, comm,
+                              NULL);
+}
+
+scomm_status_t scomm_iscatter(const void *sendbuf, void *recvbuf,
+                              size_t recvcount, scomm_dtype_t dtype,
+                              int32_t root, scomm_comm_t *comm,
+                              scomm_req_t **req_p)
+{
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_iscatter");
+    }
+    return scomm_coll_scatter(sendbuf, recvbuf, recvcount, dtype, root, comm,
+                              req_p);
 }
 
 scomm_status_t scomm_last_selection(const scomm_comm_t *comm,

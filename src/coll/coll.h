@@ -131,6 +131,24 @@ int scomm_coll_algo_index(scomm_coll_op_t op, const char *name);
  * changed, e.g. the direct algorithms became unusable). */
 void scomm_coll_select_invalidate(scomm_comm_t *comm);
 
+/* ---- hierarchical collectives (hier.c) ---- */
+
+scomm_status_t scomm_allreduce_hier(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+scomm_status_t scomm_bcast_hier(scomm_comm_t *comm,
+                                const scomm_coll_args_t *a);
+/* 1 if comm spans >= 2 hosts with the same number (>= 2) of ranks each. */
+int scomm_coll_hier_supports(const scomm_comm_t *comm,
+                             const scomm_coll_args_t *a, char *why,
+                             size_t whylen);
+/* 1 if the default rules should go hierarchical; the layout then. */
+int scomm_coll_hier_default(const scomm_comm_t *comm,
+                            const scomm_coll_args_t *a, int *nhosts,
+                            int *per_host);
+/* Free comm's collective state (hierarchical sub-communicators); world
+ * lock held, from scomm_comm_destroy. */
+void scomm_coll_comm_release(scomm_comm_t *comm);
+
 /* ---- the selector's policy file (policy.c, SCOMM_SELECTOR_CONFIG) ---- */
 
 enum {

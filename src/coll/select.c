@@ -77,6 +77,8 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
      scomm_allreduce_rabenseifner_supports, scomm_allreduce_rabenseifner},
     {"direct", SCOMM_COLL_ALLREDUCE, scomm_coll_direct_supports,
      scomm_allreduce_direct},
+    {"hierarchical", SCOMM_COLL_ALLREDUCE, scomm_coll_hier_supports,
+     scomm_allreduce_hier},
     {"ring", SCOMM_COLL_ALLGATHER, NULL, scomm_allgather_ring},
     {"recursive_doubling", SCOMM_COLL_ALLGATHER, scomm_allgather_rd_supports,
      scomm_allgather_rd},
@@ -90,6 +92,8 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
     {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
     {"direct", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
      scomm_bcast_direct},
+    {"hierarchical", SCOMM_COLL_BROADCAST, scomm_coll_hier_supports,
+     scomm_bcast_hier},
     {"binomial", SCOMM_COLL_REDUCE, NULL, scomm_reduce_binomial},
     {"pairwise", SCOMM_COLL_ALLTOALL, NULL, scomm_alltoall_pairwise},
     {"pairwise", SCOMM_COLL_ALLTOALLV, NULL, scomm_alltoallv_pairwise},
@@ -331,6 +335,7 @@ static int scomm_coll_default(const scomm_comm_t *comm,
     int pow2 = scomm_coll_is_pow2(p);
     size_t bytes = scomm_coll_rule_bytes(comm, a);
     size_t mid = pow2 ? SCOMM_COLL_MID_BYTES_POW2 : SCOMM_COLL_MID_BYTES;
+    int nh = 0, ph = 0;
 
     switch (a->op) {
     case SCOMM_COLL_ALLREDUCE:
@@ -340,6 +345,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      "%d), every peer over shm, %zu B: direct shared-memory "
                      "reduce, no ring hops", p, comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
+        }
+        if (scomm_coll_hier_default(comm, a, &nh, &ph)) {
+            *rule = "allreduce.hier";
+            snprintf(reason, rlen, "%d hosts x %d ranks, %zu B >= 64 KiB: "
+                     "reduce_scatter inside each host (shm), all_reduce of "
+                     "each slice across hosts, all_gather inside", nh, ph,
+                     bytes);
+            return scomm_coll_find(a->op, "hierarchical");
         }
         if (bytes <= SCOMM_COLL_SMALL_BYTES) {
             *rule = "allreduce.small";
@@ -414,6 +427,13 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      "stages, the others copy from shared memory", p,
                      comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
+        }
+        if (scomm_coll_hier_default(comm, a, &nh, &ph)) {
+            *rule = "broadcast.hier";
+            snprintf(reason, rlen, "%d hosts x %d ranks, %zu B >= 64 KiB: "
+                     "root to one rank per host, then inside each host",
+                     nh, ph, bytes);
+            return scomm_coll_find(a->op, "hierarchical");
         }
         if ((bytes <= SCOMM_COLL_BCAST_TREE_BYTES) || (p <= 2)) {
             *rule = "broadcast.tree";

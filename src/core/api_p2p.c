@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "scomm_int.h"
+#include "../telemetry/tm.h"
+#include "../overlap/overlap.h"
 
 static const struct {
     const char *name;
@@ -100,6 +102,7 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
 {
     scomm_status_t status;
     size_t bytes = 0;
+    uint64_t tm_t0; /* telemetry (src/telemetry) */
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -110,12 +113,16 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                "NULL", op);
     }
     pthread_mutex_lock(&comm->world->lock);
+    tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_ISEND
+                                         : SCOMM_TM_OP_IRECV);
     comm->cur_op = op;
     if (is_send) {
         status = scomm_p2p_isend(comm, peer, tag, buf, bytes, req_p);
     } else {
         status = scomm_p2p_irecv(comm, peer, tag, (void *)buf, bytes, req_p);
     }
+    scomm_tm_op_end(comm, is_send ? SCOMM_TM_OP_ISEND : SCOMM_TM_OP_IRECV,
+                    "p2p", bytes, peer, status, tm_t0);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }
@@ -144,12 +151,15 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     scomm_req_t *req = NULL;
     scomm_status_t status;
     size_t bytes = 0;
+    uint64_t tm_t0; /* telemetry (src/telemetry) */
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
         return status;
     }
     pthread_mutex_lock(&comm->world->lock);
+    tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_SEND
+                                         : SCOMM_TM_OP_RECV);
     comm->cur_op = op;
     if (is_send) {
         status = scomm_p2p_isend(comm, peer, tag, buf, bytes, &req);
@@ -159,6 +169,8 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     if (status == SCOMM_OK) {
         status = scomm_p2p_waitall(comm, &req, 1);
     }
+    scomm_tm_op_end(comm, is_send ? SCOMM_TM_OP_SEND : SCOMM_TM_OP_RECV,
+                    "p2p", bytes, peer, status, tm_t0);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }
@@ -204,6 +216,9 @@ scomm_status_t scomm_test(scomm_req_t *req, int32_t *done)
         return scomm_set_error(req->comm, SCOMM_ERR_INVALID_ARG,
                                "scomm_test: done is NULL");
     }
+    if (req->type == SCOMM_REQ_COLL) {
+        return scomm_ovl_test(req, done); /* never takes the world lock */
+    }
     w = req->world;
     pthread_mutex_lock(&w->lock);
     if (!atomic_load(&req->done)) {
@@ -244,7 +259,7 @@ scomm_status_t scomm_wait(scomm_req_t *req)
 scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs)
 {
     scomm_comm_t *comm = NULL;
-    scomm_status_t status;
+    scomm_status_t status, cstatus = SCOMM_OK;
     size_t i;
 
     if ((reqs == NULL) && (n > 0)) {
@@ -274,23 +289,59 @@ scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs)
     if (comm == NULL) {
         return SCOMM_OK;
     }
+    /* Collective requests first (src/overlap), without the world lock;
+     * what the progress thread does also progresses the p2p requests. */
+    for (i = 0; i < n; i++) {
+        if ((reqs[i] != NULL) && (reqs[i]->type == SCOMM_REQ_COLL)) {
+            status  = scomm_ovl_wait(reqs[i]);
+            reqs[i] = NULL;
+            if (cstatus == SCOMM_OK) {
+                cstatus = status;
+            }
+        }
+    }
     pthread_mutex_lock(&comm->world->lock);
     comm->cur_op = "scomm_wait";
     status       = scomm_p2p_waitall(comm, reqs, (int)n);
     pthread_mutex_unlock(&comm->world->lock);
-    return status;
+    return (cstatus != SCOMM_OK) ? cstatus : status;
 }
 
-/* Dissemination barrier: ceil(log2 n) rounds of zero-byte messages. */
 scomm_status_t scomm_barrier(scomm_comm_t *comm)
 {
     scomm_status_t status = scomm_comm_check(comm, "scomm_barrier");
-    int k;
 
     if (status != SCOMM_OK) {
         return status;
     }
+    if (SCOMM_UNLIKELY(scomm_ovl_route(comm))) {
+        return scomm_ovl_barrier(comm, NULL); /* keeps issue order */
+    }
+    return scomm_barrier_run(comm);
+}
+
+scomm_status_t scomm_ibarrier(scomm_comm_t *comm, scomm_req_t **req_p)
+{
+    scomm_status_t status = scomm_comm_check(comm, "scomm_ibarrier");
+
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    if (req_p == NULL) {
+        return scomm_ovl_null_req(comm, "scomm_ibarrier");
+    }
+    return scomm_ovl_barrier(comm, req_p);
+}
+
+/* Dissemination barrier: ceil(log2 n) rounds of zero-byte messages. */
+scomm_status_t scomm_barrier_run(scomm_comm_t *comm)
+{
+    scomm_status_t status = SCOMM_OK;
+    int k;
+    uint64_t tm_t0; /* telemetry (src/telemetry) */
+
     pthread_mutex_lock(&comm->world->lock);
+    tm_t0 = scomm_tm_begin(comm, SCOMM_TM_OP_BARRIER);
     comm->cur_op = "scomm_barrier";
     comm->op_seq++;
     snprintf(comm->last_sel.algo, sizeof(comm->last_sel.algo),
@@ -306,6 +357,8 @@ scomm_status_t scomm_barrier(scomm_comm_t *comm)
                                     (comm->rank - k + comm->size) % comm->size,
                                     SCOMM_TAG_BARRIER);
     }
+    scomm_tm_op_end(comm, SCOMM_TM_OP_BARRIER, "dissemination", 0, -1,
+                    status, tm_t0);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }

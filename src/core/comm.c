@@ -31,6 +31,10 @@
 #include "scomm_int.h"
 #include "../topo/preset.h"
 #include "shmem.h"
+#include "../coll/coll.h"
+#include "../telemetry/tm.h"
+#include "../overlap/overlap.h"
+#include "../backend/backend.h"
 
 #define SCOMM_CTX_WORLD 1u
 
@@ -401,12 +405,15 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
                                                 : getenv("SCOMM_BACKEND");
     if ((backend != NULL) && (strcmp(backend, "mock") == 0)) {
         mock = 1;
+    } else if (scomm_backend_is_vendor(backend)) {
+        /* made below, once the native world is up (src/backend) */
     } else if ((backend != NULL) && (*backend != '\0') &&
                (strcmp(backend, "native") != 0) &&
                (strcmp(backend, "gloo") != 0)) {
         status = SCOMM_ERR_UNSUPPORTED;
         scomm_set_thread_error("scomm_init: backend '%s' is not available "
-                               "(available: native, gloo = native, mock)",
+                               "(available: native, gloo = native, mock, "
+                               "nccl, rccl, hccl, cncl, bkcl)",
                                backend);
         goto err_free;
     }
@@ -532,6 +539,17 @@ connect:
     scomm_info(SCOMM_SUB_INIT, "rank %d of %d up (%d local, env from %s, "
                "master %s:%d)", w->rank, w->size, w->local_size, env.source,
                w->master_addr, w->master_port);
+    scomm_tm_world_up(w); /* telemetry: env, clock, /metrics server */
+    if (scomm_backend_is_vendor(backend)) { /* collective, all-or-none */
+        pthread_mutex_lock(&w->lock);
+        status = scomm_backend_comm_init(c, backend, c);
+        pthread_mutex_unlock(&w->lock);
+        if (status != SCOMM_OK) {
+            scomm_set_thread_error("scomm_init: %s", c->last_error);
+            scomm_comm_destroy(c);
+            return status;
+        }
+    }
     *comm_p = c;
     return SCOMM_OK;
 
@@ -653,6 +671,12 @@ scomm_status_t scomm_comm_split(scomm_comm_t *comm, int32_t color,
     }
     c->timeout_ms = comm->timeout_ms;
     scomm_comm_set_local(c);
+    if ((comm->vendor != NULL) && /* a vendor child (src/backend) */
+        ((status = scomm_backend_comm_split(comm, c)) != SCOMM_OK)) {
+        free(c->ranks);
+        free(c);
+        goto out;
+    }
     w->refcount++;
     *sub_p = c;
 
@@ -683,11 +707,15 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
                                      "communicator");
     }
     w = comm->world;
+    scomm_ovl_comm_destroy(comm); /* joins the progress thread, if any */
+    scomm_backend_comm_release(comm); /* vendor communicator, if any */
     pthread_mutex_lock(&w->lock);
     scomm_shmem_comm_release(comm); /* its shared memory, if any */
+    scomm_coll_comm_release(comm); /* hierarchical sub-communicators */
     scomm_world_notify(w); /* a fault nobody reported yet */
     last = (--w->refcount == 0);
     pthread_mutex_unlock(&w->lock);
+    scomm_tm_comm_release(comm, last); /* its metrics; server at the last */
     if (last) {
         scomm_world_free(w);
     }
@@ -731,6 +759,7 @@ scomm_status_t scomm_comm_abort(scomm_comm_t *comm)
     scomm_world_fail(w, SCOMM_ERR_ABORTED, w->rank,
                      "communicator aborted by rank %d (scomm_comm_abort)",
                      w->rank);
+    scomm_backend_comm_abort(comm); /* the vendor's abort (src/backend) */
     return SCOMM_OK;
 }
 

@@ -65,7 +65,13 @@ static const char *const scomm_config_other_vars[] = {
     "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR",
     "MASTER_PORT", "JOB_TOKEN", "LOG_LEVEL", "LOG_SUBSYS", "LOG_FILE",
     "CONF_FILE", "BACKEND", "SELECTOR_CONFIG", "SYSFS_ROOT", "PRESET",
-    "PRESET_FILE", "TRACE", "PROGRESS", "FUSION_BYTES", NULL
+    "PRESET_FILE", "TRACE", "PROGRESS", "FUSION_BYTES", "CHANNELS",
+    "FUSION",
+    /* the Python package's loader and tests (python/sagellm_comm) */
+    "LIBRARY", "CLI",
+    /* vendor backends (src/backend) */
+    "NCCL_LIBRARY", "RCCL_LIBRARY", "HCCL_LIBRARY", "CNCL_LIBRARY",
+    "BKCL_LIBRARY", "CUDART_LIBRARY", "HIPRT_LIBRARY", NULL
 };
 
 static int scomm_parse_bool(const char *v, int64_t *out)

@@ -182,6 +182,9 @@ struct scomm_comm {
     /* A vendor library's communicator (src/backend: nccl, hccl, ...) the
      * collectives go to; NULL for the native backend. */
     struct scomm_vendor *vendor;
+    /* Host layout and sub-communicators of the hierarchical collectives
+     * (coll/hier.c); NULL until first used. */
+    struct scomm_coll_hier *hier;
 };
 
 /* ---- errors ---- */

@@ -442,6 +442,54 @@ static int st_parse_int(const char *s, long min, long max, int *out)
     return 0;
 }
 
+/* The first of the named variables that is set, as an int; -1 if none. */
+static int st_env_int(const char *const *names)
+{
+    const char *v;
+    int out;
+
+    for (; *names != NULL; names++) {
+        v = getenv(*names);
+        if ((v != NULL) && (v[0] != '\0') &&
+            (st_parse_int(v, 0, ST_MAX_RANKS, &out) == 0)) {
+            return out;
+        }
+    }
+    return -1;
+}
+
+/*
+ * --from-env: this process is one rank started by somebody else (mpirun,
+ * srun, torchrun, the namespace cluster); rank and size come from the
+ * launcher's variables, as scomm_init_from_env reads them.
+ */
+static int st_main_from_env(const char *prog, st_rank_fn fn, void *arg)
+{
+    static const char *const rank_vars[] = {
+        "SCOMM_RANK", "RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK",
+        "SLURM_PROCID", NULL
+    };
+    static const char *const size_vars[] = {
+        "SCOMM_WORLD_SIZE", "WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE",
+        "SLURM_NTASKS", NULL
+    };
+    int rank = st_env_int(rank_vars), size = st_env_int(size_vars);
+
+    if ((rank < 0) || (size < 1) || (rank >= size)) {
+        fprintf(stderr, "%s --from-env: no launcher rank/size in the "
+                "environment (SCOMM_RANK/RANK/OMPI_COMM_WORLD_RANK/PMI_RANK/"
+                "SLURM_PROCID and the matching size)\n", prog);
+        return 2;
+    }
+    if (getenv("SCOMM_RANK") == NULL) {
+        char buf[16];
+
+        snprintf(buf, sizeof(buf), "%d", rank); /* for st__fail's prefix */
+        setenv("SCOMM_RANK", buf, 0);
+    }
+    return fn(rank, size, arg);
+}
+
 int st_main_ranks(int argc, char **argv, st_rank_fn fn, void *arg)
 {
     const char *prog    = ((argc > 0) && (argv[0] != NULL)) ? argv[0] : "test";
@@ -449,6 +497,9 @@ int st_main_ranks(int argc, char **argv, st_rank_fn fn, void *arg)
     int         timeout = 60;
     int         i;
 
+    if ((argc == 2) && (strcmp(argv[1], "--from-env") == 0)) {
+        return st_main_from_env(prog, fn, arg);
+    }
     for (i = 1; i < argc; i++) {
         const char *a   = argv[i];
         const char *val = NULL;
@@ -470,7 +521,7 @@ int st_main_ranks(int argc, char **argv, st_rank_fn fn, void *arg)
         if (bad) {
             fprintf(stderr, "%s: bad argument '%s'\n"
                     "usage: %s [-n RANKS (1..%d, default 2)] "
-                    "[-t TIMEOUT_SEC (0 = none, default 60)]\n",
+                    "[-t TIMEOUT_SEC (0 = none, default 60)] | --from-env\n",
                     prog, a, prog, ST_MAX_RANKS);
             return 2;
         }

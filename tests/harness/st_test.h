@@ -195,7 +195,10 @@ int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
 /**
  * main() of a multi-rank test: parses "-n N" (ranks, default 2) and
  * "-t SEC" (timeout, default 60) and returns st_run_ranks(N, fn, arg, SEC);
- * prints usage and returns 2 on bad arguments.
+ * prints usage and returns 2 on bad arguments. With the single argument
+ * "--from-env" the process is one rank started by a launcher (mpirun,
+ * srun, torchrun, tests/cluster): fn(rank, size, arg) runs once with the
+ * launcher's rank and size, and its result is the exit code.
  */
 int st_main_ranks(int argc, char **argv, st_rank_fn fn, void *arg);
 

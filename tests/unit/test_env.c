@@ -154,8 +154,18 @@ int main(void)
     ST_ASSERT_STATUS(scomm_init(&o, &comm), SCOMM_ERR_INVALID_ARG);
     o.field_mask &= ~(uint64_t)SCOMM_INIT_FIELD_TIMEOUT;
     o.field_mask |= SCOMM_INIT_FIELD_BACKEND;
+    /* A vendor backend whose library is missing: unsupported, naming it
+     * (pinned to a path that cannot exist: a machine may have libnccl). */
+    setenv("SCOMM_NCCL_LIBRARY", "/nonexistent/libnccl.so.2", 1);
     o.backend     = "nccl";
     ST_ASSERT_STATUS(scomm_init(&o, &comm), SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(strstr(scomm_last_error(), "/nonexistent/libnccl.so.2") !=
+              NULL);
+    ST_ASSERT(comm == NULL);
+    unsetenv("SCOMM_NCCL_LIBRARY");
+    o.backend     = "nosuchbackend";
+    ST_ASSERT(SCOMM_IS_ERR(scomm_init(&o, &comm)));
+    ST_ASSERT(strstr(scomm_last_error(), "nosuchbackend") != NULL);
     ST_ASSERT(comm == NULL);
     /* World of one: no rendezvous at all. */
     o.field_mask &= ~(uint64_t)SCOMM_INIT_FIELD_BACKEND;

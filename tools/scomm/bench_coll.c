@@ -2043,6 +2043,9 @@ int scomm_cli_bench_coll(int argc, char **argv)
         scomm_cli_bench_coll_usage(stderr);
         return 2;
     }
+    if (strcmp(argv[1], "--overlap") == 0) {
+        return scomm_cli_bench_overlap(argc, argv); /* bench_overlap.c */
+    }
     if ((strcmp(argv[1], "-h") == 0) || (strcmp(argv[1], "--help") == 0)) {
         scomm_cli_bench_coll_usage(stdout);
         return 0;

@@ -10,9 +10,11 @@
 int scomm_cli_info(int argc, char **argv);
 int scomm_cli_demo(int argc, char **argv);
 int scomm_cli_bench(int argc, char **argv);
+/* `scomm bench --overlap [--fusion]` (bench_overlap.c). */
+int scomm_cli_bench_overlap(int argc, char **argv);
+int scomm_cli_kv_bench(int argc, char **argv);
 int scomm_cli_probe(int argc, char **argv);
 int scomm_cli_presets(int argc, char **argv);
-int scomm_cli_kv_bench(int argc, char **argv);
 
 /* Shared helpers. */
 double scomm_cli_now(void);

@@ -3,7 +3,9 @@
  * accelerators, NICs, CXL), with --world every rank of the job (under
  * `scomm launch -n N -- scomm probe --world`): hosts, each rank's NUMA
  * node, device and nearest NIC, the link matrix; then the recommended
- * preset and why. --json prints the same as scomm_topology_json().
+ * preset and why, and the vendor libraries (NCCL, RCCL, HCCL, CNCL, BKCL)
+ * that load here, with versions. --json prints the same as
+ * scomm_topology_json() (without the vendor list).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,26 @@ static void probe_world(const scomm_topo_world_t *w)
            "InfiniBand)\n");
 }
 
+/* Vendor libraries (src/backend): which load here, and their versions. */
+static void probe_vendors(void)
+{
+    scomm_backend_info_t info;
+    int32_t i;
+
+    printf("\nvendor libraries (SCOMM_BACKEND=...)\n");
+    printf("  %-5s %-6s %-10s %s\n", "name", "found", "version",
+           "library / how to get it");
+    for (i = 0; i < scomm_backend_count(); i++) {
+        if (scomm_backend_probe(i, &info) != SCOMM_OK) {
+            continue;
+        }
+        printf("  %-5s %-6s %-10s %s\n", info.name,
+               info.found ? "yes" : "no",
+               info.found ? info.version : "-",
+               info.found ? info.library : info.detail);
+    }
+}
+
 int scomm_cli_probe(int argc, char **argv)
 {
     scomm_topo_world_t *w = NULL;
@@ -263,6 +285,7 @@ int scomm_cli_probe(int argc, char **argv)
                 printf("  - %s\n", w->reco.reasons[i]);
             }
             printf("  (scomm presets show %s)\n", w->reco.preset);
+            probe_vendors();
         }
         fflush(stdout);
     }
