@@ -1,0 +1,278 @@
+"""Locate libscomm and declare its C functions for ctypes.
+
+This module is the only place that knows how libscomm is found and what its
+functions look like. Every binding is one row of ``_PROTOTYPES``: a symbol
+missing from the loaded library (an older build) is skipped, and
+``has(name)`` tells callers whether they may use it. Adding a binding for a
+new C function is one line there.
+
+Search order for the library:
+
+1. ``SCOMM_LIBRARY`` (a path to the shared object);
+2. next to this package (``sagellm_comm/libscomm.so*``, as a wheel ships it);
+3. the repository's build tree (``build/libscomm.so`` beside ``python/``);
+4. the system's linker path (``ctypes.util.find_library("scomm")``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import threading
+from ctypes import (POINTER, c_char_p, c_double, c_int, c_int32, c_int64,
+                    c_size_t, c_uint64, c_void_p)
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .errors import CommLibraryError, raise_for_status
+
+_HERE = Path(__file__).resolve().parent
+
+
+class CollRecord(ctypes.Structure):
+    """``scomm_coll_record_t``: the algorithm a collective ran, and why."""
+
+    _fields_ = [("algo", ctypes.c_char * 32),
+                ("rule_id", ctypes.c_char * 48),
+                ("reason", ctypes.c_char * 160)]
+
+
+class InitOpts(ctypes.Structure):
+    """``scomm_init_opts_t``: options of ``scomm_init``."""
+
+    _fields_ = [("field_mask", c_uint64),
+                ("rank", c_int32),
+                ("world_size", c_int32),
+                ("master_addr", c_char_p),
+                ("master_port", c_int32),
+                ("timeout_ms", c_int64),
+                ("backend", c_char_p),
+                ("job_token", c_char_p)]
+
+
+class OverlapStats(ctypes.Structure):
+    """``scomm_overlap_stats_t``: counters of a communicator's engine."""
+
+    _fields_ = [(name, c_uint64) for name in (
+        "ops_submitted", "ops_completed", "ops_failed", "ops_fused",
+        "fused_batches", "bytes_submitted", "bytes_fused", "groups",
+        "blocking_routed", "worker_sleeps", "queue_max", "fusion_bytes")] + [
+        ("progress_thread", c_int32), ("pad", c_int32)]
+
+
+class BackendInfo(ctypes.Structure):
+    """``scomm_backend_info_t``: one vendor library as scomm finds it."""
+
+    _fields_ = [("name", ctypes.c_char * 16),
+                ("library", ctypes.c_char * 256),
+                ("version", ctypes.c_char * 32),
+                ("found", c_int32),
+                ("detail", ctypes.c_char * 320)]
+
+
+INIT_FIELD_RANK = 1 << 0
+INIT_FIELD_WORLD_SIZE = 1 << 1
+INIT_FIELD_MASTER_ADDR = 1 << 2
+INIT_FIELD_MASTER_PORT = 1 << 3
+INIT_FIELD_TIMEOUT = 1 << 4
+INIT_FIELD_BACKEND = 1 << 5
+INIT_FIELD_JOB_TOKEN = 1 << 6
+
+_st = c_int      # scomm_status_t
+_dt = c_int      # scomm_dtype_t
+_op = c_int      # scomm_redop_t
+_vp = c_void_p   # buffers and opaque handles
+_pp = POINTER(c_void_p)
+
+# name: (restype, argtypes). One row per C function; rows for functions the
+# loaded library lacks are ignored (see has()).
+_PROTOTYPES: Dict[str, Tuple[Any, Sequence[Any]]] = {
+    # version and status
+    "scomm_version": (c_int32, []),
+    "scomm_version_string": (c_char_p, []),
+    "scomm_strerror": (c_char_p, [_st]),
+    "scomm_status_name": (c_char_p, [_st]),
+    "scomm_last_error": (c_char_p, []),
+    "scomm_dtype_size": (c_size_t, [_dt]),
+    "scomm_dtype_name": (c_char_p, [_dt]),
+    "scomm_redop_name": (c_char_p, [_op]),
+    # lifecycle
+    "scomm_init": (_st, [POINTER(InitOpts), _pp]),
+    "scomm_init_from_env": (_st, [_pp]),
+    "scomm_comm_split": (_st, [_vp, c_int32, c_int32, _pp]),
+    "scomm_comm_destroy": (_st, [_vp]),
+    "scomm_comm_abort": (_st, [_vp]),
+    "scomm_comm_async_error": (_st, [_vp]),
+    "scomm_comm_last_error": (c_char_p, [_vp]),
+    "scomm_rank": (c_int32, [_vp]),
+    "scomm_size": (c_int32, [_vp]),
+    "scomm_local_rank": (c_int32, [_vp]),
+    "scomm_local_size": (c_int32, [_vp]),
+    "scomm_peer_transport": (c_char_p, [_vp, c_int32]),
+    "scomm_comm_set_timeout": (_st, [_vp, c_int64]),
+    # point-to-point
+    "scomm_send": (_st, [_vp, c_size_t, _dt, c_int32, c_int32, _vp]),
+    "scomm_recv": (_st, [_vp, c_size_t, _dt, c_int32, c_int32, _vp]),
+    "scomm_isend": (_st, [_vp, c_size_t, _dt, c_int32, c_int32, _vp, _pp]),
+    "scomm_irecv": (_st, [_vp, c_size_t, _dt, c_int32, c_int32, _vp, _pp]),
+    # requests
+    "scomm_test": (_st, [_vp, POINTER(c_int32)]),
+    "scomm_wait": (_st, [_vp]),
+    "scomm_wait_all": (_st, [c_size_t, _pp]),
+    # blocking collectives
+    "scomm_barrier": (_st, [_vp]),
+    "scomm_all_reduce": (_st, [_vp, _vp, c_size_t, _dt, _op, _vp]),
+    "scomm_all_gather": (_st, [_vp, _vp, c_size_t, _dt, _vp]),
+    "scomm_reduce_scatter": (_st, [_vp, _vp, c_size_t, _dt, _op, _vp]),
+    "scomm_broadcast": (_st, [_vp, c_size_t, _dt, c_int32, _vp]),
+    "scomm_reduce": (_st, [_vp, _vp, c_size_t, _dt, _op, c_int32, _vp]),
+    "scomm_all_to_all": (_st, [_vp, _vp, c_size_t, _dt, _vp]),
+    "scomm_gather": (_st, [_vp, _vp, c_size_t, _dt, c_int32, _vp]),
+    "scomm_scatter": (_st, [_vp, _vp, c_size_t, _dt, c_int32, _vp]),
+    "scomm_last_selection": (_st, [_vp, POINTER(CollRecord)]),
+    # non-blocking collectives, groups, overlap
+    "scomm_iall_reduce": (_st, [_vp, _vp, c_size_t, _dt, _op, _vp, _pp]),
+    "scomm_iall_gather": (_st, [_vp, _vp, c_size_t, _dt, _vp, _pp]),
+    "scomm_ireduce_scatter": (_st, [_vp, _vp, c_size_t, _dt, _op, _vp, _pp]),
+    "scomm_ibroadcast": (_st, [_vp, c_size_t, _dt, c_int32, _vp, _pp]),
+    "scomm_ireduce": (_st, [_vp, _vp, c_size_t, _dt, _op, c_int32, _vp,
+                            _pp]),
+    "scomm_iall_to_all": (_st, [_vp, _vp, c_size_t, _dt, _vp, _pp]),
+    "scomm_ibarrier": (_st, [_vp, _pp]),
+    "scomm_group_start": (_st, []),
+    "scomm_group_end": (_st, []),
+    "scomm_overlap_stats": (_st, [_vp, POINTER(OverlapStats)]),
+    # topology and presets
+    "scomm_topology_json": (_st, [_vp, POINTER(c_void_p)]),
+    "scomm_topology_free": (None, [c_void_p]),
+    "scomm_preset_recommend": (_st, [_vp, ctypes.c_char_p, c_size_t]),
+    # telemetry and control
+    "scomm_metrics_text": (_st, [POINTER(c_void_p), POINTER(c_size_t)]),
+    "scomm_metrics_free": (None, [c_void_p]),
+    "scomm_metrics_port": (c_int32, []),
+    "scomm_step_begin": (_st, [_vp]),
+    "scomm_step_end": (_st, [_vp, POINTER(c_double)]),
+    "scomm_control_set": (_st, [_vp, c_char_p, c_char_p]),
+    "scomm_control_get": (_st, [_vp, c_char_p, ctypes.c_char_p, c_size_t]),
+    # vendor backends
+    "scomm_comm_backend": (c_char_p, [_vp]),
+    "scomm_comm_set_stream": (_st, [_vp, c_void_p]),
+    "scomm_backend_count": (c_int32, []),
+    "scomm_backend_probe": (_st, [c_int32, POINTER(BackendInfo)]),
+}
+
+
+def candidate_paths() -> List[Path]:
+    """Return the places searched for libscomm, in order."""
+    paths: List[Path] = []
+    env = os.environ.get("SCOMM_LIBRARY")
+    if env:
+        paths.append(Path(env))
+    paths.extend(sorted(_HERE.glob("libscomm.so*")))
+    repo = _HERE.parent.parent
+    paths.append(repo / "build" / "libscomm.so")
+    return paths
+
+
+class Library:
+    """The loaded libscomm with its prototypes applied."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._dll = ctypes.CDLL(path)
+        self._available: Dict[str, Any] = {}
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            fn = getattr(self._dll, name, None)
+            if fn is None:
+                continue
+            fn.restype = restype
+            fn.argtypes = list(argtypes)
+            self._available[name] = fn
+
+    def has(self, name: str) -> bool:
+        """Whether the loaded library exports ``name`` (e.g. a newer call)."""
+        return name in self._available
+
+    def fn(self, name: str) -> Any:
+        """The ctypes function ``name``; CommUnsupportedError if absent."""
+        try:
+            return self._available[name]
+        except KeyError:
+            from .errors import CommUnsupportedError
+            raise CommUnsupportedError(
+                f"{name} is not exported by {self.path} (an older libscomm?)"
+            ) from None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("scomm_"):
+            return self.fn(name)
+        raise AttributeError(name)
+
+    def check(self, status: int, comm: Optional[int] = None,
+              what: str = "") -> None:
+        """Raise the exception for a negative status, with the library's
+        message (the communicator's when there is one)."""
+        if status >= 0:
+            return
+        detail = b""
+        if comm:
+            detail = self.scomm_comm_last_error(comm) or b""
+        if not detail:
+            detail = self.scomm_last_error() or b""
+        name = (self.scomm_status_name(status) or b"").decode()
+        text = (self.scomm_strerror(status) or b"").decode()
+        message = detail.decode(errors="replace") or text
+        if what and what not in message:
+            message = f"{what}: {message}"
+        raise_for_status(status, message, name=name)
+
+
+_lock = threading.Lock()
+_loaded: Optional[Library] = None
+
+
+def load(path: Optional[str] = None) -> Library:
+    """Load libscomm once (or from ``path``) and return it.
+
+    Raises CommLibraryError listing every place searched when none loads.
+    """
+    global _loaded
+    with _lock:
+        if _loaded is not None and path is None:
+            return _loaded
+        tried: List[str] = []
+        candidates = [Path(path)] if path else candidate_paths()
+        for cand in candidates:
+            if cand.is_file():
+                try:
+                    lib = Library(str(cand))
+                except OSError as exc:
+                    tried.append(f"{cand} ({exc})")
+                    continue
+                if path is None:
+                    _loaded = lib
+                return lib
+            tried.append(f"{cand} (not found)")
+        if path is None:
+            found = ctypes.util.find_library("scomm")
+            if found:
+                try:
+                    _loaded = Library(found)
+                    return _loaded
+                except OSError as exc:
+                    tried.append(f"{found} ({exc})")
+            else:
+                tried.append("ctypes.util.find_library('scomm') (not found)")
+        raise CommLibraryError(
+            "libscomm not found; set SCOMM_LIBRARY to the path of "
+            "libscomm.so (tried: " + "; ".join(tried) + ")")
+
+
+def available() -> bool:
+    """Whether libscomm can be loaded."""
+    try:
+        load()
+    except CommLibraryError:
+        return False
+    return True
