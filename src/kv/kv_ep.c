@@ -53,6 +53,7 @@
 
 #include "core/scomm_int.h"
 #include "core/sock.h"
+#include "telemetry/tm.h"
 #include "topo/preset.h"
 
 #define KV_HB_MS        500
@@ -90,6 +91,7 @@ struct scomm_kv_xfer {
     uint8_t        *nacks;
     uint32_t       *resend;
     uint64_t        nresend;
+    uint64_t        t_submit;     /* scomm_now_ns() at submit (telemetry) */
     int             refs;         /* in-flight chunks + BEGIN in progress */
     int             user_freed;
     int             orphan;       /* endpoint closed */
@@ -439,6 +441,7 @@ static void sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
     sx->state  = SX_FAILED;
     sx->status = status;
     snprintf(sx->msg, sizeof(sx->msg), "%s", msg);
+    scomm_tm_add(NULL, SCOMM_TM_KV_ERRORS, 1);
 }
 
 static void sx_free(kv_sx_t *sx)
@@ -512,6 +515,7 @@ static void stream_dead(kv_stream_t *st, const char *why)
         if ((e->sx->state == SX_RUN) && !e->sx->acked_map[e->seq]) {
             e->sx->resend[e->sx->nresend++] = e->seq;
             ep->stats.chunks_resent++;
+            scomm_tm_add(NULL, SCOMM_TM_KV_RESENT, 1);
         }
         sx_unref(ep, e->sx);
     }
@@ -736,6 +740,8 @@ out:
         ep->stats.bytes_raw  += (uint64_t)nb * r->bb;
         ep->stats.bytes_wire += h.len;
         pthread_mutex_unlock(&ep->lock);
+        scomm_tm_add(NULL, SCOMM_TM_KV_CHUNKS, 1);
+        scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * r->bb);
     }
     return rc;
 }
@@ -1246,6 +1252,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         ok = 0;
         pthread_mutex_lock(&ep->lock);
         ep->stats.crc_errors++;
+        scomm_tm_add(NULL, SCOMM_TM_KV_CHECKSUM_FAILURES, 1);
         pthread_mutex_unlock(&ep->lock);
         scomm_info(SCOMM_SUB_KV, "chunk %u of transfer %llu failed CRC32C "
                    "(0x%08x, sender 0x%08x): asking again", hh->seq,
@@ -1406,6 +1413,8 @@ static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
                 if (++sx->acked == sx->nchunks) {
                     sx->state  = SX_DONE;
                     sx->status = SCOMM_OK;
+                    scomm_tm_add(NULL, SCOMM_TM_KV_TRANSFERS, 1);
+                    scomm_tm_kv_latency(scomm_now_ns() - sx->t_submit);
                     pthread_cond_broadcast(&ep->done_cond);
                 }
             }
@@ -1418,6 +1427,7 @@ static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
         } else {
             sx->resend[sx->nresend++] = h->seq;
             ep->stats.chunks_resent++;
+            scomm_tm_add(NULL, SCOMM_TM_KV_RESENT, 1);
         }
     }
     sx_unref(ep, sx);
@@ -2144,6 +2154,7 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     }
     sx->ep          = ep;
     sx->plan        = *plan;
+    sx->t_submit    = scomm_now_ns();
     sx->priority    = priority;
     sx->wire_dtype  = ep->wire_dtype;
     sx->compression = ep->compression;

@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "overlap.h"
+#include "../telemetry/tm.h"
 
 #define SCOMM_OVL_COLL     0
 #define SCOMM_OVL_BARRIER  1
@@ -776,6 +777,8 @@ static scomm_status_t scomm_ovl_flush(scomm_ovl_open_t *o)
         ovl->st.ops_fused += (uint64_t)o->n;
         ovl->st.fused_batches++;
         ovl->st.bytes_fused += o->bytes;
+        scomm_tm_add(ovl->comm, SCOMM_TM_FUSION_HITS, (uint64_t)o->n);
+        scomm_tm_add(ovl->comm, SCOMM_TM_FUSED_OPS, 1);
         scomm_ovl_enqueue(ovl, b);
     }
     pthread_cond_signal(&ovl->work_cv);
