@@ -123,6 +123,7 @@
 #include <unistd.h>
 
 #include "../core/shmem.h"
+#include "../telemetry/control.h"
 #include "coll.h"
 
 #ifndef SYS_pidfd_open
@@ -502,7 +503,7 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
     scomm_shmem_t *s = scomm_shmem_get(comm);
     direct_state_t *d;
     scomm_status_t status;
-    size_t chunk;
+    size_t chunk, want;
     int q;
 
     if (s == NULL) {
@@ -527,8 +528,14 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
     s->coll_free = direct_state_free;
     d->p         = comm->size;
     *d_p         = d;
-    status = scomm_shmem_set_create(comm,
-                                    DIRECT_CTRL_BYTES + 2 * direct_chunk_env,
+    /* scomm_control_set(comm, "chunk_size", ...) at run time wins over
+     * SCOMM_COLL_SHM_CHUNK for arenas made afterwards; the ranks then use
+     * the smallest arena of any rank (below), so they always agree. */
+    want = (size_t)SCOMM_MAX(scomm_control_chunk_size(), 0);
+    want = (want > 0) ? SCOMM_MIN(SCOMM_MAX(want, DIRECT_CHUNK_MIN),
+                                  DIRECT_CHUNK_MAX) & ~(size_t)4095 :
+                        direct_chunk_env;
+    status = scomm_shmem_set_create(comm, DIRECT_CTRL_BYTES + 2 * want,
                                     SCOMM_SHMEM_INTERNAL, &d->arena);
     if (status != SCOMM_OK) {
         if (atomic_load(&comm->world->fault.status) != 0) {
@@ -544,7 +551,7 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
     }
     /* Ranks may have read different SCOMM_COLL_SHM_CHUNK: use the
      * smallest arena of all. */
-    chunk = direct_chunk_env;
+    chunk = want;
     for (q = 0; q < d->p; q++) {
         chunk = SCOMM_MIN(chunk, (d->arena->len[q] - DIRECT_CTRL_BYTES) / 2);
     }

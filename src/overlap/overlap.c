@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "overlap.h"
+#include "../telemetry/control.h"
 #include "../telemetry/tm.h"
 
 #define SCOMM_OVL_COLL     0
@@ -717,8 +718,11 @@ scomm_status_t scomm_group_start(void)
 static int scomm_ovl_fusible(const scomm_overlap_t *ovl,
                              const scomm_ovl_op_t *op)
 {
+    /* scomm_control_set(.., "fusion", "off") turns fusion off at run
+     * time; like SCOMM_FUSION_BYTES, every rank must set it alike. */
     return (op->kind == SCOMM_OVL_COLL) &&
            (op->a.op == SCOMM_COLL_ALLREDUCE) && (op->a.count > 0) &&
+           (scomm_control_fusion() != 0) &&
            (op->a.bytes <= ovl->fusion_bytes / 2);
 }
 
