@@ -767,6 +767,26 @@ static void sec_groups(const tctx_t *t)
     ST_ASSERT_OK(issue(t, &one, 1));
     ST_ASSERT_OK(scomm_group_end());
     verify(t, &one);
+
+    /* Fusion turned off at run time (every rank alike): the same kind of
+     * group runs op by op, results still right, nothing fused. */
+    ST_ASSERT_OK(scomm_control_set(t->comm, "fusion", "off"));
+    ST_ASSERT_OK(scomm_overlap_stats(t->comm, &st0));
+    ST_ASSERT_OK(scomm_group_start());
+    for (i = 0; i < 20; i++) {
+        ST_ASSERT_OK(issue(t, &cs[i], 0));
+    }
+    ST_ASSERT_OK(scomm_group_end());
+    for (i = 0; i < 20; i++) {
+        reqs[i] = cs[i].req;
+    }
+    ST_ASSERT_OK(scomm_wait_all(20, reqs));
+    for (i = 0; i < 20; i++) {
+        verify(t, &cs[i]);
+    }
+    ST_ASSERT_OK(scomm_overlap_stats(t->comm, &st1));
+    ST_ASSERT_EQ(st1.ops_fused, st0.ops_fused);
+    ST_ASSERT_OK(scomm_control_set(t->comm, "fusion", "on"));
 }
 
 typedef struct {
