@@ -178,6 +178,8 @@ static void hier_sub_free(scomm_comm_t *c)
     if (c == NULL) {
         return;
     }
+    /* The selector may have computed a host layout for the sub-comm too. */
+    scomm_coll_comm_release(c);
     scomm_shmem_comm_release(c);
     free(c->sel_cache);
     free(c->ranks);

@@ -395,6 +395,9 @@ int scomm_topo_cpubind_numa(void)
     if (hwloc_topology_init(&t) != 0) {
         return -1;
     }
+    /* CPUs and NUMA nodes only: no PCI scan (see discover.c). */
+    (void)hwloc_topology_set_components(
+        t, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "pci");
     if (hwloc_topology_load(t) != 0) {
         hwloc_topology_destroy(t);
         return -1;

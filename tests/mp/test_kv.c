@@ -716,6 +716,7 @@ static int kill_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     scomm_kv_xfer_free(xf);
     scomm_kv_ep_close(ep);
     free(base);
+    free(tbl);
     return 0;
 }
 
@@ -814,6 +815,8 @@ static int prio_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     scomm_kv_xfer_free(hi);
     scomm_kv_ep_close(ep);
     free(base);
+    free(tbl);
+    free(small);
     return 0;
 }
 

@@ -76,7 +76,7 @@ static void probe_host(const scomm_topo_host_t *h)
     probe_cache("L2", &h->l2);
     probe_cache("L3", &h->l3);
     printf("\n");
-    printf("pci devices   %d (hwloc)%s%s\n", h->pci_devices,
+    printf("pci devices   %d%s%s\n", h->pci_devices,
            (h->nvswitches > 0) ? ", NVSwitches: " : "",
            (h->nvswitches > 0) ? "yes" : "");
     if (h->naccel == 0) {
