@@ -48,6 +48,8 @@
 #include "../core/sock.h"
 #include "wire.h"
 
+/* tcp_fini: how long a clean close waits for the peers to close too. */
+#define TCP_LINGER_MS 200
 #define TCP_MAGIC        0x53435450u /* "SCTP" */
 #define TCP_HELLO_SIZE   SCOMM_TCP_HELLO_SIZE
 #define TCP_STRIPE_MIN   (256u << 10)
@@ -1109,6 +1111,62 @@ static void tcp_send_abort(void *vctx, const scomm_tl_abort_t *info)
                        info->msg, info->failed_rank);
 }
 
+/*
+ * A clean close without resets: closing a socket that still holds unread
+ * bytes makes the kernel send RST instead of FIN, and the peer may then
+ * lose what it had not read yet from us (our last messages and the BYE)
+ * and report us lost. So: half-close every socket (FIN after the BYE),
+ * then read and drop whatever arrives until each peer closes too, or for
+ * at most TCP_LINGER_MS in all.
+ */
+static void tcp_linger(tcp_ctx_t *c)
+{
+    uint64_t deadline = scomm_deadline_ms(TCP_LINGER_MS);
+    struct pollfd pfd[64];
+    char buf[4096];
+    int i, j, n, open_n;
+    ssize_t r;
+
+    for (i = 0; i < c->npeers; i++) {
+        for (j = 0; (c->peers[i].socks != NULL) && (j < c->nsocks); j++) {
+            if (c->peers[i].socks[j].fd >= 0) {
+                (void)shutdown(c->peers[i].socks[j].fd, SHUT_WR);
+            }
+        }
+    }
+    do {
+        open_n = 0;
+        n      = 0;
+        for (i = 0; i < c->npeers; i++) {
+            for (j = 0; (c->peers[i].socks != NULL) && (j < c->nsocks);
+                 j++) {
+                tcp_sock_t *s = &c->peers[i].socks[j];
+
+                if (s->fd < 0) {
+                    continue;
+                }
+                while ((r = recv(s->fd, buf, sizeof(buf), 0)) > 0) {
+                }
+                if ((r == 0) || ((errno != EAGAIN) && (errno != EINTR))) {
+                    close(s->fd); /* peer closed (or failed): done */
+                    s->fd = -1;
+                    continue;
+                }
+                open_n++;
+                if (n < 64) {
+                    pfd[n].fd      = s->fd;
+                    pfd[n].events  = POLLIN;
+                    pfd[n].revents = 0;
+                    n++;
+                }
+            }
+        }
+        if ((open_n > 0) && (scomm_now_ns() < deadline)) {
+            (void)poll(pfd, (nfds_t)n, 5);
+        }
+    } while ((open_n > 0) && (scomm_now_ns() < deadline));
+}
+
 static void tcp_fini(void *vctx)
 {
     tcp_ctx_t *c = vctx;
@@ -1120,6 +1178,7 @@ static void tcp_fini(void *vctx)
     }
     if ((c->peers != NULL) && (atomic_load(&c->w->fault.status) == 0)) {
         tcp_broadcast_push(c, TCP_BYE, 0, c->w->rank, NULL, -1);
+        tcp_linger(c);
     }
     for (i = 0; i < c->npeers; i++) {
         for (j = 0; (c->peers[i].socks != NULL) && (j < c->nsocks); j++) {
