@@ -147,7 +147,8 @@ typedef struct kv_stream {
     size_t         ftxcap;
     ZSTD_CCtx     *zc;
     ZSTD_DCtx     *zd;
-    char           why[160];
+    char           why[160];     /* RX thread's last error */
+    char           why_tx[160];  /* TX thread's last error */
 } kv_stream_t;
 
 struct scomm_kv_ep {
@@ -311,6 +312,8 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
 static int kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
 {
     uint64_t *last = wr ? &st->last_tx : &st->last_rx;
+    /* Each direction has its own thread: its own message buffer. */
+    char *why = wr ? st->why_tx : st->why;
     struct pollfd pfd;
     ssize_t r;
     int cnt;
@@ -340,11 +343,11 @@ static int kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
             continue;
         }
         if (r == 0) {
-            snprintf(st->why, sizeof(st->why), "connection closed by peer");
+            snprintf(why, sizeof(st->why), "connection closed by peer");
             return -1;
         }
         if ((errno != EAGAIN) && (errno != EWOULDBLOCK) && (errno != EINTR)) {
-            snprintf(st->why, sizeof(st->why), "%s: %s",
+            snprintf(why, sizeof(st->why), "%s: %s",
                      wr ? "write" : "read", strerror(errno));
             return -1;
         }
@@ -352,11 +355,11 @@ static int kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
          * out); scomm_kv_ep_close shuts the socket down after its TX
          * thread ended, which ends a read, and a stall ends a write. */
         if (!__atomic_load_n(&st->alive, __ATOMIC_ACQUIRE)) {
-            snprintf(st->why, sizeof(st->why), "stream dropped");
+            snprintf(why, sizeof(st->why), "stream dropped");
             return -1;
         }
         if (scomm_now_ns() - *last > (uint64_t)KV_STALL_MS * 1000000ull) {
-            snprintf(st->why, sizeof(st->why), "no progress for %d ms",
+            snprintf(why, sizeof(st->why), "no progress for %d ms",
                      KV_STALL_MS);
             return -1;
         }
@@ -669,7 +672,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     }
     /* Converted and/or compressed: pack into staging. */
     if (ensure_buf(&st->tbuf[0], &st->tcap[0], rawlen) != 0) {
-        snprintf(st->why, sizeof(st->why), "out of memory for staging");
+        snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
         return -1;
     }
     raw = st->tbuf[0];
@@ -681,7 +684,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     } else {
         if (ensure_f(&st->ftx, &st->ftxcap,
                      (size_t)r->l.block_tokens * r->l.head_dim) != 0) {
-            snprintf(st->why, sizeof(st->why), "out of memory for staging");
+            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
         for (i = i0; i < i1; i++) {
@@ -695,7 +698,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     if (sx->compression == SCOMM_KV_COMPRESS_LZ4) {
         bound = (size_t)LZ4_compressBound((int)rawlen);
         if (ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
-            snprintf(st->why, sizeof(st->why), "out of memory for staging");
+            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
         outlen = (size_t)LZ4_compress_fast((const char *)raw,
@@ -707,7 +710,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         bound = ZSTD_compressBound(rawlen);
         if ((ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) ||
             ((st->zc == NULL) && ((st->zc = ZSTD_createCCtx()) == NULL))) {
-            snprintf(st->why, sizeof(st->why), "out of memory for staging");
+            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
         outlen = ZSTD_compressCCtx(st->zc, st->tbuf[1], bound, raw, rawlen,
@@ -718,7 +721,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         out = st->tbuf[1];
     }
     if ((outlen == 0) || (outlen > SCOMM_KV_CHUNK_MAX)) {
-        snprintf(st->why, sizeof(st->why), "compression failed");
+        snprintf(st->why_tx, sizeof(st->why_tx), "compression failed");
         return -1;
     }
     h.type = SCOMM_KV_T_DATA;
@@ -784,7 +787,7 @@ static int send_begin(kv_stream_t *st, kv_sx_t *sx)
     len = scomm_kv_begin_size(&b);
     pl  = malloc(len);
     if (pl == NULL) {
-        snprintf(st->why, sizeof(st->why), "out of memory for a BEGIN");
+        snprintf(st->why_tx, sizeof(st->why_tx), "out of memory for a BEGIN");
         return -1;
     }
     scomm_kv_begin_encode(&b, pl);
@@ -852,10 +855,15 @@ static void *tx_main(void *arg)
             st->inf[slot].sx  = sx;
             st->inf[slot].seq = seq;
             st->inf_n++;
-            sx->refs++;
+            /* One reference for the in-flight entry (dropped when the
+             * reply comes, possibly before send_chunk returns: with CMA
+             * the receiver pulls and ACKs at once), one for send_chunk's
+             * own use of sx. */
+            sx->refs += 2;
             pthread_mutex_unlock(&ep->lock);
             rc = send_chunk(st, sx, seq);
             pthread_mutex_lock(&ep->lock);
+            sx_unref(ep, sx);
             if (rc != 0) {
                 break;
             }
@@ -888,7 +896,7 @@ static void *tx_main(void *arg)
         return NULL;
     }
     pthread_mutex_unlock(&ep->lock);
-    stream_dead(st, st->why[0] ? st->why : "write failed");
+    stream_dead(st, st->why_tx[0] ? st->why_tx : "write failed");
     return NULL;
 }
 
