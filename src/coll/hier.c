@@ -137,25 +137,16 @@ static struct scomm_coll_hier *hier_get(scomm_comm_t *comm)
 static scomm_comm_t *hier_sub(scomm_comm_t *comm, const int *members, int n,
                               uint64_t salt)
 {
-    scomm_comm_t *c = calloc(1, sizeof(*c));
+    /* Context ids 0 and 1 are reserved; split's are hashes | 2. */
+    uint32_t ctx = (uint32_t)scomm_hash64(&comm->ctx, sizeof(comm->ctx),
+                                          salt) | 2u;
+    scomm_comm_t *c = scomm_comm_new(comm->world, -1, n, ctx);
     int i;
 
     if (c == NULL) {
         return NULL;
     }
-    c->ranks = calloc((size_t)n, sizeof(int));
-    if (c->ranks == NULL) {
-        free(c);
-        return NULL;
-    }
-    c->magic  = SCOMM_COMM_MAGIC;
-    c->world  = comm->world;
-    c->size   = n;
-    c->rank   = -1;
-    c->cur_op = comm->cur_op;
-    /* Context ids 0 and 1 are reserved; split's are hashes | 2. */
-    c->ctx = (uint32_t)scomm_hash64(&comm->ctx, sizeof(comm->ctx), salt) |
-             2u;
+    c->cur_op     = comm->cur_op;
     c->timeout_ms = comm->timeout_ms;
     for (i = 0; i < n; i++) {
         c->ranks[i] = comm->ranks[members[i]];
@@ -169,7 +160,6 @@ static scomm_comm_t *hier_sub(scomm_comm_t *comm, const int *members, int n,
             c->local_size++;
         }
     }
-    scomm_list_init(&c->grave);
     return c;
 }
 

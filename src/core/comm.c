@@ -260,8 +260,8 @@ static scomm_status_t scomm_world_connect(scomm_world_t *w, uint64_t deadline,
     return SCOMM_OK;
 }
 
-static scomm_comm_t *scomm_comm_new(scomm_world_t *w, int rank, int size,
-                                    uint32_t ctx)
+scomm_comm_t *scomm_comm_new(scomm_world_t *w, int rank, int size,
+                             uint32_t ctx)
 {
     scomm_comm_t *c = calloc(1, sizeof(*c));
 

@@ -247,6 +247,11 @@ scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
 
 /* ---- progress ---- */
 /* Rank in comm of world rank wrank, or -1. */
+/* A communicator struct of size ranks on world w (ranks[] zeroed, for the
+ * caller to fill), or NULL when out of memory. Not registered anywhere:
+ * scomm_comm_split and the hierarchical sub-communicators use it. */
+scomm_comm_t *scomm_comm_new(scomm_world_t *w, int rank, int size,
+                             uint32_t ctx);
 int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank);
 /* Heartbeat interval for a wait with this timeout (the configured one,
  * shrunk to a quarter of short timeouts, at least 10 ms). */
