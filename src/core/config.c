@@ -28,7 +28,8 @@ const scomm_param_t scomm_params[] = {
     SCOMM_PARAM_ROW("TIMEOUT_MS", "300000", SCOMM_PARAM_INT, timeout_ms,
                     "deadline in ms of every blocking call and wait"),
     SCOMM_PARAM_ROW("TRANSPORTS", "shm,tcp", SCOMM_PARAM_STRING, transports,
-                    "transports allowed, in priority order (shm, tcp)"),
+                    "transports allowed (shm, rdma, tcp); per peer the "
+                    "first that reaches it, in the order shm, rdma, tcp"),
     SCOMM_PARAM_ROW("TCP_IFNAME", "", SCOMM_PARAM_STRING, tcp_ifname,
                     "network interface for TCP; default: the route to "
                     "the master address"),
@@ -56,6 +57,27 @@ const scomm_param_t scomm_params[] = {
                     "interval of liveness messages while a wait is long"),
     SCOMM_PARAM_ROW("ALGO", "", SCOMM_PARAM_STRING, algo,
                     "force one collective algorithm by name"),
+    /* ---- RDMA verbs transport (docs/rdma.md) ---- */
+    SCOMM_PARAM_ROW("RDMA_DEVICE", "", SCOMM_PARAM_STRING, rdma_device,
+                    "RDMA device name (ibv_devices); default: the first "
+                    "with an active port"),
+    SCOMM_PARAM_ROW("RDMA_PORT", "1", SCOMM_PARAM_INT, rdma_port,
+                    "port number of the RDMA device"),
+    SCOMM_PARAM_ROW("RDMA_GID_INDEX", "-1", SCOMM_PARAM_INT, rdma_gid_index,
+                    "GID index for RoCE (-1: 0 on RoCE, none on IB)"),
+    SCOMM_PARAM_ROW("RDMA_EAGER_MAX", "8k", SCOMM_PARAM_SIZE, rdma_eager_max,
+                    "largest RDMA message sent through receive buffers; "
+                    "larger ones go by RDMA WRITE after a rendezvous"),
+    SCOMM_PARAM_ROW("RDMA_RQ_DEPTH", "64", SCOMM_PARAM_INT, rdma_rq_depth,
+                    "receive buffers posted per queue pair (2..1024)"),
+    SCOMM_PARAM_ROW("RDMA_PIN_MAX", "1g", SCOMM_PARAM_SIZE, rdma_pin_max,
+                    "most bytes the RDMA registration cache keeps pinned"),
+    SCOMM_PARAM_ROW("RDMA_REGCACHE", "1", SCOMM_PARAM_INT, rdma_regcache,
+                    "RDMA registration cache: 1 caches only memory whose "
+                    "end scomm sees (scomm_mem_register, scomm_mem_alloc), "
+                    "0 registers every message's buffer, 2 caches all "
+                    "(fastest; wrong if the application frees and reuses "
+                    "memory it sent from)"),
 };
 
 const size_t scomm_nparams = SCOMM_ARRAY_SIZE(scomm_params);
