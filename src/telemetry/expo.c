@@ -344,8 +344,8 @@ static void scomm_expo_steps(scomm_expo_buf_t *b)
     static const char *const helps[] = {
         "Steps marked with scomm_step_begin/scomm_step_end.",
         "Wall time inside marked steps.",
-        "Time spent in operations of the communicator's world during "
-        "marked steps.",
+        ("Time spent in operations of the communicator's world during "
+         "marked steps."),
         "Communication share of the last marked step (0..1).",
         "Ranks in the communicator."
     };
