@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,4 +236,84 @@ void scomm_sock_tune(int fd, uint64_t bufsize)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
     }
+}
+
+#define SOCK_PENDING_MAX 64
+
+int scomm_sock_accept_hellos(int lfd, size_t hello_len, int expect,
+                             uint64_t deadline, scomm_sock_hello_cb_t cb,
+                             void *arg)
+{
+    struct pollfd pfds[SOCK_PENDING_MAX + 1];
+    size_t got[SOCK_PENDING_MAX];
+    uint8_t *bufs;
+    int done = 0, np = 0, i, n, fd, rc;
+    ssize_t r;
+
+    bufs = malloc(SOCK_PENDING_MAX * SCOMM_MAX(hello_len, (size_t)1));
+    if (bufs == NULL) {
+        return 0; /* as if the deadline passed: the caller reports it */
+    }
+    while ((done < expect) && (scomm_now_ns() < deadline)) {
+        pfds[0].fd     = lfd;
+        pfds[0].events = POLLIN;
+        n = poll(pfds, (nfds_t)np + 1, scomm_ms_left(deadline, 100));
+        if (n <= 0) {
+            continue;
+        }
+        if ((pfds[0].revents & POLLIN) && (np < SOCK_PENDING_MAX)) {
+            fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (fd >= 0) {
+                pfds[np + 1].fd      = fd;
+                pfds[np + 1].events  = POLLIN;
+                pfds[np + 1].revents = 0;
+                got[np]              = 0;
+                np++;
+            }
+        }
+        for (i = 0; i < np; i++) {
+            if (!(pfds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
+                continue;
+            }
+            r = recv(pfds[i + 1].fd, bufs + (size_t)i * hello_len + got[i],
+                     hello_len - got[i], 0);
+            if (r > 0) {
+                got[i] += (size_t)r;
+            }
+            if ((r == 0) || ((r < 0) && (errno != EAGAIN))) {
+                rc = 0; /* closed or failed before its hello */
+            } else if (got[i] < hello_len) {
+                continue;
+            } else {
+                rc = cb(arg, pfds[i + 1].fd, bufs + (size_t)i * hello_len);
+            }
+            if (rc < 0) {
+                pfds[i + 1].fd = -1; /* the callee's */
+                done           = -1;
+                break;
+            }
+            if (rc == 1) {
+                done++;
+            } else {
+                close(pfds[i + 1].fd);
+            }
+            /* Move the last pending connection into this slot. */
+            np--;
+            pfds[i + 1] = pfds[np + 1];
+            got[i]      = got[np];
+            memcpy(bufs + (size_t)i * hello_len,
+                   bufs + (size_t)np * hello_len, got[np]);
+            i--;
+        }
+        if (done < 0) {
+            break;
+        }
+    }
+    for (i = 0; i < np; i++) {
+        if (pfds[i + 1].fd >= 0) {
+            close(pfds[i + 1].fd);
+        }
+    }
+    free(bufs);
+    return done;
 }

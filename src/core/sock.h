@@ -33,4 +33,20 @@ void scomm_sock_addr_str(const struct sockaddr_storage *ss, char *out,
                          size_t outlen, int *port);
 void scomm_sock_tune(int fd, uint64_t bufsize);
 
+/* Called with each whole hello read by scomm_sock_accept_hellos: returns 1
+ * if it accepted the connection (fd is the callee's now), 0 if it refused
+ * it (the helper closes fd), -1 to stop with a failure it has recorded
+ * (fd is the callee's, as with 1). */
+typedef int (*scomm_sock_hello_cb_t)(void *arg, int fd, const uint8_t *hello);
+
+/* Accept connections on the listening socket lfd, read a hello of hello_len
+ * bytes from each (at most 64 pending at once), and hand it to cb, until cb
+ * has accepted `expect` connections or the deadline passes. A connection
+ * that closes before its whole hello is dropped. Returns how many cb
+ * accepted (< expect: the deadline passed), or -1 when cb returned -1;
+ * pending connections are closed either way. */
+int scomm_sock_accept_hellos(int lfd, size_t hello_len, int expect,
+                             uint64_t deadline, scomm_sock_hello_cb_t cb,
+                             void *arg);
+
 #endif /* SCOMM_SOCK_H */

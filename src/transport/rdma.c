@@ -849,12 +849,6 @@ static int rdma_qp_ready(rdma_ctx_t *c, rdma_peer_t *p,
 
 /* ---- connection setup ---------------------------------------------------- */
 
-typedef struct rdma_pending {
-    int     fd;
-    size_t  got;
-    uint8_t buf[SCOMM_RDMA_HELLO_SIZE];
-} rdma_pending_t;
-
 /* Check a HELLO from a peer: token, expected rank, not yet connected, and
  * (accepted connections) that it comes from that rank's address. */
 static int rdma_check_hello(rdma_ctx_t *c, int fd, const uint8_t *buf,
@@ -911,21 +905,60 @@ static scomm_status_t rdma_setup_fail(rdma_ctx_t *c, scomm_status_t status,
     return status;
 }
 
+typedef struct rdma_accept {
+    rdma_ctx_t    *c;
+    uint64_t       deadline;
+    scomm_status_t status;
+} rdma_accept_t;
+
+/* scomm_sock_accept_hellos callback: a checked lower rank gets our HELLO
+ * back and its QP brought up. */
+static int rdma_on_hello(void *arg, int fd, const uint8_t *buf)
+{
+    rdma_accept_t *acc = arg;
+    rdma_ctx_t *c      = acc->c;
+    scomm_world_t *w   = c->w;
+    uint8_t hello[SCOMM_RDMA_HELLO_SIZE];
+    scomm_rdma_qpinfo_t qi[1];
+    rdma_peer_t *p;
+    char why[256];
+    int rank;
+
+    rank = rdma_check_hello(c, fd, buf, -1, qi, why, sizeof(why));
+    if (rank < 0) {
+        scomm_warn(SCOMM_SUB_RDMA, "refused a connection: %s", why);
+        return 0;
+    }
+    p      = c->by_rank[rank];
+    p->sfd = fd;
+    scomm_rdma_hello_encode(hello, SCOMM_PROTOCOL_VERSION, w->rank,
+                            &p->local, w->token);
+    if (scomm_sock_write_all(p->sfd, hello, sizeof(hello), acc->deadline) !=
+        SCOMM_SOCK_OK) {
+        acc->status = rdma_setup_fail(c, SCOMM_ERR_PEER_LOST, rank,
+                                      "side channel write failed");
+        return -1;
+    }
+    if (rdma_qp_ready(c, p, qi, why, sizeof(why)) != 0) {
+        acc->status = rdma_setup_fail(c, SCOMM_ERR_SYSTEM, rank, why);
+        return -1;
+    }
+    return 1;
+}
+
 static scomm_status_t rdma_connect(void *vctx, const int *peers, int npeers,
                                    uint64_t deadline)
 {
     rdma_ctx_t *c     = vctx;
     scomm_world_t *w  = c->w;
-    rdma_pending_t pend[64];
-    struct pollfd pfds[65];
+    rdma_accept_t acc;
     struct sockaddr_storage ss;
     struct epoll_event ev;
     scomm_rdma_qpinfo_t qi[1];
     uint8_t hello[SCOMM_RDMA_HELLO_SIZE];
     socklen_t sslen;
     char why[256];
-    int i, rc, fd, np = 0, n, rank, expect = 0, got = 0, cqe;
-    ssize_t r;
+    int i, rc, fd, expect = 0, got, cqe;
     char ready;
 
     if (npeers == 0) {
@@ -997,81 +1030,19 @@ static scomm_status_t rdma_connect(void *vctx, const int *peers, int npeers,
     }
     /* 2. From every lower rank: accept, check its HELLO, answer ours,
      *    bring the QP up. */
-    while (got < expect) {
-        if (scomm_now_ns() >= deadline) {
-            for (i = 0; i < np; i++) {
-                close(pend[i].fd);
-            }
-            scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, -1,
-                             "rdma: timed out waiting for %d of %d incoming "
-                             "connections", expect - got, expect);
-            return SCOMM_ERR_TIMED_OUT;
-        }
-        pfds[0].fd     = c->lfd;
-        pfds[0].events = POLLIN;
-        for (i = 0; i < np; i++) {
-            pfds[i + 1].fd     = pend[i].fd;
-            pfds[i + 1].events = POLLIN;
-        }
-        n = poll(pfds, (nfds_t)np + 1, scomm_ms_left(deadline, 100));
-        if (n <= 0) {
-            continue;
-        }
-        if ((pfds[0].revents & POLLIN) && (np < 64)) {
-            fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd >= 0) {
-                pend[np].fd  = fd;
-                pend[np].got = 0;
-                np++;
-            }
-        }
-        for (i = 0; i < np; i++) {
-            if (!(pfds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                continue;
-            }
-            r = recv(pend[i].fd, pend[i].buf + pend[i].got,
-                     SCOMM_RDMA_HELLO_SIZE - pend[i].got, 0);
-            if (r > 0) {
-                pend[i].got += (size_t)r;
-            }
-            if ((r == 0) || ((r < 0) && (errno != EAGAIN))) {
-                rank = -2;
-            } else if (pend[i].got < SCOMM_RDMA_HELLO_SIZE) {
-                continue;
-            } else {
-                rank = rdma_check_hello(c, pend[i].fd, pend[i].buf, -1, qi,
-                                        why, sizeof(why));
-                if (rank < 0) {
-                    scomm_warn(SCOMM_SUB_RDMA, "refused a connection: %s",
-                               why);
-                }
-            }
-            if (rank >= 0) {
-                rdma_peer_t *p = c->by_rank[rank];
-
-                p->sfd = pend[i].fd;
-                scomm_rdma_hello_encode(hello, SCOMM_PROTOCOL_VERSION,
-                                        w->rank, &p->local, w->token);
-                if (scomm_sock_write_all(p->sfd, hello, sizeof(hello),
-                                         deadline) != SCOMM_SOCK_OK) {
-                    return rdma_setup_fail(c, SCOMM_ERR_PEER_LOST, rank,
-                                           "side channel write failed");
-                }
-                if (rdma_qp_ready(c, p, qi, why, sizeof(why)) != 0) {
-                    return rdma_setup_fail(c, SCOMM_ERR_SYSTEM, rank, why);
-                }
-                got++;
-            } else {
-                close(pend[i].fd);
-            }
-            pend[i]     = pend[np - 1];
-            pfds[i + 1] = pfds[np];
-            np--;
-            i--;
-        }
+    acc.c        = c;
+    acc.deadline = deadline;
+    acc.status   = SCOMM_OK;
+    got = scomm_sock_accept_hellos(c->lfd, SCOMM_RDMA_HELLO_SIZE, expect,
+                                   deadline, rdma_on_hello, &acc);
+    if (got < 0) {
+        return acc.status;
     }
-    for (i = 0; i < np; i++) {
-        close(pend[i].fd);
+    if (got < expect) {
+        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, -1,
+                         "rdma: timed out waiting for %d of %d incoming "
+                         "connections", expect - got, expect);
+        return SCOMM_ERR_TIMED_OUT;
     }
     close(c->lfd);
     c->lfd = -1;

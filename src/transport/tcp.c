@@ -372,25 +372,32 @@ static void tcp_sock_attach(tcp_ctx_t *c, tcp_peer_t *p, int idx, int fd)
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
-typedef struct tcp_pending_conn {
-    int     fd;
-    size_t  got;
-    uint8_t buf[TCP_HELLO_SIZE];
-} tcp_pending_conn_t;
+/* scomm_sock_accept_hellos callback: attach a checked incoming socket. */
+static int tcp_on_hello(void *arg, int fd, const uint8_t *hello)
+{
+    tcp_ctx_t *c = arg;
+    char why[200];
+    int rank, idx;
+
+    rank = tcp_check_hello(c, fd, hello, &idx, why, sizeof(why));
+    if (rank < 0) {
+        scomm_warn(SCOMM_SUB_TCP, "refused a connection: %s", why);
+        return 0;
+    }
+    tcp_sock_attach(c, c->by_rank[rank], idx, fd);
+    return 1;
+}
 
 static scomm_status_t tcp_connect(void *vctx, const int *peers, int npeers,
                                   uint64_t deadline)
 {
     tcp_ctx_t *c     = vctx;
     scomm_world_t *w = c->w;
-    tcp_pending_conn_t pend[64];
     struct sockaddr_storage ss;
-    struct pollfd pfds[65];
     uint8_t hello[TCP_HELLO_SIZE];
     socklen_t sslen;
-    char err[256], why[200];
-    int expect = 0, got = 0, i, j, fd, rc, rank, idx, np = 0, n;
-    ssize_t r;
+    char err[256];
+    int expect = 0, got, i, j, fd, rc;
 
     c->by_rank = calloc((size_t)w->size, sizeof(*c->by_rank));
     c->peers   = calloc((size_t)(npeers > 0 ? npeers : 1), sizeof(*c->peers));
@@ -458,69 +465,13 @@ static scomm_status_t tcp_connect(void *vctx, const int *peers, int npeers,
     }
     /* Incoming: accept and check HELLOs until every lower rank's sockets
      * are in; strays are closed and the wait goes on. */
-    while (got < expect) {
-        if (scomm_now_ns() >= deadline) {
-            for (i = 0; i < np; i++) {
-                close(pend[i].fd);
-            }
-            scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, -1,
-                             "tcp: timed out waiting for %d of %d incoming "
-                             "connections", expect - got, expect);
-            return SCOMM_ERR_TIMED_OUT;
-        }
-        pfds[0].fd     = c->lfd;
-        pfds[0].events = POLLIN;
-        for (i = 0; i < np; i++) {
-            pfds[i + 1].fd     = pend[i].fd;
-            pfds[i + 1].events = POLLIN;
-        }
-        n = poll(pfds, (nfds_t)np + 1, scomm_ms_left(deadline, 100));
-        if (n <= 0) {
-            continue;
-        }
-        if ((pfds[0].revents & POLLIN) && (np < 64)) {
-            fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (fd >= 0) {
-                pend[np].fd  = fd;
-                pend[np].got = 0;
-                np++;
-            }
-        }
-        for (i = 0; i < np; i++) {
-            if (!(pfds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) {
-                continue;
-            }
-            r = recv(pend[i].fd, pend[i].buf + pend[i].got,
-                     TCP_HELLO_SIZE - pend[i].got, 0);
-            if (r > 0) {
-                pend[i].got += (size_t)r;
-            }
-            if ((r == 0) || ((r < 0) && (errno != EAGAIN))) {
-                rank = -2;
-            } else if (pend[i].got < TCP_HELLO_SIZE) {
-                continue;
-            } else {
-                rank = tcp_check_hello(c, pend[i].fd, pend[i].buf, &idx, why,
-                                       sizeof(why));
-                if (rank < 0) {
-                    scomm_warn(SCOMM_SUB_TCP, "refused a connection: %s",
-                               why);
-                }
-            }
-            if (rank >= 0) {
-                tcp_sock_attach(c, c->by_rank[rank], idx, pend[i].fd);
-                got++;
-            } else {
-                close(pend[i].fd);
-            }
-            pend[i] = pend[np - 1];
-            pfds[i + 1] = pfds[np];
-            np--;
-            i--;
-        }
-    }
-    for (i = 0; i < np; i++) {
-        close(pend[i].fd);
+    got = scomm_sock_accept_hellos(c->lfd, TCP_HELLO_SIZE, expect, deadline,
+                                   tcp_on_hello, c);
+    if (got < expect) {
+        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, -1,
+                         "tcp: timed out waiting for %d of %d incoming "
+                         "connections", expect - got, expect);
+        return SCOMM_ERR_TIMED_OUT;
     }
     /* Every peer is connected: strays from now on are refused by the
      * kernel, as nothing listens any more. */
