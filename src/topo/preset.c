@@ -305,12 +305,24 @@ static const char *scomm_yscalar(const yaml_node_t *n)
 static int scomm_yvalue(scomm_yctx_t *c, const yaml_node_t *v,
                         const char *key, const char **out)
 {
+    size_t i;
+
     if ((v->type != YAML_SCALAR_NODE) ||
         (strlen((const char *)v->data.scalar.value) !=
          v->data.scalar.length)) {
         return scomm_yerr(c, v, "'%s' wants a plain value", key);
     }
     *out = (const char *)v->data.scalar.value;
+    for (i = 0; i < v->data.scalar.length; i++) {
+        /* Escapes such as "\a" or "\e" in a quoted scalar: values are
+         * printed to terminals and written back as YAML, so no controls. */
+        if ((v->data.scalar.value[i] < 0x20) ||
+            (v->data.scalar.value[i] == 0x7f)) {
+            return scomm_yerr(c, v, "'%s' holds a control character "
+                              "(byte 0x%02x at offset %zu)", key,
+                              v->data.scalar.value[i], i);
+        }
+    }
     return SCOMM_OK;
 }
 

@@ -176,6 +176,11 @@ static void test_errors(void)
                  "zstd compression_level 0 is outside 1..22");
     expect_error("presets:\n  Bad Name:\n    backend: tcp\n",
                  "t.yaml:2:3: preset name 'Bad Name'");
+    /* Found by fuzz_presets: a "\a" escape put a BEL in the description,
+     * which printed raw and did not parse back. */
+    expect_error("presets:\n  high-bw:\n    description: \"x\\ay\"\n",
+                 "t.yaml:3:18: 'description' holds a control character "
+                 "(byte 0x07 at offset 1)");
 }
 
 /* base + override by key; a new preset joins the set. */
