@@ -1804,6 +1804,46 @@ static void fill_hello(scomm_kv_ep_t *ep, const char *token,
     scomm_kv_hello_encode(&h, out);
 }
 
+/* Read and check the HELLO that opens a connection: 1 if it is one. */
+static int hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,
+                         char *why, size_t whylen)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    scomm_kv_hdr_t h;
+
+    why[0] = '\0';
+    if (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0) {
+        return 0;
+    }
+    scomm_kv_hdr_decode(hb, &h);
+    return (scomm_kv_hdr_check(&h, 0, why, whylen) == 0) &&
+           (h.type == SCOMM_KV_T_HELLO) &&
+           (hs_io(fd, pl, sizeof(pl), 0, deadline) == 0) &&
+           (scomm_kv_hello_decode(pl, sizeof(pl), hello, why, whylen) == 0);
+}
+
+/* Send stream idx's HELLO (dialler, with the token) or HELLO_OK
+ * (accepting side); epoch 0 on a first connection. 1 if it went out. */
+static int hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
+                         uint32_t epoch, uint64_t deadline)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    scomm_kv_hdr_t h;
+
+    memset(&h, 0, sizeof(h));
+    h.magic   = SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.type    = (uint16_t)type;
+    h.len     = SCOMM_KV_HELLO_SIZE;
+    h.aux     = (type == SCOMM_KV_T_HELLO_OK) ? (uint32_t)ep->cma_read_ok
+                                               : 0;
+    scomm_kv_hdr_encode(&h, hb);
+    fill_hello(ep, (type == SCOMM_KV_T_HELLO) ? ep->token : "",
+               ep->session, idx, ep->nstreams, epoch, pl);
+    return (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) &&
+           (hs_io(fd, pl, sizeof(pl), 1, deadline) == 0);
+}
+
 /* Answer a handshake with HELLO_NO and a reason, then close it. aux 1
  * tells a re-dialler the refusal is transient (try again). */
 static void hs_refuse(int fd, const char *why, int transient,
@@ -2022,15 +2062,7 @@ static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
          * gone, and waiting does not bring it back. */
         return (e == ECONNREFUSED) ? -1 : 1;
     }
-    memset(&h, 0, sizeof(h));
-    h.magic   = SCOMM_KV_MAGIC;
-    h.version = SCOMM_KV_VERSION;
-    h.type    = SCOMM_KV_T_HELLO;
-    h.len     = SCOMM_KV_HELLO_SIZE;
-    scomm_kv_hdr_encode(&h, hb);
-    fill_hello(ep, ep->token, ep->session, idx, ep->nstreams, epoch, pl);
-    if ((hs_io(fd, hb, sizeof(hb), 1, deadline) != 0) ||
-        (hs_io(fd, pl, sizeof(pl), 1, deadline) != 0) ||
+    if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, idx, epoch, deadline) ||
         (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0)) {
         snprintf(why, whylen, "re-dial handshake: no answer");
         close(fd);
@@ -2130,28 +2162,17 @@ static int ct_equal64(uint64_t a, uint64_t b)
  * held, dropped inside). */
 static void take_redial(scomm_kv_ep_t *ep, int fd)
 {
-    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     char why[160];
     const char *no = NULL;
     int again = 0;
     scomm_kv_hello_t hello;
-    scomm_kv_hdr_t h;
     kv_stream_t *st;
     struct timespec ts;
     uint64_t deadline = scomm_deadline_ms(KV_REDIAL_TRY_MS);
     int ok;
 
     pthread_mutex_unlock(&ep->lock);
-    why[0] = '\0';
-    ok = (hs_io(fd, hb, sizeof(hb), 0, deadline) == 0);
-    if (ok) {
-        scomm_kv_hdr_decode(hb, &h);
-        ok = (scomm_kv_hdr_check(&h, 0, why, sizeof(why)) == 0) &&
-             (h.type == SCOMM_KV_T_HELLO) &&
-             (hs_io(fd, pl, sizeof(pl), 0, deadline) == 0) &&
-             (scomm_kv_hello_decode(pl, sizeof(pl), &hello, why,
-                                    sizeof(why)) == 0);
-    }
+    ok = hs_read_hello(fd, deadline, &hello, why, sizeof(why));
     if (!ok) {
         scomm_info(SCOMM_SUB_KV, "kv: dropped a bad re-dial%s%s",
                    why[0] ? ": " : "", why);
@@ -2212,16 +2233,8 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
     }
     st->epoch = hello.epoch;
     pthread_mutex_unlock(&ep->lock);
-    memset(&h, 0, sizeof(h));
-    h.magic   = SCOMM_KV_MAGIC;
-    h.version = SCOMM_KV_VERSION;
-    h.type    = SCOMM_KV_T_HELLO_OK;
-    h.len     = SCOMM_KV_HELLO_SIZE;
-    h.aux     = (uint32_t)ep->cma_read_ok;
-    scomm_kv_hdr_encode(&h, hb);
-    fill_hello(ep, "", ep->session, st->idx, ep->nstreams, hello.epoch, pl);
-    ok = (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) &&
-         (hs_io(fd, pl, sizeof(pl), 1, deadline) == 0);
+    ok = hs_send_hello(ep, fd, SCOMM_KV_T_HELLO_OK, st->idx, hello.epoch,
+                       deadline);
     pthread_mutex_lock(&ep->lock);
     if (!ok || !st->pending || ep->closing) {
         close(fd);     /* still pending: the dialler tries again */
@@ -2376,10 +2389,8 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
                                scomm_kv_ep_t **ep_p)
 {
     int fds[SCOMM_KV_MAX_STREAMS];
-    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     char why[160];
     scomm_kv_hello_t hello, first;
-    scomm_kv_hdr_t h;
     scomm_kv_ep_t *ep;
     kv_cfg_t c;
     uint64_t deadline, hs_deadline, session = 0;
@@ -2416,15 +2427,7 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
             continue;
         }
         hs_deadline = SCOMM_MIN(deadline, scomm_deadline_ms(5000));
-        ok = (hs_io(fd, hb, sizeof(hb), 0, hs_deadline) == 0);
-        if (ok) {
-            scomm_kv_hdr_decode(hb, &h);
-            ok = (scomm_kv_hdr_check(&h, 0, why, sizeof(why)) == 0) &&
-                 (h.type == SCOMM_KV_T_HELLO) &&
-                 (hs_io(fd, pl, sizeof(pl), 0, hs_deadline) == 0) &&
-                 (scomm_kv_hello_decode(pl, sizeof(pl), &hello, why,
-                                        sizeof(why)) == 0);
-        }
+        ok = hs_read_hello(fd, hs_deadline, &hello, why, sizeof(why));
         if (ok && !scomm_secret_equal(hello.token, lst->token)) {
             hs_refuse(fd, "wrong token", 0, hs_deadline);
             scomm_warn(SCOMM_SUB_KV, "kv_accept: refused a connection with "
@@ -2489,16 +2492,7 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
         redial_listen(ep);
     }
     for (i = 0; i < want; i++) {
-        memset(&h, 0, sizeof(h));
-        h.magic = SCOMM_KV_MAGIC;
-        h.version = SCOMM_KV_VERSION;
-        h.type = SCOMM_KV_T_HELLO_OK;
-        h.len = SCOMM_KV_HELLO_SIZE;
-        h.aux = (uint32_t)ep->cma_read_ok;
-        scomm_kv_hdr_encode(&h, hb);
-        fill_hello(ep, "", session, i, want, 0, pl);
-        if ((hs_io(fds[i], hb, sizeof(hb), 1, deadline) != 0) ||
-            (hs_io(fds[i], pl, sizeof(pl), 1, deadline) != 0)) {
+        if (!hs_send_hello(ep, fds[i], SCOMM_KV_T_HELLO_OK, i, 0, deadline)) {
             ep_free(ep);
             return kv_fail(SCOMM_ERR_PEER_LOST, "kv_accept: peer went away "
                            "during the handshake");
@@ -2562,15 +2556,7 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             goto fail;
         }
         ep->st[i].fd = fd;
-        memset(&h, 0, sizeof(h));
-        h.magic = SCOMM_KV_MAGIC;
-        h.version = SCOMM_KV_VERSION;
-        h.type = SCOMM_KV_T_HELLO;
-        h.len = SCOMM_KV_HELLO_SIZE;
-        scomm_kv_hdr_encode(&h, hb);
-        fill_hello(ep, c.token, session, i, c.streams, 0, pl);
-        if ((hs_io(fd, hb, sizeof(hb), 1, deadline) != 0) ||
-            (hs_io(fd, pl, sizeof(pl), 1, deadline) != 0)) {
+        if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, i, 0, deadline)) {
             status = SCOMM_ERR_PEER_LOST;
             goto fail;
         }
