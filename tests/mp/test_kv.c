@@ -305,7 +305,10 @@ typedef struct xcase {
     int   break_stream;  /* sender breaks stream 0 mid-way */
     int   break_rounds;  /* sender breaks every stream, this many times */
     int   break_recv;    /* receiver breaks stream 0 after layer 2 */
+    int   stray;         /* receiver sends stray re-dials first */
 } xcase_t;
+
+static int strays(scomm_kv_ep_t *ep);
 
 /* The process's scomm_kv_streams_reconnected_total (public metrics). */
 static uint64_t reconnects(void)
@@ -369,6 +372,9 @@ static int xfer_child_recv(int port, void *arg)
     ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
                                    &id));
     ST_ASSERT_EQ(id, 0);
+    if (x->stray && (strays(ep) != 0)) {
+        return 1;
+    }
     scomm_kv_debug_corrupt(ep, x->corrupt);
     /* The plan's destination table travels with BEGIN; the receiver only
      * needs the same seed here to check. Layers arrive in order. */
@@ -407,6 +413,10 @@ static int xfer_child_recv(int port, void *arg)
     if (x->corrupt > 0) {
         ST_ASSERT_EQ(s.crc_errors, (uint64_t)x->corrupt);
     }
+    if (x->stray) {
+        ST_ASSERT_EQ(s.streams_lost, 1);
+        ST_ASSERT_EQ(s.streams, 1);
+    }
     if (g_cma && (c->wire == 0) && (c->comp == 0)) {
         ST_ASSERT(s.same_host == 1);
         ST_ASSERT(s.bytes_zero_copy > 0);
@@ -442,6 +452,19 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
     ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
                                    &id));
+    if (x->stray) {
+        double t0 = now_s();
+
+        /* The user's listener is not needed for re-dials. */
+        scomm_kv_listener_close(lst);
+        g_lst_closed = 1;
+        /* Send once the peer's one real re-dial came back. */
+        do {
+            ST_ASSERT(now_s() - t0 < 10.0);
+            usleep(2000);
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        } while ((s.streams_lost < 1) || (s.streams != 1));
+    }
     memset(&p, 0, sizeof(p));
     p.xfer_id = 42;
     p.src_region = id;
@@ -508,6 +531,10 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     }
     if (x->break_stream) {
         ST_ASSERT(s.streams_lost >= 1);
+    }
+    if (x->stray) {
+        ST_ASSERT_EQ(s.streams_lost, 1);
+        ST_ASSERT_EQ(reconnects(), 1);
     }
     scomm_kv_ep_close(ep);
     free(base);
@@ -756,10 +783,9 @@ static int kill_parent_recv(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     return 0;
 }
 
-/* Receiver that dies after the first layer of transfer 1. */
-static int kill_child_recv(int port, void *arg)
+/* Receiver (dialler) with the first layer of transfer 1 landed. */
+static scomm_kv_ep_t *recv_first_layer(int port, cfg_t *c)
 {
-    cfg_t *c = arg;
     scomm_kv_opts_t o = opts_of(c);
     scomm_kv_ep_t *ep;
     uint8_t *base = calloc(1, region_bytes(&c->dl));
@@ -769,6 +795,13 @@ static int kill_child_recv(int port, void *arg)
     ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
                                    &id));
     ST_ASSERT_OK(scomm_kv_wait_layer(ep, 1, 0, 20000));
+    return ep;
+}
+
+/* Receiver that dies after the first layer of transfer 1. */
+static int kill_child_recv(int port, void *arg)
+{
+    (void)recv_first_layer(port, arg);
     pause();
     return 0;
 }
@@ -1174,48 +1207,20 @@ static cfg_t rc_cfg(int streams)
     return c;
 }
 
-static int case_reconnect_one(void)
+/* rc_cfg(streams) with breaks: rounds of every stream cut by the sender
+ * (accepting side), or (rounds 0) one cut by the receiver (dialler). */
+static int rc_case(int streams, int rounds, const char *what)
 {
     xcase_t x;
 
     memset(&x, 0, sizeof(x));
-    x.c = rc_cfg(1);
-    x.break_rounds = 1;
+    x.c = rc_cfg(streams);
+    x.break_rounds = rounds;
+    x.break_recv = (rounds == 0);
     if (run_xcase(&x) != 0) {
         return 1;
     }
-    printf("reconnect.one: the only stream cut by the accepting side "
-           "mid-transfer, re-dialled, data exact\n");
-    return 0;
-}
-
-static int case_reconnect_dialer(void)
-{
-    xcase_t x;
-
-    memset(&x, 0, sizeof(x));
-    x.c = rc_cfg(1);
-    x.break_recv = 1;
-    if (run_xcase(&x) != 0) {
-        return 1;
-    }
-    printf("reconnect.dialer: the only stream cut by the dialling side "
-           "mid-transfer, re-dialled, data exact\n");
-    return 0;
-}
-
-static int case_reconnect_all(void)
-{
-    xcase_t x;
-
-    memset(&x, 0, sizeof(x));
-    x.c = rc_cfg(3);
-    x.break_rounds = 4;
-    if (run_xcase(&x) != 0) {
-        return 1;
-    }
-    printf("reconnect.all: all 3 streams cut 4 times mid-transfer, "
-           "re-dialled each time, data exact\n");
+    printf("%s, re-dialled, data exact\n", what);
     return 0;
 }
 
@@ -1257,16 +1262,8 @@ static int run_pair_rev(const scomm_kv_opts_t *lo, rchild_fn child,
  * re-dials it, and waits to be killed. */
 static int rk_child_recv(int port, void *arg)
 {
-    cfg_t *c = arg;
-    scomm_kv_opts_t o = opts_of(c);
-    scomm_kv_ep_t *ep;
-    uint8_t *base = calloc(1, region_bytes(&c->dl));
-    int32_t id;
+    scomm_kv_ep_t *ep = recv_first_layer(port, arg);
 
-    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
-                                   &id));
-    ST_ASSERT_OK(scomm_kv_wait_layer(ep, 1, 0, 20000));
     scomm_kv_debug_hold_reconnect(ep, 1);
     scomm_kv_debug_break_stream(ep, 0);
     pause();
@@ -1476,34 +1473,19 @@ static int stray(int port, const char *token, uint64_t session,
     return h.type;
 }
 
-static int rs_child_recv(int port, void *arg)
+/* Receiver side of reconnect.stray, on a fresh endpoint: stray re-dials
+ * (each refused, none disturbs the endpoint), then one real loss, taken
+ * back, whose re-dial replayed is refused as stale. */
+static int strays(scomm_kv_ep_t *ep)
 {
-    xcase_t *x = arg;
-    cfg_t *c = &x->c;
-    scomm_kv_opts_t o = opts_of(c);
-    scomm_kv_ep_t *ep;
-    scomm_kv_stats_t s;
-    uint32_t ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
-                               c->dl.block_tokens);
-    int32_t *dtbl = malloc(4 * ndst), id;
-    uint8_t *base = malloc(region_bytes(&c->dl));
-    uint64_t session;
     const char *tok = "kv-test-token";
-    int rport;
+    scomm_kv_stats_t s;
+    uint64_t session;
     double t0;
+    int rport;
 
-    (void)port;
-    memset(base, SENTINEL, region_bytes(&c->dl));
-    table(dtbl, ndst, c->dl.num_blocks, 777);
-    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
-    if (!g_cma) {
-        scomm_kv_debug_no_cma(ep, 1);
-    }
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
-                                   &id));
     rport = scomm_kv_debug_redial_port(ep, &session);
     ST_ASSERT(rport > 0);
-    /* Strays: each refused, none touches the endpoint. */
     ST_ASSERT_EQ(stray(rport, "wrong-token", session, 0, 1, 1, 0),
                  SCOMM_KV_T_HELLO_NO);
     ST_ASSERT_EQ(stray(rport, tok, session ^ 0x10000ull, 0, 1, 1, 0),
@@ -1516,7 +1498,6 @@ static int rs_child_recv(int port, void *arg)
     ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
     ST_ASSERT_EQ(s.streams_lost, 0);
     ST_ASSERT_EQ(s.streams, 1);
-    /* A real loss, re-dialled (connection 1 or later)... */
     scomm_kv_debug_break_stream(ep, 0);
     t0 = now_s();
     while (reconnects() < 1) {
@@ -1524,76 +1505,11 @@ static int rs_child_recv(int port, void *arg)
         usleep(2000);
     }
     ST_ASSERT_OK(wait_streams(ep, 1, 5.0));
-    /* ...whose re-dial, replayed, is refused as stale. */
     ST_ASSERT_EQ(stray(rport, tok, session, 0, 1, 1, 0),
                  SCOMM_KV_T_HELLO_NO);
-    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
-    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-    ST_ASSERT_EQ(s.streams_lost, 1);
-    ST_ASSERT_EQ(s.streams, 1);
-    if (check_dst(c, base, dtbl, ndst) != 0) {
-        return 1;
-    }
     printf("reconnect.stray: wrong token, wrong session, not a re-dial, "
            "wrong stream count, garbage and a replayed re-dial refused; "
-           "one real re-dial taken; data exact\n");
-    scomm_kv_ep_close(ep);
-    free(base);
-    free(dtbl);
-    return 0;
-}
-
-static int rs_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
-{
-    xcase_t *x = arg;
-    cfg_t *c = &x->c;
-    scomm_kv_ep_t *ep;
-    scomm_kv_xfer_t *xf;
-    scomm_kv_stats_t s;
-    scomm_kv_plan_t p;
-    uint32_t nsrc = (uint32_t)((c->ntok + c->sl.block_tokens - 1) /
-                               c->sl.block_tokens);
-    uint32_t ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
-                               c->dl.block_tokens);
-    int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
-    uint8_t *base = malloc(region_bytes(&c->sl));
-    double t0 = now_s();
-
-    (void)pid;
-    table(stbl, nsrc, c->sl.num_blocks, 123);
-    table(dtbl, ndst, c->dl.num_blocks, 777);
-    fill_src(c, base, stbl, nsrc);
-    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
-    /* The user's listener is not needed for re-dials. */
-    scomm_kv_listener_close(lst);
-    g_lst_closed = 1;
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
-                                   &id));
-    /* Send once the peer's one real re-dial came back. */
-    do {
-        ST_ASSERT(now_s() - t0 < 10.0);
-        usleep(2000);
-        ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-    } while ((s.streams_lost < 1) || (s.streams != 1));
-    memset(&p, 0, sizeof(p));
-    p.xfer_id = 42;
-    p.src_region = id;
-    p.num_layers = c->num_layers;
-    p.num_tokens = c->ntok;
-    p.src_blocks = stbl;
-    p.num_src_blocks = nsrc;
-    p.dst_blocks = dtbl;
-    p.num_dst_blocks = ndst;
-    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
-    ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
-    scomm_kv_xfer_free(xf);
-    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-    ST_ASSERT_EQ(s.streams_lost, 1);
-    ST_ASSERT(reconnects() == 1);
-    scomm_kv_ep_close(ep);
-    free(base);
-    free(stbl);
-    free(dtbl);
+           "one real re-dial taken\n");
     return 0;
 }
 
@@ -1605,8 +1521,13 @@ static int case_reconnect_stray(void)
     memset(&x, 0, sizeof(x));
     x.c = base_cfg();
     x.c.streams = 1;
+    x.stray = 1;
     lo = opts_of(&x.c);
-    return run_pair(&lo, rs_child_recv, rs_parent_send, &x, 0);
+    if (run_pair(&lo, xfer_child_recv, xfer_parent_send, &x, 0) != 0) {
+        return 1;
+    }
+    printf("reconnect.stray: the endpoint undisturbed, data exact\n");
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -1643,13 +1564,16 @@ int main(int argc, char **argv)
         return case_rss();
     }
     if (strcmp(which, "reconnect.one") == 0) {
-        return case_reconnect_one();
+        return rc_case(1, 1, "reconnect.one: the only stream cut by the "
+                       "accepting side mid-transfer");
     }
     if (strcmp(which, "reconnect.dialer") == 0) {
-        return case_reconnect_dialer();
+        return rc_case(1, 0, "reconnect.dialer: the only stream cut by the "
+                       "dialling side mid-transfer");
     }
     if (strcmp(which, "reconnect.all") == 0) {
-        return case_reconnect_all();
+        return rc_case(3, 4, "reconnect.all: all 3 streams cut 4 times "
+                       "mid-transfer");
     }
     if (strcmp(which, "reconnect.kill") == 0) {
         return case_reconnect_kill();
