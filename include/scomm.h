@@ -977,7 +977,8 @@ enum {
     SCOMM_KV_FIELD_WIRE_DTYPE     = 1u << 6,
     SCOMM_KV_FIELD_TIMEOUT        = 1u << 7,
     SCOMM_KV_FIELD_TOKEN          = 1u << 8,
-    SCOMM_KV_FIELD_COMPRESS_LEVEL = 1u << 9
+    SCOMM_KV_FIELD_COMPRESS_LEVEL = 1u << 9,
+    SCOMM_KV_FIELD_RECONNECT_MS   = 1u << 10
 };
 
 /**
@@ -985,10 +986,11 @@ enum {
  * preset (src/topo, config/kv_transport_presets.yaml; with SCOMM_KV_CHUNK_SIZE
  * and friends applied by the preset loader) > built-in defaults (chunk 1 MiB,
  * 2 streams, prefetch depth 4, zero copy on, native, no compression,
- * SCOMM_TIMEOUT_MS or 30 s, token SCOMM_KV_TOKEN or ""). A NULL opts means
- * all defaults. Sender-side choices (chunk, encoding) travel with each
- * transfer, so the two sides need not agree on them; the connecting side's
- * stream count is used.
+ * SCOMM_TIMEOUT_MS or 30 s, token SCOMM_KV_TOKEN or "", reconnect window
+ * SCOMM_KV_RECONNECT_MS or 2000 ms). A NULL opts means all defaults.
+ * Sender-side choices (chunk, encoding) travel with each transfer, so the
+ * two sides need not agree on them; the connecting side's stream count and
+ * reconnect window are used (0 on either side: no reconnection).
  */
 typedef struct scomm_kv_opts {
     uint64_t    field_mask;
@@ -1003,6 +1005,8 @@ typedef struct scomm_kv_opts {
     int32_t     wire_dtype;        /**< scomm_kv_wire_dtype_t */
     int64_t     timeout_ms;        /**< connect/accept/wait default, > 0 */
     const char *token;             /**< shared secret, <= 63 bytes */
+    int64_t     reconnect_ms;      /**< how long a lost stream is re-dialled
+                                        (docs/kv.md), 0..600000, 0: never */
 } scomm_kv_opts_t;
 
 /**
@@ -1166,7 +1170,10 @@ typedef struct scomm_kv_stats {
     uint64_t bytes_wire;      /**< payload bytes sent on the sockets */
     uint64_t bytes_zero_copy; /**< bytes the receiver copied from the
                                    sender's region directly */
-    uint64_t streams_lost;    /**< streams that broke and were dropped */
+    uint64_t streams_lost;    /**< streams that broke (re-established
+                                   ones too: the metric
+                                   scomm_kv_streams_reconnected_total
+                                   counts those) */
     int32_t  streams;         /**< streams alive */
     int32_t  same_host;       /**< 1 if process_vm_readv works both ways */
 } scomm_kv_stats_t;

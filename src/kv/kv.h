@@ -22,6 +22,10 @@
  *     unanswered on a stream that broke, is packed again from the source.
  *  6. Chunks are idempotent: a chunk stored twice writes the same bytes, and
  *     the receiver counts each (transfer, seq) once.
+ *  7. A lost stream is re-dialled by the side that dialled it, to the port
+ *     the other side named in its HELLO_OK, with a HELLO that carries the
+ *     RESUME flag, the session and stream index and an epoch larger than
+ *     any before for that stream; anything else on that port is refused.
  */
 #ifndef SCOMM_KV_H
 #define SCOMM_KV_H
@@ -70,18 +74,27 @@ typedef struct scomm_kv_hdr {
     uint32_t aux;
 } scomm_kv_hdr_t;
 
-/* HELLO payload (connector -> listener; fixed size). */
-#define SCOMM_KV_HELLO_SIZE 128
+/* HELLO payload (connector -> listener; fixed size). The fields from
+ * flags on were zero in the first version of the format (a pad and unused
+ * bytes), so a peer without reconnection sends "never re-dials" / "takes no
+ * re-dials" and is understood. */
+#define SCOMM_KV_HELLO_SIZE     128
+#define SCOMM_KV_HELLO_RESUME   0x1u     /* re-dial of a lost stream */
+#define SCOMM_KV_REDIAL_MAX_MS  600000u  /* bound of redial_ms */
 typedef struct scomm_kv_hello {
     char     token[SCOMM_KV_TOKEN_MAX]; /* NUL-terminated */
     uint64_t session;     /* random, same on every stream of one endpoint */
     uint32_t stream;      /* this stream's index */
     uint32_t nstreams;
     int32_t  pid;
-    uint32_t pad;
+    uint16_t flags;       /* SCOMM_KV_HELLO_RESUME or 0 */
+    uint16_t port;        /* HELLO_OK: port that takes re-dials, 0: none */
     uint64_t probe_addr;  /* address of probe_val in the sender */
     uint64_t probe_val;   /* random: the peer reads it to test CMA */
-    uint8_t  boot_id[24]; /* start of /proc/sys/kernel/random/boot_id */
+    uint8_t  boot_id[16]; /* start of /proc/sys/kernel/random/boot_id */
+    uint32_t epoch;       /* RESUME: the stream's connection number, > 0 */
+    uint32_t redial_ms;   /* HELLO: how long the connector re-dials a lost
+                             stream (0: never), <= SCOMM_KV_REDIAL_MAX_MS */
 } scomm_kv_hello_t;
 
 /* BEGIN payload: the plan, the source layout and the encoding. */
@@ -155,5 +168,11 @@ void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n);
 void scomm_kv_debug_break_stream(scomm_kv_ep_t *ep, int idx);
 /* Force the socket path even on one host (1) or allow CMA again (0). */
 void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on);
+/* Hold (1) or release (0) reconnection: while held, a lost stream is
+ * neither re-dialled nor accepted back (its window still runs). */
+void scomm_kv_debug_hold_reconnect(scomm_kv_ep_t *ep, int on);
+/* The port that re-dials of this endpoint go to (the accepting side's own
+ * port, or the peer's on the connecting side; 0: none) and the session. */
+int scomm_kv_debug_redial_port(scomm_kv_ep_t *ep, uint64_t *session);
 
 #endif /* SCOMM_KV_H */

@@ -47,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -61,6 +62,14 @@
 #define KV_POLL_MS      200
 #define KV_MAX_NACKS    16
 #define KV_IOV_BATCH    512
+#define KV_RECONNECT_MS 2000  /* default re-dial window */
+#define KV_REDIAL_SLACK 500   /* the accepting side waits this much longer */
+#define KV_REDIAL_TRY_MS 1000 /* one re-dial attempt: connect + handshake */
+#define KV_BACKOFF_MAX_MS 400
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 enum { SX_BEGIN_WAIT = 0, SX_BEGIN_SENT, SX_RUN, SX_DONE, SX_FAILED };
 
@@ -149,6 +158,15 @@ typedef struct kv_stream {
     ZSTD_DCtx     *zd;
     char           why[160];     /* RX thread's last error */
     char           why_tx[160];  /* TX thread's last error */
+    char           lost_why[160]; /* why it was lost (lock held) */
+    /* Reconnection (lock held; see "Stream lifecycle" below). */
+    int            running;      /* TX/RX threads not yet ended */
+    int            pending;      /* lost, re-dial awaited */
+    int            gone;         /* lost for good */
+    uint32_t       epoch;        /* connection number of this stream */
+    uint64_t       down_since;   /* when it was lost (ns) */
+    uint64_t       next_try;     /* dialler: next attempt (ns) */
+    uint32_t       backoff_ms;
 } kv_stream_t;
 
 struct scomm_kv_ep {
@@ -177,6 +195,22 @@ struct scomm_kv_ep {
     _Atomic int     corrupt_n;
     uint64_t        probe_val;
     scomm_kv_stats_t stats;
+    /* Reconnection: the keeper thread re-dials lost streams (dialler) or
+     * takes re-dials on lfd (accepting side). */
+    pthread_t       keeper;
+    int             keeper_started;
+    int             reconnect_on;  /* lost streams are waited for */
+    pthread_cond_t  keep_cond;
+    int             dialer;        /* 1: we dialled, we re-dial */
+    int64_t         redial_ms;     /* the dialler's window, 0: none */
+    int             lfd;           /* accepting side: re-dial socket */
+    int             rport;         /* port re-dials go to */
+    struct sockaddr_storage peer_ss; /* dialler: the peer's address */
+    socklen_t       peer_sslen;
+    char            token[SCOMM_KV_TOKEN_MAX];
+    uint64_t        session;
+    int             pidfd;         /* peer process, when same host */
+    int             hold;          /* test hook: no reconnection */
 };
 
 struct scomm_kv_listener {
@@ -196,6 +230,7 @@ typedef struct kv_cfg {
     size_t  chunk_size;
     int     streams, depth, zero_copy, compression, level, wire_dtype;
     int64_t timeout_ms;
+    int64_t reconnect_ms;
     char    token[SCOMM_KV_TOKEN_MAX];
 } kv_cfg_t;
 
@@ -222,15 +257,22 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
     uint64_t m = (o != NULL) ? o->field_mask : 0;
     int rc;
 
+    /* KV endpoints need no communicator: read SCOMM_LOG_* here too. */
+    scomm_log_init();
     memset(c, 0, sizeof(*c));
     c->chunk_size  = 1u << 20;
     c->streams     = 2;
     c->depth       = 4;
     c->zero_copy   = 1;
     c->timeout_ms  = 30000;
+    c->reconnect_ms = KV_RECONNECT_MS;
     env = getenv("SCOMM_TIMEOUT_MS");
     if ((env != NULL) && (atoll(env) > 0)) {
         c->timeout_ms = atoll(env);
+    }
+    env = getenv("SCOMM_KV_RECONNECT_MS");
+    if ((env != NULL) && (*env != '\0')) {
+        c->reconnect_ms = atoll(env);
     }
     env = getenv("SCOMM_KV_TOKEN");
     if (env != NULL) {
@@ -281,6 +323,9 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
     if (m & SCOMM_KV_FIELD_TIMEOUT) {
         c->timeout_ms = o->timeout_ms;
     }
+    if (m & SCOMM_KV_FIELD_RECONNECT_MS) {
+        c->reconnect_ms = o->reconnect_ms;
+    }
     if ((m & SCOMM_KV_FIELD_TOKEN) && (o->token != NULL)) {
         if (strlen(o->token) >= SCOMM_KV_TOKEN_MAX) {
             return kv_fail(SCOMM_ERR_INVALID_ARG, "kv: token longer than %d "
@@ -292,14 +337,18 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
         (c->streams < 1) || (c->streams > SCOMM_KV_MAX_STREAMS) ||
         (c->depth < 1) || (c->depth > 1024) || (c->timeout_ms <= 0) ||
         (c->compression < 0) || (c->compression > 2) ||
-        (c->wire_dtype < 0) || (c->wire_dtype > 2)) {
+        (c->wire_dtype < 0) || (c->wire_dtype > 2) ||
+        (c->reconnect_ms < 0) ||
+        (c->reconnect_ms > (int64_t)SCOMM_KV_REDIAL_MAX_MS)) {
         return kv_fail(SCOMM_ERR_INVALID_ARG, "kv: options out of range: "
                        "chunk_size %zu (4 KiB..256 MiB), streams %d (1..%d), "
                        "prefetch_depth %d (1..1024), timeout %lld ms, "
-                       "compression %d, wire dtype %d", c->chunk_size,
+                       "compression %d, wire dtype %d, reconnect %lld ms "
+                       "(0..%u)", c->chunk_size,
                        c->streams, SCOMM_KV_MAX_STREAMS, c->depth,
                        (long long)c->timeout_ms, c->compression,
-                       c->wire_dtype);
+                       c->wire_dtype, (long long)c->reconnect_ms,
+                       SCOMM_KV_REDIAL_MAX_MS);
     }
     return SCOMM_OK;
 }
@@ -491,6 +540,42 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
     }
     pthread_cond_broadcast(&ep->done_cond);
     pthread_cond_broadcast(&ep->tx_cond);
+    pthread_cond_broadcast(&ep->keep_cond);
+}
+
+/* 1 if a stream lost now may come back (lock held). */
+static int may_reconnect(const scomm_kv_ep_t *ep)
+{
+    return ep->reconnect_on && !ep->closing &&
+           !ep->peer_bye && (ep->fault == SCOMM_OK);
+}
+
+static int any_pending(const scomm_kv_ep_t *ep)
+{
+    int i;
+
+    for (i = 0; i < ep->nstreams; i++) {
+        if (ep->st[i].pending) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* No stream alive and none coming back: the endpoint fails (lock held). */
+static void lost_check(scomm_kv_ep_t *ep, const kv_stream_t *st,
+                       const char *how)
+{
+    char msg[SCOMM_KV_ERRTEXT_MAX];
+
+    if ((ep->alive > 0) || any_pending(ep) || ep->closing) {
+        return;
+    }
+    snprintf(msg, sizeof(msg), "kv: peer lost%s (pid %d): stream %d: %s%s%s",
+             ep->peer_bye ? " (it closed the endpoint)" : "", ep->peer_pid,
+             st->idx, st->lost_why, (how != NULL) ? "; " : "",
+             (how != NULL) ? how : "");
+    ep_fault(ep, SCOMM_ERR_PEER_LOST, msg);
 }
 
 /* A stream broke: requeue its unanswered chunks; the last one fails the
@@ -498,7 +583,6 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
 static void stream_dead(kv_stream_t *st, const char *why)
 {
     scomm_kv_ep_t *ep = st->ep;
-    char msg[SCOMM_KV_ERRTEXT_MAX];
     kv_inf_t *e;
     kv_sx_t *sx;
 
@@ -524,16 +608,28 @@ static void stream_dead(kv_stream_t *st, const char *why)
     }
     if (!ep->closing) {
         ep->stats.streams_lost++;
-        if (ep->alive == 0) {
-            snprintf(msg, sizeof(msg), "kv: peer lost%s (pid %d): stream "
-                     "%d: %s", ep->peer_bye ? " (it closed the endpoint)"
-                     : "", ep->peer_pid, st->idx, why);
-            ep_fault(ep, SCOMM_ERR_PEER_LOST, msg);
-        } else {
+        snprintf(st->lost_why, sizeof(st->lost_why), "%s", why);
+        st->down_since = scomm_now_ns();
+        if (may_reconnect(ep)) {
+            /* The keeper thread re-dials it (or takes the peer's re-dial)
+             * within the window; until then its chunks move on the others,
+             * or wait if it was the last. */
+            st->pending    = 1;
+            st->next_try   = st->down_since;
+            st->backoff_ms = 0;
             scomm_warn(SCOMM_SUB_KV, "kv stream %d dropped (%s); %d left, "
-                       "its chunks move on the others", st->idx, why,
-                       ep->alive);
+                       "%s for up to %lld ms", st->idx, why, ep->alive,
+                       ep->dialer ? "re-dialling it" : "awaiting its re-dial",
+                       (long long)ep->redial_ms);
+        } else {
+            st->gone = 1;
+            if (ep->alive > 0) {
+                scomm_warn(SCOMM_SUB_KV, "kv stream %d dropped (%s); %d "
+                           "left, its chunks move on the others", st->idx,
+                           why, ep->alive);
+            }
         }
+        lost_check(ep, st, NULL);
         /* A transfer whose BEGIN went out on this stream may never see its
          * reply: send the BEGIN again on another stream (the receiver
          * answers a repeated BEGIN of a transfer it has with BEGIN_OK). */
@@ -546,6 +642,18 @@ static void stream_dead(kv_stream_t *st, const char *why)
     }
     pthread_cond_broadcast(&ep->tx_cond);
     pthread_cond_broadcast(&ep->done_cond);
+    pthread_cond_broadcast(&ep->keep_cond);
+    pthread_mutex_unlock(&ep->lock);
+}
+
+/* Last act of a stream's TX or RX thread: the keeper may join it. */
+static void stream_thread_end(kv_stream_t *st)
+{
+    scomm_kv_ep_t *ep = st->ep;
+
+    pthread_mutex_lock(&ep->lock);
+    st->running--;
+    pthread_cond_broadcast(&ep->keep_cond);
     pthread_mutex_unlock(&ep->lock);
 }
 
@@ -893,10 +1001,12 @@ static void *tx_main(void *arg)
         memset(&h, 0, sizeof(h));
         h.type = SCOMM_KV_T_BYE;
         (void)kv_send_hdr(st, &h, NULL, 0);
+        stream_thread_end(st);
         return NULL;
     }
     pthread_mutex_unlock(&ep->lock);
     stream_dead(st, st->why_tx[0] ? st->why_tx : "write failed");
+    stream_thread_end(st);
     return NULL;
 }
 
@@ -1014,9 +1124,16 @@ static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
     while ((bad == 0) && (rx->b.dst_region >= 0) &&
            (rx->b.dst_region < SCOMM_KV_MAX_REGIONS) &&
            !ep->regions[rx->b.dst_region].used && !ep->closing &&
-           (scomm_now_ns() < deadline)) {
+           st->alive && (scomm_now_ns() < deadline)) {
         abs_deadline(&ts, deadline);
         pthread_cond_timedwait(&ep->done_cond, &ep->lock, &ts);
+    }
+    if (!st->alive) {
+        /* The stream broke meanwhile: no reply can go out on it, and the
+         * sender sends this BEGIN again on a live (or re-dialled) one. */
+        pthread_mutex_unlock(&ep->lock);
+        rx_free(rx);
+        return;
     }
     old = rx_find(ep, rx->id);
     if ((bad == 0) && (old != NULL) && (old->status == SCOMM_OK)) {
@@ -1506,6 +1623,7 @@ static void *rx_main(void *arg)
     }
 out:
     stream_dead(st, st->why[0] ? st->why : "read failed");
+    stream_thread_end(st);
     return NULL;
 }
 
@@ -1524,6 +1642,9 @@ static scomm_kv_ep_t *ep_new(const kv_cfg_t *c)
     pthread_mutex_init(&ep->lock, NULL);
     pthread_cond_init(&ep->tx_cond, NULL);
     pthread_cond_init(&ep->done_cond, NULL);
+    pthread_cond_init(&ep->keep_cond, NULL);
+    ep->lfd         = -1;
+    ep->pidfd       = -1;
     ep->chunk_size  = c->chunk_size;
     ep->depth       = c->depth;
     ep->zero_copy   = c->zero_copy;
@@ -1566,9 +1687,16 @@ static void ep_free(scomm_kv_ep_t *ep)
         ep->rx_head = rx->next;
         rx_free(rx);
     }
+    if (ep->lfd >= 0) {
+        close(ep->lfd);
+    }
+    if (ep->pidfd >= 0) {
+        close(ep->pidfd);
+    }
     pthread_mutex_destroy(&ep->lock);
     pthread_cond_destroy(&ep->tx_cond);
     pthread_cond_destroy(&ep->done_cond);
+    pthread_cond_destroy(&ep->keep_cond);
     free(ep);
 }
 
@@ -1589,11 +1717,16 @@ static int cma_probe(int pid, uint64_t addr, uint64_t val)
     return got == val;
 }
 
+static void *keeper_main(void *arg);
+static void give_up(scomm_kv_ep_t *ep, kv_stream_t *st, const char *how);
+
 /* Start the threads of an endpoint whose nstreams fds are set. */
 static scomm_status_t ep_start(scomm_kv_ep_t *ep)
 {
     int i;
 
+    /* Set before any stream thread can lose its stream. */
+    ep->reconnect_on = (ep->redial_ms > 0);
     for (i = 0; i < ep->nstreams; i++) {
         kv_stream_t *st = &ep->st[i];
 
@@ -1604,6 +1737,7 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
         scomm_set_nonblock(st->fd);
         scomm_sock_tune(st->fd, 0);
         st->alive   = 1;
+        st->running = 2;
         st->last_rx = st->last_tx = scomm_now_ns();
     }
     ep->alive = ep->nstreams;
@@ -1619,11 +1753,39 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
         }
         ep->st[i].tx_started = 1;
     }
+    if (ep->reconnect_on) {
+        /* Same host and pid namespace (the probe read the peer's memory):
+         * the peer's exit is seen at once, so the accepting side need not
+         * wait out the window for a re-dial that cannot come. (The
+         * dialler needs no such help: a dead peer's port refuses.) */
+        if (ep->cma_read_ok && !ep->dialer) {
+            ep->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)ep->peer_pid, 0);
+        }
+        /* Last: the keeper reads what the loop above wrote. */
+        if (pthread_create(&ep->keeper, NULL, keeper_main, ep) == 0) {
+            ep->keeper_started = 1;
+        } else {
+            scomm_warn(SCOMM_SUB_KV, "kv: no reconnect thread: lost streams "
+                       "stay lost");
+            pthread_mutex_lock(&ep->lock);
+            ep->reconnect_on = 0;
+            for (i = 0; i < ep->nstreams; i++) {
+                if (ep->st[i].pending) {
+                    give_up(ep, &ep->st[i], "no reconnect thread");
+                }
+            }
+            pthread_mutex_unlock(&ep->lock);
+        }
+    }
     return SCOMM_OK;
 }
 
+/* epoch 0: a first connection; else a re-dial (HELLO) or the answer to
+ * one (HELLO_OK). The dialler names its re-dial window, the accepting side
+ * the port that takes re-dials. */
 static void fill_hello(scomm_kv_ep_t *ep, const char *token,
-                       uint64_t session, int idx, int n, uint8_t *out)
+                       uint64_t session, int idx, int n, uint32_t epoch,
+                       uint8_t *out)
 {
     scomm_kv_hello_t h;
 
@@ -1633,9 +1795,523 @@ static void fill_hello(scomm_kv_ep_t *ep, const char *token,
     h.stream     = (uint32_t)idx;
     h.nstreams   = (uint32_t)n;
     h.pid        = (int32_t)getpid();
+    h.flags      = (epoch != 0) ? SCOMM_KV_HELLO_RESUME : 0;
+    h.port       = ep->dialer ? 0 : (uint16_t)ep->rport;
     h.probe_addr = (uint64_t)(uintptr_t)&ep->probe_val;
     h.probe_val  = ep->probe_val;
+    h.epoch      = epoch;
+    h.redial_ms  = ep->dialer ? (uint32_t)ep->redial_ms : 0;
     scomm_kv_hello_encode(&h, out);
+}
+
+/* Read and check the HELLO that opens a connection: 1 if it is one. */
+static int hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,
+                         char *why, size_t whylen)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    scomm_kv_hdr_t h;
+
+    why[0] = '\0';
+    if (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0) {
+        return 0;
+    }
+    scomm_kv_hdr_decode(hb, &h);
+    return (scomm_kv_hdr_check(&h, 0, why, whylen) == 0) &&
+           (h.type == SCOMM_KV_T_HELLO) &&
+           (hs_io(fd, pl, sizeof(pl), 0, deadline) == 0) &&
+           (scomm_kv_hello_decode(pl, sizeof(pl), hello, why, whylen) == 0);
+}
+
+/* Send stream idx's HELLO (dialler, with the token) or HELLO_OK
+ * (accepting side); epoch 0 on a first connection. 1 if it went out. */
+static int hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
+                         uint32_t epoch, uint64_t deadline)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    scomm_kv_hdr_t h;
+
+    memset(&h, 0, sizeof(h));
+    h.magic   = SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.type    = (uint16_t)type;
+    h.len     = SCOMM_KV_HELLO_SIZE;
+    h.aux     = (type == SCOMM_KV_T_HELLO_OK) ? (uint32_t)ep->cma_read_ok
+                                               : 0;
+    scomm_kv_hdr_encode(&h, hb);
+    fill_hello(ep, (type == SCOMM_KV_T_HELLO) ? ep->token : "",
+               ep->session, idx, ep->nstreams, epoch, pl);
+    return (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) &&
+           (hs_io(fd, pl, sizeof(pl), 1, deadline) == 0);
+}
+
+/* Answer a handshake with HELLO_NO and a reason, then close it. aux 1
+ * tells a re-dialler the refusal is transient (try again). */
+static void hs_refuse(int fd, const char *why, int transient,
+                      uint64_t deadline)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE];
+    scomm_kv_hdr_t h;
+
+    memset(&h, 0, sizeof(h));
+    h.magic   = SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.type    = SCOMM_KV_T_HELLO_NO;
+    h.len     = strlen(why) + 1;
+    h.aux     = (uint32_t)(transient != 0);
+    scomm_kv_hdr_encode(&h, hb);
+    if (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) {
+        (void)hs_io(fd, (void *)why, h.len, 1, deadline);
+    }
+    close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Stream lifecycle: reconnection                                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A lost stream (EOF, reset, error, no progress) comes back when the peer
+ * process is still there. The side that dialled re-dials; the accepting
+ * side takes re-dials on a listening socket of its own, opened on the
+ * address the streams came in on when the endpoint is accepted, whose port
+ * travels in HELLO_OK. So re-dials do not depend on the user's listener,
+ * which may be closed (scomm_kv_connect_comm closes it at once), and they
+ * never mix with new endpoints. One keeper thread per endpoint does it:
+ *
+ *    alive --stream_dead--> pending --keeper: re-dial ok--> alive
+ *                               |
+ *                               +--window over / refused / peer exited-->
+ *                                  gone (the last: SCOMM_ERR_PEER_LOST)
+ *
+ * Invariants:
+ *  1. Only the keeper starts or joins a stream's threads after ep_start,
+ *     and it reuses a stream slot only once both old threads have ended
+ *     and been joined; scomm_kv_ep_close joins the keeper first.
+ *  2. A re-dial carries the token (compared in constant time), the
+ *     session (random, 64 bits), the stream index and an epoch larger than
+ *     any the stream had: a stray or a replayed HELLO_OK-ed re-dial is
+ *     refused with HELLO_NO and touches nothing. A valid re-dial for a
+ *     stream that still looks alive here replaces it (the dialler saw it
+ *     break first).
+ *  3. Replies queued for the old connection are dropped with it: the
+ *     sender re-sends every chunk unanswered on it and re-begins every
+ *     transfer whose BEGIN went out on it, and the receiver answers a
+ *     duplicate chunk or BEGIN as it did the first time, counting nothing
+ *     twice. Receiver transfer state belongs to the endpoint, not to the
+ *     stream, so it survives.
+ *  4. The dialler re-dials for redial_ms from the loss with backoff; a
+ *     refused connection (the peer's socket is gone: it exited or closed
+ *     the endpoint) or a HELLO_NO ends it at once. The accepting side
+ *     waits redial_ms + KV_REDIAL_SLACK, or less when it sees the peer
+ *     process exit (pidfd, same host only).
+ */
+
+static int sock_set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return -1;
+}
+
+/* Accepting side: open the endpoint's re-dial socket on the address its
+ * first stream came in on. Without one the endpoint takes no re-dials. */
+static void redial_listen(scomm_kv_ep_t *ep)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char err[256];
+
+    ep->lfd = -1;
+    if ((getsockname(ep->st[0].fd, (struct sockaddr *)&ss, &len) != 0) ||
+        (sock_set_port(&ss, 0) != 0)) {
+        snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
+    } else {
+        ep->lfd = scomm_sock_listen(&ss, len, err, sizeof(err));
+    }
+    if (ep->lfd < 0) {
+        scomm_info(SCOMM_SUB_KV, "kv: no re-dial socket (%s): lost streams "
+                   "stay lost", err);
+        ep->redial_ms = 0;
+        return;
+    }
+    scomm_set_nonblock(ep->lfd);
+    ep->rport = scomm_sock_local_port(ep->lfd);
+}
+
+/* 1 if the peer process is known to have exited. */
+static int peer_exited(const scomm_kv_ep_t *ep)
+{
+    struct pollfd p;
+
+    if (ep->pidfd < 0) {
+        return 0;
+    }
+    p.fd      = ep->pidfd;
+    p.events  = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, 0) > 0;
+}
+
+/* Stop waiting for st (lock held). */
+static void give_up(scomm_kv_ep_t *ep, kv_stream_t *st, const char *how)
+{
+    st->pending = 0;
+    st->gone    = 1;
+    if (ep->alive > 0) {
+        scomm_warn(SCOMM_SUB_KV, "kv stream %d not re-established: %s; %d "
+                   "left", st->idx, how, ep->alive);
+    }
+    lost_check(ep, st, how);
+}
+
+/* Join the ended threads of stream st (lock held, dropped inside). */
+static void reap(scomm_kv_ep_t *ep, kv_stream_t *st)
+{
+    int tx = st->tx_started, rx = st->rx_started;
+
+    if (st->alive || (st->running > 0) || (!tx && !rx)) {
+        return;
+    }
+    st->tx_started = 0;
+    st->rx_started = 0;
+    pthread_mutex_unlock(&ep->lock);
+    if (tx) {
+        pthread_join(st->tx, NULL);
+    }
+    if (rx) {
+        pthread_join(st->rx, NULL);
+    }
+    pthread_mutex_lock(&ep->lock);
+}
+
+/* Put connection fd (handshake done) under stream st, whose old threads
+ * are joined, and start its threads (lock held, dropped inside). */
+static void stream_revive(scomm_kv_ep_t *ep, kv_stream_t *st, int fd,
+                          uint32_t epoch)
+{
+    scomm_set_nonblock(fd);
+    scomm_sock_tune(fd, 0);
+    if (st->fd >= 0) {
+        close(st->fd);
+    }
+    st->fd       = fd;
+    st->ctl_n    = 0;       /* replies meant for the old connection */
+    st->ctl_head = 0;
+    st->inf_n    = 0;
+    st->inf_head = 0;
+    st->why[0]   = '\0';
+    st->why_tx[0] = '\0';
+    st->last_rx  = st->last_tx = scomm_now_ns();
+    st->epoch    = epoch;
+    st->pending  = 0;
+    st->running  = 2;
+    __atomic_store_n(&st->alive, 1, __ATOMIC_RELEASE);
+    ep->alive++;
+    ep->stats.streams = ep->alive;
+    scomm_tm_add(NULL, SCOMM_TM_KV_RECONNECTS, 1);
+    scomm_info(SCOMM_SUB_KV, "kv stream %d re-established (connection %u) "
+               "after %.0f ms", st->idx, epoch,
+               (double)(scomm_now_ns() - st->down_since) / 1e6);
+    if (pthread_create(&st->rx, NULL, rx_main, st) != 0) {
+        st->running = 0;
+    } else {
+        st->rx_started = 1;
+        if (pthread_create(&st->tx, NULL, tx_main, st) != 0) {
+            st->running = 1;
+        } else {
+            st->tx_started = 1;
+        }
+    }
+    pthread_cond_broadcast(&ep->tx_cond);
+    if (!st->tx_started) {
+        pthread_mutex_unlock(&ep->lock);
+        stream_dead(st, "pthread_create failed");
+        pthread_mutex_lock(&ep->lock);
+        if (st->pending) {
+            give_up(ep, st, "no thread for it");
+        }
+    }
+}
+
+/* Dialler: one re-dial of stream idx. 0: fd is handshaken; 1: try again
+ * later; -1: the peer refused, stop. */
+static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
+                  uint64_t deadline, int *fd_p, char *why, size_t whylen)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    char text[SCOMM_KV_ERRTEXT_MAX + 1];
+    scomm_kv_hello_t peer;
+    scomm_kv_hdr_t h;
+    int fd, rc, e;
+
+    rc = scomm_sock_connect(&ep->peer_ss, ep->peer_sslen, deadline, 0, &fd);
+    if (rc != SCOMM_SOCK_OK) {
+        e = errno;
+        if (rc == SCOMM_SOCK_TIMEOUT) {
+            snprintf(why, whylen, "re-dial timed out");
+            return 1;
+        }
+        snprintf(why, whylen, "re-dial: %s", strerror(e));
+        /* Nothing listens there any more: the process or the endpoint is
+         * gone, and waiting does not bring it back. */
+        return (e == ECONNREFUSED) ? -1 : 1;
+    }
+    if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, idx, epoch, deadline) ||
+        (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0)) {
+        snprintf(why, whylen, "re-dial handshake: no answer");
+        close(fd);
+        return 1;
+    }
+    scomm_kv_hdr_decode(hb, &h);
+    if (scomm_kv_hdr_check(&h, 0, why, whylen) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (h.type == SCOMM_KV_T_HELLO_NO) {
+        memset(text, 0, sizeof(text));
+        (void)hs_io(fd, text, h.len, 0, deadline);
+        snprintf(why, whylen, "re-dial refused: %.160s", text);
+        close(fd);
+        return (h.aux & 1u) ? 1 : -1;
+    }
+    if ((h.type != SCOMM_KV_T_HELLO_OK) ||
+        (hs_io(fd, pl, sizeof(pl), 0, deadline) != 0) ||
+        (scomm_kv_hello_decode(pl, sizeof(pl), &peer, why, whylen) != 0) ||
+        (peer.session != ep->session) || (peer.stream != (uint32_t)idx) ||
+        (peer.epoch != epoch)) {
+        snprintf(why, whylen, "re-dial: bad handshake reply");
+        close(fd);
+        return -1;
+    }
+    *fd_p = fd;
+    return 0;
+}
+
+/* Dialler's turn of the keeper (lock held, dropped inside). */
+static void keeper_dial(scomm_kv_ep_t *ep)
+{
+    char why[SCOMM_KV_ERRTEXT_MAX];
+    kv_stream_t *st = NULL;
+    struct timespec ts;
+    uint64_t now = scomm_now_ns(), wake = now + 100000000ull, deadline, end;
+    uint32_t epoch;
+    int i, rc, fd = -1;
+
+    for (i = 0; (i < ep->nstreams) && !ep->hold; i++) {
+        kv_stream_t *s = &ep->st[i];
+
+        if (!s->pending || s->tx_started || s->rx_started) {
+            continue;
+        }
+        if (s->next_try <= now) {
+            st = s;
+            break;
+        }
+        wake = SCOMM_MIN(wake, s->next_try);
+    }
+    if (st == NULL) {
+        abs_deadline(&ts, wake);
+        pthread_cond_timedwait(&ep->keep_cond, &ep->lock, &ts);
+        return;
+    }
+    /* Every attempt gets a new epoch: one the peer took but we gave up on
+     * (no answer in time) must not make the next look like a replay. */
+    epoch = ++st->epoch;
+    end = st->down_since + (uint64_t)ep->redial_ms * 1000000ull;
+    deadline = SCOMM_MIN(end, now + (uint64_t)KV_REDIAL_TRY_MS * 1000000ull);
+    pthread_mutex_unlock(&ep->lock);
+    rc = redial(ep, st->idx, epoch, deadline, &fd, why, sizeof(why));
+    pthread_mutex_lock(&ep->lock);
+    if (rc == 0) {
+        if (ep->closing || (ep->fault != SCOMM_OK) || !st->pending) {
+            close(fd);
+            return;
+        }
+        stream_revive(ep, st, fd, epoch);
+    } else if (rc < 0) {
+        if (st->pending) {
+            give_up(ep, st, why);
+        }
+    } else {
+        st->backoff_ms = (st->backoff_ms == 0)
+                             ? 25 : SCOMM_MIN(2 * st->backoff_ms,
+                                              (uint32_t)KV_BACKOFF_MAX_MS);
+        st->next_try = scomm_now_ns() + (uint64_t)st->backoff_ms * 1000000ull;
+        scomm_debug(SCOMM_SUB_KV, "kv stream %d: %s; again in %u ms",
+                    st->idx, why, st->backoff_ms);
+    }
+}
+
+static int ct_equal64(uint64_t a, uint64_t b)
+{
+    uint64_t d = a ^ b;
+
+    d |= d >> 32;
+    d |= d >> 16;
+    d |= d >> 8;
+    return (d & 0xff) == 0;
+}
+
+/* Accepting side: handshake of one connection on the re-dial socket (lock
+ * held, dropped inside). */
+static void take_redial(scomm_kv_ep_t *ep, int fd)
+{
+    char why[160];
+    const char *no = NULL;
+    int again = 0;
+    scomm_kv_hello_t hello;
+    kv_stream_t *st;
+    struct timespec ts;
+    uint64_t deadline = scomm_deadline_ms(KV_REDIAL_TRY_MS);
+    int ok;
+
+    pthread_mutex_unlock(&ep->lock);
+    ok = hs_read_hello(fd, deadline, &hello, why, sizeof(why));
+    if (!ok) {
+        scomm_info(SCOMM_SUB_KV, "kv: dropped a bad re-dial%s%s",
+                   why[0] ? ": " : "", why);
+        close(fd);
+        pthread_mutex_lock(&ep->lock);
+        return;
+    }
+    if (!scomm_secret_equal(hello.token, ep->token)) {
+        no = "wrong token";
+    } else if (!(hello.flags & SCOMM_KV_HELLO_RESUME)) {
+        no = "not a re-dial";
+    } else if (!ct_equal64(hello.session, ep->session)) {
+        no = "unknown session";
+    } else if (hello.nstreams != (uint32_t)ep->nstreams) {
+        no = "stream count differs";
+    }
+    pthread_mutex_lock(&ep->lock);
+    st = (no == NULL) ? &ep->st[hello.stream] : NULL;
+    if (st != NULL) {
+        if (ep->closing || (ep->fault != SCOMM_OK)) {
+            no = "endpoint closed";
+        } else if (st->gone) {
+            no = "stream given up";
+        } else if (hello.epoch <= st->epoch) {
+            no = "stale re-dial";  /* a replay, or an attempt overtaken */
+            again = 1;
+        }
+    }
+    if ((no == NULL) && st->alive) {
+        /* The dialler saw it break first; the new connection wins. */
+        pthread_mutex_unlock(&ep->lock);
+        stream_dead(st, "replaced by a re-dial");
+        pthread_mutex_lock(&ep->lock);
+    }
+    while ((no == NULL) && (st->running > 0)) {
+        if (scomm_now_ns() >= deadline) {
+            no = "stream busy";
+            again = 1;
+            break;
+        }
+        abs_deadline(&ts, deadline);
+        pthread_cond_timedwait(&ep->keep_cond, &ep->lock, &ts);
+    }
+    if (no == NULL) {
+        reap(ep, st);
+        if (!st->pending || (hello.epoch <= st->epoch) || ep->closing) {
+            no = "stream changed";
+            again = 1;
+        }
+    }
+    if (no != NULL) {
+        pthread_mutex_unlock(&ep->lock);
+        scomm_warn(SCOMM_SUB_KV, "kv: refused a re-dial (stream %u, epoch "
+                   "%u): %s", hello.stream, hello.epoch, no);
+        hs_refuse(fd, no, again, deadline);
+        pthread_mutex_lock(&ep->lock);
+        return;
+    }
+    st->epoch = hello.epoch;
+    pthread_mutex_unlock(&ep->lock);
+    ok = hs_send_hello(ep, fd, SCOMM_KV_T_HELLO_OK, st->idx, hello.epoch,
+                       deadline);
+    pthread_mutex_lock(&ep->lock);
+    if (!ok || !st->pending || ep->closing) {
+        close(fd);     /* still pending: the dialler tries again */
+        return;
+    }
+    stream_revive(ep, st, fd, hello.epoch);
+}
+
+/* Accepting side's turn of the keeper (lock held, dropped inside). */
+static void keeper_accept(scomm_kv_ep_t *ep)
+{
+    struct pollfd p;
+    int fd, hold = ep->hold;
+
+    pthread_mutex_unlock(&ep->lock);
+    if (hold) {
+        usleep(20000);
+        pthread_mutex_lock(&ep->lock);
+        return;
+    }
+    p.fd      = ep->lfd;
+    p.events  = POLLIN;
+    p.revents = 0;
+    fd = -1;
+    if (poll(&p, 1, 100) > 0) {
+        fd = accept4(ep->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    }
+    pthread_mutex_lock(&ep->lock);
+    if (fd >= 0) {
+        take_redial(ep, fd);
+    }
+}
+
+static void *keeper_main(void *arg)
+{
+    scomm_kv_ep_t *ep = arg;
+    uint64_t window = (uint64_t)(ep->redial_ms +
+                                 (ep->dialer ? 0 : KV_REDIAL_SLACK)) *
+                      1000000ull;
+    char how[96];
+    uint64_t now;
+    int i;
+
+    snprintf(how, sizeof(how), "not re-established within %lld ms",
+             (long long)(window / 1000000ull));
+    pthread_mutex_lock(&ep->lock);
+    while (!ep->closing && (ep->fault == SCOMM_OK)) {
+        for (i = 0; i < ep->nstreams; i++) {
+            kv_stream_t *st = &ep->st[i];
+
+            /* Read the clock here: reap drops the lock, and a stream lost
+             * meanwhile has a down_since later than an older "now". */
+            now = scomm_now_ns();
+            if (st->pending && (now >= st->down_since) &&
+                (now - st->down_since >= window)) {
+                give_up(ep, st, how);
+            } else if (st->pending && ep->peer_bye) {
+                give_up(ep, st, "the peer closed the endpoint");
+            } else if (st->pending && peer_exited(ep)) {
+                give_up(ep, st, "the peer process exited");
+            }
+            if (ep->fault != SCOMM_OK) {
+                break;
+            }
+            reap(ep, st);
+        }
+        if (ep->closing || (ep->fault != SCOMM_OK)) {
+            break;
+        }
+        if (ep->dialer) {
+            keeper_dial(ep);
+        } else {
+            keeper_accept(ep);
+        }
+    }
+    pthread_mutex_unlock(&ep->lock);
+    return NULL;
 }
 
 scomm_status_t scomm_kv_listen(const char *host, int32_t port,
@@ -1673,17 +2349,15 @@ scomm_status_t scomm_kv_listen(const char *host, int32_t port,
     }
     l->fd   = fd;
     l->port = scomm_sock_local_port(fd);
-    if (opts != NULL) {
-        l->opts = *opts;
-    }
-    l->opts.preset = NULL;
-    l->opts.preset_file = NULL;
-    l->opts.token = NULL;
-    /* Keep the resolved values (the preset name need not outlive us). */
+    /* Keep the resolved values (the preset name need not outlive us).
+     * Nothing is copied from *opts as a whole: a caller built before a
+     * field was appended has a shorter struct (field_mask rule). */
     l->opts.field_mask = SCOMM_KV_FIELD_CHUNK_SIZE | SCOMM_KV_FIELD_STREAMS |
         SCOMM_KV_FIELD_PREFETCH_DEPTH | SCOMM_KV_FIELD_ZERO_COPY |
         SCOMM_KV_FIELD_COMPRESSION | SCOMM_KV_FIELD_COMPRESS_LEVEL |
-        SCOMM_KV_FIELD_WIRE_DTYPE | SCOMM_KV_FIELD_TIMEOUT;
+        SCOMM_KV_FIELD_WIRE_DTYPE | SCOMM_KV_FIELD_TIMEOUT |
+        SCOMM_KV_FIELD_RECONNECT_MS;
+    l->opts.reconnect_ms = c.reconnect_ms;
     l->opts.chunk_size = c.chunk_size;
     l->opts.streams = c.streams;
     l->opts.prefetch_depth = c.depth;
@@ -1715,10 +2389,8 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
                                scomm_kv_ep_t **ep_p)
 {
     int fds[SCOMM_KV_MAX_STREAMS];
-    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     char why[160];
     scomm_kv_hello_t hello, first;
-    scomm_kv_hdr_t h;
     scomm_kv_ep_t *ep;
     kv_cfg_t c;
     uint64_t deadline, hs_deadline, session = 0;
@@ -1755,27 +2427,17 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
             continue;
         }
         hs_deadline = SCOMM_MIN(deadline, scomm_deadline_ms(5000));
-        ok = (hs_io(fd, hb, sizeof(hb), 0, hs_deadline) == 0);
-        if (ok) {
-            scomm_kv_hdr_decode(hb, &h);
-            ok = (scomm_kv_hdr_check(&h, 0, why, sizeof(why)) == 0) &&
-                 (h.type == SCOMM_KV_T_HELLO) &&
-                 (hs_io(fd, pl, sizeof(pl), 0, hs_deadline) == 0) &&
-                 (scomm_kv_hello_decode(pl, sizeof(pl), &hello, why,
-                                        sizeof(why)) == 0);
-        }
+        ok = hs_read_hello(fd, hs_deadline, &hello, why, sizeof(why));
         if (ok && !scomm_secret_equal(hello.token, lst->token)) {
-            memset(&h, 0, sizeof(h));
-            h.magic = SCOMM_KV_MAGIC;
-            h.version = SCOMM_KV_VERSION;
-            h.type = SCOMM_KV_T_HELLO_NO;
-            h.len = 14;
-            scomm_kv_hdr_encode(&h, hb);
-            (void)hs_io(fd, hb, sizeof(hb), 1, hs_deadline);
-            (void)hs_io(fd, "wrong token\0\0", 14, 1, hs_deadline);
+            hs_refuse(fd, "wrong token", 0, hs_deadline);
             scomm_warn(SCOMM_SUB_KV, "kv_accept: refused a connection with "
                        "a wrong token");
-            ok = 0;
+            continue;
+        }
+        if (ok && (hello.flags & SCOMM_KV_HELLO_RESUME)) {
+            /* Re-dials go to the endpoint's own port, never here. */
+            hs_refuse(fd, "re-dial sent to a listener", 0, hs_deadline);
+            continue;
         }
         if (!ok) {
             close(fd);
@@ -1823,17 +2485,14 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
     for (i = 0; i < want; i++) {
         ep->st[i].fd = fds[i];
     }
+    snprintf(ep->token, sizeof(ep->token), "%s", lst->token);
+    ep->session = session;
+    if ((c.reconnect_ms > 0) && (first.redial_ms > 0)) {
+        ep->redial_ms = first.redial_ms;
+        redial_listen(ep);
+    }
     for (i = 0; i < want; i++) {
-        memset(&h, 0, sizeof(h));
-        h.magic = SCOMM_KV_MAGIC;
-        h.version = SCOMM_KV_VERSION;
-        h.type = SCOMM_KV_T_HELLO_OK;
-        h.len = SCOMM_KV_HELLO_SIZE;
-        h.aux = (uint32_t)ep->cma_read_ok;
-        scomm_kv_hdr_encode(&h, hb);
-        fill_hello(ep, "", session, i, want, pl);
-        if ((hs_io(fds[i], hb, sizeof(hb), 1, deadline) != 0) ||
-            (hs_io(fds[i], pl, sizeof(pl), 1, deadline) != 0)) {
+        if (!hs_send_hello(ep, fds[i], SCOMM_KV_T_HELLO_OK, i, 0, deadline)) {
             ep_free(ep);
             return kv_fail(SCOMM_ERR_PEER_LOST, "kv_accept: peer went away "
                            "during the handshake");
@@ -1884,7 +2543,11 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
     }
     deadline = scomm_deadline_ms(c.timeout_ms);
     scomm_random_bytes(&session, sizeof(session));
-    ep->nstreams = c.streams;
+    ep->nstreams  = c.streams;
+    ep->session   = session;
+    ep->dialer    = 1;
+    ep->redial_ms = c.reconnect_ms;
+    snprintf(ep->token, sizeof(ep->token), "%s", c.token);
     for (i = 0; i < c.streams; i++) {
         rc = scomm_sock_connect(&ss, len, deadline, 1, &fd);
         if (rc != SCOMM_SOCK_OK) {
@@ -1893,15 +2556,7 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             goto fail;
         }
         ep->st[i].fd = fd;
-        memset(&h, 0, sizeof(h));
-        h.magic = SCOMM_KV_MAGIC;
-        h.version = SCOMM_KV_VERSION;
-        h.type = SCOMM_KV_T_HELLO;
-        h.len = SCOMM_KV_HELLO_SIZE;
-        scomm_kv_hdr_encode(&h, hb);
-        fill_hello(ep, c.token, session, i, c.streams, pl);
-        if ((hs_io(fd, hb, sizeof(hb), 1, deadline) != 0) ||
-            (hs_io(fd, pl, sizeof(pl), 1, deadline) != 0)) {
+        if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, i, 0, deadline)) {
             status = SCOMM_ERR_PEER_LOST;
             goto fail;
         }
@@ -1939,6 +2594,16 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             ep->peer_pid = peer.pid;
             ep->cma_read_ok = cma_probe(peer.pid, peer.probe_addr,
                                         peer.probe_val);
+            /* Re-dials go to the address this stream reached, at the port
+             * the peer named (0: it takes none). */
+            ep->rport = peer.port;
+            ep->peer_sslen = sizeof(ep->peer_ss);
+            if ((ep->rport == 0) ||
+                (getpeername(ep->st[0].fd, (struct sockaddr *)&ep->peer_ss,
+                             &ep->peer_sslen) != 0) ||
+                (sock_set_port(&ep->peer_ss, ep->rport) != 0)) {
+                ep->redial_ms = 0;
+            }
         }
     }
     status = ep_start(ep);
@@ -1973,7 +2638,14 @@ scomm_status_t scomm_kv_connect_comm(scomm_comm_t *comm, int32_t peer,
     }
     w  = comm->world;
     me = scomm_rank(comm);
-    o  = (opts != NULL) ? *opts : (scomm_kv_opts_t){ 0 };
+    memset(&o, 0, sizeof(o));
+    if (opts != NULL) {
+        /* Fields appended later exist only where their bit is set. */
+        memcpy(&o, opts, offsetof(scomm_kv_opts_t, reconnect_ms));
+        if (opts->field_mask & SCOMM_KV_FIELD_RECONNECT_MS) {
+            o.reconnect_ms = opts->reconnect_ms;
+        }
+    }
     if (me < peer) {
         scomm_random_hex(tok, 16);
         o.field_mask |= SCOMM_KV_FIELD_TOKEN;
@@ -2020,6 +2692,11 @@ void scomm_kv_ep_close(scomm_kv_ep_t *ep)
     __atomic_store_n(&ep->closing, 1, __ATOMIC_RELEASE);
     ep_fault(ep, SCOMM_ERR_ABORTED, "kv endpoint closed");
     pthread_mutex_unlock(&ep->lock);
+    /* The keeper first: after it no thread is started or joined by
+     * anyone else, and nothing takes re-dials. */
+    if (ep->keeper_started) {
+        pthread_join(ep->keeper, NULL);
+    }
     for (i = 0; i < ep->nstreams; i++) {
         if (ep->st[i].tx_started) {
             pthread_join(ep->st[i].tx, NULL);
@@ -2419,9 +3096,31 @@ void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n)
 
 void scomm_kv_debug_break_stream(scomm_kv_ep_t *ep, int idx)
 {
-    if ((idx >= 0) && (idx < ep->nstreams) && (ep->st[idx].fd >= 0)) {
+    if ((idx < 0) || (idx >= ep->nstreams)) {
+        return;
+    }
+    /* Under the lock: the keeper may be putting a new socket in place. */
+    pthread_mutex_lock(&ep->lock);
+    if (ep->st[idx].alive && (ep->st[idx].fd >= 0)) {
         shutdown(ep->st[idx].fd, SHUT_RDWR);
     }
+    pthread_mutex_unlock(&ep->lock);
+}
+
+void scomm_kv_debug_hold_reconnect(scomm_kv_ep_t *ep, int on)
+{
+    pthread_mutex_lock(&ep->lock);
+    ep->hold = on;
+    pthread_cond_broadcast(&ep->keep_cond);
+    pthread_mutex_unlock(&ep->lock);
+}
+
+int scomm_kv_debug_redial_port(scomm_kv_ep_t *ep, uint64_t *session)
+{
+    if (session != NULL) {
+        *session = ep->session;
+    }
+    return (ep->redial_ms > 0) ? ep->rport : 0;
 }
 
 void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on)

@@ -157,9 +157,13 @@ void scomm_kv_hello_encode(const scomm_kv_hello_t *h, uint8_t *out)
     put32(out + 72, h->stream);
     put32(out + 76, h->nstreams);
     put32(out + 80, (uint32_t)h->pid);
+    put16(out + 84, h->flags);
+    put16(out + 86, h->port);
     put64(out + 88, h->probe_addr);
     put64(out + 96, h->probe_val);
     memcpy(out + 104, h->boot_id, sizeof(h->boot_id));
+    put32(out + 120, h->epoch);
+    put32(out + 124, h->redial_ms);
 }
 
 int scomm_kv_hello_decode(const uint8_t *in, size_t len,
@@ -179,13 +183,34 @@ int scomm_kv_hello_decode(const uint8_t *in, size_t len,
     h->stream   = get32(in + 72);
     h->nstreams = get32(in + 76);
     h->pid      = (int32_t)get32(in + 80);
+    h->flags    = get16(in + 84);
+    h->port     = get16(in + 86);
     h->probe_addr = get64(in + 88);
     h->probe_val  = get64(in + 96);
     memcpy(h->boot_id, in + 104, sizeof(h->boot_id));
+    h->epoch     = get32(in + 120);
+    h->redial_ms = get32(in + 124);
     if ((h->nstreams < 1) || (h->nstreams > SCOMM_KV_MAX_STREAMS) ||
         (h->stream >= h->nstreams)) {
         snprintf(why, whylen, "hello stream %u of %u (limit %d)",
                  h->stream, h->nstreams, SCOMM_KV_MAX_STREAMS);
+        return -1;
+    }
+    if ((h->flags & ~SCOMM_KV_HELLO_RESUME) != 0) {
+        snprintf(why, whylen, "hello flags 0x%x unknown", (unsigned)h->flags);
+        return -1;
+    }
+    /* A re-dial names which connection of the stream it is; a first
+     * connection has none. */
+    if (((h->flags & SCOMM_KV_HELLO_RESUME) != 0) != (h->epoch != 0)) {
+        snprintf(why, whylen, "hello %s with epoch %u",
+                 (h->flags & SCOMM_KV_HELLO_RESUME) ? "re-dial" : "first "
+                 "connection", h->epoch);
+        return -1;
+    }
+    if (h->redial_ms > SCOMM_KV_REDIAL_MAX_MS) {
+        snprintf(why, whylen, "hello re-dial window %u ms, limit %u",
+                 h->redial_ms, SCOMM_KV_REDIAL_MAX_MS);
         return -1;
     }
     return 0;

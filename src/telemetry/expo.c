@@ -285,6 +285,9 @@ static const struct {
                                  "KV-cache transfers completed.", 1},
     [SCOMM_TM_KV_ERRORS]      = {"scomm_kv_errors_total",
                                  "KV-cache transfers that failed.", 1},
+    [SCOMM_TM_KV_RECONNECTS]  = {"scomm_kv_streams_reconnected_total",
+                                 "KV-cache streams re-established after "
+                                 "a break.", 1},
 };
 
 static void scomm_expo_num(scomm_expo_buf_t *b, const char *name,

@@ -14,7 +14,7 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Constants of the wire formats (src/core/bootstrap.h, scomm_int.h,
-# src/transport/wire.h).
+# src/transport/wire.h, src/kv/kv.h).
 PROTO = 1
 BOOT_MAGIC = 0x424D4353
 BOOT_HELLO, BOOT_TABLE, BOOT_REJECT = 1, 2, 3
@@ -26,6 +26,11 @@ TCP_MAGIC = 0x53435450
 TCP_HELLO_SIZE = 276
 T_EAGER, T_RTS, T_CTS, T_DATA, T_ABORT, T_BYE, T_HEARTBEAT = range(1, 8)
 S_EAGER, S_RTS, S_FIN, S_CTS, S_FRAG, S_SKIP = range(1, 7)
+KV_MAGIC = 0x31564B53
+(KV_HELLO, KV_HELLO_OK, KV_HELLO_NO, KV_BEGIN, KV_BEGIN_OK, KV_BEGIN_ERR,
+ KV_DATA, KV_DESC, KV_ACK, KV_NACK, KV_HEARTBEAT, KV_BYE) = range(1, 13)
+KV_HELLO_RESUME = 1
+KV_REDIAL_MAX_MS = 600000
 
 
 def write(target, name, data):
@@ -355,9 +360,71 @@ def gen_rdma():
           struct.pack("<IiiI", 7, 0, 0, 0) + struct.pack("<II", 5, 70000))
 
 
+def kv_hdr(typ, length=0, raw_len=0, magic=KV_MAGIC, version=PROTO):
+    return struct.pack("<IHHQIIQQII", magic, version, typ, 42, 3, 0, length,
+                       raw_len, 0xDEADBEEF, 0)
+
+
+def kv_hello(token="secret", session=0x63, stream=1, nstreams=2, pid=1234,
+             flags=0, port=0, probe=(0x1000, 7), epoch=0, redial_ms=0):
+    tok = token.encode() if isinstance(token, str) else token
+    return (tok.ljust(64, b"\0") +
+            struct.pack("<QIIiHHQQ", session, stream, nstreams, pid, flags,
+                        port, probe[0], probe[1]) +
+            b"\0" * 16 + struct.pack("<II", epoch, redial_ms))
+
+
+def kv_begin(nchunks=9, src=(0, 1, 2, 3, 4), dst=(0, 1, 2), nsrc=None):
+    f = [4, 2, 8, 16, 5, 6, 0, 0, 0, 1, 3, 0, 2,
+         len(src) if nsrc is None else nsrc, len(dst), 0]
+    return (struct.pack("<16i4Q", *f, 70, 0x7F0000000000, 1 << 20, nchunks) +
+            struct.pack("<%di" % (len(src) + len(dst)), *src, *dst))
+
+
+def gen_kv():
+    t = "fuzz_kv_wire"
+    # 0: header, after a chunk limit of 1 MiB
+    lim = b"\0" + struct.pack("<Q", 1 << 20)
+    write(t, "hdr-hello", lim + kv_hdr(KV_HELLO, 128))
+    write(t, "hdr-data-ok", lim + kv_hdr(KV_DATA, 4096, 4096))
+    write(t, "hdr-data-too-long", lim + kv_hdr(KV_DATA, (1 << 20) + 1,
+                                               4096))
+    write(t, "hdr-begin-err", lim + kv_hdr(KV_BEGIN_ERR, 300))
+    write(t, "hdr-ack", lim + kv_hdr(KV_ACK))
+    write(t, "hdr-bad-magic", lim + kv_hdr(KV_DATA, 1, magic=0))
+    write(t, "hdr-bad-version", lim + kv_hdr(KV_DATA, 1, version=9))
+    write(t, "hdr-unknown", lim + kv_hdr(77))
+    write(t, "hdr-hello-no", lim + kv_hdr(KV_HELLO_NO, 14))
+    # 1: HELLO
+    write(t, "hello-ok", b"\x01" + kv_hello())
+    write(t, "hello-bad-stream", b"\x01" + kv_hello(stream=5, pid=1,
+                                                    probe=(0, 0)))
+    write(t, "hello-short", b"\x01" + kv_hello()[:100])
+    write(t, "hello-unterminated", b"\x01" + kv_hello("A" * 64))
+    # Reconnection fields: a first HELLO naming its re-dial window, the
+    # answer naming the re-dial port, a re-dial; and the refused mixes.
+    write(t, "hello-redial-window", b"\x01" + kv_hello(redial_ms=2000))
+    write(t, "hello-ok-port", b"\x01" + kv_hello(port=40001))
+    write(t, "hello-resume", b"\x01" + kv_hello(flags=KV_HELLO_RESUME,
+                                                epoch=3, redial_ms=2000))
+    write(t, "hello-resume-epoch0", b"\x01" +
+          kv_hello(flags=KV_HELLO_RESUME))
+    write(t, "hello-epoch-not-resume", b"\x01" + kv_hello(epoch=2))
+    write(t, "hello-unknown-flags", b"\x01" + kv_hello(flags=0x8))
+    write(t, "hello-window-too-long", b"\x01" +
+          kv_hello(redial_ms=KV_REDIAL_MAX_MS + 1))
+    # 2: BEGIN
+    write(t, "begin-ok", b"\x02" + kv_begin())
+    write(t, "begin-bad-chunks", b"\x02" + kv_begin(nchunks=8))
+    write(t, "begin-block-outside", b"\x02" + kv_begin(src=(0, 1, 2, 3, 5)))
+    write(t, "begin-huge-table", b"\x02" + kv_begin(nsrc=0x7FFFFFFF))
+    write(t, "begin-truncated", b"\x02" + kv_begin()[:-4])
+
+
 if __name__ == "__main__":
     gen_bootstrap()
     gen_tcp()
     gen_shm()
     gen_config()
     gen_rdma()
+    gen_kv()

@@ -4,7 +4,9 @@
  * injected corruption repaired by re-sending, a killed peer reported as
  * SCOMM_ERR_PEER_LOST within 5 s, priorities, a broken stream survived,
  * metadata mismatch, a wrong token, the sender's memory bound, and the
- * communicator form.
+ * communicator form; lost streams re-established (reconnect.*): the only
+ * stream cut mid-transfer on either side, every stream cut repeatedly, a
+ * peer killed while a stream is down, stray and replayed re-dials refused.
  *
  * Usage: test_kv CASE [tcp|cma]   (cma: same-host copy allowed)
  *
@@ -13,10 +15,14 @@
  * that destination blocks outside the plan were not written.
  */
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +35,7 @@
 #define SENTINEL 0x5a
 
 static int g_cma; /* 1: allow the same-host path */
+static int g_lst_closed; /* the parent closed the listener itself */
 
 static double now_s(void)
 {
@@ -275,8 +282,11 @@ static int run_pair(const scomm_kv_opts_t *lo, child_fn child,
         fflush(NULL);
         _exit(port);
     }
+    g_lst_closed = 0;
     rc = parent(l, arg, pid);
-    scomm_kv_listener_close(l);
+    if (!g_lst_closed) {
+        scomm_kv_listener_close(l);
+    }
     ST_ASSERT(waitpid(pid, &ws, 0) == pid);
     if (expect_child >= 0) {
         if (!WIFEXITED(ws) || (WEXITSTATUS(ws) != expect_child)) {
@@ -293,7 +303,51 @@ typedef struct xcase {
     cfg_t c;
     int   corrupt;       /* receiver corrupts this many chunks */
     int   break_stream;  /* sender breaks stream 0 mid-way */
+    int   break_rounds;  /* sender breaks every stream, this many times */
+    int   break_recv;    /* receiver breaks stream 0 after layer 2 */
+    int   stray;         /* receiver sends stray re-dials first */
 } xcase_t;
+
+static int strays(scomm_kv_ep_t *ep);
+
+/* The process's scomm_kv_streams_reconnected_total (public metrics). */
+static uint64_t reconnects(void)
+{
+    static const char key[] = "scomm_kv_streams_reconnected_total{";
+    char *t, *p;
+    size_t n;
+    uint64_t v = 0;
+
+    ST_ASSERT_OK(scomm_metrics_text(&t, &n));
+    for (p = strstr(t, key); p != NULL; p = strstr(p + 1, key)) {
+        if ((p == t) || (p[-1] == '\n')) {
+            if (strstr(p, "comm=\"process\"} ") != NULL) {
+                v = strtoull(strchr(p, '}') + 2, NULL, 10);
+            }
+            break;
+        }
+    }
+    scomm_metrics_free(t);
+    return v;
+}
+
+/* Wait until the endpoint has n streams alive again; 0 or -1. */
+static int wait_streams(scomm_kv_ep_t *ep, int n, double secs)
+{
+    scomm_kv_stats_t s;
+    double t0 = now_s();
+
+    do {
+        ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        if (s.streams == n) {
+            return 0;
+        }
+        usleep(2000);
+    } while (now_s() - t0 < secs);
+    fprintf(stderr, "%d streams alive after %.1f s, expected %d\n",
+            s.streams, secs, n);
+    return -1;
+}
 
 static int xfer_child_recv(int port, void *arg)
 {
@@ -318,14 +372,39 @@ static int xfer_child_recv(int port, void *arg)
     ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
                                    &id));
     ST_ASSERT_EQ(id, 0);
+    if (x->stray && (strays(ep) != 0)) {
+        return 1;
+    }
     scomm_kv_debug_corrupt(ep, x->corrupt);
     /* The plan's destination table travels with BEGIN; the receiver only
      * needs the same seed here to check. Layers arrive in order. */
     for (l = c->first_layer; l < c->first_layer + c->num_layers; l++) {
         ST_ASSERT_OK(scomm_kv_wait_layer(ep, 42, l, 20000));
+        if (x->break_recv && (l == c->first_layer + 2)) {
+            /* Mid-transfer: the last layer has not landed yet. */
+            ST_ASSERT_STATUS(scomm_kv_wait_layer(ep, 42, c->first_layer +
+                                                 c->num_layers - 1, 1),
+                             SCOMM_ERR_TIMED_OUT);
+            scomm_kv_debug_break_stream(ep, 0);
+        }
     }
     ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
     ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+    if (x->break_recv || x->break_rounds) {
+        /* This side re-dialled: the stream came back, data is exact. */
+        ST_ASSERT(s.streams_lost >= 1);
+        ST_ASSERT(reconnects() >= 1);
+        /* The last acknowledgements may have been lost with a stream: stay
+         * until the streams are back and the sender's re-sends answered
+         * (an endpoint closed at once would leave the sender without
+         * them, docs/kv.md). */
+        ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
+        usleep(300000);
+        printf("receiver: %llu streams lost, %llu re-established, %llu "
+               "chunks stored\n", (unsigned long long)s.streams_lost,
+               (unsigned long long)reconnects(),
+               (unsigned long long)s.chunks_recv);
+    }
     bad = check_dst(c, base, dtbl, ndst);
     if (bad != 0) {
         fprintf(stderr, "%ld bad elements\n", bad);
@@ -333,6 +412,10 @@ static int xfer_child_recv(int port, void *arg)
     }
     if (x->corrupt > 0) {
         ST_ASSERT_EQ(s.crc_errors, (uint64_t)x->corrupt);
+    }
+    if (x->stray) {
+        ST_ASSERT_EQ(s.streams_lost, 1);
+        ST_ASSERT_EQ(s.streams, 1);
     }
     if (g_cma && (c->wire == 0) && (c->comp == 0)) {
         ST_ASSERT(s.same_host == 1);
@@ -369,6 +452,19 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
     ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
                                    &id));
+    if (x->stray) {
+        double t0 = now_s();
+
+        /* The user's listener is not needed for re-dials. */
+        scomm_kv_listener_close(lst);
+        g_lst_closed = 1;
+        /* Send once the peer's one real re-dial came back. */
+        do {
+            ST_ASSERT(now_s() - t0 < 10.0);
+            usleep(2000);
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        } while ((s.streams_lost < 1) || (s.streams != 1));
+    }
     memset(&p, 0, sizeof(p));
     p.xfer_id = 42;
     p.src_region = id;
@@ -385,14 +481,60 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         usleep(20000);
         scomm_kv_debug_break_stream(ep, 0);
     }
+    if (x->break_rounds > 0) {
+        int r, i;
+        int32_t done = 0;
+        uint64_t lost;
+
+        /* Start once chunks move, and check each round lands while the
+         * transfer still runs. */
+        do {
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+            usleep(500);
+        } while (s.chunks_sent < 20);
+        for (r = 0; r < x->break_rounds; r++) {
+            ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
+            if (done) {
+                break;
+            }
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+            lost = s.streams_lost;
+            for (i = 0; i < c->streams; i++) {
+                scomm_kv_debug_break_stream(ep, i);
+            }
+            /* Each cut seen here, then each stream back. */
+            do {
+                usleep(1000);
+                ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+            } while (s.streams_lost < lost + (uint64_t)c->streams);
+            ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
+            usleep(2000);
+        }
+        printf("sender: %d rounds of breaks landed mid-transfer\n", r);
+        ST_ASSERT(r >= ((x->break_rounds < 2) ? x->break_rounds : 2));
+    }
     ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
     scomm_kv_xfer_free(xf);
     ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+    if ((x->break_rounds > 0) || x->break_recv) {
+        ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
+        ST_ASSERT(s.streams_lost >= (uint64_t)(x->break_rounds *
+                                               c->streams));
+        ST_ASSERT(reconnects() >= s.streams_lost);
+        printf("sender: %llu streams lost, %llu re-established, %llu "
+               "chunks re-sent\n", (unsigned long long)s.streams_lost,
+               (unsigned long long)reconnects(),
+               (unsigned long long)s.chunks_resent);
+    }
     if (x->corrupt > 0) {
         ST_ASSERT(s.chunks_resent >= (uint64_t)x->corrupt);
     }
     if (x->break_stream) {
         ST_ASSERT(s.streams_lost >= 1);
+    }
+    if (x->stray) {
+        ST_ASSERT_EQ(s.streams_lost, 1);
+        ST_ASSERT_EQ(reconnects(), 1);
     }
     scomm_kv_ep_close(ep);
     free(base);
@@ -641,10 +783,9 @@ static int kill_parent_recv(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     return 0;
 }
 
-/* Receiver that dies after the first layer of transfer 1. */
-static int kill_child_recv(int port, void *arg)
+/* Receiver (dialler) with the first layer of transfer 1 landed. */
+static scomm_kv_ep_t *recv_first_layer(int port, cfg_t *c)
 {
-    cfg_t *c = arg;
     scomm_kv_opts_t o = opts_of(c);
     scomm_kv_ep_t *ep;
     uint8_t *base = calloc(1, region_bytes(&c->dl));
@@ -654,6 +795,13 @@ static int kill_child_recv(int port, void *arg)
     ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
                                    &id));
     ST_ASSERT_OK(scomm_kv_wait_layer(ep, 1, 0, 20000));
+    return ep;
+}
+
+/* Receiver that dies after the first layer of transfer 1. */
+static int kill_child_recv(int port, void *arg)
+{
+    (void)recv_first_layer(port, arg);
     pause();
     return 0;
 }
@@ -1039,6 +1187,349 @@ static int case_rss(void)
     return 0;
 }
 
+/* ---- reconnection ---- */
+
+/* A transfer of 32 layers x 250 blocks of 32 KiB, a block per chunk, one
+ * unacknowledged chunk per stream: long enough (thousands of round trips)
+ * for breaks to land mid-transfer. */
+static cfg_t rc_cfg(int streams)
+{
+    cfg_t c = base_cfg();
+
+    c.sl.num_layers = c.dl.num_layers = 32;
+    c.sl.num_blocks = c.dl.num_blocks = 256;
+    c.sl.num_kv_heads = c.dl.num_kv_heads = 8;
+    c.ntok = 4000;
+    c.num_layers = 32;
+    c.streams = streams;
+    c.depth = 1;
+    c.chunk = 32 << 10;
+    return c;
+}
+
+/* rc_cfg(streams) with breaks: rounds of every stream cut by the sender
+ * (accepting side), or (rounds 0) one cut by the receiver (dialler). */
+static int rc_case(int streams, int rounds, const char *what)
+{
+    xcase_t x;
+
+    memset(&x, 0, sizeof(x));
+    x.c = rc_cfg(streams);
+    x.break_rounds = rounds;
+    x.break_recv = (rounds == 0);
+    if (run_xcase(&x) != 0) {
+        return 1;
+    }
+    printf("%s, re-dialled, data exact\n", what);
+    return 0;
+}
+
+/* Pair with the roles swapped: the child listens and accepts, the parent
+ * connects (to test the dialler's side of a killed peer). */
+typedef int (*rchild_fn)(scomm_kv_listener_t *l, void *arg);
+typedef int (*rparent_fn)(int port, void *arg, pid_t pid);
+
+static int run_pair_rev(const scomm_kv_opts_t *lo, rchild_fn child,
+                        rparent_fn parent, void *arg)
+{
+    scomm_kv_listener_t *l;
+    int pfd[2], port = 0, ws, rc;
+    pid_t pid;
+
+    ST_ASSERT(pipe(pfd) == 0);
+    fflush(NULL);
+    pid = fork();
+    ST_ASSERT(pid >= 0);
+    if (pid == 0) {
+        alarm(55);
+        close(pfd[0]);
+        ST_ASSERT_OK(scomm_kv_listen("127.0.0.1", 0, lo, &l));
+        port = scomm_kv_listener_port(l);
+        ST_ASSERT(write(pfd[1], &port, sizeof(port)) == sizeof(port));
+        rc = child(l, arg);
+        fflush(NULL);
+        _exit(rc);
+    }
+    close(pfd[1]);
+    ST_ASSERT(read(pfd[0], &port, sizeof(port)) == sizeof(port));
+    close(pfd[0]);
+    rc = parent(port, arg, pid);
+    ST_ASSERT(waitpid(pid, &ws, 0) == pid);
+    return rc;
+}
+
+/* Receiver (dialler) that cuts its only stream after layer 0, never
+ * re-dials it, and waits to be killed. */
+static int rk_child_recv(int port, void *arg)
+{
+    scomm_kv_ep_t *ep = recv_first_layer(port, arg);
+
+    scomm_kv_debug_hold_reconnect(ep, 1);
+    scomm_kv_debug_break_stream(ep, 0);
+    pause();
+    return 0;
+}
+
+/* Submit transfer 1 of c on ep; returns the request. */
+static scomm_kv_xfer_t *rk_submit(scomm_kv_ep_t *ep, cfg_t *c, int32_t *tbl)
+{
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    uint32_t n = (uint32_t)(c->ntok / 16), i;
+
+    for (i = 0; i < n; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 1;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = n;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    return xf;
+}
+
+/* The only stream is down and being waited for: the transfer waits (does
+ * not fail) for a while, then the peer is killed: PEER_LOST within 5 s. */
+static int rk_down_then_kill(scomm_kv_ep_t *ep, scomm_kv_xfer_t *xf,
+                             pid_t pid, const char *who)
+{
+    scomm_status_t st;
+    int32_t done = 0;
+    double t0, dt;
+
+    ST_ASSERT_OK(wait_streams(ep, 0, 5.0));
+    usleep(300000);
+    ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
+    ST_ASSERT(!done);
+    kill(pid, SIGKILL);
+    t0 = now_s();
+    st = scomm_kv_xfer_wait(xf, 20000);
+    dt = now_s() - t0;
+    printf("%s: peer killed while its stream was down, wait returned %s "
+           "after %.3f s: %s\n", who, scomm_status_name(st), dt,
+           scomm_last_error());
+    ST_ASSERT_EQ(st, SCOMM_ERR_PEER_LOST);
+    ST_ASSERT(dt < 5.0);
+    return 0;
+}
+
+static int rk_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    int32_t *tbl = malloc(4 * (c->ntok / 16)), id;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    xf = rk_submit(ep, c, tbl);
+    ST_ASSERT_OK(rk_down_then_kill(ep, xf, pid, "accepting sender"));
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    free(base);
+    free(tbl);
+    return 0;
+}
+
+/* Accepting receiver for the swapped pair: waits to be killed. */
+static int rk_child_accept(scomm_kv_listener_t *lst, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    int32_t id;
+
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    scomm_kv_listener_close(lst);
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    pause();
+    return 0;
+}
+
+/* Dialling sender: cuts its stream and holds the re-dial, the peer is
+ * killed, then the re-dial is let go and finds nobody. */
+static int rk_parent_dial(int port, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_stats_t s;
+    scomm_status_t st;
+    int32_t *tbl = malloc(4 * (c->ntok / 16)), id, done = 0;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+    double t0, dt;
+
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    xf = rk_submit(ep, c, tbl);
+    do {
+        ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        usleep(500);
+    } while (s.chunks_sent < 20);
+    scomm_kv_debug_hold_reconnect(ep, 1);
+    scomm_kv_debug_break_stream(ep, 0);
+    ST_ASSERT_OK(wait_streams(ep, 0, 5.0));
+    usleep(300000);
+    ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
+    ST_ASSERT(!done);
+    kill(pid, SIGKILL);
+    t0 = now_s();
+    usleep(50000);
+    scomm_kv_debug_hold_reconnect(ep, 0);
+    st = scomm_kv_xfer_wait(xf, 20000);
+    dt = now_s() - t0;
+    printf("dialling sender: peer killed while its stream was down, wait "
+           "returned %s after %.3f s: %s\n", scomm_status_name(st), dt,
+           scomm_last_error());
+    ST_ASSERT_EQ(st, SCOMM_ERR_PEER_LOST);
+    ST_ASSERT(dt < 5.0);
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    free(base);
+    free(tbl);
+    return 0;
+}
+
+static int case_reconnect_kill(void)
+{
+    cfg_t c = rc_cfg(1);
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    if (run_pair(&lo, rk_child_recv, rk_parent_send, &c, -1) != 0) {
+        return 1;
+    }
+    if (run_pair_rev(&lo, rk_child_accept, rk_parent_dial, &c) != 0) {
+        return 1;
+    }
+    printf("reconnect.kill: peer killed during the reconnect window, "
+           "peer-lost within 5 s on either side\n");
+    return 0;
+}
+
+/* One hand-made re-dial to 127.0.0.1:port; the reply's frame type, or 0
+ * if the connection was closed without one. */
+static int stray(int port, const char *token, uint64_t session,
+                 uint32_t stream, uint32_t nstreams, uint32_t epoch,
+                 int garbage)
+{
+    uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
+    struct sockaddr_in a;
+    scomm_kv_hello_t hello;
+    scomm_kv_hdr_t h;
+    struct pollfd p;
+    size_t got = 0;
+    ssize_t r;
+    int fd;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    ST_ASSERT(fd >= 0);
+    ST_ASSERT(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    memset(&h, 0, sizeof(h));
+    h.magic = garbage ? 0x12345678u : SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.type = SCOMM_KV_T_HELLO;
+    h.len = SCOMM_KV_HELLO_SIZE;
+    scomm_kv_hdr_encode(&h, hb);
+    memset(&hello, 0, sizeof(hello));
+    snprintf(hello.token, sizeof(hello.token), "%s", token);
+    hello.session = session;
+    hello.stream = stream;
+    hello.nstreams = nstreams;
+    hello.pid = (int32_t)getpid();
+    hello.flags = (epoch != 0) ? SCOMM_KV_HELLO_RESUME : 0;
+    hello.epoch = epoch;
+    scomm_kv_hello_encode(&hello, pl);
+    /* The far side may close as soon as it read a bad header. */
+    if ((write(fd, hb, sizeof(hb)) != (ssize_t)sizeof(hb)) ||
+        (write(fd, pl, sizeof(pl)) != (ssize_t)sizeof(pl))) {
+        close(fd);
+        return 0;
+    }
+    while (got < sizeof(hb)) {
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        ST_ASSERT(poll(&p, 1, 5000) == 1);
+        r = read(fd, hb + got, sizeof(hb) - got);
+        if (r <= 0) {
+            close(fd);
+            return 0;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    scomm_kv_hdr_decode(hb, &h);
+    return h.type;
+}
+
+/* Receiver side of reconnect.stray, on a fresh endpoint: stray re-dials
+ * (each refused, none disturbs the endpoint), then one real loss, taken
+ * back, whose re-dial replayed is refused as stale. */
+static int strays(scomm_kv_ep_t *ep)
+{
+    const char *tok = "kv-test-token";
+    scomm_kv_stats_t s;
+    uint64_t session;
+    double t0;
+    int rport;
+
+    rport = scomm_kv_debug_redial_port(ep, &session);
+    ST_ASSERT(rport > 0);
+    ST_ASSERT_EQ(stray(rport, "wrong-token", session, 0, 1, 1, 0),
+                 SCOMM_KV_T_HELLO_NO);
+    ST_ASSERT_EQ(stray(rport, tok, session ^ 0x10000ull, 0, 1, 1, 0),
+                 SCOMM_KV_T_HELLO_NO);
+    ST_ASSERT_EQ(stray(rport, tok, session, 0, 1, 0, 0),
+                 SCOMM_KV_T_HELLO_NO);
+    ST_ASSERT_EQ(stray(rport, tok, session, 0, 2, 1, 0),
+                 SCOMM_KV_T_HELLO_NO);
+    ST_ASSERT_EQ(stray(rport, tok, session, 0, 1, 1, 1), 0);
+    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+    ST_ASSERT_EQ(s.streams_lost, 0);
+    ST_ASSERT_EQ(s.streams, 1);
+    scomm_kv_debug_break_stream(ep, 0);
+    t0 = now_s();
+    while (reconnects() < 1) {
+        ST_ASSERT(now_s() - t0 < 5.0);
+        usleep(2000);
+    }
+    ST_ASSERT_OK(wait_streams(ep, 1, 5.0));
+    ST_ASSERT_EQ(stray(rport, tok, session, 0, 1, 1, 0),
+                 SCOMM_KV_T_HELLO_NO);
+    printf("reconnect.stray: wrong token, wrong session, not a re-dial, "
+           "wrong stream count, garbage and a replayed re-dial refused; "
+           "one real re-dial taken\n");
+    return 0;
+}
+
+static int case_reconnect_stray(void)
+{
+    xcase_t x;
+    scomm_kv_opts_t lo;
+
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.streams = 1;
+    x.stray = 1;
+    lo = opts_of(&x.c);
+    if (run_pair(&lo, xfer_child_recv, xfer_parent_send, &x, 0) != 0) {
+        return 1;
+    }
+    printf("reconnect.stray: the endpoint undisturbed, data exact\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *which = (argc > 1) ? argv[1] : "layouts";
@@ -1071,6 +1562,24 @@ int main(int argc, char **argv)
     }
     if (strcmp(which, "rss") == 0) {
         return case_rss();
+    }
+    if (strcmp(which, "reconnect.one") == 0) {
+        return rc_case(1, 1, "reconnect.one: the only stream cut by the "
+                       "accepting side mid-transfer");
+    }
+    if (strcmp(which, "reconnect.dialer") == 0) {
+        return rc_case(1, 0, "reconnect.dialer: the only stream cut by the "
+                       "dialling side mid-transfer");
+    }
+    if (strcmp(which, "reconnect.all") == 0) {
+        return rc_case(3, 4, "reconnect.all: all 3 streams cut 4 times "
+                       "mid-transfer");
+    }
+    if (strcmp(which, "reconnect.kill") == 0) {
+        return case_reconnect_kill();
+    }
+    if (strcmp(which, "reconnect.stray") == 0) {
+        return case_reconnect_stray();
     }
     fprintf(stderr, "unknown case %s\n", which);
     return 2;
