@@ -1170,7 +1170,8 @@ typedef struct scomm_kv_stats {
     uint64_t bytes_wire;      /**< payload bytes sent on the sockets */
     uint64_t bytes_zero_copy; /**< bytes the receiver copied from the
                                    sender's region directly */
-    uint64_t streams_lost;    /**< streams that broke (re-established
+    uint64_t streams_lost;    /**< streams that broke before the peer
+                                   closed the endpoint (re-established
                                    ones too: the metric
                                    scomm_kv_streams_reconnected_total
                                    counts those) */

@@ -607,7 +607,10 @@ static void stream_dead(kv_stream_t *st, const char *why)
         sx_unref(ep, e->sx);
     }
     if (!ep->closing) {
-        ep->stats.streams_lost++;
+        if (!ep->peer_bye) {
+            /* After the peer's BYE a stream closing is its clean close. */
+            ep->stats.streams_lost++;
+        }
         snprintf(st->lost_why, sizeof(st->lost_why), "%s", why);
         st->down_since = scomm_now_ns();
         if (may_reconnect(ep)) {
