@@ -1311,6 +1311,12 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
 
             if (rx->sl.block_tokens != r->l.block_tokens) {
                 t1 = (int)SCOMM_MIN((uint64_t)t1, rx->b.num_tokens - gbase);
+            } else if ((rx->b.wire_dtype != 0) &&
+                       (scomm_kv_decode_block_into(
+                            &rx->sl, sblk, rx->b.wire_dtype, &r->l,
+                            dlayer + (size_t)rx->b.dst_blocks[i] * r->bb) ==
+                        0)) {
+                continue; /* decoded straight into its block */
             }
             if (rx->b.wire_dtype != 0) {
                 fr = st->ftmp + r->l.head_dim;
