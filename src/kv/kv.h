@@ -149,16 +149,13 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
 
 /* ---- inner loops of the lossy encodings (kv_simd.c): AVX2 when the CPU
  * has it, else scalar; both give the same bits ---- */
-float scomm_kv_absmax(const float *x, size_t n);            /* max |x[i]| */
-void scomm_kv_scale(float *x, size_t n, float s);           /* x[i] *= s */
+/* max |x[i]| of n values of dtype dt (float16, bfloat16, float32). */
+float scomm_kv_absmax(const void *src, scomm_dtype_t dt, size_t n);
 /* codes: (n + 1) / 2 bytes, round(x[i] * inv) clamped to [-7, 7]. */
 void scomm_kv_int4_encode(uint8_t *codes, const float *x, size_t n,
                           float inv);
 void scomm_kv_int4_decode(float *dst, const uint8_t *codes, size_t n,
                           float scale);
-/* dst (dtype dt, n values) = e4m3 codes x scale, rounded once. */
-void scomm_kv_fp8_decode(void *dst, scomm_dtype_t dt, const uint8_t *codes,
-                         size_t n, float scale);
 /* Decode a whole encoded block straight into a destination block of the
  * same block size when both keep a (K|V, head) group in one run; 0 when
  * done, -1 when the layouts need the general path (dequant + scatter). */
@@ -167,7 +164,7 @@ int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
                                uint8_t *dblk);
 /* Test hook: 0 pins the scalar forms, -1 returns to the automatic choice. */
 void scomm_kv_simd_force(int level);
-/* 0 scalar, 1 AVX2, 2 AVX2 and F16C (the forms in use). */
+/* 1 if the AVX2 forms are in use. */
 int scomm_kv_simd_active(void);
 
 /* ---- test hooks (kv_ep.c) ---- */

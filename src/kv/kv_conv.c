@@ -113,31 +113,35 @@ static int group_contiguous(const scomm_kv_layout_t *l)
     return (l->order == SCOMM_KV_ORDER_HEAD_MAJOR) || (l->block_tokens == 1);
 }
 
+/* Pointer to row (kv, head, t) of a block. */
+static const uint8_t *row_at(const scomm_kv_layout_t *l, const void *blk,
+                             int kv, int h, int t)
+{
+    return (const uint8_t *)blk +
+           scomm_kv_row_off(l, kv, h, t) * scomm_dtype_size(l->dtype);
+}
+
+/*
+ * Per group: amax read in the source dtype, then fp8 codes in one pass
+ * (scomm_cvt_scaled: widen, x inv, round), or int4 from the group widened
+ * to float32 in tmp. A head-major group is one run (one call); a
+ * token-major one is block_tokens rows.
+ */
 void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
                           int wire_dtype, uint8_t *out, float *tmp)
 {
-    size_t es = scomm_dtype_size(l->dtype), D = (size_t)l->head_dim;
-    size_t n = (size_t)l->block_tokens * D;
-    int kv, h, t;
-    float amax, scale, inv;
+    size_t D = (size_t)l->head_dim, n = (size_t)l->block_tokens * D;
+    size_t run = group_contiguous(l) ? n : D;
+    int kv, h, t, nrun = group_contiguous(l) ? 1 : l->block_tokens;
+    float amax, a, scale, inv;
 
     for (kv = 0; kv < 2; kv++) {
         for (h = 0; h < l->num_kv_heads; h++) {
-            const uint8_t *g = (const uint8_t *)blk +
-                               scomm_kv_row_off(l, kv, h, 0) * es;
-
-            /* Widen the group once (exact), then work in L1. */
-            if (group_contiguous(l)) {
-                scomm_cvt_to_f32(tmp, g, n, l->dtype);
-            } else {
-                for (t = 0; t < l->block_tokens; t++) {
-                    scomm_cvt_to_f32(tmp + (size_t)t * D,
-                                     (const uint8_t *)blk +
-                                         scomm_kv_row_off(l, kv, h, t) * es,
-                                     D, l->dtype);
-                }
+            amax = 0.0f;
+            for (t = 0; t < nrun; t++) {
+                a = scomm_kv_absmax(row_at(l, blk, kv, h, t), l->dtype, run);
+                amax = (a > amax) ? a : amax;
             }
-            amax  = scomm_kv_absmax(tmp, n);
             scale = 0.0f;
             inv   = 0.0f;
             if (amax > 0.0f) {
@@ -146,12 +150,20 @@ void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
                 inv = 1.0f / scale;
             }
             memcpy(out, &scale, 4);
+            for (t = 0; t < nrun; t++) {
+                if (wire_dtype == SCOMM_KV_WIRE_INT4) {
+                    scomm_cvt_to_f32(tmp + (size_t)t * run,
+                                     row_at(l, blk, kv, h, t), run, l->dtype);
+                } else {
+                    scomm_cvt_scaled(out + 4 + (size_t)t * run,
+                                     SCOMM_FP8_E4M3, row_at(l, blk, kv, h, t),
+                                     l->dtype, run, inv);
+                }
+            }
             if (wire_dtype == SCOMM_KV_WIRE_INT4) {
                 scomm_kv_int4_encode(out + 4, tmp, n, inv);
                 out += 4 + (n + 1) / 2;
             } else {
-                scomm_kv_scale(tmp, n, inv);
-                scomm_cvt_from_f32(out + 4, tmp, n, SCOMM_FP8_E4M3);
                 out += 4 + n;
             }
         }
@@ -172,8 +184,8 @@ void scomm_kv_dequant_block(const scomm_kv_layout_t *l, const uint8_t *in,
             scomm_kv_int4_decode(dst, in, n, scale);
             in += (n + 1) / 2;
         } else {
-            scomm_cvt_to_f32(dst, in, n, SCOMM_FP8_E4M3);
-            scomm_kv_scale(dst, n, scale);
+            scomm_cvt_scaled(dst, SCOMM_FLOAT32, in, SCOMM_FP8_E4M3, n,
+                             scale);
             in += n;
         }
     }
@@ -197,8 +209,8 @@ int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
     for (kv = 0; kv < 2; kv++) {
         for (h = 0; h < sl->num_kv_heads; h++) {
             memcpy(&scale, in, 4);
-            scomm_kv_fp8_decode(dblk + scomm_kv_row_off(dl, kv, h, 0) * des,
-                                dl->dtype, in + 4, n, scale);
+            scomm_cvt_scaled(dblk + scomm_kv_row_off(dl, kv, h, 0) * des,
+                             dl->dtype, in + 4, SCOMM_FP8_E4M3, n, scale);
             in += 4 + n;
         }
     }

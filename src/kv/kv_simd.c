@@ -1,7 +1,10 @@
 /*
- * kv_simd.c - the inner loops of the lossy KV encodings (kv_conv.c): the
- * largest |x| of a group, x *= s, and int4 encode/decode, each in a scalar
- * form and an AVX2 form chosen once at run time (__builtin_cpu_supports).
+ * kv_simd.c - the inner loops of the lossy KV encodings (kv_conv.c) that
+ * src/coll/reduce.c does not provide: the largest |x| of a group (read in
+ * its own dtype) and int4 encode/decode, each in a scalar form and an AVX2
+ * form chosen once at run time (__builtin_cpu_supports). The fp8 scaling
+ * and rounding is scomm_cvt_scaled (reduce.c: AVX-512, AVX2 + F16C or
+ * scalar, one pass).
  *
  * Design notes:
  *  1. The scalar form is the reference: both forms give the same bits for
@@ -14,16 +17,7 @@
  *  2. int4 codes are two per byte, element 2j in the low nibble, 2j+1 in the
  *     high one, two's complement in [-7, 7]; an odd tail leaves the last high
  *     nibble 0.
- *  3. fp8 e4m3 decoding (scomm_kv_fp8_decode) writes the destination dtype
- *     straight from the codes: an e4m3 code c placed in a float16 as
- *     sign << 15 | (c & 0x7f) << 7 is c's value times 2^-8, normals and
- *     subnormals alike (the method of src/coll/reduce.c), so F16C widens it,
- *     x 256 makes it exact and x scale is the one rounded product of the
- *     scalar form; float16 results round with F16C's round to nearest even,
- *     bfloat16 with the integer round-to-nearest-even of reduce.c. A group
- *     holding a NaN code (never produced by the encoder) goes to the scalar
- *     form.
- *  4. scomm_kv_simd_force() exists for the tests: it pins the scalar forms
+ *  3. scomm_kv_simd_force() exists for the tests: it pins the scalar forms
  *     (0) or returns to the automatic choice (-1).
  */
 #include "kv.h"
@@ -37,24 +31,8 @@
 #include <immintrin.h>
 #endif
 
-/* -1: not chosen yet; 0: scalar; 1: AVX2; 2: AVX2 and F16C. */
+/* -1: not chosen yet; 0: scalar; 1: AVX2. */
 static _Atomic int kv_simd_level = -1;
-
-#if defined(__x86_64__)
-#include <cpuid.h>
-
-/* F16C: CPUID leaf 1, ECX bit 29 (its registers are the AVX state, whose
- * OS support the avx2 check has covered). */
-static int cpu_has_f16c(void)
-{
-    unsigned int eax, ebx, ecx, edx;
-
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
-        return 0;
-    }
-    return (int)((ecx >> 29) & 1u);
-}
-#endif
 
 static int simd_level(void)
 {
@@ -65,9 +43,6 @@ static int simd_level(void)
 #if defined(__x86_64__)
         __builtin_cpu_init();
         lv = __builtin_cpu_supports("avx2") ? 1 : 0;
-        if ((lv == 1) && cpu_has_f16c()) {
-            lv = 2;
-        }
 #endif
         kv_simd_level = lv;
     }
@@ -76,7 +51,7 @@ static int simd_level(void)
 
 void scomm_kv_simd_force(int level)
 {
-    kv_simd_level = (level < 0) ? -1 : level;
+    kv_simd_level = (level < 0) ? -1 : ((level > 0) ? 1 : 0);
 }
 
 int scomm_kv_simd_active(void)
@@ -86,26 +61,22 @@ int scomm_kv_simd_active(void)
 
 /* ---- scalar forms (the reference) ---- */
 
-static float absmax_scalar(const float *x, size_t n)
+static float absmax_scalar(const void *src, scomm_dtype_t dt, size_t n)
 {
-    float amax = 0.0f;
+    float amax = 0.0f, a;
     size_t i;
 
     for (i = 0; i < n; i++) {
-        float a = fabsf(x[i]);
-
+        if (dt == SCOMM_FLOAT16) {
+            a = fabsf(scomm_f16_to_f32(((const uint16_t *)src)[i]));
+        } else if (dt == SCOMM_BFLOAT16) {
+            a = fabsf(scomm_bf16_to_f32(((const uint16_t *)src)[i]));
+        } else {
+            a = fabsf(((const float *)src)[i]);
+        }
         amax = (a > amax) ? a : amax;
     }
     return amax;
-}
-
-static void scale_scalar(float *x, size_t n, float s)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        x[i] *= s;
-    }
 }
 
 static void int4_enc_scalar(uint8_t *codes, const float *x, size_t n,
@@ -135,61 +106,61 @@ static void int4_dec_scalar(float *dst, const uint8_t *codes, size_t n,
     }
 }
 
-static void fp8_dec_scalar(void *dst, scomm_dtype_t dt, const uint8_t *codes,
-                           size_t n, float scale)
-{
-    float tmp[256];
-    size_t es = scomm_dtype_size(dt), i, m;
-
-    for (i = 0; i < n; i += m) {
-        m = n - i;
-        m = (m > 256) ? 256 : m;
-        scomm_cvt_to_f32(tmp, codes + i, m, SCOMM_FP8_E4M3);
-        scale_scalar(tmp, m, scale);
-        scomm_cvt_from_f32((uint8_t *)dst + i * es, tmp, m, dt);
-    }
-}
-
 /* ---- AVX2 forms ---- */
 
 #if defined(__x86_64__)
 #define KV_AVX2 __attribute__((target("avx2")))
 
-KV_AVX2 static float absmax_avx2(const float *x, size_t n)
+/*
+ * |x| of float16/bfloat16 is its bits & 0x7fff, and for finite values (and
+ * infinities) the integer order of those bits is the order of |x|: the max
+ * is taken on the bits and widened once. float32 takes the float max.
+ */
+KV_AVX2 static float absmax_avx2(const void *src, scomm_dtype_t dt, size_t n)
 {
-    const __m256 mag = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 m0 = _mm256_setzero_ps(), m1 = _mm256_setzero_ps();
-    __m128 h;
-    float amax;
     size_t i = 0;
+    float amax, t;
 
-    for (; i + 16 <= n; i += 16) {
-        m0 = _mm256_max_ps(m0, _mm256_and_ps(_mm256_loadu_ps(x + i), mag));
-        m1 = _mm256_max_ps(m1, _mm256_and_ps(_mm256_loadu_ps(x + i + 8),
-                                             mag));
+    if (dt == SCOMM_FLOAT32) {
+        const float *x = src;
+        const __m256 mag =
+            _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 m = _mm256_setzero_ps();
+        __m128 h;
+
+        for (; i + 8 <= n; i += 8) {
+            m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), mag));
+        }
+        h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+        amax = _mm_cvtss_f32(h);
+    } else {
+        const uint16_t *x = src;
+        const __m256i mag = _mm256_set1_epi16(0x7fff);
+        __m256i m = _mm256_setzero_si256();
+        __m128i h;
+        uint16_t top;
+
+        for (; i + 16 <= n; i += 16) {
+            m = _mm256_max_epu16(m, _mm256_and_si256(
+                _mm256_loadu_si256((const __m256i *)(x + i)), mag));
+        }
+        h = _mm_max_epu16(_mm256_castsi256_si128(m),
+                          _mm256_extracti128_si256(m, 1));
+        h = _mm_max_epu16(h, _mm_srli_si128(h, 8));
+        h = _mm_max_epu16(h, _mm_srli_si128(h, 4));
+        h = _mm_max_epu16(h, _mm_srli_si128(h, 2));
+        top = (uint16_t)_mm_extract_epi16(h, 0);
+        amax = (dt == SCOMM_FLOAT16) ? scomm_f16_to_f32(top)
+                                     : scomm_bf16_to_f32(top);
     }
-    m0 = _mm256_max_ps(m0, m1);
-    h = _mm_max_ps(_mm256_castps256_ps128(m0), _mm256_extractf128_ps(m0, 1));
-    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
-    amax = _mm_cvtss_f32(h);
     if (i < n) {
-        float t = absmax_scalar(x + i, n - i);
-
+        t = absmax_scalar((const uint8_t *)src + i * scomm_dtype_size(dt), dt,
+                          n - i);
         amax = (t > amax) ? t : amax;
     }
     return amax;
-}
-
-KV_AVX2 static void scale_avx2(float *x, size_t n, float s)
-{
-    const __m256 vs = _mm256_set1_ps(s);
-    size_t i = 0;
-
-    for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vs));
-    }
-    scale_scalar(x + i, n - i, s);
 }
 
 /* 8 floats -> 8 int32 in [-7, 7]: round in the current mode, clamp. */
@@ -260,103 +231,18 @@ KV_AVX2 static void int4_dec_avx2(float *dst, const uint8_t *codes, size_t n,
         int4_dec_scalar(dst + i, codes + i / 2, n - i, scale);
     }
 }
-
-/* 8 e4m3 codes -> 8 floats (exact) times scale, rounded once. */
-__attribute__((target("avx2,f16c")))
-static inline __m256 fp8_dec8(const uint8_t *c, __m256 v256, __m256 vs)
-{
-    __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)c));
-    __m128i h = _mm_or_si128(
-        _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8),
-        _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7f)), 7));
-
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtph_ps(h), v256), vs);
-}
-
-/* 1 if any of the n codes is a NaN (0x7f or 0xff). */
-KV_AVX2 static int fp8_has_nan(const uint8_t *c, size_t n)
-{
-    const __m256i m = _mm256_set1_epi8(0x7f);
-    __m256i acc = _mm256_setzero_si256();
-    size_t i = 0;
-
-    for (; i + 32 <= n; i += 32) {
-        __m256i v = _mm256_and_si256(
-            _mm256_loadu_si256((const __m256i *)(c + i)), m);
-
-        acc = _mm256_or_si256(acc, _mm256_cmpeq_epi8(v, m));
-    }
-    for (; i < n; i++) {
-        if ((c[i] & 0x7f) == 0x7f) {
-            return 1;
-        }
-    }
-    return !_mm256_testz_si256(acc, acc);
-}
-
-__attribute__((target("avx2,f16c")))
-static void fp8_dec_avx2(void *dst, scomm_dtype_t dt, const uint8_t *codes,
-                         size_t n, float scale)
-{
-    const __m256 v256 = _mm256_set1_ps(256.0f), vs = _mm256_set1_ps(scale);
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i bias = _mm256_set1_epi32(0x7fff);
-    size_t es = scomm_dtype_size(dt), i = 0;
-    uint8_t *d = dst;
-
-    if (fp8_has_nan(codes, n)) {
-        fp8_dec_scalar(dst, dt, codes, n, scale);
-        return;
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 f = fp8_dec8(codes + i, v256, vs);
-
-        if (dt == SCOMM_FLOAT16) {
-            _mm_storeu_si128((__m128i *)(d + 2 * i),
-                             _mm256_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT |
-                                                    _MM_FROUND_NO_EXC));
-        } else if (dt == SCOMM_BFLOAT16) {
-            /* Round to nearest even on the bits (finite values). */
-            __m256i u = _mm256_castps_si256(f);
-
-            u = _mm256_add_epi32(u, _mm256_add_epi32(
-                bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
-            u = _mm256_srli_epi32(u, 16);
-            u = _mm256_packus_epi32(u, u);
-            u = _mm256_permute4x64_epi64(u, 0x08);
-            _mm_storeu_si128((__m128i *)(d + 2 * i),
-                             _mm256_castsi256_si128(u));
-        } else {
-            _mm256_storeu_ps((float *)(d + 4 * i), f);
-        }
-    }
-    if (i < n) {
-        fp8_dec_scalar(d + i * es, dt, codes + i, n - i, scale);
-    }
-}
 #endif /* __x86_64__ */
 
-/* ---- dispatch (level 1 or more: AVX2) ---- */
+/* ---- dispatch ---- */
 
-float scomm_kv_absmax(const float *x, size_t n)
+float scomm_kv_absmax(const void *src, scomm_dtype_t dt, size_t n)
 {
 #if defined(__x86_64__)
     if (simd_level() > 0) {
-        return absmax_avx2(x, n);
+        return absmax_avx2(src, dt, n);
     }
 #endif
-    return absmax_scalar(x, n);
-}
-
-void scomm_kv_scale(float *x, size_t n, float s)
-{
-#if defined(__x86_64__)
-    if (simd_level() > 0) {
-        scale_avx2(x, n, s);
-        return;
-    }
-#endif
-    scale_scalar(x, n, s);
+    return absmax_scalar(src, dt, n);
 }
 
 void scomm_kv_int4_encode(uint8_t *codes, const float *x, size_t n,
@@ -369,18 +255,6 @@ void scomm_kv_int4_encode(uint8_t *codes, const float *x, size_t n,
     }
 #endif
     int4_enc_scalar(codes, x, n, inv);
-}
-
-void scomm_kv_fp8_decode(void *dst, scomm_dtype_t dt, const uint8_t *codes,
-                         size_t n, float scale)
-{
-#if defined(__x86_64__)
-    if (simd_level() > 1) {
-        fp8_dec_avx2(dst, dt, codes, n, scale);
-        return;
-    }
-#endif
-    fp8_dec_scalar(dst, dt, codes, n, scale);
 }
 
 void scomm_kv_int4_decode(float *dst, const uint8_t *codes, size_t n,

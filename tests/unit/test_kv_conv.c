@@ -218,6 +218,63 @@ static void codec_run(const scomm_kv_layout_t *l, const void *blk, int wire,
     free(f);
 }
 
+/* Pin (1) or release (0) the scalar forms of both the KV kernels and the
+ * conversions of src/coll/reduce.c. */
+static void force_scalar(int on)
+{
+    scomm_kv_simd_force(on ? 0 : -1);
+    ST_ASSERT_EQ(scomm_reduce_set_impl(on ? SCOMM_REDUCE_IMPL_SCALAR
+                                          : SCOMM_REDUCE_IMPL_AUTO), 0);
+}
+
+/* scomm_cvt_scaled gives the bits of widen, multiply, round, for every
+ * pair of the KV encodings, finite and special values alike. */
+static void test_cvt_scaled(void)
+{
+    static const scomm_dtype_t p[][2] = {
+        { SCOMM_FLOAT16, SCOMM_FP8_E4M3 }, { SCOMM_BFLOAT16, SCOMM_FP8_E4M3 },
+        { SCOMM_FLOAT32, SCOMM_FP8_E4M3 }, { SCOMM_FP8_E4M3, SCOMM_FLOAT16 },
+        { SCOMM_FP8_E4M3, SCOMM_BFLOAT16 }, { SCOMM_FP8_E4M3, SCOMM_FLOAT32 },
+        { SCOMM_FLOAT16, SCOMM_BFLOAT16 } };
+    static const float muls[] = { 1.0f, 0.0123f, 448.0f / 3.1f, 1e-30f };
+    size_t n = 1000, i, k, m;
+    float *f = malloc(n * 4);
+    uint8_t *src = malloc(n * 4), *a = malloc(n * 4), *b = malloc(n * 4);
+
+    for (k = 0; k < sizeof(p) / sizeof(p[0]); k++) {
+        size_t os = scomm_dtype_size(p[k][1]);
+
+        for (i = 0; i < n * 4; i++) {
+            src[i] = (uint8_t)next();
+        }
+        if (p[k][0] == SCOMM_FLOAT32) {
+            for (i = 0; i < n; i++) {
+                ((float *)src)[i] = (float)((double)(int64_t)next() * 1e-17);
+            }
+        }
+        for (m = 0; m < 4; m++) {
+            scomm_cvt_scaled(a, p[k][1], src, p[k][0], n, muls[m]);
+            scomm_cvt_to_f32(f, src, n, p[k][0]);
+            for (i = 0; i < n; i++) {
+                f[i] *= muls[m];
+            }
+            scomm_cvt_from_f32(b, f, n, p[k][1]);
+            for (i = 0; i < n * os; i++) {
+                /* NaNs may differ only in payload; compare the rest. */
+                if (a[i] != b[i]) {
+                    scomm_cvt_to_f32(f, a + (i / os) * os, 1, p[k][1]);
+                    ST_ASSERT(isnan(f[0]));
+                }
+            }
+        }
+    }
+    printf("cvt_scaled: equal to widen x multiply x round\n");
+    free(f);
+    free(src);
+    free(a);
+    free(b);
+}
+
 /* The AVX2 forms give the scalar forms' bits: every dtype, both orders,
  * odd sizes (vector tails), all-zero groups, both encodings. */
 static void test_simd_equal(void)
@@ -261,9 +318,9 @@ static void test_simd_equal(void)
                         }
                     }
                     scomm_cvt_from_f32(blk, x, n, dts[di]);
-                    scomm_kv_simd_force(0);
+                    force_scalar(1);
                     codec_run(&l, blk, wire, e0, d0, f0);
-                    scomm_kv_simd_force(-1);
+                    force_scalar(0);
                     codec_run(&l, blk, wire, e1, d1, f1);
                     ST_ASSERT(memcmp(e0, e1, wb) == 0);
                     ST_ASSERT(memcmp(d0, d1, bb) == 0);
@@ -304,10 +361,10 @@ static void test_fp8_nan_codes(void)
     memcpy(enc + 68, &s, 4);
     enc[4 + 9] = 0x7f;
     enc[68 + 20] = 0xff;
-    scomm_kv_simd_force(0);
+    force_scalar(1);
     ST_ASSERT_EQ(scomm_kv_decode_block_into(&l, enc, SCOMM_KV_WIRE_FP8_E4M3,
                                             &l, d0), 0);
-    scomm_kv_simd_force(-1);
+    force_scalar(0);
     ST_ASSERT_EQ(scomm_kv_decode_block_into(&l, enc, SCOMM_KV_WIRE_FP8_E4M3,
                                             &l, d1), 0);
     ST_ASSERT(memcmp(d0, d1, sizeof(d0)) == 0);
@@ -341,8 +398,8 @@ static void speed_quant(void)
     for (i = 0; i < nblk; i++) {
         tbl[i] = (int32_t)i;
     }
-    for (lv = 0; lv >= -1; lv--) {
-        scomm_kv_simd_force(lv);
+    for (lv = 1; lv >= 0; lv--) {
+        force_scalar(lv);
         t0 = now_s();
         for (r = 0; r < 8; r++) {
             for (i = 0; i < nblk; i++) {
@@ -366,7 +423,7 @@ static void speed_quant(void)
         }
         td = now_s() - t0;
         printf("fp8 speed (%s): quantise %.2f GB/s, dequantise+store "
-               "%.2f GB/s\n", lv == 0 ? "scalar" : "auto",
+               "%.2f GB/s\n", lv ? "scalar" : "auto",
                8.0 * bb * nblk / tq / 1e9, 8.0 * bb * nblk / td / 1e9);
     }
     free(src);
@@ -404,6 +461,7 @@ int main(void)
     test_quant(SCOMM_KV_WIRE_FP8_E4M3, SCOMM_FLOAT32, 1e-3f);
     test_quant(SCOMM_KV_WIRE_INT4, SCOMM_FLOAT16, 10.0f);
     test_quant(SCOMM_KV_WIRE_INT4, SCOMM_FLOAT32, 300.0f);
+    test_cvt_scaled();
     test_simd_equal();
     test_fp8_nan_codes();
     speed_quant();
