@@ -130,19 +130,25 @@ static size_t region_bytes(const scomm_kv_layout_t *l)
            (size_t)scomm_kv_block_bytes(l);
 }
 
-/* KV-like fp16 values: smooth, mildly compressible like real caches. */
+/* KV-like fp16 values: smooth, mildly compressible like real caches. One
+ * xorshift step makes four values (filling 4 GiB takes a few seconds). */
 static void fill_kv(uint8_t *base, size_t bytes, uint64_t seed)
 {
     uint16_t *p = (uint16_t *)base;
-    size_t i, n = bytes / 2;
+    size_t i, k, n = bytes / 2;
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i += 4) {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
-        /* exponent around 2^-2..2^1, random mantissa and sign */
-        p[i] = (uint16_t)(((s >> 8) & 0x83ffu) | (0x3400u + ((s & 3u) << 10)));
+        for (k = 0; (k < 4) && (i + k < n); k++) {
+            uint16_t v = (uint16_t)(s >> (16 * k));
+
+            /* exponent around 2^-2..2^1, random mantissa and sign */
+            p[i + k] = (uint16_t)((v & 0x83ffu) |
+                                  (0x3400u + ((v >> 10) & 3u) * 0x400u));
+        }
     }
 }
 
