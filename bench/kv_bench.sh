@@ -17,6 +17,9 @@
 #             (default on; both sides always pre-fault their memory)
 #   KV_CASES  "shape tokens iters;..." (default the three issue-7 cases)
 #   KV_OUT    folder for the raw JSON lines (default a new /tmp folder)
+#   KV_BASE   a build folder of an older scomm: its kv-bench (tcp and fp8,
+#             1 stream, its own memory handling) joins the rounds as
+#             "before" columns
 set -u
 BUILD=${1:-build}
 ROUNDS=${2:-3}
@@ -62,6 +65,10 @@ print(json.dumps({"gbps": json.load(sys.stdin)["end"]["sum_received"]["bits_per_
 run_kind() {  # KIND SHAPE TOKENS ITERS
     local k=$1 shape=$2 tok=$3 it=$4
     local kv="$B kv-bench --shape $shape --tokens $tok --iters $it --thp $THP $ST --json"
+    if [[ $k == base_* ]]; then
+        kv="${KV_BASE:-}/scomm kv-bench --shape $shape --tokens $tok --iters $it $ST --json"
+        k=kv_${k#base_}
+    fi
     if [[ $k == *_s2 ]]; then
         kv="$kv --streams 2"
         k=${k%_s2}
@@ -79,6 +86,9 @@ run_kind() {  # KIND SHAPE TOKENS ITERS
 }
 
 KINDS=(iperf3 kv_tcp gloo kv_shm kv_fp8 kv_lz4 kv_tcp_s2 kv_shm_s2 kv_fp8_s2)
+if [[ -n ${KV_BASE:-} ]]; then
+    KINDS+=(base_tcp base_fp8)
+fi
 IFS=';' read -r -a CASE_LIST <<< "$CASES"
 for c in "${CASE_LIST[@]}"; do
     read -r shape tok it <<< "$c"
@@ -152,6 +162,18 @@ for c in cases:
         rows2.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             c, cell(c, "kv_tcp_s2"), cell(c, "kv_shm_s2"), cell(c, "kv_fp8_s2"),
             ratio(t2, i, True), ratio(t2, g), ratio(s2, g), ratio(f2, g)))
+rows3 = []
+for c in cases:
+    bt, bf = med(c, "base_tcp"), med(c, "base_fp8")
+    if bt or bf:
+        rows3.append("| %s | %s | %s | %s | %s |" % (
+            c, cell(c, "base_tcp"), cell(c, "kv_tcp"), cell(c, "base_fp8"),
+            cell(c, "kv_fp8")))
+if rows3:
+    print("\nBefore (KV_BASE build) and after, same rounds, 1 stream:\n")
+    print("| case | kv tcp before | kv tcp after | kv fp8 before | kv fp8 after |")
+    print("|---|---:|---:|---:|---:|")
+    print("\n".join(rows3))
 if rows2:
     print("\nThe same rounds, kv with 2 streams:\n")
     print("| case | kv tcp | kv shm | kv fp8 (tcp) | tcp/iperf3 | tcp/gloo | shm/gloo | fp8/gloo |")
