@@ -8,11 +8,18 @@ with dist.send, rank 1 receives into preallocated tensors. Reports the
 median seconds of --iters full transfers (after one warm-up) and GB/s
 (10^9 bytes), as one JSON line.
 
+Memory is treated exactly as `scomm kv-bench` treats its regions: one
+anonymous mapping per side, with --thp on (default) advised for transparent
+huge pages (madvise MADV_HUGEPAGE), and written before the first transfer
+(the sender fills it, the receiver zeroes it), so no page is first touched
+inside a timed transfer.
+
 Run both ranks locally (default) or one rank per invocation with --rank
 (e.g. one in each network namespace): --addr/--port name rank 0's store.
 """
 import argparse
 import json
+import mmap
 import os
 import statistics
 import sys
@@ -28,7 +35,13 @@ def run(rank, a):
                             rank=rank, world_size=2)
     nblocks = (a.tokens + a.block - 1) // a.block
     shape = (nblocks, 2, a.heads, a.block, a.dim)
-    layers = [torch.empty(shape, dtype=torch.float16) for _ in range(a.layers)]
+    per_layer = nblocks * 2 * a.heads * a.block * a.dim
+    region = mmap.mmap(-1, per_layer * 2 * a.layers)
+    if a.thp == "on":
+        region.madvise(mmap.MADV_HUGEPAGE)
+    flat = torch.frombuffer(region, dtype=torch.float16)
+    layers = [flat[i * per_layer:(i + 1) * per_layer].view(shape)
+              for i in range(a.layers)]
     if rank == 0:
         for t in layers:
             t.normal_()
@@ -54,10 +67,13 @@ def run(rank, a):
     if rank == 0:
         med = statistics.median(times[1:])
         print(json.dumps({"bench": "kv_gloo", "shape": a.shape, "tokens": a.tokens,
-                          "bytes": nbytes, "seconds": round(med, 6),
-                          "gbps": round(nbytes / med / 1e9, 4)}))
+                          "bytes": nbytes, "thp": int(a.thp == "on"),
+                          "seconds": round(med, 6),
+                          "gbps": round(nbytes / med / 1e9, 4),
+                          "iters_s": [round(t, 6) for t in times[1:]]}))
         sys.stdout.flush()
     dist.destroy_process_group()
+    del layers, flat
 
 
 def main():
@@ -69,6 +85,7 @@ def main():
     p.add_argument("--addr", default="127.0.0.1")
     p.add_argument("--port", type=int, default=29581)
     p.add_argument("--rank", type=int, default=-1)
+    p.add_argument("--thp", default="on", choices=["on", "off"])
     a = p.parse_args()
     a.layers, a.heads, a.dim = (32, 8, 128) if a.shape == "8b" else (16, 8, 64)
     if a.rank >= 0:

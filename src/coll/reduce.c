@@ -663,17 +663,22 @@ typedef struct {
                 size_t n);
     /* buf /= d for the integer types and float64. */
     void (*natdiv)(int t, void *buf, size_t n, int d);
+    /* out (type to) = a (type ti) x m, for the float dtypes. */
+    void (*xcvt)(int ti, int to, void *out, const void *a, size_t n, float m);
 } reduce_impl_t;
 
 static const reduce_impl_t g_impl_scalar = {
-    SCOMM_REDUCE_IMPL_SCALAR, lp_run_scalar, nat_run_scalar, nat_div_scalar
+    SCOMM_REDUCE_IMPL_SCALAR, lp_run_scalar, nat_run_scalar, nat_div_scalar,
+    xcvt_run_scalar
 };
 #if SCOMM_REDUCE_X86
 static const reduce_impl_t g_impl_avx2 = {
-    SCOMM_REDUCE_IMPL_AVX2, lp_run_avx2, nat_run_avx2, nat_div_avx2
+    SCOMM_REDUCE_IMPL_AVX2, lp_run_avx2, nat_run_avx2, nat_div_avx2,
+    xcvt_run_avx2
 };
 static const reduce_impl_t g_impl_avx512 = {
-    SCOMM_REDUCE_IMPL_AVX512, lp_run_avx512, nat_run_avx512, nat_div_avx512
+    SCOMM_REDUCE_IMPL_AVX512, lp_run_avx512, nat_run_avx512, nat_div_avx512,
+    xcvt_run_avx512
 };
 #endif
 
@@ -1193,6 +1198,19 @@ void scomm_cvt_from_f32(void *dst, const float *src, size_t count,
     } else {
         cvt_from_f32_other(dst, (const f32u_t *)src, count, dtype);
     }
+    fpenv_leave(env);
+}
+
+void scomm_cvt_scaled(void *dst, scomm_dtype_t dst_dtype, const void *src,
+                      scomm_dtype_t src_dtype, size_t count, float mul)
+{
+    fpenv_t env;
+
+    if ((count == 0) || !is_lp(dst_dtype) || !is_lp(src_dtype)) {
+        return;
+    }
+    env = fpenv_enter();
+    get_impl()->xcvt((int)src_dtype, (int)dst_dtype, dst, src, count, mul);
     fpenv_leave(env);
 }
 
@@ -1856,6 +1874,65 @@ SCOMM_NOINLINE static TGT void V(nat_div)(int t, void *buf, size_t n, int d)
         break;
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* Scaled conversion (the KV encodings of src/kv)                            */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * out (type to) = a (type ti) widened exactly to float32, times m (one
+ * rounded product, NaN as SCOMM_PROD treats it), rounded once to `to`. ti
+ * and to are constants at every call. The vector loop and the scalar tail
+ * perform the same operations element by element.
+ */
+VINL void V(xcvt_loop)(const int ti, const int to, void *out, const void *a,
+                       size_t n, float m)
+{
+    size_t i = 0;
+
+#if VW > 1
+    const V(vf_t) vm = V(vset1)(m);
+
+    for (; i + VW <= n; i += VW) {
+        V(stv)(to, out, i, V(vop)(SCOMM_PROD, V(ldv)(ti, a, i), vm));
+    }
+    if (i < n) {
+        size_t is = ti == SCOMM_FLOAT32 ? 4 : ti == SCOMM_FP8_E4M3 || ti == SCOMM_FP8_E5M2 ? 1 : 2;
+        size_t os = to == SCOMM_FLOAT32 ? 4 : to == SCOMM_FP8_E4M3 || to == SCOMM_FP8_E5M2 ? 1 : 2;
+
+        xcvt_run_scalar(ti, to, (char *)out + i * os, (const char *)a + i * is, n - i, m);
+    }
+#else
+    SCOMM_IVDEP
+    for (; i < n; i++) {
+        s_st(to, out, i, s_opf(SCOMM_PROD, s_ld(ti, a, i), m));
+    }
+#endif
+}
+
+#define XCVT_PAIR(TI, TO)                                                  \
+    if ((ti == (TI)) && (to == (TO))) {                                    \
+        V(xcvt_loop)(TI, TO, out, a, n, m);                                \
+        return;                                                            \
+    }
+
+/* The pairs the KV encodings use get their own loop; any other pair of
+ * float dtypes goes element by element through the portable code. */
+SCOMM_NOINLINE static TGT void V(xcvt_run)(int ti, int to, void *out,
+                                           const void *a, size_t n, float m)
+{
+    XCVT_PAIR(SCOMM_FLOAT16, SCOMM_FP8_E4M3)
+    XCVT_PAIR(SCOMM_BFLOAT16, SCOMM_FP8_E4M3)
+    XCVT_PAIR(SCOMM_FLOAT32, SCOMM_FP8_E4M3)
+    XCVT_PAIR(SCOMM_FP8_E4M3, SCOMM_FLOAT16)
+    XCVT_PAIR(SCOMM_FP8_E4M3, SCOMM_BFLOAT16)
+    XCVT_PAIR(SCOMM_FP8_E4M3, SCOMM_FLOAT32)
+    for (size_t i = 0; i < n; i++) {
+        s_st(to, out, i, s_opf(SCOMM_PROD, s_ld(ti, a, i), m));
+    }
+}
+
+#undef XCVT_PAIR
 
 #undef NAT_DIV_DBL
 #undef SFX

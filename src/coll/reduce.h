@@ -115,6 +115,17 @@ void scomm_cvt_from_f32(void *dst, const float *src, size_t count,
                         scomm_dtype_t dtype);
 
 /*
+ * dst[i] = src[i] x mul in one pass, for float16, bfloat16, fp8 e4m3/e5m2
+ * and float32 on either side: src widened exactly to float32, one rounded
+ * float32 product, then rounded once to dst_dtype (as scomm_cvt_from_f32).
+ * The same bits as scomm_cvt_to_f32, a float32 multiply and
+ * scomm_cvt_from_f32 (the quantiser of src/kv relies on it). Other dtypes do
+ * nothing.
+ */
+void scomm_cvt_scaled(void *dst, scomm_dtype_t dst_dtype, const void *src,
+                      scomm_dtype_t src_dtype, size_t count, float mul);
+
+/*
  * Implementation selection, for tests and benchmarks. By default the best
  * path the CPU supports is chosen once, on first use. Forcing a path changes
  * speed only, never results. Not meant to be called while other threads

@@ -160,6 +160,26 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
                            const scomm_kv_layout_t *dl, uint8_t *dst_layer,
                            const int32_t *dst_tbl, float *tmp);
 
+/* ---- inner loops of the lossy encodings (kv_simd.c): AVX2 when the CPU
+ * has it, else scalar; both give the same bits ---- */
+/* max |x[i]| of n values of dtype dt (float16, bfloat16, float32). */
+float scomm_kv_absmax(const void *src, scomm_dtype_t dt, size_t n);
+/* codes: (n + 1) / 2 bytes, round(x[i] * inv) clamped to [-7, 7]. */
+void scomm_kv_int4_encode(uint8_t *codes, const float *x, size_t n,
+                          float inv);
+void scomm_kv_int4_decode(float *dst, const uint8_t *codes, size_t n,
+                          float scale);
+/* Decode a whole encoded block straight into a destination block of the
+ * same block size when both keep a (K|V, head) group in one run; 0 when
+ * done, -1 when the layouts need the general path (dequant + scatter). */
+int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
+                               int wire_dtype, const scomm_kv_layout_t *dl,
+                               uint8_t *dblk);
+/* Test hook: 0 pins the scalar forms, -1 returns to the automatic choice. */
+void scomm_kv_simd_force(int level);
+/* 1 if the AVX2 forms are in use. */
+int scomm_kv_simd_active(void);
+
 /* ---- test hooks (kv_ep.c) ---- */
 /* Flip one byte in each of the next n chunks this endpoint receives,
  * before their CRC is checked (emulates damage on the wire). */

@@ -104,26 +104,42 @@ size_t scomm_kv_wire_block_bytes(const scomm_kv_layout_t *l, int wire_dtype)
     return 2 * (size_t)l->num_kv_heads * (4 + group_codes(l, wire_dtype));
 }
 
+/*
+ * Rows (kv, head, t) of one group, t = 0..Bt-1, follow each other in a
+ * head-major block: the group is one run of Bt * D elements there.
+ */
+static int group_contiguous(const scomm_kv_layout_t *l)
+{
+    return (l->order == SCOMM_KV_ORDER_HEAD_MAJOR) || (l->block_tokens == 1);
+}
+
+/* Pointer to row (kv, head, t) of a block. */
+static const uint8_t *row_at(const scomm_kv_layout_t *l, const void *blk,
+                             int kv, int h, int t)
+{
+    return (const uint8_t *)blk +
+           scomm_kv_row_off(l, kv, h, t) * scomm_dtype_size(l->dtype);
+}
+
+/*
+ * Per group: amax read in the source dtype, then fp8 codes in one pass
+ * (scomm_cvt_scaled: widen, x inv, round), or int4 from the group widened
+ * to float32 in tmp. A head-major group is one run (one call); a
+ * token-major one is block_tokens rows.
+ */
 void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
                           int wire_dtype, uint8_t *out, float *tmp)
 {
-    size_t es = scomm_dtype_size(l->dtype), D = (size_t)l->head_dim;
-    size_t n = (size_t)l->block_tokens * D, i;
-    int kv, h, t;
-    float amax, scale, inv, q;
-    uint8_t *codes;
+    size_t D = (size_t)l->head_dim, n = (size_t)l->block_tokens * D;
+    size_t run = group_contiguous(l) ? n : D;
+    int kv, h, t, nrun = group_contiguous(l) ? 1 : l->block_tokens;
+    float amax, a, scale, inv;
 
     for (kv = 0; kv < 2; kv++) {
         for (h = 0; h < l->num_kv_heads; h++) {
-            for (t = 0; t < l->block_tokens; t++) {
-                scomm_cvt_to_f32(tmp + (size_t)t * D,
-                                 (const uint8_t *)blk +
-                                     scomm_kv_row_off(l, kv, h, t) * es,
-                                 D, l->dtype);
-            }
             amax = 0.0f;
-            for (i = 0; i < n; i++) {
-                float a = fabsf(tmp[i]);
+            for (t = 0; t < nrun; t++) {
+                a = scomm_kv_absmax(row_at(l, blk, kv, h, t), l->dtype, run);
                 amax = (a > amax) ? a : amax;
             }
             scale = 0.0f;
@@ -134,20 +150,20 @@ void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
                 inv = 1.0f / scale;
             }
             memcpy(out, &scale, 4);
-            codes = out + 4;
-            if (wire_dtype == SCOMM_KV_WIRE_INT4) {
-                memset(codes, 0, (n + 1) / 2);
-                for (i = 0; i < n; i++) {
-                    q = nearbyintf(tmp[i] * inv);
-                    q = (q > 7.0f) ? 7.0f : ((q < -7.0f) ? -7.0f : q);
-                    codes[i / 2] |= (uint8_t)(((int)q & 0xf) << (4 * (i & 1)));
+            for (t = 0; t < nrun; t++) {
+                if (wire_dtype == SCOMM_KV_WIRE_INT4) {
+                    scomm_cvt_to_f32(tmp + (size_t)t * run,
+                                     row_at(l, blk, kv, h, t), run, l->dtype);
+                } else {
+                    scomm_cvt_scaled(out + 4 + (size_t)t * run,
+                                     SCOMM_FP8_E4M3, row_at(l, blk, kv, h, t),
+                                     l->dtype, run, inv);
                 }
+            }
+            if (wire_dtype == SCOMM_KV_WIRE_INT4) {
+                scomm_kv_int4_encode(out + 4, tmp, n, inv);
                 out += 4 + (n + 1) / 2;
             } else {
-                for (i = 0; i < n; i++) {
-                    tmp[i] *= inv;
-                }
-                scomm_cvt_from_f32(codes, tmp, n, SCOMM_FP8_E4M3);
                 out += 4 + n;
             }
         }
@@ -157,29 +173,48 @@ void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
 void scomm_kv_dequant_block(const scomm_kv_layout_t *l, const uint8_t *in,
                             int wire_dtype, float *dst)
 {
-    size_t n = (size_t)l->block_tokens * (size_t)l->head_dim, i;
+    size_t n = (size_t)l->block_tokens * (size_t)l->head_dim;
     int g, ngroups = 2 * l->num_kv_heads;
     float scale;
-    int v;
 
     for (g = 0; g < ngroups; g++, dst += n) {
         memcpy(&scale, in, 4);
         in += 4;
         if (wire_dtype == SCOMM_KV_WIRE_INT4) {
-            for (i = 0; i < n; i++) {
-                v = (in[i / 2] >> (4 * (i & 1))) & 0xf;
-                v = (v >= 8) ? v - 16 : v;
-                dst[i] = (float)v * scale;
-            }
+            scomm_kv_int4_decode(dst, in, n, scale);
             in += (n + 1) / 2;
         } else {
-            scomm_cvt_to_f32(dst, in, n, SCOMM_FP8_E4M3);
-            for (i = 0; i < n; i++) {
-                dst[i] *= scale;
-            }
+            scomm_cvt_scaled(dst, SCOMM_FLOAT32, in, SCOMM_FP8_E4M3, n,
+                             scale);
             in += n;
         }
     }
+}
+
+int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
+                               int wire_dtype, const scomm_kv_layout_t *dl,
+                               uint8_t *dblk)
+{
+    size_t n = (size_t)sl->block_tokens * (size_t)sl->head_dim;
+    size_t des = scomm_dtype_size(dl->dtype);
+    int kv, h;
+    float scale;
+
+    if ((wire_dtype != SCOMM_KV_WIRE_FP8_E4M3) ||
+        (sl->block_tokens != dl->block_tokens) ||
+        (sl->head_dim != dl->head_dim) ||
+        (sl->num_kv_heads != dl->num_kv_heads) || !group_contiguous(dl)) {
+        return -1;
+    }
+    for (kv = 0; kv < 2; kv++) {
+        for (h = 0; h < sl->num_kv_heads; h++) {
+            memcpy(&scale, in, 4);
+            scomm_cvt_scaled(dblk + scomm_kv_row_off(dl, kv, h, 0) * des,
+                             dl->dtype, in + 4, SCOMM_FP8_E4M3, n, scale);
+            in += 4 + n;
+        }
+    }
+    return 0;
 }
 
 void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
@@ -196,6 +231,28 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
     const float *fr;
     int t, kv, h, dt;
 
+    /* Dequantised rows of a whole block into a head-major block of the
+     * same size: each (kv, head) group is one run on both sides, so it is
+     * converted with one call instead of one per row (same bits). */
+    if ((srcf != NULL) && (t0 == 0) && (t1 == sl->block_tokens) &&
+        (sl->block_tokens == dl->block_tokens) &&
+        (gbase % (uint64_t)dl->block_tokens == 0) &&
+        group_contiguous(dl)) {
+        size_t n = Bs * D;
+
+        dblk = dst_layer +
+               (size_t)dst_tbl[gbase / (uint64_t)dl->block_tokens] * dbb;
+        for (kv = 0; kv < 2; kv++) {
+            for (h = 0; h < (int)H; h++) {
+                size_t gi = (size_t)kv * H + (size_t)h;
+
+                scomm_cvt_from_f32(dblk + scomm_kv_row_off(dl, kv, h, 0) *
+                                              des,
+                                   srcf + gi * n, n, dl->dtype);
+            }
+        }
+        return;
+    }
     for (t = t0; t < t1; t++) {
         g    = gbase + (uint64_t)t;
         dblk = dst_layer + (size_t)dst_tbl[g / (uint64_t)dl->block_tokens] *

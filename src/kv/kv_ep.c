@@ -736,7 +736,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     uint8_t *raw, *out;
     size_t rawlen, outlen, bound;
     uint32_t crc = 0;
-    int rc;
+    int rc, k;
 
     i0 = c * sx->bpc;
     i1 = SCOMM_MIN(i0 + sx->bpc, sx->plan.num_src_blocks);
@@ -766,18 +766,18 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         h.type = SCOMM_KV_T_DATA;
         h.len  = rawlen;
         scomm_kv_hdr_encode(&h, hb);
+        /* Zero copy from the registered region: the kernel reads it. The
+         * header leads the first writev, so it never goes out as a
+         * segment of its own (TCP_NODELAY). */
         iov[0].iov_base = hb;
         iov[0].iov_len  = sizeof(hb);
-        rc = kv_iov_io(st, iov, 1, 1);
-        /* Zero copy from the registered region: the kernel reads it. */
-        for (i = i0; (rc == 0) && (i < i1);) {
-            int n = 0;
-
-            for (; (i < i1) && (n < KV_IOV_BATCH); i++, n++) {
-                iov[n].iov_base = lbase + (size_t)sx->tbl[i] * r->bb;
-                iov[n].iov_len  = r->bb;
+        rc = 0;
+        for (i = i0, k = 1; (rc == 0) && (i < i1); k = 0) {
+            for (; (i < i1) && (k < KV_IOV_BATCH + 1); i++, k++) {
+                iov[k].iov_base = lbase + (size_t)sx->tbl[i] * r->bb;
+                iov[k].iov_len  = r->bb;
             }
-            rc = kv_iov_io(st, iov, n, 1);
+            rc = kv_iov_io(st, iov, k, 1);
         }
         goto out;
     }
@@ -1431,6 +1431,12 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
 
             if (rx->sl.block_tokens != r->l.block_tokens) {
                 t1 = (int)SCOMM_MIN((uint64_t)t1, rx->b.num_tokens - gbase);
+            } else if ((rx->b.wire_dtype != 0) &&
+                       (scomm_kv_decode_block_into(
+                            &rx->sl, sblk, rx->b.wire_dtype, &r->l,
+                            dlayer + (size_t)rx->b.dst_blocks[i] * r->bb) ==
+                        0)) {
+                continue; /* decoded straight into its block */
             }
             if (rx->b.wire_dtype != 0) {
                 fr = st->ftmp + r->l.head_dim;

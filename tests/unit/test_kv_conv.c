@@ -1,13 +1,16 @@
 /*
  * test_kv_conv.c - single-process tests of the KV channel's pieces:
  * CRC32C (known vectors, hardware path == table path), the wire checks
- * (headers, HELLO, BEGIN round trip and rejections), layout checks, and
- * the documented error bounds of the fp8 e4m3 and int4 encodings.
+ * (headers, HELLO, BEGIN round trip and rejections), layout checks, the
+ * documented error bounds of the fp8 e4m3 and int4 encodings, and the
+ * vector (AVX2) encoders/decoders against the scalar reference, bit for
+ * bit.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "st_test.h"
 #include "coll/reduce.h"
@@ -192,6 +195,244 @@ static void test_quant(int wire, scomm_dtype_t dt, float range)
     free(enc);
 }
 
+/* Encode one block, decode it and scatter it into a destination block with
+ * the current kernels; enc gets the wire bytes, dst the stored block, fused
+ * the block decoded by scomm_kv_decode_block_into where it applies (else a
+ * copy of dst). */
+static void codec_run(const scomm_kv_layout_t *l, const void *blk, int wire,
+                      uint8_t *enc, uint8_t *dst, uint8_t *fused)
+{
+    size_t n = (size_t)l->block_tokens * l->head_dim;
+    size_t all = 2 * (size_t)l->num_kv_heads * n;
+    float *tmp = malloc(n * 4), *f = malloc(all * 4 + 4 * l->head_dim);
+    int32_t tbl[1] = { 0 };
+
+    scomm_kv_quant_block(l, blk, wire, enc, tmp);
+    scomm_kv_dequant_block(l, enc, wire, f + l->head_dim);
+    scomm_kv_scatter_rows(l, NULL, f + l->head_dim, 0, 0, l->block_tokens,
+                          l, dst, tbl, f);
+    if (scomm_kv_decode_block_into(l, enc, wire, l, fused) != 0) {
+        memcpy(fused, dst, (size_t)scomm_kv_block_bytes(l));
+    }
+    free(tmp);
+    free(f);
+}
+
+/* Pin (1) or release (0) the scalar forms of both the KV kernels and the
+ * conversions of src/coll/reduce.c. */
+static void force_scalar(int on)
+{
+    scomm_kv_simd_force(on ? 0 : -1);
+    ST_ASSERT_EQ(scomm_reduce_set_impl(on ? SCOMM_REDUCE_IMPL_SCALAR
+                                          : SCOMM_REDUCE_IMPL_AUTO), 0);
+}
+
+/* scomm_cvt_scaled gives the bits of widen, multiply, round, for every
+ * pair of the KV encodings, finite and special values alike. */
+static void test_cvt_scaled(void)
+{
+    static const scomm_dtype_t p[][2] = {
+        { SCOMM_FLOAT16, SCOMM_FP8_E4M3 }, { SCOMM_BFLOAT16, SCOMM_FP8_E4M3 },
+        { SCOMM_FLOAT32, SCOMM_FP8_E4M3 }, { SCOMM_FP8_E4M3, SCOMM_FLOAT16 },
+        { SCOMM_FP8_E4M3, SCOMM_BFLOAT16 }, { SCOMM_FP8_E4M3, SCOMM_FLOAT32 },
+        { SCOMM_FLOAT16, SCOMM_BFLOAT16 } };
+    static const float muls[] = { 1.0f, 0.0123f, 448.0f / 3.1f, 1e-30f };
+    size_t n = 1000, i, k, m;
+    float *f = malloc(n * 4);
+    uint8_t *src = malloc(n * 4), *a = malloc(n * 4), *b = malloc(n * 4);
+
+    for (k = 0; k < sizeof(p) / sizeof(p[0]); k++) {
+        size_t os = scomm_dtype_size(p[k][1]);
+
+        for (i = 0; i < n * 4; i++) {
+            src[i] = (uint8_t)next();
+        }
+        if (p[k][0] == SCOMM_FLOAT32) {
+            for (i = 0; i < n; i++) {
+                ((float *)src)[i] = (float)((double)(int64_t)next() * 1e-17);
+            }
+        }
+        for (m = 0; m < 4; m++) {
+            scomm_cvt_scaled(a, p[k][1], src, p[k][0], n, muls[m]);
+            scomm_cvt_to_f32(f, src, n, p[k][0]);
+            for (i = 0; i < n; i++) {
+                f[i] *= muls[m];
+            }
+            scomm_cvt_from_f32(b, f, n, p[k][1]);
+            for (i = 0; i < n * os; i++) {
+                /* NaNs may differ only in payload; compare the rest. */
+                if (a[i] != b[i]) {
+                    scomm_cvt_to_f32(f, a + (i / os) * os, 1, p[k][1]);
+                    ST_ASSERT(isnan(f[0]));
+                }
+            }
+        }
+    }
+    printf("cvt_scaled: equal to widen x multiply x round\n");
+    free(f);
+    free(src);
+    free(a);
+    free(b);
+}
+
+/* The AVX2 forms give the scalar forms' bits: every dtype, both orders,
+ * odd sizes (vector tails), all-zero groups, both encodings. */
+static void test_simd_equal(void)
+{
+    static const int shapes[][3] = { { 8, 16, 128 }, { 2, 3, 12 },
+                                     { 1, 5, 7 }, { 4, 16, 64 } };
+    static const scomm_dtype_t dts[] = { SCOMM_FLOAT16, SCOMM_BFLOAT16,
+                                         SCOMM_FLOAT32 };
+    int si, di, order, wire, cases = 0;
+
+    if (!scomm_kv_simd_active()) {
+        printf("simd: AVX2 not available, scalar only\n");
+        return;
+    }
+    for (si = 0; si < 4; si++) {
+        for (di = 0; di < 3; di++) {
+            for (order = 0; order < 2; order++) {
+                for (wire = 1; wire <= 2; wire++) {
+                    scomm_kv_layout_t l = { 1, shapes[si][0], shapes[si][2],
+                                            shapes[si][1], 1, dts[di],
+                                            order };
+                    size_t bb = (size_t)scomm_kv_block_bytes(&l);
+                    size_t n = bb / scomm_dtype_size(dts[di]), i;
+                    size_t wb = scomm_kv_wire_block_bytes(&l, wire);
+                    float *x = malloc(n * 4);
+                    uint8_t *blk = malloc(bb), *e0 = malloc(wb);
+                    uint8_t *e1 = malloc(wb), *d0 = calloc(1, bb);
+                    uint8_t *d1 = calloc(1, bb), *f0 = calloc(1, bb);
+                    uint8_t *f1 = calloc(1, bb);
+
+                    for (i = 0; i < n; i++) {
+                        double u = (double)(next() % 2000001) / 1e6 - 1.0;
+
+                        /* wide magnitudes, exact ties, and a zero group */
+                        x[i] = (float)(u * ((i % 5 == 0) ? 1e-4 : 3.0));
+                        if (i % 11 == 0) {
+                            x[i] = (float)((int)(u * 8)) * 0.5f;
+                        }
+                        if (i < (size_t)l.block_tokens * l.head_dim) {
+                            x[i] = (order == 0) ? 0.0f : x[i];
+                        }
+                    }
+                    scomm_cvt_from_f32(blk, x, n, dts[di]);
+                    force_scalar(1);
+                    codec_run(&l, blk, wire, e0, d0, f0);
+                    force_scalar(0);
+                    codec_run(&l, blk, wire, e1, d1, f1);
+                    ST_ASSERT(memcmp(e0, e1, wb) == 0);
+                    ST_ASSERT(memcmp(d0, d1, bb) == 0);
+                    ST_ASSERT(memcmp(d0, f0, bb) == 0);
+                    ST_ASSERT(memcmp(d0, f1, bb) == 0);
+                    cases++;
+                    free(x);
+                    free(blk);
+                    free(e0);
+                    free(e1);
+                    free(d0);
+                    free(d1);
+                    free(f0);
+                    free(f1);
+                }
+            }
+        }
+    }
+    printf("simd: %d block encodings equal to the scalar reference\n",
+           cases);
+}
+
+/* NaN codes (never produced by the encoder, possible from a peer) decode
+ * as the scalar form decodes them. */
+static void test_fp8_nan_codes(void)
+{
+    scomm_kv_layout_t l = { 1, 1, 16, 4, 1, SCOMM_FLOAT16, 0 };
+    size_t wb = scomm_kv_wire_block_bytes(&l, SCOMM_KV_WIRE_FP8_E4M3);
+    uint8_t enc[2 * (4 + 64)], d0[256], d1[256];
+    float s = 0.5f;
+    size_t i;
+
+    ST_ASSERT_EQ(wb, sizeof(enc));
+    for (i = 0; i < wb; i++) {
+        enc[i] = (uint8_t)(next() & 0xff);
+    }
+    memcpy(enc, &s, 4);
+    memcpy(enc + 68, &s, 4);
+    enc[4 + 9] = 0x7f;
+    enc[68 + 20] = 0xff;
+    force_scalar(1);
+    ST_ASSERT_EQ(scomm_kv_decode_block_into(&l, enc, SCOMM_KV_WIRE_FP8_E4M3,
+                                            &l, d0), 0);
+    force_scalar(0);
+    ST_ASSERT_EQ(scomm_kv_decode_block_into(&l, enc, SCOMM_KV_WIRE_FP8_E4M3,
+                                            &l, d1), 0);
+    ST_ASSERT(memcmp(d0, d1, sizeof(d0)) == 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Informational: source GB/s of quantise and dequantise+store, one core,
+ * Llama-3-8B blocks (64 KiB float16), scalar and automatic. */
+static void speed_quant(void)
+{
+    scomm_kv_layout_t l = { 1, 8, 128, 16, 1, SCOMM_FLOAT16, 0 };
+    size_t bb = (size_t)scomm_kv_block_bytes(&l), nblk = 64, i;
+    size_t wb = scomm_kv_wire_block_bytes(&l, SCOMM_KV_WIRE_FP8_E4M3);
+    uint8_t *src = malloc(bb * nblk), *enc = malloc(wb * nblk);
+    uint8_t *dst = malloc(bb * nblk);
+    float *tmp = malloc(16 * 128 * 4), *f = malloc(bb * 2 + 512);
+    int32_t tbl[64];
+    double t0, tq, td;
+    int lv, r;
+
+    for (i = 0; i < bb * nblk / 2; i++) {
+        ((uint16_t *)src)[i] = (uint16_t)(0x3400u + (next() & 0x83ffu));
+    }
+    for (i = 0; i < nblk; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    for (lv = 1; lv >= 0; lv--) {
+        force_scalar(lv);
+        t0 = now_s();
+        for (r = 0; r < 8; r++) {
+            for (i = 0; i < nblk; i++) {
+                scomm_kv_quant_block(&l, src + i * bb, SCOMM_KV_WIRE_FP8_E4M3,
+                                     enc + i * wb, tmp);
+            }
+        }
+        tq = now_s() - t0;
+        t0 = now_s();
+        for (r = 0; r < 8; r++) {
+            for (i = 0; i < nblk; i++) {
+                if (scomm_kv_decode_block_into(&l, enc + i * wb,
+                                               SCOMM_KV_WIRE_FP8_E4M3, &l,
+                                               dst + i * bb) != 0) {
+                    scomm_kv_dequant_block(&l, enc + i * wb,
+                                           SCOMM_KV_WIRE_FP8_E4M3, f + 128);
+                    scomm_kv_scatter_rows(&l, NULL, f + 128, i * 16, 0, 16,
+                                          &l, dst, tbl, f);
+                }
+            }
+        }
+        td = now_s() - t0;
+        printf("fp8 speed (%s): quantise %.2f GB/s, dequantise+store "
+               "%.2f GB/s\n", lv ? "scalar" : "auto",
+               8.0 * bb * nblk / tq / 1e9, 8.0 * bb * nblk / td / 1e9);
+    }
+    free(src);
+    free(enc);
+    free(dst);
+    free(tmp);
+    free(f);
+}
+
 static void test_layout(void)
 {
     scomm_kv_layout_t l = { 32, 8, 128, 16, 10, SCOMM_FLOAT16, 0 };
@@ -220,6 +461,10 @@ int main(void)
     test_quant(SCOMM_KV_WIRE_FP8_E4M3, SCOMM_FLOAT32, 1e-3f);
     test_quant(SCOMM_KV_WIRE_INT4, SCOMM_FLOAT16, 10.0f);
     test_quant(SCOMM_KV_WIRE_INT4, SCOMM_FLOAT32, 300.0f);
+    test_cvt_scaled();
+    test_simd_equal();
+    test_fp8_nan_codes();
+    speed_quant();
     printf("test_kv_conv: ok\n");
     return 0;
 }

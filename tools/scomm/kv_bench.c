@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@ typedef struct kvb {
     int      layers, heads, dim, block;
     uint64_t tokens;
     int      wire, comp, streams, depth, iters, tcp, ttft, json, hidden;
+    int      thp;
     size_t   chunk;
     char     host[64];
     int      port;
@@ -48,12 +50,15 @@ static void usage(FILE *f)
         "         [--heads N] [--dim N] [--block N] [--transport shm|tcp]\n"
         "         [--wire native|fp8|int4] [--compress none|lz4|zstd]\n"
         "         [--streams N] [--chunk SIZE] [--depth N] [--iters N]\n"
-        "         [--preset NAME] [--ttft [--hidden N]] [--json]\n"
+        "         [--preset NAME] [--ttft [--hidden N]] [--thp on|off]\n"
+        "         [--json]\n"
         "         [--serve HOST:PORT | --connect HOST:PORT]\n"
         "  --shape 8b: Llama-3-8B (32 layers, 8 KV heads, dim 128, fp16);\n"
         "  --shape 1b: Llama-3.2-1B (16 layers, 8 KV heads, dim 64).\n"
         "  --transport shm: same-host copy from the sender's region;\n"
         "  tcp: through the sockets even on one host.\n"
+        "  --thp on (default): the regions ask for transparent huge pages\n"
+        "  (madvise); both regions are written before the first transfer.\n"
         "  --ttft: prefill computes layer by layer (X[T,hidden] x W), decode\n"
         "  waits for the KV and reads it; TTFT after-prefill vs streaming.\n");
 }
@@ -125,19 +130,25 @@ static size_t region_bytes(const scomm_kv_layout_t *l)
            (size_t)scomm_kv_block_bytes(l);
 }
 
-/* KV-like fp16 values: smooth, mildly compressible like real caches. */
+/* KV-like fp16 values: smooth, mildly compressible like real caches. One
+ * xorshift step makes four values (filling 4 GiB takes a few seconds). */
 static void fill_kv(uint8_t *base, size_t bytes, uint64_t seed)
 {
     uint16_t *p = (uint16_t *)base;
-    size_t i, n = bytes / 2;
+    size_t i, k, n = bytes / 2;
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i += 4) {
         s ^= s << 13;
         s ^= s >> 7;
         s ^= s << 17;
-        /* exponent around 2^-2..2^1, random mantissa and sign */
-        p[i] = (uint16_t)(((s >> 8) & 0x83ffu) | (0x3400u + ((s & 3u) << 10)));
+        for (k = 0; (k < 4) && (i + k < n); k++) {
+            uint16_t v = (uint16_t)(s >> (16 * k));
+
+            /* exponent around 2^-2..2^1, random mantissa and sign */
+            p[i + k] = (uint16_t)((v & 0x83ffu) |
+                                  (0x3400u + ((v >> 10) & 3u) * 0x400u));
+        }
     }
 }
 
@@ -170,6 +181,22 @@ static int cmp_d(const void *a, const void *b)
     double x = *(const double *)a, y = *(const double *)b;
 
     return (x < y) ? -1 : (x > y);
+}
+
+/* Median of n values (sorted in place); the mean of the middle two when n
+ * is even, so two iterations do not report the slower one. */
+static double median_of(double *v, int n)
+{
+    double *s = malloc(sizeof(double) * (size_t)n), m;
+
+    if (s == NULL) {
+        return v[n / 2];
+    }
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    qsort(s, (size_t)n, sizeof(double), cmp_d);
+    m = (n % 2) ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
 }
 
 static const char *wire_name(int w)
@@ -225,9 +252,8 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
         scomm_kv_xfer_free(xf);
     }
     scomm_kv_ep_stats(ep, &s1);
-    qsort(sec + 1, (size_t)b->iters, sizeof(double), cmp_d);
     {
-        double med = sec[1 + b->iters / 2];
+        double med = median_of(sec + 1, b->iters);
         double gbs = (double)bytes / med / 1e9;
         double ratio = (s1.bytes_wire > s0.bytes_wire)
             ? (double)(s1.bytes_raw - s0.bytes_raw) /
@@ -239,13 +265,18 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
             printf("{\"bench\":\"kv\",\"shape\":\"%s\",\"tokens\":%llu,"
                    "\"bytes\":%zu,\"path\":\"%s\",\"wire\":\"%s\","
                    "\"compression\":\"%s\",\"streams\":%d,\"chunk\":%zu,"
-                   "\"seconds\":%.6f,\"gbps\":%.4f,\"wire_ratio\":%.3f,"
-                   "\"resent\":%llu}\n", b->shape,
+                   "\"thp\":%d,\"seconds\":%.6f,\"gbps\":%.4f,"
+                   "\"wire_ratio\":%.3f,\"resent\":%llu,\"iters_s\":[",
+                   b->shape,
                    (unsigned long long)b->tokens, bytes, path,
                    wire_name(b->wire < 0 ? 0 : b->wire),
                    comp_name(b->comp < 0 ? 0 : b->comp), s1.streams,
-                   b->chunk, med, gbs, ratio,
+                   b->chunk, b->thp, med, gbs, ratio,
                    (unsigned long long)(s1.chunks_resent - s0.chunks_resent));
+            for (it = 1; it <= b->iters; it++) {
+                printf("%s%.6f", (it > 1) ? "," : "", sec[it]);
+            }
+            printf("]}\n");
         } else {
             printf("kv-bench %-3s %7llu tokens %6.0f MiB path %-3s wire %-6s "
                    "comp %-4s streams %d: %8.4f s %7.3f GB/s (raw/wire "
@@ -460,6 +491,7 @@ static int parse(int argc, char **argv, kvb_t *b)
     b->comp = -1;
     b->iters = 3;
     b->hidden = 8;
+    b->thp = 1;
     snprintf(b->host, sizeof(b->host), "127.0.0.1");
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -518,6 +550,8 @@ static int parse(int argc, char **argv, kvb_t *b)
             }
         } else if (strcmp(a, "--preset") == 0) {
             b->preset = v;
+        } else if (strcmp(a, "--thp") == 0) {
+            b->thp = (strcmp(v, "off") != 0);
         } else if ((strcmp(a, "--serve") == 0) ||
                    (strcmp(a, "--connect") == 0)) {
             const char *c = strrchr(v, ':');
@@ -554,21 +588,45 @@ static int parse(int argc, char **argv, kvb_t *b)
     return 0;
 }
 
+/*
+ * A paged KV cache is allocated and written long before it is transferred,
+ * so both regions are faulted in here, outside the timed transfers: the
+ * sender's by filling it, the receiver's by zeroing it. The memory comes
+ * from mmap, not malloc, because the compiler may turn malloc + memset(0)
+ * into calloc, which leaves the pages untouched. With --thp on the regions
+ * ask for transparent huge pages first (the gloo baseline does the same
+ * with its tensors, bench/kv_gloo_baseline.py --thp).
+ */
+static uint8_t *region_alloc(const kvb_t *b, size_t bytes, int sender)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    if (b->thp && (madvise(p, bytes, MADV_HUGEPAGE) != 0)) {
+        fprintf(stderr, "kv-bench: madvise(MADV_HUGEPAGE): %s\n",
+                strerror(errno));
+    }
+    if (sender) {
+        fill_kv(p, bytes, 1);
+    } else {
+        memset(p, 0, bytes);
+    }
+    return p;
+}
+
 static int run_side(const kvb_t *b, int sender, scomm_kv_ep_t *ep, int fd)
 {
     scomm_kv_layout_t l = layout_of(b);
     size_t bytes = region_bytes(&l);
-    uint8_t *base = malloc(bytes);
+    uint8_t *base = region_alloc(b, bytes, sender);
     int rc;
 
     if (base == NULL) {
         fprintf(stderr, "kv-bench: cannot allocate %zu bytes\n", bytes);
         return 1;
-    }
-    if (sender) {
-        fill_kv(base, bytes, 1);
-    } else {
-        memset(base, 0, bytes);
     }
     if (b->ttft) {
         rc = sender ? ttft_send(b, ep, base, fd) : ttft_recv(b, ep, base, fd);
@@ -576,7 +634,7 @@ static int run_side(const kvb_t *b, int sender, scomm_kv_ep_t *ep, int fd)
         rc = sender ? bench_send(b, ep, base) : bench_recv(b, ep, base);
     }
     scomm_kv_ep_close(ep);
-    free(base);
+    munmap(base, bytes);
     return rc;
 }
 
