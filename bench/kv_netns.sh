@@ -10,7 +10,8 @@
 # medians and ratios. Namespaces are removed on every exit path.
 #
 # usage: bench/kv_netns.sh [BUILD_DIR] [SHAPE TOKENS]...   (root)
-#   env: ROUNDS (3), MTU (veth MTU, 1500), KVARGS (extra kv-bench flags)
+#   env: ROUNDS (3), MTU (veth MTU, 1500), KVARGS (extra kv-bench flags),
+#        RATE (cap A's egress with tc tbf, e.g. 10gbit; default: none)
 set -u
 B=$(cd "${1:-build}" && pwd)/scomm
 shift || true
@@ -42,9 +43,13 @@ ip -n "$A" link add eth0 mtu "$MTU" type veth peer name eth0 netns "$Z" mtu "$MT
 ip -n "$A" addr add 10.9.$net.1/24 dev eth0
 ip -n "$Z" addr add 10.9.$net.2/24 dev eth0
 for n in "$A" "$Z"; do ip -n "$n" link set lo up; ip -n "$n" link set eth0 up; done
+if [[ -n ${RATE:-} ]]; then
+    tc -n "$A" qdisc add dev eth0 root tbf rate "$RATE" burst 1mb latency 10ms ||
+        { echo "kv_netns.sh: tc tbf $RATE failed" >&2; exit 1; }
+fi
 SA=10.9.$net.1 SB=10.9.$net.2
 out=$(mktemp)
-echo "# veth pair $A <-> $Z, MTU $MTU, $ROUNDS rounds; JSON lines in $out" >&2
+echo "# veth pair $A <-> $Z, MTU $MTU, cap ${RATE:-none}, $ROUNDS rounds; JSON lines in $out" >&2
 
 for ((i = 0; i < ${#cases[@]}; i += 2)); do
     shape=${cases[i]} tokens=${cases[i + 1]}
