@@ -56,6 +56,11 @@ const scomm_param_t scomm_params[] = {
                     "interval of liveness messages while a wait is long"),
     SCOMM_PARAM_ROW("ALGO", "", SCOMM_PARAM_STRING, algo,
                     "force one collective algorithm by name"),
+    SCOMM_PARAM_ROW("HOST_ID", "", SCOMM_PARAM_STRING, host_id,
+                    "host identity: ranks with the same hostname and "
+                    "host id share a host (shm); default: the boot id. "
+                    "Different values per rank emulate several hosts on "
+                    "one machine (tcp between them)"),
 };
 
 const size_t scomm_nparams = SCOMM_ARRAY_SIZE(scomm_params);
