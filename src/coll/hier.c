@@ -366,7 +366,7 @@ scomm_status_t scomm_allreduce_hier(scomm_comm_t *comm,
     size_t L, slice, main_n, es = a->esize;
     scomm_coll_args_t b;
     scomm_status_t status;
-    char *tmp;
+    char *mine;
 
     if ((h == NULL) || !h->usable) {
         return scomm_allreduce_ring(comm, a);
@@ -378,47 +378,46 @@ scomm_status_t scomm_allreduce_hier(scomm_comm_t *comm,
     L      = (size_t)h->per_host;
     slice  = a->count / L;
     main_n = slice * L;
+    /* Slice j lives in its final place from the start: the three phases
+     * run in recvbuf, with no scratch to allocate and fault in. */
+    mine   = (char *)a->recvbuf + (size_t)h->lidx_of[comm->rank] * slice * es;
     if (slice > 0) {
-        tmp = scomm_coll_malloc(comm, slice * es, "hierarchical slice");
-        if (tmp == NULL) {
-            return SCOMM_ERR_NO_MEMORY;
-        }
         /* 1. intra-host reduce_scatter: slice j of the host's sum (AVG:
          *    sums in both phases, one division by p at the end, so that
-         *    integers truncate once, as the flat algorithms do). */
+         *    integers truncate once, as the flat algorithms do). In place
+         *    when the call is: recvbuf + j * slice is then the in-place
+         *    form of a reduce_scatter over sendbuf. */
         b          = *a;
         b.redop    = (a->redop == SCOMM_AVG) ? SCOMM_SUM : a->redop;
         b.op       = SCOMM_COLL_REDUCESCATTER;
         b.count    = slice;
         b.bytes    = slice * es;
-        b.recvbuf  = tmp;
-        b.inplace  = 0;
+        b.recvbuf  = mine;
         status     = hier_phase(comm, h->local, &b);
         /* 2. inter-host all_reduce of that slice, in place. */
         if (status == SCOMM_OK) {
             b          = *a;
             b.count    = slice;
             b.bytes    = slice * es;
-            b.sendbuf  = tmp;
-            b.recvbuf  = tmp;
+            b.sendbuf  = mine;
+            b.recvbuf  = mine;
             b.inplace  = 1;
             b.redop    = (a->redop == SCOMM_AVG) ? SCOMM_SUM : a->redop;
             status     = hier_phase(comm, h->cross, &b);
         }
         if ((status == SCOMM_OK) && (a->redop == SCOMM_AVG)) {
-            scomm_reduce_div(tmp, slice, a->dtype, comm->size);
+            scomm_reduce_div(mine, slice, a->dtype, comm->size);
         }
-        /* 3. intra-host all_gather of the slices into recvbuf. */
+        /* 3. intra-host all_gather of the slices, in place. */
         if (status == SCOMM_OK) {
             b          = *a;
             b.op       = SCOMM_COLL_ALLGATHER;
             b.count    = slice;
             b.bytes    = slice * es;
-            b.sendbuf  = tmp;
-            b.inplace  = 0;
+            b.sendbuf  = mine;
+            b.inplace  = 1;
             status     = hier_phase(comm, h->local, &b);
         }
-        free(tmp);
         if (status != SCOMM_OK) {
             return status;
         }
@@ -821,3 +820,4 @@ out:
     free(mine);
     return status;
 }
+
