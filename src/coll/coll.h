@@ -137,14 +137,24 @@ scomm_status_t scomm_allreduce_hier(scomm_comm_t *comm,
                                     const scomm_coll_args_t *a);
 scomm_status_t scomm_bcast_hier(scomm_comm_t *comm,
                                 const scomm_coll_args_t *a);
+scomm_status_t scomm_allgather_hier(scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a);
+scomm_status_t scomm_reducescatter_hier(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a);
 /* 1 if comm spans >= 2 hosts with the same number (>= 2) of ranks each. */
 int scomm_coll_hier_supports(const scomm_comm_t *comm,
                              const scomm_coll_args_t *a, char *why,
                              size_t whylen);
-/* 1 if the default rules should go hierarchical; the layout then. */
+/* all_gather and reduce_scatter: 1 if comm spans >= 2 hosts, whatever
+ * their rank counts and however the ranks are placed. */
+int scomm_coll_hier_move_supports(const scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a, char *why,
+                                  size_t whylen);
+/* 1 if the default rules should go hierarchical for a call of bytes (the
+ * rules' measure); layout then says "2 hosts x 2 ranks". */
 int scomm_coll_hier_default(const scomm_comm_t *comm,
-                            const scomm_coll_args_t *a, int *nhosts,
-                            int *per_host);
+                            const scomm_coll_args_t *a, size_t bytes,
+                            char *layout, size_t len);
 /* Free comm's collective state (hierarchical sub-communicators); world
  * lock held, from scomm_comm_destroy. */
 void scomm_coll_comm_release(scomm_comm_t *comm);

@@ -29,10 +29,12 @@
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
  *   all_gather      all local over shm and total >= 4 MiB: direct;
- *                   total <= 64 KiB and p a power of two:
+ *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
+ *                   hierarchical; total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
  *   reduce_scatter  all local over shm and total >= 4 MiB: shm_direct;
- *                   total <= 64 KiB: direct; else ring
+ *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
+ *                   hierarchical; total <= 64 KiB: direct; else ring
  *   broadcast       all local over shm and >= 1 MiB: direct;
  *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
@@ -84,10 +86,14 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
      scomm_allgather_rd},
     {"direct", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
      scomm_allgather_direct},
+    {"hierarchical", SCOMM_COLL_ALLGATHER, scomm_coll_hier_move_supports,
+     scomm_allgather_hier},
     {"ring", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_ring},
     {"direct", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_direct},
     {"shm_direct", SCOMM_COLL_REDUCESCATTER, scomm_coll_direct_supports,
      scomm_reducescatter_shm_direct},
+    {"hierarchical", SCOMM_COLL_REDUCESCATTER, scomm_coll_hier_move_supports,
+     scomm_reducescatter_hier},
     {"binomial", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_binomial},
     {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
     {"direct", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
@@ -335,7 +341,7 @@ static int scomm_coll_default(const scomm_comm_t *comm,
     int pow2 = scomm_coll_is_pow2(p);
     size_t bytes = scomm_coll_rule_bytes(comm, a);
     size_t mid = pow2 ? SCOMM_COLL_MID_BYTES_POW2 : SCOMM_COLL_MID_BYTES;
-    int nh = 0, ph = 0;
+    char layout[40];
 
     switch (a->op) {
     case SCOMM_COLL_ALLREDUCE:
@@ -346,12 +352,11 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      "reduce, no ring hops", p, comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
         }
-        if (scomm_coll_hier_default(comm, a, &nh, &ph)) {
+        if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "allreduce.hier";
-            snprintf(reason, rlen, "%d hosts x %d ranks, %zu B >= 64 KiB: "
-                     "reduce_scatter inside each host (shm), all_reduce of "
-                     "each slice across hosts, all_gather inside", nh, ph,
-                     bytes);
+            snprintf(reason, rlen, "%s, %zu B >= 64 KiB: reduce_scatter "
+                     "in each host, all_reduce of slices across, "
+                     "all_gather in each host", layout, bytes);
             return scomm_coll_find(a->op, "hierarchical");
         }
         if (bytes <= SCOMM_COLL_SMALL_BYTES) {
@@ -388,6 +393,13 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      "shared-memory copies", p, comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
         }
+        if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
+            *rule = "allgather.hier";
+            snprintf(reason, rlen, "%s, %zu B total >= 64 KiB: each block "
+                     "crosses to one rank per host, which forwards it over "
+                     "shm", layout, bytes);
+            return scomm_coll_find(a->op, "hierarchical");
+        }
         if ((bytes <= SCOMM_COLL_SMALL_BYTES) && pow2) {
             *rule = "allgather.small_pow2";
             snprintf(reason, rlen, "%zu B total <= 64 KiB and %d ranks is a "
@@ -407,6 +419,13 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      "rank reduces its block in shared memory", p,
                      comm->local_size, bytes);
             return scomm_coll_find(a->op, "shm_direct");
+        }
+        if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
+            *rule = "reducescatter.hier";
+            snprintf(reason, rlen, "%s, %zu B total >= 64 KiB: each host "
+                     "sums a block over shm, one rank sends that partial "
+                     "across", layout, bytes);
+            return scomm_coll_find(a->op, "hierarchical");
         }
         if (bytes <= SCOMM_COLL_SMALL_BYTES) {
             *rule = "reducescatter.small";
@@ -428,11 +447,10 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                      comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
         }
-        if (scomm_coll_hier_default(comm, a, &nh, &ph)) {
+        if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "broadcast.hier";
-            snprintf(reason, rlen, "%d hosts x %d ranks, %zu B >= 64 KiB: "
-                     "root to one rank per host, then inside each host",
-                     nh, ph, bytes);
+            snprintf(reason, rlen, "%s, %zu B >= 64 KiB: root to one rank "
+                     "per host, then inside each host", layout, bytes);
             return scomm_coll_find(a->op, "hierarchical");
         }
         if ((bytes <= SCOMM_COLL_BCAST_TREE_BYTES) || (p <= 2)) {

@@ -457,6 +457,12 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     w->info[w->rank].hostname[SCOMM_HOST_MAX - 1] = '\0';
     scomm_read_boot_id(w->info[w->rank].boot_id,
                        sizeof(w->info[w->rank].boot_id));
+    if (w->cfg.host_id[0] != '\0') {
+        /* SCOMM_HOST_ID stands for the boot id in the host identity, so
+         * ranks of one machine can be told apart as hosts (tests). */
+        snprintf(w->info[w->rank].boot_id, sizeof(w->info[w->rank].boot_id),
+                 "id:%.35s", w->cfg.host_id);
+    }
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) {
         status = SCOMM_ERR_SYSTEM;

@@ -57,6 +57,11 @@ const scomm_param_t scomm_params[] = {
                     "interval of liveness messages while a wait is long"),
     SCOMM_PARAM_ROW("ALGO", "", SCOMM_PARAM_STRING, algo,
                     "force one collective algorithm by name"),
+    SCOMM_PARAM_ROW("HOST_ID", "", SCOMM_PARAM_STRING, host_id,
+                    "host identity: ranks with the same hostname and "
+                    "host id share a host (shm); default: the boot id. "
+                    "Different values per rank emulate several hosts on "
+                    "one machine (tcp between them)"),
     /* ---- RDMA verbs transport (docs/rdma.md) ---- */
     SCOMM_PARAM_ROW("RDMA_DEVICE", "", SCOMM_PARAM_STRING, rdma_device,
                     "RDMA device name (ibv_devices); default: the first "

@@ -29,6 +29,7 @@ typedef struct scomm_config {
     int64_t  check;
     int64_t  heartbeat_ms;
     char     algo[32];
+    char     host_id[40];
     /* RDMA verbs transport (src/transport/rdma.c, docs/rdma.md) */
     char     rdma_device[32];
     int64_t  rdma_port;

@@ -505,6 +505,13 @@ static void expect_algo(const tctx_t *t, scomm_coll_op_t op,
         ST_ASSERT(strncmp(rec.rule_id, "forced", 6) != 0);
         return;
     }
+    /* The hierarchical all_gather and reduce_scatter run on every layout
+     * that spans hosts (uneven, interleaved): no fallback there. */
+    if ((strcmp(forced, "hierarchical") == 0) &&
+        (scomm_local_size(t->comm) < t->size) &&
+        ((op == SCOMM_COLL_ALLGATHER) || (op == SCOMM_COLL_REDUCESCATTER))) {
+        ST_ASSERT(strcmp(rec.algo, "hierarchical") == 0);
+    }
     if (strcmp(rec.algo, forced) != 0) {
         /* Only a documented fallback may replace a forced algorithm. */
         if (strncmp(rec.rule_id, "fallback", 8) != 0) {
@@ -817,6 +824,73 @@ static void test_all_gather(const tctx_t *t, const size_t *counts,
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
     free(send);
     free(recv);
+}
+
+/* The hierarchical reduce_scatter and all_gather move blocks in 1 MiB
+ * segments: blocks of several segments and an odd tail, every op on a
+ * few dtypes (16 B .. 1 B elements), in place and not. */
+static void test_hier_segments(const tctx_t *t)
+{
+    static const scomm_dtype_t dts[] = {SCOMM_FLOAT64, SCOMM_INT32,
+                                        SCOMM_BFLOAT16, SCOMM_UINT8};
+    size_t c, es, q, p = (size_t)t->size, r = (size_t)t->rank;
+    char *send, *recv, *ref;
+    int d, op, inplace;
+
+    if (scomm_local_size(t->comm) == t->size) {
+        return; /* one host: hierarchical falls back, tested elsewhere */
+    }
+    c    = 300001; /* 3, 2, 1 and 1 segments */
+    send = malloc(c * 8 * p);
+    recv = malloc(c * 8 * p + 1);
+    ref  = malloc(c * 8);
+    ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER,
+                                       "hierarchical"));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, "hierarchical"));
+    for (d = 0; d < (int)SCOMM_ARRAY_SIZE(dts); d++) {
+        es = scomm_dtype_size(dts[d]);
+        for (op = 0; op < NOP; op++) {
+            uint64_t seed = 7700u + (uint64_t)(d * 10 + op);
+            char *out;
+
+            inplace = (d + op) % 2;
+            fill_ref(ref, dts[d], (scomm_redop_t)op, seed, t->size, r * c,
+                     c);
+            fill_input(send, dts[d], (scomm_redop_t)op, seed, t->rank, 0,
+                       c * p);
+            memset(recv, 0xa5, c * es + 1);
+            out = inplace ? send + r * c * es : recv;
+            dbg_seed  = seed;
+            dbg_op    = op;
+            dbg_first = r * c;
+            ST_ASSERT_OK(scomm_reduce_scatter(send, out, c, dts[d],
+                                              (scomm_redop_t)op, t->comm));
+            expect_algo(t, SCOMM_COLL_REDUCESCATTER, "hierarchical", c);
+            expect_same(t, scomm_redop_name((scomm_redop_t)op), out, ref, c,
+                        dts[d], "hierarchical", inplace);
+            ST_ASSERT(inplace || ((unsigned char)recv[c * es] == 0xa5));
+        }
+        /* all_gather of the same size, own block in place or not. */
+        inplace = d % 2;
+        memset(recv, 0xa5, c * es * p + 1);
+        st_fill_pattern(inplace ? recv + r * c * es : send, c * es,
+                        blk_seed(t->rank, d, 77));
+        ST_ASSERT_OK(scomm_all_gather(inplace ? recv + r * c * es : send,
+                                      recv, c, dts[d], t->comm));
+        expect_algo(t, SCOMM_COLL_ALLGATHER, "hierarchical", c);
+        for (q = 0; q < p; q++) {
+            ST_ASSERT_EQ(st_check_pattern(recv + q * c * es, c * es,
+                                          blk_seed((int)q, d, 77)),
+                         SIZE_MAX);
+        }
+        ST_ASSERT_EQ((unsigned char)recv[c * es * p], 0xa5);
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER, NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
+    free(send);
+    free(recv);
+    free(ref);
 }
 
 static void test_broadcast(const tctx_t *t, const size_t *counts,
@@ -1943,6 +2017,31 @@ static void test_split(const tctx_t *t)
     ST_ASSERT_OK(scomm_comm_destroy(sub));
 }
 
+/*
+ * TEST_COLL_HOSTS="0,1,0,1": rank r plays host <entry r> (SCOMM_HOST_ID),
+ * so one machine emulates a multi-host layout: shm between ranks of one
+ * host, tcp over loopback between hosts. Any placement and any rank
+ * counts per host can be written down.
+ */
+static void fake_host(int rank)
+{
+    const char *v = getenv("TEST_COLL_HOSTS");
+    char id[32];
+    int r = 0;
+
+    if ((v == NULL) || (*v == '\0')) {
+        return;
+    }
+    while ((r < rank) && (v != NULL)) {
+        v = strchr(v, ',');
+        v = (v != NULL) ? v + 1 : NULL;
+        r++;
+    }
+    ST_ASSERT(v != NULL); /* one entry per rank */
+    snprintf(id, sizeof(id), "fakehost%d", atoi(v));
+    ST_ASSERT(setenv("SCOMM_HOST_ID", id, 1) == 0);
+}
+
 static int run(int rank, int size, void *arg)
 {
     tctx_t t;
@@ -1953,6 +2052,7 @@ static int run(int rank, int size, void *arg)
 
     (void)arg;
     memset(&t, 0, sizeof(t));
+    fake_host(rank);
     ST_ASSERT_OK(scomm_init_from_env(&t.comm));
     t.rank = rank;
     t.size = size;
@@ -1988,6 +2088,9 @@ static int run(int rank, int size, void *arg)
     t0 = now_s();
     test_reduce_scatter_exact(&t, counts, n - 1);
     section_done(&t, "reduce_scatter dtype x op x algo", t0);
+    t0 = now_s();
+    test_hier_segments(&t);
+    section_done(&t, "hierarchical segments", t0);
     t0 = now_s();
     test_reduce_exact(&t, counts, n - 1);
     section_done(&t, "reduce dtype x op x root", t0);
