@@ -105,6 +105,16 @@ void scomm_req_complete(scomm_req_t *req, scomm_status_t status)
     atomic_store_explicit(&req->done, 1, memory_order_release);
 }
 
+void scomm_req_truncated(scomm_req_t *req, int peer)
+{
+    scomm_set_error(req->comm, SCOMM_ERR_TRUNCATED,
+                    "%s: rank %d's receive buffer is smaller than the "
+                    "%zu-byte message",
+                    (req->comm != NULL) ? req->comm->cur_op : "send", peer,
+                    req->len);
+    scomm_req_complete(req, SCOMM_ERR_TRUNCATED);
+}
+
 /* ---- matching --------------------------------------------------------- */
 
 static scomm_req_t *scomm_p2p_match_posted(scomm_peer_t *p, uint32_t ctx,

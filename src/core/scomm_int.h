@@ -221,6 +221,9 @@ void scomm_world_peer_closed(scomm_world_t *w, int peer);
 scomm_req_t *scomm_req_new(scomm_world_t *w, scomm_comm_t *comm, int type);
 void scomm_req_release(scomm_req_t *req);
 void scomm_req_complete(scomm_req_t *req, scomm_status_t status);
+/* A send whose message did not fit the peer's posted receive: record the
+ * error on its communicator and complete it TRUNCATED. */
+void scomm_req_truncated(scomm_req_t *req, int peer);
 scomm_req_t *scomm_req_lookup(scomm_world_t *w, uint64_t id);
 
 /* ---- matching engine, called by transports ---- */

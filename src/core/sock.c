@@ -225,6 +225,25 @@ void scomm_sock_addr_str(const struct sockaddr_storage *ss, char *out,
     }
 }
 
+int scomm_sock_peer_is(int fd, const char *want, int rank, char *why,
+                       size_t whylen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    char addr[64];  /* INET6_ADDRSTRLEN, with room */
+
+    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+        return 0;
+    }
+    scomm_sock_addr_str(&ss, addr, sizeof(addr), NULL);
+    if (strcmp(addr, want) != 0) {
+        snprintf(why, whylen, "claims rank %d but comes from %s, not %s",
+                 rank, addr, want);
+        return -1;
+    }
+    return 0;
+}
+
 void scomm_sock_tune(int fd, uint64_t bufsize)
 {
     int one = 1;

@@ -32,6 +32,11 @@ int scomm_sock_local_port(int fd);
 void scomm_sock_addr_str(const struct sockaddr_storage *ss, char *out,
                          size_t outlen, int *port);
 void scomm_sock_tune(int fd, uint64_t bufsize);
+/* Check that connection fd comes from want (the address rank published in
+ * the bootstrap): 0 if it does (or the peer address cannot be read), -1
+ * with why set if it comes from elsewhere. */
+int scomm_sock_peer_is(int fd, const char *want, int rank, char *why,
+                       size_t whylen);
 
 /* Called with each whole hello read by scomm_sock_accept_hellos: returns 1
  * if it accepted the connection (fd is the callee's now), 0 if it refused

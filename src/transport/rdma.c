@@ -856,9 +856,7 @@ static int rdma_check_hello(rdma_ctx_t *c, int fd, const uint8_t *buf,
                             char *why, size_t whylen)
 {
     scomm_world_t *w = c->w;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char token[SCOMM_RDMA_TOKEN_MAX], addr[SCOMM_ADDR_MAX];
+    char token[SCOMM_RDMA_TOKEN_MAX];
     int rank;
 
     if (scomm_rdma_hello_decode(buf, SCOMM_RDMA_HELLO_SIZE,
@@ -886,13 +884,9 @@ static int rdma_check_hello(rdma_ctx_t *c, int fd, const uint8_t *buf,
         snprintf(why, whylen, "rank %d is already connected", rank);
         return -1;
     }
-    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-        scomm_sock_addr_str(&ss, addr, sizeof(addr), NULL);
-        if (strcmp(addr, w->info[rank].tcp_addr) != 0) {
-            snprintf(why, whylen, "claims rank %d but comes from %s, not %s",
-                     rank, addr, w->info[rank].tcp_addr);
-            return -1;
-        }
+    if (scomm_sock_peer_is(fd, w->info[rank].tcp_addr, rank, why,
+                           whylen) != 0) {
+        return -1;
     }
     return rank;
 }
@@ -1287,12 +1281,7 @@ static void rdma_on_cts(rdma_ctx_t *c, rdma_peer_t *p,
         return; /* released after a fault */
     }
     if (h->len == 0) {
-        scomm_set_error(r->comm, SCOMM_ERR_TRUNCATED,
-                        "%s: rank %d's receive buffer is smaller than the "
-                        "%zu-byte message",
-                        (r->comm != NULL) ? r->comm->cur_op : "send",
-                        p->rank, r->len);
-        scomm_req_complete(r, SCOMM_ERR_TRUNCATED);
+        scomm_req_truncated(r, p->rank);
         return;
     }
     if (h->len != (uint64_t)r->len) {

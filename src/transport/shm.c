@@ -636,12 +636,7 @@ static int shm_handle(shm_ctx_t *c, shm_peer_t *p, const shm_msg_t *m,
         }
         if (m->type == SHM_FIN) {
             if (words[1] != 0) {
-                scomm_set_error(r->comm, SCOMM_ERR_TRUNCATED,
-                                "%s: rank %d's receive buffer is smaller "
-                                "than the %zu-byte message",
-                                (r->comm != NULL) ? r->comm->cur_op : "send",
-                                p->rank, r->len);
-                scomm_req_complete(r, SCOMM_ERR_TRUNCATED);
+                scomm_req_truncated(r, p->rank);
             } else {
                 r->xfer = r->len;
                 scomm_req_complete(r, SCOMM_OK);

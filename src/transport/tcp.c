@@ -322,9 +322,7 @@ static int tcp_check_hello(tcp_ctx_t *c, int fd, const uint8_t *buf,
                            int *idx_p, char *why, size_t whylen)
 {
     scomm_world_t *w = c->w;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char token[SCOMM_TOKEN_MAX], addr[SCOMM_ADDR_MAX];
+    char token[SCOMM_TOKEN_MAX];
     int rank, idx;
 
     if (scomm_tcp_hello_decode(buf, TCP_HELLO_SIZE, &rank, &idx, token,
@@ -346,13 +344,9 @@ static int tcp_check_hello(tcp_ctx_t *c, int fd, const uint8_t *buf,
                  idx);
         return -1;
     }
-    if (getpeername(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-        scomm_sock_addr_str(&ss, addr, sizeof(addr), NULL);
-        if (strcmp(addr, w->info[rank].tcp_addr) != 0) {
-            snprintf(why, whylen, "claims rank %d but comes from %s, not %s",
-                     rank, addr, w->info[rank].tcp_addr);
-            return -1;
-        }
+    if (scomm_sock_peer_is(fd, w->info[rank].tcp_addr, rank, why,
+                           whylen) != 0) {
+        return -1;
     }
     *idx_p = idx;
     return rank;
@@ -616,12 +610,7 @@ static void tcp_on_cts(tcp_ctx_t *c, tcp_peer_t *p, const tcp_hdr_t *h)
         return;
     }
     if (h->aux == 0) {
-        scomm_set_error(r->comm, SCOMM_ERR_TRUNCATED,
-                        "%s: rank %d's receive buffer is smaller than the "
-                        "%zu-byte message",
-                        (r->comm != NULL) ? r->comm->cur_op : "send",
-                        p->rank, r->len);
-        scomm_req_complete(r, SCOMM_ERR_TRUNCATED);
+        scomm_req_truncated(r, p->rank);
         return;
     }
     stripes = SCOMM_MIN((uint64_t)p->nsocks,
