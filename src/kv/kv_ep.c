@@ -531,7 +531,13 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
     if (ep->fault == SCOMM_OK) {
         ep->fault = status;
         snprintf(ep->fault_msg, sizeof(ep->fault_msg), "%s", msg);
-        if (!ep->closing) {
+        if (ep->closing) {
+            /* our own close: nothing to report */
+        } else if (ep->peer_bye && (ep->sx_head == NULL)) {
+            /* The peer closed its endpoint (BYE) with none of our
+             * transfers in flight: its normal teardown. */
+            scomm_info(SCOMM_SUB_KV, "kv endpoint ended: %s", msg);
+        } else {
             scomm_warn(SCOMM_SUB_KV, "kv endpoint failed: %s", msg);
         }
     }
@@ -626,7 +632,11 @@ static void stream_dead(kv_stream_t *st, const char *why)
                        (long long)ep->redial_ms);
         } else {
             st->gone = 1;
-            if (ep->alive > 0) {
+            if (ep->peer_bye) {
+                scomm_info(SCOMM_SUB_KV, "kv stream %d closed after the "
+                           "peer's BYE (%s); %d left", st->idx, why,
+                           ep->alive);
+            } else if (ep->alive > 0) {
                 scomm_warn(SCOMM_SUB_KV, "kv stream %d dropped (%s); %d "
                            "left, its chunks move on the others", st->idx,
                            why, ep->alive);
