@@ -531,14 +531,14 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
     if (ep->fault == SCOMM_OK) {
         ep->fault = status;
         snprintf(ep->fault_msg, sizeof(ep->fault_msg), "%s", msg);
-        if (ep->closing) {
-            /* our own close: nothing to report */
-        } else if (ep->peer_bye && (ep->sx_head == NULL)) {
-            /* The peer closed its endpoint (BYE) with none of our
-             * transfers in flight: its normal teardown. */
-            scomm_info(SCOMM_SUB_KV, "kv endpoint ended: %s", msg);
-        } else {
-            scomm_warn(SCOMM_SUB_KV, "kv endpoint failed: %s", msg);
+        if (!ep->closing) {
+            /* The peer's close (BYE) with none of our transfers in flight
+             * is its normal teardown. */
+            if (ep->peer_bye && (ep->sx_head == NULL)) {
+                scomm_info(SCOMM_SUB_KV, "kv endpoint ended: %s", msg);
+            } else {
+                scomm_warn(SCOMM_SUB_KV, "kv endpoint failed: %s", msg);
+            }
         }
     }
     for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
