@@ -117,12 +117,22 @@ typedef struct kv_rx {
     int               direct;     /* bytes land in place, no regrouping */
     int               cma;
     uint32_t         *layer_left;
-    uint8_t          *got;
+    uint8_t          *got;        /* per chunk: KV_CHUNK_* */
     uint64_t          ndone;
     int               refs;
     scomm_status_t    status;
     char              msg[SCOMM_KV_ERRTEXT_MAX];
 } kv_rx_t;
+
+/* A chunk's state on the receiver. A chunk re-sent after a stream broke
+ * can arrive on a second stream while the first copy is still being
+ * stored: only one stream stores it at a time, or a good copy's CRC could
+ * pass before a damaged copy lands over the same blocks. */
+enum {
+    KV_CHUNK_MISSING = 0,
+    KV_CHUNK_STORED  = 1,
+    KV_CHUNK_STORING = 2
+};
 
 typedef struct kv_ctl {
     scomm_kv_hdr_t h;
@@ -1258,11 +1268,22 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
 
     pthread_mutex_lock(&ep->lock);
     rx = rx_find(ep, hh->xfer_id);
+    while ((rx != NULL) && (rx->status == SCOMM_OK) &&
+           (hh->seq < rx->b.nchunks) &&
+           (rx->got[hh->seq] == KV_CHUNK_STORING) && !ep->closing &&
+           (ep->fault == SCOMM_OK)) {
+        /* Its other copy is being stored: take this one only if that
+         * store fails. The storer always reaches release below. */
+        pthread_cond_wait(&ep->done_cond, &ep->lock);
+        rx = rx_find(ep, hh->xfer_id);
+    }
     if ((rx == NULL) || (rx->status != SCOMM_OK) ||
-        (hh->seq >= rx->b.nchunks) || rx->got[hh->seq]) {
+        (hh->seq >= rx->b.nchunks) ||
+        (rx->got[hh->seq] != KV_CHUNK_MISSING)) {
         store = 0;
     } else {
         rx->refs++;
+        rx->got[hh->seq] = KV_CHUNK_STORING;
     }
     pthread_mutex_unlock(&ep->lock);
     if (!store) {
@@ -1470,18 +1491,18 @@ release:
             rc = -1;
         }
     }
-    if ((rc == 0) && ok && !rx->got[hh->seq]) {
-        rx->got[hh->seq] = 1;
+    if ((rc == 0) && ok) {
+        rx->got[hh->seq] = KV_CHUNK_STORED;
         rx->ndone++;
         ep->stats.chunks_recv++;
-        if (--rx->layer_left[li] == 0) {
-            pthread_cond_broadcast(&ep->done_cond);
-        }
+        --rx->layer_left[li];
+    } else {
+        rx->got[hh->seq] = KV_CHUNK_MISSING; /* a later copy may store it */
     }
     rx->refs--;
-    if (rx->refs == 0) {
-        pthread_cond_broadcast(&ep->done_cond);
-    }
+    /* Layer waiters, rx_free's wait for refs, and a copy of this chunk
+     * waiting on another stream. */
+    pthread_cond_broadcast(&ep->done_cond);
     pthread_mutex_unlock(&ep->lock);
     free(liov);
     free(riov);
