@@ -30,6 +30,7 @@
 #include "st_test.h"
 #include "scomm.h"
 #include "coll/reduce.h"
+#include "core/util.h"
 #include "kv/kv.h"
 
 #define SENTINEL 0x5a
@@ -440,6 +441,66 @@ static int xfer_child_recv(int port, void *arg)
     return 0;
 }
 
+/* Submit c's transfer xfer_id: c's layers, source blocks stbl (region
+ * src_region) to destination blocks dtbl (the receiver's region 0). */
+static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
+                                   uint64_t xfer_id, int32_t src_region,
+                                   int32_t *stbl, uint32_t nsrc,
+                                   int32_t *dtbl, uint32_t ndst)
+{
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = xfer_id;
+    p.src_region = src_region;
+    p.dst_region = 0;
+    p.first_layer = c->first_layer;
+    p.num_layers = c->num_layers;
+    p.num_tokens = c->ntok;
+    p.src_blocks = stbl;
+    p.num_src_blocks = nsrc;
+    p.dst_blocks = dtbl;
+    p.num_dst_blocks = ndst;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    return xf;
+}
+
+/* Once chunks move, cut all `streams` streams, up to `rounds` times while
+ * xf still runs; each cut seen and every stream back before the next.
+ * Returns how many rounds landed mid-transfer. */
+static int cut_rounds(scomm_kv_ep_t *ep, scomm_kv_xfer_t *xf, int streams,
+                      int rounds)
+{
+    scomm_kv_stats_t s;
+    int32_t done = 0;
+    uint64_t lost;
+    int r, i;
+
+    do {
+        ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        usleep(500);
+    } while (s.chunks_sent < 20);
+    for (r = 0; r < rounds; r++) {
+        ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
+        if (done) {
+            break;
+        }
+        ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        lost = s.streams_lost;
+        for (i = 0; i < streams; i++) {
+            scomm_kv_debug_break_stream(ep, i);
+        }
+        do {
+            usleep(1000);
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+        } while (s.streams_lost < lost + (uint64_t)streams);
+        ST_ASSERT_OK(wait_streams(ep, streams, 5.0));
+        usleep(2000);
+    }
+    return r;
+}
+
 static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
 {
     xcase_t *x = arg;
@@ -447,7 +508,6 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     scomm_kv_ep_t *ep;
     scomm_kv_xfer_t *xf;
     scomm_kv_stats_t s;
-    scomm_kv_plan_t p;
     uint32_t nsrc = (uint32_t)((c->ntok + c->sl.block_tokens - 1) /
                                c->sl.block_tokens);
     uint32_t ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
@@ -482,51 +542,14 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT(poll(&p_wait, 1, 10000) == 1);
         ST_ASSERT(read(x->sync[0], &one, 1) == 1);
     }
-    memset(&p, 0, sizeof(p));
-    p.xfer_id = 42;
-    p.src_region = id;
-    p.dst_region = 0;
-    p.first_layer = c->first_layer;
-    p.num_layers = c->num_layers;
-    p.num_tokens = c->ntok;
-    p.src_blocks = stbl;
-    p.num_src_blocks = nsrc;
-    p.dst_blocks = dtbl;
-    p.num_dst_blocks = ndst;
-    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    xf = submit_cfg(ep, c, 42, id, stbl, nsrc, dtbl, ndst);
     if (x->break_stream) {
         usleep(20000);
         scomm_kv_debug_break_stream(ep, 0);
     }
     if (x->break_rounds > 0) {
-        int r, i;
-        int32_t done = 0;
-        uint64_t lost;
+        int r = cut_rounds(ep, xf, c->streams, x->break_rounds);
 
-        /* Start once chunks move, and check each round lands while the
-         * transfer still runs. */
-        do {
-            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-            usleep(500);
-        } while (s.chunks_sent < 20);
-        for (r = 0; r < x->break_rounds; r++) {
-            ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
-            if (done) {
-                break;
-            }
-            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-            lost = s.streams_lost;
-            for (i = 0; i < c->streams; i++) {
-                scomm_kv_debug_break_stream(ep, i);
-            }
-            /* Each cut seen here, then each stream back. */
-            do {
-                usleep(1000);
-                ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-            } while (s.streams_lost < lost + (uint64_t)c->streams);
-            ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
-            usleep(2000);
-        }
         printf("sender: %d rounds of breaks landed mid-transfer\n", r);
         ST_ASSERT(r >= ((x->break_rounds < 2) ? x->break_rounds : 2));
     }
@@ -1563,17 +1586,15 @@ static int comm_rank(int rank, int size, void *arg)
     scomm_kv_ep_t *ep = NULL;
     scomm_kv_xfer_t *xf;
     scomm_kv_stats_t s;
-    scomm_kv_plan_t p;
     int peer = rank ^ 1, sender = (rank == 0) || (rank == 3);
     uint32_t nsrc = (uint32_t)((c.ntok + c.sl.block_tokens - 1) /
                                c.sl.block_tokens);
     uint32_t ndst = (uint32_t)((c.ntok + c.dl.block_tokens - 1) /
                                c.dl.block_tokens);
-    int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id, done;
+    int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
     size_t rb = region_bytes(sender ? &c.sl : &c.dl);
     uint8_t *base = malloc(rb);
-    int l, i, cut = 0;
-    uint64_t lost;
+    int l, cut = 0;
 
     (void)arg;
     ST_ASSERT((stbl != NULL) && (dtbl != NULL) && (base != NULL));
@@ -1601,36 +1622,9 @@ static int comm_rank(int rank, int size, void *arg)
     /* Both regions registered before any data moves. */
     ST_ASSERT_OK(scomm_barrier(comm));
     if (sender) {
-        memset(&p, 0, sizeof(p));
-        p.xfer_id = 7;
-        p.src_region = id;
-        p.dst_region = 0;
-        p.first_layer = c.first_layer;
-        p.num_layers = c.num_layers;
-        p.num_tokens = c.ntok;
-        p.src_blocks = stbl;
-        p.num_src_blocks = nsrc;
-        p.dst_blocks = dtbl;
-        p.num_dst_blocks = ndst;
-        ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+        xf = submit_cfg(ep, &c, 7, id, stbl, nsrc, dtbl, ndst);
         if (rank == 3) {
-            do {
-                ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-                usleep(500);
-            } while (s.chunks_sent < 20);
-            ST_ASSERT_OK(scomm_kv_xfer_test(xf, &done));
-            if (!done) {
-                lost = s.streams_lost;
-                for (i = 0; i < c.streams; i++) {
-                    scomm_kv_debug_break_stream(ep, i);
-                }
-                do {
-                    usleep(1000);
-                    ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-                } while (s.streams_lost < lost + (uint64_t)c.streams);
-                ST_ASSERT_OK(wait_streams(ep, c.streams, 5.0));
-                cut = 1;
-            }
+            cut = cut_rounds(ep, xf, c.streams, 1);
         }
         ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
         scomm_kv_xfer_free(xf);
@@ -1672,59 +1666,56 @@ static int case_comm(void)
     return 0;
 }
 
+static int case_reconnect_one(void)
+{
+    return rc_case(1, 1, "reconnect.one: the only stream cut by the "
+                   "accepting side mid-transfer");
+}
+
+static int case_reconnect_dialer(void)
+{
+    return rc_case(1, 0, "reconnect.dialer: the only stream cut by the "
+                   "dialling side mid-transfer");
+}
+
+static int case_reconnect_all(void)
+{
+    return rc_case(3, 4, "reconnect.all: all 3 streams cut 4 times "
+                   "mid-transfer");
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(void);
+} cases[] = {
+    { "layouts", case_layouts },
+    { "codecs", case_codecs },
+    { "corrupt", case_corrupt },
+    { "break", case_break },
+    { "kill", case_kill },
+    { "priority", case_priority },
+    { "mismatch", case_mismatch },
+    { "token", case_token },
+    { "rss", case_rss },
+    { "reconnect.one", case_reconnect_one },
+    { "reconnect.dialer", case_reconnect_dialer },
+    { "reconnect.all", case_reconnect_all },
+    { "reconnect.kill", case_reconnect_kill },
+    { "reconnect.stray", case_reconnect_stray },
+    { "comm", case_comm },
+};
+
 int main(int argc, char **argv)
 {
     const char *which = (argc > 1) ? argv[1] : "layouts";
+    size_t k;
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
     signal(SIGPIPE, SIG_IGN);
-    if (strcmp(which, "layouts") == 0) {
-        return case_layouts();
-    }
-    if (strcmp(which, "codecs") == 0) {
-        return case_codecs();
-    }
-    if (strcmp(which, "corrupt") == 0) {
-        return case_corrupt();
-    }
-    if (strcmp(which, "break") == 0) {
-        return case_break();
-    }
-    if (strcmp(which, "kill") == 0) {
-        return case_kill();
-    }
-    if (strcmp(which, "priority") == 0) {
-        return case_priority();
-    }
-    if (strcmp(which, "mismatch") == 0) {
-        return case_mismatch();
-    }
-    if (strcmp(which, "token") == 0) {
-        return case_token();
-    }
-    if (strcmp(which, "rss") == 0) {
-        return case_rss();
-    }
-    if (strcmp(which, "reconnect.one") == 0) {
-        return rc_case(1, 1, "reconnect.one: the only stream cut by the "
-                       "accepting side mid-transfer");
-    }
-    if (strcmp(which, "reconnect.dialer") == 0) {
-        return rc_case(1, 0, "reconnect.dialer: the only stream cut by the "
-                       "dialling side mid-transfer");
-    }
-    if (strcmp(which, "reconnect.all") == 0) {
-        return rc_case(3, 4, "reconnect.all: all 3 streams cut 4 times "
-                       "mid-transfer");
-    }
-    if (strcmp(which, "reconnect.kill") == 0) {
-        return case_reconnect_kill();
-    }
-    if (strcmp(which, "reconnect.stray") == 0) {
-        return case_reconnect_stray();
-    }
-    if (strcmp(which, "comm") == 0) {
-        return case_comm();
+    for (k = 0; k < SCOMM_ARRAY_SIZE(cases); k++) {
+        if (strcmp(which, cases[k].name) == 0) {
+            return cases[k].fn();
+        }
     }
     fprintf(stderr, "unknown case %s\n", which);
     return 2;
