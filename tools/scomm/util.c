@@ -66,6 +66,18 @@ void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes)
     }
 }
 
+int scomm_cli_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x < y) ? -1 : (x > y);
+}
+
+double scomm_cli_median_sorted(const double *v, size_t n)
+{
+    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static uint64_t scomm_cli_mix(uint64_t x)
 {
     x ^= x >> 33;
