@@ -24,6 +24,7 @@
 #include "bench_coll.h"
 #include "cli.h"
 #include "coll/coll.h"
+#include "opts.h"
 #include "scomm.h"
 
 /* ---- operations ---------------------------------------------------------- */
@@ -238,12 +239,13 @@ void scomm_cli_bench_coll_usage(FILE *f)
         "     scatter barrier (also the anchors' names allreduce, allgather, "
         "alltoall)\n"
         "\n"
-        "  -b MIN, -e MAX    smallest and largest size (default 8 and 64M; "
-        "K, M, G suffixes)\n"
-        "  -f FACTOR         size multiplier (default 2; MAX is always "
-        "included)\n"
-        "  --sizes LIST      explicit sizes instead, e.g. "
-        "8,64,256,1K,4K,...,256M\n"
+        "  -b MIN, -e MAX    smallest and largest size, 0..64G (default 8 "
+        "and 64M;\n"
+        "                    k, m, g suffixes)\n"
+        "  -f FACTOR         size multiplier, 2..1G (default 2; MAX is "
+        "always included)\n"
+        "  --sizes LIST      explicit sizes instead (at most 64), e.g. "
+        "8,64,256,1K,4K,256M\n"
         "  -d DTYPE          float32 (default), float16, bfloat16, float64, "
         "int8, uint8,\n"
         "                    int32, uint32, int64, uint64, fp8_e4m3, "
@@ -251,11 +253,13 @@ void scomm_cli_bench_coll_usage(FILE *f)
         "  -o REDOP          sum (default), prod, max, min, avg\n"
         "  -r ROOT           root of broadcast, reduce, gather, scatter "
         "(default 0)\n"
-        "  -w WARMUP         warmup calls per size (default 5; 2 from 64 "
-        "MiB)\n"
-        "  -n ITERS          timed calls per size (default: calibrated to "
-        "--target)\n"
-        "  --target SEC      seconds of timed calls per size (default 0.3)\n"
+        "  -w WARMUP         warmup calls per size, 0..1000000 (default 5; "
+        "2 from 64 MiB)\n"
+        "  -n ITERS          timed calls per size, 1..1000000 (default: "
+        "calibrated to\n"
+        "                    --target)\n"
+        "  --target SEC      seconds of timed calls per size, > 0 and <= "
+        "3600 (default 0.3)\n"
         "  --check           verify every element of every timed call; any "
         "wrong one\n"
         "                    makes the exit code 1 (each call is then timed "
@@ -272,7 +276,7 @@ void scomm_cli_bench_coll_usage(FILE *f)
         "  --plot            busbw and latency PNGs per op with gnuplot, "
         "into --out\n"
         "  --peer-csv FILE   overlay a peer's results (anchors' CSV); "
-        "repeatable\n"
+        "repeatable, 16 at most\n"
         "  --quiet           no progress line, no file notes\n"
         "\n"
         "size: all_reduce, broadcast, reduce: the buffer; all_gather, "
@@ -286,51 +290,114 @@ void scomm_cli_bench_coll_usage(FILE *f)
         "scatter), 1 (broadcast, reduce). 1 GB = 1e9 B.\n");
 }
 
-static int bc_parse_dtype(const char *s, scomm_dtype_t *dt)
+/* Names the parse of -d accepts besides scomm_dtype_name's. */
+static const struct {
+    const char   *name;
+    scomm_dtype_t dt;
+} bc_dtype_alias[] = {
+    {"float", SCOMM_FLOAT32}, {"f32", SCOMM_FLOAT32},
+    {"half", SCOMM_FLOAT16},  {"f16", SCOMM_FLOAT16},
+    {"bf16", SCOMM_BFLOAT16}, {"double", SCOMM_FLOAT64},
+    {"f64", SCOMM_FLOAT64},   {"int", SCOMM_INT32},
+    {"e4m3", SCOMM_FP8_E4M3}, {"e5m2", SCOMM_FP8_E5M2},
+};
+
+/* "expected one of NAME(0), NAME(1), ..." of a name function. */
+static void bc_want_names(char *want, size_t len, int n,
+                          const char *(*name)(int))
 {
-    static const struct {
-        const char   *name;
-        scomm_dtype_t dt;
-    } alias[] = {
-        {"float", SCOMM_FLOAT32}, {"f32", SCOMM_FLOAT32},
-        {"half", SCOMM_FLOAT16},  {"f16", SCOMM_FLOAT16},
-        {"bf16", SCOMM_BFLOAT16}, {"double", SCOMM_FLOAT64},
-        {"f64", SCOMM_FLOAT64},   {"int", SCOMM_INT32},
-        {"e4m3", SCOMM_FP8_E4M3}, {"e5m2", SCOMM_FP8_E5M2},
-    };
+    size_t k;
+    int i;
+
+    snprintf(want, len, "expected one of");
+    for (i = 0; i < n; i++) {
+        k = strlen(want);
+        snprintf(want + k, len - k, "%s %s", (i > 0) ? "," : "", name(i));
+    }
+}
+
+static const char *bc_dtype_name(int i)
+{
+    return scomm_dtype_name((scomm_dtype_t)i);
+}
+
+static const char *bc_redop_name(int i)
+{
+    return scomm_redop_name((scomm_redop_t)i);
+}
+
+/* -d: a dtype name or an alias. */
+static int bc_opt_dtype(const char *s, void *dst, char *want, size_t len)
+{
     size_t i;
     int d;
 
     for (d = 0; d < SCOMM_DTYPE_COUNT; d++) {
         if (strcmp(s, scomm_dtype_name((scomm_dtype_t)d)) == 0) {
-            *dt = (scomm_dtype_t)d;
+            *(scomm_dtype_t *)dst = (scomm_dtype_t)d;
             return 0;
         }
     }
-    for (i = 0; i < sizeof(alias) / sizeof(alias[0]); i++) {
-        if (strcmp(s, alias[i].name) == 0) {
-            *dt = alias[i].dt;
+    for (i = 0; i < sizeof(bc_dtype_alias) / sizeof(bc_dtype_alias[0]);
+         i++) {
+        if (strcmp(s, bc_dtype_alias[i].name) == 0) {
+            *(scomm_dtype_t *)dst = bc_dtype_alias[i].dt;
             return 0;
         }
     }
+    bc_want_names(want, len, SCOMM_DTYPE_COUNT, bc_dtype_name);
     return -1;
 }
 
-static int bc_parse_redop(const char *s, scomm_redop_t *op)
+/* -o: a reduction. */
+static int bc_opt_redop(const char *s, void *dst, char *want, size_t len)
 {
     int i;
 
     for (i = 0; i < SCOMM_REDOP_COUNT; i++) {
         if (strcmp(s, scomm_redop_name((scomm_redop_t)i)) == 0) {
-            *op = (scomm_redop_t)i;
+            *(scomm_redop_t *)dst = (scomm_redop_t)i;
             return 0;
         }
     }
+    bc_want_names(want, len, SCOMM_REDOP_COUNT, bc_redop_name);
     return -1;
 }
 
+/* --sizes: a comma list of sizes. */
+static int bc_opt_sizes(const char *s, void *dst, char *want, size_t len)
+{
+    size_t sizes[BC_MAX_SIZES];
+    bc_opts_t *o = dst;
+    int n = scomm_cli_parse_sizes(s, 0, BC_MAX_BYTES, sizes, BC_MAX_SIZES);
+
+    if (n < 0) {
+        snprintf(want, len, "expected a comma list of at most %d sizes, "
+                 "each 0..64G (k, m, g suffixes)", BC_MAX_SIZES);
+        return -1;
+    }
+    memcpy(o->sizes, sizes, sizeof(sizes[0]) * (size_t)n);
+    o->nsizes = n;
+    return 0;
+}
+
+/* --peer-csv: one more file. */
+static int bc_opt_peer(const char *s, void *dst, char *want, size_t len)
+{
+    bc_opts_t *o = dst;
+
+    if (o->npeer == BC_MAX_PEERS) {
+        snprintf(want, len, "at most %d --peer-csv files", BC_MAX_PEERS);
+        return -1;
+    }
+    o->peer_csv[o->npeer++] = s;
+    return 0;
+}
+
+/* The operations of argv[0]: a name, a comma list, or "all". */
 static int bc_parse_ops(const char *s, bc_opts_t *o)
 {
+    char want[512];
     const char *p = s, *e;
     int op, i, dup;
 
@@ -346,9 +413,8 @@ static int bc_parse_ops(const char *s, bc_opts_t *o)
         e  = (e != NULL) ? e : p + strlen(p);
         op = bc_op_find(p, (size_t)(e - p));
         if (op < 0) {
-            fprintf(stderr, "scomm bench: unknown operation '%.*s'\n",
-                    (int)(e - p), p);
-            return -1;
+            o->nops = 0;
+            break;
         }
         for (i = 0, dup = 0; i < o->nops; i++) {
             dup |= (o->ops[i] == op);
@@ -358,38 +424,32 @@ static int bc_parse_ops(const char *s, bc_opts_t *o)
         }
         p = (*e == ',') ? e + 1 : e;
     }
-    return (o->nops > 0) ? 0 : -1;
-}
-
-static int bc_parse_sizes(const char *s, bc_opts_t *o)
-{
-    char buf[1024], *tok, *save = NULL;
-
-    snprintf(buf, sizeof(buf), "%s", s);
-    o->nsizes = 0;
-    for (tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if ((o->nsizes == BC_MAX_SIZES) ||
-            (scomm_cli_parse_size(tok, &o->sizes[o->nsizes]) != 0)) {
-            fprintf(stderr, "scomm bench: bad size list '%s'\n", s);
-            return -1;
-        }
-        o->nsizes++;
+    if (o->nops > 0) {
+        return 0;
     }
-    return (o->nsizes > 0) ? 0 : -1;
+    snprintf(want, sizeof(want), "expected p2p, --overlap, all or a comma "
+             "list of");
+    for (i = 0; i < BC_NOPS; i++) {
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s %s",
+                 (i > 0) ? "," : "", bc_ops[i].name);
+    }
+    return scomm_cli_bad_value("bench", "operation", s, "%s", want);
 }
 
 /* -b MIN, -b*f, ... and MAX itself (as `scomm bench p2p` does). */
 static int bc_sweep(size_t minb, size_t maxb, long factor, bc_opts_t *o)
 {
+    char lo[32], hi[32];
     size_t b = (minb > 0) ? minb : 1;
 
     o->nsizes = 0;
     for (;;) {
         if (o->nsizes == BC_MAX_SIZES) {
-            fprintf(stderr, "scomm bench: more than %d sizes\n",
-                    BC_MAX_SIZES);
-            return -1;
+            scomm_cli_fmt_size(lo, sizeof(lo), minb);
+            scomm_cli_fmt_size(hi, sizeof(hi), maxb);
+            return scomm_cli_usage_error("bench", "-b %s to -e %s by -f %ld "
+                                         "is more than %d sizes", lo, hi,
+                                         factor, BC_MAX_SIZES);
         }
         o->sizes[o->nsizes++] = b;
         if (b >= maxb) {
@@ -397,7 +457,7 @@ static int bc_sweep(size_t minb, size_t maxb, long factor, bc_opts_t *o)
         }
         b = (b > maxb / (size_t)factor) ? maxb : b * (size_t)factor;
     }
-    return 0;
+    return -1;
 }
 
 /*
@@ -433,26 +493,50 @@ static int bc_set_algo(const bc_opts_t *o)
                                         scomm_coll_algo_name(
                                             (scomm_coll_op_t)coll, k));
             }
-            fprintf(stderr, "scomm bench: '%s' is not a %s algorithm; "
-                    "valid: %s\n", o->algo, bc_ops[op].name, names);
-            return -1;
+            return scomm_cli_bad_value("bench", "--algo", o->algo,
+                                       "expected one of %s (the %s "
+                                       "algorithms)", names,
+                                       bc_ops[op].name);
         }
     }
     if (hits == 0) {
-        fprintf(stderr, "scomm bench: no operation of this run has an "
-                "algorithm called '%s'\n", o->algo);
-        return -1;
+        return scomm_cli_bad_value("bench", "--algo", o->algo, "no "
+                                   "operation of this run has an algorithm "
+                                   "of that name");
     }
-    return 0;
+    return -1;
 }
 
+/* Returns -1 to run, or the exit code (0 after --help, 2 on an error). */
 static int bc_parse(int argc, char **argv, bc_opts_t *o)
 {
     size_t minb = 8, maxb = 64u << 20;
     long factor = 2;
-    const char *sizes = NULL;
-    char *end;
-    int i;
+    char lo[32], hi[32];
+    const scomm_cli_opt_t opts[] = {
+        CLI_SIZE(NULL, 'b', &minb, 0, BC_MAX_BYTES),
+        CLI_SIZE(NULL, 'e', &maxb, 0, BC_MAX_BYTES),
+        CLI_INT(NULL, 'f', &factor, 2, 1 << 30),
+        CLI_FUNC("sizes", 0, o, bc_opt_sizes),
+        CLI_FUNC(NULL, 'd', &o->dtype, bc_opt_dtype),
+        CLI_FUNC(NULL, 'o', &o->redop, bc_opt_redop),
+        CLI_INT(NULL, 'r', &o->root, 0, 65535),
+        CLI_INT(NULL, 'w', &o->warmup, 0, 1000000),
+        CLI_INT(NULL, 'n', &o->iters, 1, BC_MAX_ITERS),
+        CLI_DOUBLE_GT("target", 0, &o->target, 0, 3600),
+        CLI_FLAG("check", 0, &o->check),
+        CLI_STR("algo", 0, &o->algo),
+        CLI_STR("out", 0, &o->out),
+        CLI_STR("csv", 0, &o->csv),
+        CLI_STR("json", 0, &o->json),
+        CLI_STR("md", 0, &o->md),
+        CLI_FLAG("plot", 0, &o->plot),
+        CLI_FUNC("peer-csv", 0, o, bc_opt_peer),
+        CLI_FLAG("quiet", 0, &o->quiet),
+    };
+    const scomm_cli_cmd_t cmd = {"bench", scomm_cli_bench_coll_usage, opts,
+                                 CLI_NOPTS(opts), 0, 0};
+    int rc, first;
 
     memset(o, 0, sizeof(*o));
     o->dtype  = SCOMM_FLOAT32;
@@ -460,105 +544,31 @@ static int bc_parse(int argc, char **argv, bc_opts_t *o)
     o->warmup = -1;
     o->target = 0.3;
     o->out    = ".benchmarks/collective";
+    if (argv[1][0] == '-') {
+        return scomm_cli_usage_error("bench", "the operation comes first: "
+                                     "scomm bench <op|all|p2p> [options]");
+    }
     if (bc_parse_ops(argv[1], o) != 0) {
-        return -1;
+        return 2;
     }
-    for (i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : NULL;
-        int takes = 1;
-
-        if (strcmp(a, "--check") == 0) {
-            o->check = 1;
-            takes    = 0;
-        } else if (strcmp(a, "--plot") == 0) {
-            o->plot = 1;
-            takes   = 0;
-        } else if (strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-            takes    = 0;
-        } else if ((strcmp(a, "-h") == 0) || (strcmp(a, "--help") == 0)) {
-            return 1;
-        } else if (v == NULL) {
-            fprintf(stderr, "scomm bench: option '%s' needs a value (or is "
-                    "unknown)\n", a);
-            return -1;
-        } else if (strcmp(a, "-b") == 0) {
-            if (scomm_cli_parse_size(v, &minb) != 0) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-e") == 0) {
-            if (scomm_cli_parse_size(v, &maxb) != 0) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-f") == 0) {
-            factor = strtol(v, &end, 10);
-            if ((*end != '\0') || (factor < 2)) {
-                goto bad;
-            }
-        } else if (strcmp(a, "--sizes") == 0) {
-            sizes = v;
-        } else if (strcmp(a, "-d") == 0) {
-            if (bc_parse_dtype(v, &o->dtype) != 0) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-o") == 0) {
-            if (bc_parse_redop(v, &o->redop) != 0) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-r") == 0) {
-            o->root = (int)strtol(v, &end, 10);
-            if ((*end != '\0') || (o->root < 0)) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-w") == 0) {
-            o->warmup = (int)strtol(v, &end, 10);
-            if ((*end != '\0') || (o->warmup < 0)) {
-                goto bad;
-            }
-        } else if (strcmp(a, "-n") == 0) {
-            o->iters = strtol(v, &end, 10);
-            if ((*end != '\0') || (o->iters < 1) ||
-                (o->iters > BC_MAX_ITERS)) {
-                goto bad;
-            }
-        } else if (strcmp(a, "--target") == 0) {
-            o->target = strtod(v, &end);
-            if ((*end != '\0') || !(o->target > 0) || (o->target > 3600)) {
-                goto bad;
-            }
-        } else if (strcmp(a, "--algo") == 0) {
-            o->algo = v;
-        } else if (strcmp(a, "--out") == 0) {
-            o->out = (strcmp(v, "none") == 0) ? NULL : v;
-        } else if (strcmp(a, "--csv") == 0) {
-            o->csv = v;
-        } else if (strcmp(a, "--json") == 0) {
-            o->json = v;
-        } else if (strcmp(a, "--md") == 0) {
-            o->md = v;
-        } else if (strcmp(a, "--peer-csv") == 0) {
-            if (o->npeer == BC_MAX_PEERS) {
-                fprintf(stderr, "scomm bench: at most %d --peer-csv files\n",
-                        BC_MAX_PEERS);
-                return -1;
-            }
-            o->peer_csv[o->npeer++] = v;
-        } else {
-            fprintf(stderr, "scomm bench: unknown option '%s'\n", a);
-            return -1;
-        }
-        i += takes;
-        continue;
-bad:
-        fprintf(stderr, "scomm bench: bad value '%s' for %s\n", v, a);
-        return -1;
+    rc = scomm_cli_parse(&cmd, argc - 1, argv + 1, &first);
+    if (rc >= 0) {
+        return rc;
     }
-    if (sizes != NULL) {
-        return bc_parse_sizes(sizes, o);
+    if ((o->out != NULL) && (strcmp(o->out, "none") == 0)) {
+        o->out = NULL;
+    }
+    if ((o->algo != NULL) && ((rc = bc_set_algo(o)) >= 0)) {
+        return rc;
+    }
+    if (o->nsizes > 0) {
+        return -1; /* --sizes */
     }
     if (minb > maxb) {
-        fprintf(stderr, "scomm bench: need -b <= -e\n");
-        return -1;
+        scomm_cli_fmt_size(lo, sizeof(lo), minb);
+        scomm_cli_fmt_size(hi, sizeof(hi), maxb);
+        return scomm_cli_usage_error("bench", "-b %s is larger than -e %s",
+                                     lo, hi);
     }
     return bc_sweep(minb, maxb, factor, o);
 }
@@ -572,28 +582,9 @@ int scomm_cli_bench_coll(int argc, char **argv)
     time_t now;
     int i, rc = 0, prc;
 
-    if (argc < 2) {
-        scomm_cli_bench_coll_usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "--overlap") == 0) {
-        return scomm_cli_bench_overlap(argc, argv); /* bench_overlap.c */
-    }
-    if ((strcmp(argv[1], "-h") == 0) || (strcmp(argv[1], "--help") == 0)) {
-        scomm_cli_bench_coll_usage(stdout);
-        return 0;
-    }
     prc = bc_parse(argc, argv, &o);
-    if (prc > 0) {
-        scomm_cli_bench_coll_usage(stdout);
-        return 0;
-    }
-    if (prc < 0) {
-        fprintf(stderr, "scomm bench: see `scomm bench --help`\n");
-        return 2;
-    }
-    if ((o.algo != NULL) && (bc_set_algo(&o) != 0)) {
-        return 2;
+    if (prc >= 0) {
+        return prc;
     }
     memset(&c, 0, sizeof(c));
     c.o     = &o;
@@ -608,8 +599,8 @@ int scomm_cli_bench_coll(int argc, char **argv)
     c.tty       = !o.quiet && isatty(STDERR_FILENO);
     if (o.root >= c.size) {
         if (c.rank == 0) {
-            fprintf(stderr, "scomm bench: root %d >= %d ranks\n", o.root,
-                    c.size);
+            fprintf(stderr, "scomm bench: -r '%d': expected a rank below "
+                    "%d (the number of ranks)\n", o.root, c.size);
         }
         scomm_comm_destroy(c.comm);
         return 2;

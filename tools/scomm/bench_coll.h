@@ -47,6 +47,7 @@ void scomm_cli_bench_coll_usage(FILE *f);
 #define BC_MAX_SIZES   64
 #define BC_MAX_PEERS   16
 #define BC_MAX_ITERS   1000000L
+#define BC_MAX_BYTES   (64ull << 30) /* largest size of a sweep */
 #define BC_MIN_ITERS   5
 
 typedef enum {

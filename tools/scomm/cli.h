@@ -18,7 +18,6 @@ int scomm_cli_presets(int argc, char **argv);
 
 /* Shared helpers. */
 double scomm_cli_now(void);
-int scomm_cli_parse_size(const char *text, size_t *out);
 void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes);
 /* qsort comparator of doubles, ascending. */
 int scomm_cli_cmp_double(const void *a, const void *b);
