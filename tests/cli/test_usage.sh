@@ -60,39 +60,39 @@ one_line()
     return 1
 }
 
-bad()
+rejected()
 {
-    # bad OPTION VALUE ARGS...: scomm ARGS is rejected, naming OPTION and
-    # 'VALUE'
-    local opt=$1 val=$2 desc
+    # rejected NEEDLE HINT ARGS...: scomm ARGS is a usage error whose line
+    # holds NEEDLE and, when HINT is 1, points at --help
+    local needle=$1 hint=$2 desc
     shift 2
     desc="scomm $(printf "%s" "$*" | tr "\n" "?")"
     CHECKS=$((CHECKS + 1))
     run "$@"
     one_line "$desc" || return
-    if ! grep -q -F -e "$opt '$val'" "$ERR"; then
-        fail "$desc: the line does not name $opt '$val'"
-        return
+    if ! grep -q -F -e "$needle" "$ERR"; then
+        fail "$desc: the line does not name $needle"
+    elif [ "$hint" -eq 1 ] && ! grep -q -F -e "--help' for usage" "$ERR"; then
+        fail "$desc: the line does not point at --help"
+    else
+        echo "ok   $desc"
     fi
-    echo "ok   $desc"
 }
 
+# bad OPTION VALUE ARGS...: rejected, naming OPTION and 'VALUE'
+bad()
+{
+    local opt=$1 val=$2
+    shift 2
+    rejected "$opt '$val'" 0 "$@"
+}
+
+# usage WORD ARGS...: rejected, naming WORD and pointing at --help
 usage()
 {
-    # usage WORD ARGS...: scomm ARGS is a usage error naming WORD and
-    # pointing at --help
-    local word=$1 desc
+    local word=$1
     shift
-    desc="scomm $(printf "%s" "$*" | tr "\n" "?")"
-    CHECKS=$((CHECKS + 1))
-    run "$@"
-    one_line "$desc" || return
-    if ! grep -q -F -e "$word" "$ERR" ||
-       ! grep -q -F -e "--help' for usage" "$ERR"; then
-        fail "$desc: the line does not name '$word' and point at --help"
-        return
-    fi
-    echo "ok   $desc"
+    rejected "$word" 1 "$@"
 }
 
 good()
@@ -228,13 +228,9 @@ usage "program" launch -n 2
 usage "'bogus'" bogus
 usage "missing the command"
 
-# an --opt=value form of a bad value
-CHECKS=$((CHECKS + 1))
-run kv-bench --wire=fp16
-if one_line "scomm kv-bench --wire=fp16" &&
-   grep -q -F -e "--wire 'fp16'" "$ERR"; then
-    echo "ok   scomm kv-bench --wire=fp16"
-fi
+# the --opt=value and -kVALUE forms of a bad value
+bad --wire fp16 kv-bench --wire=fp16
+bad -n 0 bench p2p -n0
 
 # ---- good values ------------------------------------------------------------
 good '^usage: scomm <command>' --help

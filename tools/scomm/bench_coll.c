@@ -302,28 +302,22 @@ static const struct {
     {"e4m3", SCOMM_FP8_E4M3}, {"e5m2", SCOMM_FP8_E5M2},
 };
 
-/* "expected one of NAME(0), NAME(1), ..." of a name function. */
-static void bc_want_names(char *want, size_t len, int n,
-                          const char *(*name)(int))
+static const char *bc_dtype_name(const void *ctx, int i)
 {
-    size_t k;
-    int i;
-
-    snprintf(want, len, "expected one of");
-    for (i = 0; i < n; i++) {
-        k = strlen(want);
-        snprintf(want + k, len - k, "%s %s", (i > 0) ? "," : "", name(i));
-    }
-}
-
-static const char *bc_dtype_name(int i)
-{
+    (void)ctx;
     return scomm_dtype_name((scomm_dtype_t)i);
 }
 
-static const char *bc_redop_name(int i)
+static const char *bc_redop_name(const void *ctx, int i)
 {
+    (void)ctx;
     return scomm_redop_name((scomm_redop_t)i);
+}
+
+static const char *bc_op_name(const void *ctx, int i)
+{
+    (void)ctx;
+    return bc_ops[i].name;
 }
 
 /* -d: a dtype name or an alias. */
@@ -345,7 +339,8 @@ static int bc_opt_dtype(const char *s, void *dst, char *want, size_t len)
             return 0;
         }
     }
-    bc_want_names(want, len, SCOMM_DTYPE_COUNT, bc_dtype_name);
+    scomm_cli_want_list(want, len, "expected one of", SCOMM_DTYPE_COUNT,
+                        bc_dtype_name, NULL);
     return -1;
 }
 
@@ -360,25 +355,9 @@ static int bc_opt_redop(const char *s, void *dst, char *want, size_t len)
             return 0;
         }
     }
-    bc_want_names(want, len, SCOMM_REDOP_COUNT, bc_redop_name);
+    scomm_cli_want_list(want, len, "expected one of", SCOMM_REDOP_COUNT,
+                        bc_redop_name, NULL);
     return -1;
-}
-
-/* --sizes: a comma list of sizes. */
-static int bc_opt_sizes(const char *s, void *dst, char *want, size_t len)
-{
-    size_t sizes[BC_MAX_SIZES];
-    bc_opts_t *o = dst;
-    int n = scomm_cli_parse_sizes(s, 0, BC_MAX_BYTES, sizes, BC_MAX_SIZES);
-
-    if (n < 0) {
-        snprintf(want, len, "expected a comma list of at most %d sizes, "
-                 "each 0..64G (k, m, g suffixes)", BC_MAX_SIZES);
-        return -1;
-    }
-    memcpy(o->sizes, sizes, sizeof(sizes[0]) * (size_t)n);
-    o->nsizes = n;
-    return 0;
 }
 
 /* --peer-csv: one more file. */
@@ -427,12 +406,8 @@ static int bc_parse_ops(const char *s, bc_opts_t *o)
     if (o->nops > 0) {
         return 0;
     }
-    snprintf(want, sizeof(want), "expected p2p, --overlap, all or a comma "
-             "list of");
-    for (i = 0; i < BC_NOPS; i++) {
-        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s %s",
-                 (i > 0) ? "," : "", bc_ops[i].name);
-    }
+    scomm_cli_want_list(want, sizeof(want), "expected p2p, --overlap, all "
+                        "or a comma list of:", BC_NOPS, bc_op_name, NULL);
     return scomm_cli_bad_value("bench", "operation", s, "%s", want);
 }
 
@@ -517,7 +492,7 @@ static int bc_parse(int argc, char **argv, bc_opts_t *o)
         CLI_SIZE(NULL, 'b', &minb, 0, BC_MAX_BYTES),
         CLI_SIZE(NULL, 'e', &maxb, 0, BC_MAX_BYTES),
         CLI_INT(NULL, 'f', &factor, 2, 1 << 30),
-        CLI_FUNC("sizes", 0, o, bc_opt_sizes),
+        CLI_SIZES("sizes", 0, o->sizes, &o->nsizes, 0, BC_MAX_BYTES),
         CLI_FUNC(NULL, 'd', &o->dtype, bc_opt_dtype),
         CLI_FUNC(NULL, 'o', &o->redop, bc_opt_redop),
         CLI_INT(NULL, 'r', &o->root, 0, 65535),

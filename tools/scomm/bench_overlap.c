@@ -524,48 +524,14 @@ static void bo_usage(FILE *f)
             ".benchmarks/overlap/\n");
 }
 
-/* --sizes: the all_reduce sizes of the overlap runs. */
-static int bo_opt_sizes(const char *s, void *dst, char *want, size_t len)
-{
-    size_t sizes[BO_MAX_SIZES];
-    bo_opts_t *o = dst;
-    int n = scomm_cli_parse_sizes(s, sizeof(float), BO_MAX_BYTES, sizes,
-                                  BO_MAX_SIZES);
-
-    if (n < 0) {
-        snprintf(want, len, "expected a comma list of at most %d sizes, "
-                 "each 4..1G (k, m, g suffixes)", BO_MAX_SIZES);
-        return -1;
-    }
-    memcpy(o->sizes, sizes, sizeof(sizes[0]) * (size_t)n);
-    o->nsizes = n;
-    return 0;
-}
-
-/* --ratios: compute time over communication time. */
-static int bo_opt_ratios(const char *s, void *dst, char *want, size_t len)
-{
-    double ratios[BO_MAX_RATIO];
-    bo_opts_t *o = dst;
-    int n = scomm_cli_parse_doubles(s, 0.0, 100.0, ratios, BO_MAX_RATIO);
-
-    if (n < 0) {
-        snprintf(want, len, "expected a comma list of at most %d numbers, "
-                 "each > 0 and <= 100", BO_MAX_RATIO);
-        return -1;
-    }
-    memcpy(o->ratios, ratios, sizeof(ratios[0]) * (size_t)n);
-    o->nratios = n;
-    return 0;
-}
-
 int scomm_cli_bench_overlap(int argc, char **argv)
 {
     bo_opts_t o;
     const scomm_cli_opt_t opts[] = {
         CLI_FLAG("fusion", 0, &o.fusion),
-        CLI_FUNC("sizes", 0, &o, bo_opt_sizes),
-        CLI_FUNC("ratios", 0, &o, bo_opt_ratios),
+        CLI_SIZES("sizes", 0, o.sizes, &o.nsizes, sizeof(float),
+                  BO_MAX_BYTES),
+        CLI_DOUBLES_GT("ratios", 0, o.ratios, &o.nratios, 0.0, 100.0),
         CLI_INT(NULL, 'n', &o.iters, 1, 1000),
         CLI_INT("ops", 0, &o.nsmall, 1, 100000),
         CLI_SIZE("op-bytes", 0, &o.small_bytes, sizeof(float), 64u << 20),

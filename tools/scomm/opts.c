@@ -31,6 +31,7 @@
 #define CLI_MSG_MAX   1024
 #define CLI_VALUE_MAX 128 /* bytes of a value quoted in a message */
 #define CLI_LONG_BASE 256
+#define CLI_MAX_LIST  64  /* items of a list option */
 
 /* Append the escaped, quoted text to buf (len bytes, always terminated). */
 static void cli_quote(char *buf, size_t len, const char *text)
@@ -174,86 +175,35 @@ int scomm_cli_parse_double(const char *text, double *out)
     return 0;
 }
 
-/* Each comma-separated item of text through item(); the number of items,
- * or -1 when one is empty or bad or there are more than max. */
-static int cli_list(const char *text, int max, void *ctx,
-                    int (*item)(const char *tok, void *ctx, int i))
+void scomm_cli_want_list(char *want, size_t len, const char *prefix, int n,
+                         const char *(*name)(const void *ctx, int i),
+                         const void *ctx)
 {
-    const char *p = text, *e;
-    char tok[64];
-    int n = 0;
+    size_t k;
+    int i;
 
-    for (;;) {
-        e = strchr(p, ',');
-        e = (e != NULL) ? e : p + strlen(p);
-        if ((n == max) || ((size_t)(e - p) >= sizeof(tok))) {
-            return -1;
-        }
-        memcpy(tok, p, (size_t)(e - p));
-        tok[e - p] = '\0';
-        if (item(tok, ctx, n) != 0) {
-            return -1;
-        }
-        n++;
-        if (*e == '\0') {
-            return n;
-        }
-        p = e + 1;
+    snprintf(want, len, "%s", prefix);
+    for (i = 0; i < n; i++) {
+        k = strlen(want);
+        snprintf(want + k, len - k, "%s %s", (i > 0) ? "," : "",
+                 name(ctx, i));
     }
 }
 
-typedef struct {
-    size_t *out;
-    size_t  lo, hi;
-} cli_sizes_t;
-
-static int cli_size_item(const char *tok, void *ctx, int i)
+static const char *cli_list_name(const void *ctx, int i)
 {
-    cli_sizes_t *c = ctx;
-
-    return ((scomm_cli_parse_size(tok, &c->out[i]) != 0) ||
-            (c->out[i] < c->lo) || (c->out[i] > c->hi)) ? -1 : 0;
-}
-
-int scomm_cli_parse_sizes(const char *text, size_t lo, size_t hi,
-                          size_t *out, int max)
-{
-    cli_sizes_t c = {out, lo, hi};
-
-    return cli_list(text, max, &c, cli_size_item);
-}
-
-typedef struct {
-    double *out;
-    double  gt, hi;
-} cli_doubles_t;
-
-static int cli_double_item(const char *tok, void *ctx, int i)
-{
-    cli_doubles_t *c = ctx;
-
-    return ((scomm_cli_parse_double(tok, &c->out[i]) != 0) ||
-            !(c->out[i] > c->gt) || (c->out[i] > c->hi)) ? -1 : 0;
-}
-
-int scomm_cli_parse_doubles(const char *text, double gt, double hi,
-                            double *out, int max)
-{
-    cli_doubles_t c = {out, gt, hi};
-
-    return cli_list(text, max, &c, cli_double_item);
+    return ((const char *const *)ctx)[i];
 }
 
 void scomm_cli_want_one_of(char *want, size_t len, const char *const *names)
 {
-    size_t n;
-    int i;
+    int n = 0;
 
-    snprintf(want, len, "expected one of");
-    for (i = 0; names[i] != NULL; i++) {
-        n = strlen(want);
-        snprintf(want + n, len - n, "%s %s", (i > 0) ? "," : "", names[i]);
+    while (names[n] != NULL) {
+        n++;
     }
+    scomm_cli_want_list(want, len, "expected one of", n, cli_list_name,
+                        names);
 }
 
 /* ---- one option ---------------------------------------------------------- */
@@ -269,27 +219,117 @@ static const char *cli_label(const scomm_cli_opt_t *o, char *buf, size_t len)
     return buf;
 }
 
-static int cli_store_int(const scomm_cli_opt_t *o, long long v)
+/* What one number of option o may be: "an integer from 1 to 16". */
+static void cli_range(const scomm_cli_opt_t *o, char *buf, size_t len)
 {
-    if (o->size == sizeof(int32_t)) {
-        *(int32_t *)o->dst = (int32_t)v;
-    } else if (o->size == sizeof(int64_t)) {
-        *(int64_t *)o->dst = (int64_t)v;
+    char lo[32], hi[32];
+
+    switch (o->kind) {
+    case SCOMM_CLI_INT:
+        snprintf(buf, len, "an integer from %lld to %lld", o->lo, o->hi);
+        break;
+    case SCOMM_CLI_SIZE:
+    case SCOMM_CLI_SIZE_LIST:
+        scomm_cli_fmt_size(lo, sizeof(lo), (size_t)o->lo);
+        scomm_cli_fmt_size(hi, sizeof(hi), (size_t)o->hi);
+        snprintf(buf, len, "a number from %s to %s (suffix k, m or g "
+                 "allowed)", lo, hi);
+        break;
+    default:
+        snprintf(buf, len, "a number %s %.10g %s %.10g",
+                 o->gt_lo ? ">" : "from", o->dlo,
+                 o->gt_lo ? "and <=" : "to", o->dhi);
+        break;
+    }
+}
+
+/* One number of option o (INT, SIZE, DOUBLE or an item of a list) from
+ * text, checked against the option's range; 0 or -1. */
+static int cli_number(const scomm_cli_opt_t *o, const char *text,
+                      uint64_t *bits, double *d)
+{
+    long long v;
+    size_t z;
+
+    switch (o->kind) {
+    case SCOMM_CLI_INT:
+        if ((scomm_cli_parse_ll(text, &v) != 0) || (v < o->lo) ||
+            (v > o->hi)) {
+            return -1;
+        }
+        *bits = (uint64_t)v;
+        return 0;
+    case SCOMM_CLI_SIZE:
+    case SCOMM_CLI_SIZE_LIST:
+        if ((scomm_cli_parse_size(text, &z) != 0) ||
+            (z < (unsigned long long)o->lo) ||
+            (z > (unsigned long long)o->hi)) {
+            return -1;
+        }
+        *bits = z;
+        return 0;
+    default:
+        if ((scomm_cli_parse_double(text, d) != 0) || (*d < o->dlo) ||
+            (o->gt_lo && (*d == o->dlo)) || (*d > o->dhi)) {
+            return -1;
+        }
+        return 0;
+    }
+}
+
+/* Store a checked integer in the 4 or 8 bytes of the option's variable. */
+static int cli_put(void *dst, size_t size, uint64_t bits)
+{
+    uint32_t w;
+
+    if (size == sizeof(uint32_t)) {
+        w = (uint32_t)bits;
+        memcpy(dst, &w, sizeof(w));
+    } else if (size == sizeof(uint64_t)) {
+        memcpy(dst, &bits, sizeof(bits));
     } else {
         return -1;
     }
     return 0;
 }
 
-static int cli_store_uint(const scomm_cli_opt_t *o, unsigned long long v)
+/* A comma list "8,64,1m" of an option's numbers into its array. */
+static int cli_list(const scomm_cli_opt_t *o, const char *text)
 {
-    if (o->size == sizeof(uint32_t)) {
-        *(uint32_t *)o->dst = (uint32_t)v;
-    } else if (o->size == sizeof(uint64_t)) {
-        *(uint64_t *)o->dst = (uint64_t)v;
-    } else {
+    union {
+        size_t z[CLI_MAX_LIST];
+        double d[CLI_MAX_LIST];
+    } tmp;
+    const char *p = text, *e;
+    char tok[64];
+    uint64_t bits;
+    int n = 0;
+
+    if ((o->max > CLI_MAX_LIST) || (o->size != sizeof(tmp.z[0]))) {
         return -1;
     }
+    for (;;) {
+        e = strchr(p, ',');
+        e = (e != NULL) ? e : p + strlen(p);
+        if ((n == o->max) || ((size_t)(e - p) >= sizeof(tok))) {
+            return -1;
+        }
+        memcpy(tok, p, (size_t)(e - p));
+        tok[e - p] = '\0';
+        if (cli_number(o, tok, &bits, &tmp.d[n]) != 0) {
+            return -1;
+        }
+        if (o->kind == SCOMM_CLI_SIZE_LIST) {
+            tmp.z[n] = (size_t)bits;
+        }
+        n++;
+        if (*e == '\0') {
+            break;
+        }
+        p = e + 1;
+    }
+    memcpy(o->dst, &tmp, o->size * (size_t)n);
+    *o->count = n;
     return 0;
 }
 
@@ -297,11 +337,10 @@ static int cli_store_uint(const scomm_cli_opt_t *o, unsigned long long v)
 static int cli_store(const char *cmd, const scomm_cli_opt_t *o,
                      const char *text)
 {
-    char label[64], want[512], lo[32], hi[32];
-    long long v;
-    size_t z;
+    char label[64], want[512], range[128];
+    uint64_t bits = 0;
     double d;
-    int i, bad = 0;
+    int i;
 
     cli_label(o, label, sizeof(label));
     switch (o->kind) {
@@ -309,35 +348,27 @@ static int cli_store(const char *cmd, const scomm_cli_opt_t *o,
         *(int *)o->dst = 1;
         return 0;
     case SCOMM_CLI_INT:
-        if ((scomm_cli_parse_ll(text, &v) != 0) || (v < o->lo) ||
-            (v > o->hi)) {
-            return scomm_cli_bad_value(cmd, label, text, "expected an "
-                                       "integer from %lld to %lld", o->lo,
-                                       o->hi);
-        }
-        bad = cli_store_int(o, v);
-        break;
     case SCOMM_CLI_SIZE:
-        if ((scomm_cli_parse_size(text, &z) != 0) ||
-            (z < (unsigned long long)o->lo) ||
-            (z > (unsigned long long)o->hi)) {
-            scomm_cli_fmt_size(lo, sizeof(lo), (size_t)o->lo);
-            scomm_cli_fmt_size(hi, sizeof(hi), (size_t)o->hi);
-            return scomm_cli_bad_value(cmd, label, text, "expected a "
-                                       "number from %s to %s (suffix k, m "
-                                       "or g allowed)", lo, hi);
-        }
-        bad = cli_store_uint(o, z);
-        break;
     case SCOMM_CLI_DOUBLE:
-        if ((scomm_cli_parse_double(text, &d) != 0) || (d < o->dlo) ||
-            (o->gt_lo && (d == o->dlo)) || (d > o->dhi)) {
-            return scomm_cli_bad_value(cmd, label, text, "expected a number "
-                                       "%s %.10g %s %.10g",
-                                       o->gt_lo ? ">" : "from", o->dlo,
-                                       o->gt_lo ? "and <=" : "to", o->dhi);
+        if (cli_number(o, text, &bits, &d) != 0) {
+            cli_range(o, range, sizeof(range));
+            return scomm_cli_bad_value(cmd, label, text, "expected %s",
+                                       range);
         }
-        *(double *)o->dst = d;
+        if (o->kind == SCOMM_CLI_DOUBLE) {
+            *(double *)o->dst = d;
+        } else if (cli_put(o->dst, o->size, bits) != 0) {
+            break;
+        }
+        return 0;
+    case SCOMM_CLI_SIZE_LIST:
+    case SCOMM_CLI_DOUBLE_LIST:
+        if (cli_list(o, text) != 0) {
+            cli_range(o, range, sizeof(range));
+            return scomm_cli_bad_value(cmd, label, text, "expected a comma "
+                                       "list of at most %d items, each %s",
+                                       o->max, range);
+        }
         return 0;
     case SCOMM_CLI_ENUM:
         for (i = 0; o->names[i] != NULL; i++) {
@@ -358,12 +389,8 @@ static int cli_store(const char *cmd, const scomm_cli_opt_t *o,
         }
         return 0;
     }
-    if (bad) {
-        return scomm_cli_bad_value(cmd, label, text, "internal error: the "
-                                   "option's variable has %zu bytes",
-                                   o->size);
-    }
-    return 0;
+    return scomm_cli_bad_value(cmd, label, text, "internal error: the "
+                               "option's variable has %zu bytes", o->size);
 }
 
 /* ---- the whole command line ---------------------------------------------- */

@@ -39,6 +39,10 @@ typedef enum {
                          gt_lo); dst double */
     SCOMM_CLI_ENUM,   /* one of names (NULL-terminated); dst int gets
                          values[i], or i when values is NULL */
+    SCOMM_CLI_SIZE_LIST,   /* "8,64,1m": SIZE items in [lo, hi] into the
+                              size_t array dst, their number into *count */
+    SCOMM_CLI_DOUBLE_LIST, /* "0.5,1": DOUBLE items into the double array
+                              dst, their number into *count */
     SCOMM_CLI_STRING, /* any text; dst const char * */
     SCOMM_CLI_FUNC    /* fn checks and stores; dst is fn's */
 } scomm_cli_kind_t;
@@ -61,6 +65,8 @@ typedef struct scomm_cli_opt {
     int                 gt_lo;  /* DOUBLE: dlo itself is not accepted */
     const char *const  *names;  /* ENUM */
     const int          *values; /* ENUM: the value of names[i], or NULL */
+    int                *count;  /* lists: items stored */
+    int                 max;    /* lists: room in dst (64 at most) */
     scomm_cli_opt_fn_t  fn;     /* FUNC */
 } scomm_cli_opt_t;
 
@@ -80,6 +86,14 @@ typedef struct scomm_cli_opt {
 #define CLI_ENUMV(n, k, p, names_, values_) \
     {CLI_OPT_(n, k, SCOMM_CLI_ENUM, p), .names = (names_), \
      .values = (values_)}
+/* Lists: p is the array itself (its size is the room), c the count. */
+#define CLI_SIZES(n, k, p, c, l, h) \
+    {CLI_OPT_(n, k, SCOMM_CLI_SIZE_LIST, p), .count = (c), \
+     .max = (int)(sizeof(p) / sizeof((p)[0])), .lo = (l), .hi = (h)}
+#define CLI_DOUBLES_GT(n, k, p, c, l, h) \
+    {CLI_OPT_(n, k, SCOMM_CLI_DOUBLE_LIST, p), .count = (c), \
+     .max = (int)(sizeof(p) / sizeof((p)[0])), .dlo = (l), .dhi = (h), \
+     .gt_lo = 1}
 #define CLI_STR(n, k, p) {CLI_OPT_(n, k, SCOMM_CLI_STRING, p)}
 #define CLI_FUNC(n, k, p, fn_) {CLI_OPT_(n, k, SCOMM_CLI_FUNC, p), .fn = (fn_)}
 
@@ -131,17 +145,12 @@ int scomm_cli_parse_ll(const char *text, long long *out);
 int scomm_cli_parse_size(const char *text, size_t *out);
 int scomm_cli_parse_double(const char *text, double *out);
 
-/*
- * A comma list "8,64,1m" of sizes in [lo, hi], or "0.5,1" of numbers
- * > gt and <= hi, into out[0..]: the count, or -1 when an item is empty
- * or bad or there are more than max (out may then hold a part).
- */
-int scomm_cli_parse_sizes(const char *text, size_t lo, size_t hi,
-                          size_t *out, int max);
-int scomm_cli_parse_doubles(const char *text, double gt, double hi,
-                            double *out, int max);
-
 /* "expected one of a, b, c" for a NULL-terminated list. */
 void scomm_cli_want_one_of(char *want, size_t len, const char *const *names);
+
+/* "<prefix> NAME(0), NAME(1), ..." with names from a function. */
+void scomm_cli_want_list(char *want, size_t len, const char *prefix, int n,
+                         const char *(*name)(const void *ctx, int i),
+                         const void *ctx);
 
 #endif /* SCOMM_TOOLS_OPTS_H */
