@@ -413,7 +413,7 @@ static const scomm_cli_opt_t *cli_find(const scomm_cli_cmd_t *cmd, int val)
 /* An unknown long option: say so, or list what an abbreviation matches. */
 static int cli_unknown_long(const scomm_cli_cmd_t *cmd, const char *arg)
 {
-    char typed[64], list[512];
+    char typed[64], list[512], tail[540];
     size_t len, n;
     int i, hits = 0;
 
@@ -431,8 +431,9 @@ static int cli_unknown_long(const scomm_cli_cmd_t *cmd, const char *arg)
         }
     }
     if (hits > 1) {
-        return scomm_cli_usage_error(cmd->name, "ambiguous option '%.*s':"
-                                     " could be %s", 48, arg, list);
+        snprintf(tail, sizeof(tail), ": could be %s", list);
+        return scomm_cli_usage_quoted(cmd->name, "ambiguous option", typed,
+                                      tail);
     }
     return scomm_cli_usage_quoted(cmd->name, "unknown option", typed, "");
 }
