@@ -6,21 +6,24 @@
  *                     bandwidth between ranks 0 and 1, sizes -b..-e by -f.
  *   scomm bench <op|all>
  *                     the collectives (bench_coll.c).
+ *   scomm bench --overlap [--fusion]
+ *                     overlap and fusion (bench_overlap.c).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench_coll.h"
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
 
 typedef struct bench_opts {
     size_t minb, maxb;
     int    factor;
     int    warmup;
-    int    iters;
-    double target;   /* seconds per size when iters == 0 */
+    int    iters;    /* 0: by size */
     const char *csv;
 } bench_opts_t;
 
@@ -79,13 +82,6 @@ static int bench_stream_once(scomm_comm_t *comm, char *buf, size_t bytes,
     return (s == SCOMM_OK) ? 0 : bench_fail(s, "stream");
 }
 
-static int bench_cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x < y) ? -1 : (x > y);
-}
-
 static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
 {
     double *samples = NULL, t1, t_med;
@@ -93,7 +89,7 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
     char *buf;
     size_t bytes;
     double t0, t_pp, t_bw;
-    int i, n, window;
+    int i, n, window, rc = 0;
     FILE *csv = NULL;
     char sz[32];
 
@@ -104,6 +100,9 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
     }
     buf = malloc(o->maxb > 0 ? o->maxb : 1);
     if (buf == NULL) {
+        fprintf(stderr, "scomm bench p2p: cannot allocate %zu bytes\n",
+                o->maxb);
+        scomm_comm_abort(comm); /* the peer stops now, not at timeout */
         return 1;
     }
     memset(buf, 1, o->maxb);
@@ -112,6 +111,10 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
         if (csv != NULL) {
             fprintf(csv, "op,bytes,t_mean_us,t_median_us,busbw_gbps,"
                     "transport\n");
+        } else {
+            fprintf(stderr, "scomm bench p2p: cannot write %s: %s\n",
+                    o->csv, strerror(errno));
+            rc = 1;
         }
     }
     if (rank == 0) {
@@ -121,8 +124,10 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
                "pp_mean_us", "pp_med_us", "pp_GB/s", "stream_us",
                "stream_GB/s");
     }
-    for (bytes = o->minb; bytes <= o->maxb;
-         bytes = (bytes == 0) ? 1 : bytes * (size_t)o->factor) {
+    /* -b, -b*f, ... and -e itself, as `scomm bench <op>` sweeps. */
+    for (bytes = o->minb;; bytes = (bytes == 0) ? 1
+                                : (bytes > o->maxb / (size_t)o->factor)
+                                ? o->maxb : bytes * (size_t)o->factor) {
         n = o->iters;
         if (n == 0) {
             n = (bytes >= (64u << 20)) ? 5 : (bytes >= (1u << 20)) ? 50
@@ -137,6 +142,9 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
         free(samples);
         samples = calloc((size_t)n, sizeof(double));
         if (samples == NULL) {
+            fprintf(stderr, "scomm bench p2p: out of memory for %d "
+                    "samples\n", n);
+            scomm_comm_abort(comm);
             return 1;
         }
         t0 = scomm_cli_now();
@@ -148,7 +156,7 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
             samples[i] = (scomm_cli_now() - t1) / 2.0;
         }
         t_pp = (scomm_cli_now() - t0) / (2.0 * n);
-        qsort(samples, (size_t)n, sizeof(double), bench_cmp_double);
+        qsort(samples, (size_t)n, sizeof(double), scomm_cli_cmp_double);
         t_med = samples[n / 2];
         window = (int)((8u << 20) / (bytes > 0 ? bytes : 1));
         window = (window < 1) ? 1 : (window > 64) ? 64 : window;
@@ -178,67 +186,69 @@ static int bench_p2p(scomm_comm_t *comm, const bench_opts_t *o)
                         scomm_peer_transport(comm, 1));
             }
         }
-        if (bytes == o->maxb) {
+        if (bytes >= o->maxb) {
             break;
         }
-        if (bytes * (size_t)o->factor > o->maxb) {
-            bytes = o->maxb / (size_t)o->factor;
-        }
     }
-    if (csv != NULL) {
-        fclose(csv);
+    if ((csv != NULL) && (fclose(csv) != 0)) {
+        fprintf(stderr, "scomm bench p2p: error writing %s\n", o->csv);
+        rc = 1;
     }
     free(samples);
     free(buf);
-    return 0;
+    return rc;
 }
 
-int scomm_cli_bench(int argc, char **argv)
+static void bench_p2p_usage(FILE *f)
 {
-    bench_opts_t o = {8, 64u << 20, 2, 20, 0, 0.3, NULL};
+    fprintf(f,
+            "usage: scomm bench p2p [options]   (run under scomm launch -n "
+            "2)\n"
+            "ranks 0 and 1: ping-pong one-way time (RTT/2) and windowed "
+            "streaming bandwidth\n"
+            "\n"
+            "  -b MIN, -e MAX    smallest and largest size, 0..64G (default "
+            "8 and 64M;\n"
+            "                    k, m, g suffixes)\n"
+            "  -f FACTOR         size multiplier, 2..1G (default 2; MAX is "
+            "always included)\n"
+            "  -w WARMUP         warmup ping-pongs per size, 0..1000000 "
+            "(default 20)\n"
+            "  -n ITERS          timed ping-pongs and windows per size, "
+            "1..1000000\n"
+            "                    (default 2000; 50 from 1 MiB, 5 from 64 "
+            "MiB)\n"
+            "  --csv FILE        also write the results as CSV\n"
+            "  -h, --help        this text\n");
+}
+
+static int bench_p2p_main(int argc, char **argv)
+{
+    bench_opts_t o = {8, 64u << 20, 2, 20, 0, NULL};
+    const scomm_cli_opt_t opts[] = {
+        CLI_SIZE(NULL, 'b', &o.minb, 0, BC_MAX_BYTES),
+        CLI_SIZE(NULL, 'e', &o.maxb, 0, BC_MAX_BYTES),
+        CLI_INT(NULL, 'f', &o.factor, 2, 1 << 30),
+        CLI_INT(NULL, 'w', &o.warmup, 0, 1000000),
+        CLI_INT(NULL, 'n', &o.iters, 1, 1000000),
+        CLI_STR("csv", 0, &o.csv),
+    };
+    const scomm_cli_cmd_t cmd = {"bench p2p", bench_p2p_usage, opts,
+                                 CLI_NOPTS(opts), 0, 0};
+    char b[32], e[32];
     scomm_comm_t *comm;
     scomm_status_t s;
-    int i, rc;
+    int rc, first;
 
-    if ((argc < 2) || (strcmp(argv[1], "-h") == 0) ||
-        (strcmp(argv[1], "--help") == 0)) {
-        FILE *f = (argc < 2) ? stderr : stdout;
-
-        scomm_cli_bench_coll_usage(f);
-        fprintf(f, "\npoint-to-point (ranks 0 and 1: ping-pong one-way time, "
-                "windowed streaming):\n"
-                "  scomm bench p2p [-b MIN] [-e MAX] [-f FACTOR] [-w WARMUP] "
-                "[-n ITERS] [--csv FILE]\n");
-        return (argc < 2) ? 2 : 0;
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
-    if (strcmp(argv[1], "p2p") != 0) {
-        return scomm_cli_bench_coll(argc, argv);
-    }
-    for (i = 2; i < argc; i++) {
-        if ((i + 1 < argc) && (strcmp(argv[i], "-b") == 0)) {
-            if (scomm_cli_parse_size(argv[++i], &o.minb) != 0) {
-                return 2;
-            }
-        } else if ((i + 1 < argc) && (strcmp(argv[i], "-e") == 0)) {
-            if (scomm_cli_parse_size(argv[++i], &o.maxb) != 0) {
-                return 2;
-            }
-        } else if ((i + 1 < argc) && (strcmp(argv[i], "-f") == 0)) {
-            o.factor = atoi(argv[++i]);
-        } else if ((i + 1 < argc) && (strcmp(argv[i], "-w") == 0)) {
-            o.warmup = atoi(argv[++i]);
-        } else if ((i + 1 < argc) && (strcmp(argv[i], "-n") == 0)) {
-            o.iters = atoi(argv[++i]);
-        } else if ((i + 1 < argc) && (strcmp(argv[i], "--csv") == 0)) {
-            o.csv = argv[++i];
-        } else {
-            fprintf(stderr, "scomm bench: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if ((o.factor < 2) || (o.minb > o.maxb)) {
-        fprintf(stderr, "scomm bench: need -f >= 2 and -b <= -e\n");
-        return 2;
+    if (o.minb > o.maxb) {
+        scomm_cli_fmt_size(b, sizeof(b), o.minb);
+        scomm_cli_fmt_size(e, sizeof(e), o.maxb);
+        return scomm_cli_usage_error("bench p2p", "-b %s is larger than -e "
+                                     "%s", b, e);
     }
     s = scomm_init_from_env(&comm);
     if (s != SCOMM_OK) {
@@ -247,4 +257,33 @@ int scomm_cli_bench(int argc, char **argv)
     rc = bench_p2p(comm, &o);
     scomm_comm_destroy(comm);
     return rc;
+}
+
+static void bench_usage(FILE *f)
+{
+    scomm_cli_bench_coll_usage(f);
+    fprintf(f, "\npoint-to-point (ranks 0 and 1: ping-pong one-way time, "
+            "windowed streaming):\n"
+            "  scomm bench p2p [-b MIN] [-e MAX] [-f FACTOR] [-w WARMUP] "
+            "[-n ITERS] [--csv FILE]\n"
+            "overlap and fusion: scomm bench --overlap --help\n");
+}
+
+int scomm_cli_bench(int argc, char **argv)
+{
+    if (argc < 2) {
+        return scomm_cli_usage_error("bench", "missing the operation (p2p, "
+                                     "an op, op,op or all, or --overlap)");
+    }
+    if ((strcmp(argv[1], "-h") == 0) || (strcmp(argv[1], "--help") == 0)) {
+        bench_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "p2p") == 0) {
+        return bench_p2p_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "--overlap") == 0) {
+        return scomm_cli_bench_overlap(argc - 1, argv + 1);
+    }
+    return scomm_cli_bench_coll(argc, argv);
 }

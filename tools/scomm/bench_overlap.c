@@ -35,10 +35,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
 
 #define BO_MAX_SIZES 16
 #define BO_MAX_RATIO 8
+#define BO_MAX_BYTES (1u << 30) /* largest --sizes item */
 #define BO_GEMM_N    64
 
 typedef struct bo_opts {
@@ -511,49 +513,37 @@ static void bo_usage(FILE *f)
             "caller's thread\n"
             "           for ratio x the communication time (defaults: "
             "4m,16m; 0.5,1,1.5; 10)\n"
-            "  fusion:  N all_reduces of SIZE (default 1000 x 4k) one by "
-            "one vs in a group,\n"
-            "           for SCOMM_FUSION_BYTES 0, 64k, 256k, 1m, 4m\n"
+            "           sizes: at most 16, 4..1G; ratios: at most 8, > 0 "
+            "and <= 100;\n"
+            "           ITERS 1..1000\n"
+            "  fusion:  N all_reduces of SIZE (default 1000 x 4k; N "
+            "1..100000, SIZE 4..64m)\n"
+            "           one by one vs in a group, for SCOMM_FUSION_BYTES 0, "
+            "64k, 256k, 1m, 4m\n"
             "  run under `scomm launch -n 2 --`; results in "
             ".benchmarks/overlap/\n");
-}
-
-static int bo_parse_list(const char *s, int sizes, void *out, int max,
-                         int *n)
-{
-    char buf[256], *tok, *save = NULL;
-
-    snprintf(buf, sizeof(buf), "%s", s);
-    *n = 0;
-    for (tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (*n == max) {
-            return -1;
-        }
-        if (sizes) {
-            if ((scomm_cli_parse_size(tok, &((size_t *)out)[*n]) != 0) ||
-                (((size_t *)out)[*n] < sizeof(float))) {
-                return -1;
-            }
-        } else {
-            ((double *)out)[*n] = atof(tok);
-            if (!(((double *)out)[*n] > 0)) {
-                return -1;
-            }
-        }
-        (*n)++;
-    }
-    return (*n > 0) ? 0 : -1;
 }
 
 int scomm_cli_bench_overlap(int argc, char **argv)
 {
     bo_opts_t o;
+    const scomm_cli_opt_t opts[] = {
+        CLI_FLAG("fusion", 0, &o.fusion),
+        CLI_SIZES("sizes", 0, o.sizes, &o.nsizes, sizeof(float),
+                  BO_MAX_BYTES),
+        CLI_DOUBLES_GT("ratios", 0, o.ratios, &o.nratios, 0.0, 100.0),
+        CLI_INT(NULL, 'n', &o.iters, 1, 1000),
+        CLI_INT("ops", 0, &o.nsmall, 1, 100000),
+        CLI_SIZE("op-bytes", 0, &o.small_bytes, sizeof(float), 64u << 20),
+        CLI_STR("out", 0, &o.out),
+    };
+    const scomm_cli_cmd_t cmd = {"bench --overlap", bo_usage, opts,
+                                 CLI_NOPTS(opts), 0, 0};
     scomm_comm_t *comm;
     scomm_status_t s;
     char stamp[32];
     int64_t now;
-    int i, rc, rank, size;
+    int rc, rank, size, first;
     const char *tl;
 
     memset(&o, 0, sizeof(o));
@@ -568,53 +558,12 @@ int scomm_cli_bench_overlap(int argc, char **argv)
     o.nsmall    = 1000;
     o.small_bytes = 4096;
     o.out       = ".benchmarks/overlap";
-    for (i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : NULL;
-
-        if ((strcmp(a, "-h") == 0) || (strcmp(a, "--help") == 0)) {
-            bo_usage(stdout);
-            return 0;
-        } else if (strcmp(a, "--fusion") == 0) {
-            o.fusion = 1;
-            continue;
-        } else if (v == NULL) {
-            break;
-        } else if (strcmp(a, "--sizes") == 0) {
-            if (bo_parse_list(v, 1, o.sizes, BO_MAX_SIZES, &o.nsizes) != 0) {
-                break;
-            }
-        } else if (strcmp(a, "--ratios") == 0) {
-            if (bo_parse_list(v, 0, o.ratios, BO_MAX_RATIO, &o.nratios) !=
-                0) {
-                break;
-            }
-        } else if (strcmp(a, "-n") == 0) {
-            o.iters = atoi(v);
-            if ((o.iters < 1) || (o.iters > 1000)) {
-                break;
-            }
-        } else if (strcmp(a, "--ops") == 0) {
-            o.nsmall = atoi(v);
-            if ((o.nsmall < 1) || (o.nsmall > 100000)) {
-                break;
-            }
-        } else if (strcmp(a, "--op-bytes") == 0) {
-            if ((scomm_cli_parse_size(v, &o.small_bytes) != 0) ||
-                (o.small_bytes < sizeof(float))) {
-                break;
-            }
-        } else if (strcmp(a, "--out") == 0) {
-            o.out = (strcmp(v, "none") == 0) ? NULL : v;
-        } else {
-            break;
-        }
-        i++;
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
-    if (i < argc) {
-        fprintf(stderr, "scomm bench --overlap: bad or unknown option "
-                "'%s'\n", argv[i]);
-        bo_usage(stderr);
-        return 2;
+    if ((o.out != NULL) && (strcmp(o.out, "none") == 0)) {
+        o.out = NULL;
     }
     s = scomm_init_from_env(&comm);
     if (s != SCOMM_OK) {

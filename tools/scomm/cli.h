@@ -18,8 +18,11 @@ int scomm_cli_presets(int argc, char **argv);
 
 /* Shared helpers. */
 double scomm_cli_now(void);
-int scomm_cli_parse_size(const char *text, size_t *out);
 void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes);
+/* qsort comparator of doubles, ascending. */
+int scomm_cli_cmp_double(const void *a, const void *b);
+/* Median of n > 0 sorted values: the mean of the middle two when n is even. */
+double scomm_cli_median_sorted(const double *v, size_t n);
 /* Deterministic pattern for verifying transfers. */
 void scomm_cli_fill(void *buf, size_t bytes, uint64_t seed);
 size_t scomm_cli_check(const void *buf, size_t bytes, uint64_t seed);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
 
 typedef struct demo_row {
@@ -222,6 +223,19 @@ static int demo_coll(scomm_comm_t *comm, const char *name, size_t count,
     return (s == SCOMM_OK) ? 0 : 1;
 }
 
+static void demo_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: scomm launch -n N -- scomm demo\n"
+            "Every rank takes part: barrier, ping-pong between ranks 0 and "
+            "1, a ring\n"
+            "send/recv and every collective at several sizes, each result "
+            "verified on\n"
+            "the receiving side; rank 0 prints one table. Exit 0 when all "
+            "verified.\n"
+            "  -h, --help   this text\n");
+}
+
 int scomm_cli_demo(int argc, char **argv)
 {
     static const char *const colls[] = {
@@ -238,9 +252,13 @@ int scomm_cli_demo(int argc, char **argv)
     double t0;
     char sz[32];
     int32_t flag, all;
+    const scomm_cli_cmd_t cmd = {"demo", demo_usage, NULL, 0, 0, 0};
+    int rc, first;
 
-    (void)argc;
-    (void)argv;
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
+    }
     s = scomm_init_from_env(&comm);
     if (s != SCOMM_OK) {
         fprintf(stderr, "scomm demo: %s: %s\n(run it as: scomm launch -n 4 "

@@ -28,7 +28,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
+
+#define KVB_MAX_LAYERS      256  /* ttft_send's transfers, one a layer */
+#define KVB_MAX_HEAD_VALUES 8192 /* heads x dim: prefill_layer's acc[] */
 
 typedef struct kvb {
     int      layers, heads, dim, block;
@@ -39,6 +43,7 @@ typedef struct kvb {
     char     host[64];
     int      port;
     int      serve, connect;
+    int      shape_id;  /* index in kvb_shapes */
     const char *shape;
     const char *preset;
 } kvb_t;
@@ -46,29 +51,46 @@ typedef struct kvb {
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: scomm kv-bench [--shape 8b|1b] [--tokens N] [--layers N]\n"
-        "         [--heads N] [--dim N] [--block N] [--transport shm|tcp]\n"
-        "         [--wire native|fp8|int4] [--compress none|lz4|zstd]\n"
-        "         [--streams N] [--chunk SIZE] [--depth N] [--iters N]\n"
-        "         [--preset NAME] [--ttft [--hidden N]] [--thp on|off]\n"
-        "         [--json]\n"
-        "         [--serve HOST:PORT | --connect HOST:PORT]\n"
-        "  --shape 8b: Llama-3-8B (32 layers, 8 KV heads, dim 128, fp16);\n"
-        "  --shape 1b: Llama-3.2-1B (16 layers, 8 KV heads, dim 64).\n"
-        "  --transport shm: same-host copy from the sender's region;\n"
-        "  tcp: through the sockets even on one host.\n"
-        "  --thp on (default): the regions ask for transparent huge pages\n"
-        "  (madvise); both regions are written before the first transfer.\n"
-        "  --ttft: prefill computes layer by layer (X[T,hidden] x W), decode\n"
-        "  waits for the KV and reads it; TTFT after-prefill vs streaming.\n");
-}
-
-static double now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+        "usage: scomm kv-bench [options]          a forked pair over "
+        "127.0.0.1\n"
+        "       scomm kv-bench --serve HOST:PORT [options]    receiver "
+        "only\n"
+        "       scomm kv-bench --connect HOST:PORT [options]  sender only\n"
+        "Both sides of a split run must be given the same shape options.\n"
+        "\n"
+        "  --shape 8b|1b        8b: Llama-3-8B (32 layers, 8 KV heads, dim "
+        "128, fp16;\n"
+        "                       default); 1b: Llama-3.2-1B (16 layers, 8 "
+        "KV heads, dim 64)\n"
+        "  --tokens N           tokens moved, 1..16M (default 4096; k, m "
+        "suffixes)\n"
+        "  --layers N           1..256      } instead of the shape's;\n"
+        "  --heads N            1..4096     } heads x dim at most 8192\n"
+        "  --dim N              1..65536    }\n"
+        "  --block N            tokens per block, 1..65536 (default 16)\n"
+        "  --transport shm|tcp  shm (default): same-host copy from the "
+        "sender's region;\n"
+        "                       tcp: through the sockets even on one host\n"
+        "  --wire native|fp8|int4    values on the wire (default: the "
+        "preset's)\n"
+        "  --compress none|lz4|zstd  lossless compression of each chunk\n"
+        "  --streams N          connections, 1..16\n"
+        "  --chunk SIZE         bytes per chunk, 4k..256m\n"
+        "  --depth N            prefetch depth, 1..1024\n"
+        "  --iters N            timed transfers after one warm-up, 1..1000 "
+        "(default 3)\n"
+        "  --preset NAME        a transport preset (scomm presets list)\n"
+        "  --thp on|off         on (default): the regions ask for "
+        "transparent huge pages\n"
+        "                       (madvise); both are written before the "
+        "first transfer\n"
+        "  --ttft [--hidden N]  prefill computes layer by layer (X[T,hidden] "
+        "x W,\n"
+        "                       hidden 1..65536, default 8), decode waits "
+        "for the KV and\n"
+        "                       reads it: TTFT after-prefill vs streaming\n"
+        "  --json               one JSON object per result\n"
+        "  -h, --help           this text\n");
 }
 
 static scomm_kv_layout_t layout_of(const kvb_t *b)
@@ -176,16 +198,9 @@ static int bench_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
     return 0;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-
-    return (x < y) ? -1 : (x > y);
-}
-
-/* Median of n values (sorted in place); the mean of the middle two when n
- * is even, so two iterations do not report the slower one. */
-static double median_of(double *v, int n)
+/* Median of n values (v itself stays in order); the mean of the middle
+ * two when n is even, so two iterations do not report the slower one. */
+static double median_of(const double *v, int n)
 {
     double *s = malloc(sizeof(double) * (size_t)n), m;
 
@@ -193,8 +208,8 @@ static double median_of(double *v, int n)
         return v[n / 2];
     }
     memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_d);
-    m = (n % 2) ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    qsort(s, (size_t)n, sizeof(double), scomm_cli_cmp_double);
+    m = scomm_cli_median_sorted(s, (size_t)n);
     free(s);
     return m;
 }
@@ -226,6 +241,12 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
     }
     tbl = malloc(sizeof(int32_t) * (size_t)l.num_blocks);
     sec = calloc((size_t)b->iters + 1, sizeof(double));
+    if ((tbl == NULL) || (sec == NULL)) {
+        fprintf(stderr, "kv-bench: out of memory\n");
+        free(tbl);
+        free(sec);
+        return 1;
+    }
     for (i = 0; i < l.num_blocks; i++) {
         tbl[i] = i;
     }
@@ -241,14 +262,14 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
         if (it == 1) {
             scomm_kv_ep_stats(ep, &s0); /* after the warm-up */
         }
-        t0 = now();
+        t0 = scomm_cli_now();
         if ((scomm_kv_submit(ep, &p, 0, &xf) != SCOMM_OK) ||
             (scomm_kv_xfer_wait(xf, 120000) != SCOMM_OK)) {
             fprintf(stderr, "kv-bench: transfer %d: %s\n", it,
                     scomm_last_error());
             return 1;
         }
-        sec[it] = now() - t0;
+        sec[it] = scomm_cli_now() - t0;
         scomm_kv_xfer_free(xf);
     }
     scomm_kv_ep_stats(ep, &s1);
@@ -303,7 +324,7 @@ static void prefill_layer(const kvb_t *b, uint8_t *lbase, int layer,
     size_t bb = (size_t)scomm_kv_block_bytes(&l);
     int H = b->heads, D = b->dim, Bt = b->block, hd = b->hidden;
     int out = 2 * H * D, k, j;
-    float acc[1024 * 2 * 8];
+    float acc[2 * KVB_MAX_HEAD_VALUES];
     uint64_t t;
 
     (void)layer;
@@ -352,26 +373,37 @@ static int ttft_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
 {
     scomm_kv_layout_t l = layout_of(b);
     size_t lb = (size_t)l.num_blocks * scomm_kv_block_bytes(&l);
-    scomm_kv_xfer_t *xf[256];
+    scomm_kv_xfer_t *xf[KVB_MAX_LAYERS];
     scomm_kv_plan_t p;
     int32_t *tbl, id;
+    size_t nx = (size_t)b->tokens * (size_t)b->hidden, i;
+    size_t nw = (size_t)b->hidden * 2 * (size_t)b->heads * (size_t)b->dim;
     float *x, *w;
     double t0, tc;
-    int mode, layer, i;
+    int mode, layer;
 
     if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
         return 1;
     }
     tbl = malloc(sizeof(int32_t) * (size_t)l.num_blocks);
-    for (i = 0; i < l.num_blocks; i++) {
-        tbl[i] = i;
+    x = malloc(sizeof(float) * nx);
+    w = malloc(sizeof(float) * nw);
+    if ((tbl == NULL) || (x == NULL) || (w == NULL)) {
+        fprintf(stderr, "kv-bench ttft: cannot allocate the prefill "
+                "inputs (%zu x %d floats)\n", (size_t)b->tokens, b->hidden);
+        free(tbl);
+        free(x);
+        free(w);
+        return 1;
     }
-    x = malloc(sizeof(float) * b->tokens * (size_t)b->hidden);
-    w = malloc(sizeof(float) * (size_t)b->hidden * 2 * b->heads * b->dim);
-    for (i = 0; i < (int)(b->tokens * (uint64_t)b->hidden); i++) {
+    for (i = 0; i < (size_t)l.num_blocks; i++) {
+        tbl[i] = (int32_t)i;
+    }
+    for (i = 0; i < nx; i++) {
         x[i] = (float)((i * 7919) % 1000) / 1000.0f;
     }
-    for (i = 0; i < b->hidden * 2 * b->heads * b->dim; i++) {
+    for (i = 0; i < nw; i++) {
         w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
     }
     memset(&p, 0, sizeof(p));
@@ -382,16 +414,16 @@ static int ttft_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
     for (mode = 0; mode < 2; mode++) {
         /* Tell the decode side when prefill starts (same clock). */
         sleep(1);
-        t0 = now();
+        t0 = scomm_cli_now();
         if (write(wfd, &t0, sizeof(t0)) != (ssize_t)sizeof(t0)) {
             return 1;
         }
         tc = 0;
         for (layer = 0; layer < b->layers; layer++) {
-            double c0 = now();
+            double c0 = scomm_cli_now();
 
             prefill_layer(b, base + (size_t)layer * lb, layer, x, w);
-            tc += now() - c0;
+            tc += scomm_cli_now() - c0;
             if (mode == 1) {
                 p.xfer_id = 1000 * (uint64_t)(mode + 1) + (uint64_t)layer;
                 p.first_layer = layer;
@@ -438,6 +470,7 @@ static int ttft_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
     int mode, layer;
 
     if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+        fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
         return 1;
     }
     for (mode = 0; mode < 2; mode++) {
@@ -460,7 +493,7 @@ static int ttft_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
         if (mode == 0) {
             (void)scomm_kv_wait_xfer(ep, 1000, 120000);
         }
-        ttft[mode] = now() - t0;
+        ttft[mode] = scomm_cli_now() - t0;
     }
     if (b->json) {
         printf("{\"bench\":\"kv_ttft\",\"shape\":\"%s\",\"tokens\":%llu,"
@@ -479,12 +512,75 @@ static int ttft_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
 
 /* ---- driver ---- */
 
+static const char *const kvb_shapes[]     = {"8b", "1b", NULL};
+static const char *const kvb_transports[] = {"shm", "tcp", NULL};
+/* Indexed by scomm_kv_wire_dtype_t and scomm_kv_compress_t. */
+static const char *const kvb_wires[]      = {"native", "fp8", "int4", NULL};
+static const char *const kvb_comps[]      = {"none", "lz4", "zstd", NULL};
+static const char *const kvb_onoff[]      = {"on", "off", NULL};
+static const int         kvb_onoff_val[]  = {1, 0};
+
+/* HOST:PORT of --serve or --connect into b. */
+static int kvb_endpoint(const char *text, kvb_t *b, char *want, size_t len)
+{
+    const char *c = strrchr(text, ':');
+    long long port;
+
+    if ((c == NULL) || (c == text) ||
+        ((size_t)(c - text) >= sizeof(b->host)) ||
+        (scomm_cli_parse_ll(c + 1, &port) != 0) || (port < 1) ||
+        (port > 65535)) {
+        snprintf(want, len, "expected HOST:PORT (a host of at most %zu "
+                 "bytes, a port from 1 to 65535)", sizeof(b->host) - 1);
+        return -1;
+    }
+    snprintf(b->host, sizeof(b->host), "%.*s", (int)(c - text), text);
+    b->port = (int)port;
+    return 0;
+}
+
+static int kvb_serve(const char *text, void *dst, char *want, size_t len)
+{
+    ((kvb_t *)dst)->serve = 1;
+    return kvb_endpoint(text, dst, want, len);
+}
+
+static int kvb_connect(const char *text, void *dst, char *want, size_t len)
+{
+    ((kvb_t *)dst)->connect = 1;
+    return kvb_endpoint(text, dst, want, len);
+}
+
+/* Returns -1 to run, or the exit code (0 after --help, 2 on an error). */
 static int parse(int argc, char **argv, kvb_t *b)
 {
-    int i;
+    const scomm_cli_opt_t opts[] = {
+        CLI_ENUM("shape", 0, &b->shape_id, kvb_shapes),
+        CLI_SIZE("tokens", 0, &b->tokens, 1, 16u << 20),
+        CLI_INT("layers", 0, &b->layers, 1, KVB_MAX_LAYERS),
+        CLI_INT("heads", 0, &b->heads, 1, 4096),
+        CLI_INT("dim", 0, &b->dim, 1, 65536),
+        CLI_INT("block", 0, &b->block, 1, 65536),
+        CLI_INT("hidden", 0, &b->hidden, 1, 65536),
+        CLI_ENUM("transport", 0, &b->tcp, kvb_transports),
+        CLI_ENUM("wire", 0, &b->wire, kvb_wires),
+        CLI_ENUM("compress", 0, &b->comp, kvb_comps),
+        CLI_INT("streams", 0, &b->streams, 1, 16),
+        CLI_INT("depth", 0, &b->depth, 1, 1024),
+        CLI_INT("iters", 0, &b->iters, 1, 1000),
+        CLI_SIZE("chunk", 0, &b->chunk, 4096, 256u << 20),
+        CLI_STR("preset", 0, &b->preset),
+        CLI_ENUMV("thp", 0, &b->thp, kvb_onoff, kvb_onoff_val),
+        CLI_FLAG("ttft", 0, &b->ttft),
+        CLI_FLAG("json", 0, &b->json),
+        CLI_FUNC("serve", 0, b, kvb_serve),
+        CLI_FUNC("connect", 0, b, kvb_connect),
+    };
+    const scomm_cli_cmd_t cmd = {"kv-bench", usage, opts, CLI_NOPTS(opts),
+                                 0, 0};
+    int rc, first;
 
     memset(b, 0, sizeof(*b));
-    b->shape = "8b";
     b->tokens = 4096;
     b->block = 16;
     b->wire = -1;
@@ -493,85 +589,20 @@ static int parse(int argc, char **argv, kvb_t *b)
     b->hidden = 8;
     b->thp = 1;
     snprintf(b->host, sizeof(b->host), "127.0.0.1");
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = (i + 1 < argc) ? argv[i + 1] : NULL;
-
-        if (strcmp(a, "--help") == 0) {
-            usage(stdout);
-            exit(0);
-        } else if (strcmp(a, "--ttft") == 0) {
-            b->ttft = 1;
-            continue;
-        } else if (strcmp(a, "--json") == 0) {
-            b->json = 1;
-            continue;
-        }
-        if (v == NULL) {
-            usage(stderr);
-            return -1;
-        }
-        i++;
-        if (strcmp(a, "--shape") == 0) {
-            b->shape = v;
-        } else if (strcmp(a, "--tokens") == 0) {
-            size_t t;
-
-            if (scomm_cli_parse_size(v, &t) != 0) {
-                return -1;
-            }
-            b->tokens = t;
-        } else if (strcmp(a, "--layers") == 0) {
-            b->layers = atoi(v);
-        } else if (strcmp(a, "--heads") == 0) {
-            b->heads = atoi(v);
-        } else if (strcmp(a, "--dim") == 0) {
-            b->dim = atoi(v);
-        } else if (strcmp(a, "--block") == 0) {
-            b->block = atoi(v);
-        } else if (strcmp(a, "--hidden") == 0) {
-            b->hidden = atoi(v);
-        } else if (strcmp(a, "--transport") == 0) {
-            b->tcp = (strcmp(v, "tcp") == 0);
-        } else if (strcmp(a, "--wire") == 0) {
-            b->wire = (strcmp(v, "fp8") == 0) ? 1
-                      : (strcmp(v, "int4") == 0) ? 2 : 0;
-        } else if (strcmp(a, "--compress") == 0) {
-            b->comp = (strcmp(v, "lz4") == 0) ? 1
-                      : (strcmp(v, "zstd") == 0) ? 2 : 0;
-        } else if (strcmp(a, "--streams") == 0) {
-            b->streams = atoi(v);
-        } else if (strcmp(a, "--depth") == 0) {
-            b->depth = atoi(v);
-        } else if (strcmp(a, "--iters") == 0) {
-            b->iters = atoi(v);
-        } else if (strcmp(a, "--chunk") == 0) {
-            if (scomm_cli_parse_size(v, &b->chunk) != 0) {
-                return -1;
-            }
-        } else if (strcmp(a, "--preset") == 0) {
-            b->preset = v;
-        } else if (strcmp(a, "--thp") == 0) {
-            b->thp = (strcmp(v, "off") != 0);
-        } else if ((strcmp(a, "--serve") == 0) ||
-                   (strcmp(a, "--connect") == 0)) {
-            const char *c = strrchr(v, ':');
-
-            if (c == NULL) {
-                return -1;
-            }
-            snprintf(b->host, sizeof(b->host), "%.*s", (int)(c - v), v);
-            b->port = atoi(c + 1);
-            if (a[2] == 's') {
-                b->serve = 1;
-            } else {
-                b->connect = 1;
-            }
-        } else {
-            fprintf(stderr, "kv-bench: unknown option %s\n", a);
-            return -1;
-        }
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
-    if (strcmp(b->shape, "1b") == 0) {
+    b->shape = kvb_shapes[b->shape_id];
+    if (b->serve && b->connect) {
+        return scomm_cli_usage_error("kv-bench", "--serve and --connect "
+                                     "exclude each other");
+    }
+    if ((b->serve || b->connect) && b->ttft) {
+        return scomm_cli_usage_error("kv-bench", "--ttft runs both sides "
+                                     "here (no --serve or --connect)");
+    }
+    if (b->shape_id == 1) {
         b->layers = b->layers ? b->layers : 16;
         b->heads = b->heads ? b->heads : 8;
         b->dim = b->dim ? b->dim : 64;
@@ -580,12 +611,13 @@ static int parse(int argc, char **argv, kvb_t *b)
         b->heads = b->heads ? b->heads : 8;
         b->dim = b->dim ? b->dim : 128;
     }
-    if ((b->iters < 1) || (b->layers < 1) || (b->layers > 256) ||
-        (b->tokens < 1) || (b->hidden < 1) || (b->heads * b->dim > 8192)) {
-        fprintf(stderr, "kv-bench: bad shape or iteration count\n");
-        return -1;
+    if (b->heads * b->dim > KVB_MAX_HEAD_VALUES) {
+        return scomm_cli_usage_error("kv-bench", "--heads %d x --dim %d = "
+                                     "%d values per token: at most %d",
+                                     b->heads, b->dim, b->heads * b->dim,
+                                     KVB_MAX_HEAD_VALUES);
     }
-    return 0;
+    return -1;
 }
 
 /*
@@ -647,16 +679,13 @@ int scomm_cli_kv_bench(int argc, char **argv)
     int pfd[2], port, ws, rc;
     pid_t pid;
 
-    if (parse(argc, argv, &b) != 0) {
-        return 2;
+    rc = parse(argc, argv, &b);
+    if (rc >= 0) {
+        return rc;
     }
     o = opts_of(&b);
     signal(SIGPIPE, SIG_IGN);
     if (b.connect) {
-        if (b.ttft) {
-            fprintf(stderr, "kv-bench: --ttft runs in one host (fork)\n");
-            return 2;
-        }
         if (scomm_kv_connect(b.host, b.port, &o, &ep) != SCOMM_OK) {
             fprintf(stderr, "kv-bench: %s\n", scomm_last_error());
             return 1;

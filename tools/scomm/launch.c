@@ -59,7 +59,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -75,6 +74,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "opts.h"
 
 #define LAUNCH_MAX_RANKS      1024
 #define LAUNCH_KILL_GRACE_MS  3000
@@ -267,132 +268,47 @@ static int launch_write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
-static int launch_parse_int(const char *s, long min, long max, int *out)
+static void launch_usage(FILE *f)
 {
-    char *end = NULL;
-    long  v;
-
-    if ((s == NULL) || (*s == '\0')) {
-        return -1;
-    }
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if ((errno != 0) || (*end != '\0') || (v < min) || (v > max)) {
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    fputs(launch_usage_text, f);
 }
 
 /*
- * If argv[*i] is the option name, store its value (the rest of a "-nVALUE"
- * or "--name=VALUE" argument, or the next argument; NULL when missing),
- * advance *i past it and return 1; otherwise return 0.
+ * Returns -1 to go on, or the exit code: 0 after --help, 2 on a usage
+ * error. Options stop at the first argument that is not one (or at "--"):
+ * what follows is the program and its own arguments.
  */
-static int launch_take_opt(int argc, char **argv, int *i, const char *name,
-                           const char **val)
-{
-    const char *a   = argv[*i];
-    size_t      len = strlen(name);
-
-    if (strncmp(a, name, len) != 0) {
-        return 0;
-    }
-    if (a[len] == '\0') {
-        *val = (*i + 1 < argc) ? argv[*i + 1] : NULL;
-        *i  += (*i + 1 < argc) ? 2 : 1;
-        return 1;
-    }
-    if ((name[1] == '-') && (a[len] == '=')) {
-        *val = a + len + 1;
-        *i  += 1;
-        return 1;
-    }
-    if ((name[1] != '-') && (len == 2)) {
-        *val = a + len;
-        *i  += 1;
-        return 1;
-    }
-    return 0;
-}
-
-static int launch_usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "scomm launch: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n\n%s", launch_usage_text);
-    return 2;
-}
-
-/* Returns 0 to go on, 2 on a usage error, -1 when --help was printed. */
 static int launch_parse(int argc, char **argv, launch_opts_t *o)
 {
-    int i = 1;
+    static const char *const binds[]    = {"core", "none", NULL};
+    static const int         bind_val[] = {1, 0};
+    const scomm_cli_opt_t opts[] = {
+        CLI_INT(NULL, 'n', &o->nranks, 1, LAUNCH_MAX_RANKS),
+        CLI_FLAG("tag-output", 0, &o->tag_output),
+        CLI_DOUBLE_GT("timeout", 0, &o->timeout_sec, 0,
+                      LAUNCH_MAX_TIMEOUT_S),
+        CLI_INT("master-port", 0, &o->master_port, 1, 65535),
+        CLI_ENUMV("bind-to", 0, &o->bind, binds, bind_val),
+    };
+    const scomm_cli_cmd_t cmd = {"launch", launch_usage, opts,
+                                 CLI_NOPTS(opts), SCOMM_CLI_IN_ORDER, -1};
+    int rc, first;
 
     memset(o, 0, sizeof(*o));
     o->bind = -1;
-    while (i < argc) {
-        const char *a   = argv[i];
-        const char *val = NULL;
-
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if ((a[0] != '-') || (a[1] == '\0')) {
-            break;
-        }
-        if ((strcmp(a, "-h") == 0) || (strcmp(a, "--help") == 0)) {
-            fputs(launch_usage_text, stdout);
-            return -1;
-        }
-        if (strcmp(a, "--tag-output") == 0) {
-            o->tag_output = 1;
-            i++;
-        } else if (launch_take_opt(argc, argv, &i, "-n", &val)) {
-            if (launch_parse_int(val, 1, LAUNCH_MAX_RANKS, &o->nranks) != 0) {
-                return launch_usage_error("-n needs a number of ranks from 1 "
-                                          "to 1024, not '%s'",
-                                          val != NULL ? val : "");
-            }
-        } else if (launch_take_opt(argc, argv, &i, "--timeout", &val)) {
-            char *end = NULL;
-
-            o->timeout_sec = (val != NULL) ? strtod(val, &end) : 0.0;
-            if ((val == NULL) || (end == val) || (*end != '\0') ||
-                !isfinite(o->timeout_sec) || (o->timeout_sec <= 0.0) ||
-                (o->timeout_sec > LAUNCH_MAX_TIMEOUT_S)) {
-                return launch_usage_error("--timeout needs a positive number "
-                                          "of seconds, not '%s'",
-                                          val != NULL ? val : "");
-            }
-        } else if (launch_take_opt(argc, argv, &i, "--master-port", &val)) {
-            if (launch_parse_int(val, 1, 65535, &o->master_port) != 0) {
-                return launch_usage_error("--master-port needs a port from 1 "
-                                          "to 65535, not '%s'",
-                                          val != NULL ? val : "");
-            }
-        } else if (launch_take_opt(argc, argv, &i, "--bind-to", &val)) {
-            if ((val != NULL) && (strcmp(val, "core") == 0)) {
-                o->bind = 1;
-            } else if ((val != NULL) && (strcmp(val, "none") == 0)) {
-                o->bind = 0;
-            } else {
-                return launch_usage_error("--bind-to takes core or none, not "
-                                          "'%s'", val != NULL ? val : "");
-            }
-        } else {
-            return launch_usage_error("unknown option '%s'", a);
-        }
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
     if (o->nranks == 0) {
-        return launch_usage_error("%s-n N is required", "");
+        return scomm_cli_usage_error("launch", "-n N (the number of ranks) "
+                                     "is required");
     }
-    if (i >= argc) {
-        return launch_usage_error("%sno program to launch", "");
+    if (first >= argc) {
+        return scomm_cli_usage_error("launch", "no program to launch");
     }
-    o->prog_argv = &argv[i];
-    return 0;
+    o->prog_argv = &argv[first];
+    return -1;
 }
 
 /* A free TCP port on 127.0.0.1, found by binding port 0; -1 on error. */
@@ -1127,8 +1043,8 @@ int scomm_cli_launch(int argc, char **argv)
     l.wake_pipe[1] = -1;
     l.exit_code    = -1;
     rc = launch_parse(argc, argv, &l.opts);
-    if (rc != 0) {
-        return (rc < 0) ? 0 : rc;
+    if (rc >= 0) {
+        return rc;
     }
 
     if (l.opts.master_port == 0) {

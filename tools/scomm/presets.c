@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
 #include "topo/preset.h"
 
@@ -19,7 +20,8 @@ static void presets_usage(FILE *f)
             "       scomm presets validate FILE\n"
             "  --file FILE  presets file on top of the built-ins "
             "(default: $SCOMM_PRESET_FILE)\n"
-            "  --env        show NAME with SCOMM_KV_* overrides applied\n");
+            "  --env        show NAME with SCOMM_KV_* overrides applied\n"
+            "  -h, --help   this text\n");
 }
 
 static int presets_load(const char *file, scomm_preset_set_t **set_p)
@@ -121,39 +123,50 @@ static int presets_validate(const char *file)
 
 int scomm_cli_presets(int argc, char **argv)
 {
-    const char *file = NULL, *name = NULL;
-    int i, env = 0;
+    static const char *const verbs[] = {"list", "show", "validate", NULL};
+    const char *file = NULL, *verb, *name;
+    char want[64];
+    int env = 0, rc, first, nargs;
+    const scomm_cli_opt_t opts[] = {
+        CLI_STR("file", 0, &file),
+        CLI_FLAG("env", 0, &env),
+    };
+    const scomm_cli_cmd_t cmd = {"presets", presets_usage, opts,
+                                 CLI_NOPTS(opts), 0, 2};
 
-    if (argc < 2) {
-        presets_usage(stderr);
-        return 2;
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
-    if ((strcmp(argv[1], "-h") == 0) || (strcmp(argv[1], "--help") == 0)) {
-        presets_usage(stdout);
-        return 0;
+    nargs = argc - first;
+    verb  = (nargs > 0) ? argv[first] : NULL;
+    name  = (nargs > 1) ? argv[first + 1] : NULL;
+    if (verb == NULL) {
+        return scomm_cli_usage_error("presets", "missing the command (list, "
+                                     "show NAME or validate FILE)");
     }
-    for (i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "--file") == 0) && (i + 1 < argc)) {
-            file = argv[++i];
-        } else if (strcmp(argv[i], "--env") == 0) {
-            env = 1;
-        } else if ((argv[i][0] != '-') && (name == NULL)) {
-            name = argv[i];
-        } else {
-            fprintf(stderr, "scomm presets: unexpected '%s'\n", argv[i]);
-            presets_usage(stderr);
-            return 2;
+    if (strcmp(verb, "list") == 0) {
+        if (name != NULL) {
+            return scomm_cli_usage_error("presets", "list takes no "
+                                         "argument");
         }
+        return env ? scomm_cli_usage_error("presets", "--env goes with "
+                                           "show")
+                   : presets_list(file);
     }
-    if (strcmp(argv[1], "list") == 0) {
-        return presets_list(file);
+    if (strcmp(verb, "show") == 0) {
+        return (name == NULL)
+                   ? scomm_cli_usage_error("presets", "show needs a preset "
+                                           "NAME (scomm presets list)")
+                   : presets_show(name, file, env);
     }
-    if ((strcmp(argv[1], "show") == 0) && (name != NULL)) {
-        return presets_show(name, file, env);
-    }
-    if ((strcmp(argv[1], "validate") == 0) && (name != NULL)) {
+    if (strcmp(verb, "validate") == 0) {
+        if ((name == NULL) || (file != NULL) || env) {
+            return scomm_cli_usage_error("presets", "validate takes one "
+                                         "FILE and no --file or --env");
+        }
         return presets_validate(name);
     }
-    presets_usage(stderr);
-    return 2;
+    scomm_cli_want_one_of(want, sizeof(want), verbs);
+    return scomm_cli_bad_value("presets", "command", verb, "%s", want);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
 #include "scomm.h"
 #include "topo/topo_world.h"
 
@@ -28,7 +29,8 @@ static void probe_usage(FILE *f)
             "machine\n"
             "                  (same as SCOMM_TOPO_FILE)\n"
             "  --sysfs-root D  read devices from the sysfs tree under D "
-            "(SCOMM_SYSFS_ROOT)\n");
+            "(SCOMM_SYSFS_ROOT)\n"
+            "  -h, --help      this text\n");
 }
 
 static const char *probe_size(uint64_t bytes, char *buf, size_t len)
@@ -219,31 +221,30 @@ static void probe_vendors(void)
 
 int scomm_cli_probe(int argc, char **argv)
 {
+    const char *topo_file = NULL, *sysfs_root = NULL;
+    int json = 0, world = 0, i, rank = 0, rc, first;
+    const scomm_cli_opt_t opts[] = {
+        CLI_FLAG("json", 0, &json),
+        CLI_FLAG("world", 0, &world),
+        CLI_STR("topo-file", 0, &topo_file),
+        CLI_STR("sysfs-root", 0, &sysfs_root),
+    };
+    const scomm_cli_cmd_t cmd = {"probe", probe_usage, opts,
+                                 CLI_NOPTS(opts), 0, 0};
     scomm_topo_world_t *w = NULL;
     scomm_comm_t *comm    = NULL;
     scomm_status_t status;
-    int json = 0, world = 0, i, rank = 0;
     char *text;
 
-    for (i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--world") == 0) {
-            world = 1;
-        } else if ((strcmp(argv[i], "--topo-file") == 0) && (i + 1 < argc)) {
-            setenv("SCOMM_TOPO_FILE", argv[++i], 1);
-        } else if ((strcmp(argv[i], "--sysfs-root") == 0) &&
-                   (i + 1 < argc)) {
-            setenv("SCOMM_SYSFS_ROOT", argv[++i], 1);
-        } else if ((strcmp(argv[i], "-h") == 0) ||
-                   (strcmp(argv[i], "--help") == 0)) {
-            probe_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "scomm probe: unknown option '%s'\n", argv[i]);
-            probe_usage(stderr);
-            return 2;
-        }
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
+    }
+    if (topo_file != NULL) {
+        setenv("SCOMM_TOPO_FILE", topo_file, 1);
+    }
+    if (sysfs_root != NULL) {
+        setenv("SCOMM_SYSFS_ROOT", sysfs_root, 1);
     }
     if (world) {
         status = scomm_init_from_env(&comm);

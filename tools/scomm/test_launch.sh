@@ -268,16 +268,18 @@ verdict $? "missing program: the rank exits 127"
 usage_ok=1
 for args in "" "-n" "-n 0" "-n 1025" "-n x true" "--bogus -n 1 true" \
             "-n 2" "-n 1 --timeout 0 true" "-n 1 --timeout -3 true" \
-            "-n 1 --master-port 70000 true"; do
+            "-n 1 --master-port 70000 true" "-n 1 --bind-to numa true"; do
     # shellcheck disable=SC2086
     run $args
-    if [ "$RC" -ne 2 ] || ! grep -q '^usage: scomm launch' "$ERR"; then
-        echo "       'scomm launch $args' gave rc $RC (want 2 and usage)"
+    if [ "$RC" -ne 2 ] || [ "$(wc -l < "$ERR")" -ne 1 ] ||
+       ! grep -q '^scomm launch: ' "$ERR"; then
+        echo "       'scomm launch $args' gave rc $RC and:"
+        sed 's/^/         /' "$ERR"
         usage_ok=0
     fi
 done
 [ "$usage_ok" -eq 1 ]
-verdict $? "usage errors exit 2 with the usage text"
+verdict $? "usage errors exit 2 with one line on stderr"
 
 run --help
 [ "$RC" -eq 0 ] && grep -q '^usage: scomm launch' "$OUT"

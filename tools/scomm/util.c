@@ -1,7 +1,6 @@
 /*
  * util.c - helpers shared by the CLI subcommands.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -16,43 +15,6 @@ double scomm_cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int scomm_cli_parse_size(const char *text, size_t *out)
-{
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    size_t mult          = 1;
-
-    if ((end == text) || (text[0] == '-')) {
-        return -1;
-    }
-    switch (toupper((unsigned char)*end)) {
-    case '\0':
-        break;
-    case 'K':
-        mult = 1u << 10;
-        end++;
-        break;
-    case 'M':
-        mult = 1u << 20;
-        end++;
-        break;
-    case 'G':
-        mult = 1u << 30;
-        end++;
-        break;
-    default:
-        return -1;
-    }
-    if ((*end == 'B') || (*end == 'b')) {
-        end++;
-    }
-    if (*end != '\0') {
-        return -1;
-    }
-    *out = (size_t)v * mult;
-    return 0;
-}
-
 void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes)
 {
     if ((bytes >= (1u << 30)) && (bytes % (1u << 30) == 0)) {
@@ -64,6 +26,18 @@ void scomm_cli_fmt_size(char *out, size_t outlen, size_t bytes)
     } else {
         snprintf(out, outlen, "%zu", bytes);
     }
+}
+
+int scomm_cli_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x < y) ? -1 : (x > y);
+}
+
+double scomm_cli_median_sorted(const double *v, size_t n)
+{
+    return (n % 2) ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static uint64_t scomm_cli_mix(uint64_t x)
