@@ -1,12 +1,15 @@
 /*
  * preset.c - transport presets: the built-in table, the YAML loader
  * (config/kv_transport_presets.yaml, read with libyaml's document API),
- * range checks and the SCOMM_KV_* environment overrides.
+ * range checks, and the preset as a layer of the configuration registry
+ * (core/config.h) under the SCOMM_KV_* / SCOMM_TCP_* knobs.
  *
  * Invariants:
  *  1. Precedence, highest first: fields the caller sets after
- *     scomm_preset_get() (the API) > SCOMM_* environment > the preset file
- *     > the built-in table. Each layer is applied on top of the one below.
+ *     scomm_preset_get() (the API) > SCOMM_* environment > SCOMM_CONF_FILE
+ *     > the preset file > the built-in table. Each layer is applied on top
+ *     of the one below; the knobs' values go through the registry, which
+ *     holds their rows (scomm_presets_params below, SCOMM_TCP_* in tcp.c).
  *  2. Every rejection in a file names file:line:column (1-based) and the
  *     key or value at fault; unknown keys and duplicate keys are errors,
  *     never ignored.
@@ -27,9 +30,61 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/module.h"
 #include "core/scomm_int.h"
 
 #define SCOMM_PRESET_FILE_MAX (1u << 20) /* a preset file is small */
+
+/* Knobs (registry rows, core/config.h). The SCOMM_KV_* rows have no default
+ * of their own: below the environment and SCOMM_CONF_FILE comes the
+ * preset's value. Words in the order of the enums of preset.h. */
+static const scomm_param_t scomm_presets_params[] = {
+    {.name = "SCOMM_PRESET", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = SCOMM_PRESET_NAME_MAX - 1,
+     .help = "transport preset (scomm presets list): its tcp knobs for "
+             "scomm_init, everything for KV endpoints (default there: "
+             SCOMM_PRESET_DEFAULT ")"},
+    {.name = "SCOMM_PRESET_FILE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .help = "YAML file of presets on top of the built-in ones "
+             "(config/kv_transport_presets.yaml)"},
+    {.name = "SCOMM_KV_BACKEND", .defval = "", .type = SCOMM_PARAM_ENUM,
+     .values = "auto,shm,tcp,rdma",
+     .help = "KV path; default: the preset's"},
+    {.name = "SCOMM_KV_TARGET_DTYPE", .defval = "",
+     .type = SCOMM_PARAM_ENUM, .values = "native|fp16|bf16,fp8_e4m3,"
+                                         "fp8_e5m2,int4",
+     .help = "KV element type on the wire (not native: zero-copy off); "
+             "default: the preset's"},
+    {.name = "SCOMM_KV_CHUNK_SIZE", .defval = "", .type = SCOMM_PARAM_SIZE,
+     .min = 4 << 10, .max = 1 << 30,
+     .help = "bytes per KV chunk; default: the preset's"},
+    {.name = "SCOMM_KV_OVERLAP_STREAMS", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 1, .max = 64,
+     .help = "KV streams (sockets) per peer; default: the preset's"},
+    {.name = "SCOMM_KV_PREFETCH_DEPTH", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 1, .max = 64,
+     .help = "KV chunks in flight per stream; default: the preset's"},
+    {.name = "SCOMM_KV_ZERO_COPY", .defval = "", .type = SCOMM_PARAM_BOOL,
+     .help = "send KV straight from the cache; default: the preset's"},
+    {.name = "SCOMM_KV_COMPRESSION", .defval = "", .type = SCOMM_PARAM_ENUM,
+     .values = "none,lz4,zstd",
+     .help = "KV compression; default: the preset's"},
+    {.name = "SCOMM_KV_COMPRESSION_LEVEL", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 0, .max = 65537,
+     .help = "zstd level (1..22) or lz4 acceleration (1..65537); default: "
+             "the preset's, or the codec's when SCOMM_KV_COMPRESSION "
+             "changes it"},
+    {.name = "SCOMM_KV_SHM_CHUNK", .defval = "", .type = SCOMM_PARAM_SIZE,
+     .min = 4 << 10, .max = 64 << 20,
+     .help = "chunk of the direct collectives a preset implies; default: "
+             "the preset's"},
+};
+
+const scomm_module_t scomm_module_presets = {
+    .name    = "presets",
+    .params  = scomm_presets_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_presets_params),
+};
 
 typedef struct scomm_preset_def {
     scomm_preset_t preset;
@@ -192,7 +247,7 @@ static int scomm_parse_size_range(const char *v, uint64_t lo, uint64_t hi,
 #define SCOMM_CHUNK_MAX    (1u << 30)
 #define SCOMM_STREAMS_MAX  64
 #define SCOMM_PREFETCH_MAX 64
-#define SCOMM_NSOCKS_MAX   64
+#define SCOMM_NSOCKS_MAX   16 /* SCOMM_TCP_NSOCKS's range (tcp.c) */
 #define SCOMM_EAGER_MAX    (16u << 20)
 #define SCOMM_SHMCHUNK_MIN (4u << 10)
 #define SCOMM_SHMCHUNK_MAX (64u << 20)
@@ -699,6 +754,7 @@ int scomm_preset_parse(const char *text, size_t len, const char *fname,
 int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
                       size_t errlen)
 {
+    scomm_pval_t pv;
     char *text;
     size_t n;
     FILE *f;
@@ -706,7 +762,12 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
 
     scomm_preset_builtins(set);
     if (path == NULL) {
-        path = getenv("SCOMM_PRESET_FILE");
+        status = scomm_param_get("SCOMM_PRESET_FILE", NULL, &pv, err,
+                                 errlen);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        path = pv.text;
     }
     if ((path == NULL) || (path[0] == '\0')) {
         return SCOMM_OK;
@@ -738,97 +799,110 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
     return status;
 }
 
-/* ---- environment ---- */
+/* ---- the registry ---- */
+
+static void scomm_preset_layer_add(scomm_param_layer_t *l, const char *param,
+                                   const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void scomm_preset_layer_add(scomm_param_layer_t *l, const char *param,
+                                   const char *fmt, ...)
+{
+    va_list ap;
+
+    if (l->n < SCOMM_PARAM_LAYER_MAX) {
+        l->v[l->n].param = param;
+        va_start(ap, fmt);
+        vsnprintf(l->v[l->n].value, sizeof(l->v[l->n].value), fmt, ap);
+        va_end(ap);
+        l->n++;
+    }
+}
+
+/* p as the registry's preset layer: its knobs' values as text. */
+static void scomm_preset_layer(const scomm_preset_t *p,
+                               scomm_param_layer_t *l)
+{
+    memset(l, 0, sizeof(*l));
+    snprintf(l->name, sizeof(l->name), "preset %s", p->name);
+    scomm_preset_layer_add(l, "SCOMM_KV_BACKEND", "%s",
+                           scomm_preset_backend_name(p->backend));
+    scomm_preset_layer_add(l, "SCOMM_KV_TARGET_DTYPE", "%s",
+                           scomm_preset_dtype_name(p->target_dtype));
+    scomm_preset_layer_add(l, "SCOMM_KV_CHUNK_SIZE", "%zu", p->chunk_size);
+    scomm_preset_layer_add(l, "SCOMM_KV_OVERLAP_STREAMS", "%d",
+                           p->overlap_streams);
+    scomm_preset_layer_add(l, "SCOMM_KV_PREFETCH_DEPTH", "%d",
+                           p->prefetch_depth);
+    scomm_preset_layer_add(l, "SCOMM_KV_ZERO_COPY", "%d", p->zero_copy);
+    scomm_preset_layer_add(l, "SCOMM_KV_COMPRESSION", "%s",
+                           scomm_preset_compress_name(p->compression));
+    scomm_preset_layer_add(l, "SCOMM_KV_COMPRESSION_LEVEL", "%d",
+                           p->compression_level);
+    scomm_preset_layer_add(l, "SCOMM_TCP_NSOCKS", "%d", p->tcp_nsocks);
+    scomm_preset_layer_add(l, "SCOMM_TCP_EAGER_MAX", "%zu", p->tcp_eager_max);
+    scomm_preset_layer_add(l, "SCOMM_KV_SHM_CHUNK", "%zu", p->shm_chunk);
+}
 
 int scomm_preset_apply_env(scomm_preset_t *p, char *err, size_t errlen)
 {
-    const char *v;
-    int x;
+    scomm_param_layer_t l;
+    scomm_pval_t v, dt, zc, co, lv;
+    scomm_preset_t q = *p;
+    scomm_status_t status;
 
-#define SCOMM_PRESET_ENV_BAD(_var, _want)                                  \
+    scomm_preset_layer(p, &l);
+#define SCOMM_PRESET_GET(_name, _v)                                        \
     do {                                                                   \
-        snprintf(err, errlen, "%s='%s' is not %s", (_var), v, (_want));    \
-        return SCOMM_ERR_BAD_CONFIG;                                       \
+        status = scomm_param_get(_name, &l, &(_v), err, errlen);           \
+        if (status != SCOMM_OK) {                                          \
+            return status;                                                 \
+        }                                                                  \
     } while (0)
 
-    if ((v = getenv("SCOMM_KV_BACKEND")) != NULL) {
-        if ((x = scomm_parse_backend(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_BACKEND", "auto/shm/tcp/rdma");
-        }
-        p->backend = (scomm_preset_backend_t)x;
+    SCOMM_PRESET_GET("SCOMM_KV_BACKEND", v);
+    q.backend = (scomm_preset_backend_t)v.i;
+    SCOMM_PRESET_GET("SCOMM_KV_TARGET_DTYPE", dt);
+    q.target_dtype = (scomm_preset_dtype_t)dt.i;
+    SCOMM_PRESET_GET("SCOMM_KV_CHUNK_SIZE", v);
+    q.chunk_size = (size_t)v.u;
+    SCOMM_PRESET_GET("SCOMM_KV_OVERLAP_STREAMS", v);
+    q.overlap_streams = (int)v.i;
+    SCOMM_PRESET_GET("SCOMM_KV_PREFETCH_DEPTH", v);
+    q.prefetch_depth = (int)v.i;
+    SCOMM_PRESET_GET("SCOMM_KV_ZERO_COPY", zc);
+    q.zero_copy = (int)zc.i;
+    SCOMM_PRESET_GET("SCOMM_KV_COMPRESSION", co);
+    q.compression = (scomm_preset_compress_t)co.i;
+    SCOMM_PRESET_GET("SCOMM_KV_COMPRESSION_LEVEL", lv);
+    q.compression_level = (int)lv.i;
+    SCOMM_PRESET_GET("SCOMM_TCP_NSOCKS", v);
+    q.tcp_nsocks = (int)v.i;
+    SCOMM_PRESET_GET("SCOMM_TCP_EAGER_MAX", v);
+    q.tcp_eager_max = (size_t)v.u;
+    SCOMM_PRESET_GET("SCOMM_KV_SHM_CHUNK", v);
+    q.shm_chunk = (size_t)v.u;
+#undef SCOMM_PRESET_GET
+    /* A conversion the user asks for writes a copy: no zero-copy unless
+     * asked for as well; the level of another codec means nothing. */
+    if ((dt.src > SCOMM_PARAM_SRC_PRESET) &&
+        (q.target_dtype != SCOMM_PRESET_DTYPE_NATIVE) &&
+        (zc.src <= SCOMM_PARAM_SRC_PRESET)) {
+        q.zero_copy = 0;
     }
-    if ((v = getenv("SCOMM_KV_TARGET_DTYPE")) != NULL) {
-        if ((x = scomm_parse_dtype(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_TARGET_DTYPE",
-                                 "native/fp16/bf16/fp8_e4m3/fp8_e5m2/int4");
-        }
-        p->target_dtype = (scomm_preset_dtype_t)x;
-        if (x != SCOMM_PRESET_DTYPE_NATIVE) {
-            p->zero_copy = 0; /* a conversion writes a copy */
-        }
+    if ((co.src > SCOMM_PARAM_SRC_PRESET) &&
+        (q.compression != p->compression) &&
+        (lv.src <= SCOMM_PARAM_SRC_PRESET)) {
+        q.compression_level = (q.compression == SCOMM_PRESET_COMPRESS_ZSTD)
+                                  ? 3
+                              : (q.compression == SCOMM_PRESET_COMPRESS_LZ4)
+                                  ? 1 : 0;
     }
-    if ((v = getenv("SCOMM_KV_CHUNK_SIZE")) != NULL) {
-        if (scomm_parse_size_range(v, SCOMM_CHUNK_MIN, SCOMM_CHUNK_MAX,
-                                   &p->chunk_size) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_CHUNK_SIZE", "a size in 4k..1g");
-        }
+    status = (scomm_status_t)scomm_preset_check(&q, err, errlen);
+    if (status == SCOMM_OK) {
+        *p = q;
     }
-    if ((v = getenv("SCOMM_KV_OVERLAP_STREAMS")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_STREAMS_MAX,
-                                  &p->overlap_streams) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_OVERLAP_STREAMS", "in 1..64");
-        }
-    }
-    if ((v = getenv("SCOMM_KV_PREFETCH_DEPTH")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_PREFETCH_MAX,
-                                  &p->prefetch_depth) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_PREFETCH_DEPTH", "in 1..64");
-        }
-    }
-    if ((v = getenv("SCOMM_KV_ZERO_COPY")) != NULL) {
-        if ((x = scomm_parse_bool01(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_ZERO_COPY", "a boolean");
-        }
-        p->zero_copy = x;
-    }
-    if ((v = getenv("SCOMM_KV_COMPRESSION")) != NULL) {
-        if ((x = scomm_parse_compress(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_COMPRESSION", "none/lz4/zstd");
-        }
-        if ((scomm_preset_compress_t)x != p->compression) {
-            /* the level of another codec means nothing here */
-            p->compression_level = (x == SCOMM_PRESET_COMPRESS_ZSTD) ? 3
-                                   : (x == SCOMM_PRESET_COMPRESS_LZ4) ? 1
-                                                                      : 0;
-        }
-        p->compression = (scomm_preset_compress_t)x;
-    }
-    if ((v = getenv("SCOMM_KV_COMPRESSION_LEVEL")) != NULL) {
-        if (scomm_parse_int_range(v, 0, 65537, &p->compression_level) !=
-            0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_COMPRESSION_LEVEL", "in 0..65537");
-        }
-    }
-    if ((v = getenv("SCOMM_TCP_NSOCKS")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_NSOCKS_MAX, &p->tcp_nsocks) !=
-            0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_TCP_NSOCKS", "in 1..64");
-        }
-    }
-    if ((v = getenv("SCOMM_TCP_EAGER_MAX")) != NULL) {
-        if (scomm_parse_size_range(v, 0, SCOMM_EAGER_MAX,
-                                   &p->tcp_eager_max) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_TCP_EAGER_MAX", "a size in 0..16m");
-        }
-    }
-    if ((v = getenv("SCOMM_KV_SHM_CHUNK")) != NULL) {
-        if (scomm_parse_size_range(v, SCOMM_SHMCHUNK_MIN, SCOMM_SHMCHUNK_MAX,
-                                   &p->shm_chunk) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_SHM_CHUNK", "a size in 4k..64m");
-        }
-    }
-#undef SCOMM_PRESET_ENV_BAD
-    return scomm_preset_check(p, err, errlen);
+    return status;
 }
 
 /* ---- the contract ---- */
@@ -837,6 +911,7 @@ int scomm_preset_get(const char *name, const char *path, scomm_preset_t *out)
 {
     const scomm_preset_entry_t *e;
     scomm_preset_set_t *set;
+    scomm_pval_t pv;
     scomm_preset_t p;
     char err[512];
     int status, i;
@@ -846,10 +921,13 @@ int scomm_preset_get(const char *name, const char *path, scomm_preset_t *out)
         return SCOMM_ERR_INVALID_ARG;
     }
     if ((name == NULL) || (name[0] == '\0')) {
-        name = getenv("SCOMM_PRESET");
-        if ((name == NULL) || (name[0] == '\0')) {
-            name = SCOMM_PRESET_DEFAULT;
+        status = scomm_param_get("SCOMM_PRESET", NULL, &pv, err,
+                                 sizeof(err));
+        if (status != SCOMM_OK) {
+            scomm_set_thread_error("scomm_preset_get: %s", err);
+            return status;
         }
+        name = (pv.text[0] != '\0') ? pv.text : SCOMM_PRESET_DEFAULT;
     }
     set = malloc(sizeof(*set));
     if (set == NULL) {
