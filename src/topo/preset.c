@@ -801,98 +801,126 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
 
 /* ---- the registry ---- */
 
-static void scomm_preset_layer_add(scomm_param_layer_t *l, const char *param,
-                                   const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The preset's fields under registry knobs, in the order of their rows;
+ * the layer and the resolution both walk this table. */
+enum {
+    SCOMM_PRESET_KNOB_INT,  /* an int field */
+    SCOMM_PRESET_KNOB_SIZE, /* a size_t field */
+    SCOMM_PRESET_KNOB_WORD  /* an enum field; its word in the row */
+};
 
-static void scomm_preset_layer_add(scomm_param_layer_t *l, const char *param,
-                                   const char *fmt, ...)
-{
-    va_list ap;
+_Static_assert((sizeof(scomm_preset_backend_t) == sizeof(int)) &&
+               (sizeof(scomm_preset_dtype_t) == sizeof(int)) &&
+               (sizeof(scomm_preset_compress_t) == sizeof(int)),
+               "the preset's enum fields are stored as int");
 
-    if (l->n < SCOMM_PARAM_LAYER_MAX) {
-        l->v[l->n].param = param;
-        va_start(ap, fmt);
-        vsnprintf(l->v[l->n].value, sizeof(l->v[l->n].value), fmt, ap);
-        va_end(ap);
-        l->n++;
-    }
-}
+enum {
+    SCOMM_PRESET_K_BACKEND,
+    SCOMM_PRESET_K_DTYPE,
+    SCOMM_PRESET_K_CHUNK,
+    SCOMM_PRESET_K_STREAMS,
+    SCOMM_PRESET_K_DEPTH,
+    SCOMM_PRESET_K_ZCOPY,
+    SCOMM_PRESET_K_COMPRESS,
+    SCOMM_PRESET_K_LEVEL,
+    SCOMM_PRESET_K_NSOCKS,
+    SCOMM_PRESET_K_EAGER,
+    SCOMM_PRESET_K_SHMCHUNK,
+    SCOMM_PRESET_K_COUNT
+};
+
+#define SCOMM_PRESET_KNOB(_k, _param, _field, _kind, _words)               \
+    [SCOMM_PRESET_K_##_k] = {_param, offsetof(scomm_preset_t, _field),     \
+                             SCOMM_PRESET_KNOB_##_kind, _words}
+
+static const struct {
+    const char         *param;
+    size_t              off;
+    int                 kind;
+    const char *const  *words; /* WORD: the enum's names */
+} scomm_preset_knobs[SCOMM_PRESET_K_COUNT] = {
+    SCOMM_PRESET_KNOB(BACKEND, "SCOMM_KV_BACKEND", backend, WORD,
+                      scomm_backend_names),
+    SCOMM_PRESET_KNOB(DTYPE, "SCOMM_KV_TARGET_DTYPE", target_dtype, WORD,
+                      scomm_dtype_names),
+    SCOMM_PRESET_KNOB(CHUNK, "SCOMM_KV_CHUNK_SIZE", chunk_size, SIZE, NULL),
+    SCOMM_PRESET_KNOB(STREAMS, "SCOMM_KV_OVERLAP_STREAMS", overlap_streams,
+                      INT, NULL),
+    SCOMM_PRESET_KNOB(DEPTH, "SCOMM_KV_PREFETCH_DEPTH", prefetch_depth, INT,
+                      NULL),
+    SCOMM_PRESET_KNOB(ZCOPY, "SCOMM_KV_ZERO_COPY", zero_copy, INT, NULL),
+    SCOMM_PRESET_KNOB(COMPRESS, "SCOMM_KV_COMPRESSION", compression, WORD,
+                      scomm_compress_names),
+    SCOMM_PRESET_KNOB(LEVEL, "SCOMM_KV_COMPRESSION_LEVEL", compression_level,
+                      INT, NULL),
+    SCOMM_PRESET_KNOB(NSOCKS, "SCOMM_TCP_NSOCKS", tcp_nsocks, INT, NULL),
+    SCOMM_PRESET_KNOB(EAGER, "SCOMM_TCP_EAGER_MAX", tcp_eager_max, SIZE, NULL),
+    SCOMM_PRESET_KNOB(SHMCHUNK, "SCOMM_KV_SHM_CHUNK", shm_chunk, SIZE, NULL),
+};
+
+_Static_assert(SCOMM_ARRAY_SIZE(scomm_preset_knobs) <= SCOMM_PARAM_LAYER_MAX,
+               "a preset's knobs fit one registry layer");
 
 /* p as the registry's preset layer: its knobs' values as text. */
 static void scomm_preset_layer(const scomm_preset_t *p,
                                scomm_param_layer_t *l)
 {
+    const char *field;
+    size_t i;
+
     memset(l, 0, sizeof(*l));
     snprintf(l->name, sizeof(l->name), "preset %s", p->name);
-    scomm_preset_layer_add(l, "SCOMM_KV_BACKEND", "%s",
-                           scomm_preset_backend_name(p->backend));
-    scomm_preset_layer_add(l, "SCOMM_KV_TARGET_DTYPE", "%s",
-                           scomm_preset_dtype_name(p->target_dtype));
-    scomm_preset_layer_add(l, "SCOMM_KV_CHUNK_SIZE", "%zu", p->chunk_size);
-    scomm_preset_layer_add(l, "SCOMM_KV_OVERLAP_STREAMS", "%d",
-                           p->overlap_streams);
-    scomm_preset_layer_add(l, "SCOMM_KV_PREFETCH_DEPTH", "%d",
-                           p->prefetch_depth);
-    scomm_preset_layer_add(l, "SCOMM_KV_ZERO_COPY", "%d", p->zero_copy);
-    scomm_preset_layer_add(l, "SCOMM_KV_COMPRESSION", "%s",
-                           scomm_preset_compress_name(p->compression));
-    scomm_preset_layer_add(l, "SCOMM_KV_COMPRESSION_LEVEL", "%d",
-                           p->compression_level);
-    scomm_preset_layer_add(l, "SCOMM_TCP_NSOCKS", "%d", p->tcp_nsocks);
-    scomm_preset_layer_add(l, "SCOMM_TCP_EAGER_MAX", "%zu", p->tcp_eager_max);
-    scomm_preset_layer_add(l, "SCOMM_KV_SHM_CHUNK", "%zu", p->shm_chunk);
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_preset_knobs); i++) {
+        field = (const char *)p + scomm_preset_knobs[i].off;
+        l->v[i].param = scomm_preset_knobs[i].param;
+        if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_SIZE) {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%zu",
+                     *(const size_t *)(const void *)field);
+        } else if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_INT) {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%d",
+                     *(const int *)(const void *)field);
+        } else {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%s",
+                     scomm_preset_knobs[i].words
+                         [*(const int *)(const void *)field]);
+        }
+    }
+    l->n = (int)SCOMM_ARRAY_SIZE(scomm_preset_knobs);
 }
 
 int scomm_preset_apply_env(scomm_preset_t *p, char *err, size_t errlen)
 {
+    scomm_pval_t v[SCOMM_ARRAY_SIZE(scomm_preset_knobs)];
     scomm_param_layer_t l;
-    scomm_pval_t v, dt, zc, co, lv;
     scomm_preset_t q = *p;
     scomm_status_t status;
+    char *field;
+    size_t i;
 
     scomm_preset_layer(p, &l);
-#define SCOMM_PRESET_GET(_name, _v)                                        \
-    do {                                                                   \
-        status = scomm_param_get(_name, &l, &(_v), err, errlen);           \
-        if (status != SCOMM_OK) {                                          \
-            return status;                                                 \
-        }                                                                  \
-    } while (0)
-
-    SCOMM_PRESET_GET("SCOMM_KV_BACKEND", v);
-    q.backend = (scomm_preset_backend_t)v.i;
-    SCOMM_PRESET_GET("SCOMM_KV_TARGET_DTYPE", dt);
-    q.target_dtype = (scomm_preset_dtype_t)dt.i;
-    SCOMM_PRESET_GET("SCOMM_KV_CHUNK_SIZE", v);
-    q.chunk_size = (size_t)v.u;
-    SCOMM_PRESET_GET("SCOMM_KV_OVERLAP_STREAMS", v);
-    q.overlap_streams = (int)v.i;
-    SCOMM_PRESET_GET("SCOMM_KV_PREFETCH_DEPTH", v);
-    q.prefetch_depth = (int)v.i;
-    SCOMM_PRESET_GET("SCOMM_KV_ZERO_COPY", zc);
-    q.zero_copy = (int)zc.i;
-    SCOMM_PRESET_GET("SCOMM_KV_COMPRESSION", co);
-    q.compression = (scomm_preset_compress_t)co.i;
-    SCOMM_PRESET_GET("SCOMM_KV_COMPRESSION_LEVEL", lv);
-    q.compression_level = (int)lv.i;
-    SCOMM_PRESET_GET("SCOMM_TCP_NSOCKS", v);
-    q.tcp_nsocks = (int)v.i;
-    SCOMM_PRESET_GET("SCOMM_TCP_EAGER_MAX", v);
-    q.tcp_eager_max = (size_t)v.u;
-    SCOMM_PRESET_GET("SCOMM_KV_SHM_CHUNK", v);
-    q.shm_chunk = (size_t)v.u;
-#undef SCOMM_PRESET_GET
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_preset_knobs); i++) {
+        status = scomm_param_get(scomm_preset_knobs[i].param, &l, &v[i], err,
+                                 errlen);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        field = (char *)&q + scomm_preset_knobs[i].off;
+        if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_SIZE) {
+            *(size_t *)(void *)field = (size_t)v[i].u;
+        } else {
+            *(int *)(void *)field = (int)v[i].i;
+        }
+    }
     /* A conversion the user asks for writes a copy: no zero-copy unless
      * asked for as well; the level of another codec means nothing. */
-    if ((dt.src > SCOMM_PARAM_SRC_PRESET) &&
+    if ((v[SCOMM_PRESET_K_DTYPE].src > SCOMM_PARAM_SRC_PRESET) &&
         (q.target_dtype != SCOMM_PRESET_DTYPE_NATIVE) &&
-        (zc.src <= SCOMM_PARAM_SRC_PRESET)) {
+        (v[SCOMM_PRESET_K_ZCOPY].src <= SCOMM_PARAM_SRC_PRESET)) {
         q.zero_copy = 0;
     }
-    if ((co.src > SCOMM_PARAM_SRC_PRESET) &&
+    if ((v[SCOMM_PRESET_K_COMPRESS].src > SCOMM_PARAM_SRC_PRESET) &&
         (q.compression != p->compression) &&
-        (lv.src <= SCOMM_PARAM_SRC_PRESET)) {
+        (v[SCOMM_PRESET_K_LEVEL].src <= SCOMM_PARAM_SRC_PRESET)) {
         q.compression_level = (q.compression == SCOMM_PRESET_COMPRESS_ZSTD)
                                   ? 3
                               : (q.compression == SCOMM_PRESET_COMPRESS_LZ4)
