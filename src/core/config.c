@@ -664,8 +664,9 @@ void scomm_param_get_or_warn(const char *name, scomm_pval_t *v)
     char err[512];
 
     if (scomm_param_get(name, NULL, v, err, sizeof(err)) != SCOMM_OK) {
-        scomm_warn(SCOMM_SUB_ENV, "%s; using the default '%s'", err,
-                   v->text);
+        scomm_warn(SCOMM_SUB_ENV, "%s; %s%s%s", err,
+                   (v->text[0] != '\0') ? "using the default '" : "ignored",
+                   v->text, (v->text[0] != '\0') ? "'" : "");
     }
 }
 
