@@ -6,17 +6,18 @@
  * checks that the committed file is current).
  *
  * Invariants:
- *  1. A usage error is one line on stderr naming the option, and exit 2.
+ *  1. Options go through the shared parser (opts.h): a usage error is one
+ *     line on stderr naming the option, and exit 2.
  *  2. The markdown carries no version or host detail: the same tables give
  *     the same bytes.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
 #include "core/config.h"
 #include "core/module.h"
+#include "opts.h"
 #include "scomm.h"
 
 #define INFO_WIDTH 78
@@ -142,46 +143,20 @@ static void info_markdown(void)
 
 int scomm_cli_info(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", no_argument, NULL, 'c'},
-        {"markdown", no_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    int config = 0, markdown = 0, rc, first;
+    const scomm_cli_opt_t opts[] = {
+        CLI_FLAG("config", 'c', &config),
+        CLI_FLAG("markdown", 0, &markdown),
     };
-    int config = 0, markdown = 0, c;
+    const scomm_cli_cmd_t cmd = {"info", info_usage, opts, CLI_NOPTS(opts),
+                                 0, 0};
 
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":ch", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = 1;
-            break;
-        case 'm':
-            markdown = 1;
-            break;
-        case 'h':
-            info_usage(stdout);
-            return 0;
-        default: /* '?': optopt is the short option, or 0 for a long one */
-            if (optopt != 0) {
-                fprintf(stderr, "scomm info: unknown option '-%c' (scomm "
-                        "info --help)\n", optopt);
-            } else {
-                fprintf(stderr, "scomm info: unknown option '%s' (scomm "
-                        "info --help)\n", argv[optind - 1]);
-            }
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "scomm info: unexpected argument '%s' (scomm info "
-                "--help)\n", argv[optind]);
-        return 2;
+    rc = scomm_cli_parse(&cmd, argc, argv, &first);
+    if (rc >= 0) {
+        return rc;
     }
     if (markdown && !config) {
-        fprintf(stderr, "scomm info: --markdown goes with -c\n");
-        return 2;
+        return scomm_cli_usage_error("info", "--markdown goes with -c");
     }
     if (markdown) {
         info_markdown();
