@@ -2,18 +2,35 @@
  * modules.c - the one list of scomm's modules (core/module.h). It sits at
  * the top of the library, so it may name every module; core reads it
  * through scomm_modules[] and never includes a module above it.
+ *
+ * Each descriptor lives next to its module's code; the order is the order
+ * of `scomm info -c` (and of set-up; teardown runs in reverse).
  */
 #include "../core/module.h"
 #include "../core/util.h"
 
-/* Each module's descriptor moves next to its code as the modules are
- * registered; core's knobs are still the table in core/config.c. */
-static const scomm_module_t scomm_module_core = {
-    .name = "core",
-};
+extern const scomm_module_t scomm_module_core;      /* core/config.c */
+extern const scomm_module_t scomm_module_launcher;  /* core/env.c */
+extern const scomm_module_t scomm_module_log;       /* core/log.c */
+extern const scomm_module_t scomm_module_shm;       /* transport/shm.c */
+extern const scomm_module_t scomm_module_tcp;       /* transport/tcp.c */
+extern const scomm_module_t scomm_module_mock;      /* transport/mock.c */
+extern const scomm_module_t scomm_module_coll;      /* coll/select.c */
+extern const scomm_module_t scomm_module_overlap;   /* overlap/overlap.c */
+extern const scomm_module_t scomm_module_telemetry; /* telemetry/tm.c */
+extern const scomm_module_t scomm_module_topo;      /* topo/discover.c */
+extern const scomm_module_t scomm_module_presets;   /* topo/preset.c */
+extern const scomm_module_t scomm_module_backend;   /* backend/backend.c */
+extern const scomm_module_t scomm_module_kv;        /* kv/kv_params.c */
+extern const scomm_module_t scomm_module_python;    /* api/outside.c */
+extern const scomm_module_t scomm_module_test;      /* api/outside.c */
 
 const scomm_module_t *const scomm_modules[] = {
-    &scomm_module_core,
+    &scomm_module_core,     &scomm_module_launcher, &scomm_module_log,
+    &scomm_module_shm,      &scomm_module_tcp,      &scomm_module_mock,
+    &scomm_module_coll,     &scomm_module_overlap,  &scomm_module_telemetry,
+    &scomm_module_topo,     &scomm_module_presets,  &scomm_module_backend,
+    &scomm_module_kv,       &scomm_module_python,   &scomm_module_test,
 };
 
 const size_t scomm_nmodules = SCOMM_ARRAY_SIZE(scomm_modules);

@@ -35,6 +35,42 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/module.h"
+
+/* One vendor library's row: a path that replaces the search by soname. */
+#define SCOMM_BACKEND_LIB_ROW(_name, _help)                                \
+    {.name = _name, .defval = "", .type = SCOMM_PARAM_STRING,              \
+     .help = _help}
+
+/* Knobs (registry rows, core/config.h): SCOMM_BACKEND is read by scomm_init
+ * (core/comm.c), the libraries whenever a backend loads or is probed. */
+static const scomm_param_t scomm_backend_params[] = {
+    {.name = "SCOMM_BACKEND", .defval = "native", .type = SCOMM_PARAM_ENUM,
+     .values = "native,gloo,mock,nccl,rccl,hccl,cncl,bkcl",
+     .help = "backend of scomm_init (gloo = native; mock: ranks as "
+             "threads of one process; the others: a vendor library, "
+             "docs/backends.md)"},
+    SCOMM_BACKEND_LIB_ROW("SCOMM_NCCL_LIBRARY", "path of libnccl.so"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_RCCL_LIBRARY", "path of librccl.so"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_HCCL_LIBRARY", "path of libhccl.so"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_CNCL_LIBRARY", "path of libcncl.so"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_BKCL_LIBRARY", "path of libbkcl.so"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_CUDART_LIBRARY",
+                          "path of the CUDA runtime the nccl backend "
+                          "polls streams with; none: calls complete when "
+                          "enqueued"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_HIPRT_LIBRARY",
+                          "path of the HIP runtime the rccl backend polls "
+                          "streams with; none: calls complete when "
+                          "enqueued"),
+};
+
+const scomm_module_t scomm_module_backend = {
+    .name    = "backend",
+    .params  = scomm_backend_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_backend_params),
+};
+
 static const scomm_vendor_ops_t *const scomm_vendors[] = {
     &scomm_vendor_nccl_ops,
     &scomm_vendor_rccl_ops,
@@ -72,11 +108,19 @@ scomm_status_t scomm_vendor_error(scomm_vendor_t *v, scomm_status_t status,
 void *scomm_backend_dlopen(const char *env, const char *const *names,
                            const char **used, char *err, size_t len)
 {
-    const char *path = (env != NULL) ? getenv(env) : NULL;
+    const char *path = NULL;
     const char *why  = NULL;
+    scomm_pval_t pv;
     void *dl;
     int i;
 
+    if (env != NULL) {
+        if (scomm_param_get(env, NULL, &pv, err, len) != SCOMM_OK) {
+            *used = names[0];
+            return NULL;
+        }
+        path = pv.text;
+    }
     if ((path != NULL) && (path[0] != '\0')) {
         *used = path;
         dl    = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -739,7 +783,7 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
     scomm_vendor_t v;
     char msg[SCOMM_ERRMSG_MAX] = "";
     const scomm_vendor_ops_t *ops;
-    const char *env;
+    scomm_pval_t env;
 
     if ((out == NULL) || (index < 0) || (index >= (int32_t)SCOMM_NVENDORS)) {
         scomm_set_thread_error("scomm_backend_probe: %s",
@@ -751,9 +795,10 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
     memset(out, 0, sizeof(*out));
     memset(&v, 0, sizeof(v));
     snprintf(out->name, sizeof(out->name), "%s", ops->name);
-    env = getenv(ops->lib_env);
+    /* a bad value is reported by the load below */
+    scomm_param_get(ops->lib_env, NULL, &env, msg, sizeof(msg));
     snprintf(out->library, sizeof(out->library), "%s",
-             ((env != NULL) && (env[0] != '\0')) ? env : ops->sonames[0]);
+             (env.text[0] != '\0') ? env.text : ops->sonames[0]);
     if (scomm_vendor_load(index, &v, msg, sizeof(msg)) != 0) {
         snprintf(out->detail, sizeof(out->detail), "%s", msg);
         return SCOMM_OK;

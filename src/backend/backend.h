@@ -142,8 +142,9 @@ void scomm_backend_comm_release(scomm_comm_t *comm);
 
 /* ---- helpers for the adapters ---- */
 
-/* dlopen the first of names[] (after getenv(env) when set); returns the
- * handle or NULL with err. *used gets the name that loaded or was tried. */
+/* dlopen the first of names[] (after the path in the variable env, a row of
+ * the registry, when set); returns the handle or NULL with err. *used gets
+ * the name that loaded or was tried. */
 void *scomm_backend_dlopen(const char *env, const char *const *names,
                            const char **used, char *err, size_t len);
 

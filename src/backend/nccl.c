@@ -277,12 +277,14 @@ static nccl_rt_t *nccl_rt_load(scomm_vendor_t *v)
     const char *env = s->is_rccl ? "SCOMM_HIPRT_LIBRARY"
                                  : "SCOMM_CUDART_LIBRARY";
     const char *fn  = s->is_rccl ? "hipStreamQuery" : "cudaStreamQuery";
-    const char *used = NULL, *val = getenv(env);
+    const char *used = NULL;
     char err[256];
+    scomm_pval_t val;
     nccl_rt_t *rt;
     void *dl, *sym;
 
-    if ((val != NULL) && (strcmp(val, "none") == 0)) {
+    if ((scomm_param_get(env, NULL, &val, err, sizeof(err)) == SCOMM_OK) &&
+        (strcmp(val.text, "none") == 0)) {
         return NULL;
     }
     dl = scomm_backend_dlopen(env, s->is_rccl ? hiprt_sonames

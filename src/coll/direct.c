@@ -262,24 +262,12 @@ static int direct_isa; /* 2: AVX-512F, 1: AVX2, 0: memcpy only */
 
 static void direct_init_once(void)
 {
-    const char *v;
-    uint64_t n = 0;
+    scomm_pval_t v;
 
-    /* SCOMM_COLL_SHM_CHUNK: bytes of each of the two staging buffers per
-     * rank. Read here with getenv, once per process, while core/config.c
-     * (where it belongs) is being reworked; the COLL_ prefix keeps the
-     * unknown-variable warning quiet. */
-    v = getenv("SCOMM_COLL_SHM_CHUNK");
-    if ((v != NULL) && (v[0] != '\0')) {
-        if ((scomm_parse_size(v, &n) != 0) || (n < DIRECT_CHUNK_MIN) ||
-            (n > DIRECT_CHUNK_MAX)) {
-            scomm_warn(SCOMM_SUB_COLL, "SCOMM_COLL_SHM_CHUNK=%s is not a "
-                       "size between 64k and 64m: using %u", v,
-                       DIRECT_CHUNK_DEFAULT);
-        } else {
-            direct_chunk_env = (size_t)n & ~(size_t)4095;
-        }
-    }
+    /* SCOMM_COLL_SHM_CHUNK (coll's table in select.c: 64k..64m): bytes of
+     * each of the two staging buffers per rank, once per process. */
+    scomm_param_get_or_warn("SCOMM_COLL_SHM_CHUNK", &v);
+    direct_chunk_env = (size_t)v.u & ~(size_t)4095;
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("avx512f")) {
         direct_isa = 2;

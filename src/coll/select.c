@@ -60,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/module.h"
 #include "coll.h"
 
 #define SCOMM_COLL_SMALL_BYTES      (64u << 10)
@@ -123,10 +124,58 @@ static const struct {
     [SCOMM_COLL_SCATTER]       = {"scatter", "SCOMM_COLL_SCATTER_ALGO"},
 };
 
-/* SCOMM_COLL_<OP>_ALGO, read once (scomm_coll_env_reload for tests). */
+/* One SCOMM_COLL_<OP>_ALGO row: the words are op's algorithms in the order
+ * of scomm_coll_algos (the ENUM index is scomm_coll_algo_name's; a unit
+ * test keeps the two equal). */
+#define SCOMM_COLL_ALGO_ROW(_name, _op, _values)                           \
+    {.name = _name, .defval = "", .type = SCOMM_PARAM_ENUM,                \
+     .values = _values,                                                    \
+     .help = "run every " _op " with this algorithm (rule env.op)"}
+
+/* Knobs (registry rows, core/config.h). */
+static const scomm_param_t scomm_coll_params[] = {
+    {.name = "SCOMM_ALGO", .defval = "", .type = SCOMM_PARAM_STRING,
+     SCOMM_PARAM_FIELD(algo),
+     .help = "run every collective that has an algorithm of this name "
+             "with it (rule env.global; see SCOMM_COLL_<OP>_ALGO)"},
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLREDUCE_ALGO", "all_reduce",
+                        "ring,recursive_doubling,rabenseifner,direct,"
+                        "hierarchical"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLGATHER_ALGO", "all_gather",
+                        "ring,recursive_doubling,direct,hierarchical"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCESCATTER_ALGO", "reduce_scatter",
+                        "ring,direct,shm_direct,hierarchical"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_BROADCAST_ALGO", "broadcast",
+                        "binomial,chain,direct,hierarchical"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCE_ALGO", "reduce", "binomial"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALL_ALGO", "all_to_all",
+                        "pairwise"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALLV_ALGO", "all_to_allv",
+                        "pairwise"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_GATHER_ALGO", "gather", "linear"),
+    SCOMM_COLL_ALGO_ROW("SCOMM_COLL_SCATTER_ALGO", "scatter", "linear"),
+    {.name = "SCOMM_SELECTOR_CONFIG", .defval = "",
+     .type = SCOMM_PARAM_STRING,
+     .help = "JSON policy file of selection rules (docs/design.md), read "
+             "once per process"},
+    {.name = "SCOMM_COLL_SHM_CHUNK", .defval = "1m", .type = SCOMM_PARAM_SIZE,
+     .min = 64 << 10, .max = 64 << 20,
+     .help = "bytes of each of the two staging buffers per rank of the "
+             "shared-memory (direct) collectives; scomm_control_set "
+             "chunk_size changes it at run time"},
+};
+
+const scomm_module_t scomm_module_coll = {
+    .name    = "coll",
+    .params  = scomm_coll_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_coll_params),
+};
+
+/* SCOMM_COLL_<OP>_ALGO, read once (scomm_coll_env_reload for tests): the
+ * algorithm's name, or why the value was refused. */
 static pthread_once_t scomm_coll_env_once = PTHREAD_ONCE_INIT;
 static char scomm_coll_env[SCOMM_COLL_OP_COUNT][SCOMM_COLL_NAME_MAX + 1];
-static int scomm_coll_env_long[SCOMM_COLL_OP_COUNT];
+static char scomm_coll_env_err[SCOMM_COLL_OP_COUNT][320];
 
 /* Test hook: 1 + index into scomm_coll_algos, or 0 for none. */
 static int scomm_coll_forced[SCOMM_COLL_OP_COUNT];
@@ -151,12 +200,17 @@ static char scomm_coll_pol_err[320];
 
 static void scomm_coll_policy_env(void)
 {
-    const char *path = getenv("SCOMM_SELECTOR_CONFIG");
+    scomm_pval_t path;
 
     scomm_coll_policy_free(&scomm_coll_pol);
     scomm_coll_pol_err[0] = '\0';
-    if ((path != NULL) && (path[0] != '\0')) {
-        if (scomm_coll_policy_load(path, &scomm_coll_pol, scomm_coll_pol_err,
+    if (scomm_param_get("SCOMM_SELECTOR_CONFIG", NULL, &path,
+                        scomm_coll_pol_err,
+                        sizeof(scomm_coll_pol_err)) != SCOMM_OK) {
+        scomm_error(SCOMM_SUB_COLL, "%s", scomm_coll_pol_err);
+    } else if (path.text[0] != '\0') {
+        if (scomm_coll_policy_load(path.text, &scomm_coll_pol,
+                                   scomm_coll_pol_err,
                                    sizeof(scomm_coll_pol_err)) != 0) {
             scomm_error(SCOMM_SUB_COLL, "SCOMM_SELECTOR_CONFIG: %s",
                         scomm_coll_pol_err);
@@ -166,17 +220,20 @@ static void scomm_coll_policy_env(void)
 
 static void scomm_coll_env_load(void)
 {
-    const char *v;
+    const char *name;
+    scomm_pval_t v;
     int op;
 
     for (op = 0; op < SCOMM_COLL_OP_COUNT; op++) {
-        v = getenv(scomm_coll_ops[op].env);
-        scomm_coll_env[op][0]   = '\0';
-        scomm_coll_env_long[op] = 0;
-        if ((v != NULL) && (v[0] != '\0')) {
-            scomm_coll_env_long[op] = (strlen(v) > SCOMM_COLL_NAME_MAX);
+        scomm_coll_env[op][0]     = '\0';
+        scomm_coll_env_err[op][0] = '\0';
+        if ((scomm_param_get(scomm_coll_ops[op].env, NULL, &v,
+                             scomm_coll_env_err[op],
+                             sizeof(scomm_coll_env_err[op])) == SCOMM_OK) &&
+            (v.src != SCOMM_PARAM_SRC_DEFAULT)) {
+            name = scomm_coll_algo_name((scomm_coll_op_t)op, (int)v.i);
             snprintf(scomm_coll_env[op], sizeof(scomm_coll_env[op]), "%s",
-                     v);
+                     (name != NULL) ? name : "?");
         }
     }
     scomm_coll_policy_env();
@@ -535,19 +592,11 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
         want     = scomm_coll_forced[a->op] - 1;
         src_rule = "forced.hook";
         how      = "forced by test hook";
+    } else if (scomm_coll_env_err[a->op][0] != '\0') {
+        return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG, "%s: %s",
+                               comm->cur_op, scomm_coll_env_err[a->op]);
     } else if (scomm_coll_env[a->op][0] != '\0') {
-        want = scomm_coll_env_long[a->op] ?
-               -1 : scomm_coll_find(a->op, scomm_coll_env[a->op]);
-        if (want < 0) {
-            scomm_coll_list_names((int)a->op, names, sizeof(names));
-            return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG,
-                                   "%s: %s=%s%s is not a %s algorithm; "
-                                   "valid: %s", comm->cur_op,
-                                   scomm_coll_ops[a->op].env,
-                                   scomm_coll_env[a->op],
-                                   scomm_coll_env_long[a->op] ? "..." : "",
-                                   opname, names);
-        }
+        want     = scomm_coll_find(a->op, scomm_coll_env[a->op]);
         src_rule = "env.op";
         snprintf(how_buf, sizeof(how_buf), "%s",
                  scomm_coll_ops[a->op].env);

@@ -80,21 +80,37 @@ scomm_status_t scomm_comm_check(scomm_comm_t *comm, const char *op)
 
 /* ---- world -------------------------------------------------------------- */
 
+/* name's value (core/config.h) for scomm_init; a bad one fails it. */
+static scomm_status_t scomm_init_param(const char *name, scomm_pval_t *v)
+{
+    char err[SCOMM_ERRMSG_MAX];
+
+    if (scomm_param_get(name, NULL, v, err, sizeof(err)) != SCOMM_OK) {
+        scomm_set_thread_error("scomm_init: %s", err);
+        return SCOMM_ERR_BAD_CONFIG;
+    }
+    return SCOMM_OK;
+}
+
 /*
  * SCOMM_PRESET names a transport preset (config/kv_transport_presets.yaml):
  * its transport knobs replace the built-in defaults of SCOMM_TCP_NSOCKS and
  * SCOMM_TCP_EAGER_MAX, never a value the user set (environment or
- * SCOMM_CONF_FILE). Precedence: API > environment/conf file > preset >
- * defaults. Without SCOMM_PRESET nothing changes.
+ * SCOMM_CONF_FILE): scomm_preset_get resolves them through the registry
+ * with the preset as its layer. Precedence: API > environment/conf file >
+ * preset > defaults. Without SCOMM_PRESET nothing changes.
  */
 static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
 {
-    const char *name = getenv("SCOMM_PRESET");
+    const char *name;
+    scomm_pval_t pv;
     scomm_preset_t p;
     int status;
 
-    if ((name == NULL) || (name[0] == '\0')) {
-        return SCOMM_OK;
+    status = scomm_init_param("SCOMM_PRESET", &pv);
+    name   = pv.text;
+    if ((status != SCOMM_OK) || (name[0] == '\0')) {
+        return status;
     }
     status = scomm_preset_get(name, NULL, &p);
     if (status != SCOMM_OK) {
@@ -107,14 +123,8 @@ static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
         return (status == SCOMM_ERR_NO_MEMORY) ? SCOMM_ERR_NO_MEMORY :
                                                  SCOMM_ERR_BAD_CONFIG;
     }
-    if ((getenv("SCOMM_TCP_NSOCKS") == NULL) &&
-        scomm_config_is_default(&w->cfg, "TCP_NSOCKS")) {
-        w->cfg.tcp_nsocks = p.tcp_nsocks;
-    }
-    if ((getenv("SCOMM_TCP_EAGER_MAX") == NULL) &&
-        scomm_config_is_default(&w->cfg, "TCP_EAGER_MAX")) {
-        w->cfg.tcp_eager_max = p.tcp_eager_max;
-    }
+    w->cfg.tcp_nsocks    = p.tcp_nsocks;
+    w->cfg.tcp_eager_max = p.tcp_eager_max;
     scomm_info(SCOMM_SUB_INIT, "preset %s: tcp_nsocks %lld, tcp_eager_max "
                "%llu", p.name, (long long)w->cfg.tcp_nsocks,
                (unsigned long long)w->cfg.tcp_eager_max);
@@ -312,6 +322,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     scomm_world_t *w = NULL;
     scomm_comm_t *c  = NULL;
     scomm_env_t env;
+    scomm_pval_t pv;
     uint64_t deadline;
     const char *v, *backend = NULL, *token = NULL;
     int mock = 0;
@@ -403,8 +414,12 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
     w->master_port = port;
-    backend = (mask & SCOMM_INIT_FIELD_BACKEND) ? opts->backend
-                                                : getenv("SCOMM_BACKEND");
+    if ((mask & SCOMM_INIT_FIELD_BACKEND) == 0) {
+        if ((status = scomm_init_param("SCOMM_BACKEND", &pv)) != SCOMM_OK) {
+            goto err_free;
+        }
+    }
+    backend = (mask & SCOMM_INIT_FIELD_BACKEND) ? opts->backend : pv.text;
     if ((backend != NULL) && (strcmp(backend, "mock") == 0)) {
         mock = 1;
     } else if (scomm_backend_is_vendor(backend)) {
@@ -419,8 +434,12 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
                                backend);
         goto err_free;
     }
-    token = (mask & SCOMM_INIT_FIELD_JOB_TOKEN) ? opts->job_token
-                                                : getenv("SCOMM_JOB_TOKEN");
+    if ((mask & SCOMM_INIT_FIELD_JOB_TOKEN) == 0) {
+        if ((status = scomm_init_param("SCOMM_JOB_TOKEN", &pv)) != SCOMM_OK) {
+            goto err_free;
+        }
+    }
+    token = (mask & SCOMM_INIT_FIELD_JOB_TOKEN) ? opts->job_token : pv.text;
     if ((token != NULL) && (strlen(token) >= SCOMM_TOKEN_MAX)) {
         status = SCOMM_ERR_INVALID_ARG;
         scomm_set_thread_error("scomm_init: job token longer than %d bytes",
@@ -428,9 +447,12 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
     snprintf(w->token, sizeof(w->token), "%s", (token != NULL) ? token : "");
-    v = getenv("SCOMM_TEST_PROTOCOL_VERSION");
-    if ((v != NULL) && (*v != '\0')) {
-        scomm_boot_proto_version = (uint32_t)strtoul(v, NULL, 10);
+    if ((status = scomm_init_param("SCOMM_TEST_PROTOCOL_VERSION", &pv)) !=
+        SCOMM_OK) {
+        goto err_free;
+    }
+    if (pv.src != SCOMM_PARAM_SRC_DEFAULT) {
+        scomm_boot_proto_version = (uint32_t)pv.i;
     }
     scomm_log_set_rank(w->rank);
     deadline = scomm_deadline_ms(w->cfg.timeout_ms);

@@ -1,11 +1,21 @@
 /*
- * config.c - the knob table and its parsers.
+ * config.c - the configuration registry (config.h): core's own knobs, the
+ * parsers every value goes through, SCOMM_CONF_FILE, and the warning about
+ * SCOMM_* variables that no table knows.
  *
- * Invariants:
- *  1. Every knob has exactly one row in scomm_params; names are unique (a unit
- *     test checks) and `scomm info -c` prints this table as documentation.
- *  2. Unknown SCOMM_* environment variables are warned about once (typos),
- *     except the ones read elsewhere (listed in scomm_config_other_vars).
+ * Invariants (besides config.h's):
+ *  1. This is the only file that calls getenv() for a variable of scomm's.
+ *  2. Every row lives in the table of the module that uses it; the tables
+ *     are reached only through scomm_modules[] (module.h), so a table left
+ *     out of that list is missing from `scomm info -c` and from lookups
+ *     (scomm_param_get on it fails with SCOMM_ERR_INTERNAL).
+ *  3. SCOMM_CONF_FILE is parsed again at each scomm_config_load (world
+ *     init), and between those when its name, size, inode or time changes;
+ *     parsed versions are never freed, so a value handed out from one stays
+ *     valid for the process.
+ *  4. Unknown SCOMM_* variables are warned about once per process, each by
+ *     name with the closest known name when there is one; no prefix is
+ *     exempt.
  */
 #include "config.h"
 
@@ -16,52 +26,49 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "log.h"
+#include "module.h"
 #include "util.h"
 
-#define SCOMM_PARAM_ROW(_name, _def, _type, _field, _help)                 \
-    {_name, _def, _help, _type, offsetof(scomm_config_t, _field),          \
-     sizeof(((scomm_config_t *)0)->_field)}
+#define SCOMM_PARAM_TEXT_MAX 4095 /* STRING, LIST without a max */
 
-const scomm_param_t scomm_params[] = {
-    SCOMM_PARAM_ROW("TIMEOUT_MS", "300000", SCOMM_PARAM_INT, timeout_ms,
-                    "deadline in ms of every blocking call and wait"),
-    SCOMM_PARAM_ROW("TRANSPORTS", "shm,tcp", SCOMM_PARAM_STRING, transports,
-                    "transports allowed (shm, rdma, tcp); per peer the "
-                    "first that reaches it, in the order shm, rdma, tcp"),
-    SCOMM_PARAM_ROW("TCP_IFNAME", "", SCOMM_PARAM_STRING, tcp_ifname,
-                    "network interface for TCP; default: the route to "
-                    "the master address"),
-    SCOMM_PARAM_ROW("TCP_NSOCKS", "2", SCOMM_PARAM_INT, tcp_nsocks,
-                    "TCP sockets per peer; large messages are striped "
-                    "over all of them"),
-    SCOMM_PARAM_ROW("TCP_EAGER_MAX", "64k", SCOMM_PARAM_SIZE, tcp_eager_max,
-                    "largest TCP message sent without a rendezvous"),
-    SCOMM_PARAM_ROW("TCP_SOCKBUF", "4m", SCOMM_PARAM_SIZE, tcp_sockbuf,
-                    "SO_SNDBUF/SO_RCVBUF of TCP sockets (0: kernel default)"),
-    SCOMM_PARAM_ROW("SHM_RING_SIZE", "256k", SCOMM_PARAM_SIZE, shm_ring_size,
-                    "bytes of each shared-memory ring (one per sender and "
-                    "receiver pair)"),
-    SCOMM_PARAM_ROW("SHM_EAGER_MAX", "16k", SCOMM_PARAM_SIZE, shm_eager_max,
-                    "largest shm message copied through the ring; larger "
-                    "ones are read once with process_vm_readv"),
-    SCOMM_PARAM_ROW("SHM_CMA", "1", SCOMM_PARAM_BOOL, shm_cma,
-                    "use process_vm_readv single-copy for large shm "
-                    "messages (falls back to ring fragments when denied)"),
-    SCOMM_PARAM_ROW("SPIN_US", "200", SCOMM_PARAM_INT, spin_us,
-                    "microseconds a wait polls before it sleeps"),
-    SCOMM_PARAM_ROW("CHECK", "0", SCOMM_PARAM_BOOL, check,
-                    "compare collective arguments across ranks"),
-    SCOMM_PARAM_ROW("HEARTBEAT_MS", "1000", SCOMM_PARAM_INT, heartbeat_ms,
-                    "interval of liveness messages while a wait is long"),
-    SCOMM_PARAM_ROW("ALGO", "", SCOMM_PARAM_STRING, algo,
-                    "force one collective algorithm by name"),
-    SCOMM_PARAM_ROW("HOST_ID", "", SCOMM_PARAM_STRING, host_id,
-                    "host identity: ranks with the same hostname and "
-                    "host id share a host (shm); default: the boot id. "
-                    "Different values per rank emulate several hosts on "
-                    "one machine (tcp between them)"),
+/* The RDMA verbs transport's rows (docs/rdma.md), in the table's old form:
+ * a name without the prefix and no range. */
+#define SCOMM_PARAM_ROW(_name, _def, _type, _field, _help)                 \
+    {.name = "SCOMM_" _name, .defval = _def, .type = _type,                \
+     .min = ((_type) == SCOMM_PARAM_INT) ? INT64_MIN : 0,                  \
+     .max = INT64_MAX, .help = _help, SCOMM_PARAM_FIELD(_field)}
+
+static const scomm_param_t scomm_core_params[] = {
+    {.name = "SCOMM_TIMEOUT_MS", .defval = "300000", .type = SCOMM_PARAM_INT,
+     .min = 1, .max = INT64_MAX, SCOMM_PARAM_FIELD(timeout_ms),
+     .help = "deadline in ms of every blocking call and wait (KV "
+             "endpoints: 30000 unless set)"},
+    {.name = "SCOMM_TRANSPORTS", .defval = "shm,tcp", .type = SCOMM_PARAM_LIST,
+     .values = "shm,rdma,tcp", SCOMM_PARAM_FIELD(transports),
+     .help = "transports allowed; per peer the first that reaches it, in "
+             "the order shm, rdma, tcp"},
+    {.name = "SCOMM_SPIN_US", .defval = "200", .type = SCOMM_PARAM_INT,
+     .min = 0, .max = 1000000, SCOMM_PARAM_FIELD(spin_us),
+     .help = "microseconds a wait polls before it sleeps"},
+    {.name = "SCOMM_CHECK", .defval = "0", .type = SCOMM_PARAM_BOOL,
+     SCOMM_PARAM_FIELD(check),
+     .help = "compare collective arguments across ranks"},
+    {.name = "SCOMM_HEARTBEAT_MS", .defval = "1000", .type = SCOMM_PARAM_INT,
+     .min = 1, .max = 86400000, SCOMM_PARAM_FIELD(heartbeat_ms),
+     .help = "interval of liveness messages while a wait is long"},
+    {.name = "SCOMM_HOST_ID", .defval = "", .type = SCOMM_PARAM_STRING,
+     SCOMM_PARAM_FIELD(host_id),
+     .help = "host identity: ranks with the same hostname and host id "
+             "share a host (shm); default: the boot id. Different values "
+             "per rank emulate several hosts on one machine (tcp between "
+             "them)"},
+    {.name = "SCOMM_CONF_FILE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "file of SCOMM_NAME=value lines ('#' comments), below the "
+             "environment and above presets and defaults"},
     /* ---- RDMA verbs transport (docs/rdma.md) ---- */
     SCOMM_PARAM_ROW("RDMA_DEVICE", "", SCOMM_PARAM_STRING, rdma_device,
                     "RDMA device name (ibv_devices); default: the first "
@@ -85,141 +92,368 @@ const scomm_param_t scomm_params[] = {
                     "memory it sent from)"),
 };
 
-const size_t scomm_nparams = SCOMM_ARRAY_SIZE(scomm_params);
-
-/* SCOMM_* variables read by other parts of the library or the launcher. */
-static const char *const scomm_config_other_vars[] = {
-    "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_SIZE", "MASTER_ADDR",
-    "MASTER_PORT", "JOB_TOKEN", "LOG_LEVEL", "LOG_SUBSYS", "LOG_FILE",
-    "CONF_FILE", "BACKEND", "SELECTOR_CONFIG", "SYSFS_ROOT", "PRESET",
-    "PRESET_FILE", "TRACE", "PROGRESS", "FUSION_BYTES", "CHANNELS",
-    "FUSION",
-    /* the Python package's loader and tests (python/sagellm_comm) */
-    "LIBRARY", "CLI",
-    /* vendor backends (src/backend) */
-    "NCCL_LIBRARY", "RCCL_LIBRARY", "HCCL_LIBRARY", "CNCL_LIBRARY",
-    "BKCL_LIBRARY", "CUDART_LIBRARY", "HIPRT_LIBRARY", NULL
+const scomm_module_t scomm_module_core = {
+    .name    = "core",
+    .params  = scomm_core_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_core_params),
 };
 
-static int scomm_parse_bool(const char *v, int64_t *out)
+/* ---- rows ---------------------------------------------------------------- */
+
+static const scomm_param_t *scomm_param_find_exact(const char *name)
 {
-    if ((strcasecmp(v, "1") == 0) || (strcasecmp(v, "y") == 0) ||
-        (strcasecmp(v, "yes") == 0) || (strcasecmp(v, "true") == 0) ||
-        (strcasecmp(v, "on") == 0)) {
-        *out = 1;
-        return 0;
-    }
-    if ((strcasecmp(v, "0") == 0) || (strcasecmp(v, "n") == 0) ||
-        (strcasecmp(v, "no") == 0) || (strcasecmp(v, "false") == 0) ||
-        (strcasecmp(v, "off") == 0)) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
-}
+    const scomm_module_t *m;
+    size_t i, j;
 
-static scomm_status_t scomm_param_apply(scomm_config_t *cfg,
-                                        const scomm_param_t *p,
-                                        const char *value, const char *where,
-                                        char *err, size_t errlen)
-{
-    char *field = (char *)cfg + p->offset;
-    char *end   = NULL;
-    long long iv;
-    uint64_t sv;
-    int64_t bv;
-
-    switch (p->type) {
-    case SCOMM_PARAM_INT:
-        errno = 0;
-        iv    = strtoll(value, &end, 10);
-        if ((errno != 0) || (end == value) || (*end != '\0')) {
-            snprintf(err, errlen, "%s: SCOMM_%s='%s' is not an integer",
-                     where, p->name, value);
-            return SCOMM_ERR_BAD_CONFIG;
-        }
-        *(int64_t *)field = iv;
-        break;
-    case SCOMM_PARAM_SIZE:
-        if (scomm_parse_size(value, &sv) != 0) {
-            snprintf(err, errlen,
-                     "%s: SCOMM_%s='%s' is not a size (e.g. 4096, 64k, 4m)",
-                     where, p->name, value);
-            return SCOMM_ERR_BAD_CONFIG;
-        }
-        *(uint64_t *)field = sv;
-        break;
-    case SCOMM_PARAM_BOOL:
-        if (scomm_parse_bool(value, &bv) != 0) {
-            snprintf(err, errlen,
-                     "%s: SCOMM_%s='%s' is not a boolean (1/0, y/n)", where,
-                     p->name, value);
-            return SCOMM_ERR_BAD_CONFIG;
-        }
-        *(int64_t *)field = bv;
-        break;
-    case SCOMM_PARAM_STRING:
-        if (strlen(value) >= p->size) {
-            snprintf(err, errlen, "%s: SCOMM_%s is longer than %zu bytes",
-                     where, p->name, p->size - 1);
-            return SCOMM_ERR_BAD_CONFIG;
-        }
-        snprintf(field, p->size, "%s", value);
-        break;
-    }
-    return SCOMM_OK;
-}
-
-static const scomm_param_t *scomm_param_find(const char *name)
-{
-    size_t i;
-
-    for (i = 0; i < scomm_nparams; i++) {
-        if (strcmp(scomm_params[i].name, name) == 0) {
-            return &scomm_params[i];
+    for (i = 0; i < scomm_nmodules; i++) {
+        m = scomm_modules[i];
+        for (j = 0; j < m->nparams; j++) {
+            if (strcmp(m->params[j].name, name) == 0) {
+                return &m->params[j];
+            }
         }
     }
     return NULL;
 }
 
-int scomm_config_is_default(const scomm_config_t *cfg, const char *name)
+const scomm_param_t *scomm_param_find(const char *name)
 {
-    const scomm_param_t *p = scomm_param_find(name);
-    scomm_config_t def;
-    char err[128];
+    const scomm_param_t *p;
+    char full[128];
 
-    if ((p == NULL) ||
-        (scomm_param_apply(&def, p, p->defval, "default", err,
-                           sizeof(err)) != SCOMM_OK)) {
-        return 0;
+    if (name == NULL) {
+        return NULL;
     }
-    return memcmp((const char *)cfg + p->offset,
-                  (const char *)&def + p->offset,
-                  (p->type == SCOMM_PARAM_STRING) ? p->size :
-                  sizeof(int64_t)) == 0;
+    p = scomm_param_find_exact(name);
+    if ((p == NULL) && (strncmp(name, "SCOMM_", 6) != 0) &&
+        ((size_t)snprintf(full, sizeof(full), "SCOMM_%s", name) <
+         sizeof(full))) {
+        p = scomm_param_find_exact(full);
+    }
+    return p;
 }
 
-scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
-                                const char *value, char *err, size_t errlen)
+/* Longest text a STRING or LIST row takes. */
+static size_t scomm_param_maxlen(const scomm_param_t *p)
 {
-    const scomm_param_t *p = scomm_param_find(name);
-
-    if (p == NULL) {
-        snprintf(err, errlen, "unknown parameter '%s'", name);
-        return SCOMM_ERR_INVALID_ARG;
+    if (p->size > 0) {
+        return p->size - 1;
     }
-    return scomm_param_apply(cfg, p, value, "api", err, errlen);
+    return (p->max > 0) ? (size_t)p->max : SCOMM_PARAM_TEXT_MAX;
 }
 
-scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
-                                         const char *name, char *err,
-                                         size_t errlen)
+/* "16k", "1g", or the number. */
+static void scomm_param_fmt_size(uint64_t v, char *buf, size_t len)
 {
-    char *line = NULL, where[600];
+    static const char units[] = "gmk";
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        uint64_t u = 1ull << (10 * (3 - i));
+
+        if ((v != 0) && (v % u == 0)) {
+            snprintf(buf, len, "%llu%c", (unsigned long long)(v / u),
+                     units[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long)v);
+}
+
+/* values with ", " between words. */
+static void scomm_param_words(const char *values, char *buf, size_t len)
+{
+    size_t o = 0;
+    const char *s;
+
+    for (s = values; (*s != '\0') && (o + 3 < len); s++) {
+        if (*s == ',') {
+            buf[o++] = ',';
+            buf[o++] = ' ';
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o] = '\0';
+}
+
+void scomm_param_accepts(const scomm_param_t *p, char *buf, size_t len)
+{
+    char lo[32], hi[32], words[512];
+
+    switch (p->type) {
+    case SCOMM_PARAM_INT:
+        if ((p->min == INT64_MIN) && (p->max == INT64_MAX)) {
+            snprintf(buf, len, "an integer");
+        } else if (p->max == INT64_MAX) {
+            snprintf(buf, len, "an integer >= %lld", (long long)p->min);
+        } else {
+            snprintf(buf, len, "an integer in %lld..%lld",
+                     (long long)p->min, (long long)p->max);
+        }
+        break;
+    case SCOMM_PARAM_SIZE:
+        scomm_param_fmt_size((uint64_t)p->min, lo, sizeof(lo));
+        scomm_param_fmt_size((uint64_t)p->max, hi, sizeof(hi));
+        if ((p->max == INT64_MAX) && (p->min == 0)) {
+            snprintf(buf, len, "a size (bytes; k, m, g suffixes)");
+        } else if (p->max == INT64_MAX) {
+            snprintf(buf, len, "a size >= %s (bytes; k, m, g suffixes)", lo);
+        } else {
+            snprintf(buf, len, "a size in %s..%s (bytes; k, m, g suffixes)",
+                     lo, hi);
+        }
+        break;
+    case SCOMM_PARAM_BOOL:
+        snprintf(buf, len, "a boolean (1/0, y/n, yes/no, true/false, "
+                 "on/off)");
+        break;
+    case SCOMM_PARAM_ENUM:
+        scomm_param_words(p->values, words, sizeof(words));
+        snprintf(buf, len, "one of %s", words);
+        break;
+    case SCOMM_PARAM_STRING:
+        snprintf(buf, len, "a string of at most %zu bytes",
+                 scomm_param_maxlen(p));
+        break;
+    case SCOMM_PARAM_LIST:
+        scomm_param_words(p->values, words, sizeof(words));
+        snprintf(buf, len, "a comma list of %s%s", words,
+                 (p->flags & SCOMM_PARAM_F_CARET)
+                     ? " (a leading ^: all but those)" : "");
+        break;
+    }
+}
+
+/* Index of word w (n bytes) among p->values' words, any case; -1 if none. */
+static int scomm_param_word(const scomm_param_t *p, const char *w, size_t n)
+{
+    const char *s = p->values, *e;
+    int idx = 0;
+
+    while (*s != '\0') {
+        e = s + strcspn(s, ",|");
+        if (((size_t)(e - s) == n) && (strncasecmp(s, w, n) == 0)) {
+            return idx;
+        }
+        if (*e == ',') {
+            idx++;
+        }
+        s = (*e != '\0') ? e + 1 : e;
+    }
+    return -1;
+}
+
+/* scomm_parse_size, also taking "4KiB", "4MiB", "4GiB". */
+static int scomm_param_parse_size(const char *text, uint64_t *out)
+{
+    char buf[64];
+    size_t n = strlen(text);
+
+    if ((n > 3) && (n < sizeof(buf)) &&
+        (strcasecmp(text + n - 2, "ib") == 0) &&
+        (strchr("kKmMgG", text[n - 3]) != NULL)) {
+        memcpy(buf, text, n - 2);
+        buf[n - 2] = '\0';
+        return scomm_parse_size(buf, out);
+    }
+    return scomm_parse_size(text, out);
+}
+
+static int scomm_param_parse_bool(const char *v, int64_t *out)
+{
+    static const char *const yes[] = {"1", "y", "yes", "true", "on"};
+    static const char *const no[]  = {"0", "n", "no", "false", "off"};
+    size_t i;
+
+    for (i = 0; i < SCOMM_ARRAY_SIZE(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* 0 when every comma- or space-separated word of text is one of p's. */
+static int scomm_param_list_ok(const scomm_param_t *p, const char *text,
+                               const char **bad, size_t *badlen)
+{
+    const char *s = text;
+    size_t n;
+
+    if ((p->flags & SCOMM_PARAM_F_CARET) && (*s == '^')) {
+        s++;
+    }
+    while (*s != '\0') {
+        n = strcspn(s, ", ");
+        if ((n > 0) && (scomm_param_word(p, s, n) < 0)) {
+            *bad    = s;
+            *badlen = n;
+            return -1;
+        }
+        s += n;
+        s += strspn(s, ", ");
+    }
+    return 0;
+}
+
+/* Parse text for p into v (text, i, u). where names the source. */
+static scomm_status_t scomm_param_parse(const scomm_param_t *p,
+                                        const char *text, const char *where,
+                                        scomm_pval_t *v, char *err,
+                                        size_t errlen)
+{
+    char acc[600];
+    const char *bad = NULL;
+    size_t badlen   = 0;
+    char *end       = NULL;
+    long long iv;
+    uint64_t sv;
+    int ok = 1;
+
+    v->text = text;
+    v->i    = 0;
+    v->u    = 0;
+    if (text[0] == '\0') {
+        return SCOMM_OK; /* no value (a default of "") */
+    }
+    switch (p->type) {
+    case SCOMM_PARAM_INT:
+        errno = 0;
+        iv    = strtoll(text, &end, 10);
+        ok    = (errno == 0) && (end != text) && (*end == '\0') &&
+                (iv >= p->min) && (iv <= p->max);
+        v->i  = iv;
+        break;
+    case SCOMM_PARAM_SIZE:
+        ok   = (scomm_param_parse_size(text, &sv) == 0) &&
+               (sv >= (uint64_t)p->min) && (sv <= (uint64_t)p->max);
+        v->u = sv;
+        break;
+    case SCOMM_PARAM_BOOL:
+        ok = (scomm_param_parse_bool(text, &v->i) == 0);
+        break;
+    case SCOMM_PARAM_ENUM:
+        v->i = scomm_param_word(p, text, strlen(text));
+        ok   = (v->i >= 0);
+        break;
+    case SCOMM_PARAM_STRING:
+    case SCOMM_PARAM_LIST:
+        if (strlen(text) > scomm_param_maxlen(p)) {
+            snprintf(err, errlen, "%s: %s is longer than %zu bytes", where,
+                     p->name, scomm_param_maxlen(p));
+            return SCOMM_ERR_BAD_CONFIG;
+        }
+        if ((p->type == SCOMM_PARAM_LIST) &&
+            (scomm_param_list_ok(p, text, &bad, &badlen) != 0)) {
+            scomm_param_accepts(p, acc, sizeof(acc));
+            snprintf(err, errlen, "%s: %s='%.200s': '%.*s' is unknown; "
+                     "expected %s", where, p->name, text,
+                     (int)SCOMM_MIN(badlen, 64), bad, acc);
+            return SCOMM_ERR_BAD_CONFIG;
+        }
+        break;
+    }
+    if (!ok) {
+        scomm_param_accepts(p, acc, sizeof(acc));
+        snprintf(err, errlen, "%s: %s='%.200s' is not %s", where, p->name,
+                 text, acc);
+        return SCOMM_ERR_BAD_CONFIG;
+    }
+    return SCOMM_OK;
+}
+
+/* Store v in cfg's field for p. */
+static void scomm_param_store(scomm_config_t *cfg, const scomm_param_t *p,
+                              const scomm_pval_t *v)
+{
+    char *field = (char *)cfg + p->offset;
+
+    switch (p->type) {
+    case SCOMM_PARAM_INT:
+    case SCOMM_PARAM_BOOL:
+    case SCOMM_PARAM_ENUM:
+        *(int64_t *)(void *)field = v->i;
+        break;
+    case SCOMM_PARAM_SIZE:
+        *(uint64_t *)(void *)field = v->u;
+        break;
+    case SCOMM_PARAM_STRING:
+    case SCOMM_PARAM_LIST:
+        snprintf(field, p->size, "%s", v->text);
+        break;
+    }
+}
+
+/* ---- SCOMM_CONF_FILE ----------------------------------------------------- */
+
+typedef struct scomm_conf_ent {
+    const scomm_param_t *p;
+    char                *value;
+    int                  line;
+} scomm_conf_ent_t;
+
+typedef struct scomm_conf {
+    struct scomm_conf *older; /* kept: values handed out stay valid */
+    char              *path;
+    struct stat        st;
+    int                have_st;
+    int                stale;  /* read again on next use */
+    scomm_status_t     status;
+    char               err[512];
+    scomm_conf_ent_t  *ent;
+    size_t             n, cap;
+} scomm_conf_t;
+
+static pthread_mutex_t scomm_conf_lock = PTHREAD_MUTEX_INITIALIZER;
+static scomm_conf_t *scomm_conf_cur;
+
+static int scomm_conf_add(scomm_conf_t *c, const scomm_param_t *p,
+                          const char *value, int line)
+{
+    scomm_conf_ent_t *ne;
+    char *dup;
+
+    if (c->n == c->cap) {
+        ne = realloc(c->ent, (c->cap * 2 + 8) * sizeof(*ne));
+        if (ne == NULL) {
+            return -1;
+        }
+        c->ent = ne;
+        c->cap = c->cap * 2 + 8;
+    }
+    dup = strdup(value);
+    if (dup == NULL) {
+        return -1;
+    }
+    c->ent[c->n].p     = p;
+    c->ent[c->n].value = dup;
+    c->ent[c->n].line  = line;
+    c->n++;
+    return 0;
+}
+
+/*
+ * Read f's lines (named name in messages), checking each value; apply them
+ * to cfg (rows with a field) when cfg is not NULL, record them in c when c
+ * is not NULL. Stops at the first bad line.
+ */
+static scomm_status_t scomm_conf_read(FILE *f, const char *name,
+                                      scomm_config_t *cfg, scomm_conf_t *c,
+                                      char *err, size_t errlen)
+{
+    char *line = NULL, where[600], full[128];
     size_t cap = 0;
     ssize_t got;
     const scomm_param_t *p;
+    const char *near;
     scomm_status_t status = SCOMM_OK;
+    scomm_pval_t v;
     char *key, *val, *eq, *e;
     int lineno = 0;
 
@@ -245,7 +479,7 @@ scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
             *--e = '\0';
         }
         eq = strchr(key, '=');
-        snprintf(where, sizeof(where), "%s:%d", name, lineno);
+        snprintf(where, sizeof(where), "%.500s:%d", name, lineno);
         if (eq == NULL) {
             snprintf(err, errlen, "%s:1: expected SCOMM_NAME=value", where);
             status = SCOMM_ERR_BAD_CONFIG;
@@ -253,18 +487,34 @@ scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
         }
         *eq = '\0';
         val = eq + 1;
-        if (strncmp(key, "SCOMM_", 6) == 0) {
-            key += 6;
-        }
-        p = scomm_param_find(key);
+        snprintf(full, sizeof(full), "%s%.100s",
+                 (strncmp(key, "SCOMM_", 6) == 0) ? "" : "SCOMM_", key);
+        p = scomm_param_find_exact(full);
         if (p == NULL) {
-            snprintf(err, errlen, "%s:1: unknown parameter SCOMM_%s", where,
-                     key);
+            near = scomm_param_closest(full);
+            snprintf(err, errlen, "%s:1: unknown variable %s%s%s%s", where,
+                     full, (near != NULL) ? " (did you mean " : "",
+                     (near != NULL) ? near : "", (near != NULL) ? "?)" : "");
             status = SCOMM_ERR_BAD_CONFIG;
             break;
         }
-        status = scomm_param_apply(cfg, p, val, where, err, errlen);
-        if (status != SCOMM_OK) {
+        if (p->flags & SCOMM_PARAM_F_ENV_ONLY) {
+            snprintf(err, errlen, "%s:1: %s is read from the environment "
+                     "only", where, p->name);
+            status = SCOMM_ERR_BAD_CONFIG;
+            break;
+        }
+        if (val[0] == '\0') {
+            /* unset: what is below the file applies */
+        } else if ((status = scomm_param_parse(p, val, where, &v, err,
+                                               errlen)) != SCOMM_OK) {
+            break;
+        } else if ((cfg != NULL) && (p->size > 0)) {
+            scomm_param_store(cfg, p, &v);
+        }
+        if ((c != NULL) && (scomm_conf_add(c, p, val, lineno) != 0)) {
+            snprintf(err, errlen, "%s: out of memory", where);
+            status = SCOMM_ERR_NO_MEMORY;
             break;
         }
     }
@@ -272,126 +522,333 @@ scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
     return status;
 }
 
-static scomm_status_t scomm_config_load_file(scomm_config_t *cfg,
-                                             const char *path, char *err,
-                                             size_t errlen)
+static int scomm_conf_same(const scomm_conf_t *c, const char *path,
+                           const struct stat *st, int have_st)
 {
-    scomm_status_t status;
+    return (strcmp(c->path, path) == 0) && (c->have_st == have_st) &&
+           (!have_st ||
+            ((c->st.st_dev == st->st_dev) && (c->st.st_ino == st->st_ino) &&
+             (c->st.st_size == st->st_size) &&
+             (c->st.st_mtim.tv_sec == st->st_mtim.tv_sec) &&
+             (c->st.st_mtim.tv_nsec == st->st_mtim.tv_nsec)));
+}
+
+/* The file at path, parsed (again if it changed). Lock held. NULL when out
+ * of memory. */
+static scomm_conf_t *scomm_conf_get(const char *path)
+{
+    struct stat st;
+    scomm_conf_t *c;
+    int have_st = (stat(path, &st) == 0);
     FILE *f;
 
+    c = scomm_conf_cur;
+    if ((c != NULL) && !c->stale && scomm_conf_same(c, path, &st, have_st)) {
+        return c;
+    }
+    c = calloc(1, sizeof(*c));
+    if ((c == NULL) || ((c->path = strdup(path)) == NULL)) {
+        free(c);
+        return NULL;
+    }
+    c->have_st = have_st;
+    if (have_st) {
+        c->st = st;
+    }
     f = fopen(path, "r");
     if (f == NULL) {
-        snprintf(err, errlen, "SCOMM_CONF_FILE %s: cannot open: %s", path,
-                 strerror(errno));
+        snprintf(c->err, sizeof(c->err), "SCOMM_CONF_FILE %.400s: cannot "
+                 "open: %s", path, strerror(errno));
+        c->status = SCOMM_ERR_BAD_CONFIG;
+    } else {
+        c->status = scomm_conf_read(f, path, NULL, c, c->err,
+                                    sizeof(c->err));
+        fclose(f);
+    }
+    c->older       = scomm_conf_cur;
+    scomm_conf_cur = c;
+    return c;
+}
+
+/* ---- lookups ------------------------------------------------------------- */
+
+static scomm_status_t scomm_param_resolve(const scomm_param_t *p,
+                                          const scomm_param_layer_t *preset,
+                                          scomm_pval_t *v, char *err,
+                                          size_t errlen)
+{
+    scomm_param_src_t src = SCOMM_PARAM_SRC_DEFAULT;
+    const char *text = NULL, *path;
+    char where[600] = "";
+    scomm_status_t status;
+    scomm_conf_t *c;
+    scomm_pval_t nv;
+    size_t i;
+    int k;
+
+    if (scomm_param_parse(p, p->defval, "default", v, err, errlen) !=
+        SCOMM_OK) {
+        return SCOMM_ERR_INTERNAL; /* a unit test parses every default */
+    }
+    v->src = SCOMM_PARAM_SRC_DEFAULT;
+    text   = getenv(p->name);
+    if ((text != NULL) && (text[0] != '\0')) {
+        src = SCOMM_PARAM_SRC_ENV;
+        snprintf(where, sizeof(where), "environment");
+    } else {
+        text = NULL;
+        path = getenv("SCOMM_CONF_FILE");
+        if (!(p->flags & SCOMM_PARAM_F_ENV_ONLY) && (path != NULL) &&
+            (path[0] != '\0')) {
+            pthread_mutex_lock(&scomm_conf_lock);
+            c = scomm_conf_get(path);
+            if ((c == NULL) || (c->status != SCOMM_OK)) {
+                status = (c == NULL) ? SCOMM_ERR_NO_MEMORY : c->status;
+                snprintf(err, errlen, "%s", (c == NULL) ?
+                         "SCOMM_CONF_FILE: out of memory" : c->err);
+                pthread_mutex_unlock(&scomm_conf_lock);
+                return status;
+            }
+            for (i = c->n; i > 0; i--) {
+                if (c->ent[i - 1].p == p) {
+                    if (c->ent[i - 1].value[0] != '\0') {
+                        text = c->ent[i - 1].value;
+                        src  = SCOMM_PARAM_SRC_FILE;
+                        snprintf(where, sizeof(where), "%.500s:%d", c->path,
+                                 c->ent[i - 1].line);
+                    }
+                    break;
+                }
+            }
+            pthread_mutex_unlock(&scomm_conf_lock);
+        }
+    }
+    for (k = 0; (text == NULL) && (preset != NULL) && (k < preset->n); k++) {
+        if ((strcmp(preset->v[k].param, p->name) == 0) &&
+            (preset->v[k].value[0] != '\0')) {
+            text = preset->v[k].value;
+            src  = SCOMM_PARAM_SRC_PRESET;
+            snprintf(where, sizeof(where), "%s", preset->name);
+        }
+    }
+    if (text == NULL) {
+        return SCOMM_OK;
+    }
+    status = scomm_param_parse(p, text, where, &nv, err, errlen);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    *v     = nv;
+    v->src = src;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_param_get(const char *name,
+                               const scomm_param_layer_t *preset,
+                               scomm_pval_t *v, char *err, size_t errlen)
+{
+    const scomm_param_t *p = scomm_param_find(name);
+
+    if (p == NULL) {
+        memset(v, 0, sizeof(*v));
+        v->text = "";
+        snprintf(err, errlen, "internal error: %s is in no module's table "
+                 "(core/module.h)", (name != NULL) ? name : "(null)");
+        return SCOMM_ERR_INTERNAL;
+    }
+    return scomm_param_resolve(p, preset, v, err, errlen);
+}
+
+void scomm_param_get_or_warn(const char *name, scomm_pval_t *v)
+{
+    char err[512];
+
+    if (scomm_param_get(name, NULL, v, err, sizeof(err)) != SCOMM_OK) {
+        scomm_warn(SCOMM_SUB_ENV, "%s; %s%s%s", err,
+                   (v->text[0] != '\0') ? "using the default '" : "ignored",
+                   v->text, (v->text[0] != '\0') ? "'" : "");
+    }
+}
+
+scomm_status_t scomm_param_check(const char *name, const char *value,
+                                 const char *where, scomm_pval_t *v,
+                                 char *err, size_t errlen)
+{
+    const scomm_param_t *p = scomm_param_find(name);
+    scomm_status_t status;
+
+    if (p == NULL) {
+        snprintf(err, errlen, "internal error: %s is in no module's table "
+                 "(core/module.h)", (name != NULL) ? name : "(null)");
+        return SCOMM_ERR_INTERNAL;
+    }
+    if ((value == NULL) || (value[0] == '\0')) {
+        snprintf(err, errlen, "%s: %s needs a value", where, p->name);
         return SCOMM_ERR_BAD_CONFIG;
     }
-    status = scomm_config_parse_stream(cfg, f, path, err, errlen);
-    fclose(f);
+    status = scomm_param_parse(p, value, where, v, err, errlen);
+    v->src = SCOMM_PARAM_SRC_API;
     return status;
 }
 
-/* Once per process (pthread_once: mock ranks are threads calling
- * scomm_init at the same time). */
-static void scomm_config_do_warn_unknown(void)
+/* ---- unknown variables --------------------------------------------------- */
+
+/* Edit distance of a and b (at most 63 bytes each are compared). */
+static size_t scomm_param_distance(const char *a, const char *b)
+{
+    size_t row[64], la = SCOMM_MIN(strlen(a), 63), lb;
+    size_t i, j, diag, up;
+
+    lb = SCOMM_MIN(strlen(b), 63);
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        diag   = row[0];
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            up     = row[j];
+            row[j] = SCOMM_MIN(SCOMM_MIN(row[j] + 1, row[j - 1] + 1),
+                               diag + (a[i - 1] != b[j - 1]));
+            diag   = up;
+        }
+    }
+    return row[lb];
+}
+
+const char *scomm_param_closest(const char *name)
+{
+    const scomm_param_t *best = NULL;
+    const scomm_module_t *m;
+    size_t i, j, d, bestd = SIZE_MAX, len = strlen(name);
+
+    for (i = 0; i < scomm_nmodules; i++) {
+        m = scomm_modules[i];
+        for (j = 0; j < m->nparams; j++) {
+            if (strncmp(m->params[j].name, "SCOMM_", 6) != 0) {
+                continue;
+            }
+            d = scomm_param_distance(name, m->params[j].name);
+            if (d < bestd) {
+                bestd = d;
+                best  = &m->params[j];
+            }
+        }
+    }
+    /* A typo: a few edits, fewer than a third of the name's own part. */
+    len = (len > 6) ? len - 6 : 0;
+    return ((best != NULL) && (bestd <= SCOMM_MAX((size_t)2, len / 3)))
+               ? best->name : NULL;
+}
+
+static void scomm_config_do_check_env(void)
 {
     extern char **environ;
+    const char *near;
     char name[128];
     char **e;
-    size_t i, n;
-    int known;
+    size_t n;
 
     for (e = environ; *e != NULL; e++) {
         if (strncmp(*e, "SCOMM_", 6) != 0) {
             continue;
         }
-        n = strcspn(*e + 6, "=");
+        n = strcspn(*e, "=");
         if (n >= sizeof(name)) {
+            n = sizeof(name) - 1;
+        }
+        memcpy(name, *e, n);
+        name[n] = '\0';
+        if (scomm_param_find_exact(name) != NULL) {
             continue;
         }
-        memcpy(name, *e + 6, n);
-        name[n] = '\0';
-        known   = (scomm_param_find(name) != NULL);
-        for (i = 0; !known && (scomm_config_other_vars[i] != NULL); i++) {
-            known = (strcmp(scomm_config_other_vars[i], name) == 0);
-        }
-        /* Later subsystems (topology, kv, telemetry, ...) own prefixes. */
-        if (!known && (strncmp(name, "TOPO", 4) != 0) &&
-            (strncmp(name, "KV_", 3) != 0) &&
-            (strncmp(name, "METRICS", 7) != 0) &&
-            (strncmp(name, "COLL_", 5) != 0) &&
-            (strncmp(name, "MOCK_", 5) != 0) &&
-            (strncmp(name, "SHM_COLL", 8) != 0) &&
-            (strncmp(name, "TEST", 4) != 0)) {
-            scomm_warn(SCOMM_SUB_ENV, "unknown variable SCOMM_%s ignored",
-                       name);
+        near = scomm_param_closest(name);
+        if (near != NULL) {
+            scomm_warn(SCOMM_SUB_ENV, "unknown variable %s ignored; did you "
+                       "mean %s?", name, near);
+        } else {
+            scomm_warn(SCOMM_SUB_ENV, "unknown variable %s ignored (`scomm "
+                       "info -c` lists the known ones)", name);
         }
     }
 }
 
-static void scomm_config_warn_unknown(void)
+/* Once per process (pthread_once: mock ranks are threads calling
+ * scomm_init at the same time). */
+void scomm_config_check_env(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-    pthread_once(&once, scomm_config_do_warn_unknown);
+    pthread_once(&once, scomm_config_do_check_env);
+}
+
+/* ---- the world's knobs --------------------------------------------------- */
+
+scomm_status_t scomm_config_set(scomm_config_t *cfg, const char *name,
+                                const char *value, char *err, size_t errlen)
+{
+    const scomm_param_t *p = scomm_param_find(name);
+    scomm_status_t status;
+    scomm_pval_t v;
+
+    if ((p == NULL) || (p->size == 0)) {
+        snprintf(err, errlen, "%s '%.100s' is not a knob of scomm_init",
+                 (p == NULL) ? "unknown parameter" : "parameter",
+                 (name != NULL) ? name : "(null)");
+        return SCOMM_ERR_INVALID_ARG;
+    }
+    /* An empty value is no value: the default (config.h, invariant 3). */
+    status = scomm_param_parse(p, ((value != NULL) && (value[0] != '\0'))
+                                      ? value : p->defval,
+                               "api", &v, err, errlen);
+    if (status == SCOMM_OK) {
+        scomm_param_store(cfg, p, &v);
+    }
+    return status;
+}
+
+scomm_status_t scomm_config_parse_stream(scomm_config_t *cfg, FILE *f,
+                                         const char *name, char *err,
+                                         size_t errlen)
+{
+    return scomm_conf_read(f, name, cfg, NULL, err, errlen);
 }
 
 scomm_status_t scomm_config_load(scomm_config_t *cfg, char *err,
                                  size_t errlen)
 {
-    char name[80];
-    const char *v;
+    const scomm_module_t *m;
+    const scomm_param_t *p;
     scomm_status_t status;
-    size_t i;
+    scomm_pval_t v;
+    size_t i, j;
 
     memset(cfg, 0, sizeof(*cfg));
-    for (i = 0; i < scomm_nparams; i++) {
-        status = scomm_param_apply(cfg, &scomm_params[i],
-                                   scomm_params[i].defval, "default", err,
-                                   errlen);
-        if (status != SCOMM_OK) {
-            return SCOMM_ERR_INTERNAL;
-        }
+    pthread_mutex_lock(&scomm_conf_lock);
+    if (scomm_conf_cur != NULL) {
+        scomm_conf_cur->stale = 1; /* a world reads the file as it is now */
     }
-    v = getenv("SCOMM_CONF_FILE");
-    if ((v != NULL) && (*v != '\0')) {
-        status = scomm_config_load_file(cfg, v, err, errlen);
-        if (status != SCOMM_OK) {
-            return status;
+    pthread_mutex_unlock(&scomm_conf_lock);
+    for (i = 0; i < scomm_nmodules; i++) {
+        m = scomm_modules[i];
+        for (j = 0; j < m->nparams; j++) {
+            p = &m->params[j];
+            if (p->size == 0) {
+                continue;
+            }
+            status = scomm_param_resolve(p, NULL, &v, err, errlen);
+            if (status != SCOMM_OK) {
+                return status;
+            }
+            scomm_param_store(cfg, p, &v);
+            if (v.src >= SCOMM_PARAM_SRC_FILE) {
+                scomm_info(SCOMM_SUB_ENV, "%s set to %s", p->name, v.text);
+            }
         }
-    }
-    for (i = 0; i < scomm_nparams; i++) {
-        snprintf(name, sizeof(name), "SCOMM_%s", scomm_params[i].name);
-        v = getenv(name);
-        if (v == NULL) {
-            continue;
-        }
-        status = scomm_param_apply(cfg, &scomm_params[i], v, "environment",
-                                   err, errlen);
-        if (status != SCOMM_OK) {
-            return status;
-        }
-        if (strcmp(v, scomm_params[i].defval) != 0) {
-            scomm_info(SCOMM_SUB_ENV, "%s set to %s", name, v);
-        }
-    }
-    if (cfg->timeout_ms <= 0) {
-        snprintf(err, errlen, "SCOMM_TIMEOUT_MS must be > 0 (got %lld)",
-                 (long long)cfg->timeout_ms);
-        return SCOMM_ERR_BAD_CONFIG;
-    }
-    if ((cfg->tcp_nsocks < 1) || (cfg->tcp_nsocks > 16)) {
-        snprintf(err, errlen, "SCOMM_TCP_NSOCKS must be 1..16 (got %lld)",
-                 (long long)cfg->tcp_nsocks);
-        return SCOMM_ERR_BAD_CONFIG;
-    }
-    if ((cfg->shm_ring_size < 16384) || (cfg->shm_ring_size > (1ull << 30))) {
-        snprintf(err, errlen,
-                 "SCOMM_SHM_RING_SIZE must be between 16k and 1g");
-        return SCOMM_ERR_BAD_CONFIG;
     }
     if (cfg->shm_eager_max > cfg->shm_ring_size / 4) {
         cfg->shm_eager_max = cfg->shm_ring_size / 4;
     }
-    scomm_config_warn_unknown();
+    scomm_config_check_env();
     return SCOMM_OK;
 }

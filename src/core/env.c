@@ -1,5 +1,6 @@
 /*
- * env.c - launcher environment detection (see env.h).
+ * env.c - launcher environment detection (see env.h), and the launcher
+ * protocol's variables as a table of the registry (core/config.h).
  *
  * The first family that provides both a rank and a world size wins; local
  * rank/size come from the same family when it has them (the library also
@@ -10,10 +11,14 @@
  */
 #include "env.h"
 
-#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "config.h"
+#include "module.h"
+#include "scomm_int.h"
+#include "util.h"
 
 typedef struct scomm_env_family {
     const char *source;
@@ -35,32 +40,82 @@ static const scomm_env_family_t scomm_env_families[] = {
      "SLURM_NTASKS_PER_NODE"},
 };
 
-/* Parse an env var as a non-negative int: 1 found, 0 absent, -1 bad. */
+/* One rank-like row: a per-process integer from the launcher. */
+#define SCOMM_ENV_INT_ROW(_name, _help)                                    \
+    {.name = _name, .defval = "", .type = SCOMM_PARAM_INT, .min = 0,       \
+     .max = 1 << 30, .flags = SCOMM_PARAM_F_ENV_ONLY, .help = _help}
+
+static const scomm_param_t scomm_launcher_params[] = {
+    SCOMM_ENV_INT_ROW("SCOMM_RANK", "this process's rank (scomm launch); "
+                      "first of the families SCOMM, torchrun, Open MPI, "
+                      "MPICH/PMI, Slurm that gives a rank and a size"),
+    SCOMM_ENV_INT_ROW("SCOMM_WORLD_SIZE", "number of ranks (scomm launch)"),
+    SCOMM_ENV_INT_ROW("SCOMM_LOCAL_RANK", "rank on this host (scomm "
+                      "launch); bootstrap's host grouping is authoritative"),
+    SCOMM_ENV_INT_ROW("SCOMM_LOCAL_SIZE", "ranks on this host (scomm "
+                      "launch)"),
+    {.name = "SCOMM_MASTER_ADDR", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = SCOMM_ADDR_MAX + 15, /* w->master_addr */
+     .help = "address of rank 0's rendezvous; then MASTER_ADDR, then "
+             "127.0.0.1"},
+    {.name = "SCOMM_MASTER_PORT", .defval = "", .type = SCOMM_PARAM_INT,
+     .min = 1, .max = 65535,
+     .help = "port of rank 0's rendezvous; then MASTER_PORT, then 29500"},
+    {.name = "SCOMM_JOB_TOKEN", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = SCOMM_TOKEN_MAX - 1,
+     .help = "shared secret every rank must present at bootstrap"},
+    SCOMM_ENV_INT_ROW("RANK", "torchrun: rank"),
+    SCOMM_ENV_INT_ROW("WORLD_SIZE", "torchrun: number of ranks"),
+    SCOMM_ENV_INT_ROW("LOCAL_RANK", "torchrun: rank on this host"),
+    SCOMM_ENV_INT_ROW("LOCAL_WORLD_SIZE", "torchrun: ranks on this host"),
+    {.name = "MASTER_ADDR", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = SCOMM_ADDR_MAX + 15, .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "torchrun: address of the rendezvous"},
+    {.name = "MASTER_PORT", .defval = "", .type = SCOMM_PARAM_INT,
+     .min = 1, .max = 65535, .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "torchrun: port of the rendezvous"},
+    SCOMM_ENV_INT_ROW("OMPI_COMM_WORLD_RANK", "Open MPI: rank"),
+    SCOMM_ENV_INT_ROW("OMPI_COMM_WORLD_SIZE", "Open MPI: number of ranks"),
+    SCOMM_ENV_INT_ROW("OMPI_COMM_WORLD_LOCAL_RANK",
+                      "Open MPI: rank on this host"),
+    SCOMM_ENV_INT_ROW("OMPI_COMM_WORLD_LOCAL_SIZE",
+                      "Open MPI: ranks on this host"),
+    SCOMM_ENV_INT_ROW("PMI_RANK", "MPICH/PMI: rank"),
+    SCOMM_ENV_INT_ROW("PMI_SIZE", "MPICH/PMI: number of ranks"),
+    SCOMM_ENV_INT_ROW("MPI_LOCALRANKID", "MPICH/PMI: rank on this host"),
+    SCOMM_ENV_INT_ROW("MPI_LOCALNRANKS", "MPICH/PMI: ranks on this host"),
+    SCOMM_ENV_INT_ROW("SLURM_PROCID", "Slurm: rank"),
+    SCOMM_ENV_INT_ROW("SLURM_NTASKS", "Slurm: number of ranks"),
+    SCOMM_ENV_INT_ROW("SLURM_LOCALID", "Slurm: rank on this host"),
+    SCOMM_ENV_INT_ROW("SLURM_NTASKS_PER_NODE", "Slurm: ranks on this host"),
+};
+
+const scomm_module_t scomm_module_launcher = {
+    .name    = "launcher",
+    .params  = scomm_launcher_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_launcher_params),
+};
+
+/* The launcher's integer name: 1 found, 0 absent, -1 bad (err says). */
 static int scomm_env_int(const char *name, int *out, char *err,
                          size_t errlen)
 {
-    const char *v = getenv(name);
-    char *end     = NULL;
-    long val;
+    scomm_pval_t v;
 
-    if ((v == NULL) || (*v == '\0')) {
-        return 0;
-    }
-    errno = 0;
-    val   = strtol(v, &end, 10);
-    if ((errno != 0) || (*end != '\0') || (val < 0) || (val > 1 << 30)) {
-        snprintf(err, errlen, "environment variable %s='%s' is not a valid "
-                 "non-negative integer", name, v);
+    if (scomm_param_get(name, NULL, &v, err, errlen) != SCOMM_OK) {
         return -1;
     }
-    *out = (int)val;
+    if (v.src == SCOMM_PARAM_SRC_DEFAULT) {
+        return 0;
+    }
+    *out = (int)v.i;
     return 1;
 }
 
 int scomm_env_detect(scomm_env_t *env, char *err, size_t errlen)
 {
     const scomm_env_family_t *f;
-    const char *v;
+    scomm_pval_t addr;
     size_t i;
     int r, s, rc1, rc2, port;
 
@@ -95,11 +150,14 @@ int scomm_env_detect(scomm_env_t *env, char *err, size_t errlen)
         break;
     }
 
-    v = getenv("SCOMM_MASTER_ADDR");
-    if ((v == NULL) || (*v == '\0')) {
-        v = getenv("MASTER_ADDR");
+    if ((scomm_param_get("SCOMM_MASTER_ADDR", NULL, &addr, err, errlen) !=
+         SCOMM_OK) ||
+        ((addr.src == SCOMM_PARAM_SRC_DEFAULT) &&
+         (scomm_param_get("MASTER_ADDR", NULL, &addr, err, errlen) !=
+          SCOMM_OK))) {
+        return -1;
     }
-    env->master_addr = ((v != NULL) && (*v != '\0')) ? v : NULL;
+    env->master_addr = (addr.text[0] != '\0') ? addr.text : NULL;
     rc1 = scomm_env_int("SCOMM_MASTER_PORT", &port, err, errlen);
     if (rc1 == 0) {
         rc1 = scomm_env_int("MASTER_PORT", &port, err, errlen);
@@ -108,11 +166,6 @@ int scomm_env_detect(scomm_env_t *env, char *err, size_t errlen)
         return -1;
     }
     if (rc1 > 0) {
-        if ((port < 1) || (port > 65535)) {
-            snprintf(err, errlen, "master port %d is out of range 1..65535",
-                     port);
-            return -1;
-        }
         env->master_port = port;
     }
     return 0;

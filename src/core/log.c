@@ -3,8 +3,9 @@
  *
  * SCOMM_LOG_LEVEL (none|error|warn|info|debug|trace, default warn),
  * SCOMM_LOG_SUBSYS (comma list, "^" prefix excludes: "coll,tcp", "^prog"),
- * SCOMM_LOG_FILE (path; %h expands to the host name, %p to the pid).
- * They are read once, on the first scomm_init() or explicit scomm_log_init().
+ * SCOMM_LOG_FILE (path; %h expands to the host name, %p to the pid): rows
+ * of the registry (core/config.h), read once, on the first scomm_init() or
+ * explicit scomm_log_init().
  * Lines are written with one write(2) each so ranks' lines never interleave
  * mid-line.
  */
@@ -19,6 +20,10 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "config.h"
+#include "module.h"
+#include "util.h"
 
 int scomm_log_level_g = SCOMM_LOG_WARN;
 uint32_t scomm_log_mask_g = SCOMM_SUB_ALL;
@@ -39,6 +44,30 @@ static const struct {
     {"kv", SCOMM_SUB_KV},     {"prog", SCOMM_SUB_PROG},
     {"env", SCOMM_SUB_ENV},   {"telem", SCOMM_SUB_TELEM},
     {"p2p", SCOMM_SUB_P2P},   {"all", SCOMM_SUB_ALL},
+};
+
+static const scomm_param_t scomm_log_params[] = {
+    /* The words in the order of scomm_log_level_t. */
+    {.name = "SCOMM_LOG_LEVEL", .defval = "warn", .type = SCOMM_PARAM_ENUM,
+     .values = "none,error,warn|warning,info,debug,trace",
+     .help = "least severe level logged (trace needs a build with "
+             "-DSCOMM_ENABLE_TRACE=ON)"},
+    {.name = "SCOMM_LOG_SUBSYS", .defval = "all", .type = SCOMM_PARAM_LIST,
+     .values = "init,boot,tl,shm,tcp,rdma,coll,topo,kv,prog,env,telem,p2p,"
+               "all",
+     .max = 255, .flags = SCOMM_PARAM_F_CARET,
+     .help = "subsystems logged: \"coll,tcp\", or \"^prog\" for all but "
+             "prog"},
+    {.name = "SCOMM_LOG_FILE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = 400,
+     .help = "log to this file (%h: host name, %p: pid) instead of "
+             "stderr"},
+};
+
+const scomm_module_t scomm_module_log = {
+    .name    = "log",
+    .params  = scomm_log_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_log_params),
 };
 
 static const char *scomm_log_level_names[] = {
@@ -127,27 +156,19 @@ static void scomm_log_open_file(const char *pattern)
 
 static void scomm_log_do_init(void)
 {
-    const char *v;
-    int level;
+    scomm_pval_t v;
 
     if (gethostname(scomm_log_host, sizeof(scomm_log_host)) != 0) {
         snprintf(scomm_log_host, sizeof(scomm_log_host), "?");
     }
     scomm_log_host[sizeof(scomm_log_host) - 1] = '\0';
-    v = getenv("SCOMM_LOG_LEVEL");
-    if ((v != NULL) && (*v != '\0')) {
-        level = scomm_log_parse_level(v);
-        if (level >= 0) {
-            scomm_log_level_g = level;
-        }
-    }
-    v = getenv("SCOMM_LOG_SUBSYS");
-    if ((v != NULL) && (*v != '\0')) {
-        scomm_log_mask_g = scomm_log_parse_mask(v);
-    }
-    v = getenv("SCOMM_LOG_FILE");
-    if ((v != NULL) && (*v != '\0')) {
-        scomm_log_open_file(v);
+    scomm_param_get_or_warn("SCOMM_LOG_LEVEL", &v);
+    scomm_log_level_g = (int)v.i;
+    scomm_param_get_or_warn("SCOMM_LOG_SUBSYS", &v);
+    scomm_log_mask_g = scomm_log_parse_mask(v.text);
+    scomm_param_get_or_warn("SCOMM_LOG_FILE", &v);
+    if (v.text[0] != '\0') {
+        scomm_log_open_file(v.text);
     }
 }
 

@@ -62,7 +62,6 @@
 #define KV_POLL_MS      200
 #define KV_MAX_NACKS    16
 #define KV_IOV_BATCH    512
-#define KV_RECONNECT_MS 2000  /* default re-dial window */
 #define KV_REDIAL_SLACK 500   /* the accepting side waits this much longer */
 #define KV_REDIAL_TRY_MS 1000 /* one re-dial attempt: connect + handshake */
 #define KV_BACKOFF_MAX_MS 400
@@ -262,32 +261,32 @@ static scomm_status_t kv_fail(scomm_status_t status, const char *fmt, ...)
 
 static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
 {
+    scomm_pval_t to, rd, tok;
     scomm_preset_t p;
-    const char *env;
+    char err[SCOMM_ERRMSG_MAX];
     uint64_t m = (o != NULL) ? o->field_mask : 0;
     int rc;
 
     /* KV endpoints need no communicator: read SCOMM_LOG_* here too. */
     scomm_log_init();
+    scomm_config_check_env();
     memset(c, 0, sizeof(*c));
+    if ((scomm_param_get("SCOMM_TIMEOUT_MS", NULL, &to, err,
+                         sizeof(err)) != SCOMM_OK) ||
+        (scomm_param_get("SCOMM_KV_RECONNECT_MS", NULL, &rd, err,
+                         sizeof(err)) != SCOMM_OK) ||
+        (scomm_param_get("SCOMM_KV_TOKEN", NULL, &tok, err,
+                         sizeof(err)) != SCOMM_OK)) {
+        return kv_fail(SCOMM_ERR_BAD_CONFIG, "kv: %s", err);
+    }
     c->chunk_size  = 1u << 20;
     c->streams     = 2;
     c->depth       = 4;
     c->zero_copy   = 1;
-    c->timeout_ms  = 30000;
-    c->reconnect_ms = KV_RECONNECT_MS;
-    env = getenv("SCOMM_TIMEOUT_MS");
-    if ((env != NULL) && (atoll(env) > 0)) {
-        c->timeout_ms = atoll(env);
-    }
-    env = getenv("SCOMM_KV_RECONNECT_MS");
-    if ((env != NULL) && (*env != '\0')) {
-        c->reconnect_ms = atoll(env);
-    }
-    env = getenv("SCOMM_KV_TOKEN");
-    if (env != NULL) {
-        snprintf(c->token, sizeof(c->token), "%s", env);
-    }
+    /* KV's own default deadline, unless SCOMM_TIMEOUT_MS is set */
+    c->timeout_ms  = (to.src != SCOMM_PARAM_SRC_DEFAULT) ? to.i : 30000;
+    c->reconnect_ms = rd.i;
+    snprintf(c->token, sizeof(c->token), "%s", tok.text);
     if ((m & SCOMM_KV_FIELD_PRESET) && (o->preset != NULL)) {
         rc = scomm_preset_get(o->preset, o->preset_file, &p);
         if (rc != SCOMM_OK) {

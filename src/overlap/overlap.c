@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "overlap.h"
+#include "../core/module.h"
 #include "../telemetry/control.h"
 #include "../telemetry/tm.h"
 
@@ -61,7 +62,6 @@
 #define SCOMM_OVL_SLICE_NS     20000000ull /* longest sleep of a waiter */
 #define SCOMM_OVL_FAULT_GRACE  1000000000ull
 #define SCOMM_OVL_GROUP_MAX    1024
-#define SCOMM_OVL_FUSION_DEF   (64u << 10) /* measured: docs/overlap.md */
 
 typedef struct scomm_ovl_op scomm_ovl_op_t;
 
@@ -114,29 +114,41 @@ static _Thread_local scomm_ovl_group_t scomm_ovl_group;
 
 static void *scomm_ovl_worker(void *arg);
 
+/* Knobs (registry rows, core/config.h), read when comm's engine is made. */
+static const scomm_param_t scomm_ovl_params[] = {
+    /* Words in the order of inline_mode's values. */
+    {.name = "SCOMM_PROGRESS", .defval = "thread", .type = SCOMM_PARAM_ENUM,
+     .values = "thread,inline",
+     .help = "who runs nonblocking collectives: a progress thread per "
+             "communicator, or the caller's test/wait calls"},
+    {.name = "SCOMM_FUSION_BYTES", .defval = "64k", .type = SCOMM_PARAM_SIZE,
+     .min = 0, .max = 1 << 30,
+     .help = "largest fused all_reduce of a group (0: no fusion; the "
+             "default is measured, docs/overlap.md)"},
+};
+
+const scomm_module_t scomm_module_overlap = {
+    .name    = "overlap",
+    .params  = scomm_ovl_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_ovl_params),
+};
+
 static scomm_status_t scomm_ovl_config(scomm_comm_t *comm,
                                        scomm_overlap_t *ovl)
 {
-    const char *v = getenv("SCOMM_PROGRESS");
-    uint64_t fb   = SCOMM_OVL_FUSION_DEF;
+    char err[SCOMM_ERRMSG_MAX];
+    scomm_pval_t v;
 
-    if ((v == NULL) || (*v == '\0') || (strcmp(v, "thread") == 0)) {
-        ovl->inline_mode = 0;
-    } else if (strcmp(v, "inline") == 0) {
-        ovl->inline_mode = 1;
-    } else {
-        return scomm_set_error(comm, SCOMM_ERR_BAD_CONFIG,
-                               "SCOMM_PROGRESS='%s': expected thread or "
-                               "inline", v);
+    if (scomm_param_get("SCOMM_PROGRESS", NULL, &v, err, sizeof(err)) !=
+        SCOMM_OK) {
+        return scomm_set_error(comm, SCOMM_ERR_BAD_CONFIG, "%s", err);
     }
-    v = getenv("SCOMM_FUSION_BYTES");
-    if ((v != NULL) && (*v != '\0') &&
-        ((scomm_parse_size(v, &fb) != 0) || (fb > (1ull << 30)))) {
-        return scomm_set_error(comm, SCOMM_ERR_BAD_CONFIG,
-                               "SCOMM_FUSION_BYTES='%s': expected a size "
-                               "from 0 to 1g (e.g. 1m)", v);
+    ovl->inline_mode = (int)v.i;
+    if (scomm_param_get("SCOMM_FUSION_BYTES", NULL, &v, err, sizeof(err)) !=
+        SCOMM_OK) {
+        return scomm_set_error(comm, SCOMM_ERR_BAD_CONFIG, "%s", err);
     }
-    ovl->fusion_bytes = (size_t)fb;
+    ovl->fusion_bytes = (size_t)v.u;
     return SCOMM_OK;
 }
 

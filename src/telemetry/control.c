@@ -7,6 +7,10 @@
  * Invariants: see control.h. In addition:
  *  3. A rejected value changes nothing and names the key, the value and
  *     what is accepted.
+ *  4. A key that sets a knob the environment also sets (metrics:
+ *     SCOMM_METRICS, chunk_size: SCOMM_COLL_SHM_CHUNK) is parsed by that
+ *     knob's registry row (core/config.h), its one declaration; the key is
+ *     the API layer above the variable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +20,6 @@
 #include "control.h"
 #include "tm.h"
 
-#define SCOMM_CONTROL_CHUNK_MIN (4ull << 10)
-#define SCOMM_CONTROL_CHUNK_MAX (1ull << 30)
 #define SCOMM_CONTROL_CHANNELS_MAX 64
 
 static _Atomic int64_t scomm_control_chunk;
@@ -52,14 +54,16 @@ uint64_t scomm_control_gen(void)
 
 void scomm_control_init_env(void)
 {
-    const char *v = getenv("SCOMM_COLL_SHM_CHUNK");
-    uint64_t n = 0;
+    char err[512];
+    scomm_pval_t v;
 
-    /* The chunk size's variable belongs to coll/direct.c, which reads it
-     * itself; mirror it so scomm_control_get reports what is in force. */
-    if ((v != NULL) && (v[0] != '\0') && (scomm_parse_size(v, &n) == 0) &&
-        (n >= SCOMM_CONTROL_CHUNK_MIN) && (n <= SCOMM_CONTROL_CHUNK_MAX)) {
-        atomic_store(&scomm_control_chunk, (int64_t)n);
+    /* The chunk size's variable is a row of coll's table (select.c), which
+     * coll/direct.c reads itself; mirror a value that was set so that
+     * scomm_control_get reports what is in force. */
+    if ((scomm_param_get("SCOMM_COLL_SHM_CHUNK", NULL, &v, err,
+                         sizeof(err)) == SCOMM_OK) &&
+        (v.src != SCOMM_PARAM_SRC_DEFAULT)) {
+        atomic_store(&scomm_control_chunk, (int64_t)v.u);
     }
 }
 
@@ -96,7 +100,8 @@ scomm_status_t scomm_control_set(scomm_comm_t *comm, const char *key,
 {
     scomm_comm_t *ec = scomm_control_errcomm(comm);
     scomm_status_t status = SCOMM_OK;
-    uint64_t n = 0;
+    char why[SCOMM_ERRMSG_MAX];
+    scomm_pval_t pv;
     char *end = NULL;
     long l;
     int b;
@@ -112,10 +117,11 @@ scomm_status_t scomm_control_set(scomm_comm_t *comm, const char *key,
                                (key == NULL) ? "key" : "value");
     }
     if (strcmp(key, "metrics") == 0) {
-        if ((b = scomm_control_onoff(value)) < 0) {
-            return scomm_control_bad(ec, key, value, "on or off");
+        if (scomm_param_check("SCOMM_METRICS", value, "scomm_control_set "
+                              "metrics", &pv, why, sizeof(why)) != SCOMM_OK) {
+            return scomm_set_error(ec, SCOMM_ERR_INVALID_ARG, "%s", why);
         }
-        if (b) {
+        if (pv.i != 0) {
             atomic_fetch_or(&scomm_tm_flags, SCOMM_TM_F_METRICS);
         } else {
             atomic_fetch_and(&scomm_tm_flags, ~SCOMM_TM_F_METRICS);
@@ -138,12 +144,12 @@ scomm_status_t scomm_control_set(scomm_comm_t *comm, const char *key,
         }
         status = scomm_trace_enable(scomm_trace_is_on(), value);
     } else if (strcmp(key, "chunk_size") == 0) {
-        if ((scomm_parse_size(value, &n) != 0) ||
-            (n < SCOMM_CONTROL_CHUNK_MIN) || (n > SCOMM_CONTROL_CHUNK_MAX)) {
-            return scomm_control_bad(ec, key, value,
-                                     "a size from 4k to 1g");
+        if (scomm_param_check("SCOMM_COLL_SHM_CHUNK", value,
+                              "scomm_control_set chunk_size", &pv, why,
+                              sizeof(why)) != SCOMM_OK) {
+            return scomm_set_error(ec, SCOMM_ERR_INVALID_ARG, "%s", why);
         }
-        atomic_store(&scomm_control_chunk, (int64_t)n);
+        atomic_store(&scomm_control_chunk, (int64_t)pv.u);
     } else if (strcmp(key, "channels") == 0) {
         l = strtol(value, &end, 10);
         if ((end == value) || (*end != '\0') || (l < 1) ||

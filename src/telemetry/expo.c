@@ -515,25 +515,24 @@ static enum MHD_Result scomm_expo_handler(void *cls,
 
 void scomm_tm_http_start(int local_rank)
 {
-    const char *pv = getenv("SCOMM_METRICS_PORT");
-    const char *av = getenv("SCOMM_METRICS_ADDR");
+    scomm_pval_t ppv, apv;
+    const char *pv, *av;
     struct sockaddr_storage ss;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
     const union MHD_DaemonInfo *info;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
-    char *end = NULL;
     long port;
 
-    if ((pv == NULL) || (pv[0] == '\0')) {
+    /* A bad value is a warning and no server (the default). */
+    scomm_param_get_or_warn("SCOMM_METRICS_PORT", &ppv);
+    scomm_param_get_or_warn("SCOMM_METRICS_ADDR", &apv);
+    pv = ppv.text;
+    av = apv.text;
+    if (pv[0] == '\0') {
         return;
     }
-    port = strtol(pv, &end, 10);
-    if ((end == pv) || (*end != '\0') || (port < 0) || (port > 65535)) {
-        scomm_warn(SCOMM_SUB_TELEM, "SCOMM_METRICS_PORT='%s' is not a port "
-                   "number 0..65535: no metrics server", pv);
-        return;
-    }
+    port = (long)ppv.i;
     if (port > 0) {
         port += local_rank;
         if (port > 65535) {
@@ -542,9 +541,6 @@ void scomm_tm_http_start(int local_rank)
                        local_rank);
             return;
         }
-    }
-    if ((av == NULL) || (av[0] == '\0')) {
-        av = "127.0.0.1";
     }
     memset(&ss, 0, sizeof(ss));
     if (inet_pton(AF_INET, av, &s4->sin_addr) == 1) {

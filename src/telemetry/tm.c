@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "../coll/coll.h"
+#include "../core/module.h"
 #include "control.h"
 #include "tm.h"
 
@@ -43,6 +44,30 @@ uint64_t scomm_tm_mult = 1ull << 32;
 
 static uint64_t scomm_tm_tsc0;
 static uint64_t scomm_tm_mono0;
+
+/* Knobs (registry rows, core/config.h), read once per process. */
+static const scomm_param_t scomm_tm_params[] = {
+    {.name = "SCOMM_METRICS", .defval = "1", .type = SCOMM_PARAM_BOOL,
+     .help = "count operations (off: the hooks cost one load and a "
+             "branch); scomm_control_set metrics changes it"},
+    {.name = "SCOMM_METRICS_PORT", .defval = "", .type = SCOMM_PARAM_INT,
+     .min = 0, .max = 65535,
+     .help = "serve http://ADDR:(PORT + local rank)/metrics; 0: a free "
+             "port per rank; unset: no server"},
+    {.name = "SCOMM_METRICS_ADDR", .defval = "127.0.0.1",
+     .type = SCOMM_PARAM_STRING, .max = 63,
+     .help = "numeric IPv4 or IPv6 address the metrics server binds"},
+    {.name = "SCOMM_TRACE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = 400,
+     .help = "trace file per rank (%r: rank, %p: pid; else .rank<N>.json "
+             "is added); 1: scomm_trace.json; 0 or unset: no trace"},
+};
+
+const scomm_module_t scomm_module_telemetry = {
+    .name    = "telemetry",
+    .params  = scomm_tm_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_tm_params),
+};
 
 static pthread_once_t scomm_tm_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t scomm_tm_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -138,30 +163,13 @@ uint64_t scomm_tm_ticks_to_mono(uint64_t ticks)
 
 /* ---- environment, once -------------------------------------------------- */
 
-static int scomm_tm_parse_bool(const char *s, int dflt)
-{
-    if ((s == NULL) || (s[0] == '\0')) {
-        return dflt;
-    }
-    if ((strcmp(s, "0") == 0) || (strcasecmp(s, "off") == 0) ||
-        (strcasecmp(s, "no") == 0) || (strcasecmp(s, "false") == 0) ||
-        (strcasecmp(s, "n") == 0)) {
-        return 0;
-    }
-    if ((strcmp(s, "1") == 0) || (strcasecmp(s, "on") == 0) ||
-        (strcasecmp(s, "yes") == 0) || (strcasecmp(s, "true") == 0) ||
-        (strcasecmp(s, "y") == 0)) {
-        return 1;
-    }
-    scomm_warn(SCOMM_SUB_TELEM, "SCOMM_METRICS='%s' is not on/off; using "
-               "%s", s, dflt ? "on" : "off");
-    return dflt;
-}
-
 static void scomm_tm_env_once(void)
 {
+    scomm_pval_t v;
+
     scomm_tm_calibrate();
-    if (scomm_tm_parse_bool(getenv("SCOMM_METRICS"), 1)) {
+    scomm_param_get_or_warn("SCOMM_METRICS", &v);
+    if (v.i != 0) {
         atomic_fetch_or(&scomm_tm_flags, SCOMM_TM_F_METRICS);
     }
     scomm_trace_init_env(atomic_load(&scomm_tm_prank));

@@ -95,12 +95,15 @@ static void scomm_trace_expand(const char *tmpl, char *out, size_t len)
 
 void scomm_trace_init_env(int rank)
 {
-    const char *v = getenv("SCOMM_TRACE");
+    scomm_pval_t pv;
+    const char *v;
 
+    scomm_param_get_or_warn("SCOMM_TRACE", &pv);
+    v = pv.text;
     pthread_mutex_lock(&scomm_trace_lock);
     scomm_trace_rank = rank;
     pthread_mutex_unlock(&scomm_trace_lock);
-    if ((v != NULL) && (v[0] != '\0') && (strcmp(v, "0") != 0)) {
+    if ((v[0] != '\0') && (strcmp(v, "0") != 0)) {
         if (scomm_trace_enable(1, v) != SCOMM_OK) {
             scomm_warn(SCOMM_SUB_TELEM, "SCOMM_TRACE=%s: %s", v,
                        scomm_last_error());

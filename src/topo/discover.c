@@ -32,7 +32,28 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/module.h"
 #include "core/scomm_int.h"
+
+/* Knobs (registry rows, core/config.h), read at each discovery. */
+static const scomm_param_t scomm_topo_params[] = {
+    {.name = "SCOMM_TOPO_FILE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .help = "topology from this file instead of the machine: *.json (our "
+             "dump, replaces discovery) or an hwloc XML (CPU side; devices "
+             "still from sysfs)"},
+    {.name = "SCOMM_SYSFS_ROOT", .defval = "", .type = SCOMM_PARAM_STRING,
+     .help = "read sysfs under this directory instead of / (fixtures; "
+             "turns NVML off)"},
+    {.name = "SCOMM_TOPO_DUMP_FILE", .defval = "",
+     .type = SCOMM_PARAM_STRING,
+     .help = "write the discovered host topology to this JSON file"},
+};
+
+const scomm_module_t scomm_module_topo = {
+    .name    = "topo",
+    .params  = scomm_topo_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_topo_params),
+};
 
 /* ---- vendors ---- */
 
@@ -811,16 +832,24 @@ static int scomm_topo_dump(const scomm_topo_host_t *host, const char *path,
 int scomm_topo_discover(scomm_topo_host_t *host, const char *topo_file,
                         const char *sysfs_root, char *err, size_t errlen)
 {
-    const char *dump;
+    scomm_pval_t tf, sr, dump;
     scomm_sysfs_t fs;
     int status;
 
     memset(host, 0, sizeof(*host));
+    if (((status = scomm_param_get("SCOMM_TOPO_FILE", NULL, &tf, err,
+                                   errlen)) != SCOMM_OK) ||
+        ((status = scomm_param_get("SCOMM_SYSFS_ROOT", NULL, &sr, err,
+                                   errlen)) != SCOMM_OK) ||
+        ((status = scomm_param_get("SCOMM_TOPO_DUMP_FILE", NULL, &dump, err,
+                                   errlen)) != SCOMM_OK)) {
+        return status;
+    }
     if (topo_file == NULL) {
-        topo_file = getenv("SCOMM_TOPO_FILE");
+        topo_file = tf.text;
     }
     if (sysfs_root == NULL) {
-        sysfs_root = getenv("SCOMM_SYSFS_ROOT");
+        sysfs_root = sr.text;
     }
     if ((topo_file != NULL) && (topo_file[0] == '\0')) {
         topo_file = NULL;
@@ -874,9 +903,8 @@ int scomm_topo_discover(scomm_topo_host_t *host, const char *topo_file,
     scomm_debug(SCOMM_SUB_TOPO, "topology of %s from %s: %d cores, %d numa, "
                 "%d accelerators, %d nics", host->hostname, host->source,
                 host->cores, host->numa_nodes, host->naccel, host->nnic);
-    dump = getenv("SCOMM_TOPO_DUMP_FILE");
-    if ((dump != NULL) && (dump[0] != '\0')) {
-        status = scomm_topo_dump(host, dump, err, errlen);
+    if (dump.text[0] != '\0') {
+        status = scomm_topo_dump(host, dump.text, err, errlen);
         if (status != SCOMM_OK) {
             return status;
         }

@@ -1,12 +1,15 @@
 /*
  * preset.c - transport presets: the built-in table, the YAML loader
  * (config/kv_transport_presets.yaml, read with libyaml's document API),
- * range checks and the SCOMM_KV_* environment overrides.
+ * range checks, and the preset as a layer of the configuration registry
+ * (core/config.h) under the SCOMM_KV_* / SCOMM_TCP_* knobs.
  *
  * Invariants:
  *  1. Precedence, highest first: fields the caller sets after
- *     scomm_preset_get() (the API) > SCOMM_* environment > the preset file
- *     > the built-in table. Each layer is applied on top of the one below.
+ *     scomm_preset_get() (the API) > SCOMM_* environment > SCOMM_CONF_FILE
+ *     > the preset file > the built-in table. Each layer is applied on top
+ *     of the one below; the knobs' values go through the registry, which
+ *     holds their rows (scomm_presets_params below, SCOMM_TCP_* in tcp.c).
  *  2. Every rejection in a file names file:line:column (1-based) and the
  *     key or value at fault; unknown keys and duplicate keys are errors,
  *     never ignored.
@@ -27,9 +30,61 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "core/module.h"
 #include "core/scomm_int.h"
 
 #define SCOMM_PRESET_FILE_MAX (1u << 20) /* a preset file is small */
+
+/* Knobs (registry rows, core/config.h). The SCOMM_KV_* rows have no default
+ * of their own: below the environment and SCOMM_CONF_FILE comes the
+ * preset's value. Words in the order of the enums of preset.h. */
+static const scomm_param_t scomm_presets_params[] = {
+    {.name = "SCOMM_PRESET", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = SCOMM_PRESET_NAME_MAX - 1,
+     .help = "transport preset (scomm presets list): its tcp knobs for "
+             "scomm_init, everything for KV endpoints (default there: "
+             SCOMM_PRESET_DEFAULT ")"},
+    {.name = "SCOMM_PRESET_FILE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .help = "YAML file of presets on top of the built-in ones "
+             "(config/kv_transport_presets.yaml)"},
+    {.name = "SCOMM_KV_BACKEND", .defval = "", .type = SCOMM_PARAM_ENUM,
+     .values = "auto,shm,tcp,rdma",
+     .help = "KV path; default: the preset's"},
+    {.name = "SCOMM_KV_TARGET_DTYPE", .defval = "",
+     .type = SCOMM_PARAM_ENUM, .values = "native|fp16|bf16,fp8_e4m3,"
+                                         "fp8_e5m2,int4",
+     .help = "KV element type on the wire (not native: zero-copy off); "
+             "default: the preset's"},
+    {.name = "SCOMM_KV_CHUNK_SIZE", .defval = "", .type = SCOMM_PARAM_SIZE,
+     .min = 4 << 10, .max = 1 << 30,
+     .help = "bytes per KV chunk; default: the preset's"},
+    {.name = "SCOMM_KV_OVERLAP_STREAMS", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 1, .max = 64,
+     .help = "KV streams (sockets) per peer; default: the preset's"},
+    {.name = "SCOMM_KV_PREFETCH_DEPTH", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 1, .max = 64,
+     .help = "KV chunks in flight per stream; default: the preset's"},
+    {.name = "SCOMM_KV_ZERO_COPY", .defval = "", .type = SCOMM_PARAM_BOOL,
+     .help = "send KV straight from the cache; default: the preset's"},
+    {.name = "SCOMM_KV_COMPRESSION", .defval = "", .type = SCOMM_PARAM_ENUM,
+     .values = "none,lz4,zstd",
+     .help = "KV compression; default: the preset's"},
+    {.name = "SCOMM_KV_COMPRESSION_LEVEL", .defval = "",
+     .type = SCOMM_PARAM_INT, .min = 0, .max = 65537,
+     .help = "zstd level (1..22) or lz4 acceleration (1..65537); default: "
+             "the preset's, or the codec's when SCOMM_KV_COMPRESSION "
+             "changes it"},
+    {.name = "SCOMM_KV_SHM_CHUNK", .defval = "", .type = SCOMM_PARAM_SIZE,
+     .min = 4 << 10, .max = 64 << 20,
+     .help = "chunk of the direct collectives a preset implies; default: "
+             "the preset's"},
+};
+
+const scomm_module_t scomm_module_presets = {
+    .name    = "presets",
+    .params  = scomm_presets_params,
+    .nparams = SCOMM_ARRAY_SIZE(scomm_presets_params),
+};
 
 typedef struct scomm_preset_def {
     scomm_preset_t preset;
@@ -192,7 +247,7 @@ static int scomm_parse_size_range(const char *v, uint64_t lo, uint64_t hi,
 #define SCOMM_CHUNK_MAX    (1u << 30)
 #define SCOMM_STREAMS_MAX  64
 #define SCOMM_PREFETCH_MAX 64
-#define SCOMM_NSOCKS_MAX   64
+#define SCOMM_NSOCKS_MAX   16 /* SCOMM_TCP_NSOCKS's range (tcp.c) */
 #define SCOMM_EAGER_MAX    (16u << 20)
 #define SCOMM_SHMCHUNK_MIN (4u << 10)
 #define SCOMM_SHMCHUNK_MAX (64u << 20)
@@ -699,6 +754,7 @@ int scomm_preset_parse(const char *text, size_t len, const char *fname,
 int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
                       size_t errlen)
 {
+    scomm_pval_t pv;
     char *text;
     size_t n;
     FILE *f;
@@ -706,7 +762,12 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
 
     scomm_preset_builtins(set);
     if (path == NULL) {
-        path = getenv("SCOMM_PRESET_FILE");
+        status = scomm_param_get("SCOMM_PRESET_FILE", NULL, &pv, err,
+                                 errlen);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        path = pv.text;
     }
     if ((path == NULL) || (path[0] == '\0')) {
         return SCOMM_OK;
@@ -738,97 +799,138 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
     return status;
 }
 
-/* ---- environment ---- */
+/* ---- the registry ---- */
+
+/* The preset's fields under registry knobs, in the order of their rows;
+ * the layer and the resolution both walk this table. */
+enum {
+    SCOMM_PRESET_KNOB_INT,  /* an int field */
+    SCOMM_PRESET_KNOB_SIZE, /* a size_t field */
+    SCOMM_PRESET_KNOB_WORD  /* an enum field; its word in the row */
+};
+
+_Static_assert((sizeof(scomm_preset_backend_t) == sizeof(int)) &&
+               (sizeof(scomm_preset_dtype_t) == sizeof(int)) &&
+               (sizeof(scomm_preset_compress_t) == sizeof(int)),
+               "the preset's enum fields are stored as int");
+
+enum {
+    SCOMM_PRESET_K_BACKEND,
+    SCOMM_PRESET_K_DTYPE,
+    SCOMM_PRESET_K_CHUNK,
+    SCOMM_PRESET_K_STREAMS,
+    SCOMM_PRESET_K_DEPTH,
+    SCOMM_PRESET_K_ZCOPY,
+    SCOMM_PRESET_K_COMPRESS,
+    SCOMM_PRESET_K_LEVEL,
+    SCOMM_PRESET_K_NSOCKS,
+    SCOMM_PRESET_K_EAGER,
+    SCOMM_PRESET_K_SHMCHUNK,
+    SCOMM_PRESET_K_COUNT
+};
+
+#define SCOMM_PRESET_KNOB(_k, _param, _field, _kind, _words)               \
+    [SCOMM_PRESET_K_##_k] = {_param, offsetof(scomm_preset_t, _field),     \
+                             SCOMM_PRESET_KNOB_##_kind, _words}
+
+static const struct {
+    const char         *param;
+    size_t              off;
+    int                 kind;
+    const char *const  *words; /* WORD: the enum's names */
+} scomm_preset_knobs[SCOMM_PRESET_K_COUNT] = {
+    SCOMM_PRESET_KNOB(BACKEND, "SCOMM_KV_BACKEND", backend, WORD,
+                      scomm_backend_names),
+    SCOMM_PRESET_KNOB(DTYPE, "SCOMM_KV_TARGET_DTYPE", target_dtype, WORD,
+                      scomm_dtype_names),
+    SCOMM_PRESET_KNOB(CHUNK, "SCOMM_KV_CHUNK_SIZE", chunk_size, SIZE, NULL),
+    SCOMM_PRESET_KNOB(STREAMS, "SCOMM_KV_OVERLAP_STREAMS", overlap_streams,
+                      INT, NULL),
+    SCOMM_PRESET_KNOB(DEPTH, "SCOMM_KV_PREFETCH_DEPTH", prefetch_depth, INT,
+                      NULL),
+    SCOMM_PRESET_KNOB(ZCOPY, "SCOMM_KV_ZERO_COPY", zero_copy, INT, NULL),
+    SCOMM_PRESET_KNOB(COMPRESS, "SCOMM_KV_COMPRESSION", compression, WORD,
+                      scomm_compress_names),
+    SCOMM_PRESET_KNOB(LEVEL, "SCOMM_KV_COMPRESSION_LEVEL", compression_level,
+                      INT, NULL),
+    SCOMM_PRESET_KNOB(NSOCKS, "SCOMM_TCP_NSOCKS", tcp_nsocks, INT, NULL),
+    SCOMM_PRESET_KNOB(EAGER, "SCOMM_TCP_EAGER_MAX", tcp_eager_max, SIZE, NULL),
+    SCOMM_PRESET_KNOB(SHMCHUNK, "SCOMM_KV_SHM_CHUNK", shm_chunk, SIZE, NULL),
+};
+
+_Static_assert(SCOMM_ARRAY_SIZE(scomm_preset_knobs) <= SCOMM_PARAM_LAYER_MAX,
+               "a preset's knobs fit one registry layer");
+
+/* p as the registry's preset layer: its knobs' values as text. */
+static void scomm_preset_layer(const scomm_preset_t *p,
+                               scomm_param_layer_t *l)
+{
+    const char *field;
+    size_t i;
+
+    memset(l, 0, sizeof(*l));
+    snprintf(l->name, sizeof(l->name), "preset %s", p->name);
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_preset_knobs); i++) {
+        field = (const char *)p + scomm_preset_knobs[i].off;
+        l->v[i].param = scomm_preset_knobs[i].param;
+        if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_SIZE) {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%zu",
+                     *(const size_t *)(const void *)field);
+        } else if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_INT) {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%d",
+                     *(const int *)(const void *)field);
+        } else {
+            snprintf(l->v[i].value, sizeof(l->v[i].value), "%s",
+                     scomm_preset_knobs[i].words
+                         [*(const int *)(const void *)field]);
+        }
+    }
+    l->n = (int)SCOMM_ARRAY_SIZE(scomm_preset_knobs);
+}
 
 int scomm_preset_apply_env(scomm_preset_t *p, char *err, size_t errlen)
 {
-    const char *v;
-    int x;
+    scomm_pval_t v[SCOMM_ARRAY_SIZE(scomm_preset_knobs)];
+    scomm_param_layer_t l;
+    scomm_preset_t q = *p;
+    scomm_status_t status;
+    char *field;
+    size_t i;
 
-#define SCOMM_PRESET_ENV_BAD(_var, _want)                                  \
-    do {                                                                   \
-        snprintf(err, errlen, "%s='%s' is not %s", (_var), v, (_want));    \
-        return SCOMM_ERR_BAD_CONFIG;                                       \
-    } while (0)
-
-    if ((v = getenv("SCOMM_KV_BACKEND")) != NULL) {
-        if ((x = scomm_parse_backend(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_BACKEND", "auto/shm/tcp/rdma");
+    scomm_preset_layer(p, &l);
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_preset_knobs); i++) {
+        status = scomm_param_get(scomm_preset_knobs[i].param, &l, &v[i], err,
+                                 errlen);
+        if (status != SCOMM_OK) {
+            return status;
         }
-        p->backend = (scomm_preset_backend_t)x;
-    }
-    if ((v = getenv("SCOMM_KV_TARGET_DTYPE")) != NULL) {
-        if ((x = scomm_parse_dtype(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_TARGET_DTYPE",
-                                 "native/fp16/bf16/fp8_e4m3/fp8_e5m2/int4");
-        }
-        p->target_dtype = (scomm_preset_dtype_t)x;
-        if (x != SCOMM_PRESET_DTYPE_NATIVE) {
-            p->zero_copy = 0; /* a conversion writes a copy */
+        field = (char *)&q + scomm_preset_knobs[i].off;
+        if (scomm_preset_knobs[i].kind == SCOMM_PRESET_KNOB_SIZE) {
+            *(size_t *)(void *)field = (size_t)v[i].u;
+        } else {
+            *(int *)(void *)field = (int)v[i].i;
         }
     }
-    if ((v = getenv("SCOMM_KV_CHUNK_SIZE")) != NULL) {
-        if (scomm_parse_size_range(v, SCOMM_CHUNK_MIN, SCOMM_CHUNK_MAX,
-                                   &p->chunk_size) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_CHUNK_SIZE", "a size in 4k..1g");
-        }
+    /* A conversion the user asks for writes a copy: no zero-copy unless
+     * asked for as well; the level of another codec means nothing. */
+    if ((v[SCOMM_PRESET_K_DTYPE].src > SCOMM_PARAM_SRC_PRESET) &&
+        (q.target_dtype != SCOMM_PRESET_DTYPE_NATIVE) &&
+        (v[SCOMM_PRESET_K_ZCOPY].src <= SCOMM_PARAM_SRC_PRESET)) {
+        q.zero_copy = 0;
     }
-    if ((v = getenv("SCOMM_KV_OVERLAP_STREAMS")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_STREAMS_MAX,
-                                  &p->overlap_streams) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_OVERLAP_STREAMS", "in 1..64");
-        }
+    if ((v[SCOMM_PRESET_K_COMPRESS].src > SCOMM_PARAM_SRC_PRESET) &&
+        (q.compression != p->compression) &&
+        (v[SCOMM_PRESET_K_LEVEL].src <= SCOMM_PARAM_SRC_PRESET)) {
+        q.compression_level = (q.compression == SCOMM_PRESET_COMPRESS_ZSTD)
+                                  ? 3
+                              : (q.compression == SCOMM_PRESET_COMPRESS_LZ4)
+                                  ? 1 : 0;
     }
-    if ((v = getenv("SCOMM_KV_PREFETCH_DEPTH")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_PREFETCH_MAX,
-                                  &p->prefetch_depth) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_PREFETCH_DEPTH", "in 1..64");
-        }
+    status = (scomm_status_t)scomm_preset_check(&q, err, errlen);
+    if (status == SCOMM_OK) {
+        *p = q;
     }
-    if ((v = getenv("SCOMM_KV_ZERO_COPY")) != NULL) {
-        if ((x = scomm_parse_bool01(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_ZERO_COPY", "a boolean");
-        }
-        p->zero_copy = x;
-    }
-    if ((v = getenv("SCOMM_KV_COMPRESSION")) != NULL) {
-        if ((x = scomm_parse_compress(v)) < 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_COMPRESSION", "none/lz4/zstd");
-        }
-        if ((scomm_preset_compress_t)x != p->compression) {
-            /* the level of another codec means nothing here */
-            p->compression_level = (x == SCOMM_PRESET_COMPRESS_ZSTD) ? 3
-                                   : (x == SCOMM_PRESET_COMPRESS_LZ4) ? 1
-                                                                      : 0;
-        }
-        p->compression = (scomm_preset_compress_t)x;
-    }
-    if ((v = getenv("SCOMM_KV_COMPRESSION_LEVEL")) != NULL) {
-        if (scomm_parse_int_range(v, 0, 65537, &p->compression_level) !=
-            0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_COMPRESSION_LEVEL", "in 0..65537");
-        }
-    }
-    if ((v = getenv("SCOMM_TCP_NSOCKS")) != NULL) {
-        if (scomm_parse_int_range(v, 1, SCOMM_NSOCKS_MAX, &p->tcp_nsocks) !=
-            0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_TCP_NSOCKS", "in 1..64");
-        }
-    }
-    if ((v = getenv("SCOMM_TCP_EAGER_MAX")) != NULL) {
-        if (scomm_parse_size_range(v, 0, SCOMM_EAGER_MAX,
-                                   &p->tcp_eager_max) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_TCP_EAGER_MAX", "a size in 0..16m");
-        }
-    }
-    if ((v = getenv("SCOMM_KV_SHM_CHUNK")) != NULL) {
-        if (scomm_parse_size_range(v, SCOMM_SHMCHUNK_MIN, SCOMM_SHMCHUNK_MAX,
-                                   &p->shm_chunk) != 0) {
-            SCOMM_PRESET_ENV_BAD("SCOMM_KV_SHM_CHUNK", "a size in 4k..64m");
-        }
-    }
-#undef SCOMM_PRESET_ENV_BAD
-    return scomm_preset_check(p, err, errlen);
+    return status;
 }
 
 /* ---- the contract ---- */
@@ -837,6 +939,7 @@ int scomm_preset_get(const char *name, const char *path, scomm_preset_t *out)
 {
     const scomm_preset_entry_t *e;
     scomm_preset_set_t *set;
+    scomm_pval_t pv;
     scomm_preset_t p;
     char err[512];
     int status, i;
@@ -846,10 +949,13 @@ int scomm_preset_get(const char *name, const char *path, scomm_preset_t *out)
         return SCOMM_ERR_INVALID_ARG;
     }
     if ((name == NULL) || (name[0] == '\0')) {
-        name = getenv("SCOMM_PRESET");
-        if ((name == NULL) || (name[0] == '\0')) {
-            name = SCOMM_PRESET_DEFAULT;
+        status = scomm_param_get("SCOMM_PRESET", NULL, &pv, err,
+                                 sizeof(err));
+        if (status != SCOMM_OK) {
+            scomm_set_thread_error("scomm_preset_get: %s", err);
+            return status;
         }
+        name = (pv.text[0] != '\0') ? pv.text : SCOMM_PRESET_DEFAULT;
     }
     set = malloc(sizeof(*set));
     if (set == NULL) {

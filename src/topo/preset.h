@@ -4,8 +4,8 @@
  *
  * Owned by src/topo (loader, validation, recommendation); read by src/kv
  * (chunking, streams, compression) and the transports. Precedence, highest
- * first: API fields > SCOMM_* environment > preset file > built-in
- * defaults.
+ * first: API fields > SCOMM_* environment > SCOMM_CONF_FILE > preset file >
+ * built-in defaults (the knobs are rows of the registry, core/config.h).
  */
 #ifndef SCOMM_TOPO_PRESET_H
 #define SCOMM_TOPO_PRESET_H
@@ -54,7 +54,8 @@ typedef struct scomm_preset {
 /*
  * Fill out with the named preset: built-in table first, then the file
  * named by SCOMM_PRESET_FILE if set (or path, when not NULL), then the
- * environment overrides (SCOMM_KV_CHUNK_SIZE, ...). On error returns
+ * values the user gave the knobs (SCOMM_KV_CHUNK_SIZE, ...: environment,
+ * SCOMM_CONF_FILE), through the registry. On error returns
  * SCOMM_ERR_BAD_CONFIG / SCOMM_ERR_INVALID_ARG with a message (file:line:
  * column for the file) readable by scomm_set_thread_error's reader.
  * Returns a scomm_status_t value as int to keep this header light.
@@ -98,7 +99,9 @@ int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
 /* The entry named name, or NULL. */
 const scomm_preset_entry_t *scomm_preset_find(const scomm_preset_set_t *set,
                                               const char *name);
-/* Apply SCOMM_KV_* / SCOMM_TCP_NSOCKS / ... environment overrides. */
+/* Apply the values the user gave SCOMM_KV_* / SCOMM_TCP_NSOCKS / ...
+ * (environment, SCOMM_CONF_FILE; the registry resolves them with p as its
+ * preset layer). On a bad value p is unchanged and err names it. */
 int scomm_preset_apply_env(scomm_preset_t *p, char *err, size_t errlen);
 /* Check ranges (the file's and the environment's rules). 0 when valid. */
 int scomm_preset_check(const scomm_preset_t *p, char *err, size_t errlen);

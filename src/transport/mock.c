@@ -65,10 +65,24 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "../core/module.h"
 #include "../core/scomm_int.h"
 #include "mock.h"
 
 #define MOCK_MISSING_MAX 16 /* ranks named in a join timeout message */
+
+static const scomm_param_t mock_params[] = {
+    {.name = "SCOMM_MOCK_FAULTS", .defval = "", .type = SCOMM_PARAM_STRING,
+     .help = "faults the mock backend injects in each new job, ';' "
+             "between them: drop, delay:ms=M, corrupt, with src=, dst=, "
+             "msg=; kill:rank=R:msg=N; fail_connect:rank=R (mock.h)"},
+};
+
+const scomm_module_t scomm_module_mock = {
+    .name    = "mock",
+    .params  = mock_params,
+    .nparams = SCOMM_ARRAY_SIZE(mock_params),
+};
 
 /* ---- faults -------------------------------------------------------------- */
 
@@ -420,12 +434,18 @@ static mock_job_t *mock_job_find(const scomm_world_t *w)
 static mock_job_t *mock_job_new(scomm_world_t *w, scomm_status_t *status_p,
                                 char *err, size_t errlen)
 {
-    const char *env = getenv("SCOMM_MOCK_FAULTS");
     pthread_condattr_t attr;
+    scomm_status_t status;
+    scomm_pval_t env;
     mock_job_t *job;
     char perr[256];
     int i, nomem = 0;
 
+    status = scomm_param_get("SCOMM_MOCK_FAULTS", NULL, &env, err, errlen);
+    if (status != SCOMM_OK) {
+        *status_p = status;
+        return NULL;
+    }
     job = calloc(1, sizeof(*job));
     if (job != NULL) {
         job->slots = calloc((size_t)w->size, sizeof(*job->slots));
@@ -455,8 +475,8 @@ static mock_job_t *mock_job_new(scomm_world_t *w, scomm_status_t *status_p,
         snprintf(err, errlen, "out of memory copying the fault list");
         return NULL;
     }
-    if ((env != NULL) &&
-        (mock_fault_parse(env, &job->faults, &job->nfaults, perr,
+    if ((env.text[0] != '\0') &&
+        (mock_fault_parse(env.text, &job->faults, &job->nfaults, perr,
                           sizeof(perr)) != 0)) {
         free(job->faults);
         free(job->slots);

@@ -51,6 +51,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/module.h"
 #include "../core/scomm_int.h"
 #include "wire.h"
 
@@ -176,6 +177,29 @@ typedef struct shm_ctx {
     int            all_wake;  /* every peer can wake us */
     scomm_list_t   rndv;      /* rendezvous reads in progress */
 } shm_ctx_t;
+
+/* Knobs (registry rows, core/config.h), read into w->cfg at scomm_init. */
+static const scomm_param_t shm_params[] = {
+    {.name = "SCOMM_SHM_RING_SIZE", .defval = "256k", .type = SCOMM_PARAM_SIZE,
+     .min = 16384, .max = 1 << 30, SCOMM_PARAM_FIELD(shm_ring_size),
+     .help = "bytes of each shared-memory ring (one per sender and "
+             "receiver pair)"},
+    {.name = "SCOMM_SHM_EAGER_MAX", .defval = "16k", .type = SCOMM_PARAM_SIZE,
+     .min = 0, .max = 1 << 30, SCOMM_PARAM_FIELD(shm_eager_max),
+     .help = "largest shm message copied through the ring (at most a "
+             "quarter of it); larger ones are read once with "
+             "process_vm_readv"},
+    {.name = "SCOMM_SHM_CMA", .defval = "1", .type = SCOMM_PARAM_BOOL,
+     SCOMM_PARAM_FIELD(shm_cma),
+     .help = "use process_vm_readv single-copy for large shm messages "
+             "(falls back to ring fragments when denied)"},
+};
+
+const scomm_module_t scomm_module_shm = {
+    .name    = "shm",
+    .params  = shm_params,
+    .nparams = SCOMM_ARRAY_SIZE(shm_params),
+};
 
 /* ---- segment helpers ----------------------------------------------------- */
 

@@ -44,6 +44,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "../core/module.h"
 #include "../core/scomm_int.h"
 #include "../core/sock.h"
 #include "wire.h"
@@ -133,6 +134,31 @@ typedef struct tcp_ctx {
     char          *discard;
     int            nsending;  /* sockets with a non-empty send queue */
 } tcp_ctx_t;
+
+/* Knobs (registry rows, core/config.h), read into w->cfg at scomm_init;
+ * SCOMM_PRESET may set the last two (topo/preset.c). */
+static const scomm_param_t tcp_params[] = {
+    {.name = "SCOMM_TCP_IFNAME", .defval = "", .type = SCOMM_PARAM_STRING,
+     SCOMM_PARAM_FIELD(tcp_ifname),
+     .help = "network interface for TCP; default: the route to the "
+             "master address"},
+    {.name = "SCOMM_TCP_SOCKBUF", .defval = "4m", .type = SCOMM_PARAM_SIZE,
+     .min = 0, .max = 1 << 30, SCOMM_PARAM_FIELD(tcp_sockbuf),
+     .help = "SO_SNDBUF/SO_RCVBUF of TCP sockets (0: kernel default)"},
+    {.name = "SCOMM_TCP_NSOCKS", .defval = "2", .type = SCOMM_PARAM_INT,
+     .min = 1, .max = 16, SCOMM_PARAM_FIELD(tcp_nsocks),
+     .help = "TCP sockets per peer; large messages are striped over all "
+             "of them"},
+    {.name = "SCOMM_TCP_EAGER_MAX", .defval = "64k", .type = SCOMM_PARAM_SIZE,
+     .min = 0, .max = 16 << 20, SCOMM_PARAM_FIELD(tcp_eager_max),
+     .help = "largest TCP message sent without a rendezvous"},
+};
+
+const scomm_module_t scomm_module_tcp = {
+    .name    = "tcp",
+    .params  = tcp_params,
+    .nparams = SCOMM_ARRAY_SIZE(tcp_params),
+};
 
 /* ---- addresses ----------------------------------------------------------- */
 

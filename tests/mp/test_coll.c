@@ -1794,7 +1794,7 @@ static void test_selection(const tctx_t *t)
     if (p > 1) {
         const char *e = scomm_comm_last_error(t->comm);
 
-        ST_ASSERT(strstr(e, "SCOMM_COLL_ALLREDUCE_ALGO=bogus") != NULL);
+        ST_ASSERT(strstr(e, "SCOMM_COLL_ALLREDUCE_ALGO='bogus'") != NULL);
         ST_ASSERT(strstr(e, "recursive_doubling") != NULL);
         ST_ASSERT_EQ(((unsigned char *)y)[0], 0x5a);
     }
