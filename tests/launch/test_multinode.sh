@@ -88,6 +88,17 @@ wait_pids()
         t=$((t + 1))
     done
 }
+# expect_end CODE NODE PATTERN WHAT: both launchers exited CODE, node
+# NODE's stderr matches PATTERN, no rank is left
+expect_end()
+{
+    if [ $RC0 -eq "$1" ] && [ $RC1 -eq "$1" ] && grep -q "$3" "$TMP/err$2" &&
+       ranks_gone; then
+        ok "$4"
+    else
+        bad "$4 (rc $RC0/$RC1)"
+    fi
+}
 SLEEPER='echo $$ > '"$TMP"'/pid.$RANK; exec sleep 60'
 
 # ---- 1. the environment of every rank ----
@@ -117,26 +128,16 @@ start 1 -n 2 -- sh -c "$SLEEPER"
 wait_pids 4
 kill -9 "$(cat "$TMP/pid.3")"
 finish
-if [ $RC0 -eq 137 ] && [ $RC1 -eq 137 ] &&
-   grep -q "node 1 ([^)]*): rank 3 (pid [0-9]*) was killed by signal SIGKILL (9); ending the job" "$TMP/err0" &&
-   ranks_gone; then
-    ok "rank 3 killed on node 1: both launchers exit 137, node 0 names node 1's rank 3"
-else
-    bad "rank 3 killed on node 1 (rc $RC0/$RC1)"
-fi
+expect_end 137 0 "node 1 ([^)]*): rank 3 (pid [0-9]*) was killed by signal SIGKILL (9); ending the job" \
+    "rank 3 killed on node 1: both launchers exit 137, node 0 names node 1's rank 3"
 
 # ---- 3. a rank exiting 3 on node 0 ends node 1 ----
 rm -f "$TMP"/pid.*
 start 0 -n 2 -- sh -c 'if [ "$RANK" = 1 ]; then sleep 0.5; exit 3; fi; '"$SLEEPER"
 start 1 -n 2 -- sh -c "$SLEEPER"
 finish
-if [ $RC0 -eq 1 ] && [ $RC1 -eq 1 ] &&
-   grep -q "node 0 ([^)]*): rank 1 (pid [0-9]*) exited with status 3; ending the job" "$TMP/err1" &&
-   ranks_gone; then
-    ok "rank 1 exits 3 on node 0: node 1 ends its ranks, both exit 1"
-else
-    bad "rank 1 exits 3 on node 0 (rc $RC0/$RC1)"
-fi
+expect_end 1 1 "node 0 ([^)]*): rank 1 (pid [0-9]*) exited with status 3; ending the job" \
+    "rank 1 exits 3 on node 0: node 1 ends its ranks, both exit 1"
 
 # ---- 4. a launcher vanishes ----
 for victim in 1 0; do
@@ -179,13 +180,10 @@ else
 fi
 start 0 -n 1 -- true
 start 1 -n 2 -- true
+rm -f "$TMP"/pid.*
 finish
-if [ $RC0 -eq 1 ] && [ $RC1 -eq 1 ] &&
-   grep -q "node 1 ([^)]*) has --nnodes 2 --nproc-per-node 2, node 0 has --nnodes 2 --nproc-per-node 1" "$TMP/err0"; then
-    ok "a different --nproc-per-node fails the job at once, named"
-else
-    bad "--nproc-per-node mismatch (rc $RC0/$RC1)"
-fi
+expect_end 1 0 "node 1 ([^)]*) has --nnodes 2 --nproc-per-node 2, node 0 has --nnodes 2 --nproc-per-node 1" \
+    "a different --nproc-per-node fails the job at once, named"
 
 # ---- 6. binding (the default: an equal share) ----
 AFF='import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))'

@@ -18,6 +18,7 @@
  */
 #include "launch_ctl.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -85,16 +86,16 @@ struct launch_ctl {
 
 static void ctl_put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
+    v = htole32(v);
+    memcpy(p, &v, sizeof(v));
 }
 
 static uint32_t ctl_get32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
+    uint32_t v;
+
+    memcpy(&v, p, sizeof(v));
+    return le32toh(v);
 }
 
 /* Copy a string field out of the wire: cut to the field, control
