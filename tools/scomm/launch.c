@@ -85,6 +85,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/scomm_int.h"
 #include "launch_bind.h"
 #include "launch_ctl.h"
@@ -414,9 +415,15 @@ static int launch_parse(int argc, char **argv, launch_opts_t *o)
  * the same secret on every host, never a default. 0, or the exit code. */
 static int launch_shared_token(launch_t *l)
 {
-    const char *t = getenv("SCOMM_JOB_TOKEN");
-    size_t      n = (t != NULL) ? strlen(t) : 0;
+    scomm_pval_t pv;
+    char         err[256];
+    size_t       n;
 
+    if (scomm_param_get("SCOMM_JOB_TOKEN", NULL, &pv, err, sizeof(err)) !=
+        SCOMM_OK) {
+        return scomm_cli_usage_error("launch", "%s", err);
+    }
+    n = strlen(pv.text);
     if ((n < LAUNCH_TOKEN_MIN) || (n >= SCOMM_TOKEN_MAX)) {
         return scomm_cli_usage_error("launch", "--nnodes %d needs the same "
                                      "SCOMM_JOB_TOKEN of %d..%d characters "
@@ -425,13 +432,13 @@ static int launch_shared_token(launch_t *l)
                                      "/dev/urandom | tr -d \" \\n\"'",
                                      l->opts.nnodes, LAUNCH_TOKEN_MIN,
                                      SCOMM_TOKEN_MAX - 1,
-                                     (t == NULL) ? "it is not set"
+                                     (n == 0) ? "it is not set"
                                      : (n < LAUNCH_TOKEN_MIN) ? "it is too "
                                                                 "short"
                                                               : "it is too "
                                                                 "long");
     }
-    l->token_env = t;
+    l->token_env = pv.text;
     return 0;
 }
 
