@@ -9,15 +9,18 @@
 #   make fuzz       build the libFuzzer targets (clang) into build-fuzz/ and
 #                   run each for FUZZ_SECONDS (default 60)
 #   make build      just build (Release) into build/
+#   make install    build, then install under PREFIX (default /usr/local;
+#                   DESTDIR=dir stages it there, for packaging)
 
 NP       ?= 4
 JOBS     ?= 2
 BUILD    ?= build
 CTEST_J  ?= 2
 FUZZ_SECONDS ?= 60
+PREFIX   ?= /usr/local
 FUZZ_TARGETS := $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c)))
 
-.PHONY: all deps build demo test test-asan test-tsan bench fuzz clean
+.PHONY: all deps build install demo test test-asan test-tsan bench fuzz clean
 
 all: build
 
@@ -27,6 +30,14 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+
+# Configured with PREFIX so that GNUInstallDirs picks its library
+# directory (lib/<multiarch> under /usr); `cmake --install` honours DESTDIR.
+install: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release \
+	    -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
+	@DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
 demo: build
 	@$(BUILD)/scomm launch -n $(NP) -- $(BUILD)/scomm demo

@@ -191,6 +191,32 @@ static void scomm_world_free(scomm_world_t *w)
     free(w);
 }
 
+static char scomm_tl_names_buf[64];
+static pthread_once_t scomm_tl_names_once = PTHREAD_ONCE_INIT;
+
+static void scomm_tl_names_build(void)
+{
+    size_t i, off = 0;
+
+    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_tl_registry); i++) {
+#ifndef SCOMM_HAVE_IBVERBS
+        if (strcmp(scomm_tl_registry[i].name, "rdma") == 0) {
+            continue; /* built as a stub that is never available */
+        }
+#endif
+        off += (size_t)snprintf(scomm_tl_names_buf + off,
+                                sizeof(scomm_tl_names_buf) - off, "%s%s",
+                                (off > 0) ? "," : "",
+                                scomm_tl_registry[i].name);
+    }
+}
+
+const char *scomm_tl_names(void)
+{
+    pthread_once(&scomm_tl_names_once, scomm_tl_names_build);
+    return scomm_tl_names_buf;
+}
+
 static int scomm_tl_allowed(const char *list, const char *name)
 {
     char buf[64];

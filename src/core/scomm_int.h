@@ -269,6 +269,10 @@ int scomm_world_progress(scomm_world_t *w);
 scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
                                 scomm_req_t **reqs, int n, uint64_t deadline);
 
+/* The transports built into this library, comma separated in the order
+ * scomm_init tries them ("shm,rdma,tcp"); static, never NULL. */
+const char *scomm_tl_names(void);
+
 /* ---- bootstrap ---- */
 scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,
                                         char *err, size_t errlen);

@@ -393,6 +393,25 @@ static void scomm_expo_steps(scomm_expo_buf_t *b)
     }
 }
 
+/* The optional libraries built in, as scomm_build_features() words them.
+ * Until those libraries are optional every one is required (CMakeLists),
+ * so the list is fixed; with scomm_build_features() on main this becomes
+ * a call to it. */
+#define SCOMM_EXPO_FEATURES "hwloc yaml jansson microhttpd zstd lz4"
+
+/* Which build this process runs (docs/telemetry.md, "Conventions"): one
+ * series of value 1 whose labels say it, joined or counted in queries. */
+static void scomm_expo_build_info(scomm_expo_buf_t *b)
+{
+    scomm_expo_family(b, "scomm_build_info", "gauge",
+                      "Always 1; the labels name the scomm build: "
+                      "version, transports and optional libraries "
+                      "built in.");
+    scomm_expo_put(b, "scomm_build_info{version=\"%s\",transports=\"%s\","
+                   "features=\"%s\"} 1\n", scomm_version_string(),
+                   scomm_tl_names(), SCOMM_EXPO_FEATURES);
+}
+
 static scomm_status_t scomm_expo_build(char **text_p, size_t *len_p)
 {
     scomm_expo_buf_t b = {NULL, 0, 64u << 10, 0};
@@ -402,6 +421,7 @@ static scomm_status_t scomm_expo_build(char **text_p, size_t *len_p)
         return SCOMM_ERR_NO_MEMORY;
     }
     b.p[0] = '\0';
+    scomm_expo_build_info(&b);
     scomm_tm_registry_lock();
     scomm_expo_ops(&b);
     scomm_expo_errors(&b);

@@ -200,7 +200,15 @@ bad --timeout -3 launch -n 1 --timeout -3 true
 bad --timeout x launch -n 1 --timeout x true
 bad --master-port 70000 launch -n 1 --master-port 70000 true
 bad --master-port 0 launch -n 1 --master-port 0 true
-bad --bind-to numa launch -n 1 --bind-to numa true
+bad --bind-to socket launch -n 1 --bind-to socket true
+bad --nnodes 0 launch --nnodes 0 -n 1 true
+bad --nproc-per-node 0 launch --nproc-per-node 0 true
+bad --node-rank 2 launch --nnodes 2 --node-rank 2 -n 1 true
+bad --node-rank 1 launch --node-rank 1 -n 1 true
+bad --master-port 65535 launch --nnodes 2 --node-rank 0 --master-addr \
+    127.0.0.1 --master-port 65535 -n 1 true
+bad --join-timeout 0 launch --join-timeout 0 -n 1 true
+bad --master-addr "" launch --master-addr "" -n 1 true
 
 # ---- presets ----------------------------------------------------------------
 bad command bogus presets bogus
@@ -225,6 +233,14 @@ usage "'x'" version x
 usage "'--bogus'" launch --bogus -n 1 true
 usage "-n" launch
 usage "program" launch -n 2
+usage "--node-rank R is required" launch --nnodes 2 -n 1 true
+usage "--master-addr A is required" launch --nnodes 2 --node-rank 1 -n 1 true
+usage "--master-port P is required" launch --nnodes 2 --node-rank 1 \
+    --master-addr 127.0.0.1 -n 1 true
+SCOMM_JOB_TOKEN= usage "SCOMM_JOB_TOKEN" launch --nnodes 2 --node-rank 1 \
+    --master-addr 127.0.0.1 --master-port 29400 -n 1 true
+SCOMM_JOB_TOKEN=short usage "too short" launch --nnodes 2 --node-rank 1 \
+    --master-addr 127.0.0.1 --master-port 29400 -n 1 true
 usage "'bogus'" bogus
 usage "missing the command"
 

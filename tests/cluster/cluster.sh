@@ -9,27 +9,34 @@
 # kernel has no netem: bandwidth only, no delay).
 #
 #   cluster.sh [-H HOSTS] [-r RANKS_PER_HOST] [--rate 10gbit] [-t SEC]
-#              -- PROG ARGS...
+#              [-L SCOMM] -- PROG ARGS...
 #
 # Every rank runs PROG ARGS with SCOMM_RANK, SCOMM_WORLD_SIZE,
-# SCOMM_MASTER_ADDR/PORT and SCOMM_JOB_TOKEN set (plus CLUSTER_HOST). The
-# exit code is 0 when every rank exits 0; 77 (skip) when not root or
-# namespaces are unavailable; 1 otherwise. A rank that outlives -t SEC
-# (default 300) is killed and counts as a failure. Namespaces are removed
-# on every exit path. Output lines are prefixed with the rank.
+# SCOMM_MASTER_ADDR/PORT and SCOMM_JOB_TOKEN set (plus CLUSTER_HOST). With
+# -L SCOMM the ranks are started as a user would across hosts: one
+# `SCOMM launch --nnodes HOSTS --node-rank h ...` per host, each with the
+# job's SCOMM_JOB_TOKEN in its environment, and --bind-to none: these
+# hosts share one machine's CPUs, so each launcher's share of them would
+# stack ranks of different hosts on the same CPUs. The
+# exit code is 0 when every rank (or launcher) exits 0; 77 (skip) when not
+# root or namespaces are unavailable; 1 otherwise. A rank that outlives -t
+# SEC (default 300) is killed and counts as a failure. Namespaces are
+# removed on every exit path. Output lines are prefixed with the rank
+# ([rN]), or with -L the host ([hN]).
 set -u
-hosts=2 per=2 rate="" tmo=300
+hosts=2 per=2 rate="" tmo=300 launcher=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         -H) hosts=$2; shift 2 ;;
         -r) per=$2; shift 2 ;;
         --rate) rate=$2; shift 2 ;;
         -t) tmo=$2; shift 2 ;;
+        -L) launcher=$2; shift 2 ;;
         --) shift; break ;;
         *) echo "cluster.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-[[ $# -gt 0 ]] || { echo "usage: cluster.sh [-H N] [-r N] [--rate R] [-t SEC] -- PROG ARGS..." >&2; exit 2; }
+[[ $# -gt 0 ]] || { echo "usage: cluster.sh [-H N] [-r N] [--rate R] [-t SEC] [-L SCOMM] -- PROG ARGS..." >&2; exit 2; }
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root for ip netns"; exit 77; fi
 for tool in ip unshare tc; do
     command -v $tool > /dev/null || { echo "SKIP: $tool not installed"; exit 77; }
@@ -75,7 +82,19 @@ done
 
 world=$((hosts * per))
 port=$((20000 + tag % 20000))
-token=cluster$tag$RANDOM
+token=cluster$tag$RANDOM$RANDOM$RANDOM
+if [[ -n $launcher ]]; then
+    for ((h = 0; h < hosts; h++)); do
+        ip netns exec "${ns[$h]}" unshare --uts sh -c 'hostname "$0" && exec "$@"' \
+            "host$h" env SCOMM_JOB_TOKEN=$token CLUSTER_HOST=$h \
+            "$launcher" launch --nnodes "$hosts" --node-rank "$h" \
+            --master-addr "10.88.$net.1" --master-port "$port" \
+            --nproc-per-node "$per" --bind-to none -- "$@" \
+            > >(sed -u "s/^/[h$h] /") 2>&1 &
+        pids+=($!)
+    done
+    world=0 # the loop below starts no rank itself
+fi
 for ((r = 0; r < world; r++)); do
     h=$((r / per))
     ip netns exec "${ns[$h]}" unshare --uts sh -c 'hostname "$0" && exec "$@"' \
@@ -87,18 +106,20 @@ for ((r = 0; r < world; r++)); do
 done
 
 rc=0
+what=rank
+[[ -n $launcher ]] && what=launcher
 deadline=$((SECONDS + tmo))
 for i in "${!pids[@]}"; do
     p=${pids[$i]}
     while kill -0 "$p" 2> /dev/null && [[ $SECONDS -lt $deadline ]]; do sleep 0.2; done
     if kill -0 "$p" 2> /dev/null; then
-        echo "cluster.sh: rank $i still running after ${tmo} s: killed" >&2
+        echo "cluster.sh: $what $i still running after ${tmo} s: killed" >&2
         kill -9 "$p" 2> /dev/null
         rc=1
     fi
     wait "$p"; r=$?
     if [[ $r -ne 0 ]]; then
-        echo "cluster.sh: rank $i exited with $r" >&2
+        echo "cluster.sh: $what $i exited with $r" >&2
         rc=1
     fi
     pids[$i]=""

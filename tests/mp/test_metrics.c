@@ -317,6 +317,15 @@ static int rank_fn(int rank, int size, void *arg)
     ST_ASSERT(body != NULL);
     body += 4;
 
+    /* The build's identity: one series of 1, this header's version, the
+     * two transports every build has. */
+    ST_ASSERT_EQ(metric_sum(body, "scomm_build_info",
+                            "version=\"" SCOMM_VERSION_STRING "\"",
+                            "shm", "tcp", NULL), 1);
+    ST_ASSERT(strstr(body, "\nscomm_build_info{") != NULL);
+    ST_ASSERT(strstr(strstr(body, "\nscomm_build_info{"), "features=\"") !=
+              NULL);
+
     /* all_reduce: the loop plus the mismatched call (counted, failed). */
     expect(body, "scomm_ops_total", "all_reduce", N_ALLREDUCE + 1);
     expect(body, "scomm_bytes_total", "all_reduce",

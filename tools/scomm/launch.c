@@ -1,16 +1,21 @@
 /*
- * launch.c - `scomm launch`: start N ranks of one program on this host and
+ * launch.c - `scomm launch`: start this host's ranks of one program and
  * supervise them.
  *
- * The launcher picks a rendezvous port on 127.0.0.1 (or takes
- * --master-port) and a fresh 128-bit job token, forks N children that each
- * exec the program with the environment of their rank (SCOMM_RANK,
+ * On one host (--nnodes 1, the default) the launcher picks a rendezvous
+ * port on 127.0.0.1 (or takes --master-port) and a fresh 128-bit job
+ * token. With --nnodes N there is one launcher per host: they take the
+ * token from SCOMM_JOB_TOKEN, join each other first (launch_ctl.h) and
+ * then each starts its --nproc-per-node M ranks as global ranks
+ * R*M .. R*M+M-1, R its --node-rank. Each rank is a forked child that
+ * execs the program with the environment of its rank (SCOMM_RANK,
  * SCOMM_WORLD_SIZE, SCOMM_LOCAL_RANK, SCOMM_LOCAL_SIZE, SCOMM_MASTER_ADDR,
  * SCOMM_MASTER_PORT, SCOMM_JOB_TOKEN and the torchrun names RANK,
- * WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), and
- * then waits in poll() until every rank has exited. With --tag-output it
- * also copies each rank's stdout and stderr, line by line, prefixed with
- * "[rank R] ".
+ * WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE,
+ * MASTER_ADDR, MASTER_PORT), pinned to its share of the CPUs
+ * (launch_bind.h), and the launcher waits in poll() until every rank has
+ * exited. With --tag-output it also copies each rank's stdout and stderr,
+ * line by line, prefixed with "[rank R] " (the global rank).
  *
  * Design notes (invariants):
  *
@@ -41,6 +46,11 @@
  *  6. Signal dispositions and the signal mask are put back in each child
  *     before exec, and in the launcher before returning, so the program
  *     and the caller of scomm_cli_launch() see what they had before.
+ *  7. Across hosts, a failure here (note 4) is also sent to the other
+ *     launchers, and a failure they report, or one of them vanishing,
+ *     starts the same teardown here; the first failure's exit code is
+ *     every launcher's. A launcher whose ranks all exited 0 waits until
+ *     node 0 says the whole job is done.
  *
  * Lifecycle of one rank:
  *
@@ -75,9 +85,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/config.h"
+#include "core/scomm_int.h"
+#include "launch_bind.h"
+#include "launch_ctl.h"
 #include "opts.h"
 
 #define LAUNCH_MAX_RANKS      1024
+#define LAUNCH_MAX_NODES      4096
+#define LAUNCH_JOIN_TIMEOUT_S 300.0
+#define LAUNCH_TOKEN_MIN      16
 #define LAUNCH_KILL_GRACE_MS  3000
 #define LAUNCH_PART_MAX       65536
 #define LAUNCH_READ_CHUNK     65536
@@ -111,21 +128,31 @@ typedef struct {
 } launch_rank_t;
 
 typedef struct {
-    int     nranks;
-    int     tag_output;
-    double  timeout_sec;  /* 0: no timeout */
-    int     master_port;  /* 0: pick a free one */
-    int     bind;         /* -1: auto (core when N <= CPUs), 0: none, 1: core */
-    char  **prog_argv;
+    int         nranks;       /* on this host (-n, --nproc-per-node) */
+    int         nnodes;
+    int         node_rank;    /* -1 until given */
+    const char *master_addr;  /* NULL: 127.0.0.1 */
+    int         tag_output;
+    double      timeout_sec;  /* 0: no timeout */
+    double      join_timeout;
+    int         master_port;  /* 0: pick a free one */
+    int         bind;         /* LAUNCH_BIND_* */
+    char      **prog_argv;
 } launch_opts_t;
 
 typedef struct {
     launch_opts_t    opts;
     launch_rank_t   *ranks;
+    int              base;          /* global rank of local rank 0 */
+    launch_ctl_t    *ctl;           /* the other launchers, or NULL */
+    const char      *token_env;     /* SCOMM_JOB_TOKEN with --nnodes > 1 */
+    launch_cpu_t    *cpus;          /* the CPUs to share (launch_bind.h) */
+    int              ncpu;
+    int              local_done;    /* told ctl every rank exited 0 */
     pid_t            pgid;          /* process group of the ranks, 0 before */
     int              nrunning;
     char             port_str[16];
-    char             token[2 * LAUNCH_TOKEN_BYTES + 1];
+    char             token[SCOMM_TOKEN_MAX]; /* made, or SCOMM_JOB_TOKEN */
     int              wake_pipe[2];
     struct rlimit    orig_nofile;   /* given back to the children */
     int              raised_nofile;
@@ -143,6 +170,7 @@ typedef struct {
     int              sent_kill;
     int              timed_out;
     int              exit_code;     /* -1 until the first failure */
+    int              sig_told;      /* ctl told of a signal (note 7) */
     int              sigs_seen;     /* launcher signals already forwarded */
     int              got_signal;    /* last signal the launcher received */
 
@@ -156,24 +184,48 @@ typedef struct {
 
 static const char launch_usage_text[] =
     "usage: scomm launch -n N [--tag-output] [--timeout SEC]\n"
-    "                    [--master-port P] [--bind-to core|none]\n"
+    "                    [--master-port P] [--bind-to core|numa|none]\n"
     "                    [--] prog [args...]\n"
+    "       scomm launch --nnodes N --node-rank R --master-addr A\n"
+    "                    --master-port P --nproc-per-node M [...] [--]\n"
+    "                    prog [args...]\n"
     "\n"
     "Start N ranks (1..1024) of prog on this host, in one new process group,\n"
     "each with SCOMM_RANK, SCOMM_WORLD_SIZE, SCOMM_LOCAL_RANK,\n"
-    "SCOMM_LOCAL_SIZE, SCOMM_MASTER_ADDR=127.0.0.1, SCOMM_MASTER_PORT,\n"
+    "SCOMM_LOCAL_SIZE, SCOMM_MASTER_ADDR (127.0.0.1), SCOMM_MASTER_PORT,\n"
     "SCOMM_JOB_TOKEN and torchrun's RANK, WORLD_SIZE, LOCAL_RANK,\n"
-    "LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT set. Other SCOMM_* variables\n"
-    "are passed through unchanged.\n"
+    "LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE, MASTER_ADDR, MASTER_PORT\n"
+    "set. Other SCOMM_* variables are passed through unchanged.\n"
     "\n"
-    "  -n N              number of ranks (required)\n"
+    "Across hosts, run one launcher per host with the same --nnodes,\n"
+    "--master-addr, --master-port, --nproc-per-node and SCOMM_JOB_TOKEN (a\n"
+    "secret of 16..255 characters in every launcher's environment; there is\n"
+    "no default), and --node-rank 0..N-1. Host R runs global ranks\n"
+    "R*M..R*M+M-1. The launcher of node 0 listens on the master address at\n"
+    "port P+1 for the others (the ranks meet on port P). A rank failing on\n"
+    "any host, or a launcher vanishing, ends the job on every host.\n"
+    "\n"
+    "  -n N, --nproc-per-node N\n"
+    "                    ranks on this host (required)\n"
+    "  --nnodes N        hosts (launchers) in the job, 1..4096 (default 1)\n"
+    "  --node-rank R     this host's place, 0..N-1 (required with --nnodes)\n"
+    "  --master-addr A   address of node 0's host (default 127.0.0.1;\n"
+    "                    required with --nnodes)\n"
+    "  --master-port P   rendezvous port (default: a free port; required\n"
+    "                    with --nnodes)\n"
+    "  --join-timeout SEC\n"
+    "                    wait this long for the other launchers (default 300)\n"
     "  --tag-output      prefix every output line with \"[rank R] \"\n"
     "  --timeout SEC     stop all ranks after SEC seconds (exit 124)\n"
-    "  --master-port P   rendezvous port (default: a free port)\n"
-    "  --bind-to core|none\n"
-    "                    pin rank R to the R-th allowed CPU (default: core\n"
-    "                    when N <= CPUs, as mpirun does; none otherwise)\n"
+    "  --bind-to core|numa|none\n"
+    "                    core: one core per rank; numa: a NUMA node per rank;\n"
+    "                    none: no pinning. Default: each rank an equal share\n"
+    "                    of the allowed cores, inside one NUMA node where\n"
+    "                    there are several (one rank keeps them all; more\n"
+    "                    ranks than CPUs: no pinning)\n"
     "  -h, --help        print this text\n"
+    "(torchrun's spellings --nproc_per_node, --node_rank, --master_addr and\n"
+    "--master_port are accepted too.)\n"
     "\n"
     "SIGINT, SIGTERM and SIGHUP sent to the launcher are forwarded to the\n"
     "ranks; a third such signal kills them with SIGKILL. When a rank exits\n"
@@ -185,7 +237,9 @@ static const char launch_usage_text[] =
     "exited non-zero or the launcher failed; 128+S when the first failing\n"
     "rank was killed by signal S (or, with no failing rank, when the\n"
     "launcher received signal S); 124 on --timeout; 2 on a usage error.\n"
-    "A rank whose program cannot be executed exits 127.\n";
+    "Across hosts every launcher exits with the code of the job's first\n"
+    "failure (1 when a launcher vanished). A rank whose program cannot be\n"
+    "executed exits 127.\n";
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
@@ -280,22 +334,37 @@ static void launch_usage(FILE *f)
  */
 static int launch_parse(int argc, char **argv, launch_opts_t *o)
 {
-    static const char *const binds[]    = {"core", "none", NULL};
-    static const int         bind_val[] = {1, 0};
+    static const char *const binds[]    = {"core", "numa", "none", NULL};
+    static const int         bind_val[] = {LAUNCH_BIND_CORE, LAUNCH_BIND_NUMA,
+                                           LAUNCH_BIND_NONE};
     const scomm_cli_opt_t opts[] = {
         CLI_INT(NULL, 'n', &o->nranks, 1, LAUNCH_MAX_RANKS),
+        CLI_INT("nproc-per-node", 0, &o->nranks, 1, LAUNCH_MAX_RANKS),
+        CLI_INT("nproc_per_node", 0, &o->nranks, 1, LAUNCH_MAX_RANKS),
+        CLI_INT("nnodes", 0, &o->nnodes, 1, LAUNCH_MAX_NODES),
+        CLI_INT("node-rank", 0, &o->node_rank, 0, LAUNCH_MAX_NODES - 1),
+        CLI_INT("node_rank", 0, &o->node_rank, 0, LAUNCH_MAX_NODES - 1),
+        CLI_STR("master-addr", 0, &o->master_addr),
+        CLI_STR("master_addr", 0, &o->master_addr),
+        CLI_INT("master-port", 0, &o->master_port, 1, 65535),
+        CLI_INT("master_port", 0, &o->master_port, 1, 65535),
+        CLI_DOUBLE_GT("join-timeout", 0, &o->join_timeout, 0,
+                      LAUNCH_MAX_TIMEOUT_S),
         CLI_FLAG("tag-output", 0, &o->tag_output),
         CLI_DOUBLE_GT("timeout", 0, &o->timeout_sec, 0,
                       LAUNCH_MAX_TIMEOUT_S),
-        CLI_INT("master-port", 0, &o->master_port, 1, 65535),
         CLI_ENUMV("bind-to", 0, &o->bind, binds, bind_val),
     };
     const scomm_cli_cmd_t cmd = {"launch", launch_usage, opts,
                                  CLI_NOPTS(opts), SCOMM_CLI_IN_ORDER, -1};
+    char val[16];
     int rc, first;
 
     memset(o, 0, sizeof(*o));
-    o->bind = -1;
+    o->nnodes       = 1;
+    o->node_rank    = -1;
+    o->join_timeout = LAUNCH_JOIN_TIMEOUT_S;
+    o->bind         = LAUNCH_BIND_SHARE;
     rc = scomm_cli_parse(&cmd, argc, argv, &first);
     if (rc >= 0) {
         return rc;
@@ -304,11 +373,73 @@ static int launch_parse(int argc, char **argv, launch_opts_t *o)
         return scomm_cli_usage_error("launch", "-n N (the number of ranks) "
                                      "is required");
     }
+    if ((o->master_addr != NULL) && (o->master_addr[0] == '\0')) {
+        return scomm_cli_bad_value("launch", "--master-addr", "",
+                                   "expected a host name or address");
+    }
+    if (o->node_rank >= o->nnodes) {
+        snprintf(val, sizeof(val), "%d", o->node_rank);
+        return scomm_cli_bad_value("launch", "--node-rank", val,
+                                   "expected 0..%d (--nnodes %d)",
+                                   o->nnodes - 1, o->nnodes);
+    }
+    if (o->nnodes > 1) {
+        const char *missing = (o->node_rank < 0) ? "--node-rank R"
+                              : (o->master_addr == NULL) ? "--master-addr A"
+                              : (o->master_port == 0) ? "--master-port P"
+                                                      : NULL;
+
+        if (missing != NULL) {
+            return scomm_cli_usage_error("launch", "%s is required with "
+                                         "--nnodes %d (the same on every "
+                                         "host but --node-rank)", missing,
+                                         o->nnodes);
+        }
+        if (o->master_port == 65535) {
+            return scomm_cli_bad_value("launch", "--master-port", "65535",
+                                       "expected 1..65534 with --nnodes "
+                                       "(the launchers use port P+1)");
+        }
+    }
     if (first >= argc) {
         return scomm_cli_usage_error("launch", "no program to launch");
     }
+    if (o->node_rank < 0) {
+        o->node_rank = 0;
+    }
     o->prog_argv = &argv[first];
     return -1;
+}
+
+/* With --nnodes > 1 the job token comes from the environment (usage text):
+ * the same secret on every host, never a default. 0, or the exit code. */
+static int launch_shared_token(launch_t *l)
+{
+    scomm_pval_t pv;
+    char         err[256];
+    size_t       n;
+
+    if (scomm_param_get("SCOMM_JOB_TOKEN", NULL, &pv, err, sizeof(err)) !=
+        SCOMM_OK) {
+        return scomm_cli_usage_error("launch", "%s", err);
+    }
+    n = strlen(pv.text);
+    if ((n < LAUNCH_TOKEN_MIN) || (n >= SCOMM_TOKEN_MAX)) {
+        return scomm_cli_usage_error("launch", "--nnodes %d needs the same "
+                                     "SCOMM_JOB_TOKEN of %d..%d characters "
+                                     "in every launcher's environment (%s), "
+                                     "e.g. from 'od -An -N16 -tx1 "
+                                     "/dev/urandom | tr -d \" \\n\"'",
+                                     l->opts.nnodes, LAUNCH_TOKEN_MIN,
+                                     SCOMM_TOKEN_MAX - 1,
+                                     (n == 0) ? "it is not set"
+                                     : (n < LAUNCH_TOKEN_MIN) ? "it is too "
+                                                                "short"
+                                                              : "it is too "
+                                                                "long");
+    }
+    l->token_env = pv.text;
+    return 0;
 }
 
 /* A free TCP port on 127.0.0.1, found by binding port 0; -1 on error. */
@@ -521,7 +652,7 @@ static void launch_out_append(launch_t *l, int which, const char *p,
 static void launch_out_prefix(launch_t *l, int which, int rank)
 {
     char tag[32];
-    int  n = snprintf(tag, sizeof(tag), "[rank %d] ", rank);
+    int  n = snprintf(tag, sizeof(tag), "[rank %d] ", l->base + rank);
 
     launch_out_append(l, which, tag, (size_t)n);
 }
@@ -643,41 +774,48 @@ static void launch_setenv_int(const char *name, int v)
     setenv(name, buf, 1);
 }
 
-/* Pin rank to the rank-th CPU of the launcher's allowed set. Two busy
- * ranks left to the scheduler sometimes share one CPU, and a polling wait
- * then costs a time slice instead of a cache-line transfer. */
+/* Pin local rank to its share of the launcher's CPUs (launch_bind.h). Two
+ * busy ranks left to the scheduler sometimes share one CPU, and a polling
+ * wait then costs a time slice instead of a cache-line transfer. */
 static void launch_bind(launch_t *l, int rank)
 {
-    cpu_set_t allowed, one;
-    int ncpu, cpu, k = 0;
+    cpu_set_t set;
 
-    if ((l->opts.bind == 0) ||
+    if ((l->ncpu > 0) &&
+        launch_bind_plan(l->cpus, l->ncpu, l->opts.bind, rank,
+                         l->opts.nranks, &set)) {
+        (void)sched_setaffinity(0, sizeof(set), &set);
+    }
+}
+
+/* The launcher's allowed CPUs, with their nodes and cores, once. */
+static void launch_bind_prepare(launch_t *l)
+{
+    cpu_set_t allowed;
+
+    if ((l->opts.bind == LAUNCH_BIND_NONE) ||
         (sched_getaffinity(0, sizeof(allowed), &allowed) != 0)) {
         return;
     }
-    ncpu = CPU_COUNT(&allowed);
-    if ((l->opts.bind < 0) && (l->opts.nranks > ncpu)) {
-        return; /* oversubscribed: let the scheduler spread them */
-    }
-    for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (CPU_ISSET(cpu, &allowed) && (k++ == rank % ncpu)) {
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            (void)sched_setaffinity(0, sizeof(one), &one);
-            return;
-        }
+    l->cpus = calloc(CPU_SETSIZE, sizeof(*l->cpus));
+    if (l->cpus != NULL) {
+        l->ncpu = launch_bind_cpus("/sys", &allowed, l->cpus, CPU_SETSIZE);
     }
 }
 
 /* In the child: set up and exec the program; never returns. */
 static void launch_child(launch_t *l, int rank, int out_w, int err_w)
 {
-    const char *prog = l->opts.prog_argv[0];
-    int         size = l->opts.nranks;
+    const char *prog  = l->opts.prog_argv[0];
+    const char *addr  = (l->opts.master_addr != NULL) ? l->opts.master_addr
+                                                      : "127.0.0.1";
+    int         grank = l->base + rank;
+    int         size  = l->opts.nnodes * l->opts.nranks;
+    int         local = l->opts.nranks;
 
     if (setpgid(0, (rank == 0) ? 0 : l->pgid) != 0) {
         fprintf(stderr, "scomm launch: rank %d: cannot join the process "
-                "group of the ranks: %s\n", rank, strerror(errno));
+                "group of the ranks: %s\n", grank, strerror(errno));
         _exit(127);
     }
     launch_restore_signals(l);
@@ -704,23 +842,25 @@ static void launch_child(launch_t *l, int rank, int out_w, int err_w)
     }
 
     launch_bind(l, rank);
-    launch_setenv_int("SCOMM_RANK", rank);
+    launch_setenv_int("SCOMM_RANK", grank);
     launch_setenv_int("SCOMM_WORLD_SIZE", size);
     launch_setenv_int("SCOMM_LOCAL_RANK", rank);
-    launch_setenv_int("SCOMM_LOCAL_SIZE", size);
-    setenv("SCOMM_MASTER_ADDR", "127.0.0.1", 1);
+    launch_setenv_int("SCOMM_LOCAL_SIZE", local);
+    setenv("SCOMM_MASTER_ADDR", addr, 1);
     setenv("SCOMM_MASTER_PORT", l->port_str, 1);
     setenv("SCOMM_JOB_TOKEN", l->token, 1);
-    launch_setenv_int("RANK", rank);
+    launch_setenv_int("RANK", grank);
     launch_setenv_int("WORLD_SIZE", size);
     launch_setenv_int("LOCAL_RANK", rank);
-    launch_setenv_int("LOCAL_WORLD_SIZE", size);
-    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    launch_setenv_int("LOCAL_WORLD_SIZE", local);
+    launch_setenv_int("GROUP_RANK", l->opts.node_rank);
+    launch_setenv_int("GROUP_WORLD_SIZE", l->opts.nnodes);
+    setenv("MASTER_ADDR", addr, 1);
     setenv("MASTER_PORT", l->port_str, 1);
 
     execvp(prog, l->opts.prog_argv);
     fprintf(stderr, "scomm launch: rank %d: cannot execute '%s': %s\n",
-            rank, prog, strerror(errno));
+            grank, prog, strerror(errno));
     _exit(127);
 }
 
@@ -734,7 +874,7 @@ static int launch_start_rank(launch_t *l, int rank)
     if (l->opts.tag_output) {
         if ((pipe2(out, O_CLOEXEC) != 0) || (pipe2(err, O_CLOEXEC) != 0)) {
             fprintf(stderr, "scomm launch: cannot create the output pipes of "
-                    "rank %d: %s\n", rank, strerror(errno));
+                    "rank %d: %s\n", l->base + rank, strerror(errno));
             if (out[0] >= 0) {
                 close(out[0]);
                 close(out[1]);
@@ -744,8 +884,8 @@ static int launch_start_rank(launch_t *l, int rank)
     }
     pid = fork();
     if (pid < 0) {
-        fprintf(stderr, "scomm launch: cannot fork rank %d: %s\n", rank,
-                strerror(errno));
+        fprintf(stderr, "scomm launch: cannot fork rank %d: %s\n",
+                l->base + rank, strerror(errno));
         if (l->opts.tag_output) {
             close(out[0]);
             close(out[1]);
@@ -811,10 +951,27 @@ static void launch_begin_teardown(launch_t *l)
     launch_signal_ranks(l, SIGTERM);
 }
 
+/* A failure here: report it (to the other launchers too, note 7), let the
+ * first one decide the exit code, and start the teardown. */
+static void launch_fail(launch_t *l, int code, const char *what)
+{
+    fprintf(stderr, "scomm launch: %s%s%s\n",
+            (l->ctl != NULL) ? launch_ctl_self(l->ctl) : "",
+            (l->ctl != NULL) ? ": " : "", what);
+    if (l->exit_code < 0) {
+        l->exit_code = code;
+    }
+    if (l->ctl != NULL) {
+        launch_ctl_failed(l->ctl, code, what);
+    }
+    launch_begin_teardown(l);
+}
+
 /* Record that a rank's exit was seen; report and act on a failure. */
 static void launch_rank_exited(launch_t *l, int rank, const siginfo_t *si)
 {
     launch_rank_t *rk = &l->ranks[rank];
+    char           what[160];
     int            failed;
 
     rk->running = 0;
@@ -824,19 +981,18 @@ static void launch_rank_exited(launch_t *l, int rank, const siginfo_t *si)
         return;
     }
     if (si->si_code == CLD_EXITED) {
-        fprintf(stderr, "scomm launch: rank %d (pid %ld) exited with status "
-                "%d\n", rank, (long)rk->pid, si->si_status);
-        l->exit_code = 1;
+        snprintf(what, sizeof(what), "rank %d (pid %ld) exited with status "
+                 "%d", l->base + rank, (long)rk->pid, si->si_status);
+        launch_fail(l, 1, what);
     } else {
         const char *name = launch_signame(si->si_status);
 
-        fprintf(stderr, "scomm launch: rank %d (pid %ld) was killed by signal "
-                "%s (%d)%s\n", rank, (long)rk->pid,
-                name != NULL ? name : "?", si->si_status,
-                (si->si_code == CLD_DUMPED) ? " (core dumped)" : "");
-        l->exit_code = 128 + si->si_status;
+        snprintf(what, sizeof(what), "rank %d (pid %ld) was killed by "
+                 "signal %s (%d)%s", l->base + rank, (long)rk->pid,
+                 name != NULL ? name : "?", si->si_status,
+                 (si->si_code == CLD_DUMPED) ? " (core dumped)" : "");
+        launch_fail(l, 128 + si->si_status, what);
     }
-    launch_begin_teardown(l);
 }
 
 /* Observe every rank that has exited; rank 0 stays a zombie (note 2). */
@@ -881,10 +1037,12 @@ static void launch_print_running(launch_t *l, const char *what)
 {
     int r;
 
-    fprintf(stderr, "scomm launch: %s; ranks still running:", what);
+    fprintf(stderr, "scomm launch: %s%s%s; ranks still running:",
+            (l->ctl != NULL) ? launch_ctl_self(l->ctl) : "",
+            (l->ctl != NULL) ? ": " : "", what);
     for (r = 0; r < l->opts.nranks; r++) {
         if (l->ranks[r].running) {
-            fprintf(stderr, " %d", r);
+            fprintf(stderr, " %d", l->base + r);
         }
     }
     fputc('\n', stderr);
@@ -899,6 +1057,9 @@ static void launch_check_deadlines(launch_t *l, int64_t now, int64_t deadline)
                  l->opts.timeout_sec);
         launch_print_running(l, what);
         l->timed_out = 1;
+        if (l->ctl != NULL) {
+            launch_ctl_failed(l->ctl, 124, what);
+        }
         launch_begin_teardown(l);
     }
     if (l->tearing_down && !l->sent_kill && (now >= l->kill_at_ms)) {
@@ -921,6 +1082,53 @@ static int launch_poll_timeout(launch_t *l, int64_t now, int64_t deadline)
     return (t < 0) ? 0 : (int)t;
 }
 
+/* What the other launchers said (note 7). */
+static void launch_remote(launch_t *l, struct pollfd *pfds, int n)
+{
+    launch_ctl_event_t ev;
+
+    while (launch_ctl_input(l->ctl, pfds, n, &ev)) {
+        if (ev.what == LAUNCH_CTL_FAILED) {
+            fprintf(stderr, "scomm launch: %s; ending the job\n", ev.msg);
+            if (l->exit_code < 0) {
+                l->exit_code = ev.code;
+            }
+            launch_begin_teardown(l);
+        } else if (ev.what == LAUNCH_CTL_ALSO) {
+            fprintf(stderr, "scomm launch: also %s\n", ev.msg);
+        }
+    }
+}
+
+/* Whether the loop is over: every rank here is gone and, across hosts,
+ * the job is over for this launcher too (note 7). */
+static int launch_over(launch_t *l)
+{
+    char what[64];
+
+    if (l->nrunning > 0) {
+        return 0;
+    }
+    if (l->ctl == NULL) {
+        return 1;
+    }
+    if (!l->local_done && !l->tearing_down && (l->exit_code < 0) &&
+        (l->got_signal == 0)) {
+        l->local_done = 1;
+        launch_ctl_done(l->ctl);
+    }
+    if (!launch_ctl_over(l->ctl) && (l->got_signal != 0) && !l->sig_told) {
+        /* Interrupted while the other hosts run: that ends the job. */
+        const char *name = launch_signame(l->got_signal);
+
+        l->sig_told = 1;
+        snprintf(what, sizeof(what), "the launcher got signal %s (%d)",
+                 (name != NULL) ? name : "?", l->got_signal);
+        launch_fail(l, 128 + l->got_signal, what);
+    }
+    return launch_ctl_over(l->ctl);
+}
+
 static void launch_loop(launch_t *l, struct pollfd *pfds)
 {
     int64_t deadline = 0;
@@ -931,13 +1139,14 @@ static void launch_loop(launch_t *l, struct pollfd *pfds)
     }
     for (;;) {
         int64_t now;
-        nfds_t  n = 0;
+        nfds_t  n = 0, ctl_at;
         int     r;
         int     which;
+        int     nctl = 0;
 
         launch_forward_signals(l);
         launch_reap(l);
-        if (l->nrunning == 0) {
+        if (launch_over(l)) {
             break;
         }
         now = launch_now_ms();
@@ -955,8 +1164,16 @@ static void launch_loop(launch_t *l, struct pollfd *pfds)
                 }
             }
         }
+        ctl_at = n;
+        if (l->ctl != NULL) {
+            nctl = launch_ctl_fds(l->ctl, pfds + n, l->opts.nnodes);
+            n += (nfds_t)nctl;
+        }
         if (poll(pfds, n, launch_poll_timeout(l, now, deadline)) <= 0) {
             continue;
+        }
+        if (nctl > 0) {
+            launch_remote(l, pfds + ctl_at, nctl);
         }
         if (pfds[0].revents != 0) {
             char buf[64];
@@ -1018,6 +1235,8 @@ static void launch_free(launch_t *l)
         }
     }
     free(l->ranks);
+    free(l->cpus);
+    launch_ctl_free(l->ctl);
     free(l->chunk);
     free(l->out);
     if (l->wake_pipe[0] >= 0) {
@@ -1047,6 +1266,13 @@ int scomm_cli_launch(int argc, char **argv)
         return rc;
     }
 
+    l.base = l.opts.node_rank * l.opts.nranks;
+    if (l.opts.nnodes > 1) {
+        rc = launch_shared_token(&l);
+        if (rc != 0) {
+            return rc;
+        }
+    }
     if (l.opts.master_port == 0) {
         l.opts.master_port = launch_pick_port();
         if (l.opts.master_port <= 0) {
@@ -1056,14 +1282,17 @@ int scomm_cli_launch(int argc, char **argv)
         }
     }
     snprintf(l.port_str, sizeof(l.port_str), "%d", l.opts.master_port);
-    if (launch_make_token(l.token) != 0) {
+    if (l.token_env != NULL) {
+        snprintf(l.token, sizeof(l.token), "%s", l.token_env);
+    } else if (launch_make_token(l.token) != 0) {
         fprintf(stderr, "scomm launch: getrandom failed: %s\n",
                 strerror(errno));
         return 1;
     }
 
     l.ranks = calloc((size_t)l.opts.nranks, sizeof(*l.ranks));
-    pfds    = calloc((size_t)l.opts.nranks * 2 + 1, sizeof(*pfds));
+    pfds    = calloc((size_t)l.opts.nranks * 2 + 1 + (size_t)l.opts.nnodes,
+                     sizeof(*pfds));
     l.chunk = l.opts.tag_output ? malloc(LAUNCH_READ_CHUNK) : NULL;
     if ((l.ranks == NULL) || (pfds == NULL) ||
         (l.opts.tag_output && (l.chunk == NULL))) {
@@ -1084,6 +1313,22 @@ int scomm_cli_launch(int argc, char **argv)
         return 1;
     }
     launch_raise_nofile(&l);
+    launch_bind_prepare(&l);
+    if (l.opts.nnodes > 1) {
+        /* Before any handler is installed: an interrupt during the join
+         * ends the launcher, and the others see it gone. */
+        launch_ctl_cfg_t cc = {
+            .nnodes = l.opts.nnodes, .node_rank = l.opts.node_rank,
+            .nproc = l.opts.nranks, .master_addr = l.opts.master_addr,
+            .port = l.opts.master_port + 1, .token = l.token,
+            .join_timeout = l.opts.join_timeout};
+
+        if (launch_ctl_join(&cc, &l.ctl) != 0) {
+            free(pfds);
+            launch_free(&l);
+            return 1;
+        }
+    }
 
     /* Keep the handlers from running between fork and exec (note 6). */
     sigemptyset(&block);
@@ -1097,8 +1342,11 @@ int scomm_cli_launch(int argc, char **argv)
 
     for (r = 0; r < l.opts.nranks; r++) {
         if (launch_start_rank(&l, r) != 0) {
-            l.exit_code = 1;
-            launch_begin_teardown(&l);
+            char what[64];
+
+            snprintf(what, sizeof(what), "rank %d could not be started",
+                     l.base + r);
+            launch_fail(&l, 1, what);
             break;
         }
     }

@@ -268,7 +268,7 @@ verdict $? "missing program: the rank exits 127"
 usage_ok=1
 for args in "" "-n" "-n 0" "-n 1025" "-n x true" "--bogus -n 1 true" \
             "-n 2" "-n 1 --timeout 0 true" "-n 1 --timeout -3 true" \
-            "-n 1 --master-port 70000 true" "-n 1 --bind-to numa true"; do
+            "-n 1 --master-port 70000 true" "-n 1 --bind-to socket true"; do
     # shellcheck disable=SC2086
     run $args
     if [ "$RC" -ne 2 ] || [ "$(wc -l < "$ERR")" -ne 1 ] ||
