@@ -30,6 +30,11 @@ from .registry import (get_comm_backend, is_comm_backend_available,
                        list_comm_backends, register_comm_backend)
 from .tensor import DType
 from .topology import DeviceId, Link, LinkKind, Topology, TopologyDetector
+from . import _torch_hook
+
+# torch.distributed backend "scomm": registered now if torch is loaded,
+# else as soon as torch.distributed is imported (never imports torch).
+_torch_hook.install()
 
 #: Package version; equal to libscomm's (CMake project version).
 __version__ = "0.1.0"
