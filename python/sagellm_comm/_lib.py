@@ -71,6 +71,60 @@ class BackendInfo(ctypes.Structure):
                 ("detail", ctypes.c_char * 320)]
 
 
+class KVLayoutC(ctypes.Structure):
+    """``scomm_kv_layout_t``: shape of a registered paged KV cache."""
+
+    _fields_ = [("num_layers", c_int32), ("num_kv_heads", c_int32),
+                ("head_dim", c_int32), ("block_tokens", c_int32),
+                ("num_blocks", c_int32), ("dtype", c_int),
+                ("order", c_int32)]
+
+
+class KVOptsC(ctypes.Structure):
+    """``scomm_kv_opts_t``: options of a KV endpoint (field_mask)."""
+
+    _fields_ = [("field_mask", c_uint64), ("preset", c_char_p),
+                ("preset_file", c_char_p), ("chunk_size", c_uint64),
+                ("streams", c_int32), ("prefetch_depth", c_int32),
+                ("zero_copy", c_int32), ("compression", c_int32),
+                ("compression_level", c_int32), ("wire_dtype", c_int32),
+                ("timeout_ms", c_int64), ("token", c_char_p),
+                ("reconnect_ms", c_int64)]
+
+
+class KVPlanC(ctypes.Structure):
+    """``scomm_kv_plan_t``: one transfer of a sequence's blocks."""
+
+    _fields_ = [("xfer_id", c_uint64), ("src_region", c_int32),
+                ("dst_region", c_int32), ("first_layer", c_int32),
+                ("num_layers", c_int32), ("num_tokens", c_uint64),
+                ("src_blocks", POINTER(c_int32)),
+                ("num_src_blocks", ctypes.c_uint32),
+                ("dst_blocks", POINTER(c_int32)),
+                ("num_dst_blocks", ctypes.c_uint32)]
+
+
+class KVStatsC(ctypes.Structure):
+    """``scomm_kv_stats_t``: counters of a KV endpoint."""
+
+    _fields_ = [(name, c_uint64) for name in (
+        "chunks_sent", "chunks_resent", "chunks_recv", "crc_errors",
+        "bytes_raw", "bytes_wire", "bytes_zero_copy", "streams_lost")] + [
+        ("streams", c_int32), ("same_host", c_int32)]
+
+
+KV_FIELD_PRESET = 1 << 0
+KV_FIELD_CHUNK_SIZE = 1 << 1
+KV_FIELD_STREAMS = 1 << 2
+KV_FIELD_PREFETCH_DEPTH = 1 << 3
+KV_FIELD_ZERO_COPY = 1 << 4
+KV_FIELD_COMPRESSION = 1 << 5
+KV_FIELD_WIRE_DTYPE = 1 << 6
+KV_FIELD_TIMEOUT = 1 << 7
+KV_FIELD_TOKEN = 1 << 8
+KV_FIELD_COMPRESS_LEVEL = 1 << 9
+KV_FIELD_RECONNECT_MS = 1 << 10
+
 INIT_FIELD_RANK = 1 << 0
 INIT_FIELD_WORLD_SIZE = 1 << 1
 INIT_FIELD_MASTER_ADDR = 1 << 2
@@ -160,6 +214,25 @@ _PROTOTYPES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "scomm_comm_set_stream": (_st, [_vp, c_void_p]),
     "scomm_backend_count": (c_int32, []),
     "scomm_backend_probe": (_st, [c_int32, POINTER(BackendInfo)]),
+    # KV-cache transfer
+    "scomm_kv_listen": (_st, [c_char_p, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_listener_port": (c_int32, [_vp]),
+    "scomm_kv_accept": (_st, [_vp, c_int64, _pp]),
+    "scomm_kv_listener_close": (None, [_vp]),
+    "scomm_kv_connect": (_st, [c_char_p, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_connect_comm": (_st, [_vp, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_ep_close": (None, [_vp]),
+    "scomm_kv_register": (_st, [_vp, POINTER(KVLayoutC), _vp, c_uint64,
+                                POINTER(c_int32)]),
+    "scomm_kv_deregister": (_st, [_vp, c_int32]),
+    "scomm_kv_submit": (_st, [_vp, POINTER(KVPlanC), c_int32, _pp]),
+    "scomm_kv_xfer_wait": (_st, [_vp, c_int64]),
+    "scomm_kv_xfer_test": (_st, [_vp, POINTER(c_int32)]),
+    "scomm_kv_xfer_free": (None, [_vp]),
+    "scomm_kv_wait_layer": (_st, [_vp, c_uint64, c_int32, c_int64]),
+    "scomm_kv_wait_xfer": (_st, [_vp, c_uint64, c_int64]),
+    "scomm_kv_ep_stats": (_st, [_vp, POINTER(KVStatsC)]),
+    "scomm_kv_block_bytes": (c_uint64, [POINTER(KVLayoutC)]),
 }
 
 
@@ -210,9 +283,10 @@ class Library:
         raise AttributeError(name)
 
     def check(self, status: int, comm: Optional[int] = None,
-              what: str = "") -> None:
+              what: str = "", kv: bool = False) -> None:
         """Raise the exception for a negative status, with the library's
-        message (the communicator's when there is one)."""
+        message (the communicator's when there is one); kv=True raises the
+        KV channel's classes (errors.KVError)."""
         if status >= 0:
             return
         detail = b""
@@ -225,7 +299,7 @@ class Library:
         message = detail.decode(errors="replace") or text
         if what and what not in message:
             message = f"{what}: {message}"
-        raise_for_status(status, message, name=name)
+        raise_for_status(status, message, name=name, kv=kv)
 
 
 _lock = threading.Lock()
