@@ -119,6 +119,19 @@ def _check(tensor: Any, call: str, name: str) -> None:
         raise type(exc)(f"scomm: {call}: {exc}") from None
 
 
+def _unflatten(flat: Any, outs: Sequence[Any]) -> None:
+    """Copy consecutive equal blocks of flat into the tensors outs."""
+    step = flat.numel() // max(len(outs), 1)
+    for i, out in enumerate(outs):
+        out.copy_(flat[i * step:(i + 1) * step].view_as(out))
+
+
+def _op(opts: Any, call: str) -> RedOp:
+    """The reduce op of a torch options object (SUM without one)."""
+    return _redop(opts.reduceOp if opts is not None else dist.ReduceOp.SUM,
+                  call)
+
+
 def _one(tensors: Sequence[Any], call: str) -> Any:
     if len(tensors) != 1:
         raise CommUnsupportedError(
@@ -127,14 +140,22 @@ def _one(tensors: Sequence[Any], call: str) -> Any:
     return tensors[0]
 
 
-def _same_shape_list(tensors: Sequence[Any], like: Any, call: str,
-                     what: str) -> None:
+def _rank_list(lists: Sequence[Sequence[Any]], like: Any, size: int,
+               call: str, what: str) -> List[Any]:
+    """The one list of a list form (one tensor per rank), checked: size
+    tensors, each of like's dtype and element count."""
+    tensors = list(_one(lists, call))
+    if len(tensors) != size:
+        raise CommInvalidArgumentError(
+            f"scomm: {call}: {what} has {len(tensors)} tensors, the group "
+            f"{size} ranks")
     for i, t in enumerate(tensors):
         if t.dtype != like.dtype or t.numel() != like.numel():
             raise CommUnsupportedError(
                 f"scomm: {call}: {what}[{i}] has {t.numel()} {t.dtype} "
                 f"elements, the input {like.numel()} {like.dtype}; uneven "
                 "sizes are not supported here")
+    return tensors
 
 
 # -- work ---------------------------------------------------------------------
@@ -391,7 +412,7 @@ def create_process_group(*args: Any) -> "ProcessGroupScomm":
                              name)
 
 
-# -- the process group ----------------------------------------------------------
+# -- the process group --------------------------------------------------------
 
 class ProcessGroupScomm(dist.ProcessGroup):
     """A torch ProcessGroup whose collectives run in libscomm."""
@@ -405,7 +426,7 @@ class ProcessGroupScomm(dist.ProcessGroup):
         self._name = name
         self._finalizer = weakref.finalize(self, _destroy, comm)
 
-    # -- identity ----------------------------------------------------------
+    # -- identity -------------------------------------------------------------
 
     @property
     def communicator(self) -> Communicator:
@@ -435,7 +456,7 @@ class ProcessGroupScomm(dist.ProcessGroup):
         if self._comm.alive:
             self._comm.abort()
 
-    # -- helpers -------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------
 
     def _work(self, call: str, requests: Sequence[Request],
               outputs: Sequence[Any], finish: Optional[Callable] = None,
@@ -459,6 +480,15 @@ class ProcessGroupScomm(dist.ProcessGroup):
                 f"(size {self.size()})")
         return int(rank)
 
+    def _rooted(self, tensors: Sequence[Any], opts: Any, call: str,
+                what: str) -> tuple:
+        """The one tensor of a rooted call, checked, and its root."""
+        t = _one(tensors, call)
+        root = self._peer(opts.rootRank if opts is not None else 0, call,
+                          what)
+        _check(t, call, "tensor")
+        return t, root
+
     @staticmethod
     def _tag(tag: int, call: str) -> int:
         if not 0 <= int(tag) <= _TAG_MAX:
@@ -466,13 +496,12 @@ class ProcessGroupScomm(dist.ProcessGroup):
                 f"scomm: {call}: tag {tag} is outside 0..{_TAG_MAX}")
         return int(tag)
 
-    # -- collectives ------------------------------------------------------------
+    # -- collectives ----------------------------------------------------------
 
     def allreduce(self, tensors: Sequence[Any], opts: Any = None) -> ScommWork:
         call = "all_reduce"
         t = _one(tensors, call)
-        op = _redop(opts.reduceOp if opts is not None
-                    else dist.ReduceOp.SUM, call)
+        op = _op(opts, call)
         _check(t, call, "tensor")
         req = self._issue(call, self._comm.all_reduce, t, op)
         return self._work(call, [req], [t])
@@ -480,8 +509,7 @@ class ProcessGroupScomm(dist.ProcessGroup):
     def allreduce_coalesced(self, tensors: Sequence[Any],
                             opts: Any = None) -> ScommWork:
         call = "all_reduce_coalesced"
-        op = _redop(opts.reduceOp if opts is not None
-                    else dist.ReduceOp.SUM, call)
+        op = _op(opts, call)
         reqs = []
         for t in tensors:
             _check(t, call, "tensor")
@@ -490,35 +518,33 @@ class ProcessGroupScomm(dist.ProcessGroup):
 
     def broadcast(self, tensors: Sequence[Any], opts: Any = None) -> ScommWork:
         call = "broadcast"
-        t = _one(tensors, call)
-        root = self._peer(opts.rootRank if opts is not None else 0, call,
-                          "src")
-        _check(t, call, "tensor")
+        t, root = self._rooted(tensors, opts, call, "src")
         req = self._issue(call, self._comm.broadcast, t, root)
         return self._work(call, [req], [t])
 
     def reduce(self, tensors: Sequence[Any], opts: Any = None) -> ScommWork:
         call = "reduce"
-        t = _one(tensors, call)
-        root = self._peer(opts.rootRank if opts is not None else 0, call,
-                          "dst")
-        op = _redop(opts.reduceOp if opts is not None
-                    else dist.ReduceOp.SUM, call)
-        _check(t, call, "tensor")
+        t, root = self._rooted(tensors, opts, call, "dst")
+        op = _op(opts, call)
         req = self._issue(call, self._comm.reduce, t, root, op)
         return self._work(call, [req], [t])
+
+    def _scaled(self, call: str, part: Any, whole: Any, part_name: str,
+                whole_name: str) -> None:
+        """Check the tensor forms: whole holds group size x part."""
+        _check(part, call, part_name)
+        _check(whole, call, whole_name)
+        if whole.dtype != part.dtype or \
+                whole.numel() != part.numel() * self.size():
+            raise CommInvalidArgumentError(
+                f"scomm: {call}: {whole_name} must hold world_size x "
+                f"{part.numel()} {part.dtype} elements (has "
+                f"{whole.numel()} {whole.dtype})")
 
     def _allgather_base(self, output: Any, input: Any,
                         opts: Any = None) -> ScommWork:
         call = "all_gather_into_tensor"
-        _check(input, call, "input")
-        _check(output, call, "output")
-        if output.dtype != input.dtype or \
-                output.numel() != input.numel() * self.size():
-            raise CommInvalidArgumentError(
-                f"scomm: {call}: output must hold world_size x "
-                f"{input.numel()} {input.dtype} elements (has "
-                f"{output.numel()} {output.dtype})")
+        self._scaled(call, input, output, "input", "output")
         req = self._issue(call, self._comm.all_gather, input, output)
         return self._work(call, [req], [output])
 
@@ -527,35 +553,20 @@ class ProcessGroupScomm(dist.ProcessGroup):
                   opts: Any = None) -> ScommWork:
         call = "all_gather"
         t = _one(input_tensors, call)
-        outs = list(_one(output_tensors, call))
-        if len(outs) != self.size():
-            raise CommInvalidArgumentError(
-                f"scomm: {call}: tensor_list has {len(outs)} tensors, the "
-                f"group {self.size()} ranks")
-        _same_shape_list(outs, t, call, "tensor_list")
+        outs = _rank_list(output_tensors, t, self.size(), call,
+                          "tensor_list")
         _check(t, call, "tensor")
         flat = torch.empty(self.size() * t.numel(), dtype=t.dtype)
         req = self._issue(call, self._comm.all_gather, t.contiguous(), flat)
 
-        def finish() -> None:
-            for i, out in enumerate(outs):
-                out.copy_(flat[i * t.numel():(i + 1) * t.numel()]
-                          .view_as(out))
-        return self._work(call, [req], outs, finish, [flat, t])
+        return self._work(call, [req], outs, lambda: _unflatten(flat, outs),
+                          [flat, t])
 
     def _reduce_scatter_base(self, output: Any, input: Any,
                              opts: Any = None) -> ScommWork:
         call = "reduce_scatter_tensor"
-        op = _redop(opts.reduceOp if opts is not None
-                    else dist.ReduceOp.SUM, call)
-        _check(input, call, "input")
-        _check(output, call, "output")
-        if output.dtype != input.dtype or \
-                input.numel() != output.numel() * self.size():
-            raise CommInvalidArgumentError(
-                f"scomm: {call}: input must hold world_size x "
-                f"{output.numel()} {output.dtype} elements (has "
-                f"{input.numel()} {input.dtype})")
+        op = _op(opts, call)
+        self._scaled(call, output, input, "output", "input")
         req = self._issue(call, self._comm.reduce_scatter, input, output, op)
         return self._work(call, [req], [output])
 
@@ -564,14 +575,9 @@ class ProcessGroupScomm(dist.ProcessGroup):
                        opts: Any = None) -> ScommWork:
         call = "reduce_scatter"
         out = _one(output_tensors, call)
-        ins = list(_one(input_tensors, call))
-        if len(ins) != self.size():
-            raise CommInvalidArgumentError(
-                f"scomm: {call}: input_list has {len(ins)} tensors, the "
-                f"group {self.size()} ranks")
-        _same_shape_list(ins, out, call, "input_list")
-        op = _redop(opts.reduceOp if opts is not None
-                    else dist.ReduceOp.SUM, call)
+        ins = _rank_list(input_tensors, out, self.size(), call,
+                         "input_list")
+        op = _op(opts, call)
         _check(out, call, "output")
         flat = torch.cat([x.reshape(-1) for x in ins])
         req = self._issue(call, self._comm.reduce_scatter, flat, out, op)
@@ -691,10 +697,8 @@ class ProcessGroupScomm(dist.ProcessGroup):
             req = self._issue(call, self._comm.all_to_all, flat_in,
                               flat_out)
 
-            def finish() -> None:
-                for i, o in enumerate(outs):
-                    o.copy_(flat_out[i * per:(i + 1) * per].view_as(o))
-            return self._work(call, [req], outs, finish,
+            return self._work(call, [req], outs,
+                              lambda: _unflatten(flat_out, outs),
                               [flat_in, flat_out])
         return self._exchange(call, outs, ins, outs)
 
@@ -703,25 +707,16 @@ class ProcessGroupScomm(dist.ProcessGroup):
         """Blocking in libscomm (no non-blocking gather): the returned
         work is complete."""
         call = "gather"
-        t = _one(input_tensors, call)
-        root = self._peer(opts.rootRank if opts is not None else 0, call,
-                          "dst")
-        _check(t, call, "tensor")
+        t, root = self._rooted(input_tensors, opts, call, "dst")
         outs: List[Any] = []
         flat = None
         if self.rank() == root:
-            outs = list(_one(output_tensors, call))
-            if len(outs) != self.size():
-                raise CommInvalidArgumentError(
-                    f"scomm: {call}: gather_list has {len(outs)} tensors, "
-                    f"the group {self.size()} ranks")
-            _same_shape_list(outs, t, call, "gather_list")
+            outs = _rank_list(output_tensors, t, self.size(), call,
+                              "gather_list")
             flat = torch.empty(self.size() * t.numel(), dtype=t.dtype)
         self._blocking(call, self._comm.gather, t.contiguous(), flat, root)
         if flat is not None:
-            for i, out in enumerate(outs):
-                out.copy_(flat[i * t.numel():(i + 1) * t.numel()]
-                          .view_as(out))
+            _unflatten(flat, outs)
         return self._work(call, [], outs)
 
     def scatter(self, output_tensors: Sequence[Any],
@@ -730,18 +725,11 @@ class ProcessGroupScomm(dist.ProcessGroup):
         """Blocking in libscomm (no non-blocking scatter): the returned
         work is complete."""
         call = "scatter"
-        out = _one(output_tensors, call)
-        root = self._peer(opts.rootRank if opts is not None else 0, call,
-                          "src")
-        _check(out, call, "tensor")
+        out, root = self._rooted(output_tensors, opts, call, "src")
         flat = None
         if self.rank() == root:
-            ins = list(_one(input_tensors, call))
-            if len(ins) != self.size():
-                raise CommInvalidArgumentError(
-                    f"scomm: {call}: scatter_list has {len(ins)} tensors, "
-                    f"the group {self.size()} ranks")
-            _same_shape_list(ins, out, call, "scatter_list")
+            ins = _rank_list(input_tensors, out, self.size(), call,
+                             "scatter_list")
             flat = torch.cat([x.reshape(-1) for x in ins])
         self._blocking(call, self._comm.scatter, flat, out, root)
         return self._work(call, [], [out])
@@ -760,29 +748,28 @@ class ProcessGroupScomm(dist.ProcessGroup):
         req = self._issue(call, self._comm.barrier)
         return self._work(call, [req], [])
 
-    # -- point-to-point ---------------------------------------------------------
+    # -- point-to-point -------------------------------------------------------
+
+    def _p2p(self, call: str, tensors: Sequence[Any], peer: int,
+             tag: int, what: str, fn: Callable) -> ScommWork:
+        t = _one(tensors, call)
+        peer = self._peer(peer, call, what)
+        _check(t, call, "tensor")
+        req = self._issue(call, fn, t, peer, self._tag(tag, call))
+        return self._work(call, [req], [t],
+                          source=peer if call == "recv" else -1)
 
     def send(self, tensors: Sequence[Any], dstRank: int,  # noqa: N803
              tag: int = 0) -> ScommWork:
-        call = "send"
-        t = _one(tensors, call)
-        dst = self._peer(dstRank, call, "dst")
-        _check(t, call, "tensor")
-        req = self._issue(call, self._comm.send, t, dst,
-                          self._tag(tag, call))
-        return self._work(call, [req], [t])
+        return self._p2p("send", tensors, dstRank, tag, "dst",
+                         self._comm.send)
 
     def recv(self, tensors: Sequence[Any], srcRank: int,  # noqa: N803
              tag: int = 0) -> ScommWork:
-        call = "recv"
-        t = _one(tensors, call)
-        src = self._peer(srcRank, call, "src")
-        _check(t, call, "tensor")
-        req = self._issue(call, self._comm.recv, t, src,
-                          self._tag(tag, call))
-        return self._work(call, [req], [t], source=src)
+        return self._p2p("recv", tensors, srcRank, tag, "src",
+                         self._comm.recv)
 
-    # -- not supported: named errors (invariant 4) ---------------------------------
+    # -- not supported: named errors (invariant 4) ----------------------------
 
     def _unsupported(self, call: str, why: str = "") -> None:
         raise CommUnsupportedError(

@@ -373,7 +373,26 @@ def _region_object(cache: Any, writable: bool, name: str) -> BufferView:
         raise CommInvalidArgumentError(f"kv register: {exc}") from None
 
 
-class KVEndpoint:
+class _Closable:
+    """close() on ``with`` exit and on garbage collection."""
+
+    def close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter teardown
+            pass
+
+
+class KVEndpoint(_Closable):
     """A set of TCP streams to one peer (``scomm_kv_ep_t``)."""
 
     def __init__(self, handle: ctypes.c_void_p,
@@ -396,7 +415,7 @@ class KVEndpoint:
     def _check(self, status: int, what: str) -> None:
         self._lib.check(status, None, what, kv=True)
 
-    # -- regions ---------------------------------------------------------------
+    # -- regions --------------------------------------------------------------
 
     def register(self, cache: Any, layout: Optional[KVLayout] = None, *,
                  order: KVOrder = KVOrder.HEAD_MAJOR,
@@ -473,7 +492,7 @@ class KVEndpoint:
         with self._lock:
             self._xfers.pop(id(xfer), None)
 
-    # -- receiver --------------------------------------------------------------
+    # -- receiver -------------------------------------------------------------
 
     def wait_layer(self, xfer_id: int, layer: int,
                    timeout_ms: int = 0) -> None:
@@ -489,7 +508,7 @@ class KVEndpoint:
             self._h(), int(xfer_id), int(timeout_ms)),
             f"kv wait_xfer {xfer_id}")
 
-    # -- both -------------------------------------------------------------------
+    # -- both -----------------------------------------------------------------
 
     def stats(self) -> KVStats:
         st = _lib.KVStatsC()
@@ -517,20 +536,8 @@ class KVEndpoint:
             if reg._view is not None:
                 reg._view.release()
 
-    def __enter__(self) -> "KVEndpoint":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter teardown
-            pass
-
-
-class KVListener:
+class KVListener(_Closable):
     """A listening socket for one KV peer at a time."""
 
     def __init__(self, handle: ctypes.c_void_p,
@@ -561,39 +568,29 @@ class KVListener:
         if handle:
             self._lib.scomm_kv_listener_close(handle)
 
-    def __enter__(self) -> "KVListener":
-        return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # pragma: no cover
-            pass
+def _open(fn: str, what: str, host: str, port: int,
+          options: Optional[KVOptions], cls: Any) -> Any:
+    lib = _lib.load()
+    handle = ctypes.c_void_p()
+    lib.check(lib.fn(fn)(str(host).encode(), int(port), _opts(options),
+                         ctypes.byref(handle)),
+              None, f"kv {what} {host}:{port}", kv=True)
+    return cls(handle, lib)
 
 
 def listen(host: str = "127.0.0.1", port: int = 0,
            options: Optional[KVOptions] = None) -> KVListener:
     """Listen for a KV peer on host:port (0: any free port)."""
-    lib = _lib.load()
-    lst = ctypes.c_void_p()
-    lib.check(lib.scomm_kv_listen(str(host).encode(), int(port),
-                                  _opts(options), ctypes.byref(lst)),
-              None, f"kv listen {host}:{port}", kv=True)
-    return KVListener(lst, lib)
+    return _open("scomm_kv_listen", "listen", host, port, options,
+                 KVListener)
 
 
 def connect(host: str, port: int,
             options: Optional[KVOptions] = None) -> KVEndpoint:
     """Connect to a listening peer, retrying until the options' timeout."""
-    lib = _lib.load()
-    ep = ctypes.c_void_p()
-    lib.check(lib.scomm_kv_connect(str(host).encode(), int(port),
-                                   _opts(options), ctypes.byref(ep)),
-              None, f"kv connect {host}:{port}", kv=True)
-    return KVEndpoint(ep, lib)
+    return _open("scomm_kv_connect", "connect", host, port, options,
+                 KVEndpoint)
 
 
 def _communicator(comm: Any) -> Any:

@@ -200,7 +200,7 @@ def tp_head_slices(num_kv_heads: int, src_tp: int, dst_tp: int,
     return out
 
 
-# -- control frames -------------------------------------------------------------
+# -- control frames -----------------------------------------------------------
 
 def _send_frame(sock: socket.socket, lock: threading.Lock,
                 msg: Dict[str, Any]) -> None:
@@ -250,7 +250,7 @@ def _regions_compatible(mine: List[Dict[str, Any]],
     return None
 
 
-# -- worker-side state ------------------------------------------------------------
+# -- worker-side state --------------------------------------------------------
 
 class _Load:
     """One request's load on a decode worker."""
@@ -453,7 +453,7 @@ class _Peer:
         self.xfers: Dict[str, List[Any]] = {}
 
 
-# -- the connector -------------------------------------------------------------------
+# -- the connector ------------------------------------------------------------
 
 class ScommKVConnector:
     """vLLM-style KV connector over scomm's KV channel (one role)."""
