@@ -258,6 +258,13 @@ def _p2p(r: int, n: int) -> None:
                     q.exception() is None, "isend/irecv work state")
         _same(got, torch.arange(100, dtype=torch.float32).to(dt) + prv,
               f"isend/irecv {dt}")
+        got = torch.empty_like(x)
+        ops = [dist.P2POp(dist.irecv, got, prv, tag=4),
+               dist.P2POp(dist.isend, x, nxt, tag=4)]
+        for q in dist.batch_isend_irecv(ops):
+            q.wait()
+        _same(got, torch.arange(100, dtype=torch.float32).to(dt) + prv,
+              f"batch_isend_irecv {dt}")
 
 
 def _async(r: int, n: int) -> None:
@@ -277,6 +284,11 @@ def _async(r: int, n: int) -> None:
         _expect(bool((x == want).all()), f"async all_reduce {k}: {x[:3]}")
     _expect(torch.equal(flat, torch.arange(n).float().repeat_interleave(4)),
             f"async all_gather {flat}")
+    if hasattr(dist, "all_reduce_coalesced"):
+        parts = [torch.full((k + 1,), float(r)) for k in range(3)]
+        dist.all_reduce_coalesced(parts)
+        _expect(all(bool((p == sum(range(n))).all()) for p in parts),
+                f"all_reduce_coalesced {parts}")
     fut = dist.all_reduce(torch.ones(3), async_op=True).get_future()
     _expect(torch.equal(fut.wait()[0], torch.full((3,), float(n))),
             "get_future")
