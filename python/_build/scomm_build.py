@@ -1,4 +1,4 @@
-"""In-tree PEP 517 build backend for sagellm-comm, standard library only.
+"""In-tree PEP 517 build backend for isagellm-comm, standard library only.
 
 Why not setuptools: pip builds in an isolated environment and would fetch
 setuptools from the index, which fails offline. This backend needs nothing

@@ -30,9 +30,16 @@ from .registry import (get_comm_backend, is_comm_backend_available,
                        list_comm_backends, register_comm_backend)
 from .tensor import DType
 from .topology import DeviceId, Link, LinkKind, Topology, TopologyDetector
+from . import _torch_hook
 
-#: Package version; equal to libscomm's (CMake project version).
-__version__ = "0.1.0"
+# torch.distributed backend "scomm": registered now if torch is loaded,
+# else as soon as torch.distributed is imported (never imports torch).
+_torch_hook.install()
+
+#: Version of the distribution isagellm-comm: the seed's 0.5 line, which
+#: its dependents pin (>=0.5.x,<0.6), above its last release (0.5.4.15).
+#: libscomm's own version is library_version().
+__version__ = "0.5.5.0"
 
 __all__ = [
     "__version__",

@@ -6,12 +6,26 @@ missing from the loaded library (an older build) is skipped, and
 ``has(name)`` tells callers whether they may use it. Adding a binding for a
 new C function is one line there.
 
-Search order for the library:
+Search order for the library (``search()``), first hit wins:
 
-1. ``SCOMM_LIBRARY`` (a path to the shared object);
-2. next to this package (``sagellm_comm/libscomm.so*``, as a wheel ships it);
-3. the repository's build tree (``build/libscomm.so`` beside ``python/``);
-4. the system's linker path (``ctypes.util.find_library("scomm")``).
+1. ``SCOMM_LIBRARY`` (a path to the shared object), if set;
+2. a copy inside this package (``sagellm_comm/libscomm.so*``, as a wheel
+   built with one ships it);
+3. the repository's build tree (``build/libscomm.so``), only when this
+   package is imported from a source checkout;
+4. the dynamic loader's own search (``ctypes.util.find_library``: the
+   ldconfig cache, i.e. /etc/ld.so.conf.d after ``ldconfig``, and
+   LD_LIBRARY_PATH);
+5. pkg-config's ``libdir`` of ``scomm`` (scomm.pc, installed by CMake);
+6. this Python environment's prefix (``sys.prefix``/lib: a venv or conda
+   environment that libscomm was installed into with
+   ``cmake --install build --prefix $VIRTUAL_ENV``);
+7. the standard directories (/usr/local/lib, the multiarch and lib64
+   forms, /usr/lib), which also finds ``sudo cmake --install build``
+   before anyone ran ldconfig.
+
+When none loads, CommLibraryError lists every place looked and why each
+failed. ``Library.path`` is the file actually loaded (dladdr).
 """
 
 from __future__ import annotations
@@ -19,6 +33,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
+import subprocess
+import sys
+import sysconfig
 import threading
 from ctypes import (POINTER, c_char_p, c_double, c_int, c_int32, c_int64,
                     c_size_t, c_uint64, c_void_p)
@@ -70,6 +88,60 @@ class BackendInfo(ctypes.Structure):
                 ("found", c_int32),
                 ("detail", ctypes.c_char * 320)]
 
+
+class KVLayoutC(ctypes.Structure):
+    """``scomm_kv_layout_t``: shape of a registered paged KV cache."""
+
+    _fields_ = [("num_layers", c_int32), ("num_kv_heads", c_int32),
+                ("head_dim", c_int32), ("block_tokens", c_int32),
+                ("num_blocks", c_int32), ("dtype", c_int),
+                ("order", c_int32)]
+
+
+class KVOptsC(ctypes.Structure):
+    """``scomm_kv_opts_t``: options of a KV endpoint (field_mask)."""
+
+    _fields_ = [("field_mask", c_uint64), ("preset", c_char_p),
+                ("preset_file", c_char_p), ("chunk_size", c_uint64),
+                ("streams", c_int32), ("prefetch_depth", c_int32),
+                ("zero_copy", c_int32), ("compression", c_int32),
+                ("compression_level", c_int32), ("wire_dtype", c_int32),
+                ("timeout_ms", c_int64), ("token", c_char_p),
+                ("reconnect_ms", c_int64)]
+
+
+class KVPlanC(ctypes.Structure):
+    """``scomm_kv_plan_t``: one transfer of a sequence's blocks."""
+
+    _fields_ = [("xfer_id", c_uint64), ("src_region", c_int32),
+                ("dst_region", c_int32), ("first_layer", c_int32),
+                ("num_layers", c_int32), ("num_tokens", c_uint64),
+                ("src_blocks", POINTER(c_int32)),
+                ("num_src_blocks", ctypes.c_uint32),
+                ("dst_blocks", POINTER(c_int32)),
+                ("num_dst_blocks", ctypes.c_uint32)]
+
+
+class KVStatsC(ctypes.Structure):
+    """``scomm_kv_stats_t``: counters of a KV endpoint."""
+
+    _fields_ = [(name, c_uint64) for name in (
+        "chunks_sent", "chunks_resent", "chunks_recv", "crc_errors",
+        "bytes_raw", "bytes_wire", "bytes_zero_copy", "streams_lost")] + [
+        ("streams", c_int32), ("same_host", c_int32)]
+
+
+KV_FIELD_PRESET = 1 << 0
+KV_FIELD_CHUNK_SIZE = 1 << 1
+KV_FIELD_STREAMS = 1 << 2
+KV_FIELD_PREFETCH_DEPTH = 1 << 3
+KV_FIELD_ZERO_COPY = 1 << 4
+KV_FIELD_COMPRESSION = 1 << 5
+KV_FIELD_WIRE_DTYPE = 1 << 6
+KV_FIELD_TIMEOUT = 1 << 7
+KV_FIELD_TOKEN = 1 << 8
+KV_FIELD_COMPRESS_LEVEL = 1 << 9
+KV_FIELD_RECONNECT_MS = 1 << 10
 
 INIT_FIELD_RANK = 1 << 0
 INIT_FIELD_WORLD_SIZE = 1 << 1
@@ -160,26 +232,149 @@ _PROTOTYPES: Dict[str, Tuple[Any, Sequence[Any]]] = {
     "scomm_comm_set_stream": (_st, [_vp, c_void_p]),
     "scomm_backend_count": (c_int32, []),
     "scomm_backend_probe": (_st, [c_int32, POINTER(BackendInfo)]),
+    # KV-cache transfer
+    "scomm_kv_listen": (_st, [c_char_p, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_listener_port": (c_int32, [_vp]),
+    "scomm_kv_accept": (_st, [_vp, c_int64, _pp]),
+    "scomm_kv_listener_close": (None, [_vp]),
+    "scomm_kv_connect": (_st, [c_char_p, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_connect_comm": (_st, [_vp, c_int32, POINTER(KVOptsC), _pp]),
+    "scomm_kv_ep_close": (None, [_vp]),
+    "scomm_kv_register": (_st, [_vp, POINTER(KVLayoutC), _vp, c_uint64,
+                                POINTER(c_int32)]),
+    "scomm_kv_deregister": (_st, [_vp, c_int32]),
+    "scomm_kv_submit": (_st, [_vp, POINTER(KVPlanC), c_int32, _pp]),
+    "scomm_kv_xfer_wait": (_st, [_vp, c_int64]),
+    "scomm_kv_xfer_test": (_st, [_vp, POINTER(c_int32)]),
+    "scomm_kv_xfer_free": (None, [_vp]),
+    "scomm_kv_wait_layer": (_st, [_vp, c_uint64, c_int32, c_int64]),
+    "scomm_kv_wait_xfer": (_st, [_vp, c_uint64, c_int64]),
+    "scomm_kv_ep_stats": (_st, [_vp, POINTER(KVStatsC)]),
+    "scomm_kv_block_bytes": (c_uint64, [POINTER(KVLayoutC)]),
 }
 
 
-def candidate_paths() -> List[Path]:
-    """Return the places searched for libscomm, in order."""
-    paths: List[Path] = []
+_LIB_GLOBS = ("libscomm.so", "libscomm.so.[0-9]*")
+
+
+def _in_dir(d: Path) -> Optional[Path]:
+    """libscomm.so, else its highest versioned name, in directory d."""
+    for pattern in _LIB_GLOBS:
+        hits = sorted(d.glob(pattern))
+        if hits:
+            return hits[-1] if pattern != "libscomm.so" else hits[0]
+    return None
+
+
+def _source_tree_build() -> Optional[Path]:
+    repo = _HERE.parent.parent
+    if _HERE.parent.name == "python" and \
+            (repo / "include" / "scomm.h").is_file():
+        return repo / "build" / "libscomm.so"
+    return None
+
+
+def _pkg_config_libdir() -> Tuple[Optional[Path], str]:
+    exe = shutil.which("pkg-config")
+    if exe is None:
+        return None, "pkg-config is not installed"
+    try:
+        out = subprocess.run([exe, "--variable=libdir", "scomm"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, str(exc)
+    if out.returncode != 0 or not out.stdout.strip():
+        return None, "no scomm.pc on pkg-config's path"
+    return Path(out.stdout.strip()), ""
+
+
+def _standard_dirs() -> List[Path]:
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    dirs = [Path(sys.prefix) / "lib", Path(sys.prefix) / "lib64"]
+    for base in ("/usr/local/lib", "/usr/lib"):
+        if multiarch:
+            dirs.append(Path(base) / multiarch)
+        dirs += [Path(base + "64"), Path(base)]
+    out: List[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def search() -> List[Tuple[str, Optional[str], str]]:
+    """Every place looked for libscomm, in order: (where, path found or
+    None, why not). Stops at the first hit."""
+    steps: List[Tuple[str, Optional[str], str]] = []
+
+    def hit(where: str, path: Optional[Path], why: str = "not found"
+            ) -> bool:
+        if path is not None and path.is_file():
+            steps.append((where, str(path), ""))
+            return True
+        steps.append((where, None, why))
+        return False
+
     env = os.environ.get("SCOMM_LIBRARY")
     if env:
-        paths.append(Path(env))
-    paths.extend(sorted(_HERE.glob("libscomm.so*")))
-    repo = _HERE.parent.parent
-    paths.append(repo / "build" / "libscomm.so")
-    return paths
+        if hit("SCOMM_LIBRARY", Path(env), f"{env} does not exist"):
+            return steps
+    else:
+        steps.append(("SCOMM_LIBRARY", None, "not set"))
+    if hit(f"inside the package ({_HERE}/libscomm.so*)", _in_dir(_HERE)):
+        return steps
+    tree = _source_tree_build()
+    if tree is not None and hit(f"source tree build ({tree})", tree):
+        return steps
+    found = ctypes.util.find_library("scomm")
+    if found:
+        steps.append(("dynamic loader (ctypes.util.find_library, ldconfig "
+                      "cache / LD_LIBRARY_PATH)", found, ""))
+        return steps
+    steps.append(("dynamic loader (ctypes.util.find_library, ldconfig "
+                  "cache / LD_LIBRARY_PATH)", None, "not found"))
+    libdir, why = _pkg_config_libdir()
+    if libdir is not None:
+        if hit(f"pkg-config scomm libdir ({libdir})", _in_dir(libdir)):
+            return steps
+    else:
+        steps.append(("pkg-config scomm", None, why))
+    for d in _standard_dirs():
+        if hit(f"{d}", _in_dir(d)):
+            return steps
+    return steps
+
+
+def candidate_paths() -> List[Path]:
+    """The file search() would load (empty when none)."""
+    return [Path(p) for _, p, _ in search() if p is not None]
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", c_char_p), ("dli_fbase", c_void_p),
+                ("dli_sname", c_char_p), ("dli_saddr", c_void_p)]
+
+
+def _loaded_file(fn: Any, fallback: str) -> str:
+    """The shared object that defines fn (dladdr), else fallback."""
+    for libname in (None, "libdl.so.2"):
+        try:
+            dladdr = ctypes.CDLL(libname).dladdr
+        except (OSError, AttributeError):
+            continue
+        dladdr.argtypes = [c_void_p, POINTER(_DlInfo)]
+        dladdr.restype = c_int
+        info = _DlInfo()
+        addr = ctypes.cast(fn, c_void_p)
+        if dladdr(addr, ctypes.byref(info)) and info.dli_fname:
+            return os.path.realpath(info.dli_fname.decode())
+    return fallback
 
 
 class Library:
     """The loaded libscomm with its prototypes applied."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
         self._dll = ctypes.CDLL(path)
         self._available: Dict[str, Any] = {}
         for name, (restype, argtypes) in _PROTOTYPES.items():
@@ -189,6 +384,8 @@ class Library:
             fn.restype = restype
             fn.argtypes = list(argtypes)
             self._available[name] = fn
+        probe = self._available.get("scomm_version")
+        self.path = _loaded_file(probe, path) if probe is not None else path
 
     def has(self, name: str) -> bool:
         """Whether the loaded library exports ``name`` (e.g. a newer call)."""
@@ -210,9 +407,10 @@ class Library:
         raise AttributeError(name)
 
     def check(self, status: int, comm: Optional[int] = None,
-              what: str = "") -> None:
+              what: str = "", kv: bool = False) -> None:
         """Raise the exception for a negative status, with the library's
-        message (the communicator's when there is one)."""
+        message (the communicator's when there is one); kv=True raises the
+        KV channel's classes (errors.KVError)."""
         if status >= 0:
             return
         detail = b""
@@ -225,7 +423,7 @@ class Library:
         message = detail.decode(errors="replace") or text
         if what and what not in message:
             message = f"{what}: {message}"
-        raise_for_status(status, message, name=name)
+        raise_for_status(status, message, name=name, kv=kv)
 
 
 _lock = threading.Lock()
@@ -241,32 +439,26 @@ def load(path: Optional[str] = None) -> Library:
     with _lock:
         if _loaded is not None and path is None:
             return _loaded
-        tried: List[str] = []
-        candidates = [Path(path)] if path else candidate_paths()
-        for cand in candidates:
-            if cand.is_file():
-                try:
-                    lib = Library(str(cand))
-                except OSError as exc:
-                    tried.append(f"{cand} ({exc})")
-                    continue
-                if path is None:
-                    _loaded = lib
-                return lib
-            tried.append(f"{cand} (not found)")
-        if path is None:
-            found = ctypes.util.find_library("scomm")
-            if found:
-                try:
-                    _loaded = Library(found)
-                    return _loaded
-                except OSError as exc:
-                    tried.append(f"{found} ({exc})")
-            else:
-                tried.append("ctypes.util.find_library('scomm') (not found)")
+        if path is not None:
+            try:
+                return Library(path)
+            except OSError as exc:
+                raise CommLibraryError(f"cannot load {path}: {exc}") \
+                    from None
+        steps = search()
+        where, found, _ = steps[-1]
+        if found is not None:
+            try:
+                _loaded = Library(found)
+                return _loaded
+            except OSError as exc:
+                steps[-1] = (where, None, f"{found}: {exc}")
+        tried = "; ".join(f"{w}: {why}" for w, _, why in steps)
         raise CommLibraryError(
-            "libscomm not found; set SCOMM_LIBRARY to the path of "
-            "libscomm.so (tried: " + "; ".join(tried) + ")")
+            "libscomm not found. Looked in: " + tried + ". Install it "
+            "(cmake --install build, then ldconfig for a system prefix; "
+            "or --prefix into this Python environment) or set "
+            "SCOMM_LIBRARY to its path")
 
 
 def available() -> bool:

@@ -172,9 +172,70 @@ class CommLibraryError(CommError, ImportError):
     code = "unavailable"
 
 
+# -- the KV channel's errors (sagellm_comm.kv) ----------------------------
+#
+# The seed's KV taxonomy (sagellm_protocol.kv.KVErrorCode): a KV call
+# raises one of these, each also the general class of its status, so
+# ``except KVError`` catches every KV failure and ``except PeerLostError``
+# still catches a lost peer. ``kv_code`` is the seed's string.
+
+
+class KVError(CommError):
+    """Base of the errors raised by the KV-cache transfer channel."""
+
+
+class KVTransferFailedError(KVError, PeerLostError):
+    """KV_TRANSFER_FAILED: the peer was lost (SCOMM_ERR_PEER_LOST)."""
+
+    kv_code = "KV_TRANSFER_FAILED"
+
+
+class KVTransferAbortedError(KVError, CommAbortedError):
+    """KV_TRANSFER_FAILED: cancelled (endpoint closed, request freed)."""
+
+    kv_code = "KV_TRANSFER_FAILED"
+
+
+class KVTransferTimeoutError(KVError, CommTimeoutError):
+    """KV_TRANSFER_TIMEOUT: a deadline passed; the transfer goes on."""
+
+    kv_code = "KV_TRANSFER_TIMEOUT"
+    retryable = True
+
+
+class KVChecksumMismatchError(KVError, ChecksumMismatchError):
+    """KV_CHECKSUM_MISMATCH: a chunk failed CRC32C too often."""
+
+    kv_code = "KV_CHECKSUM_MISMATCH"
+
+
+class KVMetadataMismatchError(KVError, CommMismatchError):
+    """KV_METADATA_MISMATCH: the receiver refused the plan (layouts or
+    regions differ)."""
+
+    kv_code = "KV_METADATA_MISMATCH"
+
+
+class KVConfigInvalidError(KVError, CommConfigError):
+    """KV_CONFIG_INVALID: bad options or preset."""
+
+    kv_code = "KV_CONFIG_INVALID"
+
+
+class KVMemoryExhaustedError(KVError, CommMemoryError):
+    """KV_MEMORY_EXHAUSTED: out of memory."""
+
+    kv_code = "KV_MEMORY_EXHAUSTED"
+
+
+class KVNotImplementedError(KVError, CommUnsupportedError):
+    """KV_NOT_IMPLEMENTED: a plan feature this libscomm lacks."""
+
+    kv_code = "KV_NOT_IMPLEMENTED"
+
+
 # Aliases for the names a seed user may look for.
 CommTimeout = CommTimeoutError
-KVTransferFailedError = PeerLostError
 
 _BY_STATUS: Dict[int, Type[CommError]] = {
     cls.status: cls for cls in (
@@ -186,15 +247,27 @@ _BY_STATUS: Dict[int, Type[CommError]] = {
 }
 
 
-def error_class(status: int) -> Type[CommError]:
-    """The exception class for a libscomm status (CommError if unknown)."""
+_KV_BY_STATUS: Dict[int, Type[CommError]] = {
+    cls.status: cls for cls in (
+        KVTransferFailedError, KVTransferAbortedError,
+        KVTransferTimeoutError, KVChecksumMismatchError,
+        KVMetadataMismatchError, KVConfigInvalidError,
+        KVMemoryExhaustedError)
+}
+
+
+def error_class(status: int, kv: bool = False) -> Type[CommError]:
+    """The exception class for a libscomm status (CommError if unknown);
+    with kv=True the KV channel's class where the KV taxonomy has one."""
+    if kv and status in _KV_BY_STATUS:
+        return _KV_BY_STATUS[status]
     return _BY_STATUS.get(status, CommError)
 
 
 def raise_for_status(status: int, message: str, *,
-                     name: Optional[str] = None) -> None:
+                     name: Optional[str] = None, kv: bool = False) -> None:
     """Raise the exception of a negative status; do nothing otherwise."""
     if status >= 0:
         return
-    cls = error_class(status)
+    cls = error_class(status, kv)
     raise cls(message, status=status, name=name or None)

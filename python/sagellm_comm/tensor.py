@@ -22,7 +22,7 @@ import enum
 import sys
 from typing import Any, Optional, Union
 
-from .errors import CommInvalidArgumentError
+from .errors import CommInvalidArgumentError, CommUnsupportedError
 
 
 class DType(enum.IntEnum):
@@ -139,10 +139,32 @@ def is_numpy_array(obj: Any) -> bool:
     return np is not None and isinstance(obj, np.ndarray)
 
 
+def check_torch_memory(t: Any, name: str) -> None:
+    """Refuse a torch tensor libscomm cannot take as it is: not contiguous,
+    or not in host memory. This is the one place that decides host versus
+    device memory: device tensors (CUDA and others) are refused here until
+    libscomm's device-memory support lands; that change sets
+    ``BufferView.device`` and ``.stream`` from the tensor here and routes
+    the call to a communicator with a vendor backend."""
+    if t.device.type != "cpu":
+        raise CommUnsupportedError(
+            f"{name} is on {t.device}: this build moves host (CPU) tensors "
+            "only (device tensors come with libscomm's device-memory "
+            "support)")
+    if not t.is_contiguous():
+        raise CommInvalidArgumentError(
+            f"{name} must be contiguous (call .contiguous() first)")
+
+
 class BufferView:
     """A caller's tensor seen as raw memory: ``ptr``, ``count`` elements of
-    ``dtype``, ``nbytes``. Use as a context manager (or call release()) so
-    that a buffer-protocol exporter is unlocked after the C call."""
+    ``dtype``, ``nbytes``; ``device`` (None: host memory) and ``stream``
+    (None: none) are where a device pointer's context will go. Use as a
+    context manager (or call release()) so that a buffer-protocol exporter
+    is unlocked after the C call."""
+
+    device: Optional[str] = None
+    stream: Optional[int] = None
 
     def __init__(self, obj: Any, *, writable: bool, name: str = "tensor",
                  dtype: Optional[Union[DType, str]] = None) -> None:
@@ -165,13 +187,7 @@ class BufferView:
         self.count = self.nbytes // self.dtype.itemsize
 
     def _from_torch(self, t: Any, name: str) -> None:
-        if t.device.type != "cpu":
-            raise CommInvalidArgumentError(
-                f"{name} must be a CPU tensor (got device {t.device}); "
-                "libscomm moves host memory")
-        if not t.is_contiguous():
-            raise CommInvalidArgumentError(
-                f"{name} must be contiguous (call .contiguous() first)")
+        check_torch_memory(t, name)
         self.dtype = _torch_dtype(t)
         self.nbytes = t.numel() * t.element_size()
         self.ptr = t.data_ptr() if self.nbytes else None

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 PKG_ROOT = HERE.parent          # python/, which holds sagellm_comm
@@ -36,26 +36,32 @@ def free_port() -> int:
 
 
 def rank_env(rank: int, world: int, port: int,
-             extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """The environment of one rank."""
-    env = dict(os.environ)
+             extra: Optional[Dict[str, str]] = None,
+             pythonpath: Optional[Sequence[str]] = None,
+             drop: Sequence[str] = ()) -> Dict[str, str]:
+    """The environment of one rank. ``pythonpath`` replaces the default
+    (this tree's package, then the tests); ``drop`` removes variables."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    if pythonpath is None:
+        pythonpath = [str(PKG_ROOT), str(HERE)] + (
+            [env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env.update({"RANK": str(rank), "WORLD_SIZE": str(world),
                 "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
                 "SCOMM_TIMEOUT_MS": env.get("SCOMM_TIMEOUT_MS", "20000"),
-                "PYTHONPATH": os.pathsep.join(
-                    [str(PKG_ROOT), str(HERE)]
-                    + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
-                       else []))})
+                "PYTHONPATH": os.pathsep.join(pythonpath)})
     env.update(extra or {})
     return env
 
 
 def run_ranks(n: int, target: str, timeout: float = 90.0,
               extra_env: Optional[Dict[str, str]] = None,
-              args: Tuple[str, ...] = ()) -> List[Tuple[int, str, str]]:
-    """Run ``module:function`` on n ranks; returns (rc, stdout, stderr)
-    per rank. rc -9 marks a rank killed at the deadline."""
+              args: Tuple[str, ...] = (), python: str = sys.executable,
+              pythonpath: Optional[Sequence[str]] = None,
+              drop_env: Sequence[str] = ()) -> List[Tuple[int, str, str]]:
+    """Run ``module:function`` on n ranks (interpreter ``python``);
+    returns (rc, stdout, stderr) per rank. rc -9 marks a rank killed at
+    the deadline."""
     module, func = target.split(":")
     code = (f"import sys, {module}; sys.exit({module}.{func}(*sys.argv[1:])"
             " or 0)")
@@ -64,8 +70,9 @@ def run_ranks(n: int, target: str, timeout: float = 90.0,
     try:
         for r in range(n):
             procs.append(subprocess.Popen(
-                [sys.executable, "-c", code, *args],
-                env=rank_env(r, n, port, extra_env), cwd=str(HERE),
+                [python, "-c", code, *args],
+                env=rank_env(r, n, port, extra_env, pythonpath, drop_env),
+                cwd=str(HERE),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 start_new_session=True))
         deadline = time.monotonic() + timeout

@@ -309,12 +309,14 @@ def _find_cli() -> str:
 
 
 class VersionTest(unittest.TestCase):
-    """The CLI, the library and the package agree on the version."""
+    """The package carries the seed's distribution version (isagellm-comm
+    0.5.x); the CLI and the library agree on libscomm's."""
 
-    def test_versions_agree(self) -> None:
-        self.assertEqual(sc.__version__, sc.library_version())
+    def test_versions(self) -> None:
+        self.assertRegex(sc.__version__, r"^0\.5\.\d+(\.\d+)?$")
+        text = sc.library_version()
         lib = _lib.load()
-        major, minor, patch = (int(x) for x in sc.__version__.split("."))
+        major, minor, patch = (int(x) for x in text.split("."))
         self.assertEqual(lib.scomm_version(),
                          major * 10000 + minor * 100 + patch)
         cli = _find_cli()
@@ -324,10 +326,11 @@ class VersionTest(unittest.TestCase):
                              text=True, timeout=30).stdout
         m = re.match(r"scomm (\S+)", out)
         self.assertIsNotNone(m, out)
-        self.assertEqual(m.group(1), sc.__version__)
+        self.assertEqual(m.group(1), text)
 
     def test_pyproject_version(self) -> None:
         text = (mp_util.PKG_ROOT / "pyproject.toml").read_text()
+        self.assertIn('name = "isagellm-comm"', text)
         self.assertIn(f'version = "{sc.__version__}"', text)
 
 
@@ -363,7 +366,9 @@ class PackagingTest(unittest.TestCase):
                                   env=run_env, cwd=tmp, timeout=60)
             self.assertEqual(proc.returncode, 0, proc.stderr)
             self.assertEqual(proc.stdout.split(),
-                             [sc.__version__, sc.__version__])
+                             [sc.__version__, sc.library_version()])
+            self.assertTrue(list(Path(tmp, "site").glob(
+                f"isagellm_comm-{sc.__version__}.dist-info")))
             eps = list(Path(tmp, "site").glob("*.dist-info/entry_points.txt"))
             self.assertIn("sagellm.comm_backends", eps[0].read_text())
 

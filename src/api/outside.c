@@ -14,9 +14,15 @@
 static const scomm_param_t scomm_python_params[] = {
     {.name = "SCOMM_LIBRARY", .defval = "", .type = SCOMM_PARAM_STRING,
      .flags = SCOMM_PARAM_F_ENV_ONLY,
-     .help = "path of libscomm.so for the Python package; default: next "
-             "to the package, then the build tree, then the loader's "
-             "search path"},
+     .help = "path of libscomm.so for the Python package; default: a "
+             "copy in the package, a source checkout's build, the "
+             "loader's cache, pkg-config, the Python prefix, /usr/local/"
+             "lib and /usr/lib (docs/python.md)"},
+    {.name = "SCOMM_TORCH_ADDR", .defval = "", .type = SCOMM_PARAM_STRING,
+     .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "torch backend \"scomm\": the address a group's rank 0 "
+             "listens on for libscomm's rendezvous; default: the local "
+             "address that reaches torch's store (docs/python.md)"},
 };
 
 const scomm_module_t scomm_module_python = {
