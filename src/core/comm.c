@@ -611,7 +611,16 @@ connect:
     scomm_info(SCOMM_SUB_INIT, "rank %d of %d up (%d local, env from %s, "
                "master %s:%d)", w->rank, w->size, w->local_size, env.source,
                w->master_addr, w->master_port);
-    scomm_tm_world_up(w); /* telemetry: env, clock, /metrics server */
+    /* telemetry: env, clock, /metrics server */
+    status = scomm_tm_world_up(w);
+    if (status != SCOMM_OK) {
+        char why[SCOMM_ERRMSG_MAX];
+
+        snprintf(why, sizeof(why), "%s", scomm_last_error());
+        scomm_comm_destroy(c);
+        scomm_set_thread_error("%s", why);
+        return status;
+    }
     if (scomm_backend_is_vendor(backend)) { /* collective, all-or-none */
         pthread_mutex_lock(&w->lock);
         status = scomm_backend_comm_init(c, backend, c);
