@@ -120,8 +120,9 @@ static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
         snprintf(why, sizeof(why), "%s", scomm_last_error());
         scomm_set_thread_error("scomm_init: SCOMM_PRESET=%.40s: %.400s", name,
                                why);
-        return (status == SCOMM_ERR_NO_MEMORY) ? SCOMM_ERR_NO_MEMORY :
-                                                 SCOMM_ERR_BAD_CONFIG;
+        return ((status == SCOMM_ERR_NO_MEMORY) ||
+                (status == SCOMM_ERR_UNSUPPORTED)) ? (scomm_status_t)status
+                                                   : SCOMM_ERR_BAD_CONFIG;
     }
     w->cfg.tcp_nsocks    = p.tcp_nsocks;
     w->cfg.tcp_eager_max = p.tcp_eager_max;
