@@ -46,6 +46,15 @@ extern "C" {
 SCOMM_API int32_t scomm_version(void);
 /** @brief Library version as a string, e.g. "0.1.0". */
 SCOMM_API const char *scomm_version_string(void);
+/**
+ * @brief The optional libraries built into this library, as words separated
+ * by one space, in this order: "hwloc yaml jansson microhttpd zstd lz4"
+ * (only those built in; "" when none). A call that needs a library left out
+ * returns SCOMM_ERR_UNSUPPORTED with a message naming the Debian package to
+ * install before rebuilding (README, "Build options"). Never NULL; the
+ * string is static and never changes.
+ */
+SCOMM_API const char *scomm_build_features(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes: one frozen list; numbers never change                       */

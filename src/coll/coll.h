@@ -187,8 +187,9 @@ typedef struct scomm_coll_policy {
     char                      path[256];
 } scomm_coll_policy_t;
 
-/* Parse len bytes of JSON (path: for messages). 0, or -1 and err says
- * what and where (path:line:column for syntax). pol is empty on error. */
+/* Parse len bytes of JSON (path: for messages). 0, or a negative status
+ * and err says what and where (path:line:column for syntax): BAD_CONFIG,
+ * or UNSUPPORTED in a build without jansson. pol is empty on error. */
 int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
                             scomm_coll_policy_t *pol, char *err,
                             size_t errlen);

@@ -27,24 +27,25 @@
  *
  * Errors name the file and, for syntax, the line and column (jansson's);
  * for a bad value, the rule by index and the key. Unknown keys are errors:
- * a typo must not silently turn a rule into a wider one.
+ * a typo must not silently turn a rule into a wider one. They are
+ * SCOMM_ERR_BAD_CONFIG; a build without jansson (SCOMM_HAVE_JANSSON
+ * undefined) reads no policy file and answers SCOMM_ERR_UNSUPPORTED,
+ * naming the package to install (core/features.h).
  */
 #include <errno.h>
+#ifdef SCOMM_HAVE_JANSSON
 #include <jansson.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/features.h"
 #include "../core/util.h"
 #include "coll.h"
 
 #define POLICY_MAX_RULES 256
-
-static const char *const policy_keys[] = {
-    "id", "op", "algo", "min_bytes", "max_bytes", "min_ranks", "max_ranks",
-    "pow2", "all_local", "transport"
-};
 
 static int policy_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -56,8 +57,14 @@ static int policy_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
-    return -1;
+    return SCOMM_ERR_BAD_CONFIG;
 }
+
+#ifdef SCOMM_HAVE_JANSSON
+static const char *const policy_keys[] = {
+    "id", "op", "algo", "min_bytes", "max_bytes", "min_ranks", "max_ranks",
+    "pow2", "all_local", "transport"
+};
 
 /* A byte count: a non-negative integer or a size string ("64k"). */
 static int policy_bytes(const json_t *v, uint64_t *out)
@@ -318,6 +325,18 @@ out:
     }
     return rc;
 }
+#else /* !SCOMM_HAVE_JANSSON */
+int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
+                            scomm_coll_policy_t *pol, char *err,
+                            size_t errlen)
+{
+    (void)text;
+    (void)len;
+    memset(pol, 0, sizeof(*pol));
+    return scomm_feature_missing(SCOMM_FEATURE_JANSSON, err, errlen,
+                                 "%s: a selector policy file (JSON)", path);
+}
+#endif /* SCOMM_HAVE_JANSSON */
 
 int scomm_coll_policy_load(const char *path, scomm_coll_policy_t *pol,
                            char *err, size_t errlen)

@@ -197,6 +197,7 @@ struct scomm_coll_sel_cache {
 /* SCOMM_SELECTOR_CONFIG, loaded once (again by scomm_coll_env_reload). */
 static scomm_coll_policy_t scomm_coll_pol;
 static char scomm_coll_pol_err[320];
+static int scomm_coll_pol_status; /* of the load: BAD_CONFIG, UNSUPPORTED */
 
 static void scomm_coll_policy_env(void)
 {
@@ -204,14 +205,17 @@ static void scomm_coll_policy_env(void)
 
     scomm_coll_policy_free(&scomm_coll_pol);
     scomm_coll_pol_err[0] = '\0';
+    scomm_coll_pol_status = SCOMM_OK;
     if (scomm_param_get("SCOMM_SELECTOR_CONFIG", NULL, &path,
                         scomm_coll_pol_err,
                         sizeof(scomm_coll_pol_err)) != SCOMM_OK) {
+        scomm_coll_pol_status = SCOMM_ERR_BAD_CONFIG;
         scomm_error(SCOMM_SUB_COLL, "%s", scomm_coll_pol_err);
     } else if (path.text[0] != '\0') {
-        if (scomm_coll_policy_load(path.text, &scomm_coll_pol,
-                                   scomm_coll_pol_err,
-                                   sizeof(scomm_coll_pol_err)) != 0) {
+        scomm_coll_pol_status = scomm_coll_policy_load(
+            path.text, &scomm_coll_pol, scomm_coll_pol_err,
+            sizeof(scomm_coll_pol_err));
+        if (scomm_coll_pol_status != SCOMM_OK) {
             scomm_error(SCOMM_SUB_COLL, "SCOMM_SELECTOR_CONFIG: %s",
                         scomm_coll_pol_err);
         }
@@ -584,7 +588,7 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
     int want = -1, def;
 
     if (scomm_coll_pol_err[0] != '\0') {
-        return scomm_set_error(comm, SCOMM_ERR_BAD_CONFIG,
+        return scomm_set_error(comm, scomm_coll_pol_status,
                                "%s: SCOMM_SELECTOR_CONFIG: %s", comm->cur_op,
                                scomm_coll_pol_err);
     }

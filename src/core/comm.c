@@ -120,8 +120,9 @@ static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
         snprintf(why, sizeof(why), "%s", scomm_last_error());
         scomm_set_thread_error("scomm_init: SCOMM_PRESET=%.40s: %.400s", name,
                                why);
-        return (status == SCOMM_ERR_NO_MEMORY) ? SCOMM_ERR_NO_MEMORY :
-                                                 SCOMM_ERR_BAD_CONFIG;
+        return ((status == SCOMM_ERR_NO_MEMORY) ||
+                (status == SCOMM_ERR_UNSUPPORTED)) ? (scomm_status_t)status
+                                                   : SCOMM_ERR_BAD_CONFIG;
     }
     w->cfg.tcp_nsocks    = p.tcp_nsocks;
     w->cfg.tcp_eager_max = p.tcp_eager_max;
@@ -611,7 +612,16 @@ connect:
     scomm_info(SCOMM_SUB_INIT, "rank %d of %d up (%d local, env from %s, "
                "master %s:%d)", w->rank, w->size, w->local_size, env.source,
                w->master_addr, w->master_port);
-    scomm_tm_world_up(w); /* telemetry: env, clock, /metrics server */
+    /* telemetry: env, clock, /metrics server */
+    status = scomm_tm_world_up(w);
+    if (status != SCOMM_OK) {
+        char why[SCOMM_ERRMSG_MAX];
+
+        snprintf(why, sizeof(why), "%s", scomm_last_error());
+        scomm_comm_destroy(c);
+        scomm_set_thread_error("%s", why);
+        return status;
+    }
     if (scomm_backend_is_vendor(backend)) { /* collective, all-or-none */
         pthread_mutex_lock(&w->lock);
         status = scomm_backend_comm_init(c, backend, c);

@@ -37,7 +37,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef SCOMM_HAVE_LZ4
 #include <lz4.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -50,8 +52,11 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#ifdef SCOMM_HAVE_ZSTD
 #include <zstd.h>
+#endif
 
+#include "core/features.h"
 #include "core/scomm_int.h"
 #include "core/sock.h"
 #include "telemetry/tm.h"
@@ -163,8 +168,10 @@ typedef struct kv_stream {
     size_t         fcap;
     float         *ftx;    /* TX thread's */
     size_t         ftxcap;
+#ifdef SCOMM_HAVE_ZSTD
     ZSTD_CCtx     *zc;
     ZSTD_DCtx     *zd;
+#endif
     char           why[160];     /* RX thread's last error */
     char           why_tx[160];  /* TX thread's last error */
     char           lost_why[160]; /* why it was lost (lock held) */
@@ -358,6 +365,18 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
                        (long long)c->timeout_ms, c->compression,
                        c->wire_dtype, (long long)c->reconnect_ms,
                        SCOMM_KV_REDIAL_MAX_MS);
+    }
+    if (((c->compression == SCOMM_KV_COMPRESS_LZ4) &&
+         !scomm_feature_have(SCOMM_FEATURE_LZ4)) ||
+        ((c->compression == SCOMM_KV_COMPRESS_ZSTD) &&
+         !scomm_feature_have(SCOMM_FEATURE_ZSTD))) {
+        char why[SCOMM_ERRMSG_MAX];
+        int lz4 = (c->compression == SCOMM_KV_COMPRESS_LZ4);
+
+        return kv_fail((scomm_status_t)scomm_feature_missing(
+                           lz4 ? SCOMM_FEATURE_LZ4 : SCOMM_FEATURE_ZSTD,
+                           why, sizeof(why), "kv: compression %s",
+                           lz4 ? "lz4" : "zstd"), "%s", why);
     }
     return SCOMM_OK;
 }
@@ -825,6 +844,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     }
     out    = raw;
     outlen = rawlen;
+#ifdef SCOMM_HAVE_LZ4
     if (sx->compression == SCOMM_KV_COMPRESS_LZ4) {
         bound = (size_t)LZ4_compressBound((int)rawlen);
         if (ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
@@ -836,7 +856,10 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
                                            (int)bound,
                                            (sx->level > 0) ? sx->level : 1);
         out = st->tbuf[1];
-    } else if (sx->compression == SCOMM_KV_COMPRESS_ZSTD) {
+    }
+#endif
+#ifdef SCOMM_HAVE_ZSTD
+    if (sx->compression == SCOMM_KV_COMPRESS_ZSTD) {
         bound = ZSTD_compressBound(rawlen);
         if ((ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) ||
             ((st->zc == NULL) && ((st->zc = ZSTD_createCCtx()) == NULL))) {
@@ -850,6 +873,11 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         }
         out = st->tbuf[1];
     }
+#endif
+    if ((out == raw) && (sx->compression != SCOMM_KV_COMPRESS_NONE)) {
+        outlen = 0; /* a codec this build left out (checked at set-up) */
+    }
+    (void)bound; /* when both codecs are left out */
     if ((outlen == 0) || (outlen > SCOMM_KV_CHUNK_MAX)) {
         snprintf(st->why_tx, sizeof(st->why_tx), "compression failed");
         return -1;
@@ -1421,11 +1449,16 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         if ((hh->type == SCOMM_KV_T_DATA) && (rx->b.compression != 0)) {
             uint8_t *dst = raw + hh->len;
 
+            n = 0; /* a codec this build left out: bad data */
+#ifdef SCOMM_HAVE_LZ4
             if (rx->b.compression == SCOMM_KV_COMPRESS_LZ4) {
                 k = LZ4_decompress_safe((const char *)raw, (char *)dst,
                                         (int)hh->len, (int)rawlen);
                 n = (k < 0) ? 0 : (size_t)k;
-            } else {
+            }
+#endif
+#ifdef SCOMM_HAVE_ZSTD
+            if (rx->b.compression == SCOMM_KV_COMPRESS_ZSTD) {
                 if ((st->zd == NULL) &&
                     ((st->zd = ZSTD_createDCtx()) == NULL)) {
                     rc = -1;
@@ -1436,6 +1469,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
                     n = 0;
                 }
             }
+#endif
             if (n != rawlen) {
                 snprintf(st->why, sizeof(st->why), "chunk %u: bad "
                          "compressed data", hh->seq);
@@ -1719,8 +1753,10 @@ static void ep_free(scomm_kv_ep_t *ep)
         free(st->rbuf[1]);
         free(st->ftmp);
         free(st->ftx);
+#ifdef SCOMM_HAVE_ZSTD
         ZSTD_freeCCtx(st->zc);
         ZSTD_freeDCtx(st->zd);
+#endif
     }
     while ((rx = ep->rx_head) != NULL) {
         ep->rx_head = rx->next;

@@ -21,9 +21,15 @@
  *  3. The server thread belongs to libmicrohttpd; a connection idle for
  *     SCOMM_EXPO_CONN_TIMEOUT seconds is closed, so nothing waits forever.
  *     scomm_tm_http_lock guards the daemon pointer and the bound port.
+ *  4. Built without libmicrohttpd (SCOMM_HAVE_MHD undefined), the text
+ *     format still works; SCOMM_METRICS_PORT makes scomm_init fail with
+ *     SCOMM_ERR_UNSUPPORTED naming the package (core/features.h) rather
+ *     than leave a scraper waiting on a port nobody serves.
  */
 #include <arpa/inet.h>
+#ifdef SCOMM_HAVE_MHD
 #include <microhttpd.h>
+#endif
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +38,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "../core/features.h"
 #include "tm.h"
 
 #define SCOMM_EXPO_MAX          (32u << 20)
@@ -393,12 +400,6 @@ static void scomm_expo_steps(scomm_expo_buf_t *b)
     }
 }
 
-/* The optional libraries built in, as scomm_build_features() words them.
- * Until those libraries are optional every one is required (CMakeLists),
- * so the list is fixed; with scomm_build_features() on main this becomes
- * a call to it. */
-#define SCOMM_EXPO_FEATURES "hwloc yaml jansson microhttpd zstd lz4"
-
 /* Which build this process runs (docs/telemetry.md, "Conventions"): one
  * series of value 1 whose labels say it, joined or counted in queries. */
 static void scomm_expo_build_info(scomm_expo_buf_t *b)
@@ -409,7 +410,7 @@ static void scomm_expo_build_info(scomm_expo_buf_t *b)
                       "built in.");
     scomm_expo_put(b, "scomm_build_info{version=\"%s\",transports=\"%s\","
                    "features=\"%s\"} 1\n", scomm_version_string(),
-                   scomm_tl_names(), SCOMM_EXPO_FEATURES);
+                   scomm_tl_names(), scomm_build_features());
 }
 
 static scomm_status_t scomm_expo_build(char **text_p, size_t *len_p)
@@ -471,6 +472,7 @@ void scomm_metrics_free(char *text)
 
 /* ---- HTTP ------------------------------------------------------------- */
 
+#ifdef SCOMM_HAVE_MHD
 static pthread_mutex_t scomm_tm_http_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct MHD_Daemon *scomm_tm_httpd;
 static int scomm_tm_http_port = -1;
@@ -533,10 +535,12 @@ static enum MHD_Result scomm_expo_handler(void *cls,
                             body, len);
 }
 
-void scomm_tm_http_start(int local_rank)
+/* Start the server on SCOMM_METRICS_PORT (ppv, set); failures are
+ * warnings. */
+static void scomm_expo_serve(const scomm_pval_t *ppv, int local_rank)
 {
-    scomm_pval_t ppv, apv;
-    const char *pv, *av;
+    scomm_pval_t apv;
+    const char *pv = ppv->text, *av;
     struct sockaddr_storage ss;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
@@ -544,15 +548,9 @@ void scomm_tm_http_start(int local_rank)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
     long port;
 
-    /* A bad value is a warning and no server (the default). */
-    scomm_param_get_or_warn("SCOMM_METRICS_PORT", &ppv);
     scomm_param_get_or_warn("SCOMM_METRICS_ADDR", &apv);
-    pv = ppv.text;
-    av = apv.text;
-    if (pv[0] == '\0') {
-        return;
-    }
-    port = (long)ppv.i;
+    av   = apv.text;
+    port = (long)ppv->i;
     if (port > 0) {
         port += local_rank;
         if (port > 65535) {
@@ -626,4 +624,39 @@ int32_t scomm_metrics_port(void)
     port = scomm_tm_http_port;
     pthread_mutex_unlock(&scomm_tm_http_lock);
     return port;
+}
+#else /* !SCOMM_HAVE_MHD */
+void scomm_tm_http_stop(void)
+{
+}
+
+int32_t scomm_metrics_port(void)
+{
+    return -1;
+}
+#endif /* SCOMM_HAVE_MHD */
+
+scomm_status_t scomm_tm_http_start(int local_rank)
+{
+    scomm_pval_t ppv;
+#ifndef SCOMM_HAVE_MHD
+    char why[320];
+#endif
+
+    /* A bad value is a warning and no server (the default). */
+    scomm_param_get_or_warn("SCOMM_METRICS_PORT", &ppv);
+    if (ppv.text[0] == '\0') {
+        return SCOMM_OK;
+    }
+#ifdef SCOMM_HAVE_MHD
+    scomm_expo_serve(&ppv, local_rank);
+    return SCOMM_OK;
+#else
+    (void)local_rank;
+    scomm_feature_missing(SCOMM_FEATURE_MHD, why, sizeof(why),
+                          "SCOMM_METRICS_PORT=%.20s: the /metrics HTTP "
+                          "server", ppv.text);
+    scomm_set_thread_error("scomm_init: %s", why);
+    return SCOMM_ERR_UNSUPPORTED;
+#endif
 }

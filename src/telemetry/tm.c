@@ -176,7 +176,7 @@ static void scomm_tm_env_once(void)
     scomm_control_init_env();
 }
 
-void scomm_tm_world_up(scomm_world_t *w)
+scomm_status_t scomm_tm_world_up(scomm_world_t *w)
 {
     int first;
 
@@ -188,9 +188,7 @@ void scomm_tm_world_up(scomm_world_t *w)
     }
     pthread_mutex_unlock(&scomm_tm_lock);
     pthread_once(&scomm_tm_once, scomm_tm_env_once);
-    if (first) {
-        scomm_tm_http_start(scomm_tm_http_local_rank);
-    }
+    return first ? scomm_tm_http_start(scomm_tm_http_local_rank) : SCOMM_OK;
 }
 
 int scomm_tm_process_rank(void)

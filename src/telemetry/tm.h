@@ -300,8 +300,11 @@ void scomm_tm_kv_latency(uint64_t ns);
 /* ---- lifecycle (called from core/comm.c) ---- */
 
 /* A world came up (end of scomm_init): read the environment and calibrate
- * once per process, start the HTTP server if SCOMM_METRICS_PORT is set. */
-void scomm_tm_world_up(scomm_world_t *w);
+ * once per process, start the HTTP server if SCOMM_METRICS_PORT is set.
+ * Fails (SCOMM_ERR_UNSUPPORTED, the thread error says why) only when the
+ * port asks for a server this build has no library for; the world counts
+ * as up either way, so the caller releases it as usual. */
+scomm_status_t scomm_tm_world_up(scomm_world_t *w);
 /* comm is being destroyed; world_gone when it was its world's last one
  * (the server stops when no world is left). */
 void scomm_tm_comm_release(scomm_comm_t *comm, int world_gone);
@@ -345,8 +348,10 @@ const char *scomm_trace_path(void);
 /* Called once at environment read. */
 void scomm_trace_init_env(int rank);
 
-/* HTTP server (expo.c). */
-void scomm_tm_http_start(int local_rank);
+/* HTTP server (expo.c): SCOMM_OK when started, not asked for, or failed
+ * with a warning (port in use); SCOMM_ERR_UNSUPPORTED without
+ * libmicrohttpd. */
+scomm_status_t scomm_tm_http_start(int local_rank);
 void scomm_tm_http_stop(void);
 
 #endif /* SCOMM_TM_H */

@@ -1,10 +1,11 @@
 /*
  * discover.c - what this host holds: CPUs, NUMA nodes and caches from
- * hwloc (or a saved hwloc XML), devices from sysfs: accelerators by PCI
- * vendor id, NVSwitches, NICs (/sys/class/net) and RDMA ports
- * (/sys/class/infiniband), CXL memory devices (/sys/bus/cxl), AMD/Hygon
- * xGMI links (/sys/class/kfd), UnifiedBus devices (/sys/bus/ub); NVLink
- * counts from NVML when libnvidia-ml can be dlopen'ed.
+ * hwloc (or a saved hwloc XML; from sysfs in a build without hwloc),
+ * devices from sysfs: accelerators by PCI vendor id, NVSwitches, NICs
+ * (/sys/class/net) and RDMA ports (/sys/class/infiniband), CXL memory
+ * devices (/sys/bus/cxl), AMD/Hygon xGMI links (/sys/class/kfd),
+ * UnifiedBus devices (/sys/bus/ub); NVLink counts from NVML when
+ * libnvidia-ml can be dlopen'ed; the NUMA node of the caller's binding.
  *
  * Invariants:
  *  1. Every sysfs path goes through scomm_sysfs_path(), which prefixes
@@ -17,6 +18,11 @@
  *  3. Nothing here fails for a missing sysfs entry: an absent file is an
  *     unknown value (-1, 0 or ""), never an error. Only an unreadable
  *     topology file or an hwloc failure is.
+ *  4. Without hwloc (SCOMM_HAVE_HWLOC undefined) the CPU side comes from
+ *     /sys/devices/system/{cpu,node} and counts what hwloc would: the CPUs
+ *     the cgroup allows, cores and caches by their first CPU, NUMA nodes
+ *     (source "sysfs"; unit.test_topo_sysfs compares the two). An hwloc
+ *     XML in SCOMM_TOPO_FILE is then SCOMM_ERR_UNSUPPORTED.
  */
 #include "topo.h"
 
@@ -24,14 +30,18 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#ifdef SCOMM_HAVE_HWLOC
 #include <hwloc.h>
+#endif
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/features.h"
 #include "core/module.h"
 #include "core/scomm_int.h"
 
@@ -683,6 +693,295 @@ static void scomm_scan_host_id(const scomm_sysfs_t *fs,
     }
 }
 
+/* ---- CPUs, caches and NUMA nodes from sysfs ---- */
+
+/* "0-3,8,10-11" into set (CPUs past CPU_SETSIZE are left out); -1 when
+ * the text is no CPU list. "" is the empty set. */
+static int scomm_cpulist_parse(const char *s, cpu_set_t *set)
+{
+    char *end;
+    long a, b;
+
+    CPU_ZERO(set);
+    while (*s != '\0') {
+        errno = 0;
+        a     = strtol(s, &end, 10);
+        if ((end == s) || (a < 0) || (errno != 0)) {
+            return -1;
+        }
+        b = a;
+        s = end;
+        if (*s == '-') {
+            b = strtol(++s, &end, 10);
+            if ((end == s) || (b < a) || (errno != 0)) {
+                return -1;
+            }
+            s = end;
+        }
+        for (; (a <= b) && (a < CPU_SETSIZE); a++) {
+            CPU_SET((int)a, set);
+        }
+        if (*s == ',') {
+            s++;
+        } else if (*s != '\0') {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int scomm_cpulist_read(const scomm_sysfs_t *fs, const char *path,
+                              cpu_set_t *set)
+{
+    char buf[4096];
+
+    CPU_ZERO(set);
+    return (scomm_sysfs_read(fs, path, buf, sizeof(buf)) == 0)
+               ? scomm_cpulist_parse(buf, set) : -1;
+}
+
+static int scomm_cpuset_first(const cpu_set_t *set)
+{
+    int c;
+
+    for (c = 0; c < CPU_SETSIZE; c++) {
+        if (CPU_ISSET(c, set)) {
+            return c;
+        }
+    }
+    return -1;
+}
+
+/* Online CPUs the process's cgroup (v2 cpuset.cpus.effective, or v1
+ * cpuset.effective_cpus) allows, as hwloc counts them. A fixture root has
+ * no cgroup of ours: all its online CPUs. */
+static void scomm_sysfs_allowed(const scomm_sysfs_t *fs, cpu_set_t *set)
+{
+    char line[512], p[PATH_MAX], *ctl, *path;
+    cpu_set_t cg;
+    FILE *f;
+    size_t n;
+
+    scomm_cpulist_read(fs, "/sys/devices/system/cpu/online", set);
+    if ((fs->root[0] != '\0') ||
+        ((f = fopen("/proc/self/cgroup", "r")) == NULL)) {
+        return;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        n = strlen(line);
+        if ((n > 0) && (line[n - 1] == '\n')) {
+            line[n - 1] = '\0';
+        }
+        ctl  = strchr(line, ':');
+        path = (ctl != NULL) ? strchr(ctl + 1, ':') : NULL;
+        if (path == NULL) {
+            continue;
+        }
+        *path++ = '\0';
+        ctl++;
+        if (ctl[0] == '\0') {
+            snprintf(p, sizeof(p), "/sys/fs/cgroup%s/cpuset.cpus.effective",
+                     path);
+        } else if ((strcmp(ctl, "cpuset") == 0) ||
+                   (strstr(ctl, "cpuset,") == ctl) ||
+                   (strstr(ctl, ",cpuset") != NULL)) {
+            snprintf(p, sizeof(p),
+                     "/sys/fs/cgroup/cpuset%s/cpuset.effective_cpus", path);
+        } else {
+            continue;
+        }
+        if ((scomm_cpulist_read(fs, p, &cg) == 0) && (CPU_COUNT(&cg) > 0)) {
+            CPU_AND(set, set, &cg);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* "48K" -> 49152 */
+static uint64_t scomm_sysfs_size(const scomm_sysfs_t *fs, const char *path)
+{
+    char buf[64], *end;
+    uint64_t v;
+
+    if (scomm_sysfs_read(fs, path, buf, sizeof(buf)) != 0) {
+        return 0;
+    }
+    v = strtoull(buf, &end, 10);
+    switch (*end) {
+    case 'K': return v << 10;
+    case 'M': return v << 20;
+    case 'G': return v << 30;
+    default: return v;
+    }
+}
+
+/* MemTotal of a meminfo file ("MemTotal:" or "Node N MemTotal:"), bytes. */
+static uint64_t scomm_sysfs_memtotal(const scomm_sysfs_t *fs,
+                                     const char *path)
+{
+    char full[PATH_MAX], line[256], *m;
+    uint64_t kb = 0;
+    FILE *f;
+
+    scomm_sysfs_path(fs, full, sizeof(full), path);
+    f = fopen(full, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        m = strstr(line, "MemTotal:");
+        if (m != NULL) {
+            kb = strtoull(m + strlen("MemTotal:"), NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return kb << 10;
+}
+
+/* Numbers of the /sys/devices/system/node/nodeN directories, ascending
+ * by name; returns how many (at most max). */
+static int scomm_sysfs_nodes(const scomm_sysfs_t *fs, int *ids, int max)
+{
+    char **ents, *end;
+    int n, i, k = 0;
+    long id;
+
+    ents = scomm_dir_list(fs, "/sys/devices/system/node", &n);
+    for (i = 0; (i < n) && (k < max); i++) {
+        if (strncmp(ents[i], "node", 4) != 0) {
+            continue;
+        }
+        id = strtol(ents[i] + 4, &end, 10);
+        if ((end != ents[i] + 4) && (*end == '\0') && (id >= 0) &&
+            (id < INT_MAX)) {
+            ids[k++] = (int)id;
+        }
+    }
+    scomm_dir_free(ents, n);
+    return k;
+}
+
+#define SCOMM_SYSFS_NODES_MAX 1024
+
+int scomm_topo_sysfs_cpus(scomm_topo_host_t *host, const char *sysfs_root)
+{
+    /* cache kinds: 0 l1d, 1 l1i, 2 l2, 3 l3 */
+    scomm_topo_cache_t *cache[4] = {&host->l1d, &host->l1i, &host->l2,
+                                    &host->l3};
+    static const char *const base = "/sys/devices/system/cpu";
+    cpu_set_t allowed, pkgs, cores, seen[4], list;
+    scomm_sysfs_t fs;
+    char p[256], type[32];
+    int cpu, idx, level, k, first, n, i, nodes[SCOMM_SYSFS_NODES_MAX];
+    long pkg;
+
+    fs.root = ((sysfs_root != NULL) && (strcmp(sysfs_root, "/") != 0))
+                  ? sysfs_root : "";
+    scomm_sysfs_allowed(&fs, &allowed);
+    CPU_ZERO(&pkgs);
+    CPU_ZERO(&cores);
+    for (k = 0; k < 4; k++) {
+        CPU_ZERO(&seen[k]);
+        memset(cache[k], 0, sizeof(*cache[k]));
+    }
+    for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) {
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/cpu%d/topology/physical_package_id", base,
+                 cpu);
+        pkg = scomm_sysfs_long(&fs, p, 0);
+        CPU_SET(((pkg >= 0) && (pkg < CPU_SETSIZE)) ? (int)pkg : 0, &pkgs);
+        snprintf(p, sizeof(p), "%s/cpu%d/topology/core_cpus_list", base, cpu);
+        if (scomm_cpulist_read(&fs, p, &list) != 0) {
+            snprintf(p, sizeof(p), "%s/cpu%d/topology/thread_siblings_list",
+                     base, cpu);
+            scomm_cpulist_read(&fs, p, &list);
+        }
+        first = scomm_cpuset_first(&list);
+        CPU_SET((first >= 0) ? first : cpu, &cores);
+        for (idx = 0; idx < 16; idx++) {
+            snprintf(p, sizeof(p), "%s/cpu%d/cache/index%d/level", base, cpu,
+                     idx);
+            level = (int)scomm_sysfs_long(&fs, p, -1);
+            if (level < 0) {
+                break;
+            }
+            snprintf(p, sizeof(p), "%s/cpu%d/cache/index%d/type", base, cpu,
+                     idx);
+            scomm_sysfs_read(&fs, p, type, sizeof(type));
+            k = (strcmp(type, "Instruction") == 0) ? ((level == 1) ? 1 : -1)
+                : ((level >= 1) && (level <= 3))   ? ((level == 1) ? 0
+                                                                  : level)
+                                                   : -1;
+            if (k < 0) {
+                continue;
+            }
+            snprintf(p, sizeof(p), "%s/cpu%d/cache/index%d/shared_cpu_list",
+                     base, cpu, idx);
+            first = (scomm_cpulist_read(&fs, p, &list) == 0)
+                        ? scomm_cpuset_first(&list) : -1;
+            first = (first >= 0) ? first : cpu;
+            if (CPU_ISSET(first, &seen[k])) {
+                continue;
+            }
+            CPU_SET(first, &seen[k]);
+            if (cache[k]->count++ == 0) {
+                snprintf(p, sizeof(p), "%s/cpu%d/cache/index%d/size", base,
+                         cpu, idx);
+                cache[k]->size = scomm_sysfs_size(&fs, p);
+            }
+        }
+    }
+    host->pus      = CPU_COUNT(&allowed);
+    host->cores    = CPU_COUNT(&cores);
+    host->packages = (host->pus > 0) ? CPU_COUNT(&pkgs) : 0;
+    n              = scomm_sysfs_nodes(&fs, nodes, SCOMM_SYSFS_NODES_MAX);
+    host->memory   = 0;
+    for (i = 0; i < n; i++) {
+        snprintf(p, sizeof(p), "/sys/devices/system/node/node%d/meminfo",
+                 nodes[i]);
+        host->memory += scomm_sysfs_memtotal(&fs, p);
+    }
+    if (host->memory == 0) {
+        host->memory = scomm_sysfs_memtotal(&fs, "/proc/meminfo");
+    }
+    /* hwloc always shows one node, even where the kernel has no NUMA */
+    host->numa_nodes = ((n == 0) && (host->pus > 0)) ? 1 : n;
+    return SCOMM_OK;
+}
+
+int scomm_topo_sysfs_bind_numa(const char *sysfs_root, const cpu_set_t *bind)
+{
+    int nodes[SCOMM_SYSFS_NODES_MAX], n, i, hit = -1, nhit = 0;
+    cpu_set_t set;
+    scomm_sysfs_t fs;
+    char p[128];
+
+    fs.root = ((sysfs_root != NULL) && (strcmp(sysfs_root, "/") != 0))
+                  ? sysfs_root : "";
+    n = scomm_sysfs_nodes(&fs, nodes, SCOMM_SYSFS_NODES_MAX);
+    for (i = 0; i < n; i++) {
+        snprintf(p, sizeof(p), "/sys/devices/system/node/node%d/cpulist",
+                 nodes[i]);
+        if (scomm_cpulist_read(&fs, p, &set) != 0) {
+            continue;
+        }
+        CPU_AND(&set, &set, bind);
+        if (CPU_COUNT(&set) > 0) {
+            hit = nodes[i];
+            nhit++;
+        }
+    }
+    if (nhit == 1) {
+        return hit;
+    }
+    return (n <= 1) ? 0 : -1;
+}
+
+#ifdef SCOMM_HAVE_HWLOC
 /* ---- hwloc ---- */
 
 static void scomm_hwloc_cache(hwloc_topology_t t, hwloc_obj_type_t type,
@@ -747,6 +1046,66 @@ static int scomm_hwloc_scan(scomm_topo_host_t *host, const char *xml,
     hwloc_topology_destroy(t);
     return SCOMM_OK;
 }
+
+int scomm_topo_cpubind_numa(void)
+{
+    hwloc_topology_t t;
+    hwloc_cpuset_t set;
+    hwloc_nodeset_t nodes;
+    int numa = -1, nn;
+
+    if (hwloc_topology_init(&t) != 0) {
+        return -1;
+    }
+    /* CPUs and NUMA nodes only: no PCI scan (see scomm_hwloc_scan). */
+    (void)hwloc_topology_set_components(
+        t, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "pci");
+    if (hwloc_topology_load(t) != 0) {
+        hwloc_topology_destroy(t);
+        return -1;
+    }
+    nn    = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
+    set   = hwloc_bitmap_alloc();
+    nodes = hwloc_bitmap_alloc();
+    if ((set != NULL) && (nodes != NULL) &&
+        (hwloc_get_cpubind(t, set, HWLOC_CPUBIND_THREAD) == 0)) {
+        hwloc_cpuset_to_nodeset(t, set, nodes);
+        if (hwloc_bitmap_weight(nodes) == 1) {
+            /* OS index, as sysfs numa_node files give it */
+            numa = hwloc_bitmap_first(nodes);
+        }
+    }
+    if ((numa < 0) && (nn == 1)) {
+        numa = 0;
+    }
+    hwloc_bitmap_free(set);
+    hwloc_bitmap_free(nodes);
+    hwloc_topology_destroy(t);
+    return numa;
+}
+#else /* !SCOMM_HAVE_HWLOC */
+static int scomm_sysfs_scan(scomm_topo_host_t *host, const char *xml,
+                            const scomm_sysfs_t *fs, char *err,
+                            size_t errlen)
+{
+    if (xml != NULL) {
+        return scomm_feature_missing(SCOMM_FEATURE_HWLOC, err, errlen,
+                                     "SCOMM_TOPO_FILE %s: an hwloc XML "
+                                     "topology", xml);
+    }
+    return scomm_topo_sysfs_cpus(host, fs->root);
+}
+
+int scomm_topo_cpubind_numa(void)
+{
+    cpu_set_t bind;
+
+    if (sched_getaffinity(0, sizeof(bind), &bind) != 0) {
+        return -1;
+    }
+    return scomm_topo_sysfs_bind_numa(NULL, &bind);
+}
+#endif /* SCOMM_HAVE_HWLOC */
 
 /* A device with no NUMA affinity on a one-node machine sits on node 0. */
 static void scomm_fix_numa(scomm_topo_host_t *host)
@@ -863,12 +1222,18 @@ int scomm_topo_discover(scomm_topo_host_t *host, const char *topo_file,
         }
         snprintf(host->source, sizeof(host->source), "json:%s", topo_file);
     } else {
+#ifdef SCOMM_HAVE_HWLOC
         status = scomm_hwloc_scan(host, topo_file, err, errlen);
+#else
+        status = scomm_sysfs_scan(host, topo_file, &fs, err, errlen);
+#endif
         if (status != SCOMM_OK) {
             return status;
         }
         snprintf(host->source, sizeof(host->source), "%s%s",
-                 (topo_file != NULL) ? "hwloc-xml:" : "hwloc",
+                 (topo_file != NULL) ? "hwloc-xml:"
+                 : scomm_feature_have(SCOMM_FEATURE_HWLOC) ? "hwloc"
+                                                           : "sysfs",
                  (topo_file != NULL) ? topo_file : "");
         snprintf(host->sysfs_root, sizeof(host->sysfs_root), "%s",
                  (fs.root[0] != '\0') ? fs.root : "/");

@@ -18,7 +18,6 @@
  */
 #include "topo.h"
 
-#include <hwloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -383,41 +382,4 @@ void scomm_topo_recommend(const scomm_topo_host_t *host,
         scomm_reason(out, "%d ranks have their nearest NIC on another NUMA "
                      "node", far);
     }
-}
-
-int scomm_topo_cpubind_numa(void)
-{
-    hwloc_topology_t t;
-    hwloc_cpuset_t set;
-    hwloc_nodeset_t nodes;
-    int numa = -1, nn;
-
-    if (hwloc_topology_init(&t) != 0) {
-        return -1;
-    }
-    /* CPUs and NUMA nodes only: no PCI scan (see discover.c). */
-    (void)hwloc_topology_set_components(
-        t, HWLOC_TOPOLOGY_COMPONENTS_FLAG_BLACKLIST, "pci");
-    if (hwloc_topology_load(t) != 0) {
-        hwloc_topology_destroy(t);
-        return -1;
-    }
-    nn    = hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE);
-    set   = hwloc_bitmap_alloc();
-    nodes = hwloc_bitmap_alloc();
-    if ((set != NULL) && (nodes != NULL) &&
-        (hwloc_get_cpubind(t, set, HWLOC_CPUBIND_THREAD) == 0)) {
-        hwloc_cpuset_to_nodeset(t, set, nodes);
-        if (hwloc_bitmap_weight(nodes) == 1) {
-            /* OS index, as sysfs numa_node files give it */
-            numa = hwloc_bitmap_first(nodes);
-        }
-    }
-    if ((numa < 0) && (nn == 1)) {
-        numa = 0;
-    }
-    hwloc_bitmap_free(set);
-    hwloc_bitmap_free(nodes);
-    hwloc_topology_destroy(t);
-    return numa;
 }

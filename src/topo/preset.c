@@ -18,6 +18,9 @@
  *     from the built-in defaults, or from `base: NAME` given first.
  *  4. The walk over the YAML tree is bounded by the schema's fixed depth
  *     and key counts, so aliases cannot make it blow up.
+ *  5. Built without libyaml (SCOMM_HAVE_YAML undefined), the built-in table
+ *     and the environment still work; a preset file is
+ *     SCOMM_ERR_UNSUPPORTED naming the package (core/features.h).
  */
 #include "preset.h"
 
@@ -28,8 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef SCOMM_HAVE_YAML
 #include <yaml.h>
+#endif
 
+#include "core/features.h"
 #include "core/module.h"
 #include "core/scomm_int.h"
 
@@ -147,6 +153,7 @@ const char *scomm_preset_compress_name(scomm_preset_compress_t c)
                ? scomm_compress_names[c] : "?";
 }
 
+#ifdef SCOMM_HAVE_YAML /* the file's value parsers (the YAML walk below) */
 static int scomm_preset_lookup(const char *v, const char *const *names,
                                int n)
 {
@@ -240,6 +247,7 @@ static int scomm_parse_size_range(const char *v, uint64_t lo, uint64_t hi,
     *out = (size_t)x;
     return 0;
 }
+#endif /* SCOMM_HAVE_YAML */
 
 /* ---- checks shared by the file and the environment ---- */
 
@@ -323,6 +331,8 @@ const scomm_preset_entry_t *scomm_preset_find(const scomm_preset_set_t *set,
 }
 
 /* ---- the YAML walk ---- */
+
+#ifdef SCOMM_HAVE_YAML
 
 typedef struct scomm_yctx {
     yaml_document_t *doc;
@@ -750,6 +760,19 @@ int scomm_preset_parse(const char *text, size_t len, const char *fname,
     yaml_parser_delete(&parser);
     return status;
 }
+#else /* !SCOMM_HAVE_YAML */
+int scomm_preset_parse(const char *text, size_t len, const char *fname,
+                       scomm_preset_set_t *set, char *err, size_t errlen)
+{
+    (void)text;
+    (void)len;
+    (void)set;
+    return scomm_feature_missing(SCOMM_FEATURE_YAML, err, errlen,
+                                 "%s: a preset file (YAML; the built-in "
+                                 "presets need none)",
+                                 (fname != NULL) ? fname : "<presets>");
+}
+#endif /* SCOMM_HAVE_YAML */
 
 int scomm_preset_load(const char *path, scomm_preset_set_t *set, char *err,
                       size_t errlen)

@@ -57,7 +57,8 @@ typedef struct scomm_preset {
  * values the user gave the knobs (SCOMM_KV_CHUNK_SIZE, ...: environment,
  * SCOMM_CONF_FILE), through the registry. On error returns
  * SCOMM_ERR_BAD_CONFIG / SCOMM_ERR_INVALID_ARG with a message (file:line:
- * column for the file) readable by scomm_set_thread_error's reader.
+ * column for the file) readable by scomm_set_thread_error's reader;
+ * SCOMM_ERR_UNSUPPORTED for a file in a build without libyaml.
  * Returns a scomm_status_t value as int to keep this header light.
  */
 int scomm_preset_get(const char *name, const char *path, scomm_preset_t *out);
@@ -90,7 +91,8 @@ typedef struct scomm_preset_set {
 void scomm_preset_builtins(scomm_preset_set_t *set);
 /* Parse YAML text (len bytes, need not be NUL-terminated) named fname in
  * messages, on top of set. On error returns SCOMM_ERR_BAD_CONFIG and err
- * holds "fname:line:column: what"; set is then partly updated. */
+ * holds "fname:line:column: what"; set is then partly updated. Without
+ * libyaml: SCOMM_ERR_UNSUPPORTED, err naming the package, set untouched. */
 int scomm_preset_parse(const char *text, size_t len, const char *fname,
                        scomm_preset_set_t *set, char *err, size_t errlen);
 /* Built-ins, then path (or $SCOMM_PRESET_FILE when path is NULL). */

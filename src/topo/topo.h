@@ -10,6 +10,7 @@
 #ifndef SCOMM_TOPO_TOPO_H
 #define SCOMM_TOPO_TOPO_H
 
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -173,6 +174,16 @@ typedef struct scomm_topo_vendor {
 } scomm_topo_vendor_t;
 const scomm_topo_vendor_t *scomm_topo_vendor(uint16_t vendor_id);
 const scomm_topo_vendor_t *scomm_topo_vendors(int *n);
+/* NUMA node the calling thread is bound to, -1 when unbound or unknown
+ * (hwloc, else sysfs). */
+int scomm_topo_cpubind_numa(void);
+/* The CPU side of host (packages, NUMA nodes, cores, PUs, caches, memory)
+ * from sysfs under sysfs_root (NULL or "/": the machine), as hwloc would
+ * count it; what discovery uses without hwloc. Unknown values stay 0. */
+int scomm_topo_sysfs_cpus(scomm_topo_host_t *host, const char *sysfs_root);
+/* The NUMA node whose CPUs (nodeN/cpulist under sysfs_root) alone meet
+ * bind; else 0 on a machine of one node, else -1. */
+int scomm_topo_sysfs_bind_numa(const char *sysfs_root, const cpu_set_t *bind);
 
 /* ---- matrix.c ---- */
 /* This rank's summary on host: accelerator local_rank % naccel, NUMA of
@@ -191,8 +202,6 @@ void scomm_topo_recommend(const scomm_topo_host_t *host,
                           const scomm_topo_rank_t *ranks, int n,
                           const scomm_topo_link_t *m, int nhosts,
                           scomm_topo_reco_t *out);
-/* NUMA node the calling thread is bound to, -1 when unbound or unknown. */
-int scomm_topo_cpubind_numa(void);
 
 /* ---- topo_json.c ---- */
 /* JSON text (malloc'd) of a host, and optionally of a world. */

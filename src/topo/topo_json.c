@@ -8,92 +8,347 @@
  *  1. Writing then reading a host gives the same host (a unit test checks).
  *  2. The reader checks every field's type and range and names the field
  *     it refuses; strings longer than their fields are errors, not cut.
+ *  3. The writer needs no library (a small emitter below, laid out as
+ *     jansson's json_dumps with JSON_INDENT and JSON_REAL_PRECISION(6));
+ *     its output is always valid JSON: strings escaped, bytes that are not
+ *     UTF-8 written as '?', a number that is not finite written as null.
+ *  4. The reader uses jansson; built without it (SCOMM_HAVE_JANSSON
+ *     undefined) reading is SCOMM_ERR_UNSUPPORTED naming the package
+ *     (core/features.h).
  */
 #include "topo.h"
 
+#ifdef SCOMM_HAVE_JANSSON
 #include <jansson.h>
+#endif
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/features.h"
 #include "core/scomm_int.h"
 
 #define SCOMM_TOPO_SCHEMA "scomm.topology/1"
 
-static json_t *scomm_cache_json(const scomm_topo_cache_t *c)
+/* ---- the emitter ---- */
+
+typedef struct scomm_jw {
+    char  *p;
+    size_t len, cap;
+    int    failed; /* out of memory: the text is dropped */
+    int    indent; /* spaces per level; 0: one line */
+    int    depth;
+    int    empty;  /* nothing written yet in the innermost container */
+} scomm_jw_t;
+
+static void scomm_jw_put(scomm_jw_t *w, const char *s, size_t n)
 {
-    return json_pack("{s:I,s:i}", "size", (json_int_t)c->size, "count",
-                     c->count);
+    size_t cap;
+    char *np;
+
+    if (w->failed) {
+        return;
+    }
+    if (w->len + n + 1 > w->cap) {
+        cap = (w->cap > 0) ? w->cap : 4096;
+        while ((cap < w->len + n + 1) && (cap < SIZE_MAX / 2)) {
+            cap *= 2;
+        }
+        np = (cap >= w->len + n + 1) ? realloc(w->p, cap) : NULL;
+        if (np == NULL) {
+            w->failed = 1;
+            return;
+        }
+        w->p   = np;
+        w->cap = cap;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+    w->p[w->len] = '\0';
 }
 
-static json_t *scomm_host_json(const scomm_topo_host_t *h)
+static void scomm_jw_fmt(scomm_jw_t *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void scomm_jw_fmt(scomm_jw_t *w, const char *fmt, ...)
 {
-    json_t *o, *a, *x;
+    char buf[64];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    scomm_jw_put(w, buf, ((n > 0) && ((size_t)n < sizeof(buf))) ? (size_t)n
+                                                                  : 0);
+}
+
+static void scomm_jw_newline(scomm_jw_t *w, int depth)
+{
+    static const char spaces[] = "                                ";
+    size_t n = (size_t)depth * (size_t)w->indent, k;
+
+    scomm_jw_put(w, "\n", 1);
+    for (; n > 0; n -= k) {
+        k = SCOMM_MIN(n, sizeof(spaces) - 1);
+        scomm_jw_put(w, spaces, k);
+    }
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if none. */
+static size_t scomm_jw_utf8(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    if ((s[0] >= 0xc2) && (s[0] <= 0xdf)) {
+        len = 2;
+    } else if ((s[0] >= 0xe0) && (s[0] <= 0xef)) {
+        len = 3;
+        lo  = (s[0] == 0xe0) ? 0xa0 : 0x80; /* no overlong form */
+        hi  = (s[0] == 0xed) ? 0x9f : 0xbf; /* no surrogate */
+    } else if ((s[0] >= 0xf0) && (s[0] <= 0xf4)) {
+        len = 4;
+        lo  = (s[0] == 0xf0) ? 0x90 : 0x80;
+        hi  = (s[0] == 0xf4) ? 0x8f : 0xbf; /* nothing past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if ((n < len) || (s[1] < lo) || (s[1] > hi)) {
+        return 0;
+    }
+    for (i = 2; i < len; i++) {
+        if ((s[i] < 0x80) || (s[i] > 0xbf)) {
+            return 0;
+        }
+    }
+    return len;
+}
+
+static void scomm_jw_string(scomm_jw_t *w, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), k;
+
+    scomm_jw_put(w, "\"", 1);
+    while (n > 0) {
+        switch (s[0]) {
+        case '"':  scomm_jw_put(w, "\\\"", 2); k = 1; break;
+        case '\\': scomm_jw_put(w, "\\\\", 2); k = 1; break;
+        case '\b': scomm_jw_put(w, "\\b", 2); k = 1; break;
+        case '\f': scomm_jw_put(w, "\\f", 2); k = 1; break;
+        case '\n': scomm_jw_put(w, "\\n", 2); k = 1; break;
+        case '\r': scomm_jw_put(w, "\\r", 2); k = 1; break;
+        case '\t': scomm_jw_put(w, "\\t", 2); k = 1; break;
+        default:
+            k = scomm_jw_utf8(s, n);
+            if (k == 0) {
+                scomm_jw_put(w, "?", 1);
+                k = 1;
+            } else if (s[0] < 0x20) {
+                scomm_jw_fmt(w, "\\u%04X", s[0]);
+            } else {
+                scomm_jw_put(w, (const char *)s, k);
+            }
+            break;
+        }
+        s += k;
+        n -= k;
+    }
+    scomm_jw_put(w, "\"", 1);
+}
+
+/* Start an item: the separator, and "key": inside an object. */
+static void scomm_jw_item(scomm_jw_t *w, const char *key)
+{
+    if (w->depth > 0) {
+        if (!w->empty) {
+            scomm_jw_put(w, ",", 1);
+        }
+        if (w->indent > 0) {
+            scomm_jw_newline(w, w->depth);
+        } else if (!w->empty) {
+            scomm_jw_put(w, " ", 1);
+        }
+    }
+    w->empty = 0;
+    if (key != NULL) {
+        scomm_jw_string(w, key);
+        scomm_jw_put(w, ": ", 2);
+    }
+}
+
+/* '{' or '[' as an item named key (NULL inside an array). */
+static void scomm_jw_open(scomm_jw_t *w, const char *key, char bracket)
+{
+    scomm_jw_item(w, key);
+    scomm_jw_put(w, &bracket, 1);
+    w->depth++;
+    w->empty = 1;
+}
+
+static void scomm_jw_close(scomm_jw_t *w, char bracket)
+{
+    w->depth--;
+    if (!w->empty && (w->indent > 0)) {
+        scomm_jw_newline(w, w->depth);
+    }
+    scomm_jw_put(w, &bracket, 1);
+    w->empty = 0;
+}
+
+/* value NULL: null */
+static void scomm_jw_str(scomm_jw_t *w, const char *key, const char *value)
+{
+    scomm_jw_item(w, key);
+    if (value == NULL) {
+        scomm_jw_put(w, "null", 4);
+    } else {
+        scomm_jw_string(w, value);
+    }
+}
+
+static void scomm_jw_int(scomm_jw_t *w, const char *key, long long value)
+{
+    scomm_jw_item(w, key);
+    scomm_jw_fmt(w, "%lld", value);
+}
+
+static void scomm_jw_bool(scomm_jw_t *w, const char *key, int value)
+{
+    scomm_jw_item(w, key);
+    scomm_jw_put(w, value ? "true" : "false", value ? 4 : 5);
+}
+
+/* Six significant digits, always with a '.' or an exponent, exponent
+ * without '+' or leading zeros (as jansson prints a real). */
+static void scomm_jw_real(scomm_jw_t *w, const char *key, double value)
+{
+    char buf[40], *e, *d;
+
+    scomm_jw_item(w, key);
+    if (!isfinite(value)) {
+        scomm_jw_put(w, "null", 4);
+        return;
+    }
+    snprintf(buf, sizeof(buf) - 2, "%.6g", value);
+    if (strpbrk(buf, ".e") == NULL) {
+        strcat(buf, ".0");
+    }
+    e = strchr(buf, 'e');
+    if (e != NULL) {
+        d = e + 1;
+        if (*d == '-') {
+            d++;
+        }
+        e = d;
+        while ((*e == '+') || (*e == '0')) {
+            e++;
+        }
+        memmove(d, e, strlen(e) + 1);
+    }
+    scomm_jw_put(w, buf, strlen(buf));
+}
+
+/* ---- the document ---- */
+
+static void scomm_cache_json(scomm_jw_t *w, const char *key,
+                             const scomm_topo_cache_t *c)
+{
+    scomm_jw_open(w, key, '{');
+    scomm_jw_int(w, "size", (long long)c->size);
+    scomm_jw_int(w, "count", c->count);
+    scomm_jw_close(w, '}');
+}
+
+static void scomm_host_json(scomm_jw_t *w, const scomm_topo_host_t *h)
+{
     char id[64], hex[8];
     int i;
 
-    o = json_object();
-    json_object_set_new(o, "hostname", json_string(h->hostname));
-    json_object_set_new(o, "boot_id", json_string(h->boot_id));
-    json_object_set_new(o, "source", json_string(h->source));
-    json_object_set_new(o, "sysfs_root", json_string(h->sysfs_root));
-    json_object_set_new(
-        o, "cpu",
-        json_pack("{s:i,s:i,s:i,s:i,s:I,s:{s:o,s:o,s:o,s:o}}", "packages",
-                  h->packages, "numa_nodes", h->numa_nodes, "cores",
-                  h->cores, "pus", h->pus, "memory_bytes",
-                  (json_int_t)h->memory, "caches", "l1d",
-                  scomm_cache_json(&h->l1d), "l1i", scomm_cache_json(&h->l1i),
-                  "l2", scomm_cache_json(&h->l2), "l3",
-                  scomm_cache_json(&h->l3)));
-    json_object_set_new(o, "pci_devices", json_integer(h->pci_devices));
-    a = json_array();
+    scomm_jw_open(w, "host", '{');
+    scomm_jw_str(w, "hostname", h->hostname);
+    scomm_jw_str(w, "boot_id", h->boot_id);
+    scomm_jw_str(w, "source", h->source);
+    scomm_jw_str(w, "sysfs_root", h->sysfs_root);
+    scomm_jw_open(w, "cpu", '{');
+    scomm_jw_int(w, "packages", h->packages);
+    scomm_jw_int(w, "numa_nodes", h->numa_nodes);
+    scomm_jw_int(w, "cores", h->cores);
+    scomm_jw_int(w, "pus", h->pus);
+    scomm_jw_int(w, "memory_bytes", (long long)h->memory);
+    scomm_jw_open(w, "caches", '{');
+    scomm_cache_json(w, "l1d", &h->l1d);
+    scomm_cache_json(w, "l1i", &h->l1i);
+    scomm_cache_json(w, "l2", &h->l2);
+    scomm_cache_json(w, "l3", &h->l3);
+    scomm_jw_close(w, '}');
+    scomm_jw_close(w, '}');
+    scomm_jw_int(w, "pci_devices", h->pci_devices);
+    scomm_jw_open(w, "accelerators", '[');
     for (i = 0; i < h->naccel; i++) {
         const scomm_topo_accel_t *d = &h->accel[i];
 
+        scomm_jw_open(w, NULL, '{');
         snprintf(id, sizeof(id), "node0:%s:%d", d->type, i);
-        x = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:i,s:f,"
-                      "s:f}",
-                      "id", id, "vendor", d->vendor, "type", d->type,
-                      "model", d->model, "vendor_id", "", "device_id", "",
-                      "pci", d->pci, "pci_path", d->pci_path, "numa",
-                      d->numa, "fabric",
-                      scomm_topo_link_name((scomm_link_kind_t)d->fabric),
-                      "fabric_links", d->fabric_links, "fabric_gbps",
-                      d->fabric_gbps, "pcie_gbps", d->pcie_gbps);
+        scomm_jw_str(w, "id", id);
+        scomm_jw_str(w, "vendor", d->vendor);
+        scomm_jw_str(w, "type", d->type);
+        scomm_jw_str(w, "model", d->model);
         snprintf(hex, sizeof(hex), "0x%04x", d->vendor_id);
-        json_object_set_new(x, "vendor_id", json_string(hex));
+        scomm_jw_str(w, "vendor_id", hex);
         snprintf(hex, sizeof(hex), "0x%04x", d->device_id);
-        json_object_set_new(x, "device_id", json_string(hex));
-        json_array_append_new(a, x);
+        scomm_jw_str(w, "device_id", hex);
+        scomm_jw_str(w, "pci", d->pci);
+        scomm_jw_str(w, "pci_path", d->pci_path);
+        scomm_jw_int(w, "numa", d->numa);
+        scomm_jw_str(w, "fabric",
+                     scomm_topo_link_name((scomm_link_kind_t)d->fabric));
+        scomm_jw_int(w, "fabric_links", d->fabric_links);
+        scomm_jw_real(w, "fabric_gbps", d->fabric_gbps);
+        scomm_jw_real(w, "pcie_gbps", d->pcie_gbps);
+        scomm_jw_close(w, '}');
     }
-    json_object_set_new(o, "accelerators", a);
-    a = json_array();
+    scomm_jw_close(w, ']');
+    scomm_jw_open(w, "nics", '[');
     for (i = 0; i < h->nnic; i++) {
         const scomm_topo_nic_t *n = &h->nic[i];
 
-        json_array_append_new(
-            a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:f,s:b}", "name",
-                         n->name, "netdev", n->netdev, "kind",
-                         scomm_topo_link_name((scomm_link_kind_t)n->kind),
-                         "pci", n->pci, "pci_path", n->pci_path, "numa",
-                         n->numa, "gbps", n->gbps, "up", n->up));
+        scomm_jw_open(w, NULL, '{');
+        scomm_jw_str(w, "name", n->name);
+        scomm_jw_str(w, "netdev", n->netdev);
+        scomm_jw_str(w, "kind",
+                     scomm_topo_link_name((scomm_link_kind_t)n->kind));
+        scomm_jw_str(w, "pci", n->pci);
+        scomm_jw_str(w, "pci_path", n->pci_path);
+        scomm_jw_int(w, "numa", n->numa);
+        scomm_jw_real(w, "gbps", n->gbps);
+        scomm_jw_bool(w, "up", n->up);
+        scomm_jw_close(w, '}');
     }
-    json_object_set_new(o, "nics", a);
-    a = json_array();
+    scomm_jw_close(w, ']');
+    scomm_jw_open(w, "cxl", '[');
     for (i = 0; i < h->ncxl; i++) {
         const scomm_topo_cxl_t *c = &h->cxl[i];
 
-        json_array_append_new(
-            a, json_pack("{s:s,s:s,s:I,s:I,s:i}", "name", c->name, "pci",
-                         c->pci, "ram_bytes", (json_int_t)c->ram_bytes,
-                         "pmem_bytes", (json_int_t)c->pmem_bytes, "numa",
-                         c->numa));
+        scomm_jw_open(w, NULL, '{');
+        scomm_jw_str(w, "name", c->name);
+        scomm_jw_str(w, "pci", c->pci);
+        scomm_jw_int(w, "ram_bytes", (long long)c->ram_bytes);
+        scomm_jw_int(w, "pmem_bytes", (long long)c->pmem_bytes);
+        scomm_jw_int(w, "numa", c->numa);
+        scomm_jw_close(w, '}');
     }
-    json_object_set_new(o, "cxl", a);
-    json_object_set_new(o, "nvswitches", json_integer(h->nvswitches));
-    json_object_set_new(o, "ub_devices", json_integer(h->ub_devices));
-    json_object_set_new(o, "nvml", json_boolean(h->nvml));
-    return o;
+    scomm_jw_close(w, ']');
+    scomm_jw_int(w, "nvswitches", h->nvswitches);
+    scomm_jw_int(w, "ub_devices", h->ub_devices);
+    scomm_jw_bool(w, "nvml", h->nvml);
+    scomm_jw_close(w, '}');
 }
 
 static void scomm_rank_device(const scomm_topo_rank_t *r, char *out,
@@ -106,103 +361,122 @@ static void scomm_rank_device(const scomm_topo_rank_t *r, char *out,
     }
 }
 
-static json_t *scomm_world_json(const scomm_topo_rank_t *ranks, int n,
-                                const scomm_topo_link_t *m, int nhosts)
+/* One n x n matrix of the link table, field f: 0 kind, 1 bandwidth,
+ * 2 latency, 3 hops. */
+static void scomm_matrix_json(scomm_jw_t *w, const char *key,
+                              const scomm_topo_link_t *m, int n, int f)
 {
-    json_t *o, *a, *hosts, *mk, *mb, *ml, *mh, *rk, *rb, *rl, *rh, *links;
-    char dev[96], dev2[96];
-    int i, j, h;
+    const scomm_topo_link_t *l;
+    int i, j;
 
-    o = json_object();
-    json_object_set_new(o, "size", json_integer(n));
-    hosts = json_array();
-    for (h = 0; h < nhosts; h++) {
-        json_t *hr = json_array(), *ho = NULL;
-
-        for (i = 0; i < n; i++) {
-            if (ranks[i].host_id != h) {
-                continue;
+    scomm_jw_open(w, key, '[');
+    for (i = 0; i < n; i++) {
+        scomm_jw_open(w, NULL, '[');
+        for (j = 0; j < n; j++) {
+            l = &m[(size_t)i * n + j];
+            switch (f) {
+            case 0:
+                scomm_jw_str(w, NULL, scomm_topo_link_info(
+                                          (scomm_link_kind_t)l->kind)->name);
+                break;
+            case 1: scomm_jw_real(w, NULL, (double)l->gbps); break;
+            case 2: scomm_jw_real(w, NULL, (double)l->lat_us); break;
+            default: scomm_jw_int(w, NULL, l->hops); break;
             }
-            if (ho == NULL) {
-                ho = json_pack("{s:i,s:s,s:s}", "id", h, "hostname",
-                               ranks[i].hostname, "boot_id",
-                               ranks[i].boot_id);
-            }
-            json_array_append_new(hr, json_integer(ranks[i].rank));
         }
-        if (ho == NULL) {
-            json_decref(hr);
+        scomm_jw_close(w, ']');
+    }
+    scomm_jw_close(w, ']');
+}
+
+static void scomm_world_json(scomm_jw_t *w, const scomm_topo_rank_t *ranks,
+                             int n, const scomm_topo_link_t *m, int nhosts)
+{
+    char dev[96], dev2[96];
+    int i, j, h, first, count;
+
+    scomm_jw_open(w, "world", '{');
+    scomm_jw_int(w, "size", n);
+    scomm_jw_open(w, "hosts", '[');
+    for (h = 0; h < nhosts; h++) {
+        for (first = -1, count = 0, i = 0; i < n; i++) {
+            if (ranks[i].host_id == h) {
+                first = (first < 0) ? i : first;
+                count++;
+            }
+        }
+        if (first < 0) {
             continue;
         }
-        json_object_set_new(ho, "local_ranks", json_integer(
-                                (json_int_t)json_array_size(hr)));
-        json_object_set_new(ho, "ranks", hr);
-        json_array_append_new(hosts, ho);
+        scomm_jw_open(w, NULL, '{');
+        scomm_jw_int(w, "id", h);
+        scomm_jw_str(w, "hostname", ranks[first].hostname);
+        scomm_jw_str(w, "boot_id", ranks[first].boot_id);
+        scomm_jw_int(w, "local_ranks", count);
+        scomm_jw_open(w, "ranks", '[');
+        for (i = first; i < n; i++) {
+            if (ranks[i].host_id == h) {
+                scomm_jw_int(w, NULL, ranks[i].rank);
+            }
+        }
+        scomm_jw_close(w, ']');
+        scomm_jw_close(w, '}');
     }
-    json_object_set_new(o, "hosts", hosts);
-    a = json_array();
+    scomm_jw_close(w, ']');
+    scomm_jw_open(w, "ranks", '[');
     for (i = 0; i < n; i++) {
         const scomm_topo_rank_t *r = &ranks[i];
 
         scomm_rank_device(r, dev, sizeof(dev));
-        json_array_append_new(
-            a, json_pack("{s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:s?,s:s?,s:f,s:i}",
-                         "rank", r->rank, "host", r->host_id, "local_rank",
-                         r->local_rank, "local_size", r->local_size, "numa",
-                         r->numa, "device", dev, "accel_pci", r->accel_pci,
-                         "nic", (r->nic >= 0) ? r->nic_name : NULL,
-                         "nic_kind",
-                         (r->nic >= 0) ? scomm_topo_link_name(
-                                             (scomm_link_kind_t)r->nic_kind)
-                                       : NULL,
-                         "nic_gbps", (double)r->nic_gbps, "nic_distance",
-                         r->nic_distance));
+        scomm_jw_open(w, NULL, '{');
+        scomm_jw_int(w, "rank", r->rank);
+        scomm_jw_int(w, "host", r->host_id);
+        scomm_jw_int(w, "local_rank", r->local_rank);
+        scomm_jw_int(w, "local_size", r->local_size);
+        scomm_jw_int(w, "numa", r->numa);
+        scomm_jw_str(w, "device", dev);
+        scomm_jw_str(w, "accel_pci", r->accel_pci);
+        scomm_jw_str(w, "nic", (r->nic >= 0) ? r->nic_name : NULL);
+        scomm_jw_str(w, "nic_kind",
+                     (r->nic >= 0) ? scomm_topo_link_name(
+                                         (scomm_link_kind_t)r->nic_kind)
+                                   : NULL);
+        scomm_jw_real(w, "nic_gbps", (double)r->nic_gbps);
+        scomm_jw_int(w, "nic_distance", r->nic_distance);
+        scomm_jw_close(w, '}');
     }
-    json_object_set_new(o, "ranks", a);
-    mk    = json_array();
-    mb    = json_array();
-    ml    = json_array();
-    mh    = json_array();
-    links = json_array();
+    scomm_jw_close(w, ']');
+    scomm_jw_open(w, "matrix", '{');
+    scomm_matrix_json(w, "kind", m, n, 0);
+    scomm_matrix_json(w, "bandwidth_gbps", m, n, 1);
+    scomm_matrix_json(w, "latency_us", m, n, 2);
+    scomm_matrix_json(w, "hops", m, n, 3);
+    scomm_jw_close(w, '}');
+    scomm_jw_open(w, "links", '[');
     for (i = 0; i < n; i++) {
-        rk = json_array();
-        rb = json_array();
-        rl = json_array();
-        rh = json_array();
-        for (j = 0; j < n; j++) {
+        for (j = i + 1; j < n; j++) {
             const scomm_topo_link_t *l = &m[(size_t)i * n + j];
             const scomm_link_info_t *info =
                 scomm_topo_link_info((scomm_link_kind_t)l->kind);
 
-            json_array_append_new(rk, json_string(info->name));
-            json_array_append_new(rb, json_real((double)l->gbps));
-            json_array_append_new(rl, json_real((double)l->lat_us));
-            json_array_append_new(rh, json_integer(l->hops));
-            if (j > i) {
-                scomm_rank_device(&ranks[i], dev, sizeof(dev));
-                scomm_rank_device(&ranks[j], dev2, sizeof(dev2));
-                json_array_append_new(
-                    links,
-                    json_pack("{s:i,s:i,s:s,s:s,s:s,s:s,s:f,s:f,s:i,s:b}",
-                              "src_rank", i, "dst_rank", j, "src", dev,
-                              "dst", dev2, "kind", info->name, "seed_kind",
-                              info->seed_kind, "bandwidth_gbps",
-                              (double)l->gbps, "latency_us",
-                              (double)l->lat_us, "hops", l->hops,
-                              "bidirectional", 1));
-            }
+            scomm_rank_device(&ranks[i], dev, sizeof(dev));
+            scomm_rank_device(&ranks[j], dev2, sizeof(dev2));
+            scomm_jw_open(w, NULL, '{');
+            scomm_jw_int(w, "src_rank", i);
+            scomm_jw_int(w, "dst_rank", j);
+            scomm_jw_str(w, "src", dev);
+            scomm_jw_str(w, "dst", dev2);
+            scomm_jw_str(w, "kind", info->name);
+            scomm_jw_str(w, "seed_kind", info->seed_kind);
+            scomm_jw_real(w, "bandwidth_gbps", (double)l->gbps);
+            scomm_jw_real(w, "latency_us", (double)l->lat_us);
+            scomm_jw_int(w, "hops", l->hops);
+            scomm_jw_bool(w, "bidirectional", 1);
+            scomm_jw_close(w, '}');
         }
-        json_array_append_new(mk, rk);
-        json_array_append_new(mb, rb);
-        json_array_append_new(ml, rl);
-        json_array_append_new(mh, rh);
     }
-    json_object_set_new(o, "matrix",
-                        json_pack("{s:o,s:o,s:o,s:o}", "kind", mk,
-                                  "bandwidth_gbps", mb, "latency_us", ml,
-                                  "hops", mh));
-    json_object_set_new(o, "links", links);
-    return o;
+    scomm_jw_close(w, ']');
+    scomm_jw_close(w, '}');
 }
 
 char *scomm_topo_json_text(const scomm_topo_host_t *host,
@@ -210,36 +484,38 @@ char *scomm_topo_json_text(const scomm_topo_host_t *host,
                            const scomm_topo_link_t *m, int nhosts,
                            const scomm_topo_reco_t *reco, int indent)
 {
-    json_t *root, *rs;
-    char *text;
+    scomm_jw_t w;
     int i;
 
-    root = json_object();
-    if (root == NULL) {
-        return NULL;
-    }
-    json_object_set_new(root, "schema", json_string(SCOMM_TOPO_SCHEMA));
-    json_object_set_new(root, "host", scomm_host_json(host));
+    memset(&w, 0, sizeof(w));
+    w.indent = SCOMM_MAX(indent, 0);
+    scomm_jw_open(&w, NULL, '{');
+    scomm_jw_str(&w, "schema", SCOMM_TOPO_SCHEMA);
+    scomm_host_json(&w, host);
     if ((ranks != NULL) && (m != NULL)) {
-        json_object_set_new(root, "world",
-                            scomm_world_json(ranks, n, m, nhosts));
+        scomm_world_json(&w, ranks, n, m, nhosts);
     }
     if (reco != NULL) {
-        rs = json_array();
+        scomm_jw_open(&w, "recommendation", '{');
+        scomm_jw_str(&w, "preset", reco->preset);
+        scomm_jw_open(&w, "reasons", '[');
         for (i = 0; i < reco->nreasons; i++) {
-            json_array_append_new(rs, json_string(reco->reasons[i]));
+            scomm_jw_str(&w, NULL, reco->reasons[i]);
         }
-        json_object_set_new(root, "recommendation",
-                            json_pack("{s:s,s:o}", "preset", reco->preset,
-                                      "reasons", rs));
+        scomm_jw_close(&w, ']');
+        scomm_jw_close(&w, '}');
     }
-    text = json_dumps(root, JSON_INDENT(indent) | JSON_PRESERVE_ORDER |
-                                JSON_REAL_PRECISION(6));
-    json_decref(root);
-    return text;
+    scomm_jw_close(&w, '}');
+    if (w.failed) {
+        free(w.p);
+        return NULL;
+    }
+    return w.p;
 }
 
 /* ---- reading ---- */
+
+#ifdef SCOMM_HAVE_JANSSON
 
 typedef struct scomm_jctx {
     const char *name;
@@ -549,3 +825,16 @@ int scomm_topo_host_from_json(const char *text, size_t len,
     }
     return status;
 }
+#else /* !SCOMM_HAVE_JANSSON */
+int scomm_topo_host_from_json(const char *text, size_t len,
+                              const char *name, scomm_topo_host_t *host,
+                              char *err, size_t errlen)
+{
+    (void)text;
+    (void)len;
+    memset(host, 0, sizeof(*host));
+    return scomm_feature_missing(SCOMM_FEATURE_JANSSON, err, errlen,
+                                 "%s: reading a saved topology (JSON)",
+                                 (name != NULL) ? name : "<json>");
+}
+#endif /* SCOMM_HAVE_JANSSON */

@@ -166,6 +166,8 @@ int scomm_cli_info(int argc, char **argv)
            SCOMM_PROTOCOL_VERSION);
     printf("transports: shm (POSIX shared memory, process_vm_readv), tcp\n");
     printf("backends:   native\n");
+    printf("features:   %s\n", (scomm_build_features()[0] != '\0')
+                                    ? scomm_build_features() : "(none)");
     if (config) {
         info_text();
     }
