@@ -904,6 +904,17 @@ static int tcp_read(tcp_ctx_t *c, tcp_sock_t *s)
         epoll_ctl(c->epfd, EPOLL_CTL_DEL, s->fd, NULL);
         return events;
     }
+    if ((n == 0) && (s->idx != 0) && !s->in_payload && (s->hdr_got == 0)) {
+        /* A peer closing cleanly queues its BYE on socket 0 and then
+         * half-closes every socket (tcp_linger), so the FIN of this socket
+         * can overtake a BYE still on its way on socket 0. Between
+         * messages an EOF here decides nothing: socket 0 does (BYE then
+         * EOF is a clean close; EOF without a BYE, a loss). A peer that
+         * dies closes socket 0 too; a cut of this socket alone fails the
+         * next send on it. */
+        epoll_ctl(c->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+        return events;
+    }
     if (n == 0) {
         return tcp_fail_sock(c, s, "connection closed by peer", 0) - 1;
     }
