@@ -46,7 +46,6 @@ static const struct {
     const scomm_tl_ops_t *ops;
 } scomm_tl_registry[] = {
     {"shm", &scomm_tl_shm_ops},
-    {"rdma", &scomm_tl_rdma_ops}, /* before tcp: preferred when it reaches */
     {"tcp", &scomm_tl_tcp_ops},
 };
 
@@ -199,11 +198,6 @@ static void scomm_tl_names_build(void)
     size_t i, off = 0;
 
     for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_tl_registry); i++) {
-#ifndef SCOMM_HAVE_IBVERBS
-        if (strcmp(scomm_tl_registry[i].name, "rdma") == 0) {
-            continue; /* built as a stub that is never available */
-        }
-#endif
         off += (size_t)snprintf(scomm_tl_names_buf + off,
                                 sizeof(scomm_tl_names_buf) - off, "%s%s",
                                 (off > 0) ? "," : "",
@@ -342,7 +336,6 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
                           scomm_comm_t **comm_p)
 {
     char err[SCOMM_ERRMSG_MAX] = "";
-    char unavail[SCOMM_ERRMSG_MAX] = "";
     uint64_t mask = (opts != NULL) ? opts->field_mask : 0;
     scomm_status_t status;
     scomm_world_t *w = NULL;
@@ -540,17 +533,6 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         }
         w->tls[w->ntl] = scomm_tl_registry[i].ops;
         status = w->tls[w->ntl]->init(w, &w->tl_ctx[w->ntl]);
-        if ((status == SCOMM_ERR_UNSUPPORTED) &&
-            (w->tls[w->ntl] == &scomm_tl_rdma_ops)) {
-            /* No RDMA device or no libibverbs: the other transports
-             * allowed carry on; if none is left, this is the error. */
-            snprintf(unavail, sizeof(unavail), "transport %s: %s",
-                     scomm_tl_registry[i].name, scomm_last_error());
-            scomm_info(SCOMM_SUB_INIT, "%s", unavail);
-            w->tls[w->ntl]    = NULL;
-            w->tl_ctx[w->ntl] = NULL;
-            continue;
-        }
         if (status != SCOMM_OK) {
             scomm_set_thread_error("scomm_init: transport %s: %s",
                                    scomm_tl_registry[i].name,
@@ -559,15 +541,10 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         }
         w->ntl++;
     }
-    if ((w->ntl == 0) && (unavail[0] != '\0')) {
-        status = SCOMM_ERR_UNSUPPORTED;
-        scomm_set_thread_error("scomm_init: %s", unavail);
-        goto err_free;
-    }
     if ((w->ntl == 0) && (w->size > 1)) {
         status = SCOMM_ERR_BAD_CONFIG;
         scomm_set_thread_error("scomm_init: SCOMM_TRANSPORTS='%s' names no "
-                               "known transport (shm, rdma, tcp)",
+                               "known transport (shm, tcp)",
                                w->cfg.transports);
         goto err_free;
     }

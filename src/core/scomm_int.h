@@ -56,13 +56,8 @@ typedef struct scomm_rankinfo {
     uint16_t tcp_port;
     char     shm_name[SCOMM_SHMNAME_MAX];
     uint64_t shm_size;
-    uint32_t flags;                      /* SCOMM_RANKINFO_* */
+    uint32_t flags;                      /* reserved, 0 (on the wire) */
 } scomm_rankinfo_t;
-
-/* rankinfo.flags: the rank runs the RDMA transport; the low 16 bits are
- * the TCP port of its connection side channel (rdma.c). */
-#define SCOMM_RANKINFO_RDMA      0x80000000u
-#define SCOMM_RANKINFO_PORT_MASK 0x0000ffffu
 
 /* Written once, under lock, before status is published (release);
  * readers acquire-load status and may then read the rest. */

@@ -238,14 +238,12 @@ void scomm_shmem_set_destroy(scomm_comm_t *comm, scomm_shmem_set_t *set)
 {
     int q;
 
+    (void)comm;
     if (set == NULL) {
         return;
     }
     for (q = 0; q < set->nranks; q++) {
         if (set->base[q] != NULL) {
-            /* An RDMA registration of these pages must not outlive them. */
-            scomm_tl_rdma_invalidate(comm->world, set->base[q],
-                                     set->map_len[q]);
             munmap(set->base[q], set->map_len[q]);
         }
     }
@@ -460,10 +458,7 @@ void scomm_shmem_comm_release(scomm_comm_t *comm)
                                                    list));
     }
     while ((e = scomm_list_pop_front(&s->regs)) != NULL) {
-        shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
-
-        scomm_tl_rdma_invalidate(comm->world, (void *)r->start, r->len);
-        free(r);
+        free(scomm_container_of(e, shmem_reg_t, list));
     }
     free(s);
     comm->shmem = NULL;
@@ -508,8 +503,6 @@ scomm_status_t scomm_mem_alloc(scomm_comm_t *comm, size_t bytes,
                                           &set);
     if (status == SCOMM_OK) {
         *ptr_p = set->base[comm->rank];
-        scomm_tl_rdma_mem_known(w, set->base[comm->rank],
-                                set->map_len[comm->rank]);
     }
     comm->cur_op = "scomm";
     pthread_mutex_unlock(&w->lock);
@@ -626,7 +619,6 @@ scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr, size_t bytes)
     r->start = (uintptr_t)ptr;
     r->len   = bytes;
     scomm_list_push_back(&s->regs, &r->list);
-    scomm_tl_rdma_mem_known(comm->world, ptr, bytes);
     pthread_mutex_unlock(&comm->world->lock);
     return SCOMM_OK;
 }
@@ -648,8 +640,6 @@ scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr)
             shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
 
             if (r->start == (uintptr_t)ptr) {
-                /* Cached RDMA registrations of the range go too. */
-                scomm_tl_rdma_invalidate(comm->world, ptr, r->len);
                 scomm_list_del(e);
                 free(r);
                 pthread_mutex_unlock(&comm->world->lock);

@@ -108,18 +108,5 @@ typedef struct scomm_tl_ops {
 extern const scomm_tl_ops_t scomm_tl_shm_ops;
 extern const scomm_tl_ops_t scomm_tl_tcp_ops;
 extern const scomm_tl_ops_t scomm_tl_mock_ops;
-/* RDMA verbs (rdma.c): always defined; without libibverbs or without a
- * device its init fails with SCOMM_ERR_UNSUPPORTED and a reason. */
-extern const scomm_tl_ops_t scomm_tl_rdma_ops;
-/* Memory whose lifetime scomm sees, for the RDMA registration cache
- * (world lock held; no-ops without an RDMA transport):
- *  - mem_known: [addr, addr + len) was given to scomm_mem_register or
- *    returned by scomm_mem_alloc; with SCOMM_RDMA_REGCACHE=1 (default)
- *    only such ranges are cached;
- *  - invalidate: the range is deregistered or unmapped; cached
- *    registrations overlapping it are dropped. */
-void scomm_tl_rdma_mem_known(scomm_world_t *w, const void *addr, size_t len);
-void scomm_tl_rdma_invalidate(scomm_world_t *w, const void *addr,
-                              size_t len);
 
 #endif /* SCOMM_TL_H */
