@@ -767,8 +767,9 @@ const char *scomm_comm_backend(const scomm_comm_t *comm)
     if (comm->vendor != NULL) {
         return comm->vendor->ops->name;
     }
-    if ((comm->world->ntl > 0) && (comm->world->tls[0] == &scomm_tl_mock_ops)) {
-        return "mock";
+    if ((comm->world->ntl > 0) &&
+        (comm->world->tl_attr[0].caps & SCOMM_TL_CAP_OWN_BOOTSTRAP)) {
+        return comm->world->tls[0]->name; /* "mock": its own backend */
     }
     return "native";
 }

@@ -601,20 +601,11 @@ int scomm_coll_direct_default(const scomm_comm_t *comm,
                               const scomm_coll_args_t *a)
 {
     char why[128];
-    int q;
 
     if (!scomm_coll_direct_supports(comm, a, why, sizeof(why))) {
         return 0;
     }
-    for (q = 0; q < comm->size; q++) {
-        const scomm_peer_t *pr = &comm->world->peers[comm->ranks[q]];
-
-        if ((q != comm->rank) &&
-            ((pr->tl == NULL) || (strcmp(pr->tl->name, "shm") != 0))) {
-            return 0;
-        }
-    }
-    return 1;
+    return scomm_comm_peers_have(comm, SCOMM_TL_CAP_SHARED_MEM);
 }
 
 /* ---- waiting ------------------------------------------------------------- */

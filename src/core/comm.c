@@ -336,6 +336,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
                           scomm_comm_t **comm_p)
 {
     char err[SCOMM_ERRMSG_MAX] = "";
+    char unavail[SCOMM_ERRMSG_MAX] = "";
     uint64_t mask = (opts != NULL) ? opts->field_mask : 0;
     scomm_status_t status;
     scomm_world_t *w = NULL;
@@ -522,6 +523,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
                                    w->fault.msg);
             goto err_free;
         }
+        w->tls[0]->query(w->tl_ctx[0], &w->tl_attr[0]);
         w->ntl = 1;
         goto connect;
     }
@@ -533,13 +535,29 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         }
         w->tls[w->ntl] = scomm_tl_registry[i].ops;
         status = w->tls[w->ntl]->init(w, &w->tl_ctx[w->ntl]);
+        if (status == SCOMM_ERR_UNSUPPORTED) {
+            /* No device or provider on this host: the other transports
+             * allowed carry on; if none is left, this is the error. */
+            snprintf(unavail, sizeof(unavail), "transport %s: %s",
+                     scomm_tl_registry[i].name, scomm_last_error());
+            scomm_info(SCOMM_SUB_INIT, "%s", unavail);
+            w->tls[w->ntl]    = NULL;
+            w->tl_ctx[w->ntl] = NULL;
+            continue;
+        }
         if (status != SCOMM_OK) {
             scomm_set_thread_error("scomm_init: transport %s: %s",
                                    scomm_tl_registry[i].name,
                                    w->fault.msg);
             goto err_free;
         }
+        w->tls[w->ntl]->query(w->tl_ctx[w->ntl], &w->tl_attr[w->ntl]);
         w->ntl++;
+    }
+    if ((w->ntl == 0) && (unavail[0] != '\0')) {
+        status = SCOMM_ERR_UNSUPPORTED;
+        scomm_set_thread_error("scomm_init: %s", unavail);
+        goto err_free;
     }
     if ((w->ntl == 0) && (w->size > 1)) {
         status = SCOMM_ERR_BAD_CONFIG;
@@ -568,8 +586,7 @@ connect:
      * progress.c, invariant 3). */
     w->spin_yield = (w->local_size > (int)sysconf(_SC_NPROCESSORS_ONLN));
     for (p = 0; p < w->size; p++) {
-        if ((w->peers[p].tl != NULL) &&
-            (strcmp(w->peers[p].tl->name, "tcp") == 0)) {
+        if (scomm_peer_caps(w, p) & SCOMM_TL_CAP_KERNEL_COPY) {
             w->spin_yield = 1;
         }
     }

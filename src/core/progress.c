@@ -114,6 +114,19 @@ int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank)
     return -1;
 }
 
+int scomm_comm_peers_have(const scomm_comm_t *comm, uint64_t caps)
+{
+    int q;
+
+    for (q = 0; q < comm->size; q++) {
+        if ((q != comm->rank) &&
+            ((scomm_peer_caps(comm->world, comm->ranks[q]) & caps) != caps)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Heartbeat interval and staleness threshold, scaled down for short
  * timeouts so a stopped rank is told apart from a waiting one before the
  * deadline. */
@@ -197,8 +210,15 @@ scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
      * those bytes, and on few cores a spinning waiter takes the CPU its
      * softirq work needs (64 MiB: 1.2 GB/s spinning, 2.4 GB/s sleeping). */
     for (i = 0; i < n; i++) {
-        if ((reqs[i] != NULL) && (reqs[i]->len > w->cfg.tcp_eager_max) &&
-            (w->peers[reqs[i]->peer].tl == &scomm_tl_tcp_ops)) {
+        const scomm_peer_t *pr;
+
+        if (reqs[i] == NULL) {
+            continue;
+        }
+        pr = &w->peers[reqs[i]->peer];
+        if ((pr->tl_idx >= 0) &&
+            (w->tl_attr[pr->tl_idx].caps & SCOMM_TL_CAP_KERNEL_COPY) &&
+            (reqs[i]->len > w->tl_attr[pr->tl_idx].eager_max)) {
             spin_ns = 0;
         }
     }

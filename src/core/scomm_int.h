@@ -129,6 +129,7 @@ struct scomm_world {
 
     const scomm_tl_ops_t *tls[SCOMM_MAX_TL];
     void             *tl_ctx[SCOMM_MAX_TL];
+    scomm_tl_attr_t   tl_attr[SCOMM_MAX_TL]; /* query() after init */
     int               ntl;
 
     scomm_fault_t     fault;
@@ -256,6 +257,17 @@ scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
 scomm_comm_t *scomm_comm_new(scomm_world_t *w, int rank, int size,
                              uint32_t ctx);
 int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank);
+/* Capabilities (SCOMM_TL_CAP_*) of the transport that reaches world rank
+ * wrank; 0 for this rank itself. */
+static inline uint64_t scomm_peer_caps(const scomm_world_t *w, int wrank)
+{
+    int t = w->peers[wrank].tl_idx;
+
+    return (t >= 0) ? w->tl_attr[t].caps : 0;
+}
+/* 1 if every other rank of comm is reached by a transport with all of the
+ * capabilities in caps. */
+int scomm_comm_peers_have(const scomm_comm_t *comm, uint64_t caps);
 /* Heartbeat interval for a wait with this timeout (the configured one,
  * shrunk to a quarter of short timeouts, at least 10 ms). */
 uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout);

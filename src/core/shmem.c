@@ -63,10 +63,56 @@ typedef struct shmem_desc {
 
 /* A range given to scomm_mem_register. */
 typedef struct shmem_reg {
-    scomm_list_t list;
-    uintptr_t    start;
-    size_t       len;
+    scomm_list_t      list;
+    uintptr_t         start;
+    size_t            len;
+    scomm_shmem_mrs_t mrs;
 } shmem_reg_t;
+
+/*
+ * Register [addr, addr + len), memory whose end this file will see, with
+ * every transport of the world that registers memory (tl.h, mem_reg), so
+ * a transport may keep the registration cached until shmem_mrs_dereg. A
+ * refusal is no error: that transport then registers per message.
+ */
+static void shmem_mrs_reg(scomm_world_t *w, void *addr, size_t len,
+                          scomm_shmem_mrs_t *mrs)
+{
+    const unsigned access = SCOMM_TL_ACCESS_LOCAL |
+                            SCOMM_TL_ACCESS_REMOTE_WRITE |
+                            SCOMM_TL_ACCESS_REMOTE_READ;
+    scomm_status_t status;
+    int t;
+
+    mrs->mask = 0;
+    for (t = 0; t < w->ntl; t++) {
+        if (!(w->tl_attr[t].caps & SCOMM_TL_CAP_MEM_REG)) {
+            continue;
+        }
+        status = w->tls[t]->mem_reg(w->tl_ctx[t], addr, len, access,
+                                    &mrs->mr[t]);
+        if (status == SCOMM_OK) {
+            mrs->mask |= 1u << t;
+        } else {
+            scomm_debug(SCOMM_SUB_TL, "%s: registering %p (%zu bytes): %s; "
+                        "it registers per message instead", w->tls[t]->name,
+                        addr, len, scomm_status_name(status));
+        }
+    }
+}
+
+/* Release what shmem_mrs_reg registered, before the memory goes. */
+static void shmem_mrs_dereg(scomm_world_t *w, scomm_shmem_mrs_t *mrs)
+{
+    int t;
+
+    for (t = 0; t < w->ntl; t++) {
+        if (mrs->mask & (1u << t)) {
+            w->tls[t]->mem_dereg(w->tl_ctx[t], &mrs->mr[t]);
+        }
+    }
+    mrs->mask = 0;
+}
 
 scomm_shmem_t *scomm_shmem_get(scomm_comm_t *comm)
 {
@@ -238,10 +284,10 @@ void scomm_shmem_set_destroy(scomm_comm_t *comm, scomm_shmem_set_t *set)
 {
     int q;
 
-    (void)comm;
     if (set == NULL) {
         return;
     }
+    shmem_mrs_dereg(comm->world, &set->mrs);
     for (q = 0; q < set->nranks; q++) {
         if (set->base[q] != NULL) {
             munmap(set->base[q], set->map_len[q]);
@@ -458,7 +504,10 @@ void scomm_shmem_comm_release(scomm_comm_t *comm)
                                                    list));
     }
     while ((e = scomm_list_pop_front(&s->regs)) != NULL) {
-        free(scomm_container_of(e, shmem_reg_t, list));
+        shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
+
+        shmem_mrs_dereg(comm->world, &r->mrs);
+        free(r);
     }
     free(s);
     comm->shmem = NULL;
@@ -503,6 +552,8 @@ scomm_status_t scomm_mem_alloc(scomm_comm_t *comm, size_t bytes,
                                           &set);
     if (status == SCOMM_OK) {
         *ptr_p = set->base[comm->rank];
+        shmem_mrs_reg(w, set->base[comm->rank], set->map_len[comm->rank],
+                      &set->mrs);
     }
     comm->cur_op = "scomm";
     pthread_mutex_unlock(&w->lock);
@@ -618,6 +669,7 @@ scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr, size_t bytes)
     }
     r->start = (uintptr_t)ptr;
     r->len   = bytes;
+    shmem_mrs_reg(comm->world, ptr, bytes, &r->mrs);
     scomm_list_push_back(&s->regs, &r->list);
     pthread_mutex_unlock(&comm->world->lock);
     return SCOMM_OK;
@@ -640,6 +692,7 @@ scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr)
             shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
 
             if (r->start == (uintptr_t)ptr) {
+                shmem_mrs_dereg(comm->world, &r->mrs);
                 scomm_list_del(e);
                 free(r);
                 pthread_mutex_unlock(&comm->world->lock);

@@ -1084,6 +1084,14 @@ static void shm_check_peers(void *vctx)
     }
 }
 
+static void shm_query(void *vctx, scomm_tl_attr_t *attr)
+{
+    shm_ctx_t *c = vctx;
+
+    attr->caps      = scomm_tl_shm_ops.caps;
+    attr->eager_max = c->eager_max;
+}
+
 static void shm_heartbeat(void *vctx, uint64_t now)
 {
     shm_ctx_t *c = vctx;
@@ -1192,7 +1200,9 @@ static void shm_fini(void *vctx)
 
 const scomm_tl_ops_t scomm_tl_shm_ops = {
     .name        = "shm",
+    .caps        = SCOMM_TL_CAP_SHARED_MEM,
     .init        = shm_init,
+    .query       = shm_query,
     .can_reach   = shm_can_reach,
     .connect     = shm_connect,
     .send        = shm_send,
@@ -1205,5 +1215,7 @@ const scomm_tl_ops_t scomm_tl_shm_ops = {
     .heartbeat   = shm_heartbeat,
     .suspects    = shm_suspects,
     .send_abort  = shm_send_abort,
+    .mem_reg     = scomm_tl_mem_reg_unsupported,
+    .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = shm_fini,
 };

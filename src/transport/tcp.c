@@ -967,9 +967,12 @@ static int tcp_poll_fds(void *vctx, struct pollfd *fds, int max)
     return n;
 }
 
-static void tcp_noop(void *vctx)
+static void tcp_query(void *vctx, scomm_tl_attr_t *attr)
 {
-    (void)vctx;
+    tcp_ctx_t *c = vctx;
+
+    attr->caps      = scomm_tl_tcp_ops.caps;
+    attr->eager_max = c->eager_max;
 }
 
 /* Queue a header-only message on every peer's socket 0 and push the
@@ -1183,18 +1186,22 @@ static void tcp_fini(void *vctx)
 
 const scomm_tl_ops_t scomm_tl_tcp_ops = {
     .name        = "tcp",
+    .caps        = SCOMM_TL_CAP_KERNEL_COPY,
     .init        = tcp_init,
+    .query       = tcp_query,
     .can_reach   = tcp_can_reach,
     .connect     = tcp_connect,
     .send        = tcp_send,
     .rndv_start  = tcp_rndv_start,
     .progress    = tcp_progress,
     .poll_fds    = tcp_poll_fds,
-    .sleep_begin = tcp_noop,
-    .sleep_end   = tcp_noop,
-    .check_peers = tcp_noop,
+    .sleep_begin = scomm_tl_noop,
+    .sleep_end   = scomm_tl_noop,
+    .check_peers = scomm_tl_noop,
     .heartbeat   = tcp_heartbeat,
     .suspects    = tcp_suspects,
     .send_abort  = tcp_send_abort,
+    .mem_reg     = scomm_tl_mem_reg_unsupported,
+    .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = tcp_fini,
 };
