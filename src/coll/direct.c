@@ -69,18 +69,19 @@
  * others (chunks of chunk/p bytes per block), then reduces its own block
  * from everybody's.
  *
- * Waits (direct_wait): spin on the peers' counters, purely for 5 us (not
- * at all when ranks outnumber cores), then with sched_yield() until
- * SCOMM_SPIN_US, then sleep in ppoll() on the world's wake eventfd and the
- * transports' fds, from 50 us doubling to 2 ms. A sleeper raises its
- * sleeping flag first and looks once more; a rank that publishes a
- * counter, after a full fence, writes the eventfd (dup'd through
- * pidfd_getfd) of every peer whose flag is up, so a sleeping wait ends
- * within a wake-up, not at its timer. Meanwhile the transports progress
- * every 50 us (abort notices), heartbeats go out, dead peers are looked
- * for every 10 ms, and the comm's timeout bounds each wait: then the world
- * fails with SCOMM_ERR_TIMED_OUT naming a rank that shows no sign of life,
- * or else the rank waited for.
+ * Waits (direct_wait) go through the core's wait loop
+ * (scomm_world_wait_until, core/progress.c) with the peers' counters as
+ * the condition: spin purely for 5 us (not at all when ranks outnumber
+ * cores), then with sched_yield() until SCOMM_SPIN_US, then sleep in
+ * ppoll() on the world's wake eventfd and the transports' fds, from 50 us
+ * doubling to 2 ms. A sleeper raises its sleeping flag first and looks
+ * once more; a rank that publishes a counter, after a full fence, writes
+ * the eventfd (dup'd through pidfd_getfd) of every peer whose flag is up,
+ * so a sleeping wait ends within a wake-up, not at its timer. Meanwhile
+ * the transports progress every 50 us (abort notices), heartbeats go out,
+ * dead peers are looked for every 10 ms, and the comm's timeout bounds
+ * each wait: then the world fails with SCOMM_ERR_TIMED_OUT naming a rank
+ * that shows no sign of life, or else the rank waited for.
  *
  * Transport: the algorithm needs no transport after set-up (the set-up
  * exchanges names with point-to-point messages, tag SCOMM_TAG_SHMEM). By
@@ -111,15 +112,12 @@
  */
 #include <errno.h>
 #include <immintrin.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../core/shmem.h"
@@ -152,12 +150,10 @@
  * scomm_mem_alloc memory at an offset), or one of these. */
 #define DIRECT_AT_ARENA      (-1)  /* staged in its arena */
 #define DIRECT_AT_CMA        (-2)  /* at an address in its own memory */
-#define DIRECT_PURE_SPIN_NS  5000ull
 #define DIRECT_PROGRESS_NS   50000ull
 #define DIRECT_CHECK_NS      10000000ull
 #define DIRECT_SLEEP_MIN_NS  50000ull
 #define DIRECT_SLEEP_MAX_NS  2000000ull
-#define DIRECT_POLL_MAX      64
 
 enum {
     DIRECT_READY   = 0,
@@ -702,181 +698,75 @@ static scomm_status_t direct_fault(scomm_comm_t *comm)
     return scomm_set_error(comm, (scomm_status_t)fault, "%s", w->fault.msg);
 }
 
-static scomm_status_t direct_timed_out(direct_call_t *c, int x,
-                                       uint64_t want, int q)
-{
-    scomm_comm_t *comm = c->comm;
-    scomm_world_t *w   = comm->world;
-    uint64_t now = scomm_now_ns();
-    uint64_t stale = 2 * scomm_hb_interval_ns(w, comm->timeout_ms);
-    int sus[DIRECT_MAX_RANKS], nsus = 0, t, s = -1, i;
+/* One wait: counter x of every other rank (or of rank only) >= want. */
+typedef struct direct_wait_arg {
+    direct_call_t *c;
+    int            x;
+    uint64_t       want;
+    int            only;
+} direct_wait_arg_t;
 
-    /* A rank that shows no sign of life is the culprit, whoever this rank
-     * happened to wait for: name it, so every survivor names the same. */
-    for (t = 0; (t < w->ntl) && (nsus < DIRECT_MAX_RANKS); t++) {
-        nsus += w->tls[t]->suspects(w->tl_ctx[t], now, stale, sus + nsus,
-                                    DIRECT_MAX_RANKS - nsus);
+static int direct_wait_done(void *arg)
+{
+    const direct_wait_arg_t *wa = arg;
+
+    return direct_lagging(wa->c, wa->x, wa->want, wa->only) < 0;
+}
+
+static int direct_wait_pending(void *arg, int *wranks, int max, char *what,
+                               size_t len)
+{
+    const direct_wait_arg_t *wa = arg;
+    int q = direct_lagging(wa->c, wa->x, wa->want, wa->only);
+
+    if ((q < 0) || (max < 1)) {
+        return 0;
     }
-    for (i = 0; (i < nsus) && (s < 0); i++) {
-        s = scomm_comm_rank_of(comm, sus[i]);
+    wranks[0] = wa->c->comm->ranks[q];
+    if (what != NULL) {
+        /* Chunks are counted from the call's first; tiny calls by number. */
+        snprintf(what, len, " to %s %llu", direct_ctr_what[wa->x],
+                 (unsigned long long)((wa->x >= DIRECT_TINY0) ?
+                                      wa->want : wa->want - 1 - wa->c->k0));
     }
-    if (s >= 0) {
-        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[s],
-                         "%s (op #%llu): timed out after %lld ms in the "
-                         "direct shared-memory algorithm: rank %d shows no "
-                         "sign of life (stopped or hung)", comm->cur_op,
-                         (unsigned long long)comm->op_seq,
-                         (long long)comm->timeout_ms, s);
-    } else {
-        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[q],
-                         "%s (op #%llu): timed out after %lld ms in the "
-                         "direct shared-memory algorithm waiting for rank "
-                         "%d to %s %llu", comm->cur_op,
-                         (unsigned long long)comm->op_seq,
-                         (long long)comm->timeout_ms, q, direct_ctr_what[x],
-                         (unsigned long long)((x >= DIRECT_TINY0) ? want :
-                                              want - 1 - c->k0));
-    }
-    return direct_fault(comm);
+    return 1;
 }
 
 /*
- * Sleep up to ns in ppoll on the wake eventfd and the transports' fds
- * (peer pidfds, sockets), the world lock released meanwhile. The sleeping
- * flag is raised first and the counters looked at once more, so a peer
- * that publishes either sees the flag (and writes the eventfd) or we see
- * its counter.
+ * The slow path of a wait, through the core's wait loop: the peers'
+ * counters are polled every turn, the transports every 50 us (abort
+ * notices), dead peers looked for every 10 ms; sleeps start at 50 us and
+ * double to 2 ms, with this rank's sleeping flag up so that a rank that
+ * publishes a counter writes our eventfd (direct_wake).
  */
-static void direct_sleep(direct_call_t *c, int x, uint64_t want, int only,
-                         uint64_t ns)
-{
-    scomm_world_t *w = c->comm->world;
-    _Atomic uint32_t *flag = &c->d->ctrl[c->me]->sleeping;
-    struct pollfd fds[DIRECT_POLL_MAX];
-    struct timespec ts;
-    uint64_t drain;
-    int i, nfds = 0, n;
-
-    atomic_store(flag, 1);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (direct_lagging(c, x, want, only) < 0) {
-        atomic_store_explicit(flag, 0, memory_order_relaxed);
-        return;
-    }
-
-    if (w->wake_fd >= 0) {
-        fds[nfds].fd      = w->wake_fd;
-        fds[nfds].events  = POLLIN;
-        fds[nfds].revents = 0;
-        nfds++;
-    }
-    for (i = 0; i < w->ntl; i++) {
-        nfds += w->tls[i]->poll_fds(w->tl_ctx[i], fds + nfds,
-                                    DIRECT_POLL_MAX - nfds);
-    }
-    ts.tv_sec  = (time_t)(ns / 1000000000ull);
-    ts.tv_nsec = (long)(ns % 1000000000ull);
-    pthread_mutex_unlock(&w->lock);
-    n = ppoll(fds, (nfds_t)nfds, &ts, NULL);
-    pthread_mutex_lock(&w->lock);
-    atomic_store_explicit(flag, 0, memory_order_relaxed);
-    if ((n > 0) && (w->wake_fd >= 0) && (fds[0].revents & POLLIN)) {
-        if (read(w->wake_fd, &drain, sizeof(drain)) < 0) {
-            /* EAGAIN: another thread drained it first. */
-        }
-    }
-    if (n > 0) {
-        for (i = 0; i < w->ntl; i++) {
-            w->tls[i]->check_peers(w->tl_ctx[i]);
-        }
-    }
-}
-
 static scomm_status_t direct_wait_slow(direct_call_t *c, int x,
-                                       uint64_t want, int only, int q)
+                                       uint64_t want, int only)
 {
-    scomm_comm_t *comm = c->comm;
-    scomm_world_t *w   = comm->world;
-    uint64_t start = scomm_now_ns(), now, last_prog = start;
-    uint64_t last_check = start, sleep_ns = DIRECT_SLEEP_MIN_NS;
-    uint64_t spin_ns = (uint64_t)SCOMM_MAX(w->cfg.spin_us, 0) * 1000ull;
-    uint64_t timeout_ns = (comm->timeout_ms > 0) ?
-                          (uint64_t)comm->timeout_ms * 1000000ull :
-                          UINT64_MAX;
-    uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
-    int i;
+    direct_wait_arg_t wa = {c, x, want, only};
+    const scomm_wait_cond_t cond = {
+        .done         = direct_wait_done,
+        .pending      = direct_wait_pending,
+        .arg          = &wa,
+        .sleeping     = &c->d->ctrl[c->me]->sleeping,
+        .where        = " in the direct shared-memory algorithm",
+        .progress_ns  = DIRECT_PROGRESS_NS,
+        .sleep_min_ns = DIRECT_SLEEP_MIN_NS,
+        .sleep_max_ns = DIRECT_SLEEP_MAX_NS,
+        .check_ns     = DIRECT_CHECK_NS,
+    };
 
-    atomic_store_explicit(&w->cur_op, comm->cur_op, memory_order_relaxed);
-    atomic_store_explicit(&w->cur_seq, comm->op_seq, memory_order_relaxed);
-    for (;;) {
-        if (SCOMM_UNLIKELY(atomic_load_explicit(&w->fault.status,
-                                                memory_order_acquire) !=
-                           0)) {
-            return direct_fault(comm);
-        }
-        now = scomm_now_ns();
-        if (now - last_prog >= DIRECT_PROGRESS_NS) {
-            /* Abort notices and other ranks' messages still flow. */
-            last_prog = now;
-            (void)scomm_world_progress(w);
-        }
-        if (now - w->last_hb >= hb_ns / 2) {
-            w->last_hb = now;
-            for (i = 0; i < w->ntl; i++) {
-                w->tls[i]->heartbeat(w->tl_ctx[i], now);
-            }
-        }
-        if (now - last_check >= DIRECT_CHECK_NS) {
-            last_check = now;
-            for (i = 0; i < w->ntl; i++) {
-                w->tls[i]->check_peers(w->tl_ctx[i]);
-            }
-            if (w->peers[comm->ranks[q]].closed &&
-                (atomic_load(&w->fault.status) == 0)) {
-                scomm_world_fail(w, SCOMM_ERR_PEER_LOST, comm->ranks[q],
-                                 "%s (op #%llu): rank %d destroyed its "
-                                 "communicator and exited while this rank "
-                                 "waited for it in the direct algorithm",
-                                 comm->cur_op,
-                                 (unsigned long long)comm->op_seq, q);
-            }
-            continue;
-        }
-        if (now - start >= timeout_ns) {
-            q = direct_lagging(c, x, want, only);
-            if (q < 0) {
-                return SCOMM_OK;
-            }
-            return direct_timed_out(c, x, want, q);
-        }
-        if ((now - start < DIRECT_PURE_SPIN_NS) && !w->spin_yield) {
-            /* No PAUSE: under KVM pause-loop exiting deschedules a vCPU
-             * that spins on it (see progress.c). */
-            __asm__ __volatile__("" ::: "memory");
-        } else if (now - start < spin_ns) {
-            sched_yield();
-        } else {
-            direct_sleep(c, x, want, only,
-                         SCOMM_MIN(sleep_ns, timeout_ns - (now - start)));
-            sleep_ns = SCOMM_MIN(2 * sleep_ns, DIRECT_SLEEP_MAX_NS);
-        }
-        q = direct_lagging(c, x, want, only);
-        if (q < 0) {
-            return SCOMM_OK;
-        }
-    }
+    return scomm_world_wait_until(c->comm, &cond,
+                                  scomm_comm_deadline(c->comm));
 }
 
 /* Wait until counter x of every other rank (or of rank only) >= want. */
 static inline scomm_status_t direct_wait(direct_call_t *c, int x,
                                          uint64_t want, int only)
 {
-    int q = direct_lagging(c, x, want, only);
-
-    if (SCOMM_LIKELY(q < 0)) {
+    if (SCOMM_LIKELY(direct_lagging(c, x, want, only) < 0)) {
         return SCOMM_OK;
     }
-    return direct_wait_slow(c, x, want, only, q);
+    return direct_wait_slow(c, x, want, only);
 }
 
 /* ---- calls --------------------------------------------------------------- */

@@ -272,13 +272,53 @@ int scomm_comm_peers_have(const scomm_comm_t *comm, uint64_t caps);
  * shrunk to a quarter of short timeouts, at least 10 ms). */
 uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout);
 int scomm_world_progress(scomm_world_t *w);
-/* Wait until *flag becomes non-zero, or fault, or deadline. */
+/* Wait until the n requests (NULL entries skipped) are done, or the
+ * world's fault, or deadline (world lock held). */
 scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
                                 scomm_req_t **reqs, int n, uint64_t deadline);
 
 /* The transports built into this library, comma separated in the order
- * scomm_init tries them ("shm,rdma,tcp"); static, never NULL. */
+ * scomm_init tries them ("shm,tcp"); static, never NULL. */
 const char *scomm_tl_names(void);
+
+/*
+ * What a wait on something other than requests waits for (coll/direct.c:
+ * the peers' counters in shared memory). scomm_world_wait_until runs the
+ * same loop as scomm_world_wait around it: progress, heartbeats, liveness
+ * checks, spin then sleep, the fault record, the deadline naming the
+ * culprit, a departed peer noticed. The callbacks run with the world lock
+ * held.
+ */
+typedef struct scomm_wait_cond {
+    /* 1 once the wait is over; called every turn. */
+    int (*done)(void *arg);
+    /* The world ranks it still waits for (at most max), and, when what is
+     * not NULL, what it waits for from them, appended to the timeout
+     * message (" to publish its result of 3"). Returns how many. */
+    int (*pending)(void *arg, int *wranks, int max, char *what,
+                   size_t len);
+    void *arg;
+    /* Raised while this rank sleeps in the wait, or NULL: whoever ends
+     * the wait and sees it up writes this rank's wake eventfd. */
+    _Atomic uint32_t *sleeping;
+    /* Said after the time in messages: " in the direct algorithm", or "". */
+    const char *where;
+    /* Transports are progressed every turn (0: their progress is what ends
+     * the wait) or at most this often (their notices still flow). */
+    uint64_t progress_ns;
+    /* Sleeps start at sleep_min_ns and double up to sleep_max_ns (a
+     * publisher that cannot write our eventfd is then seen in time). */
+    uint64_t sleep_min_ns;
+    uint64_t sleep_max_ns;
+    /* Liveness checks of the peers at least this often. */
+    uint64_t check_ns;
+} scomm_wait_cond_t;
+
+/* Wait until cond->done, or the world's fault, or deadline (world lock
+ * held): SCOMM_OK, or the fault's status with comm's error set. */
+scomm_status_t scomm_world_wait_until(scomm_comm_t *comm,
+                                      const scomm_wait_cond_t *cond,
+                                      uint64_t deadline);
 
 /* ---- bootstrap ---- */
 scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,

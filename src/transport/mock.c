@@ -1087,27 +1087,15 @@ static void mock_heartbeat(void *vctx, uint64_t now)
     }
 }
 
-/* Ranks whose owner thread has not waited inside scomm for stale_ns: a
- * killed rank, or a thread stopped (or busy) outside the library, as
- * shm's segment timestamp tells. */
-static int mock_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
-                         int *ranks, int max)
+/* The last time rank peer's owner thread waited inside scomm: a killed
+ * rank, or a thread stopped (or busy) outside the library, goes stale, as
+ * shm's segment timestamp does. */
+static uint64_t mock_last_heard(void *vctx, int peer)
 {
     mock_ctx_t *c = vctx;
-    uint64_t hb;
-    int p, n = 0;
 
-    for (p = 0; (p < c->job->size) && (n < max); p++) {
-        if ((p == c->rank) || c->w->peers[p].closed) {
-            continue;
-        }
-        hb = atomic_load_explicit(&c->job->slots[p].heartbeat,
-                                  memory_order_relaxed);
-        if ((hb != 0) && (now > hb) && (now - hb > stale_ns)) {
-            ranks[n++] = p;
-        }
-    }
-    return n;
+    return atomic_load_explicit(&c->job->slots[peer].heartbeat,
+                                memory_order_relaxed);
 }
 
 static void mock_send_abort(void *vctx, const scomm_tl_abort_t *info)
@@ -1161,7 +1149,7 @@ const scomm_tl_ops_t scomm_tl_mock_ops = {
     .sleep_end   = scomm_tl_noop,
     .check_peers = mock_check_peers,
     .heartbeat   = mock_heartbeat,
-    .suspects    = mock_suspects,
+    .last_heard  = mock_last_heard,
     .send_abort  = mock_send_abort,
     .mem_reg     = mock_mem_reg,
     .mem_dereg   = mock_mem_dereg,

@@ -1051,22 +1051,14 @@ static void tcp_heartbeat(void *vctx, uint64_t now)
     }
 }
 
-static int tcp_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
-                        int *ranks, int max)
+static uint64_t tcp_last_heard(void *vctx, int peer)
 {
     tcp_ctx_t *c = vctx;
-    int i, n = 0;
 
-    for (i = 0; (i < c->npeers) && (n < max); i++) {
-        if (c->w->peers[c->peers[i].rank].closed) {
-            continue;
-        }
-        if ((c->peers[i].last_heard != 0) &&
-            (now - c->peers[i].last_heard > stale_ns)) {
-            ranks[n++] = c->peers[i].rank;
-        }
+    if ((c->by_rank == NULL) || (c->by_rank[peer] == NULL)) {
+        return 0;
     }
-    return n;
+    return c->by_rank[peer]->last_heard;
 }
 
 static void tcp_send_abort(void *vctx, const scomm_tl_abort_t *info)
@@ -1199,7 +1191,7 @@ const scomm_tl_ops_t scomm_tl_tcp_ops = {
     .sleep_end   = scomm_tl_noop,
     .check_peers = scomm_tl_noop,
     .heartbeat   = tcp_heartbeat,
-    .suspects    = tcp_suspects,
+    .last_heard  = tcp_last_heard,
     .send_abort  = tcp_send_abort,
     .mem_reg     = scomm_tl_mem_reg_unsupported,
     .mem_dereg   = scomm_tl_mem_dereg_none,

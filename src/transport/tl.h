@@ -154,11 +154,11 @@ typedef struct scomm_tl_ops {
      * HEARTBEAT message to every peer). */
     void (*heartbeat)(void *ctx, uint64_t now);
 
-    /* Peers with no sign of life for stale_ns: writes up to max world
-     * ranks into ranks[], returns how many. Used to name the culprit when
-     * a wait times out (a stopped process still holds its sockets). */
-    int (*suspects)(void *ctx, uint64_t now, uint64_t stale_ns, int *ranks,
-                    int max);
+    /* CLOCK_MONOTONIC ns of world rank peer's last sign of life (bytes
+     * read, its heartbeat), 0 when none yet. The core's one suspects
+     * check (progress.c) names the peers silent too long when a wait
+     * times out: a stopped process still holds its sockets. */
+    uint64_t (*last_heard)(void *ctx, int peer);
 
     /* Best-effort: tell every connected peer this world aborted. */
     void (*send_abort)(void *ctx, const scomm_tl_abort_t *info);
