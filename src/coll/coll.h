@@ -155,8 +155,9 @@ int scomm_coll_hier_move_supports(const scomm_comm_t *comm,
 int scomm_coll_hier_default(const scomm_comm_t *comm,
                             const scomm_coll_args_t *a, size_t bytes,
                             char *layout, size_t len);
-/* Free comm's collective state (hierarchical sub-communicators); world
- * lock held, from scomm_comm_destroy. */
+/* Free comm's collective state (the selector's cache, hierarchical
+ * sub-communicators); world lock held: the coll module's comm_release
+ * hook. */
 void scomm_coll_comm_release(scomm_comm_t *comm);
 
 /* ---- the selector's policy file (policy.c, SCOMM_SELECTOR_CONFIG) ---- */

@@ -62,6 +62,7 @@
 
 #include "../core/module.h"
 #include "coll.h"
+#include "../core/module.h"
 
 #define SCOMM_COLL_SMALL_BYTES      (64u << 10)
 #define SCOMM_COLL_MID_BYTES        (1u << 20)
@@ -163,12 +164,6 @@ static const scomm_param_t scomm_coll_params[] = {
      .help = "bytes of each of the two staging buffers per rank of the "
              "shared-memory (direct) collectives; scomm_control_set "
              "chunk_size changes it at run time"},
-};
-
-const scomm_module_t scomm_module_coll = {
-    .name    = "coll",
-    .params  = scomm_coll_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_coll_params),
 };
 
 /* SCOMM_COLL_<OP>_ALGO, read once (scomm_coll_env_reload for tests): the
@@ -724,3 +719,12 @@ void scomm_coll_record_special(scomm_comm_t *comm, const char *algo,
 {
     scomm_coll_record(comm, algo, rule, "%s", reason);
 }
+
+/* ---- the coll module (core/module.h) ------------------------------------- */
+
+const scomm_module_t scomm_module_coll = {
+    .name         = "coll",
+    .params       = scomm_coll_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_coll_params),
+    .comm_release = scomm_coll_comm_release,
+};

@@ -30,6 +30,7 @@
 
 #include "log.h"
 #include "module.h"
+#include "shmem.h"
 #include "util.h"
 
 #define SCOMM_PARAM_TEXT_MAX 4095 /* STRING, LIST without a max */
@@ -64,10 +65,13 @@ static const scomm_param_t scomm_core_params[] = {
              "environment and above presets and defaults"},
 };
 
+/* Core's hook: a communicator's shared memory and registrations
+ * (shmem.c) go last, after every module above released its state. */
 const scomm_module_t scomm_module_core = {
-    .name    = "core",
-    .params  = scomm_core_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_core_params),
+    .name         = "core",
+    .params       = scomm_core_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_core_params),
+    .comm_release = scomm_shmem_comm_release,
 };
 
 /* ---- rows ---------------------------------------------------------------- */

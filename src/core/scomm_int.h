@@ -126,6 +126,7 @@ struct scomm_world {
     char              token[SCOMM_TOKEN_MAX];
     char              master_addr[SCOMM_ADDR_MAX + 16];
     int               master_port;
+    char              backend[16];  /* "native", "mock", "nccl", ... */
 
     const scomm_tl_ops_t *tls[SCOMM_MAX_TL];
     void             *tl_ctx[SCOMM_MAX_TL];

@@ -297,7 +297,7 @@ void scomm_tm_add(scomm_comm_t *comm, int counter, uint64_t v);
 /* One KV transfer's latency, into the process-wide histogram. */
 void scomm_tm_kv_latency(uint64_t ns);
 
-/* ---- lifecycle (called from core/comm.c) ---- */
+/* ---- lifecycle (the telemetry module's hooks, core/module.h) ---- */
 
 /* A world came up (end of scomm_init): read the environment and calibrate
  * once per process, start the HTTP server if SCOMM_METRICS_PORT is set. */

@@ -84,12 +84,6 @@ static const scomm_param_t mock_params[] = {
              "msg=; kill:rank=R:msg=N; fail_connect:rank=R (mock.h)"},
 };
 
-const scomm_module_t scomm_module_mock = {
-    .name    = "mock",
-    .params  = mock_params,
-    .nparams = SCOMM_ARRAY_SIZE(mock_params),
-};
-
 /* ---- faults -------------------------------------------------------------- */
 
 enum {
@@ -1154,4 +1148,11 @@ const scomm_tl_ops_t scomm_tl_mock_ops = {
     .mem_reg     = mock_mem_reg,
     .mem_dereg   = mock_mem_dereg,
     .fini        = mock_fini,
+};
+
+const scomm_module_t scomm_module_mock = {
+    .name    = "mock",
+    .params  = mock_params,
+    .nparams = SCOMM_ARRAY_SIZE(mock_params),
+    .tl      = &scomm_tl_mock_ops,
 };

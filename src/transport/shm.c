@@ -195,12 +195,6 @@ static const scomm_param_t shm_params[] = {
              "(falls back to ring fragments when denied)"},
 };
 
-const scomm_module_t scomm_module_shm = {
-    .name    = "shm",
-    .params  = shm_params,
-    .nparams = SCOMM_ARRAY_SIZE(shm_params),
-};
-
 /* ---- segment helpers ----------------------------------------------------- */
 
 static size_t shm_ctrl_bytes(void)
@@ -1209,4 +1203,11 @@ const scomm_tl_ops_t scomm_tl_shm_ops = {
     .mem_reg     = scomm_tl_mem_reg_unsupported,
     .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = shm_fini,
+};
+
+const scomm_module_t scomm_module_shm = {
+    .name    = "shm",
+    .params  = shm_params,
+    .nparams = SCOMM_ARRAY_SIZE(shm_params),
+    .tl      = &scomm_tl_shm_ops,
 };

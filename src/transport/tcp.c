@@ -154,12 +154,6 @@ static const scomm_param_t tcp_params[] = {
      .help = "largest TCP message sent without a rendezvous"},
 };
 
-const scomm_module_t scomm_module_tcp = {
-    .name    = "tcp",
-    .params  = tcp_params,
-    .nparams = SCOMM_ARRAY_SIZE(tcp_params),
-};
-
 /* ---- addresses ----------------------------------------------------------- */
 
 static int tcp_pick_addr(tcp_ctx_t *c, struct sockaddr_storage *ss,
@@ -1196,4 +1190,11 @@ const scomm_tl_ops_t scomm_tl_tcp_ops = {
     .mem_reg     = scomm_tl_mem_reg_unsupported,
     .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = tcp_fini,
+};
+
+const scomm_module_t scomm_module_tcp = {
+    .name    = "tcp",
+    .params  = tcp_params,
+    .nparams = SCOMM_ARRAY_SIZE(tcp_params),
+    .tl      = &scomm_tl_tcp_ops,
 };
