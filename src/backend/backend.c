@@ -456,7 +456,8 @@ scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
         goto err;
     }
     free(idbuf);
-    comm->vendor = v;
+    comm->vendor       = v;
+    comm->coll_offload = scomm_backend_coll; /* the executor's offload */
     scomm_info(SCOMM_SUB_INIT, "backend %s: rank %d of %d on device %d",
                name, v->rank, v->size, v->device);
     return SCOMM_OK;
@@ -514,7 +515,8 @@ void scomm_backend_comm_release(scomm_comm_t *comm)
             v->ops->destroy(v);
         }
     }
-    comm->vendor = NULL;
+    comm->vendor       = NULL;
+    comm->coll_offload = NULL;
     scomm_vendor_free(v);
 }
 

@@ -152,6 +152,8 @@ struct scomm_world {
     uint32_t          req_nfree;
 };
 
+struct scomm_coll_args; /* coll/coll.h */
+
 struct scomm_comm {
     uint32_t        magic;
     scomm_world_t  *world;
@@ -182,8 +184,11 @@ struct scomm_comm {
      * used. */
     struct scomm_tm_comm *tm;
     /* A vendor library's communicator (src/backend: nccl, hccl, ...) the
-     * collectives go to; NULL for the native backend. */
+     * collectives go to, and the function that runs them there
+     * (coll.h, scomm_coll_offload_fn); NULL for the native backend. */
     struct scomm_vendor *vendor;
+    scomm_status_t (*coll_offload)(scomm_comm_t *comm, const char *name,
+                                   const struct scomm_coll_args *a);
     /* Host layout and sub-communicators of the hierarchical collectives
      * (coll/hier.c); NULL until first used. */
     struct scomm_coll_hier *hier;

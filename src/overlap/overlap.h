@@ -66,7 +66,4 @@ scomm_status_t scomm_ovl_wait(scomm_req_t *req);
  * scomm_comm_destroy runs before the backends' and the collectives'. */
 void scomm_ovl_comm_destroy(scomm_comm_t *comm);
 
-/* The dissemination barrier itself, world lock not held (api_p2p.c). */
-scomm_status_t scomm_barrier_run(scomm_comm_t *comm);
-
 #endif /* SCOMM_OVERLAP_H */

@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../coll/coll.h"
+#include "../core/dtype.h"
 #include "../core/module.h"
 #include "control.h"
 #include "tm.h"
