@@ -146,33 +146,32 @@ static void scomm_module_backends(char *out, size_t len)
     }
 }
 
-static scomm_status_t scomm_modules_world_config(scomm_world_t *w)
-{
-    scomm_status_t status;
-    size_t i;
+/* Run _hook(_arg) of every module that has one, in list order, stopping
+ * at the first that fails; *(_status_p) is its status, or SCOMM_OK. */
+#define SCOMM_MODULES_SETUP(_hook, _arg, _status_p)                        \
+    do {                                                                   \
+        size_t _i;                                                         \
+                                                                           \
+        *(_status_p) = SCOMM_OK;                                           \
+        for (_i = 0; (_i < scomm_nmodules) && (*(_status_p) == SCOMM_OK);  \
+             _i++) {                                                       \
+            if (scomm_modules[_i]->_hook != NULL) {                        \
+                *(_status_p) = scomm_modules[_i]->_hook(_arg);             \
+            }                                                              \
+        }                                                                  \
+    } while (0)
 
-    for (i = 0; i < scomm_nmodules; i++) {
-        if ((scomm_modules[i]->world_config != NULL) &&
-            ((status = scomm_modules[i]->world_config(w)) != SCOMM_OK)) {
-            return status;
-        }
-    }
-    return SCOMM_OK;
-}
-
-static scomm_status_t scomm_modules_world_up(scomm_comm_t *c)
-{
-    scomm_status_t status;
-    size_t i;
-
-    for (i = 0; i < scomm_nmodules; i++) {
-        if ((scomm_modules[i]->world_up != NULL) &&
-            ((status = scomm_modules[i]->world_up(c)) != SCOMM_OK)) {
-            return status;
-        }
-    }
-    return SCOMM_OK;
-}
+/* Run _hook(...) of every module that has one, in reverse list order. */
+#define SCOMM_MODULES_TEARDOWN(_hook, ...)                                 \
+    do {                                                                   \
+        size_t _i;                                                         \
+                                                                           \
+        for (_i = scomm_nmodules; _i > 0; _i--) {                          \
+            if (scomm_modules[_i - 1]->_hook != NULL) {                    \
+                scomm_modules[_i - 1]->_hook(__VA_ARGS__);                 \
+            }                                                              \
+        }                                                                  \
+    } while (0)
 
 /* World lock held. On an error, the modules that took the child already
  * release it again. */
@@ -446,7 +445,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         scomm_set_thread_error("scomm_init: %s", err);
         goto err_free;
     }
-    status = scomm_modules_world_config(w); /* presets */
+    SCOMM_MODULES_SETUP(world_config, w, &status); /* presets */
     if (status != SCOMM_OK) {
         goto err_free;
     }
@@ -693,7 +692,7 @@ connect:
                w->master_addr, w->master_port);
     /* Telemetry (env, clock, /metrics server), a vendor communicator
      * (collective, all-or-none), ... */
-    status = scomm_modules_world_up(c);
+    SCOMM_MODULES_SETUP(world_up, c, &status);
     if (status != SCOMM_OK) {
         scomm_set_thread_error("scomm_init: %s", c->last_error);
         scomm_comm_destroy(c);
@@ -841,7 +840,6 @@ out:
 scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
 {
     scomm_world_t *w;
-    size_t i;
     int last;
 
     if (comm == NULL) {
@@ -862,25 +860,13 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
      * goes; under the lock the collectives' state, then the shared
      * memory; after it the metrics (and the /metrics server with the last
      * world). */
-    for (i = scomm_nmodules; i > 0; i--) {
-        if (scomm_modules[i - 1]->comm_stop != NULL) {
-            scomm_modules[i - 1]->comm_stop(comm);
-        }
-    }
+    SCOMM_MODULES_TEARDOWN(comm_stop, comm);
     pthread_mutex_lock(&w->lock);
-    for (i = scomm_nmodules; i > 0; i--) {
-        if (scomm_modules[i - 1]->comm_release != NULL) {
-            scomm_modules[i - 1]->comm_release(comm);
-        }
-    }
+    SCOMM_MODULES_TEARDOWN(comm_release, comm);
     scomm_world_notify(w); /* a fault nobody reported yet */
     last = (--w->refcount == 0);
     pthread_mutex_unlock(&w->lock);
-    for (i = scomm_nmodules; i > 0; i--) {
-        if (scomm_modules[i - 1]->comm_gone != NULL) {
-            scomm_modules[i - 1]->comm_gone(comm, last);
-        }
-    }
+    SCOMM_MODULES_TEARDOWN(comm_gone, comm, last);
     if (last) {
         scomm_world_free(w);
     }
@@ -908,7 +894,6 @@ __attribute__((destructor)) static void scomm_grave_cleanup(void)
 scomm_status_t scomm_comm_abort(scomm_comm_t *comm)
 {
     scomm_world_t *w;
-    size_t i;
 
     if ((comm == NULL) || (comm->magic != SCOMM_COMM_MAGIC)) {
         return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
@@ -923,11 +908,7 @@ scomm_status_t scomm_comm_abort(scomm_comm_t *comm)
     scomm_world_fail(w, SCOMM_ERR_ABORTED, w->rank,
                      "communicator aborted by rank %d (scomm_comm_abort)",
                      w->rank);
-    for (i = 0; i < scomm_nmodules; i++) { /* the vendor's abort, ... */
-        if (scomm_modules[i]->comm_abort != NULL) {
-            scomm_modules[i]->comm_abort(comm);
-        }
-    }
+    SCOMM_MODULES_TEARDOWN(comm_abort, comm); /* the vendor's abort, ... */
     return SCOMM_OK;
 }
 
