@@ -314,13 +314,12 @@ scomm_wait_loop(scomm_world_t *w, scomm_comm_t *comm, int (*done)(void *),
                 uint64_t deadline)
 {
     uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
-    uint64_t now, idle_since = 0, last_prog = 0, last_check;
+    uint64_t now, idle_since = 0, last_prog = 0, last_check = 0;
     uint64_t sleep_ns = c->sleep_min_ns;
     int yield = w->spin_yield, checked = 0, fault, nready;
 
     atomic_store_explicit(&w->cur_op, comm->cur_op, memory_order_relaxed);
     atomic_store_explicit(&w->cur_seq, comm->op_seq, memory_order_relaxed);
-    last_check = scomm_now_ns();
     for (;;) {
         if (done(arg)) {
             return SCOMM_OK;
@@ -336,7 +335,8 @@ scomm_wait_loop(scomm_world_t *w, scomm_comm_t *comm, int (*done)(void *),
             }
             now = scomm_now_ns();
         } else {
-            now = scomm_now_ns();
+            now       = scomm_now_ns();
+            last_prog = (last_prog == 0) ? now : last_prog;
             if (now - last_prog >= c->progress_ns) {
                 /* Abort notices and other ranks' messages still flow. */
                 last_prog = now;
@@ -348,6 +348,9 @@ scomm_wait_loop(scomm_world_t *w, scomm_comm_t *comm, int (*done)(void *),
         }
         if (idle_since == 0) {
             idle_since = now;
+        }
+        if (last_check == 0) {
+            last_check = now; /* the first idle turn: no clock before */
         }
         /* Signs of life at most every half interval, world-wide: short
          * waits cost nothing, long ones keep peers informed. */
