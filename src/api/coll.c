@@ -6,6 +6,12 @@
  * non-blocking work, hands it to the overlap engine (src/overlap), whose
  * thread runs it through the same executor. So a blocking call goes
  * api -> coll, a non-blocking one api -> overlap -> coll: always down.
+ *
+ * Invariants:
+ *  1. Blocking and non-blocking forms run the same checks, so errors and
+ *     messages are the same, naming the call that was made.
+ *  2. An argument error returns before anything is queued or locked; a
+ *     non-blocking form with req_p NULL fails before the checks.
  */
 #include <stdio.h>
 #include <string.h>

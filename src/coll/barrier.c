@@ -3,6 +3,12 @@
  * messages on SCOMM_TAG_BARRIER. The public scomm_barrier (src/api/p2p.c)
  * runs it here or, to keep issue order behind queued non-blocking work,
  * through the overlap engine, whose thread calls it too.
+ *
+ * Invariants:
+ *  1. Round k sends to rank + 2^k and receives from rank - 2^k, so after
+ *     ceil(log2 n) rounds every rank has heard, indirectly, from all.
+ *  2. It counts as a collective: op_seq advances and last_sel records
+ *     "dissemination", as for any other.
  */
 #include <stdio.h>
 

@@ -1,6 +1,9 @@
 /*
  * dtype.c - the tables of dtypes (size, name), reduce ops and collective
  * operations (names) that every layer reads (dtype.h, scomm.h).
+ *
+ * Invariant: a value out of range gives size 0 or the name "invalid",
+ * never a read past a table (callers validate with it).
  */
 #include "dtype.h"
 

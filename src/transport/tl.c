@@ -3,6 +3,12 @@
  * slots a transport does without point here instead of being NULL, so the
  * core calls every slot unconditionally and a capability flag says what
  * the stub stands for.
+ *
+ * Invariants:
+ *  1. A stub touches none of its arguments: a caller's struct (the mr of
+ *     mem_reg) is left as it was.
+ *  2. mem_reg's stub fails with SCOMM_ERR_UNSUPPORTED, which the core
+ *     takes as "registers per message" and never reports as an error.
  */
 #include "tl.h"
 
