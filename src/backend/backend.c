@@ -27,6 +27,7 @@
  *     wait sees the world's fault and aborts itself).
  */
 #include "backend.h"
+#include "../core/module.h"
 
 #include <dlfcn.h>
 #include <stdarg.h>
@@ -63,12 +64,6 @@ static const scomm_param_t scomm_backend_params[] = {
                           "path of the HIP runtime the rccl backend polls "
                           "streams with; none: calls complete when "
                           "enqueued"),
-};
-
-const scomm_module_t scomm_module_backend = {
-    .name    = "backend",
-    .params  = scomm_backend_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_backend_params),
 };
 
 static const scomm_vendor_ops_t *const scomm_vendors[] = {
@@ -461,7 +456,8 @@ scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
         goto err;
     }
     free(idbuf);
-    comm->vendor = v;
+    comm->vendor       = v;
+    comm->coll_offload = scomm_backend_coll; /* the executor's offload */
     scomm_info(SCOMM_SUB_INIT, "backend %s: rank %d of %d on device %d",
                name, v->rank, v->size, v->device);
     return SCOMM_OK;
@@ -479,6 +475,9 @@ scomm_status_t scomm_backend_comm_split(scomm_comm_t *parent,
 {
     scomm_status_t status;
 
+    if (parent->vendor == NULL) {
+        return SCOMM_OK; /* a native parent has native children */
+    }
     status = scomm_backend_comm_init(child, parent->vendor->ops->name,
                                      parent);
     if ((status == SCOMM_OK) && (parent->vendor->stream != NULL)) {
@@ -516,7 +515,8 @@ void scomm_backend_comm_release(scomm_comm_t *comm)
             v->ops->destroy(v);
         }
     }
-    comm->vendor = NULL;
+    comm->vendor       = NULL;
+    comm->coll_offload = NULL;
     scomm_vendor_free(v);
 }
 
@@ -767,8 +767,9 @@ const char *scomm_comm_backend(const scomm_comm_t *comm)
     if (comm->vendor != NULL) {
         return comm->vendor->ops->name;
     }
-    if ((comm->world->ntl > 0) && (comm->world->tls[0] == &scomm_tl_mock_ops)) {
-        return "mock";
+    if ((comm->world->ntl > 0) &&
+        (comm->world->tl_attr[0].caps & SCOMM_TL_CAP_OWN_BOOTSTRAP)) {
+        return comm->world->tls[0]->name; /* "mock": its own backend */
     }
     return "native";
 }
@@ -813,3 +814,37 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
              ops->name);
     return SCOMM_OK;
 }
+
+/* ---- the backend module (core/module.h) ---------------------------------- */
+
+static const char *scomm_backend_name_at(size_t i)
+{
+    return (i < SCOMM_NVENDORS) ? scomm_vendors[i]->name : NULL;
+}
+
+/* world_up hook: the vendor communicator under the world communicator
+ * when scomm_init's backend names a vendor (collective, all-or-none). */
+static scomm_status_t scomm_backend_world_up(scomm_comm_t *comm)
+{
+    scomm_world_t *w = comm->world;
+    scomm_status_t status;
+
+    if (!scomm_backend_is_vendor(w->backend)) {
+        return SCOMM_OK;
+    }
+    pthread_mutex_lock(&w->lock);
+    status = scomm_backend_comm_init(comm, w->backend, comm);
+    pthread_mutex_unlock(&w->lock);
+    return status;
+}
+
+const scomm_module_t scomm_module_backend = {
+    .name         = "backend",
+    .params       = scomm_backend_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_backend_params),
+    .backend_name = scomm_backend_name_at,
+    .world_up     = scomm_backend_world_up,
+    .comm_split   = scomm_backend_comm_split,
+    .comm_stop    = scomm_backend_comm_release,
+    .comm_abort   = scomm_backend_comm_abort,
+};

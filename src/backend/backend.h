@@ -107,7 +107,8 @@ extern const scomm_vendor_ops_t scomm_vendor_hccl_ops;
 extern const scomm_vendor_ops_t scomm_vendor_cncl_ops;
 extern const scomm_vendor_ops_t scomm_vendor_bkcl_ops;
 
-/* ---- called by the core (comm.c) and api_coll.c ---- */
+/* ---- the backend module's hooks (core/module.h) and the collective
+ * executor's offload (coll/exec.c) ---- */
 
 /* 1 if name is a vendor backend ("nccl", "rccl", "hccl", "cncl", "bkcl"). */
 int scomm_backend_is_vendor(const char *name);

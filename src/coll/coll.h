@@ -3,12 +3,15 @@
  * algorithm receives, the algorithm table, the selector, and helpers shared
  * by the algorithm files.
  *
- * Layering: the public entry points (api_coll.c) validate arguments, take
- * the world lock and call scomm_coll_run(); the selector (select.c) picks
- * one algorithm of the table; the algorithm moves data with the core's
- * point-to-point calls (scomm_p2p_*) on tag SCOMM_TAG_COLL and combines it
- * with the kernels of reduce.h. No algorithm knows which transport carries
- * its messages.
+ * Layering: the public entry points (src/api/coll.c) validate arguments
+ * with scomm_coll_prep_* (check.c) and call the executor, scomm_coll_run()
+ * (exec.c), directly or through the overlap engine; the executor takes the
+ * world lock, the selector (select.c) picks one algorithm of the table,
+ * and the algorithm moves data with the core's point-to-point calls
+ * (scomm_p2p_*) on tag SCOMM_TAG_COLL and combines it with the kernels of
+ * reduce.h. No algorithm knows which transport carries its messages, and
+ * none waits other than through the core (scomm_p2p_waitall,
+ * scomm_world_wait_until).
  *
  * Rules every algorithm follows:
  *  1. All collective traffic uses tag SCOMM_TAG_COLL. Matching is in order
@@ -33,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/dtype.h"
 #include "../core/scomm_int.h"
 #include "reduce.h"
 
@@ -40,19 +44,6 @@
 #define SCOMM_COLL_SEG_BYTES   (512u << 10)
 /* Receive slots of SCOMM_COLL_SEG_BYTES each in the ring reduce-scatter. */
 #define SCOMM_COLL_RING_WINDOW 8
-
-typedef enum {
-    SCOMM_COLL_ALLREDUCE = 0,
-    SCOMM_COLL_ALLGATHER,
-    SCOMM_COLL_REDUCESCATTER,
-    SCOMM_COLL_BROADCAST,
-    SCOMM_COLL_REDUCE,
-    SCOMM_COLL_ALLTOALL,
-    SCOMM_COLL_ALLTOALLV,
-    SCOMM_COLL_GATHER,
-    SCOMM_COLL_SCATTER,
-    SCOMM_COLL_OP_COUNT
-} scomm_coll_op_t;
 
 /*
  * Arguments of one collective, validated. count means: all_reduce,
@@ -92,9 +83,6 @@ typedef struct scomm_coll_algo {
 } scomm_coll_algo_t;
 
 /* ---- selector (select.c) ---- */
-
-/* Name of an operation ("all_reduce"). */
-const char *scomm_coll_op_name(scomm_coll_op_t op);
 
 /*
  * Choose the algorithm for a (validated) call and fill comm->last_sel.
@@ -155,8 +143,9 @@ int scomm_coll_hier_move_supports(const scomm_comm_t *comm,
 int scomm_coll_hier_default(const scomm_comm_t *comm,
                             const scomm_coll_args_t *a, size_t bytes,
                             char *layout, size_t len);
-/* Free comm's collective state (hierarchical sub-communicators); world
- * lock held, from scomm_comm_destroy. */
+/* Free comm's collective state (the selector's cache, hierarchical
+ * sub-communicators); world lock held: the coll module's comm_release
+ * hook. */
 void scomm_coll_comm_release(scomm_comm_t *comm);
 
 /* ---- the selector's policy file (policy.c, SCOMM_SELECTOR_CONFIG) ---- */
@@ -201,9 +190,85 @@ const scomm_coll_policy_rule_t *
 scomm_coll_policy_match(const scomm_coll_policy_t *pol, scomm_coll_op_t op,
                         uint64_t bytes, int p, int all_local, int tl);
 
-/* Validate, select and run; takes the world lock (api_coll.c). */
+/* ---- the argument checks (check.c) ---- */
+
+/*
+ * Validate one call of the operation and fill *a. name is the public
+ * call's ("scomm_iall_reduce") for messages. SCOMM_OK, or
+ * SCOMM_ERR_INVALID_ARG (or the communicator's error) naming the bad
+ * argument, with nothing written, sent or locked.
+ */
+scomm_status_t scomm_coll_prep_all_reduce(scomm_coll_args_t *a,
+                                          const char *name,
+                                          const void *sendbuf, void *recvbuf,
+                                          size_t count, scomm_dtype_t dtype,
+                                          scomm_redop_t op, scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_all_gather(scomm_coll_args_t *a,
+                                          const char *name,
+                                          const void *sendbuf, void *recvbuf,
+                                          size_t sendcount,
+                                          scomm_dtype_t dtype,
+                                          scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_reduce_scatter(scomm_coll_args_t *a,
+                                              const char *name,
+                                              const void *sendbuf,
+                                              void *recvbuf, size_t recvcount,
+                                              scomm_dtype_t dtype,
+                                              scomm_redop_t op,
+                                              scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_broadcast(scomm_coll_args_t *a,
+                                         const char *name, void *buf,
+                                         size_t count, scomm_dtype_t dtype,
+                                         int32_t root, scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_reduce(scomm_coll_args_t *a, const char *name,
+                                      const void *sendbuf, void *recvbuf,
+                                      size_t count, scomm_dtype_t dtype,
+                                      scomm_redop_t op, int32_t root,
+                                      scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_all_to_all(scomm_coll_args_t *a,
+                                          const char *name,
+                                          const void *sendbuf, void *recvbuf,
+                                          size_t count_per_peer,
+                                          scomm_dtype_t dtype,
+                                          scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_all_to_allv(scomm_coll_args_t *a,
+                                           const char *name,
+                                           const void *sendbuf,
+                                           const size_t *sendcounts,
+                                           const size_t *sdispls,
+                                           void *recvbuf,
+                                           const size_t *recvcounts,
+                                           const size_t *rdispls,
+                                           scomm_dtype_t dtype,
+                                           scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_gather(scomm_coll_args_t *a, const char *name,
+                                      const void *sendbuf, void *recvbuf,
+                                      size_t sendcount, scomm_dtype_t dtype,
+                                      int32_t root, scomm_comm_t *comm);
+scomm_status_t scomm_coll_prep_scatter(scomm_coll_args_t *a, const char *name,
+                                       const void *sendbuf, void *recvbuf,
+                                       size_t recvcount, scomm_dtype_t dtype,
+                                       int32_t root, scomm_comm_t *comm);
+
+/* ---- the executor (exec.c) ---- */
+
+/*
+ * A library that runs a communicator's collectives in place of the
+ * algorithms here (src/backend: a vendor communicator). The backend sets
+ * comm->coll_offload when it attaches one; the executor hands it each
+ * validated call, world lock held; it records comm->last_sel.
+ */
+typedef scomm_status_t (*scomm_coll_offload_fn)(scomm_comm_t *comm,
+                                                const char *name,
+                                                const scomm_coll_args_t *a);
+
+/* Run a validated call (SCOMM_CHECK, offload, selection, the algorithm);
+ * takes the world lock. */
 scomm_status_t scomm_coll_run(scomm_comm_t *comm, const char *name,
                               const scomm_coll_args_t *a);
+
+/* The dissemination barrier (barrier.c); takes the world lock. */
+scomm_status_t scomm_barrier_run(scomm_comm_t *comm);
 
 /* ---- helpers shared by the algorithm files (coll_util.c) ---- */
 

@@ -6,6 +6,10 @@
  * "shm_direct" there, because "direct" already names rd.c's one-round
  * point-to-point reduce_scatter.
  *
+ * Files: this one holds the machinery (the arena and its set-up, the CMA
+ * probe, copies, counters, waits, call set-up and descriptors); the four
+ * algorithms are in direct_ops.c; what both share is in direct.h.
+ *
  * Per communicator, at the first call (direct_state_get), every rank
  * creates a staging arena in shared memory (core/shmem.c: random name,
  * 0600, unlinked once mapped), maps everybody else's, and the ranks find
@@ -69,18 +73,19 @@
  * others (chunks of chunk/p bytes per block), then reduces its own block
  * from everybody's.
  *
- * Waits (direct_wait): spin on the peers' counters, purely for 5 us (not
- * at all when ranks outnumber cores), then with sched_yield() until
- * SCOMM_SPIN_US, then sleep in ppoll() on the world's wake eventfd and the
- * transports' fds, from 50 us doubling to 2 ms. A sleeper raises its
- * sleeping flag first and looks once more; a rank that publishes a
- * counter, after a full fence, writes the eventfd (dup'd through
- * pidfd_getfd) of every peer whose flag is up, so a sleeping wait ends
- * within a wake-up, not at its timer. Meanwhile the transports progress
- * every 50 us (abort notices), heartbeats go out, dead peers are looked
- * for every 10 ms, and the comm's timeout bounds each wait: then the world
- * fails with SCOMM_ERR_TIMED_OUT naming a rank that shows no sign of life,
- * or else the rank waited for.
+ * Waits (direct_wait) go through the core's wait loop
+ * (scomm_world_wait_until, core/progress.c) with the peers' counters as
+ * the condition: spin purely for 5 us (not at all when ranks outnumber
+ * cores), then with sched_yield() until SCOMM_SPIN_US, then sleep in
+ * ppoll() on the world's wake eventfd and the transports' fds, from 50 us
+ * doubling to 2 ms. A sleeper raises its sleeping flag first and looks
+ * once more; a rank that publishes a counter, after a full fence, writes
+ * the eventfd (dup'd through pidfd_getfd) of every peer whose flag is up,
+ * so a sleeping wait ends within a wake-up, not at its timer. Meanwhile
+ * the transports progress every 50 us (abort notices), heartbeats go out,
+ * dead peers are looked for every 10 ms, and the comm's timeout bounds
+ * each wait: then the world fails with SCOMM_ERR_TIMED_OUT naming a rank
+ * that shows no sign of life, or else the rank waited for.
  *
  * Transport: the algorithm needs no transport after set-up (the set-up
  * exchanges names with point-to-point messages, tag SCOMM_TAG_SHMEM). By
@@ -111,20 +116,16 @@
  */
 #include <errno.h>
 #include <immintrin.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "../core/shmem.h"
 #include "../telemetry/control.h"
-#include "coll.h"
+#include "direct.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -133,126 +134,18 @@
 #define SYS_pidfd_getfd 438
 #endif
 
-#define DIRECT_MAX_RANKS     16
-#define DIRECT_CTRL_BYTES    4096u
 #define DIRECT_CHUNK_DEFAULT (1u << 20)
 #define DIRECT_CHUNK_MIN     (64u << 10)
 #define DIRECT_CHUNK_MAX     (64u << 20)
-/* all_reduce: every rank reduces the whole vector up to this size. */
-#define DIRECT_SMALL_BYTES   (16u << 10)
-/* Copies into the caller's buffers bypass the caches (non-temporal
- * stores) when the whole result is at least this large: it cannot stay in
- * the caches anyway, and the stores then need no read-for-ownership. */
-#define DIRECT_NT_BYTES      (8u << 20)
-/* all_reduce of ordinary memory from this size on: the others read this
- * rank's sendbuf and recvbuf with process_vm_readv (one kernel copy each,
- * the same work as a two-rank ring) instead of this rank staging them. */
-#define DIRECT_CMA_BYTES     (128u << 10)
-/* Where a rank's data is, in its descriptor: a set id (>= 0: in its
- * scomm_mem_alloc memory at an offset), or one of these. */
-#define DIRECT_AT_ARENA      (-1)  /* staged in its arena */
-#define DIRECT_AT_CMA        (-2)  /* at an address in its own memory */
-#define DIRECT_PURE_SPIN_NS  5000ull
 #define DIRECT_PROGRESS_NS   50000ull
 #define DIRECT_CHECK_NS      10000000ull
 #define DIRECT_SLEEP_MIN_NS  50000ull
 #define DIRECT_SLEEP_MAX_NS  2000000ull
-#define DIRECT_POLL_MAX      64
-
-enum {
-    DIRECT_READY   = 0,
-    DIRECT_REDUCED = 1,
-    DIRECT_DONE    = 2,
-    DIRECT_TINY0   = 3, /* tiny all_reduce, odd and even calls */
-    DIRECT_TINY1   = 4,
-    DIRECT_NCTR    = 5
-};
 
 static const char *const direct_ctr_what[DIRECT_NCTR] = {
     "publish its input of", "publish its result of", "finish reading",
     "publish its input of tiny call", "publish its input of tiny call"
 };
-
-/* A counter on its own cache line. The tiny lines also carry the call's
- * arguments and data, so that a peer gets all of it in one line. */
-typedef struct direct_line {
-    _Atomic uint64_t v;
-    uint64_t         meta;   /* tiny: count | dtype << 40 | redop << 48 */
-    char             data[SCOMM_CACHELINE - 16];
-} __attribute__((aligned(SCOMM_CACHELINE))) direct_line_t;
-
-_Static_assert(sizeof(direct_line_t) == SCOMM_CACHELINE,
-               "a counter line is one cache line");
-
-/* all_reduce vectors up to this size take the tiny path. */
-#define DIRECT_TINY_BYTES    (SCOMM_CACHELINE - 16)
-
-/* What a rank passes to one call, for the others to check and to find
- * its buffers in their mappings of its scomm_mem_alloc memory. */
-typedef struct direct_desc {
-    uint64_t seq;      /* the state's call number, from 1 */
-    uint64_t count;
-    int32_t  op;       /* scomm_coll_op_t */
-    int32_t  dtype;
-    int32_t  redop;    /* -1 where the op does not reduce */
-    int32_t  root;     /* -1 where the op has no root */
-    int64_t  send_set; /* the data the others read: set id, DIRECT_AT_* */
-    uint64_t send_off; /* offset in the set, or address (DIRECT_AT_CMA) */
-    int64_t  recv_set; /* the result (all_reduce), the same way */
-    uint64_t recv_off;
-} direct_desc_t;
-
-typedef struct direct_ctrl {
-    direct_line_t    ctr[DIRECT_NCTR];
-    /* Raised while the owner sleeps in a wait: a rank that publishes a
-     * counter then writes the owner's eventfd. */
-    _Atomic uint32_t sleeping;
-    int32_t          pid;      /* owner's, for pidfd_getfd */
-    int32_t          wake_fd;  /* owner's eventfd, in the owner's table */
-    char             pad[SCOMM_CACHELINE - 12];
-    direct_desc_t    desc[2];
-} direct_ctrl_t;
-
-_Static_assert(sizeof(direct_ctrl_t) <= DIRECT_CTRL_BYTES,
-               "the control block must fit its page");
-
-/* Per communicator (comm->shmem->coll). */
-typedef struct direct_state {
-    scomm_shmem_set_t *arena;
-    int                unusable;  /* set-up failed: always fall back */
-    char               why[128];
-    int                p;
-    direct_ctrl_t     *ctrl[DIRECT_MAX_RANKS];
-    char              *buf[DIRECT_MAX_RANKS];  /* buffer 0; 1 follows */
-    size_t             chunk;
-    uint64_t           k;         /* chunks started, all calls */
-    uint64_t           seq;       /* calls */
-    uint64_t           tseq;      /* tiny all_reduce calls */
-    /* Peers' eventfds, dup'd here on first need: -2 not yet tried, -1
-     * unavailable (the sleeper's timeout then bounds its sleep). */
-    int                wfd[DIRECT_MAX_RANKS];
-    /* Every rank can read every other's memory with process_vm_readv. */
-    int                cma;
-    pid_t              pid[DIRECT_MAX_RANKS];
-    char              *scratch;   /* CMA reads of peers' input slices */
-    size_t             slot;      /* bytes per peer in scratch */
-} direct_state_t;
-
-/* One call. */
-typedef struct direct_call {
-    scomm_comm_t            *comm;
-    const scomm_coll_args_t *a;
-    direct_state_t          *d;
-    int                      p;
-    int                      me;
-    uint64_t                 k0;      /* first chunk */
-    direct_desc_t            desc;    /* mine */
-    const char              *psend[DIRECT_MAX_RANKS]; /* in place, or NULL */
-    const char              *precv[DIRECT_MAX_RANKS];
-    uint64_t                 csend[DIRECT_MAX_RANKS]; /* CMA address or 0 */
-    uint64_t                 crecv[DIRECT_MAX_RANKS];
-    int                      nt;      /* non-temporal copy-out */
-} direct_call_t;
 
 /* ---- knobs and copies ---------------------------------------------------- */
 
@@ -351,7 +244,7 @@ static void direct_copy_avx2(char *dst, const char *src, size_t n, int nt)
  * past src within a page (anchors README, section 4), and the caller's
  * buffers may sit anywhere relative to the page-aligned arena.
  */
-static void direct_copy(void *dst, const void *src, size_t n, int nt)
+void scomm_direct_copy(void *dst, const void *src, size_t n, int nt)
 {
     if (n == 0) {
         return;
@@ -370,7 +263,7 @@ static void direct_copy(void *dst, const void *src, size_t n, int nt)
 }
 
 /* Slice j of nb bytes among p ranks: whole 64-byte units, [*lo, *hi). */
-static void direct_slice(size_t nb, int p, int j, size_t *lo, size_t *hi)
+void scomm_direct_slice(size_t nb, int p, int j, size_t *lo, size_t *hi)
 {
     size_t units = (nb + 63) / 64;
 
@@ -380,7 +273,6 @@ static void direct_slice(size_t nb, int p, int j, size_t *lo, size_t *hi)
 
 /* ---- state --------------------------------------------------------------- */
 
-static scomm_status_t direct_fault(scomm_comm_t *comm);
 
 static void direct_state_free(void *coll)
 {
@@ -554,7 +446,7 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
     d->ctrl[comm->rank]->wake_fd = comm->world->wake_fd;
     status = direct_probe_cma(comm, d);
     if (status != SCOMM_OK) {
-        return direct_fault(comm);
+        return scomm_direct_fault(comm);
     }
     /* A slice is at most chunk / p + 128 bytes (whole 64-byte units). */
     d->slot = SCOMM_ALIGN_UP(d->chunk / (size_t)d->p + 256, (size_t)4096);
@@ -601,29 +493,15 @@ int scomm_coll_direct_default(const scomm_comm_t *comm,
                               const scomm_coll_args_t *a)
 {
     char why[128];
-    int q;
 
     if (!scomm_coll_direct_supports(comm, a, why, sizeof(why))) {
         return 0;
     }
-    for (q = 0; q < comm->size; q++) {
-        const scomm_peer_t *pr = &comm->world->peers[comm->ranks[q]];
-
-        if ((q != comm->rank) &&
-            ((pr->tl == NULL) || (strcmp(pr->tl->name, "shm") != 0))) {
-            return 0;
-        }
-    }
-    return 1;
+    return scomm_comm_peers_have(comm, SCOMM_TL_CAP_SHARED_MEM);
 }
 
 /* ---- waiting ------------------------------------------------------------- */
 
-static inline uint64_t direct_ctr(const direct_call_t *c, int q, int x)
-{
-    return atomic_load_explicit(&c->d->ctrl[q]->ctr[x].v,
-                                memory_order_acquire);
-}
 
 /* Rank q's eventfd in this process, dup'd through pidfd_getfd on first
  * use; -1 where the kernel refuses. */
@@ -650,7 +528,7 @@ static int direct_peer_wfd(direct_state_t *d, int q)
 }
 
 /* Wake the peers that sleep in a wait (they re-check on waking). */
-static void direct_wake(const direct_call_t *c)
+void scomm_direct_wake(const direct_call_t *c)
 {
     uint64_t one = 1;
     int q, fd;
@@ -672,37 +550,10 @@ static void direct_wake(const direct_call_t *c)
     }
 }
 
-/* Publish counter x = v; wake sleepers unless more follows at once. */
-static inline void direct_set(const direct_call_t *c, int x, uint64_t v)
-{
-    atomic_store_explicit(&c->d->ctrl[c->me]->ctr[x].v, v,
-                          memory_order_release);
-}
 
-static inline void direct_publish(const direct_call_t *c, int x, uint64_t v)
-{
-    direct_set(c, x, v);
-    direct_wake(c);
-}
 
-/* First rank (only, or any but me) whose counter x is below want; -1. */
-static inline int direct_lagging(const direct_call_t *c, int x,
-                                 uint64_t want, int only)
-{
-    int q;
 
-    if (only >= 0) {
-        return (direct_ctr(c, only, x) < want) ? only : -1;
-    }
-    for (q = 0; q < c->p; q++) {
-        if ((q != c->me) && (direct_ctr(c, q, x) < want)) {
-            return q;
-        }
-    }
-    return -1;
-}
-
-static scomm_status_t direct_fault(scomm_comm_t *comm)
+scomm_status_t scomm_direct_fault(scomm_comm_t *comm)
 {
     scomm_world_t *w = comm->world;
     int fault = atomic_load_explicit(&w->fault.status, memory_order_acquire);
@@ -711,189 +562,74 @@ static scomm_status_t direct_fault(scomm_comm_t *comm)
     return scomm_set_error(comm, (scomm_status_t)fault, "%s", w->fault.msg);
 }
 
-static scomm_status_t direct_timed_out(direct_call_t *c, int x,
-                                       uint64_t want, int q)
-{
-    scomm_comm_t *comm = c->comm;
-    scomm_world_t *w   = comm->world;
-    uint64_t now = scomm_now_ns();
-    uint64_t stale = 2 * scomm_hb_interval_ns(w, comm->timeout_ms);
-    int sus[DIRECT_MAX_RANKS], nsus = 0, t, s = -1, i;
+/* One wait: counter x of every other rank (or of rank only) >= want. */
+typedef struct direct_wait_arg {
+    direct_call_t *c;
+    int            x;
+    uint64_t       want;
+    int            only;
+} direct_wait_arg_t;
 
-    /* A rank that shows no sign of life is the culprit, whoever this rank
-     * happened to wait for: name it, so every survivor names the same. */
-    for (t = 0; (t < w->ntl) && (nsus < DIRECT_MAX_RANKS); t++) {
-        nsus += w->tls[t]->suspects(w->tl_ctx[t], now, stale, sus + nsus,
-                                    DIRECT_MAX_RANKS - nsus);
+static int direct_wait_done(void *arg)
+{
+    const direct_wait_arg_t *wa = arg;
+
+    return direct_lagging(wa->c, wa->x, wa->want, wa->only) < 0;
+}
+
+static int direct_wait_pending(void *arg, int *wranks, int max, char *what,
+                               size_t len)
+{
+    const direct_wait_arg_t *wa = arg;
+    int q = direct_lagging(wa->c, wa->x, wa->want, wa->only);
+
+    if ((q < 0) || (max < 1)) {
+        return 0;
     }
-    for (i = 0; (i < nsus) && (s < 0); i++) {
-        s = scomm_comm_rank_of(comm, sus[i]);
+    wranks[0] = wa->c->comm->ranks[q];
+    if (what != NULL) {
+        /* Chunks are counted from the call's first; tiny calls by number. */
+        snprintf(what, len, " to %s %llu", direct_ctr_what[wa->x],
+                 (unsigned long long)((wa->x >= DIRECT_TINY0) ?
+                                      wa->want : wa->want - 1 - wa->c->k0));
     }
-    if (s >= 0) {
-        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[s],
-                         "%s (op #%llu): timed out after %lld ms in the "
-                         "direct shared-memory algorithm: rank %d shows no "
-                         "sign of life (stopped or hung)", comm->cur_op,
-                         (unsigned long long)comm->op_seq,
-                         (long long)comm->timeout_ms, s);
-    } else {
-        scomm_world_fail(w, SCOMM_ERR_TIMED_OUT, comm->ranks[q],
-                         "%s (op #%llu): timed out after %lld ms in the "
-                         "direct shared-memory algorithm waiting for rank "
-                         "%d to %s %llu", comm->cur_op,
-                         (unsigned long long)comm->op_seq,
-                         (long long)comm->timeout_ms, q, direct_ctr_what[x],
-                         (unsigned long long)((x >= DIRECT_TINY0) ? want :
-                                              want - 1 - c->k0));
-    }
-    return direct_fault(comm);
+    return 1;
 }
 
 /*
- * Sleep up to ns in ppoll on the wake eventfd and the transports' fds
- * (peer pidfds, sockets), the world lock released meanwhile. The sleeping
- * flag is raised first and the counters looked at once more, so a peer
- * that publishes either sees the flag (and writes the eventfd) or we see
- * its counter.
+ * The slow path of a wait, through the core's wait loop: the peers'
+ * counters are polled every turn, the transports every 50 us (abort
+ * notices), dead peers looked for every 10 ms; sleeps start at 50 us and
+ * double to 2 ms, with this rank's sleeping flag up so that a rank that
+ * publishes a counter writes our eventfd (scomm_direct_wake).
  */
-static void direct_sleep(direct_call_t *c, int x, uint64_t want, int only,
-                         uint64_t ns)
+scomm_status_t scomm_direct_wait_slow(direct_call_t *c, int x,
+                                      uint64_t want, int only)
 {
-    scomm_world_t *w = c->comm->world;
-    _Atomic uint32_t *flag = &c->d->ctrl[c->me]->sleeping;
-    struct pollfd fds[DIRECT_POLL_MAX];
-    struct timespec ts;
-    uint64_t drain;
-    int i, nfds = 0, n;
+    direct_wait_arg_t wa = {c, x, want, only};
+    const scomm_wait_cond_t cond = {
+        .done         = direct_wait_done,
+        .pending      = direct_wait_pending,
+        .arg          = &wa,
+        .sleeping     = &c->d->ctrl[c->me]->sleeping,
+        .where        = " in the direct shared-memory algorithm",
+        .progress_ns  = DIRECT_PROGRESS_NS,
+        .sleep_min_ns = DIRECT_SLEEP_MIN_NS,
+        .sleep_max_ns = DIRECT_SLEEP_MAX_NS,
+        .check_ns     = DIRECT_CHECK_NS,
+    };
 
-    atomic_store(flag, 1);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (direct_lagging(c, x, want, only) < 0) {
-        atomic_store_explicit(flag, 0, memory_order_relaxed);
-        return;
-    }
-
-    if (w->wake_fd >= 0) {
-        fds[nfds].fd      = w->wake_fd;
-        fds[nfds].events  = POLLIN;
-        fds[nfds].revents = 0;
-        nfds++;
-    }
-    for (i = 0; i < w->ntl; i++) {
-        nfds += w->tls[i]->poll_fds(w->tl_ctx[i], fds + nfds,
-                                    DIRECT_POLL_MAX - nfds);
-    }
-    ts.tv_sec  = (time_t)(ns / 1000000000ull);
-    ts.tv_nsec = (long)(ns % 1000000000ull);
-    pthread_mutex_unlock(&w->lock);
-    n = ppoll(fds, (nfds_t)nfds, &ts, NULL);
-    pthread_mutex_lock(&w->lock);
-    atomic_store_explicit(flag, 0, memory_order_relaxed);
-    if ((n > 0) && (w->wake_fd >= 0) && (fds[0].revents & POLLIN)) {
-        if (read(w->wake_fd, &drain, sizeof(drain)) < 0) {
-            /* EAGAIN: another thread drained it first. */
-        }
-    }
-    if (n > 0) {
-        for (i = 0; i < w->ntl; i++) {
-            w->tls[i]->check_peers(w->tl_ctx[i]);
-        }
-    }
+    return scomm_world_wait_until(c->comm, &cond,
+                                  scomm_comm_deadline(c->comm));
 }
 
-static scomm_status_t direct_wait_slow(direct_call_t *c, int x,
-                                       uint64_t want, int only, int q)
-{
-    scomm_comm_t *comm = c->comm;
-    scomm_world_t *w   = comm->world;
-    uint64_t start = scomm_now_ns(), now, last_prog = start;
-    uint64_t last_check = start, sleep_ns = DIRECT_SLEEP_MIN_NS;
-    uint64_t spin_ns = (uint64_t)SCOMM_MAX(w->cfg.spin_us, 0) * 1000ull;
-    uint64_t timeout_ns = (comm->timeout_ms > 0) ?
-                          (uint64_t)comm->timeout_ms * 1000000ull :
-                          UINT64_MAX;
-    uint64_t hb_ns = scomm_hb_interval_ns(w, comm->timeout_ms);
-    int i;
-
-    atomic_store_explicit(&w->cur_op, comm->cur_op, memory_order_relaxed);
-    atomic_store_explicit(&w->cur_seq, comm->op_seq, memory_order_relaxed);
-    for (;;) {
-        if (SCOMM_UNLIKELY(atomic_load_explicit(&w->fault.status,
-                                                memory_order_acquire) !=
-                           0)) {
-            return direct_fault(comm);
-        }
-        now = scomm_now_ns();
-        if (now - last_prog >= DIRECT_PROGRESS_NS) {
-            /* Abort notices and other ranks' messages still flow. */
-            last_prog = now;
-            (void)scomm_world_progress(w);
-        }
-        if (now - w->last_hb >= hb_ns / 2) {
-            w->last_hb = now;
-            for (i = 0; i < w->ntl; i++) {
-                w->tls[i]->heartbeat(w->tl_ctx[i], now);
-            }
-        }
-        if (now - last_check >= DIRECT_CHECK_NS) {
-            last_check = now;
-            for (i = 0; i < w->ntl; i++) {
-                w->tls[i]->check_peers(w->tl_ctx[i]);
-            }
-            if (w->peers[comm->ranks[q]].closed &&
-                (atomic_load(&w->fault.status) == 0)) {
-                scomm_world_fail(w, SCOMM_ERR_PEER_LOST, comm->ranks[q],
-                                 "%s (op #%llu): rank %d destroyed its "
-                                 "communicator and exited while this rank "
-                                 "waited for it in the direct algorithm",
-                                 comm->cur_op,
-                                 (unsigned long long)comm->op_seq, q);
-            }
-            continue;
-        }
-        if (now - start >= timeout_ns) {
-            q = direct_lagging(c, x, want, only);
-            if (q < 0) {
-                return SCOMM_OK;
-            }
-            return direct_timed_out(c, x, want, q);
-        }
-        if ((now - start < DIRECT_PURE_SPIN_NS) && !w->spin_yield) {
-            /* No PAUSE: under KVM pause-loop exiting deschedules a vCPU
-             * that spins on it (see progress.c). */
-            __asm__ __volatile__("" ::: "memory");
-        } else if (now - start < spin_ns) {
-            sched_yield();
-        } else {
-            direct_sleep(c, x, want, only,
-                         SCOMM_MIN(sleep_ns, timeout_ns - (now - start)));
-            sleep_ns = SCOMM_MIN(2 * sleep_ns, DIRECT_SLEEP_MAX_NS);
-        }
-        q = direct_lagging(c, x, want, only);
-        if (q < 0) {
-            return SCOMM_OK;
-        }
-    }
-}
-
-/* Wait until counter x of every other rank (or of rank only) >= want. */
-static inline scomm_status_t direct_wait(direct_call_t *c, int x,
-                                         uint64_t want, int only)
-{
-    int q = direct_lagging(c, x, want, only);
-
-    if (SCOMM_LIKELY(q < 0)) {
-        return SCOMM_OK;
-    }
-    return direct_wait_slow(c, x, want, only, q);
-}
 
 /* ---- calls --------------------------------------------------------------- */
 
 /* Fall back (arena unavailable): run the default algorithm, and say so. */
-static scomm_status_t direct_fallback(scomm_comm_t *comm,
-                                      const scomm_coll_args_t *a,
-                                      const char *why)
+scomm_status_t scomm_direct_fallback(scomm_comm_t *comm,
+                                     const scomm_coll_args_t *a,
+                                     const char *why)
 {
     scomm_coll_record_t *rec = &comm->last_sel;
     char forced[sizeof(rec->algo)];
@@ -932,10 +668,10 @@ static scomm_status_t direct_fallback(scomm_comm_t *comm,
  * result the others read from this rank's recvbuf (all_reduce only).
  * Returns SCOMM_OK, SCOMM_ERR_UNSUPPORTED (run the fallback), or an error.
  */
-static scomm_status_t direct_begin(direct_call_t *c, scomm_comm_t *comm,
-                                   const scomm_coll_args_t *a,
-                                   const void *send, size_t sspan,
-                                   const void *recv, size_t rspan)
+scomm_status_t scomm_direct_begin(direct_call_t *c, scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a,
+                                  const void *send, size_t sspan,
+                                  const void *recv, size_t rspan)
 {
     scomm_shmem_set_t *set;
     scomm_status_t status;
@@ -974,7 +710,7 @@ static scomm_status_t direct_begin(direct_call_t *c, scomm_comm_t *comm,
     return SCOMM_OK;
 }
 
-static void direct_put_desc(direct_call_t *c)
+void scomm_direct_put_desc(direct_call_t *c)
 {
     c->d->ctrl[c->me]->desc[c->k0 & 1] = c->desc;
 }
@@ -1005,8 +741,8 @@ static const char *direct_peer_ptr(direct_call_t *c, int q, int64_t id,
  * After the first ready wait: check the descriptors of the ranks in
  * [0, p) (or of rank only), and find their in-place buffers.
  */
-static scomm_status_t direct_read_descs(direct_call_t *c, size_t sspan,
-                                        size_t rspan, int only)
+scomm_status_t scomm_direct_read_descs(direct_call_t *c, size_t sspan,
+                                       size_t rspan, int only)
 {
     scomm_comm_t *comm = c->comm;
     const direct_desc_t *m = &c->desc;
@@ -1049,13 +785,13 @@ static scomm_status_t direct_read_descs(direct_call_t *c, size_t sspan,
                              "rank %d passed %lld", comm->cur_op,
                              (unsigned long long)comm->op_seq, q, what,
                              theirs, c->me, mine);
-            return direct_fault(comm);
+            return scomm_direct_fault(comm);
         }
         if ((sspan > 0) && (t->send_set >= 0)) {
             c->psend[q] = direct_peer_ptr(c, q, t->send_set, t->send_off,
                                           sspan);
             if (c->psend[q] == NULL) {
-                return direct_fault(comm);
+                return scomm_direct_fault(comm);
             }
         } else if ((sspan > 0) && (t->send_set == DIRECT_AT_CMA)) {
             c->csend[q] = t->send_off;
@@ -1064,7 +800,7 @@ static scomm_status_t direct_read_descs(direct_call_t *c, size_t sspan,
             c->precv[q] = direct_peer_ptr(c, q, t->recv_set, t->recv_off,
                                           rspan);
             if (c->precv[q] == NULL) {
-                return direct_fault(comm);
+                return scomm_direct_fault(comm);
             }
         } else if ((rspan > 0) && (t->recv_set == DIRECT_AT_CMA)) {
             c->crecv[q] = t->recv_off;
@@ -1074,8 +810,8 @@ static scomm_status_t direct_read_descs(direct_call_t *c, size_t sspan,
 }
 
 /* len bytes at addr in rank q's memory into dst, by process_vm_readv. */
-static scomm_status_t direct_cma_read(direct_call_t *c, int q, void *dst,
-                                      uint64_t addr, size_t len)
+scomm_status_t scomm_direct_cma_read(direct_call_t *c, int q, void *dst,
+                                     uint64_t addr, size_t len)
 {
     scomm_comm_t *comm = c->comm;
     struct iovec l, r;
@@ -1104,489 +840,7 @@ static scomm_status_t direct_cma_read(direct_call_t *c, int q, void *dst,
                          comm->ranks[q], "%s (op #%llu): reading rank %d's "
                          "buffer with process_vm_readv: %s", comm->cur_op,
                          (unsigned long long)comm->op_seq, q, strerror(err));
-        return direct_fault(comm);
+        return scomm_direct_fault(comm);
     }
     return SCOMM_OK;
-}
-
-static inline char *direct_buf(const direct_call_t *c, int q, uint64_t k)
-{
-    return c->d->buf[q] + (size_t)(k & 1) * c->d->chunk;
-}
-
-/* Wait all done >= k-1 (nobody still reads what chunk k-2 left). */
-static inline scomm_status_t direct_wait_free(direct_call_t *c, uint64_t k)
-{
-    return (k >= 2) ? direct_wait(c, DIRECT_DONE, k - 1, -1) : SCOMM_OK;
-}
-
-static scomm_status_t direct_allreduce_small(direct_call_t *c)
-{
-    const scomm_coll_args_t *a = c->a;
-    const void *srcs[DIRECT_MAX_RANKS];
-    uint64_t k = c->k0;
-    scomm_status_t status;
-    int q;
-
-    /* Staged always, even from scomm_mem_alloc memory: in place, this
-     * rank overwrites sendbuf while the others may still read it. */
-    c->desc.send_set = DIRECT_AT_ARENA;
-    c->desc.recv_set = DIRECT_AT_ARENA;
-    status = direct_wait_free(c, k);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    direct_copy(direct_buf(c, c->me, k), a->sendbuf, a->bytes, 0);
-    direct_put_desc(c);
-    direct_publish(c, DIRECT_READY, k + 1);
-    status = direct_wait(c, DIRECT_READY, k + 1, -1);
-    if (status == SCOMM_OK) {
-        status = direct_read_descs(c, 0, 0, -1);
-    }
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    for (q = 0; q < c->p; q++) {
-        srcs[q] = (q == c->me) ? a->sendbuf : direct_buf(c, q, k);
-    }
-    scomm_reduce_n(a->recvbuf, srcs, c->p, a->count, a->dtype, a->redop,
-                   c->p);
-    direct_set(c, DIRECT_REDUCED, k + 1);
-    direct_publish(c, DIRECT_DONE, k + 1);
-    c->d->k = k + 1;
-    return SCOMM_OK;
-}
-
-/*
- * Tiny all_reduce (<= 48 bytes, once the state exists): call s writes its
- * arguments and data into this rank's line TINY0 + s % 2 and publishes s
- * there; every rank reduces all lines in rank order. One cache line per
- * peer crosses, against five or more on the small path. Safe to rewrite
- * line s % 2 at call s + 2: this rank got there only after every peer
- * published s + 1, which each did only after finishing call s.
- */
-static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
-                                            const scomm_coll_args_t *a,
-                                            direct_state_t *d)
-{
-    const void *srcs[DIRECT_MAX_RANKS];
-    direct_call_t c;
-    direct_line_t *mine;
-    uint64_t s, meta;
-    scomm_status_t status;
-    int x, q;
-
-    c.comm = comm;
-    c.a    = a;
-    c.d    = d;
-    c.p    = comm->size;
-    c.me   = comm->rank;
-    c.k0   = d->k;
-    s      = ++d->tseq;
-    x      = DIRECT_TINY0 + (int)(s & 1);
-    meta   = (uint64_t)a->count | ((uint64_t)a->dtype << 40) |
-             ((uint64_t)a->redop << 48);
-    mine   = &d->ctrl[c.me]->ctr[x];
-    mine->meta = meta;
-    memcpy(mine->data, a->sendbuf, a->bytes);
-    direct_publish(&c, x, s);
-    status = direct_wait(&c, x, s, -1);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    for (q = 0; q < c.p; q++) {
-        const direct_line_t *l = &d->ctrl[q]->ctr[x];
-
-        if (l->meta != meta) {
-            return scomm_set_error(comm, SCOMM_ERR_MISMATCH,
-                                   "%s (op #%llu): argument mismatch: rank "
-                                   "%d passed count %llu dtype %d op %d, "
-                                   "rank %d count %zu dtype %d op %d",
-                                   comm->cur_op,
-                                   (unsigned long long)comm->op_seq, q,
-                                   (unsigned long long)(l->meta &
-                                                        0xffffffffffull),
-                                   (int)((l->meta >> 40) & 0xff),
-                                   (int)(l->meta >> 48), c.me, a->count,
-                                   (int)a->dtype, (int)a->redop);
-        }
-        srcs[q] = l->data;
-    }
-    scomm_reduce_n(a->recvbuf, srcs, c.p, a->count, a->dtype, a->redop,
-                   c.p);
-    return SCOMM_OK;
-}
-
-static scomm_status_t direct_allreduce(scomm_comm_t *comm,
-                                       const scomm_coll_args_t *a)
-{
-    direct_call_t c;
-    const void *srcs[DIRECT_MAX_RANKS];
-    const char *send = a->sendbuf, *src;
-    char *recv = a->recvbuf, *mine, *dst;
-    size_t C, off, nb, lo, hi, qlo, qhi, es = a->esize;
-    uint64_t i, k, nchunks;
-    scomm_status_t status;
-    int q, t, stage, zrecv;
-
-    status = direct_begin(&c, comm, a, send, a->bytes, recv, a->bytes);
-    if (status == SCOMM_ERR_UNSUPPORTED) {
-        return direct_fallback(comm, a, c.d->why);
-    }
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    if (a->bytes <= DIRECT_SMALL_BYTES) {
-        return direct_allreduce_small(&c);
-    }
-    C       = c.d->chunk;
-    nchunks = (a->bytes + C - 1) / C;
-    c.nt    = (a->bytes >= DIRECT_NT_BYTES);
-    if (c.nt) {
-        /* Large: results go through the arena, which stays in the caches,
-         * and reach recvbuf by non-temporal stores; reducing straight into
-         * recvbuf would read every line of it from memory first (write
-         * allocate). */
-        c.desc.recv_set = DIRECT_AT_ARENA;
-    }
-    if (c.d->cma && (a->bytes >= DIRECT_CMA_BYTES) && !c.nt) {
-        /* The others read ordinary memory where it is. */
-        if (c.desc.send_set == DIRECT_AT_ARENA) {
-            c.desc.send_set = DIRECT_AT_CMA;
-            c.desc.send_off = (uint64_t)(uintptr_t)send;
-        }
-        if (c.desc.recv_set == DIRECT_AT_ARENA) {
-            c.desc.recv_set = DIRECT_AT_CMA;
-            c.desc.recv_off = (uint64_t)(uintptr_t)recv;
-        }
-    }
-    stage   = (c.desc.send_set == DIRECT_AT_ARENA);
-    zrecv   = (c.desc.recv_set != DIRECT_AT_ARENA);
-    for (i = 0; i < nchunks; i++) {
-        k    = c.k0 + i;
-        off  = (size_t)i * C;
-        nb   = SCOMM_MIN(C, a->bytes - off);
-        mine = direct_buf(&c, c.me, k);
-        direct_slice(nb, c.p, c.me, &lo, &hi);
-        /* 1. my buffer k%2 (and on the first chunk my descriptor slot)
-         *    is free again */
-        if ((i == 0) || stage || !zrecv) {
-            status = direct_wait_free(&c, k);
-            if (status != SCOMM_OK) {
-                return status;
-            }
-        }
-        /* 2. stage all but my own slice, which only I read */
-        if (stage) {
-            direct_copy(mine, send + off, lo, 0);
-            direct_copy(mine + hi, send + off + hi, nb - hi, 0);
-        }
-        if (i == 0) {
-            direct_put_desc(&c);
-        }
-        direct_publish(&c, DIRECT_READY, k + 1);
-        /* 3. everybody's input of chunk k is there */
-        status = direct_wait(&c, DIRECT_READY, k + 1, -1);
-        if ((status == SCOMM_OK) && (i == 0)) {
-            status = direct_read_descs(&c, a->bytes, a->bytes, -1);
-        }
-        if (status != SCOMM_OK) {
-            return status;
-        }
-        /* 4. reduce my slice, rank 0 first */
-        if (hi > lo) {
-            for (q = 0; q < c.p; q++) {
-                if (q == c.me) {
-                    srcs[q] = send + off + lo;
-                } else if (c.psend[q] != NULL) {
-                    srcs[q] = c.psend[q] + off + lo;
-                } else if (c.csend[q] != 0) {
-                    srcs[q] = c.d->scratch + (size_t)q * c.d->slot;
-                    status  = direct_cma_read(&c, q, c.d->scratch +
-                                              (size_t)q * c.d->slot,
-                                              c.csend[q] + off + lo, hi - lo);
-                    if (status != SCOMM_OK) {
-                        return status;
-                    }
-                } else {
-                    srcs[q] = direct_buf(&c, q, k) + lo;
-                }
-            }
-            dst = zrecv ? recv + off + lo : mine + lo;
-            scomm_reduce_n(dst, srcs, c.p, (hi - lo) / es, a->dtype,
-                           a->redop, c.p);
-        }
-        direct_publish(&c, DIRECT_REDUCED, k + 1);
-        /* 5. everybody's result slice of chunk k is there: copy out */
-        status = direct_wait(&c, DIRECT_REDUCED, k + 1, -1);
-        if (status != SCOMM_OK) {
-            return status;
-        }
-        for (t = 1; t <= c.p; t++) {
-            q = (c.me + t) % c.p;
-            direct_slice(nb, c.p, q, &qlo, &qhi);
-            if (q == c.me) {
-                src = zrecv ? NULL : mine + qlo;
-            } else if (c.precv[q] != NULL) {
-                src = c.precv[q] + off + qlo;
-            } else if (c.crecv[q] != 0) {
-                src    = NULL;
-                status = direct_cma_read(&c, q, recv + off + qlo,
-                                         c.crecv[q] + off + qlo, qhi - qlo);
-                if (status != SCOMM_OK) {
-                    return status;
-                }
-            } else {
-                src = direct_buf(&c, q, k) + qlo;
-            }
-            if (src != NULL) {
-                direct_copy(recv + off + qlo, src, qhi - qlo, c.nt);
-            }
-        }
-        direct_publish(&c, DIRECT_DONE, k + 1);
-    }
-    c.d->k = c.k0 + nchunks;
-    if (zrecv) {
-        /* The others read my recvbuf in place: hand it back only when
-         * they are through. */
-        return direct_wait(&c, DIRECT_DONE, c.k0 + nchunks, -1);
-    }
-    return SCOMM_OK;
-}
-
-static scomm_status_t direct_allgather(scomm_comm_t *comm,
-                                       const scomm_coll_args_t *a)
-{
-    direct_call_t c;
-    const char *send = a->sendbuf, *src;
-    char *recv = a->recvbuf;
-    size_t C, off, nb, bytes = a->bytes;
-    uint64_t i, k, nchunks;
-    scomm_status_t status;
-    int q, t, stage;
-
-    status = direct_begin(&c, comm, a, send, bytes, NULL, 0);
-    if (status == SCOMM_ERR_UNSUPPORTED) {
-        return direct_fallback(comm, a, c.d->why);
-    }
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    C       = c.d->chunk;
-    nchunks = (bytes + C - 1) / C;
-    stage   = (c.desc.send_set == DIRECT_AT_ARENA);
-    c.nt    = (bytes * (size_t)c.p >= DIRECT_NT_BYTES);
-    for (i = 0; i < nchunks; i++) {
-        k   = c.k0 + i;
-        off = (size_t)i * C;
-        nb  = SCOMM_MIN(C, bytes - off);
-        if ((i == 0) || stage) {
-            status = direct_wait_free(&c, k);
-            if (status != SCOMM_OK) {
-                return status;
-            }
-        }
-        if (stage) {
-            direct_copy(direct_buf(&c, c.me, k), send + off, nb, 0);
-        }
-        if (i == 0) {
-            direct_put_desc(&c);
-        }
-        direct_publish(&c, DIRECT_READY, k + 1);
-        status = direct_wait(&c, DIRECT_READY, k + 1, -1);
-        if ((status == SCOMM_OK) && (i == 0)) {
-            status = direct_read_descs(&c, bytes, 0, -1);
-        }
-        if (status != SCOMM_OK) {
-            return status;
-        }
-        for (t = 0; t < c.p; t++) {
-            q = (c.me + t) % c.p;
-            if (q == c.me) {
-                src = a->inplace ? NULL : send + off;
-            } else if (c.psend[q] != NULL) {
-                src = c.psend[q] + off;
-            } else {
-                src = direct_buf(&c, q, k);
-            }
-            if (src != NULL) {
-                direct_copy(recv + (size_t)q * bytes + off, src, nb, c.nt);
-            }
-        }
-        direct_set(&c, DIRECT_REDUCED, k + 1);
-        direct_publish(&c, DIRECT_DONE, k + 1);
-    }
-    c.d->k = c.k0 + nchunks;
-    if (!stage) {
-        return direct_wait(&c, DIRECT_DONE, c.k0 + nchunks, -1);
-    }
-    return SCOMM_OK;
-}
-
-static scomm_status_t direct_bcast(scomm_comm_t *comm,
-                                   const scomm_coll_args_t *a)
-{
-    direct_call_t c;
-    char *buf = a->recvbuf;
-    const char *src;
-    size_t C, off, nb, bytes = a->bytes;
-    uint64_t i, k, nchunks;
-    scomm_status_t status;
-    int root = a->root, is_root = (comm->rank == a->root), stage;
-
-    status = direct_begin(&c, comm, a, is_root ? buf : NULL, bytes, NULL, 0);
-    if (status == SCOMM_ERR_UNSUPPORTED) {
-        return direct_fallback(comm, a, c.d->why);
-    }
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    C       = c.d->chunk;
-    nchunks = (bytes + C - 1) / C;
-    stage   = is_root && (c.desc.send_set == DIRECT_AT_ARENA);
-    c.nt    = (bytes >= DIRECT_NT_BYTES);
-    for (i = 0; i < nchunks; i++) {
-        k   = c.k0 + i;
-        off = (size_t)i * C;
-        nb  = SCOMM_MIN(C, bytes - off);
-        if ((i == 0) || stage) {
-            status = direct_wait_free(&c, k);
-            if (status != SCOMM_OK) {
-                return status;
-            }
-        }
-        if (stage) {
-            direct_copy(direct_buf(&c, root, k), buf + off, nb, 0);
-        }
-        if (i == 0) {
-            direct_put_desc(&c);
-        }
-        direct_set(&c, DIRECT_REDUCED, k + 1);
-        direct_publish(&c, DIRECT_READY, k + 1);
-        if (!is_root) {
-            status = direct_wait(&c, DIRECT_READY, k + 1, root);
-            if ((status == SCOMM_OK) && (i == 0)) {
-                status = direct_read_descs(&c, bytes, 0, root);
-            }
-            if (status != SCOMM_OK) {
-                return status;
-            }
-            src = (c.psend[root] != NULL) ? c.psend[root] + off :
-                                            direct_buf(&c, root, k);
-            direct_copy(buf + off, src, nb, c.nt);
-        }
-        direct_publish(&c, DIRECT_DONE, k + 1);
-    }
-    c.d->k = c.k0 + nchunks;
-    if (is_root && !stage) {
-        return direct_wait(&c, DIRECT_DONE, c.k0 + nchunks, -1);
-    }
-    return SCOMM_OK;
-}
-
-static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
-                                           const scomm_coll_args_t *a)
-{
-    direct_call_t c;
-    const void *srcs[DIRECT_MAX_RANKS];
-    const char *send = a->sendbuf;
-    char *recv = a->recvbuf, *mine;
-    size_t Cb, off, nb, bytes = a->bytes, es = a->esize;
-    uint64_t i, k, nchunks;
-    scomm_status_t status;
-    int q, stage;
-
-    status = direct_begin(&c, comm, a, send, bytes * (size_t)comm->size,
-                          NULL, 0);
-    if (status == SCOMM_ERR_UNSUPPORTED) {
-        return direct_fallback(comm, a, c.d->why);
-    }
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    /* Chunk i holds bytes [i*Cb, (i+1)*Cb) of every block, block q at
-     * q*Cb in the buffer. */
-    Cb      = (c.d->chunk / (size_t)c.p) & ~(size_t)63;
-    nchunks = (bytes + Cb - 1) / Cb;
-    stage   = (c.desc.send_set == DIRECT_AT_ARENA);
-    for (i = 0; i < nchunks; i++) {
-        k    = c.k0 + i;
-        off  = (size_t)i * Cb;
-        nb   = SCOMM_MIN(Cb, bytes - off);
-        mine = direct_buf(&c, c.me, k);
-        if ((i == 0) || stage) {
-            status = direct_wait_free(&c, k);
-            if (status != SCOMM_OK) {
-                return status;
-            }
-        }
-        if (stage) {
-            for (q = 0; q < c.p; q++) {
-                if (q != c.me) {
-                    direct_copy(mine + (size_t)q * Cb,
-                                send + (size_t)q * bytes + off, nb, 0);
-                }
-            }
-        }
-        if (i == 0) {
-            direct_put_desc(&c);
-        }
-        direct_publish(&c, DIRECT_READY, k + 1);
-        status = direct_wait(&c, DIRECT_READY, k + 1, -1);
-        if ((status == SCOMM_OK) && (i == 0)) {
-            status = direct_read_descs(&c, bytes * (size_t)c.p, 0, -1);
-        }
-        if (status != SCOMM_OK) {
-            return status;
-        }
-        for (q = 0; q < c.p; q++) {
-            if (q == c.me) {
-                srcs[q] = send + (size_t)c.me * bytes + off;
-            } else if (c.psend[q] != NULL) {
-                srcs[q] = c.psend[q] + (size_t)c.me * bytes + off;
-            } else {
-                srcs[q] = direct_buf(&c, q, k) + (size_t)c.me * Cb;
-            }
-        }
-        scomm_reduce_n(recv + off, srcs, c.p, nb / es, a->dtype, a->redop,
-                       c.p);
-        direct_set(&c, DIRECT_REDUCED, k + 1);
-        direct_publish(&c, DIRECT_DONE, k + 1);
-    }
-    c.d->k = c.k0 + nchunks;
-    if (!stage) {
-        return direct_wait(&c, DIRECT_DONE, c.k0 + nchunks, -1);
-    }
-    return SCOMM_OK;
-}
-
-/* ---- entry points (algorithm table) -------------------------------------- */
-
-scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
-                                      const scomm_coll_args_t *a)
-{
-    direct_state_t *d = (comm->shmem != NULL) ? comm->shmem->coll : NULL;
-
-    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL) && !d->unusable) {
-        return direct_allreduce_tiny(comm, a, d);
-    }
-    return direct_allreduce(comm, a);
-}
-
-scomm_status_t scomm_allgather_direct(scomm_comm_t *comm,
-                                      const scomm_coll_args_t *a)
-{
-    return direct_allgather(comm, a);
-}
-
-scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
-                                  const scomm_coll_args_t *a)
-{
-    return direct_bcast(comm, a);
-}
-
-scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,
-                                              const scomm_coll_args_t *a)
-{
-    return direct_reducescatter(comm, a);
 }

@@ -209,7 +209,6 @@ static void hier_sub_free(scomm_comm_t *c)
     /* The selector may have computed a host layout for the sub-comm too. */
     scomm_coll_comm_release(c);
     scomm_shmem_comm_release(c);
-    free(c->sel_cache);
     free(c->ranks);
     free(c);
 }
@@ -256,6 +255,8 @@ void scomm_coll_comm_release(scomm_comm_t *comm)
 {
     struct scomm_coll_hier *h = comm->hier;
 
+    free(comm->sel_cache); /* the selector's cached choices */
+    comm->sel_cache = NULL;
     if (h == NULL) {
         return;
     }

@@ -62,6 +62,7 @@
 
 #include "../core/module.h"
 #include "coll.h"
+#include "../core/module.h"
 
 #define SCOMM_COLL_SMALL_BYTES      (64u << 10)
 #define SCOMM_COLL_MID_BYTES        (1u << 20)
@@ -108,20 +109,17 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
     {"linear", SCOMM_COLL_SCATTER, NULL, scomm_scatter_linear},
 };
 
-static const struct {
-    const char *name; /* "all_reduce" */
-    const char *env;  /* "SCOMM_COLL_ALLREDUCE_ALGO" */
-} scomm_coll_ops[SCOMM_COLL_OP_COUNT] = {
-    [SCOMM_COLL_ALLREDUCE]     = {"all_reduce", "SCOMM_COLL_ALLREDUCE_ALGO"},
-    [SCOMM_COLL_ALLGATHER]     = {"all_gather", "SCOMM_COLL_ALLGATHER_ALGO"},
-    [SCOMM_COLL_REDUCESCATTER] = {"reduce_scatter",
-                                  "SCOMM_COLL_REDUCESCATTER_ALGO"},
-    [SCOMM_COLL_BROADCAST]     = {"broadcast", "SCOMM_COLL_BROADCAST_ALGO"},
-    [SCOMM_COLL_REDUCE]        = {"reduce", "SCOMM_COLL_REDUCE_ALGO"},
-    [SCOMM_COLL_ALLTOALL]      = {"all_to_all", "SCOMM_COLL_ALLTOALL_ALGO"},
-    [SCOMM_COLL_ALLTOALLV]     = {"all_to_allv", "SCOMM_COLL_ALLTOALLV_ALGO"},
-    [SCOMM_COLL_GATHER]        = {"gather", "SCOMM_COLL_GATHER_ALGO"},
-    [SCOMM_COLL_SCATTER]       = {"scatter", "SCOMM_COLL_SCATTER_ALGO"},
+/* The variable that forces each operation's algorithm. */
+static const char *const scomm_coll_op_env[SCOMM_COLL_OP_COUNT] = {
+    [SCOMM_COLL_ALLREDUCE]     = "SCOMM_COLL_ALLREDUCE_ALGO",
+    [SCOMM_COLL_ALLGATHER]     = "SCOMM_COLL_ALLGATHER_ALGO",
+    [SCOMM_COLL_REDUCESCATTER] = "SCOMM_COLL_REDUCESCATTER_ALGO",
+    [SCOMM_COLL_BROADCAST]     = "SCOMM_COLL_BROADCAST_ALGO",
+    [SCOMM_COLL_REDUCE]        = "SCOMM_COLL_REDUCE_ALGO",
+    [SCOMM_COLL_ALLTOALL]      = "SCOMM_COLL_ALLTOALL_ALGO",
+    [SCOMM_COLL_ALLTOALLV]     = "SCOMM_COLL_ALLTOALLV_ALGO",
+    [SCOMM_COLL_GATHER]        = "SCOMM_COLL_GATHER_ALGO",
+    [SCOMM_COLL_SCATTER]       = "SCOMM_COLL_SCATTER_ALGO",
 };
 
 /* One SCOMM_COLL_<OP>_ALGO row: the words are op's algorithms in the order
@@ -163,12 +161,6 @@ static const scomm_param_t scomm_coll_params[] = {
      .help = "bytes of each of the two staging buffers per rank of the "
              "shared-memory (direct) collectives; scomm_control_set "
              "chunk_size changes it at run time"},
-};
-
-const scomm_module_t scomm_module_coll = {
-    .name    = "coll",
-    .params  = scomm_coll_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_coll_params),
 };
 
 /* SCOMM_COLL_<OP>_ALGO, read once (scomm_coll_env_reload for tests): the
@@ -231,7 +223,7 @@ static void scomm_coll_env_load(void)
     for (op = 0; op < SCOMM_COLL_OP_COUNT; op++) {
         scomm_coll_env[op][0]     = '\0';
         scomm_coll_env_err[op][0] = '\0';
-        if ((scomm_param_get(scomm_coll_ops[op].env, NULL, &v,
+        if ((scomm_param_get(scomm_coll_op_env[op], NULL, &v,
                              scomm_coll_env_err[op],
                              sizeof(scomm_coll_env_err[op])) == SCOMM_OK) &&
             (v.src != SCOMM_PARAM_SRC_DEFAULT)) {
@@ -256,14 +248,6 @@ void scomm_coll_select_invalidate(scomm_comm_t *comm)
         memset(comm->sel_cache, 0,
                SCOMM_COLL_OP_COUNT * sizeof(*comm->sel_cache));
     }
-}
-
-const char *scomm_coll_op_name(scomm_coll_op_t op)
-{
-    if (((int)op < 0) || (op >= SCOMM_COLL_OP_COUNT)) {
-        return "invalid";
-    }
-    return scomm_coll_ops[op].name;
 }
 
 int scomm_coll_algo_count(scomm_coll_op_t op)
@@ -356,7 +340,7 @@ scomm_status_t scomm_coll_force_algo(scomm_coll_op_t op, const char *name)
         return scomm_set_error(NULL, SCOMM_ERR_INVALID_ARG,
                                "scomm_coll_force_algo: '%s' is not a %s "
                                "algorithm; valid: %s", name,
-                               scomm_coll_ops[op].name, names);
+                               scomm_coll_op_name(op), names);
     }
     scomm_coll_forced[op] = idx + 1;
     atomic_fetch_add(&scomm_coll_sel_gen, 1);
@@ -581,7 +565,7 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
                                              const scomm_coll_args_t *a,
                                              const scomm_coll_algo_t **algo_p)
 {
-    const char *opname = scomm_coll_ops[a->op].name;
+    const char *opname = scomm_coll_op_name(a->op);
     const char *cfg    = comm->world->cfg.algo;
     const char *rule   = NULL, *how = NULL, *src_rule = NULL;
     char reason[160], why[96], names[256], how_buf[160], pol_rule[48];
@@ -603,7 +587,7 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
         want     = scomm_coll_find(a->op, scomm_coll_env[a->op]);
         src_rule = "env.op";
         snprintf(how_buf, sizeof(how_buf), "%s",
-                 scomm_coll_ops[a->op].env);
+                 scomm_coll_op_env[a->op]);
         how = how_buf;
     } else if (cfg[0] != '\0') {
         want = scomm_coll_find(a->op, cfg);
@@ -728,3 +712,12 @@ void scomm_coll_record_special(scomm_comm_t *comm, const char *algo,
 {
     scomm_coll_record(comm, algo, rule, "%s", reason);
 }
+
+/* ---- the coll module (core/module.h) ------------------------------------- */
+
+const scomm_module_t scomm_module_coll = {
+    .name         = "coll",
+    .params       = scomm_coll_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_coll_params),
+    .comm_release = scomm_coll_comm_release,
+};

@@ -1,11 +1,17 @@
 /*
- * comm.c - communicator lifecycle and the point-to-point / request API.
+ * comm.c - communicator lifecycle: the world, its transports, and the
+ * modules' set-up and teardown.
  *
- *   scomm_init():  config -> launcher env -> world -> transports init
- *                  (listen, create shm) -> bootstrap exchange -> choose a
- *                  transport per peer -> connect -> world communicator
+ *   scomm_init():  config -> modules' world_config (presets) -> launcher
+ *                  env -> world -> transports init (listen, create shm) ->
+ *                  bootstrap exchange -> choose a transport per peer ->
+ *                  connect -> world communicator -> modules' world_up
+ *                  (telemetry, a vendor communicator)
  *   scomm_comm_split():  allgather (color, key) -> members -> new ctx id
- *   scomm_comm_destroy(): the world goes when its last communicator does
+ *                  -> modules' comm_split
+ *   scomm_comm_destroy(): modules' comm_stop, comm_release, comm_gone (in
+ *                  reverse list order); the world goes when its last
+ *                  communicator does
  *
  * Invariants:
  *  1. Every API entry validates its arguments before touching anything and
@@ -15,6 +21,9 @@
  *  3. The world lock is held by every API call that touches world state;
  *     scomm_comm_abort takes no lock (it must work while another thread
  *     sleeps inside a wait).
+ *  4. Nothing here names a module above core: transports, presets,
+ *     telemetry, collectives, overlap and vendor backends are reached
+ *     through scomm_modules[] (module.h) and the transports' ops tables.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,27 +37,14 @@
 #include "bootstrap.h"
 #include "config.h"
 #include "env.h"
+#include "module.h"
 #include "scomm_int.h"
-#include "../topo/preset.h"
-#include "shmem.h"
-#include "../coll/coll.h"
-#include "../telemetry/tm.h"
-#include "../overlap/overlap.h"
-#include "../backend/backend.h"
 
 #define SCOMM_CTX_WORLD 1u
 
 static pthread_mutex_t scomm_grave_lock = PTHREAD_MUTEX_INITIALIZER;
 static scomm_list_t scomm_grave = {&scomm_grave, &scomm_grave};
 
-static const struct {
-    const char           *name;
-    const scomm_tl_ops_t *ops;
-} scomm_tl_registry[] = {
-    {"shm", &scomm_tl_shm_ops},
-    {"rdma", &scomm_tl_rdma_ops}, /* before tcp: preferred when it reaches */
-    {"tcp", &scomm_tl_tcp_ops},
-};
 
 /* ---- validation --------------------------------------------------------- */
 
@@ -78,8 +74,6 @@ scomm_status_t scomm_comm_check(scomm_comm_t *comm, const char *op)
     return SCOMM_OK;
 }
 
-/* ---- world -------------------------------------------------------------- */
-
 /* name's value (core/config.h) for scomm_init; a bad one fails it. */
 static scomm_status_t scomm_init_param(const char *name, scomm_pval_t *v)
 {
@@ -92,46 +86,117 @@ static scomm_status_t scomm_init_param(const char *name, scomm_pval_t *v)
     return SCOMM_OK;
 }
 
-/*
- * SCOMM_PRESET names a transport preset (config/kv_transport_presets.yaml):
- * its transport knobs replace the built-in defaults of SCOMM_TCP_NSOCKS and
- * SCOMM_TCP_EAGER_MAX, never a value the user set (environment or
- * SCOMM_CONF_FILE): scomm_preset_get resolves them through the registry
- * with the preset as its layer. Precedence: API > environment/conf file >
- * preset > defaults. Without SCOMM_PRESET nothing changes.
- */
-static scomm_status_t scomm_world_apply_preset(scomm_world_t *w)
+/* ---- modules (module.h): set-up in list order, teardown in reverse ---- */
+
+/* The transport module called name that brings its own bootstrap, or
+ * NULL. */
+static const scomm_tl_ops_t *scomm_own_bootstrap_tl(const char *name)
 {
-    const char *name;
-    scomm_pval_t pv;
-    scomm_preset_t p;
-    int status;
+    const scomm_tl_ops_t *tl;
+    size_t i;
 
-    status = scomm_init_param("SCOMM_PRESET", &pv);
-    name   = pv.text;
-    if ((status != SCOMM_OK) || (name[0] == '\0')) {
-        return status;
+    for (i = 0; (i < scomm_nmodules) && (name != NULL); i++) {
+        tl = scomm_modules[i]->tl;
+        if ((tl != NULL) && (tl->caps & SCOMM_TL_CAP_OWN_BOOTSTRAP) &&
+            (strcmp(tl->name, name) == 0)) {
+            return tl;
+        }
     }
-    status = scomm_preset_get(name, NULL, &p);
-    if (status != SCOMM_OK) {
-        char why[SCOMM_ERRMSG_MAX];
+    return NULL;
+}
 
-        /* scomm_preset_get's message: file:line:column, or the names. */
-        snprintf(why, sizeof(why), "%s", scomm_last_error());
-        scomm_set_thread_error("scomm_init: SCOMM_PRESET=%.40s: %.400s", name,
-                               why);
-        return ((status == SCOMM_ERR_NO_MEMORY) ||
-                (status == SCOMM_ERR_UNSUPPORTED)) ? (scomm_status_t)status
-                                                   : SCOMM_ERR_BAD_CONFIG;
+/* 1 if some module serves name as a backend (a vendor library). */
+static int scomm_module_backend(const char *name)
+{
+    const scomm_module_t *m;
+    const char *b;
+    size_t i, k;
+
+    for (i = 0; i < scomm_nmodules; i++) {
+        m = scomm_modules[i];
+        for (k = 0; (m->backend_name != NULL) &&
+                    ((b = m->backend_name(k)) != NULL); k++) {
+            if (strcmp(b, name) == 0) {
+                return 1;
+            }
+        }
     }
-    w->cfg.tcp_nsocks    = p.tcp_nsocks;
-    w->cfg.tcp_eager_max = p.tcp_eager_max;
-    scomm_info(SCOMM_SUB_INIT, "preset %s: tcp_nsocks %lld, tcp_eager_max "
-               "%llu", p.name, (long long)w->cfg.tcp_nsocks,
-               (unsigned long long)w->cfg.tcp_eager_max);
+    return 0;
+}
+
+/* ", mock, nccl, ...": the other backends the modules offer, for
+ * messages. */
+static void scomm_module_backends(char *out, size_t len)
+{
+    const scomm_module_t *m;
+    const char *b;
+    size_t i, k, o = 0;
+
+    out[0] = '\0';
+    for (i = 0; i < scomm_nmodules; i++) {
+        m = scomm_modules[i];
+        if ((m->tl != NULL) && (m->tl->caps & SCOMM_TL_CAP_OWN_BOOTSTRAP) &&
+            (o < len)) {
+            o += (size_t)snprintf(out + o, len - o, ", %s", m->tl->name);
+        }
+        for (k = 0; (m->backend_name != NULL) &&
+                    ((b = m->backend_name(k)) != NULL) && (o < len); k++) {
+            o += (size_t)snprintf(out + o, len - o, ", %s", b);
+        }
+    }
+}
+
+/* Run _hook(_arg) of every module that has one, in list order, stopping
+ * at the first that fails; *(_status_p) is its status, or SCOMM_OK. */
+#define SCOMM_MODULES_SETUP(_hook, _arg, _status_p)                        \
+    do {                                                                   \
+        size_t _i;                                                         \
+                                                                           \
+        *(_status_p) = SCOMM_OK;                                           \
+        for (_i = 0; (_i < scomm_nmodules) && (*(_status_p) == SCOMM_OK);  \
+             _i++) {                                                       \
+            if (scomm_modules[_i]->_hook != NULL) {                        \
+                *(_status_p) = scomm_modules[_i]->_hook(_arg);             \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+/* Run _hook(...) of every module that has one, in reverse list order. */
+#define SCOMM_MODULES_TEARDOWN(_hook, ...)                                 \
+    do {                                                                   \
+        size_t _i;                                                         \
+                                                                           \
+        for (_i = scomm_nmodules; _i > 0; _i--) {                          \
+            if (scomm_modules[_i - 1]->_hook != NULL) {                    \
+                scomm_modules[_i - 1]->_hook(__VA_ARGS__);                 \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+/* World lock held. On an error, the modules that took the child already
+ * release it again. */
+static scomm_status_t scomm_modules_comm_split(scomm_comm_t *parent,
+                                               scomm_comm_t *child)
+{
+    scomm_status_t status;
+    size_t i, k;
+
+    for (i = 0; i < scomm_nmodules; i++) {
+        if ((scomm_modules[i]->comm_split != NULL) &&
+            ((status = scomm_modules[i]->comm_split(parent, child)) !=
+             SCOMM_OK)) {
+            for (k = i; k > 0; k--) {
+                if (scomm_modules[k - 1]->comm_release != NULL) {
+                    scomm_modules[k - 1]->comm_release(child);
+                }
+            }
+            return status;
+        }
+    }
     return SCOMM_OK;
 }
 
+/* ---- world -------------------------------------------------------------- */
 
 static void scomm_read_boot_id(char *out, size_t len)
 {
@@ -195,20 +260,21 @@ static void scomm_world_free(scomm_world_t *w)
 static char scomm_tl_names_buf[64];
 static pthread_once_t scomm_tl_names_once = PTHREAD_ONCE_INIT;
 
+/* The transports SCOMM_TRANSPORTS may name, from the modules. */
 static void scomm_tl_names_build(void)
 {
+    const scomm_tl_ops_t *tl;
     size_t i, off = 0;
 
-    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_tl_registry); i++) {
-#ifndef SCOMM_HAVE_IBVERBS
-        if (strcmp(scomm_tl_registry[i].name, "rdma") == 0) {
-            continue; /* built as a stub that is never available */
+    for (i = 0; i < scomm_nmodules; i++) {
+        tl = scomm_modules[i]->tl;
+        if ((tl == NULL) || (tl->caps & SCOMM_TL_CAP_OWN_BOOTSTRAP) ||
+            (off >= sizeof(scomm_tl_names_buf))) {
+            continue;
         }
-#endif
         off += (size_t)snprintf(scomm_tl_names_buf + off,
                                 sizeof(scomm_tl_names_buf) - off, "%s%s",
-                                (off > 0) ? "," : "",
-                                scomm_tl_registry[i].name);
+                                (off > 0) ? "," : "", tl->name);
     }
 }
 
@@ -352,7 +418,8 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     scomm_pval_t pv;
     uint64_t deadline;
     const char *v, *backend = NULL, *token = NULL;
-    int mock = 0;
+    const scomm_tl_ops_t *tl, *own_tl;
+    char names[SCOMM_ERRMSG_MAX / 2];
     size_t i;
     int p, port;
 
@@ -378,7 +445,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         scomm_set_thread_error("scomm_init: %s", err);
         goto err_free;
     }
-    status = scomm_world_apply_preset(w);
+    SCOMM_MODULES_SETUP(world_config, w, &status); /* presets */
     if (status != SCOMM_OK) {
         goto err_free;
     }
@@ -447,20 +514,23 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         }
     }
     backend = (mask & SCOMM_INIT_FIELD_BACKEND) ? opts->backend : pv.text;
-    if ((backend != NULL) && (strcmp(backend, "mock") == 0)) {
-        mock = 1;
-    } else if (scomm_backend_is_vendor(backend)) {
-        /* made below, once the native world is up (src/backend) */
-    } else if ((backend != NULL) && (*backend != '\0') &&
-               (strcmp(backend, "native") != 0) &&
-               (strcmp(backend, "gloo") != 0)) {
+    if ((backend == NULL) || (*backend == '\0') ||
+        (strcmp(backend, "gloo") == 0)) {
+        backend = "native";
+    }
+    /* A transport that is its own backend (mock), or a backend a module
+     * serves (vendor libraries, made once the native world is up). */
+    own_tl = scomm_own_bootstrap_tl(backend);
+    if ((own_tl == NULL) && (strcmp(backend, "native") != 0) &&
+        !scomm_module_backend(backend)) {
+        scomm_module_backends(names, sizeof(names));
         status = SCOMM_ERR_UNSUPPORTED;
-        scomm_set_thread_error("scomm_init: backend '%s' is not available "
-                               "(available: native, gloo = native, mock, "
-                               "nccl, rccl, hccl, cncl, bkcl)",
-                               backend);
+        scomm_set_thread_error("scomm_init: backend '%.64s' is not "
+                               "available (available: native, gloo = "
+                               "native%s)", backend, names);
         goto err_free;
     }
+    snprintf(w->backend, sizeof(w->backend), "%s", backend);
     if ((mask & SCOMM_INIT_FIELD_JOB_TOKEN) == 0) {
         if ((status = scomm_init_param("SCOMM_JOB_TOKEN", &pv)) != SCOMM_OK) {
             goto err_free;
@@ -519,34 +589,43 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
 
-    /* The mock backend: ranks are threads of this process; its transport
-     * also does the rendezvous (in-process, keyed by master address, port
-     * and token), so the TCP bootstrap is skipped. */
-    if (mock) {
-        w->tls[0] = &scomm_tl_mock_ops;
-        status    = scomm_tl_mock_ops.init(w, &w->tl_ctx[0]);
+    /* A transport that brings its own bootstrap (mock: ranks are threads
+     * of this process, meeting in-process by master address, port and
+     * token) is the only one, and the TCP bootstrap is skipped. */
+    if (own_tl != NULL) {
+        w->tls[0] = own_tl;
+        status    = own_tl->init(w, &w->tl_ctx[0]);
         if (status != SCOMM_OK) {
-            scomm_set_thread_error("scomm_init: mock backend: %s",
-                                   w->fault.msg);
+            scomm_set_thread_error("scomm_init: %s backend: %s",
+                                   own_tl->name, w->fault.msg);
             goto err_free;
         }
+        w->tls[0]->query(w->tl_ctx[0], &w->tl_attr[0]);
         w->ntl = 1;
         goto connect;
     }
 
-    /* Transports in the order SCOMM_TRANSPORTS allows, shm before tcp. */
-    for (i = 0; i < SCOMM_ARRAY_SIZE(scomm_tl_registry); i++) {
-        if (!scomm_tl_allowed(w->cfg.transports, scomm_tl_registry[i].name)) {
+    /* The transports SCOMM_TRANSPORTS allows, in the modules' order (shm
+     * before tcp: the first that reaches a peer carries its messages). */
+    for (i = 0; i < scomm_nmodules; i++) {
+        tl = scomm_modules[i]->tl;
+        if ((tl == NULL) || (tl->caps & SCOMM_TL_CAP_OWN_BOOTSTRAP) ||
+            !scomm_tl_allowed(w->cfg.transports, tl->name)) {
             continue;
         }
-        w->tls[w->ntl] = scomm_tl_registry[i].ops;
-        status = w->tls[w->ntl]->init(w, &w->tl_ctx[w->ntl]);
-        if ((status == SCOMM_ERR_UNSUPPORTED) &&
-            (w->tls[w->ntl] == &scomm_tl_rdma_ops)) {
-            /* No RDMA device or no libibverbs: the other transports
+        if (w->ntl == SCOMM_MAX_TL) {
+            status = SCOMM_ERR_INTERNAL;
+            scomm_set_thread_error("scomm_init: more than %d transports "
+                                   "(SCOMM_MAX_TL)", SCOMM_MAX_TL);
+            goto err_free;
+        }
+        w->tls[w->ntl] = tl;
+        status = tl->init(w, &w->tl_ctx[w->ntl]);
+        if (status == SCOMM_ERR_UNSUPPORTED) {
+            /* No device or provider on this host: the other transports
              * allowed carry on; if none is left, this is the error. */
             snprintf(unavail, sizeof(unavail), "transport %s: %s",
-                     scomm_tl_registry[i].name, scomm_last_error());
+                     tl->name, scomm_last_error());
             scomm_info(SCOMM_SUB_INIT, "%s", unavail);
             w->tls[w->ntl]    = NULL;
             w->tl_ctx[w->ntl] = NULL;
@@ -554,10 +633,10 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         }
         if (status != SCOMM_OK) {
             scomm_set_thread_error("scomm_init: transport %s: %s",
-                                   scomm_tl_registry[i].name,
-                                   w->fault.msg);
+                                   tl->name, w->fault.msg);
             goto err_free;
         }
+        w->tls[w->ntl]->query(w->tl_ctx[w->ntl], &w->tl_attr[w->ntl]);
         w->ntl++;
     }
     if ((w->ntl == 0) && (unavail[0] != '\0')) {
@@ -568,8 +647,8 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     if ((w->ntl == 0) && (w->size > 1)) {
         status = SCOMM_ERR_BAD_CONFIG;
         scomm_set_thread_error("scomm_init: SCOMM_TRANSPORTS='%s' names no "
-                               "known transport (shm, rdma, tcp)",
-                               w->cfg.transports);
+                               "known transport (%s)", w->cfg.transports,
+                               scomm_tl_names());
         goto err_free;
     }
 
@@ -592,8 +671,7 @@ connect:
      * progress.c, invariant 3). */
     w->spin_yield = (w->local_size > (int)sysconf(_SC_NPROCESSORS_ONLN));
     for (p = 0; p < w->size; p++) {
-        if ((w->peers[p].tl != NULL) &&
-            (strcmp(w->peers[p].tl->name, "tcp") == 0)) {
+        if (scomm_peer_caps(w, p) & SCOMM_TL_CAP_KERNEL_COPY) {
             w->spin_yield = 1;
         }
     }
@@ -612,25 +690,13 @@ connect:
     scomm_info(SCOMM_SUB_INIT, "rank %d of %d up (%d local, env from %s, "
                "master %s:%d)", w->rank, w->size, w->local_size, env.source,
                w->master_addr, w->master_port);
-    /* telemetry: env, clock, /metrics server */
-    status = scomm_tm_world_up(w);
+    /* Telemetry (env, clock, /metrics server), a vendor communicator
+     * (collective, all-or-none), ... */
+    SCOMM_MODULES_SETUP(world_up, c, &status);
     if (status != SCOMM_OK) {
-        char why[SCOMM_ERRMSG_MAX];
-
-        snprintf(why, sizeof(why), "%s", scomm_last_error());
+        scomm_set_thread_error("scomm_init: %s", c->last_error);
         scomm_comm_destroy(c);
-        scomm_set_thread_error("%s", why);
         return status;
-    }
-    if (scomm_backend_is_vendor(backend)) { /* collective, all-or-none */
-        pthread_mutex_lock(&w->lock);
-        status = scomm_backend_comm_init(c, backend, c);
-        pthread_mutex_unlock(&w->lock);
-        if (status != SCOMM_OK) {
-            scomm_set_thread_error("scomm_init: %s", c->last_error);
-            scomm_comm_destroy(c);
-            return status;
-        }
     }
     *comm_p = c;
     return SCOMM_OK;
@@ -753,8 +819,8 @@ scomm_status_t scomm_comm_split(scomm_comm_t *comm, int32_t color,
     }
     c->timeout_ms = comm->timeout_ms;
     scomm_comm_set_local(c);
-    if ((comm->vendor != NULL) && /* a vendor child (src/backend) */
-        ((status = scomm_backend_comm_split(comm, c)) != SCOMM_OK)) {
+    status = scomm_modules_comm_split(comm, c); /* a vendor child, ... */
+    if (status != SCOMM_OK) {
         free(c->ranks);
         free(c);
         goto out;
@@ -789,22 +855,23 @@ scomm_status_t scomm_comm_destroy(scomm_comm_t *comm)
                                      "communicator");
     }
     w = comm->world;
-    scomm_ovl_comm_destroy(comm); /* joins the progress thread, if any */
-    scomm_backend_comm_release(comm); /* vendor communicator, if any */
+    /* The modules' teardown, in reverse list order: the overlap engine's
+     * progress thread is joined before the vendor communicator it may use
+     * goes; under the lock the collectives' state, then the shared
+     * memory; after it the metrics (and the /metrics server with the last
+     * world). */
+    SCOMM_MODULES_TEARDOWN(comm_stop, comm);
     pthread_mutex_lock(&w->lock);
-    scomm_shmem_comm_release(comm); /* its shared memory, if any */
-    scomm_coll_comm_release(comm); /* hierarchical sub-communicators */
+    SCOMM_MODULES_TEARDOWN(comm_release, comm);
     scomm_world_notify(w); /* a fault nobody reported yet */
     last = (--w->refcount == 0);
     pthread_mutex_unlock(&w->lock);
-    scomm_tm_comm_release(comm, last); /* its metrics; server at the last */
+    SCOMM_MODULES_TEARDOWN(comm_gone, comm, last);
     if (last) {
         scomm_world_free(w);
     }
     free(comm->ranks);
-    free(comm->sel_cache);
     comm->ranks     = NULL;
-    comm->sel_cache = NULL;
     comm->world     = NULL;
     comm->magic     = SCOMM_COMM_DEAD;
     pthread_mutex_lock(&scomm_grave_lock);
@@ -841,7 +908,7 @@ scomm_status_t scomm_comm_abort(scomm_comm_t *comm)
     scomm_world_fail(w, SCOMM_ERR_ABORTED, w->rank,
                      "communicator aborted by rank %d (scomm_comm_abort)",
                      w->rank);
-    scomm_backend_comm_abort(comm); /* the vendor's abort (src/backend) */
+    SCOMM_MODULES_TEARDOWN(comm_abort, comm); /* the vendor's abort, ... */
     return SCOMM_OK;
 }
 

@@ -30,16 +30,10 @@
 
 #include "log.h"
 #include "module.h"
+#include "shmem.h"
 #include "util.h"
 
 #define SCOMM_PARAM_TEXT_MAX 4095 /* STRING, LIST without a max */
-
-/* The RDMA verbs transport's rows (docs/rdma.md), in the table's old form:
- * a name without the prefix and no range. */
-#define SCOMM_PARAM_ROW(_name, _def, _type, _field, _help)                 \
-    {.name = "SCOMM_" _name, .defval = _def, .type = _type,                \
-     .min = ((_type) == SCOMM_PARAM_INT) ? INT64_MIN : 0,                  \
-     .max = INT64_MAX, .help = _help, SCOMM_PARAM_FIELD(_field)}
 
 static const scomm_param_t scomm_core_params[] = {
     {.name = "SCOMM_TIMEOUT_MS", .defval = "300000", .type = SCOMM_PARAM_INT,
@@ -47,9 +41,9 @@ static const scomm_param_t scomm_core_params[] = {
      .help = "deadline in ms of every blocking call and wait (KV "
              "endpoints: 30000 unless set)"},
     {.name = "SCOMM_TRANSPORTS", .defval = "shm,tcp", .type = SCOMM_PARAM_LIST,
-     .values = "shm,rdma,tcp", SCOMM_PARAM_FIELD(transports),
+     .values = "shm,tcp", SCOMM_PARAM_FIELD(transports),
      .help = "transports allowed; per peer the first that reaches it, in "
-             "the order shm, rdma, tcp"},
+             "the order shm, tcp"},
     {.name = "SCOMM_SPIN_US", .defval = "200", .type = SCOMM_PARAM_INT,
      .min = 0, .max = 1000000, SCOMM_PARAM_FIELD(spin_us),
      .help = "microseconds a wait polls before it sleeps"},
@@ -69,33 +63,15 @@ static const scomm_param_t scomm_core_params[] = {
      .flags = SCOMM_PARAM_F_ENV_ONLY,
      .help = "file of SCOMM_NAME=value lines ('#' comments), below the "
              "environment and above presets and defaults"},
-    /* ---- RDMA verbs transport (docs/rdma.md) ---- */
-    SCOMM_PARAM_ROW("RDMA_DEVICE", "", SCOMM_PARAM_STRING, rdma_device,
-                    "RDMA device name (ibv_devices); default: the first "
-                    "with an active port"),
-    SCOMM_PARAM_ROW("RDMA_PORT", "1", SCOMM_PARAM_INT, rdma_port,
-                    "port number of the RDMA device"),
-    SCOMM_PARAM_ROW("RDMA_GID_INDEX", "-1", SCOMM_PARAM_INT, rdma_gid_index,
-                    "GID index for RoCE (-1: 0 on RoCE, none on IB)"),
-    SCOMM_PARAM_ROW("RDMA_EAGER_MAX", "8k", SCOMM_PARAM_SIZE, rdma_eager_max,
-                    "largest RDMA message sent through receive buffers; "
-                    "larger ones go by RDMA WRITE after a rendezvous"),
-    SCOMM_PARAM_ROW("RDMA_RQ_DEPTH", "64", SCOMM_PARAM_INT, rdma_rq_depth,
-                    "receive buffers posted per queue pair (2..1024)"),
-    SCOMM_PARAM_ROW("RDMA_PIN_MAX", "1g", SCOMM_PARAM_SIZE, rdma_pin_max,
-                    "most bytes the RDMA registration cache keeps pinned"),
-    SCOMM_PARAM_ROW("RDMA_REGCACHE", "1", SCOMM_PARAM_INT, rdma_regcache,
-                    "RDMA registration cache: 1 caches only memory whose "
-                    "end scomm sees (scomm_mem_register, scomm_mem_alloc), "
-                    "0 registers every message's buffer, 2 caches all "
-                    "(fastest; wrong if the application frees and reuses "
-                    "memory it sent from)"),
 };
 
+/* Core's hook: a communicator's shared memory and registrations
+ * (shmem.c) go last, after every module above released its state. */
 const scomm_module_t scomm_module_core = {
-    .name    = "core",
-    .params  = scomm_core_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_core_params),
+    .name         = "core",
+    .params       = scomm_core_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_core_params),
+    .comm_release = scomm_shmem_comm_release,
 };
 
 /* ---- rows ---------------------------------------------------------------- */

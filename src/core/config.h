@@ -44,14 +44,6 @@ typedef struct scomm_config {
     int64_t  heartbeat_ms;
     char     algo[32];
     char     host_id[40];
-    /* RDMA verbs transport (src/transport/rdma.c, docs/rdma.md) */
-    char     rdma_device[32];
-    int64_t  rdma_port;
-    int64_t  rdma_gid_index;
-    uint64_t rdma_eager_max;
-    int64_t  rdma_rq_depth;
-    uint64_t rdma_pin_max;
-    int64_t  rdma_regcache;
 } scomm_config_t;
 
 typedef enum {

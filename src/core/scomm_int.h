@@ -56,13 +56,8 @@ typedef struct scomm_rankinfo {
     uint16_t tcp_port;
     char     shm_name[SCOMM_SHMNAME_MAX];
     uint64_t shm_size;
-    uint32_t flags;                      /* SCOMM_RANKINFO_* */
+    uint32_t flags;                      /* reserved, 0 (on the wire) */
 } scomm_rankinfo_t;
-
-/* rankinfo.flags: the rank runs the RDMA transport; the low 16 bits are
- * the TCP port of its connection side channel (rdma.c). */
-#define SCOMM_RANKINFO_RDMA      0x80000000u
-#define SCOMM_RANKINFO_PORT_MASK 0x0000ffffu
 
 /* Written once, under lock, before status is published (release);
  * readers acquire-load status and may then read the rest. */
@@ -131,9 +126,11 @@ struct scomm_world {
     char              token[SCOMM_TOKEN_MAX];
     char              master_addr[SCOMM_ADDR_MAX + 16];
     int               master_port;
+    char              backend[16];  /* "native", "mock", "nccl", ... */
 
     const scomm_tl_ops_t *tls[SCOMM_MAX_TL];
     void             *tl_ctx[SCOMM_MAX_TL];
+    scomm_tl_attr_t   tl_attr[SCOMM_MAX_TL]; /* query() after init */
     int               ntl;
 
     scomm_fault_t     fault;
@@ -154,6 +151,8 @@ struct scomm_world {
     uint32_t         *req_free;
     uint32_t          req_nfree;
 };
+
+struct scomm_coll_args; /* coll/coll.h */
 
 struct scomm_comm {
     uint32_t        magic;
@@ -185,8 +184,11 @@ struct scomm_comm {
      * used. */
     struct scomm_tm_comm *tm;
     /* A vendor library's communicator (src/backend: nccl, hccl, ...) the
-     * collectives go to; NULL for the native backend. */
+     * collectives go to, and the function that runs them there
+     * (coll.h, scomm_coll_offload_fn); NULL for the native backend. */
     struct scomm_vendor *vendor;
+    scomm_status_t (*coll_offload)(scomm_comm_t *comm, const char *name,
+                                   const struct scomm_coll_args *a);
     /* Host layout and sub-communicators of the hierarchical collectives
      * (coll/hier.c); NULL until first used. */
     struct scomm_coll_hier *hier;
@@ -261,17 +263,68 @@ scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
 scomm_comm_t *scomm_comm_new(scomm_world_t *w, int rank, int size,
                              uint32_t ctx);
 int scomm_comm_rank_of(const scomm_comm_t *comm, int wrank);
+/* Capabilities (SCOMM_TL_CAP_*) of the transport that reaches world rank
+ * wrank; 0 for this rank itself. */
+static inline uint64_t scomm_peer_caps(const scomm_world_t *w, int wrank)
+{
+    int t = w->peers[wrank].tl_idx;
+
+    return (t >= 0) ? w->tl_attr[t].caps : 0;
+}
+/* 1 if every other rank of comm is reached by a transport with all of the
+ * capabilities in caps. */
+int scomm_comm_peers_have(const scomm_comm_t *comm, uint64_t caps);
 /* Heartbeat interval for a wait with this timeout (the configured one,
  * shrunk to a quarter of short timeouts, at least 10 ms). */
 uint64_t scomm_hb_interval_ns(const scomm_world_t *w, int64_t timeout);
 int scomm_world_progress(scomm_world_t *w);
-/* Wait until *flag becomes non-zero, or fault, or deadline. */
+/* Wait until the n requests (NULL entries skipped) are done, or the
+ * world's fault, or deadline (world lock held). */
 scomm_status_t scomm_world_wait(scomm_world_t *w, scomm_comm_t *comm,
                                 scomm_req_t **reqs, int n, uint64_t deadline);
 
 /* The transports built into this library, comma separated in the order
- * scomm_init tries them ("shm,rdma,tcp"); static, never NULL. */
+ * scomm_init tries them ("shm,tcp"); static, never NULL. */
 const char *scomm_tl_names(void);
+
+/*
+ * What a wait on something other than requests waits for (coll/direct.c:
+ * the peers' counters in shared memory). scomm_world_wait_until runs the
+ * same loop as scomm_world_wait around it: progress, heartbeats, liveness
+ * checks, spin then sleep, the fault record, the deadline naming the
+ * culprit, a departed peer noticed. The callbacks run with the world lock
+ * held.
+ */
+typedef struct scomm_wait_cond {
+    /* 1 once the wait is over; called every turn. */
+    int (*done)(void *arg);
+    /* The world ranks it still waits for (at most max), and, when what is
+     * not NULL, what it waits for from them, appended to the timeout
+     * message (" to publish its result of 3"). Returns how many. */
+    int (*pending)(void *arg, int *wranks, int max, char *what,
+                   size_t len);
+    void *arg;
+    /* Raised while this rank sleeps in the wait, or NULL: whoever ends
+     * the wait and sees it up writes this rank's wake eventfd. */
+    _Atomic uint32_t *sleeping;
+    /* Said after the time in messages: " in the direct algorithm", or "". */
+    const char *where;
+    /* Transports are progressed every turn (0: their progress is what ends
+     * the wait) or at most this often (their notices still flow). */
+    uint64_t progress_ns;
+    /* Sleeps start at sleep_min_ns and double up to sleep_max_ns (a
+     * publisher that cannot write our eventfd is then seen in time). */
+    uint64_t sleep_min_ns;
+    uint64_t sleep_max_ns;
+    /* Liveness checks of the peers at least this often. */
+    uint64_t check_ns;
+} scomm_wait_cond_t;
+
+/* Wait until cond->done, or the world's fault, or deadline (world lock
+ * held): SCOMM_OK, or the fault's status with comm's error set. */
+scomm_status_t scomm_world_wait_until(scomm_comm_t *comm,
+                                      const scomm_wait_cond_t *cond,
+                                      uint64_t deadline);
 
 /* ---- bootstrap ---- */
 scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,

@@ -63,10 +63,56 @@ typedef struct shmem_desc {
 
 /* A range given to scomm_mem_register. */
 typedef struct shmem_reg {
-    scomm_list_t list;
-    uintptr_t    start;
-    size_t       len;
+    scomm_list_t      list;
+    uintptr_t         start;
+    size_t            len;
+    scomm_shmem_mrs_t mrs;
 } shmem_reg_t;
+
+/*
+ * Register [addr, addr + len), memory whose end this file will see, with
+ * every transport of the world that registers memory (tl.h, mem_reg), so
+ * a transport may keep the registration cached until shmem_mrs_dereg. A
+ * refusal is no error: that transport then registers per message.
+ */
+static void shmem_mrs_reg(scomm_world_t *w, void *addr, size_t len,
+                          scomm_shmem_mrs_t *mrs)
+{
+    const unsigned access = SCOMM_TL_ACCESS_LOCAL |
+                            SCOMM_TL_ACCESS_REMOTE_WRITE |
+                            SCOMM_TL_ACCESS_REMOTE_READ;
+    scomm_status_t status;
+    int t;
+
+    mrs->mask = 0;
+    for (t = 0; t < w->ntl; t++) {
+        if (!(w->tl_attr[t].caps & SCOMM_TL_CAP_MEM_REG)) {
+            continue;
+        }
+        status = w->tls[t]->mem_reg(w->tl_ctx[t], addr, len, access,
+                                    &mrs->mr[t]);
+        if (status == SCOMM_OK) {
+            mrs->mask |= 1u << t;
+        } else {
+            scomm_debug(SCOMM_SUB_TL, "%s: registering %p (%zu bytes): %s; "
+                        "it registers per message instead", w->tls[t]->name,
+                        addr, len, scomm_status_name(status));
+        }
+    }
+}
+
+/* Release what shmem_mrs_reg registered, before the memory goes. */
+static void shmem_mrs_dereg(scomm_world_t *w, scomm_shmem_mrs_t *mrs)
+{
+    int t;
+
+    for (t = 0; t < w->ntl; t++) {
+        if (mrs->mask & (1u << t)) {
+            w->tls[t]->mem_dereg(w->tl_ctx[t], &mrs->mr[t]);
+        }
+    }
+    mrs->mask = 0;
+}
 
 scomm_shmem_t *scomm_shmem_get(scomm_comm_t *comm)
 {
@@ -241,11 +287,9 @@ void scomm_shmem_set_destroy(scomm_comm_t *comm, scomm_shmem_set_t *set)
     if (set == NULL) {
         return;
     }
+    shmem_mrs_dereg(comm->world, &set->mrs);
     for (q = 0; q < set->nranks; q++) {
         if (set->base[q] != NULL) {
-            /* An RDMA registration of these pages must not outlive them. */
-            scomm_tl_rdma_invalidate(comm->world, set->base[q],
-                                     set->map_len[q]);
             munmap(set->base[q], set->map_len[q]);
         }
     }
@@ -462,7 +506,7 @@ void scomm_shmem_comm_release(scomm_comm_t *comm)
     while ((e = scomm_list_pop_front(&s->regs)) != NULL) {
         shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
 
-        scomm_tl_rdma_invalidate(comm->world, (void *)r->start, r->len);
+        shmem_mrs_dereg(comm->world, &r->mrs);
         free(r);
     }
     free(s);
@@ -508,8 +552,8 @@ scomm_status_t scomm_mem_alloc(scomm_comm_t *comm, size_t bytes,
                                           &set);
     if (status == SCOMM_OK) {
         *ptr_p = set->base[comm->rank];
-        scomm_tl_rdma_mem_known(w, set->base[comm->rank],
-                                set->map_len[comm->rank]);
+        shmem_mrs_reg(w, set->base[comm->rank], set->map_len[comm->rank],
+                      &set->mrs);
     }
     comm->cur_op = "scomm";
     pthread_mutex_unlock(&w->lock);
@@ -625,8 +669,8 @@ scomm_status_t scomm_mem_register(scomm_comm_t *comm, void *ptr, size_t bytes)
     }
     r->start = (uintptr_t)ptr;
     r->len   = bytes;
+    shmem_mrs_reg(comm->world, ptr, bytes, &r->mrs);
     scomm_list_push_back(&s->regs, &r->list);
-    scomm_tl_rdma_mem_known(comm->world, ptr, bytes);
     pthread_mutex_unlock(&comm->world->lock);
     return SCOMM_OK;
 }
@@ -648,8 +692,7 @@ scomm_status_t scomm_mem_deregister(scomm_comm_t *comm, void *ptr)
             shmem_reg_t *r = scomm_container_of(e, shmem_reg_t, list);
 
             if (r->start == (uintptr_t)ptr) {
-                /* Cached RDMA registrations of the range go too. */
-                scomm_tl_rdma_invalidate(comm->world, ptr, r->len);
+                shmem_mrs_dereg(comm->world, &r->mrs);
                 scomm_list_del(e);
                 free(r);
                 pthread_mutex_unlock(&comm->world->lock);

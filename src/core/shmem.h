@@ -29,6 +29,13 @@ typedef enum {
     SCOMM_SHMEM_INTERNAL = 1  /* a collective algorithm's staging arena */
 } scomm_shmem_kind_t;
 
+/* A range's registrations with the world's transports (tl.h, mem_reg):
+ * bit t of mask says transport t holds mr[t]. */
+typedef struct scomm_shmem_mrs {
+    uint32_t      mask;
+    scomm_tl_mr_t mr[SCOMM_MAX_TL];
+} scomm_shmem_mrs_t;
+
 typedef struct scomm_shmem_set {
     scomm_list_t list;
     uint64_t     id;      /* the comm's n-th set: equal on every rank */
@@ -37,6 +44,7 @@ typedef struct scomm_shmem_set {
     void       **base;    /* comm rank -> its segment mapped here, or NULL */
     size_t      *len;     /* comm rank -> bytes its owner asked for */
     size_t      *map_len; /* comm rank -> bytes mapped here */
+    scomm_shmem_mrs_t mrs; /* user sets: this rank's segment, registered */
 } scomm_shmem_set_t;
 
 /* Per-communicator state (comm->shmem), created on first use. */

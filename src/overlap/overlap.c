@@ -127,12 +127,6 @@ static const scomm_param_t scomm_ovl_params[] = {
              "default is measured, docs/overlap.md)"},
 };
 
-const scomm_module_t scomm_module_overlap = {
-    .name    = "overlap",
-    .params  = scomm_ovl_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_ovl_params),
-};
-
 static scomm_status_t scomm_ovl_config(scomm_comm_t *comm,
                                        scomm_overlap_t *ovl)
 {
@@ -984,3 +978,14 @@ scomm_status_t scomm_overlap_stats(scomm_comm_t *comm,
     pthread_mutex_unlock(&ovl->lock);
     return SCOMM_OK;
 }
+
+/* ---- the overlap module (core/module.h) ---------------------------------- */
+
+/* Listed after the collectives and the vendor backends it runs on, so its
+ * comm_stop (joining the progress thread) comes before theirs. */
+const scomm_module_t scomm_module_overlap = {
+    .name      = "overlap",
+    .params    = scomm_ovl_params,
+    .nparams   = SCOMM_ARRAY_SIZE(scomm_ovl_params),
+    .comm_stop = scomm_ovl_comm_destroy,
+};

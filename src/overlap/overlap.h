@@ -62,10 +62,8 @@ scomm_status_t scomm_ovl_test(scomm_req_t *req, int32_t *done);
 scomm_status_t scomm_ovl_wait(scomm_req_t *req);
 
 /* Stop and join the engine of comm, finishing (or failing, after a fault)
- * what is queued. Called by scomm_comm_destroy before anything else. */
+ * what is queued: the overlap module's comm_stop hook, which
+ * scomm_comm_destroy runs before the backends' and the collectives'. */
 void scomm_ovl_comm_destroy(scomm_comm_t *comm);
-
-/* The dissemination barrier itself, world lock not held (api_p2p.c). */
-scomm_status_t scomm_barrier_run(scomm_comm_t *comm);
 
 #endif /* SCOMM_OVERLAP_H */

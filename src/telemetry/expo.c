@@ -656,7 +656,7 @@ scomm_status_t scomm_tm_http_start(int local_rank)
     scomm_feature_missing(SCOMM_FEATURE_MHD, why, sizeof(why),
                           "SCOMM_METRICS_PORT=%.20s: the /metrics HTTP "
                           "server", ppv.text);
-    scomm_set_thread_error("scomm_init: %s", why);
+    scomm_set_thread_error("%s", why); /* scomm_init prefixes its name */
     return SCOMM_ERR_UNSUPPORTED;
 #endif
 }

@@ -5,12 +5,12 @@
  * the exposition walks.
  *
  *   scomm_init ---------> scomm_tm_world_up()     env + clock, once;
- *                                                  HTTP server if asked
+ *   (world_up hook)                                HTTP server if asked
  *   first op on comm ---> scomm_tm_comm_create()  calloc, register
  *   every op -----------> scomm_tm_op_end_()      counters, histogram,
  *                                                  trace record if on
  *   scomm_comm_destroy -> scomm_tm_comm_release() trace flush, unregister,
- *                                                  free; server stops with
+ *   (comm_gone hook)                               free; server stops with
  *                                                  the last world
  *
  * Invariants: see tm.h (1-4). In addition:
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../coll/coll.h"
+#include "../core/dtype.h"
 #include "../core/module.h"
 #include "control.h"
 #include "tm.h"
@@ -61,12 +61,6 @@ static const scomm_param_t scomm_tm_params[] = {
      .max = 400,
      .help = "trace file per rank (%r: rank, %p: pid; else .rank<N>.json "
              "is added); 1: scomm_trace.json; 0 or unset: no trace"},
-};
-
-const scomm_module_t scomm_module_telemetry = {
-    .name    = "telemetry",
-    .params  = scomm_tm_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_tm_params),
 };
 
 static pthread_once_t scomm_tm_once = PTHREAD_ONCE_INIT;
@@ -514,3 +508,24 @@ scomm_status_t scomm_step_end(scomm_comm_t *comm, double *share_p)
     }
     return SCOMM_OK;
 }
+
+/* ---- the telemetry module (core/module.h) -------------------------------- */
+
+static scomm_status_t scomm_tm_module_world_up(scomm_comm_t *comm)
+{
+    scomm_status_t status = scomm_tm_world_up(comm->world);
+
+    if (status != SCOMM_OK) {
+        snprintf(comm->last_error, sizeof(comm->last_error), "%s",
+                 scomm_last_error());
+    }
+    return status;
+}
+
+const scomm_module_t scomm_module_telemetry = {
+    .name      = "telemetry",
+    .params    = scomm_tm_params,
+    .nparams   = SCOMM_ARRAY_SIZE(scomm_tm_params),
+    .world_up  = scomm_tm_module_world_up,
+    .comm_gone = scomm_tm_comm_release,
+};

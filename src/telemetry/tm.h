@@ -52,7 +52,7 @@
 #include <x86intrin.h>
 #endif
 
-#include "../coll/coll.h"
+#include "../core/dtype.h"
 #include "../core/scomm_int.h"
 
 /* Operations with their own series. 0..8 are scomm_coll_op_t. */
@@ -240,54 +240,6 @@ static inline void scomm_tm_op_end(scomm_comm_t *comm, int op,
 }
 
 /*
- * Bytes of a collective as nccl-tests counts its size: all_reduce,
- * broadcast, reduce: the buffer; all_gather, gather: total output;
- * reduce_scatter, scatter: total input; all_to_all(v): total input.
- */
-static inline uint64_t scomm_tm_coll_bytes(const scomm_coll_args_t *a,
-                                           int size)
-{
-    uint64_t bytes = 0;
-    int q;
-
-    switch (a->op) {
-    case SCOMM_COLL_ALLREDUCE:
-    case SCOMM_COLL_BROADCAST:
-    case SCOMM_COLL_REDUCE:
-        return a->bytes;
-    case SCOMM_COLL_ALLTOALLV:
-        for (q = 0; q < size; q++) {
-            bytes += (uint64_t)a->scounts[q] * a->esize;
-        }
-        return bytes;
-    default:
-        return (uint64_t)a->bytes * (uint64_t)size;
-    }
-}
-
-/*
- * End of a collective (scomm_coll_run), world lock held. algo is the
- * algorithm's name (a string that lives as long as the library), NULL
- * when none ran ("none" / "local").
- */
-static inline void scomm_tm_coll_end(scomm_comm_t *comm,
-                                     const scomm_coll_args_t *a,
-                                     const char *algo, scomm_status_t status,
-                                     uint64_t t0)
-{
-    if (t0 == 0) {
-        return;
-    }
-    if (algo == NULL) {
-        algo = ((comm->size == 1) && (status == SCOMM_OK) &&
-                ((a->count > 0) || (a->op == SCOMM_COLL_ALLTOALLV)))
-                   ? scomm_tm_algo_local : scomm_tm_algo_none;
-    }
-    scomm_tm_op_end(comm, (int)a->op, algo,
-                    scomm_tm_coll_bytes(a, comm->size), -1, status, t0);
-}
-
-/*
  * Add v to a counter of comm, or of the process when comm is NULL (KV
  * endpoints are no communicators) or has run no operation yet (its
  * series do not exist before). Any thread, any lock held or none.
@@ -297,7 +249,7 @@ void scomm_tm_add(scomm_comm_t *comm, int counter, uint64_t v);
 /* One KV transfer's latency, into the process-wide histogram. */
 void scomm_tm_kv_latency(uint64_t ns);
 
-/* ---- lifecycle (called from core/comm.c) ---- */
+/* ---- lifecycle (the telemetry module's hooks, core/module.h) ---- */
 
 /* A world came up (end of scomm_init): read the environment and calibrate
  * once per process, start the HTTP server if SCOMM_METRICS_PORT is set.

@@ -2,7 +2,9 @@
  * preset.c - transport presets: the built-in table, the YAML loader
  * (config/kv_transport_presets.yaml, read with libyaml's document API),
  * range checks, and the preset as a layer of the configuration registry
- * (core/config.h) under the SCOMM_KV_* / SCOMM_TCP_* knobs.
+ * (core/config.h) under the SCOMM_KV_* / SCOMM_TCP_* knobs; and the
+ * presets module's world_config hook, which applies SCOMM_PRESET to a
+ * world's transport knobs.
  *
  * Invariants:
  *  1. Precedence, highest first: fields the caller sets after
@@ -86,10 +88,13 @@ static const scomm_param_t scomm_presets_params[] = {
              "the preset's"},
 };
 
+static scomm_status_t scomm_preset_world_config(scomm_world_t *w);
+
 const scomm_module_t scomm_module_presets = {
-    .name    = "presets",
-    .params  = scomm_presets_params,
-    .nparams = SCOMM_ARRAY_SIZE(scomm_presets_params),
+    .name         = "presets",
+    .params       = scomm_presets_params,
+    .nparams      = SCOMM_ARRAY_SIZE(scomm_presets_params),
+    .world_config = scomm_preset_world_config,
 };
 
 typedef struct scomm_preset_def {
@@ -1056,4 +1061,49 @@ int scomm_preset_format(const scomm_preset_entry_t *e, char *buf,
         }
     }
     return n;
+}
+
+/* ---- the world_config hook (core/module.h) ------------------------------- */
+
+/*
+ * SCOMM_PRESET names a transport preset (config/kv_transport_presets.yaml):
+ * its transport knobs replace the built-in defaults of SCOMM_TCP_NSOCKS and
+ * SCOMM_TCP_EAGER_MAX, never a value the user set (environment or
+ * SCOMM_CONF_FILE): scomm_preset_get resolves them through the registry
+ * with the preset as its layer. Precedence: API > environment/conf file >
+ * preset > defaults. Without SCOMM_PRESET nothing changes.
+ */
+static scomm_status_t scomm_preset_world_config(scomm_world_t *w)
+{
+    char err[SCOMM_ERRMSG_MAX];
+    scomm_pval_t pv;
+    scomm_preset_t p;
+    int status;
+
+    if (scomm_param_get("SCOMM_PRESET", NULL, &pv, err, sizeof(err)) !=
+        SCOMM_OK) {
+        scomm_set_thread_error("scomm_init: %s", err);
+        return SCOMM_ERR_BAD_CONFIG;
+    }
+    if (pv.text[0] == '\0') {
+        return SCOMM_OK;
+    }
+    status = scomm_preset_get(pv.text, NULL, &p);
+    if (status != SCOMM_OK) {
+        char why[SCOMM_ERRMSG_MAX];
+
+        /* scomm_preset_get's message: file:line:column, or the names. */
+        snprintf(why, sizeof(why), "%s", scomm_last_error());
+        scomm_set_thread_error("scomm_init: SCOMM_PRESET=%.40s: %.400s",
+                               pv.text, why);
+        return ((status == SCOMM_ERR_NO_MEMORY) ||
+                (status == SCOMM_ERR_UNSUPPORTED)) ? (scomm_status_t)status
+                                                   : SCOMM_ERR_BAD_CONFIG;
+    }
+    w->cfg.tcp_nsocks    = p.tcp_nsocks;
+    w->cfg.tcp_eager_max = p.tcp_eager_max;
+    scomm_info(SCOMM_SUB_INIT, "preset %s: tcp_nsocks %lld, tcp_eager_max "
+               "%llu", p.name, (long long)w->cfg.tcp_nsocks,
+               (unsigned long long)w->cfg.tcp_eager_max);
+    return SCOMM_OK;
 }

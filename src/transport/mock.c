@@ -28,6 +28,12 @@
  * scomm_world_fail, a CLOSED message makes it call scomm_world_peer_closed.
  * Signs of life are a timestamp per slot, as in shm's segment.
  *
+ * Memory registration (the ops table's mem_reg slot) is faked as a real
+ * fabric's would be used: each registration is a record with a fresh key,
+ * released by mem_dereg; counters (scomm_mock_mr_stats) let tests see that
+ * the core registers what it should and releases every registration before
+ * the transport's fini.
+ *
  * Faults, evaluated by the sender in mock_send (or mock_connect):
  *   drop     the message is freed; the send completes, the receiver waits;
  *   delay    the message carries a deliver_at time; progress leaves it (and
@@ -76,12 +82,6 @@ static const scomm_param_t mock_params[] = {
      .help = "faults the mock backend injects in each new job, ';' "
              "between them: drop, delay:ms=M, corrupt, with src=, dst=, "
              "msg=; kill:rank=R:msg=N; fail_connect:rank=R (mock.h)"},
-};
-
-const scomm_module_t scomm_module_mock = {
-    .name    = "mock",
-    .params  = mock_params,
-    .nparams = SCOMM_ARRAY_SIZE(mock_params),
 };
 
 /* ---- faults -------------------------------------------------------------- */
@@ -384,7 +384,23 @@ typedef struct mock_ctx {
     uint64_t       next_due; /* earliest delayed message, 0 if none */
     int            timer_fd; /* wakes a sleeping wait at next_due */
     int            armed;    /* timer_fd is set */
+    uint64_t       mr_live;  /* registrations not yet released */
 } mock_ctx_t;
+
+/* A fake memory registration (mock_mem_reg). */
+#define MOCK_MR_MAGIC 0x4d4f434bu /* "MOCK" */
+
+typedef struct mock_mr {
+    uint32_t  magic;
+    void     *addr;
+    size_t    len;
+    unsigned  access;
+} mock_mr_t;
+
+static _Atomic uint64_t mock_mr_live_all;
+static _Atomic uint64_t mock_mr_total;
+static _Atomic uint64_t mock_mr_leaked;
+static _Atomic uint64_t mock_mr_key;
 
 static pthread_mutex_t mock_registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static scomm_list_t mock_jobs = {&mock_jobs, &mock_jobs};
@@ -973,9 +989,68 @@ static int mock_poll_fds(void *vctx, struct pollfd *fds, int max)
     return 1;
 }
 
-static void mock_sleep_noop(void *vctx)
+static void mock_query(void *vctx, scomm_tl_attr_t *attr)
 {
     (void)vctx;
+    attr->caps      = scomm_tl_mock_ops.caps;
+    attr->eager_max = SIZE_MAX; /* every message is copied at once */
+}
+
+static scomm_status_t mock_mem_reg(void *vctx, void *addr, size_t len,
+                                   unsigned access, scomm_tl_mr_t *mr)
+{
+    mock_ctx_t *c = vctx;
+    mock_mr_t *m;
+
+    if ((addr == NULL) || (len == 0) || (access == 0)) {
+        /* The core never asks this: count it where tests look. */
+        scomm_error(SCOMM_SUB_TL, "mock: mem_reg of %p, %zu bytes, access "
+                    "%#x", addr, len, access);
+        atomic_fetch_add(&mock_mr_leaked, 1);
+        return SCOMM_ERR_INTERNAL;
+    }
+    m = malloc(sizeof(*m));
+    if (m == NULL) {
+        return SCOMM_ERR_NO_MEMORY;
+    }
+    m->magic   = MOCK_MR_MAGIC;
+    m->addr    = addr;
+    m->len     = len;
+    m->access  = access;
+    mr->handle = m;
+    mr->desc   = m;
+    mr->key    = atomic_fetch_add(&mock_mr_key, 1) + 1;
+    mr->raddr  = (uint64_t)(uintptr_t)addr;
+    c->mr_live++;
+    atomic_fetch_add(&mock_mr_live_all, 1);
+    atomic_fetch_add(&mock_mr_total, 1);
+    return SCOMM_OK;
+}
+
+static void mock_mem_dereg(void *vctx, scomm_tl_mr_t *mr)
+{
+    mock_ctx_t *c = vctx;
+    mock_mr_t *m  = mr->handle;
+
+    if ((m == NULL) || (m->magic != MOCK_MR_MAGIC) || (c->mr_live == 0)) {
+        /* A double or foreign release, as a fabric would refuse it. */
+        scomm_error(SCOMM_SUB_TL, "mock: mem_dereg of a registration it "
+                    "does not hold (%p)", (void *)m);
+        atomic_fetch_add(&mock_mr_leaked, 1);
+        return;
+    }
+    m->magic   = 0;
+    free(m);
+    mr->handle = NULL;
+    c->mr_live--;
+    atomic_fetch_sub(&mock_mr_live_all, 1);
+}
+
+void scomm_mock_mr_stats(uint64_t *live, uint64_t *total, uint64_t *leaked)
+{
+    *live   = atomic_load(&mock_mr_live_all);
+    *total  = atomic_load(&mock_mr_total);
+    *leaked = atomic_load(&mock_mr_leaked);
 }
 
 static void mock_check_peers(void *vctx)
@@ -1006,27 +1081,15 @@ static void mock_heartbeat(void *vctx, uint64_t now)
     }
 }
 
-/* Ranks whose owner thread has not waited inside scomm for stale_ns: a
- * killed rank, or a thread stopped (or busy) outside the library, as
- * shm's segment timestamp tells. */
-static int mock_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
-                         int *ranks, int max)
+/* The last time rank peer's owner thread waited inside scomm: a killed
+ * rank, or a thread stopped (or busy) outside the library, goes stale, as
+ * shm's segment timestamp does. */
+static uint64_t mock_last_heard(void *vctx, int peer)
 {
     mock_ctx_t *c = vctx;
-    uint64_t hb;
-    int p, n = 0;
 
-    for (p = 0; (p < c->job->size) && (n < max); p++) {
-        if ((p == c->rank) || c->w->peers[p].closed) {
-            continue;
-        }
-        hb = atomic_load_explicit(&c->job->slots[p].heartbeat,
-                                  memory_order_relaxed);
-        if ((hb != 0) && (now > hb) && (now - hb > stale_ns)) {
-            ranks[n++] = p;
-        }
-    }
-    return n;
+    return atomic_load_explicit(&c->job->slots[peer].heartbeat,
+                                memory_order_relaxed);
 }
 
 static void mock_send_abort(void *vctx, const scomm_tl_abort_t *info)
@@ -1048,6 +1111,12 @@ static void mock_fini(void *vctx)
     if (c == NULL) {
         return;
     }
+    if (c->mr_live != 0) {
+        /* The core releases every registration before fini. */
+        scomm_error(SCOMM_SUB_TL, "mock: %llu memory registrations still "
+                    "held at fini", (unsigned long long)c->mr_live);
+        atomic_fetch_add(&mock_mr_leaked, c->mr_live);
+    }
     /* A clean close, as shm's ctrl->closed: peers still waiting for this
      * rank learn it left; what it sent before stays ahead of the notice. */
     if (!atomic_load(&c->self->dead)) {
@@ -1061,18 +1130,29 @@ static void mock_fini(void *vctx)
 
 const scomm_tl_ops_t scomm_tl_mock_ops = {
     .name        = "mock",
+    .caps        = SCOMM_TL_CAP_OWN_BOOTSTRAP | SCOMM_TL_CAP_MEM_REG,
     .init        = mock_init,
+    .query       = mock_query,
     .can_reach   = mock_can_reach,
     .connect     = mock_connect,
     .send        = mock_send,
     .rndv_start  = mock_rndv_start,
     .progress    = mock_progress,
     .poll_fds    = mock_poll_fds,
-    .sleep_begin = mock_sleep_noop,
-    .sleep_end   = mock_sleep_noop,
+    .sleep_begin = scomm_tl_noop,
+    .sleep_end   = scomm_tl_noop,
     .check_peers = mock_check_peers,
     .heartbeat   = mock_heartbeat,
-    .suspects    = mock_suspects,
+    .last_heard  = mock_last_heard,
     .send_abort  = mock_send_abort,
+    .mem_reg     = mock_mem_reg,
+    .mem_dereg   = mock_mem_dereg,
     .fini        = mock_fini,
+};
+
+const scomm_module_t scomm_module_mock = {
+    .name    = "mock",
+    .params  = mock_params,
+    .nparams = SCOMM_ARRAY_SIZE(mock_params),
+    .tl      = &scomm_tl_mock_ops,
 };

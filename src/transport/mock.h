@@ -30,6 +30,7 @@
 #define SCOMM_MOCK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Parse spec and add its faults to the process-wide list. All or nothing:
@@ -40,5 +41,13 @@ int scomm_mock_fault_add(const char *spec, char *err, size_t errlen);
 
 /* Remove every fault from the process-wide list. */
 void scomm_mock_fault_clear(void);
+
+/*
+ * Fake memory registrations (the ops table's mem_reg slot), process-wide:
+ * live = registered and not yet released, total = ever made, leaked =
+ * still held at a transport's fini or released twice (0 when the core
+ * keeps its promise of tl.h).
+ */
+void scomm_mock_mr_stats(uint64_t *live, uint64_t *total, uint64_t *leaked);
 
 #endif /* SCOMM_MOCK_H */

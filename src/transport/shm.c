@@ -195,12 +195,6 @@ static const scomm_param_t shm_params[] = {
              "(falls back to ring fragments when denied)"},
 };
 
-const scomm_module_t scomm_module_shm = {
-    .name    = "shm",
-    .params  = shm_params,
-    .nparams = SCOMM_ARRAY_SIZE(shm_params),
-};
-
 /* ---- segment helpers ----------------------------------------------------- */
 
 static size_t shm_ctrl_bytes(void)
@@ -1084,6 +1078,14 @@ static void shm_check_peers(void *vctx)
     }
 }
 
+static void shm_query(void *vctx, scomm_tl_attr_t *attr)
+{
+    shm_ctx_t *c = vctx;
+
+    attr->caps      = scomm_tl_shm_ops.caps;
+    attr->eager_max = c->eager_max;
+}
+
 static void shm_heartbeat(void *vctx, uint64_t now)
 {
     shm_ctx_t *c = vctx;
@@ -1095,24 +1097,15 @@ static void shm_heartbeat(void *vctx, uint64_t now)
 
 /* CLOCK_MONOTONIC is one clock for the whole host, so a peer's timestamp
  * compares with ours. */
-static int shm_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
-                        int *ranks, int max)
+static uint64_t shm_last_heard(void *vctx, int peer)
 {
-    shm_ctx_t *c = vctx;
-    uint64_t hb;
-    int i, n = 0;
+    shm_ctx_t *c  = vctx;
+    shm_peer_t *p = (c->by_rank != NULL) ? c->by_rank[peer] : NULL;
 
-    for (i = 0; (i < c->npeers) && (n < max); i++) {
-        if ((c->peers[i].ctrl == NULL) || c->w->peers[c->peers[i].rank].closed) {
-            continue;
-        }
-        hb = atomic_load_explicit(&c->peers[i].ctrl->heartbeat,
-                                  memory_order_relaxed);
-        if ((hb != 0) && (now > hb) && (now - hb > stale_ns)) {
-            ranks[n++] = c->peers[i].rank;
-        }
+    if ((p == NULL) || (p->ctrl == NULL)) {
+        return 0;
     }
-    return n;
+    return atomic_load_explicit(&p->ctrl->heartbeat, memory_order_relaxed);
 }
 
 static void shm_send_abort(void *vctx, const scomm_tl_abort_t *info)
@@ -1192,7 +1185,9 @@ static void shm_fini(void *vctx)
 
 const scomm_tl_ops_t scomm_tl_shm_ops = {
     .name        = "shm",
+    .caps        = SCOMM_TL_CAP_SHARED_MEM,
     .init        = shm_init,
+    .query       = shm_query,
     .can_reach   = shm_can_reach,
     .connect     = shm_connect,
     .send        = shm_send,
@@ -1203,7 +1198,16 @@ const scomm_tl_ops_t scomm_tl_shm_ops = {
     .sleep_end   = shm_sleep_end,
     .check_peers = shm_check_peers,
     .heartbeat   = shm_heartbeat,
-    .suspects    = shm_suspects,
+    .last_heard  = shm_last_heard,
     .send_abort  = shm_send_abort,
+    .mem_reg     = scomm_tl_mem_reg_unsupported,
+    .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = shm_fini,
+};
+
+const scomm_module_t scomm_module_shm = {
+    .name    = "shm",
+    .params  = shm_params,
+    .nparams = SCOMM_ARRAY_SIZE(shm_params),
+    .tl      = &scomm_tl_shm_ops,
 };

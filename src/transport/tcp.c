@@ -154,12 +154,6 @@ static const scomm_param_t tcp_params[] = {
      .help = "largest TCP message sent without a rendezvous"},
 };
 
-const scomm_module_t scomm_module_tcp = {
-    .name    = "tcp",
-    .params  = tcp_params,
-    .nparams = SCOMM_ARRAY_SIZE(tcp_params),
-};
-
 /* ---- addresses ----------------------------------------------------------- */
 
 static int tcp_pick_addr(tcp_ctx_t *c, struct sockaddr_storage *ss,
@@ -978,9 +972,12 @@ static int tcp_poll_fds(void *vctx, struct pollfd *fds, int max)
     return n;
 }
 
-static void tcp_noop(void *vctx)
+static void tcp_query(void *vctx, scomm_tl_attr_t *attr)
 {
-    (void)vctx;
+    tcp_ctx_t *c = vctx;
+
+    attr->caps      = scomm_tl_tcp_ops.caps;
+    attr->eager_max = c->eager_max;
 }
 
 /* Queue a header-only message on every peer's socket 0 and push the
@@ -1059,22 +1056,14 @@ static void tcp_heartbeat(void *vctx, uint64_t now)
     }
 }
 
-static int tcp_suspects(void *vctx, uint64_t now, uint64_t stale_ns,
-                        int *ranks, int max)
+static uint64_t tcp_last_heard(void *vctx, int peer)
 {
     tcp_ctx_t *c = vctx;
-    int i, n = 0;
 
-    for (i = 0; (i < c->npeers) && (n < max); i++) {
-        if (c->w->peers[c->peers[i].rank].closed) {
-            continue;
-        }
-        if ((c->peers[i].last_heard != 0) &&
-            (now - c->peers[i].last_heard > stale_ns)) {
-            ranks[n++] = c->peers[i].rank;
-        }
+    if ((c->by_rank == NULL) || (c->by_rank[peer] == NULL)) {
+        return 0;
     }
-    return n;
+    return c->by_rank[peer]->last_heard;
 }
 
 static void tcp_send_abort(void *vctx, const scomm_tl_abort_t *info)
@@ -1194,18 +1183,29 @@ static void tcp_fini(void *vctx)
 
 const scomm_tl_ops_t scomm_tl_tcp_ops = {
     .name        = "tcp",
+    .caps        = SCOMM_TL_CAP_KERNEL_COPY,
     .init        = tcp_init,
+    .query       = tcp_query,
     .can_reach   = tcp_can_reach,
     .connect     = tcp_connect,
     .send        = tcp_send,
     .rndv_start  = tcp_rndv_start,
     .progress    = tcp_progress,
     .poll_fds    = tcp_poll_fds,
-    .sleep_begin = tcp_noop,
-    .sleep_end   = tcp_noop,
-    .check_peers = tcp_noop,
+    .sleep_begin = scomm_tl_noop,
+    .sleep_end   = scomm_tl_noop,
+    .check_peers = scomm_tl_noop,
     .heartbeat   = tcp_heartbeat,
-    .suspects    = tcp_suspects,
+    .last_heard  = tcp_last_heard,
     .send_abort  = tcp_send_abort,
+    .mem_reg     = scomm_tl_mem_reg_unsupported,
+    .mem_dereg   = scomm_tl_mem_dereg_none,
     .fini        = tcp_fini,
+};
+
+const scomm_module_t scomm_module_tcp = {
+    .name    = "tcp",
+    .params  = tcp_params,
+    .nparams = SCOMM_ARRAY_SIZE(tcp_params),
+    .tl      = &scomm_tl_tcp_ops,
 };

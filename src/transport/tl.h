@@ -1,6 +1,12 @@
 /*
  * tl.h - the transport layer interface: one ops table per transport.
  *
+ * This header is the contract between core and the transports: core calls
+ * through it (p2p.c, progress.c, comm.c, shmem.c), every transport fills
+ * one table, and nothing else of a transport is visible to core. So it
+ * sits in core's layer of the diagram (docs/design.md, "Layers") although
+ * it lives here, beside its implementations.
+ *
  * A transport moves tagged messages between two ranks of one world, in order
  * per (peer, ctx, tag). It knows nothing of collectives and nothing of
  * matching: incoming messages are handed to the core matching engine
@@ -23,8 +29,12 @@
  *  3. A broken connection or a dead peer process is reported with
  *     scomm_world_fail(SCOMM_ERR_PEER_LOST, peer, ...), at once.
  *  4. Lengths and ids read from the wire are checked before use.
- *  5. Optional ops are never NULL: they point at scomm_tl_unsupported-like
- *     stubs, so callers need no NULL checks.
+ *  5. No slot is NULL: a transport without a feature points the slot at
+ *     the shared stub below (scomm_tl_noop, scomm_tl_mem_reg_unsupported,
+ *     ...), as libfabric's fi_no_* and UCX's *_unsupported do, so callers
+ *     need no NULL checks; a capability flag says what the stub stands for.
+ *  6. Core never compares ops pointers or names to learn what a transport
+ *     does: it reads caps and query().
  */
 #ifndef SCOMM_TL_H
 #define SCOMM_TL_H
@@ -50,12 +60,64 @@ typedef struct scomm_tl_abort {
     char    msg[200];
 } scomm_tl_abort_t;
 
+/* ---- capabilities (scomm_tl_ops_t.caps, scomm_tl_attr_t.caps) ---- */
+
+/* Bytes move through the kernel's network stack (tcp): a waiter spinning
+ * on such a peer yields the CPU each turn (the kernel's softirq work needs
+ * it), and a wait on a message above eager_max sleeps at once. */
+#define SCOMM_TL_CAP_KERNEL_COPY    (1ull << 0)
+/* Reaches only ranks of this host, through shared memory (shm). */
+#define SCOMM_TL_CAP_SHARED_MEM     (1ull << 1)
+/* The ranks meet through the transport itself, not the TCP bootstrap:
+ * it is chosen by its name as scomm_init's backend and is then the only
+ * transport of the world (mock: threads of one process). */
+#define SCOMM_TL_CAP_OWN_BOOTSTRAP  (1ull << 2)
+/* mem_reg registers memory (and a registration cache may keep it); without
+ * the flag mem_reg is scomm_tl_mem_reg_unsupported. */
+#define SCOMM_TL_CAP_MEM_REG        (1ull << 3)
+
+/* What a transport context can do, from query() after init. */
+typedef struct scomm_tl_attr {
+    uint64_t caps;       /* ops->caps, less what this host's device or
+                          * provider lacks */
+    size_t   eager_max;  /* largest message sent without a rendezvous */
+} scomm_tl_attr_t;
+
+/* ---- memory registration (mem_reg / mem_dereg) ---- */
+
+/* Access a registration grants (mem_reg's access, OR'ed). */
+#define SCOMM_TL_ACCESS_LOCAL        (1u << 0) /* source of sends, writes */
+#define SCOMM_TL_ACCESS_REMOTE_WRITE (1u << 1) /* target of peers' writes */
+#define SCOMM_TL_ACCESS_REMOTE_READ  (1u << 2) /* source of peers' reads */
+
+/*
+ * One registration of [addr, addr + len), as a transport returns it. The
+ * fields are what an RDMA-style transport needs to move bytes without a
+ * copy; the core only keeps the struct and hands it back to mem_dereg.
+ */
+typedef struct scomm_tl_mr {
+    void     *handle;  /* the transport's own (a regcache region, a
+                        * struct fid_mr *): what mem_dereg needs */
+    void     *desc;    /* local descriptor for the transport's sends and
+                        * writes from this memory (fi_mr_desc), or NULL */
+    uint64_t  key;     /* remote key a peer names this memory with in an
+                        * RMA write (fi_mr_key) */
+    uint64_t  raddr;   /* what a peer passes as the address of addr: addr
+                        * itself, or 0 where the provider counts offsets
+                        * from the registration (FI_MR_VIRT_ADDR unset) */
+} scomm_tl_mr_t;
+
 typedef struct scomm_tl_ops {
     const char *name;
+    uint64_t    caps;    /* SCOMM_TL_CAP_* this code can do */
 
     /* Create the world's context: listeners, segments. Writes this rank's
      * addresses into the world's rank table entry for this rank. */
     scomm_status_t (*init)(scomm_world_t *w, void **ctx_p);
+
+    /* After init: what this context can do (caps narrowed to the device
+     * or provider found, eager limit). The core reads it once per world. */
+    void (*query)(void *ctx, scomm_tl_attr_t *attr);
 
     /* After the bootstrap exchange: can this transport reach peer? */
     int (*can_reach)(void *ctx, int peer);
@@ -92,34 +154,49 @@ typedef struct scomm_tl_ops {
      * HEARTBEAT message to every peer). */
     void (*heartbeat)(void *ctx, uint64_t now);
 
-    /* Peers with no sign of life for stale_ns: writes up to max world
-     * ranks into ranks[], returns how many. Used to name the culprit when
-     * a wait times out (a stopped process still holds its sockets). */
-    int (*suspects)(void *ctx, uint64_t now, uint64_t stale_ns, int *ranks,
-                    int max);
+    /* CLOCK_MONOTONIC ns of world rank peer's last sign of life (bytes
+     * read, its heartbeat), 0 when none yet. The core's one suspects
+     * check (progress.c) names the peers silent too long when a wait
+     * times out: a stopped process still holds its sockets. */
+    uint64_t (*last_heard)(void *ctx, int peer);
 
     /* Best-effort: tell every connected peer this world aborted. */
     void (*send_abort)(void *ctx, const scomm_tl_abort_t *info);
+
+    /*
+     * Memory registration (SCOMM_TL_CAP_MEM_REG). The core calls mem_reg
+     * for memory whose end it will see (scomm_mem_register and
+     * scomm_mem_alloc ranges, world lock held) and mem_dereg with the same
+     * struct before that memory goes (scomm_mem_deregister, scomm_mem_free,
+     * the communicator's release). So a transport may keep such
+     * registrations in its registration cache (transport/regcache.h) until
+     * mem_dereg, and must register any other buffer for one message only:
+     * scomm cannot see an application unmap memory it never handed to
+     * scomm (docs/design.md, "What the verbs transport taught"). A failed
+     * mem_reg is no error of the call that asked: the transport then
+     * registers per message. access: SCOMM_TL_ACCESS_*.
+     */
+    scomm_status_t (*mem_reg)(void *ctx, void *addr, size_t len,
+                              unsigned access, scomm_tl_mr_t *mr);
+    void (*mem_dereg)(void *ctx, scomm_tl_mr_t *mr);
 
     /* Release everything (after an error too). */
     void (*fini)(void *ctx);
 } scomm_tl_ops_t;
 
+/* ---- shared stubs for the slots a transport does without ---- */
+
+/* sleep_begin, sleep_end, check_peers: nothing to do. */
+void scomm_tl_noop(void *ctx);
+/* mem_reg without SCOMM_TL_CAP_MEM_REG: SCOMM_ERR_UNSUPPORTED; mem_dereg:
+ * nothing to release. */
+scomm_status_t scomm_tl_mem_reg_unsupported(void *ctx, void *addr,
+                                            size_t len, unsigned access,
+                                            scomm_tl_mr_t *mr);
+void scomm_tl_mem_dereg_none(void *ctx, scomm_tl_mr_t *mr);
+
 extern const scomm_tl_ops_t scomm_tl_shm_ops;
 extern const scomm_tl_ops_t scomm_tl_tcp_ops;
 extern const scomm_tl_ops_t scomm_tl_mock_ops;
-/* RDMA verbs (rdma.c): always defined; without libibverbs or without a
- * device its init fails with SCOMM_ERR_UNSUPPORTED and a reason. */
-extern const scomm_tl_ops_t scomm_tl_rdma_ops;
-/* Memory whose lifetime scomm sees, for the RDMA registration cache
- * (world lock held; no-ops without an RDMA transport):
- *  - mem_known: [addr, addr + len) was given to scomm_mem_register or
- *    returned by scomm_mem_alloc; with SCOMM_RDMA_REGCACHE=1 (default)
- *    only such ranges are cached;
- *  - invalidate: the range is deregistered or unmapped; cached
- *    registrations overlapping it are dropped. */
-void scomm_tl_rdma_mem_known(scomm_world_t *w, const void *addr, size_t len);
-void scomm_tl_rdma_invalidate(scomm_world_t *w, const void *addr,
-                              size_t len);
 
 #endif /* SCOMM_TL_H */

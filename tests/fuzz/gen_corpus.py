@@ -280,86 +280,6 @@ SCOMM_ALGO=ring
     write(t, "empty", b"")
 
 
-# ---- RDMA (src/transport/rdma_wire.h, fuzz_rdma_wire.c) ----
-RDMA_MAGIC = 0x53435244
-R_EAGER, R_RTS, R_CTS, R_CREDIT = 1, 2, 3, 4
-R_BYE, R_ABORT, R_HB = 1, 2, 3
-
-
-def rdma_hdr(typ, length=0, credits=0, ctx=0, tag=0, aux32=0, ident=0,
-             aux=0):
-    return struct.pack("<BBHIiIQQQ", typ, 0, credits, ctx, tag, aux32,
-                       length, ident, aux)
-
-
-def rdma_hdr_in(eager_max, max_credits, msg):
-    return b"\x00" + struct.pack("<QH", eager_max, max_credits) + msg
-
-
-def rdma_hello(rank, token, qpn=0x123, psn=0x456, lid=1, mtu=3, port=1,
-               rq=64, magic=RDMA_MAGIC, version=PROTO, tlen=None):
-    tok = token.encode()
-    body = struct.pack("<IIIIIHBB", magic, version, rank, qpn, psn, lid, mtu,
-                       port) + bytes(range(16)) + struct.pack(
-                           "<II", rq, len(tok) if tlen is None else tlen)
-    return (body + tok).ljust(304, b"\0")
-
-
-def gen_rdma():
-    t = "fuzz_rdma_wire"
-    write(t, "eager-ok", rdma_hdr_in(8192, 64,
-                                     rdma_hdr(R_EAGER, 5, 3) + b"hello"))
-    write(t, "eager-short", rdma_hdr_in(8192, 64, rdma_hdr(R_EAGER, 9) +
-                                        b"hello"))
-    write(t, "eager-too-big", rdma_hdr_in(4, 64, rdma_hdr(R_EAGER, 5) +
-                                          b"hello"))
-    write(t, "eager-empty", rdma_hdr_in(0, 64, rdma_hdr(R_EAGER, 0)))
-    write(t, "rts", rdma_hdr_in(8192, 64, rdma_hdr(R_RTS, 1 << 30,
-                                                   ident=77)))
-    write(t, "rts-trailing", rdma_hdr_in(8192, 64, rdma_hdr(R_RTS, 10) +
-                                         b"x"))
-    write(t, "cts-ok", rdma_hdr_in(8192, 64, rdma_hdr(
-        R_CTS, 1 << 20, ctx=0x10002, aux32=0x1234, ident=77,
-        aux=0x7f0000000000)))
-    write(t, "cts-reject", rdma_hdr_in(8192, 64, rdma_hdr(R_CTS, 0)))
-    write(t, "cts-null-addr", rdma_hdr_in(8192, 64, rdma_hdr(R_CTS, 100)))
-    write(t, "cts-wrap", rdma_hdr_in(8192, 64, rdma_hdr(
-        R_CTS, 100, aux=0xffffffffffffffc0)))
-    write(t, "credit", rdma_hdr_in(8192, 64, rdma_hdr(R_CREDIT, 0, 32)))
-    write(t, "credit-too-many", rdma_hdr_in(8192, 64,
-                                            rdma_hdr(R_CREDIT, 0, 65)))
-    write(t, "unknown-type", rdma_hdr_in(8192, 64, rdma_hdr(9)))
-    write(t, "short-header", rdma_hdr_in(8192, 64, rdma_hdr(R_RTS)[:39]))
-    write(t, "hello-ok", b"\x01" + rdma_hello(3, "secret-token"))
-    write(t, "hello-bad-magic", b"\x01" + rdma_hello(3, "t", magic=1))
-    write(t, "hello-bad-version", b"\x01" + rdma_hello(3, "t", version=99))
-    write(t, "hello-qpn-0", b"\x01" + rdma_hello(3, "t", qpn=0))
-    write(t, "hello-qpn-big", b"\x01" + rdma_hello(3, "t", qpn=1 << 24))
-    write(t, "hello-psn-big", b"\x01" + rdma_hello(3, "t", psn=1 << 24))
-    write(t, "hello-mtu-6", b"\x01" + rdma_hello(3, "t", mtu=6))
-    write(t, "hello-port-0", b"\x01" + rdma_hello(3, "t", port=0))
-    write(t, "hello-rq-1", b"\x01" + rdma_hello(3, "t", rq=1))
-    write(t, "hello-rq-big", b"\x01" + rdma_hello(3, "t", rq=1025))
-    write(t, "hello-tlen-256", b"\x01" + rdma_hello(3, "t", tlen=256))
-    write(t, "hello-tlen-255", b"\x01" + rdma_hello(3, "t" * 255))
-    write(t, "hello-short", b"\x01" + rdma_hello(3, "t")[:303])
-    write(t, "hello-small-token-buf", b"\x02\x05" + rdma_hello(3, "abcd"))
-    write(t, "hello-token-too-long-for-buf",
-          b"\x02\x04" + rdma_hello(3, "abcd"))
-    write(t, "ctl-bye", b"\x03" + struct.pack("<IiiI", R_BYE, 0, 2, 0) +
-          struct.pack("<II", 0x00050003, 64))
-    write(t, "ctl-bye-len", b"\x03" + struct.pack("<IiiI", R_BYE, 0, 2, 4))
-    write(t, "ctl-abort", b"\x03" + struct.pack("<IiiI", R_ABORT, -7, 1,
-                                                512))
-    write(t, "ctl-abort-long", b"\x03" + struct.pack("<IiiI", R_ABORT, -7,
-                                                     1, 513))
-    write(t, "ctl-hb-imm-out", b"\x03" + struct.pack("<IiiI", R_HB, 0, 0,
-                                                     0) +
-          struct.pack("<II", 0x00010040, 64))
-    write(t, "ctl-unknown-imm-big-table", b"\x03" +
-          struct.pack("<IiiI", 7, 0, 0, 0) + struct.pack("<II", 5, 70000))
-
-
 def kv_hdr(typ, length=0, raw_len=0, magic=KV_MAGIC, version=PROTO):
     return struct.pack("<IHHQIIQQII", magic, version, typ, 42, 3, 0, length,
                        raw_len, 0xDEADBEEF, 0)
@@ -426,5 +346,4 @@ if __name__ == "__main__":
     gen_tcp()
     gen_shm()
     gen_config()
-    gen_rdma()
     gen_kv()

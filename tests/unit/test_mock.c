@@ -9,7 +9,9 @@
  * gets ABORTED, every other rank PEER_LOST naming it, within a second),
  * fail_connect (scomm_init fails on that rank), join errors (duplicate
  * rank, size mismatch, timeout naming the missing rank) and bad fault
- * specs. Every communicator is destroyed at the end, after errors too.
+ * specs; and the ops table's memory-registration slot (the mock fakes a
+ * fabric's registrations and counts them). Every communicator is
+ * destroyed at the end, after errors too.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -531,6 +533,83 @@ static void new_case(tcase_t *t, int port, body_fn body)
     t->body = body;
 }
 
+/* ---- memory registration through the ops table ------------------------ */
+
+/* Live fake registrations, read between barriers by rank 0. */
+static uint64_t memreg_live[4];
+
+static void mr_live_now(uint64_t *live)
+{
+    uint64_t total, leaked;
+
+    scomm_mock_mr_stats(live, &total, &leaked);
+}
+
+/* scomm_mem_register / scomm_mem_alloc reach the transport's mem_reg slot
+ * once per range, and every registration is released: by
+ * scomm_mem_deregister, scomm_mem_free, or the communicator's release. */
+static void body_memreg(tcase_t *t, int rank, scomm_status_t init_status,
+                        scomm_comm_t *comm)
+{
+    size_t len = 1u << 20;
+    char *a = malloc(len), *b = malloc(len), *rbuf = malloc(len);
+    void *shared = NULL;
+
+    ST_ASSERT_OK(init_status);
+    ST_ASSERT((a != NULL) && (b != NULL) && (rbuf != NULL));
+    ST_ASSERT_OK(scomm_mem_register(comm, a, len));
+    ST_ASSERT_OK(scomm_mem_register(comm, b, len));
+    ST_ASSERT_STATUS(scomm_mem_register(comm, a, len),
+                     SCOMM_ERR_INVALID_ARG);
+    pthread_barrier_wait(&t->sync);
+    if (rank == 0) {
+        mr_live_now(&memreg_live[0]); /* 2 per rank */
+    }
+    pthread_barrier_wait(&t->sync);
+    /* Registered memory moves as any other. */
+    st_fill_pattern(a, len, (uint64_t)rank);
+    ST_ASSERT_OK(ring_xchg(comm, a, rbuf, len, 9));
+    ST_ASSERT_EQ(st_check_pattern(rbuf, len,
+                                  (uint64_t)((rank + t->size - 1) % t->size)),
+                 SIZE_MAX);
+    ST_ASSERT_OK(scomm_mem_deregister(comm, a));
+    ST_ASSERT_OK(scomm_mem_alloc(comm, 64u << 10, &shared));
+    pthread_barrier_wait(&t->sync);
+    if (rank == 0) {
+        mr_live_now(&memreg_live[1]); /* b and the allocation per rank */
+    }
+    pthread_barrier_wait(&t->sync);
+    ST_ASSERT_OK(scomm_mem_free(comm, shared));
+    pthread_barrier_wait(&t->sync);
+    if (rank == 0) {
+        mr_live_now(&memreg_live[2]); /* b per rank */
+    }
+    /* b stays registered: the communicator's release takes it back. */
+    sync_and_destroy(t, comm);
+    free(a);
+    free(b);
+    free(rbuf);
+}
+
+static void test_memreg(int port)
+{
+    uint64_t live0, total0, leaked0, live, total, leaked;
+    uint64_t n = NRANKS;
+    tcase_t t;
+
+    scomm_mock_mr_stats(&live0, &total0, &leaked0);
+    new_case(&t, port, body_memreg);
+    run(&t);
+    scomm_mock_mr_stats(&live, &total, &leaked);
+    ST_ASSERT_EQ(memreg_live[0] - live0, 2 * n);
+    ST_ASSERT_EQ(memreg_live[1] - live0, 2 * n);
+    ST_ASSERT_EQ(memreg_live[2] - live0, n);
+    ST_ASSERT_EQ(live, live0);
+    ST_ASSERT_EQ(total - total0, 3 * n);
+    ST_ASSERT_EQ(leaked, leaked0);
+    passed++;
+}
+
 int main(void)
 {
     tcase_t t;
@@ -633,6 +712,10 @@ int main(void)
     test_bad_specs(BASE_PORT + 8);
     printf("ok: bad fault specs refused\n");
     scomm_mock_fault_clear();
+
+    test_memreg(BASE_PORT + 20);
+    printf("ok: mem_register, mem_alloc reach the registration slot; every "
+           "registration released\n");
 
     printf("%d passed, 0 failed\n", passed);
     return 0;

@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "opts.h"
 #include "scomm.h"
-#include "topo/topo_world.h"
+#include "api/topo_world.h"
 
 static void probe_usage(FILE *f)
 {

@@ -1,13 +1,15 @@
 /*
  * topo_world.h - one call's view of the topology: this host, every rank's
- * summary, the link matrix and the recommendation (api.c). Used by the
- * public calls and by `scomm probe`.
+ * summary, the link matrix and the recommendation (topo.c here: it
+ * all-gathers with the public scomm_all_gather, so it sits in the API
+ * layer above topo and coll). Used by the public calls and by
+ * `scomm probe`.
  */
 #ifndef SCOMM_TOPO_WORLD_H
 #define SCOMM_TOPO_WORLD_H
 
 #include "scomm.h"
-#include "topo.h"
+#include "../topo/topo.h"
 
 typedef struct scomm_topo_world {
     scomm_topo_host_t  host;

@@ -1,6 +1,6 @@
 /*
- * test_rdma_regcache.c - the RDMA registration cache
- * (src/transport/rdma_regcache.h) over a fake registrar, no device:
+ * test_regcache.c - the transports' registration cache
+ * (src/transport/regcache.h) over a fake registrar, no device:
  * hits and misses, overlapping ranges and merging, LRU eviction order, the
  * pinned-bytes and entry limits (BUSY, TOOBIG), invalidation of unused and
  * in-use regions, registrar failures, fini, and a randomized run compared
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transport/rdma_regcache.h"
+#include "transport/regcache.h"
 #include "st_test.h"
 
 #define PG 4096u
@@ -45,7 +45,7 @@ typedef struct fake {
 } fake_t;
 
 static int fake_reg(void *arg, void *addr, size_t len, void **handle,
-                    uint32_t *lkey, uint32_t *rkey)
+                    void **desc, uint64_t *key)
 {
     fake_t *f = arg;
 
@@ -60,8 +60,8 @@ static int fake_reg(void *arg, void *addr, size_t len, void **handle,
     f->len[f->n]   = len;
     f->live[f->n]  = 1;
     *handle        = (void *)(uintptr_t)(f->n + 1);
-    *lkey          = (uint32_t)(1000 + f->n);
-    *rkey          = (uint32_t)(2000 + f->n);
+    *desc          = (void *)(uintptr_t)(1000 + f->n);
+    *key           = (uint64_t)(2000 + f->n);
     f->n++;
     f->nlive++;
     f->regs++;
@@ -135,7 +135,8 @@ static void test_hit_miss(void)
     ST_ASSERT_EQ(rc.misses, 1);
     ST_ASSERT_EQ(r1->start, 0x10000);
     ST_ASSERT_EQ(r1->end, 0x11000);
-    ST_ASSERT(r1->lkey != 0);
+    ST_ASSERT(r1->desc != NULL);
+    ST_ASSERT(r1->key != 0);
     /* Inside the same pages: a hit on the same region. */
     ST_ASSERT_EQ(scomm_rcache_get(&rc, A(0x10800), 0x800, &r2), 0);
     ST_ASSERT(r2 == r1);
@@ -633,6 +634,6 @@ int main(void)
     for (s = 1; s <= 8; s++) {
         test_random_vs_reference(s);
     }
-    printf("test_rdma_regcache: all passed\n");
+    printf("test_regcache: all passed\n");
     return 0;
 }

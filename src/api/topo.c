@@ -1,5 +1,5 @@
 /*
- * api.c - the public topology calls: scomm_topology_json,
+ * topo.c - the public topology calls: scomm_topology_json,
  * scomm_topology_free, scomm_preset_recommend; and the world view they
  * share (scomm_topo_world), which discovers this host, all_gathers one
  * summary per rank and builds the matrix.
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/scomm_int.h"
+#include "../core/scomm_int.h"
 
 void scomm_topo_world_free(scomm_topo_world_t *w)
 {

@@ -20,7 +20,7 @@
  */
 #include <stdlib.h>
 
-#include "overlap.h"
+#include "../core/scomm_int.h"
 
 scomm_status_t scomm_all_reduce_chunked(const void *sendbuf, void *recvbuf,
                                         size_t count, scomm_dtype_t dtype,

@@ -1,9 +1,12 @@
 /*
- * rdma_regcache.h - the memory registration cache of the RDMA transport:
- * pinned, registered ranges kept across messages so a buffer sent or
- * received again costs no ibv_reg_mr. Pure code over a pluggable
- * registrar (rdma.c passes ibv_reg_mr/ibv_dereg_mr; the unit test a fake),
- * compiled in every build.
+ * regcache.h - a memory registration cache for transports that must
+ * register memory before they move bytes from or into it (libfabric
+ * fi_mr_reg, verbs ibv_reg_mr): pinned, registered ranges kept across
+ * messages so a buffer sent or received again costs no registration. Pure
+ * code over a pluggable registrar (a transport passes its own register and
+ * deregister calls; the unit test a fake), compiled in every build. The
+ * policy of what a transport may cache is in tl.h (the mem_reg slot) and
+ * docs/design.md ("What the verbs transport taught").
  *
  * Model:
  *  - A region is a page-aligned range [start, end) registered once. Live
@@ -34,8 +37,8 @@
  *  4. No region is deregistered while its reference count is non-zero
  *     (except by fini, which the transport calls after all I/O ended).
  */
-#ifndef SCOMM_RDMA_REGCACHE_H
-#define SCOMM_RDMA_REGCACHE_H
+#ifndef SCOMM_REGCACHE_H
+#define SCOMM_REGCACHE_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,9 +53,11 @@ enum {
 };
 
 typedef struct scomm_rcache_ops {
-    /* Register [addr, addr + len); 0 on success, -1 on failure. */
+    /* Register [addr, addr + len); 0 on success, -1 on failure. handle
+     * is the registrar's own (what dereg needs), desc the local
+     * descriptor (fi_mr_desc) and key the remote key (fi_mr_key). */
     int (*reg)(void *arg, void *addr, size_t len, void **handle,
-               uint32_t *lkey, uint32_t *rkey);
+               void **desc, uint64_t *key);
     void (*dereg)(void *arg, void *handle);
 } scomm_rcache_ops_t;
 
@@ -60,8 +65,8 @@ typedef struct scomm_rcache_region {
     uintptr_t start;
     uintptr_t end;
     void     *handle;
-    uint32_t  lkey;
-    uint32_t  rkey;
+    void     *desc;
+    uint64_t  key;
     uint32_t  refs;
     int       stale;
     uint64_t  last_use; /* the cache's clock at the last get */
@@ -105,4 +110,4 @@ size_t scomm_rcache_invalidate(scomm_rcache_t *rc, const void *addr,
                                size_t len);
 const char *scomm_rcache_strerror(int rc);
 
-#endif /* SCOMM_RDMA_REGCACHE_H */
+#endif /* SCOMM_REGCACHE_H */

@@ -1,17 +1,17 @@
 /*
- * rdma_regcache.c - the registration cache (model and invariants in
- * rdma_regcache.h). Pure code: the only side effects are the registrar's
+ * regcache.c - the registration cache (model and invariants in
+ * regcache.h). Pure code: the only side effects are the registrar's
  * callbacks.
  *
- * Limits (see docs/rdma.md): without interposing free/munmap the cache
- * cannot see memory returned to the system; scomm_mem_deregister and the
- * transport's fini invalidate, and SCOMM_RDMA_REGCACHE=0 turns caching off
- * (each message registers and deregisters its buffer).
+ * Limits (docs/design.md, "What the verbs transport taught"): without
+ * interposing free/munmap the cache cannot see memory returned to the
+ * system, so a transport caches only ranges whose end scomm sees (its
+ * mem_reg slot) and invalidates them at mem_dereg and at its fini.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdma_regcache.h"
+#include "regcache.h"
 
 const char *scomm_rcache_strerror(int rc)
 {
@@ -230,7 +230,7 @@ int scomm_rcache_get(scomm_rcache_t *rc, const void *addr, size_t len,
     r->start = s;
     r->end   = e;
     if (rc->ops.reg(rc->arg, (void *)s, (size_t)(e - s), &r->handle,
-                    &r->lkey, &r->rkey) != 0) {
+                    &r->desc, &r->key) != 0) {
         free(r);
         return SCOMM_RCACHE_REGFAIL;
     }

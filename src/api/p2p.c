@@ -1,57 +1,20 @@
 /*
- * api_p2p.c - the public point-to-point and request calls, dtype helpers,
- * and the barrier.
+ * p2p.c - the public point-to-point and request calls, and the barrier's
+ * entry points.
  *
  * Each entry validates (comm, buffer, count x size overflow, dtype, peer,
  * tag) and names the bad argument before anything is queued, then runs
- * under the world lock.
+ * under the world lock. Requests of non-blocking collectives belong to
+ * the overlap engine (src/overlap); the barrier itself is coll's
+ * (coll/barrier.c).
  */
 #include <stdio.h>
 #include <string.h>
 
-#include "scomm_int.h"
-#include "../telemetry/tm.h"
+#include "../coll/coll.h"
+#include "../core/scomm_int.h"
 #include "../overlap/overlap.h"
-
-static const struct {
-    const char *name;
-    size_t      size;
-} scomm_dtypes[SCOMM_DTYPE_COUNT] = {
-    [SCOMM_INT8]     = {"int8", 1},     [SCOMM_UINT8]    = {"uint8", 1},
-    [SCOMM_INT32]    = {"int32", 4},    [SCOMM_UINT32]   = {"uint32", 4},
-    [SCOMM_INT64]    = {"int64", 8},    [SCOMM_UINT64]   = {"uint64", 8},
-    [SCOMM_FLOAT16]  = {"float16", 2},  [SCOMM_FLOAT32]  = {"float32", 4},
-    [SCOMM_FLOAT64]  = {"float64", 8},  [SCOMM_BFLOAT16] = {"bfloat16", 2},
-    [SCOMM_FP8_E4M3] = {"fp8_e4m3", 1}, [SCOMM_FP8_E5M2] = {"fp8_e5m2", 1},
-};
-
-static const char *const scomm_redops[SCOMM_REDOP_COUNT] = {
-    "sum", "prod", "max", "min", "avg"
-};
-
-size_t scomm_dtype_size(scomm_dtype_t dtype)
-{
-    if (((int)dtype < 0) || (dtype >= SCOMM_DTYPE_COUNT)) {
-        return 0;
-    }
-    return scomm_dtypes[dtype].size;
-}
-
-const char *scomm_dtype_name(scomm_dtype_t dtype)
-{
-    if (((int)dtype < 0) || (dtype >= SCOMM_DTYPE_COUNT)) {
-        return "invalid";
-    }
-    return scomm_dtypes[dtype].name;
-}
-
-const char *scomm_redop_name(scomm_redop_t op)
-{
-    if (((int)op < 0) || (op >= SCOMM_REDOP_COUNT)) {
-        return "invalid";
-    }
-    return scomm_redops[op];
-}
+#include "../telemetry/tm.h"
 
 /* Validate a p2p call; on success *bytes_p is count * dtype size. */
 static scomm_status_t scomm_p2p_check(scomm_comm_t *comm, const char *op,
@@ -331,34 +294,4 @@ scomm_status_t scomm_ibarrier(scomm_comm_t *comm, scomm_req_t **req_p)
         return scomm_ovl_null_req(comm, "scomm_ibarrier");
     }
     return scomm_ovl_barrier(comm, req_p);
-}
-
-/* Dissemination barrier: ceil(log2 n) rounds of zero-byte messages. */
-scomm_status_t scomm_barrier_run(scomm_comm_t *comm)
-{
-    scomm_status_t status = SCOMM_OK;
-    int k;
-    uint64_t tm_t0; /* telemetry (src/telemetry) */
-
-    pthread_mutex_lock(&comm->world->lock);
-    tm_t0 = scomm_tm_begin(comm, SCOMM_TM_OP_BARRIER);
-    comm->cur_op = "scomm_barrier";
-    comm->op_seq++;
-    snprintf(comm->last_sel.algo, sizeof(comm->last_sel.algo),
-             "dissemination");
-    snprintf(comm->last_sel.rule_id, sizeof(comm->last_sel.rule_id),
-             "barrier.dissemination");
-    snprintf(comm->last_sel.reason, sizeof(comm->last_sel.reason),
-             "the only barrier: ceil(log2 %d) rounds of zero-byte messages",
-             comm->size);
-    for (k = 1; (k < comm->size) && (status == SCOMM_OK); k <<= 1) {
-        status = scomm_p2p_sendrecv(comm, NULL, 0, (comm->rank + k) % comm->size,
-                                    NULL, 0,
-                                    (comm->rank - k + comm->size) % comm->size,
-                                    SCOMM_TAG_BARRIER);
-    }
-    scomm_tm_op_end(comm, SCOMM_TM_OP_BARRIER, "dissemination", 0, -1,
-                    status, tm_t0);
-    pthread_mutex_unlock(&comm->world->lock);
-    return status;
 }
