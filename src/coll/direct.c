@@ -117,7 +117,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,12 +125,6 @@
 #include "../telemetry/control.h"
 #include "coll.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define DIRECT_MAX_RANKS     16
 #define DIRECT_CTRL_BYTES    4096u
@@ -633,10 +626,9 @@ static int direct_peer_wfd(direct_state_t *d, int q)
 
     if (d->wfd[q] == -2) {
         d->wfd[q] = -1;
-        pidfd = (int)syscall(SYS_pidfd_open, (pid_t)d->ctrl[q]->pid, 0);
+        pidfd = scomm_pidfd_open((pid_t)d->ctrl[q]->pid);
         if (pidfd >= 0) {
-            d->wfd[q] = (int)syscall(SYS_pidfd_getfd, pidfd,
-                                     d->ctrl[q]->wake_fd, 0);
+            d->wfd[q] = scomm_pidfd_getfd(pidfd, d->ctrl[q]->wake_fd);
             close(pidfd);
         }
         if (d->wfd[q] < 0) {

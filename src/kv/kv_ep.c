@@ -47,7 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -65,10 +64,6 @@
 #define KV_REDIAL_SLACK 500   /* the accepting side waits this much longer */
 #define KV_REDIAL_TRY_MS 1000 /* one re-dial attempt: connect + handshake */
 #define KV_BACKOFF_MAX_MS 400
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 enum { SX_BEGIN_WAIT = 0, SX_BEGIN_SENT, SX_RUN, SX_DONE, SX_FAILED };
 
@@ -1798,7 +1793,7 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
          * wait out the window for a re-dial that cannot come. (The
          * dialler needs no such help: a dead peer's port refuses.) */
         if (ep->cma_read_ok && !ep->dialer) {
-            ep->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)ep->peer_pid, 0);
+            ep->pidfd = scomm_pidfd_open((pid_t)ep->peer_pid);
         }
         /* Last: the keeper reads what the loop above wrote. */
         if (pthread_create(&ep->keeper, NULL, keeper_main, ep) == 0) {
@@ -2187,16 +2182,6 @@ static void keeper_dial(scomm_kv_ep_t *ep)
     }
 }
 
-static int ct_equal64(uint64_t a, uint64_t b)
-{
-    uint64_t d = a ^ b;
-
-    d |= d >> 32;
-    d |= d >> 16;
-    d |= d >> 8;
-    return (d & 0xff) == 0;
-}
-
 /* Accepting side: handshake of one connection on the re-dial socket (lock
  * held, dropped inside). */
 static void take_redial(scomm_kv_ep_t *ep, int fd)
@@ -2223,7 +2208,8 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
         no = "wrong token";
     } else if (!(hello.flags & SCOMM_KV_HELLO_RESUME)) {
         no = "not a re-dial";
-    } else if (!ct_equal64(hello.session, ep->session)) {
+    } else if (!scomm_ct_equal(&hello.session, &ep->session,
+                               sizeof(ep->session))) {
         no = "unknown session";
     } else if (hello.nstreams != (uint32_t)ep->nstreams) {
         no = "stream count differs";
