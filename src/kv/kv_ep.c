@@ -238,10 +238,10 @@ typedef struct kv_cfg {
     char    token[SCOMM_KV_TOKEN_MAX];
 } kv_cfg_t;
 
-static scomm_status_t kv_fail(scomm_status_t status, const char *fmt, ...)
+scomm_status_t scomm_kv_fail(scomm_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static scomm_status_t kv_fail(scomm_status_t status, const char *fmt, ...)
+scomm_status_t scomm_kv_fail(scomm_status_t status, const char *fmt, ...)
 {
     char msg[SCOMM_ERRMSG_MAX];
     va_list ap;
@@ -254,7 +254,7 @@ static scomm_status_t kv_fail(scomm_status_t status, const char *fmt, ...)
     return status;
 }
 
-static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
+scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
 {
     scomm_pval_t to, rd, tok;
     scomm_preset_t p;
@@ -272,7 +272,7 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
                          sizeof(err)) != SCOMM_OK) ||
         (scomm_param_get("SCOMM_KV_TOKEN", NULL, &tok, err,
                          sizeof(err)) != SCOMM_OK)) {
-        return kv_fail(SCOMM_ERR_BAD_CONFIG, "kv: %s", err);
+        return scomm_kv_fail(SCOMM_ERR_BAD_CONFIG, "kv: %s", err);
     }
     c->chunk_size  = 1u << 20;
     c->streams     = 2;
@@ -332,8 +332,8 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
     }
     if ((m & SCOMM_KV_FIELD_TOKEN) && (o->token != NULL)) {
         if (strlen(o->token) >= SCOMM_KV_TOKEN_MAX) {
-            return kv_fail(SCOMM_ERR_INVALID_ARG, "kv: token longer than %d "
-                           "bytes", SCOMM_KV_TOKEN_MAX - 1);
+            return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv: token longer than "
+                                 "%d bytes", SCOMM_KV_TOKEN_MAX - 1);
         }
         snprintf(c->token, sizeof(c->token), "%s", o->token);
     }
@@ -344,15 +344,15 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
         (c->wire_dtype < 0) || (c->wire_dtype > 2) ||
         (c->reconnect_ms < 0) ||
         (c->reconnect_ms > (int64_t)SCOMM_KV_REDIAL_MAX_MS)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv: options out of range: "
-                       "chunk_size %zu (4 KiB..256 MiB), streams %d (1..%d), "
-                       "prefetch_depth %d (1..1024), timeout %lld ms, "
-                       "compression %d, wire dtype %d, reconnect %lld ms "
-                       "(0..%u)", c->chunk_size,
-                       c->streams, SCOMM_KV_MAX_STREAMS, c->depth,
-                       (long long)c->timeout_ms, c->compression,
-                       c->wire_dtype, (long long)c->reconnect_ms,
-                       SCOMM_KV_REDIAL_MAX_MS);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv: options out of range: "
+                             "chunk_size %zu (4 KiB..256 MiB), streams %d "
+                             "(1..%d), prefetch_depth %d (1..1024), timeout "
+                             "%lld ms, compression %d, wire dtype %d, "
+                             "reconnect %lld ms (0..%u)", c->chunk_size,
+                             c->streams, SCOMM_KV_MAX_STREAMS, c->depth,
+                             (long long)c->timeout_ms, c->compression,
+                             c->wire_dtype, (long long)c->reconnect_ms,
+                             SCOMM_KV_REDIAL_MAX_MS);
     }
     return SCOMM_OK;
 }
@@ -362,7 +362,7 @@ static scomm_status_t kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
 /* ------------------------------------------------------------------------ */
 
 /* 0 when the whole iovec moved; -1 on error, EOF, stall or close. */
-static int kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
+int scomm_kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
 {
     uint64_t *last = wr ? &st->last_tx : &st->last_rx;
     /* Each direction has its own thread: its own message buffer. */
@@ -424,15 +424,15 @@ static int kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr)
     return 0;
 }
 
-static int kv_io(kv_stream_t *st, void *buf, size_t len, int wr)
+int scomm_kv_io(kv_stream_t *st, void *buf, size_t len, int wr)
 {
     struct iovec iov = { buf, len };
 
-    return kv_iov_io(st, &iov, 1, wr);
+    return scomm_kv_iov_io(st, &iov, 1, wr);
 }
 
-static int kv_send_hdr(kv_stream_t *st, scomm_kv_hdr_t *h, const void *pl,
-                       size_t plen)
+int scomm_kv_send_hdr(kv_stream_t *st, scomm_kv_hdr_t *h, const void *pl,
+                      size_t plen)
 {
     uint8_t hb[SCOMM_KV_HDR_SIZE];
     struct iovec iov[2];
@@ -445,11 +445,11 @@ static int kv_send_hdr(kv_stream_t *st, scomm_kv_hdr_t *h, const void *pl,
     iov[0].iov_len  = sizeof(hb);
     iov[1].iov_base = (void *)pl;
     iov[1].iov_len  = plen;
-    return kv_iov_io(st, iov, (plen > 0) ? 2 : 1, 1);
+    return scomm_kv_iov_io(st, iov, (plen > 0) ? 2 : 1, 1);
 }
 
 /* Blocking-with-deadline helpers for the handshake (no threads yet). */
-static int hs_io(int fd, void *buf, size_t len, int wr, uint64_t deadline)
+int scomm_kv_hs_io(int fd, void *buf, size_t len, int wr, uint64_t deadline)
 {
     return wr ? scomm_sock_write_all(fd, buf, len, deadline)
               : scomm_sock_read_all(fd, buf, len, deadline);
@@ -459,8 +459,8 @@ static int hs_io(int fd, void *buf, size_t len, int wr, uint64_t deadline)
 /* Endpoint state helpers (lock held)                                        */
 /* ------------------------------------------------------------------------ */
 
-static int ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
-                    const char *text)
+int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text)
 {
     kv_ctl_t *nc;
     size_t i, cap = st->ctl_cap;
@@ -489,7 +489,7 @@ static int ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
     return 0;
 }
 
-static void sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
+void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
 {
     if ((sx->state == SX_DONE) || (sx->state == SX_FAILED)) {
         return;
@@ -500,7 +500,7 @@ static void sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
     scomm_tm_add(NULL, SCOMM_TM_KV_ERRORS, 1);
 }
 
-static void sx_free(kv_sx_t *sx)
+void scomm_kv_sx_free(kv_sx_t *sx)
 {
     free(sx->tbl);
     free(sx->acked_map);
@@ -510,7 +510,7 @@ static void sx_free(kv_sx_t *sx)
 }
 
 /* Drop one reference; frees the transfer when nothing holds it. */
-static void sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx)
+void scomm_kv_sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx)
 {
     kv_sx_t **pp;
 
@@ -524,11 +524,11 @@ static void sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx)
             break;
         }
     }
-    sx_free(sx);
+    scomm_kv_sx_free(sx);
 }
 
-static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
-                     const char *msg)
+void scomm_kv_ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
+                       const char *msg)
 {
     kv_sx_t *sx;
 
@@ -546,7 +546,7 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
         }
     }
     for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
-        sx_fail(sx, status, msg);
+        scomm_kv_sx_fail(sx, status, msg);
     }
     pthread_cond_broadcast(&ep->done_cond);
     pthread_cond_broadcast(&ep->tx_cond);
@@ -554,13 +554,13 @@ static void ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
 }
 
 /* 1 if a stream lost now may come back (lock held). */
-static int may_reconnect(const scomm_kv_ep_t *ep)
+static int kv_may_reconnect(const scomm_kv_ep_t *ep)
 {
     return ep->reconnect_on && !ep->closing &&
            !ep->peer_bye && (ep->fault == SCOMM_OK);
 }
 
-static int any_pending(const scomm_kv_ep_t *ep)
+static int kv_any_pending(const scomm_kv_ep_t *ep)
 {
     int i;
 
@@ -573,24 +573,24 @@ static int any_pending(const scomm_kv_ep_t *ep)
 }
 
 /* No stream alive and none coming back: the endpoint fails (lock held). */
-static void lost_check(scomm_kv_ep_t *ep, const kv_stream_t *st,
-                       const char *how)
+static void kv_lost_check(scomm_kv_ep_t *ep, const kv_stream_t *st,
+                          const char *how)
 {
     char msg[SCOMM_KV_ERRTEXT_MAX];
 
-    if ((ep->alive > 0) || any_pending(ep) || ep->closing) {
+    if ((ep->alive > 0) || kv_any_pending(ep) || ep->closing) {
         return;
     }
     snprintf(msg, sizeof(msg), "kv: peer lost%s (pid %d): stream %d: %s%s%s",
              ep->peer_bye ? " (it closed the endpoint)" : "", ep->peer_pid,
              st->idx, st->lost_why, (how != NULL) ? "; " : "",
              (how != NULL) ? how : "");
-    ep_fault(ep, SCOMM_ERR_PEER_LOST, msg);
+    scomm_kv_ep_fault(ep, SCOMM_ERR_PEER_LOST, msg);
 }
 
 /* A stream broke: requeue its unanswered chunks; the last one fails the
  * endpoint. */
-static void stream_dead(kv_stream_t *st, const char *why)
+void scomm_kv_stream_dead(kv_stream_t *st, const char *why)
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_inf_t *e;
@@ -614,7 +614,7 @@ static void stream_dead(kv_stream_t *st, const char *why)
             ep->stats.chunks_resent++;
             scomm_tm_add(NULL, SCOMM_TM_KV_RESENT, 1);
         }
-        sx_unref(ep, e->sx);
+        scomm_kv_sx_unref(ep, e->sx);
     }
     if (!ep->closing) {
         if (!ep->peer_bye) {
@@ -623,7 +623,7 @@ static void stream_dead(kv_stream_t *st, const char *why)
         }
         snprintf(st->lost_why, sizeof(st->lost_why), "%s", why);
         st->down_since = scomm_now_ns();
-        if (may_reconnect(ep)) {
+        if (kv_may_reconnect(ep)) {
             /* The keeper thread re-dials it (or takes the peer's re-dial)
              * within the window; until then its chunks move on the others,
              * or wait if it was the last. */
@@ -646,7 +646,7 @@ static void stream_dead(kv_stream_t *st, const char *why)
                            why, ep->alive);
             }
         }
-        lost_check(ep, st, NULL);
+        kv_lost_check(ep, st, NULL);
         /* A transfer whose BEGIN went out on this stream may never see its
          * reply: send the BEGIN again on another stream (the receiver
          * answers a repeated BEGIN of a transfer it has with BEGIN_OK). */
@@ -664,7 +664,7 @@ static void stream_dead(kv_stream_t *st, const char *why)
 }
 
 /* Last act of a stream's TX or RX thread: the keeper may join it. */
-static void stream_thread_end(kv_stream_t *st)
+void scomm_kv_stream_thread_end(kv_stream_t *st)
 {
     scomm_kv_ep_t *ep = st->ep;
 
@@ -678,7 +678,7 @@ static void stream_thread_end(kv_stream_t *st)
 /* Sender                                                                    */
 /* ------------------------------------------------------------------------ */
 
-static kv_sx_t *sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
+static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
 {
     kv_sx_t *sx, *best = NULL;
 
@@ -703,7 +703,7 @@ static kv_sx_t *sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
     return best;
 }
 
-static int ensure_buf(uint8_t **buf, size_t *cap, size_t need)
+int scomm_kv_ensure_buf(uint8_t **buf, size_t *cap, size_t need)
 {
     uint8_t *p;
 
@@ -719,7 +719,7 @@ static int ensure_buf(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
-static int ensure_f(float **buf, size_t *cap, size_t n)
+int scomm_kv_ensure_f(float **buf, size_t *cap, size_t n)
 {
     float *p;
 
@@ -736,7 +736,7 @@ static int ensure_f(float **buf, size_t *cap, size_t n)
 }
 
 /* Pack and write chunk seq of sx. 0 or -1 (stream broken). */
-static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_region_t *r = &ep->regions[sx->plan.src_region];
@@ -774,7 +774,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
             h.type = SCOMM_KV_T_DESC;
             h.len  = 0;
             scomm_kv_hdr_encode(&h, hb);
-            rc = kv_io(st, hb, sizeof(hb), 1);
+            rc = scomm_kv_io(st, hb, sizeof(hb), 1);
             goto out;
         }
         h.type = SCOMM_KV_T_DATA;
@@ -791,12 +791,12 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
                 iov[k].iov_base = lbase + (size_t)sx->tbl[i] * r->bb;
                 iov[k].iov_len  = r->bb;
             }
-            rc = kv_iov_io(st, iov, k, 1);
+            rc = scomm_kv_iov_io(st, iov, k, 1);
         }
         goto out;
     }
     /* Converted and/or compressed: pack into staging. */
-    if (ensure_buf(&st->tbuf[0], &st->tcap[0], rawlen) != 0) {
+    if (scomm_kv_ensure_buf(&st->tbuf[0], &st->tcap[0], rawlen) != 0) {
         snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
         return -1;
     }
@@ -807,8 +807,9 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
                    lbase + (size_t)sx->tbl[i] * r->bb, r->bb);
         }
     } else {
-        if (ensure_f(&st->ftx, &st->ftxcap,
-                     (size_t)r->l.block_tokens * r->l.head_dim) != 0) {
+        if (scomm_kv_ensure_f(&st->ftx, &st->ftxcap,
+                              (size_t)r->l.block_tokens *
+                                  r->l.head_dim) != 0) {
             snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
@@ -822,7 +823,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     outlen = rawlen;
     if (sx->compression == SCOMM_KV_COMPRESS_LZ4) {
         bound = (size_t)LZ4_compressBound((int)rawlen);
-        if (ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
+        if (scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
             snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
@@ -833,7 +834,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         out = st->tbuf[1];
     } else if (sx->compression == SCOMM_KV_COMPRESS_ZSTD) {
         bound = ZSTD_compressBound(rawlen);
-        if ((ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) ||
+        if ((scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) ||
             ((st->zc == NULL) && ((st->zc = ZSTD_createCCtx()) == NULL))) {
             snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
@@ -857,7 +858,7 @@ static int send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     iov[0].iov_len  = sizeof(hb);
     iov[1].iov_base = out;
     iov[1].iov_len  = outlen;
-    rc = kv_iov_io(st, iov, 2, 1);
+    rc = scomm_kv_iov_io(st, iov, 2, 1);
 out:
     if (rc == 0) {
         pthread_mutex_lock(&ep->lock);
@@ -874,7 +875,7 @@ out:
     return rc;
 }
 
-static int send_begin(kv_stream_t *st, kv_sx_t *sx)
+static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_region_t *r = &ep->regions[sx->plan.src_region];
@@ -919,12 +920,12 @@ static int send_begin(kv_stream_t *st, kv_sx_t *sx)
     memset(&h, 0, sizeof(h));
     h.type    = SCOMM_KV_T_BEGIN;
     h.xfer_id = sx->plan.xfer_id;
-    rc = kv_send_hdr(st, &h, pl, len);
+    rc = scomm_kv_send_hdr(st, &h, pl, len);
     free(pl);
     return rc;
 }
 
-static void *tx_main(void *arg)
+void *scomm_kv_tx_main(void *arg)
 {
     kv_stream_t *st = arg;
     scomm_kv_ep_t *ep = st->ep;
@@ -943,8 +944,9 @@ static void *tx_main(void *arg)
             st->ctl_head = (st->ctl_head + 1) % st->ctl_cap;
             st->ctl_n--;
             pthread_mutex_unlock(&ep->lock);
-            rc = kv_send_hdr(st, &c.h, c.text,
-                             (c.text[0] != '\0') ? strlen(c.text) + 1 : 0);
+            rc = scomm_kv_send_hdr(st, &c.h, c.text,
+                                   (c.text[0] != '\0') ? strlen(c.text) + 1
+                                                       : 0);
             pthread_mutex_lock(&ep->lock);
             if (rc != 0) {
                 break;
@@ -964,31 +966,31 @@ static void *tx_main(void *arg)
             sx->begin_stream = st->idx;
             sx->refs++;
             pthread_mutex_unlock(&ep->lock);
-            rc = send_begin(st, sx);
+            rc = kv_send_begin(st, sx);
             pthread_mutex_lock(&ep->lock);
             if ((rc != 0) && (sx->state == SX_BEGIN_SENT)) {
                 sx->state = SX_BEGIN_WAIT;
             }
-            sx_unref(ep, sx);
+            scomm_kv_sx_unref(ep, sx);
             if (rc != 0) {
                 break;
             }
             continue;
         }
-        if ((st->inf_n < ep->depth) && ((sx = sx_pick(ep, &seq)) != NULL)) {
+        if ((st->inf_n < ep->depth) && ((sx = kv_sx_pick(ep, &seq)) != NULL)) {
             slot = (st->inf_head + st->inf_n) % ep->depth;
             st->inf[slot].sx  = sx;
             st->inf[slot].seq = seq;
             st->inf_n++;
             /* One reference for the in-flight entry (dropped when the
-             * reply comes, possibly before send_chunk returns: with CMA
-             * the receiver pulls and ACKs at once), one for send_chunk's
+             * reply comes, possibly before kv_send_chunk returns: with CMA
+             * the receiver pulls and ACKs at once), one for kv_send_chunk's
              * own use of sx. */
             sx->refs += 2;
             pthread_mutex_unlock(&ep->lock);
-            rc = send_chunk(st, sx, seq);
+            rc = kv_send_chunk(st, sx, seq);
             pthread_mutex_lock(&ep->lock);
-            sx_unref(ep, sx);
+            scomm_kv_sx_unref(ep, sx);
             if (rc != 0) {
                 break;
             }
@@ -998,7 +1000,7 @@ static void *tx_main(void *arg)
             pthread_mutex_unlock(&ep->lock);
             memset(&h, 0, sizeof(h));
             h.type = SCOMM_KV_T_HEARTBEAT;
-            rc = kv_send_hdr(st, &h, NULL, 0);
+            rc = scomm_kv_send_hdr(st, &h, NULL, 0);
             pthread_mutex_lock(&ep->lock);
             if (rc != 0) {
                 break;
@@ -1017,13 +1019,13 @@ static void *tx_main(void *arg)
         pthread_mutex_unlock(&ep->lock);
         memset(&h, 0, sizeof(h));
         h.type = SCOMM_KV_T_BYE;
-        (void)kv_send_hdr(st, &h, NULL, 0);
-        stream_thread_end(st);
+        (void)scomm_kv_send_hdr(st, &h, NULL, 0);
+        scomm_kv_stream_thread_end(st);
         return NULL;
     }
     pthread_mutex_unlock(&ep->lock);
-    stream_dead(st, st->why_tx[0] ? st->why_tx : "write failed");
-    stream_thread_end(st);
+    scomm_kv_stream_dead(st, st->why_tx[0] ? st->why_tx : "write failed");
+    scomm_kv_stream_thread_end(st);
     return NULL;
 }
 
@@ -1031,9 +1033,9 @@ static void *tx_main(void *arg)
 /* Receiver                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void abs_deadline(struct timespec *ts, uint64_t deadline);
+void scomm_kv_abs_deadline(struct timespec *ts, uint64_t deadline);
 
-static kv_rx_t *rx_find(scomm_kv_ep_t *ep, uint64_t id)
+kv_rx_t *scomm_kv_rx_find(scomm_kv_ep_t *ep, uint64_t id)
 {
     kv_rx_t *rx;
 
@@ -1045,7 +1047,7 @@ static kv_rx_t *rx_find(scomm_kv_ep_t *ep, uint64_t id)
     return NULL;
 }
 
-static void rx_free(kv_rx_t *rx)
+void scomm_kv_rx_free(kv_rx_t *rx)
 {
     scomm_kv_begin_free(&rx->b);
     free(rx->layer_left);
@@ -1054,8 +1056,8 @@ static void rx_free(kv_rx_t *rx)
 }
 
 /* Check a BEGIN against the destination region; 0 or -1 with a reason. */
-static int rx_validate(scomm_kv_ep_t *ep, const scomm_kv_begin_t *b,
-                       const scomm_kv_layout_t *sl, char *why, size_t whylen)
+static int kv_rx_validate(scomm_kv_ep_t *ep, const scomm_kv_begin_t *b,
+                          const scomm_kv_layout_t *sl, char *why, size_t whylen)
 {
     const kv_region_t *r;
     uint64_t need;
@@ -1108,8 +1110,7 @@ static int rx_validate(scomm_kv_ep_t *ep, const scomm_kv_begin_t *b,
     return 0;
 }
 
-static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
-                     uint8_t *pl)
+static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
 {
     scomm_kv_ep_t *ep = st->ep;
     char why[SCOMM_KV_ERRTEXT_MAX] = "";
@@ -1142,26 +1143,26 @@ static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
            (rx->b.dst_region < SCOMM_KV_MAX_REGIONS) &&
            !ep->regions[rx->b.dst_region].used && !ep->closing &&
            st->alive && (scomm_now_ns() < deadline)) {
-        abs_deadline(&ts, deadline);
+        scomm_kv_abs_deadline(&ts, deadline);
         pthread_cond_timedwait(&ep->done_cond, &ep->lock, &ts);
     }
     if (!st->alive) {
         /* The stream broke meanwhile: no reply can go out on it, and the
          * sender sends this BEGIN again on a live (or re-dialled) one. */
         pthread_mutex_unlock(&ep->lock);
-        rx_free(rx);
+        scomm_kv_rx_free(rx);
         return;
     }
-    old = rx_find(ep, rx->id);
+    old = scomm_kv_rx_find(ep, rx->id);
     if ((bad == 0) && (old != NULL) && (old->status == SCOMM_OK)) {
         /* A BEGIN repeated after a stream broke: answer it again. */
         memset(&h, 0, sizeof(h));
         h.xfer_id = rx->id;
         h.type    = SCOMM_KV_T_BEGIN_OK;
         h.aux     = (uint32_t)old->cma;
-        ctl_push(st, &h, NULL);
+        scomm_kv_ctl_push(st, &h, NULL);
         pthread_mutex_unlock(&ep->lock);
-        rx_free(rx);
+        scomm_kv_rx_free(rx);
         return;
     }
     if ((bad == 0) && (old != NULL)) {
@@ -1170,7 +1171,7 @@ static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
         bad = -1;
     }
     if (bad == 0) {
-        bad = rx_validate(ep, &rx->b, &rx->sl, why, sizeof(why));
+        bad = kv_rx_validate(ep, &rx->b, &rx->sl, why, sizeof(why));
     }
     if (bad == 0) {
         r = &ep->regions[rx->b.dst_region];
@@ -1201,17 +1202,17 @@ static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
                  (unsigned long long)rx->id, why);
         scomm_warn(SCOMM_SUB_KV, "%s", rx->msg);
         h.type = SCOMM_KV_T_BEGIN_ERR;
-        ctl_push(st, &h, why);
-        if (rx_find(ep, rx->id) == NULL) {
+        scomm_kv_ctl_push(st, &h, why);
+        if (scomm_kv_rx_find(ep, rx->id) == NULL) {
             rx->next = ep->rx_head;
             ep->rx_head = rx;
         } else {
-            rx_free(rx);
+            scomm_kv_rx_free(rx);
         }
     } else {
         h.type = SCOMM_KV_T_BEGIN_OK;
         h.aux  = (uint32_t)rx->cma;
-        ctl_push(st, &h, NULL);
+        scomm_kv_ctl_push(st, &h, NULL);
         rx->next = ep->rx_head;
         ep->rx_head = rx;
     }
@@ -1219,14 +1220,14 @@ static void on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh,
     pthread_mutex_unlock(&ep->lock);
 }
 
-static int discard(kv_stream_t *st, uint64_t len)
+static int kv_discard(kv_stream_t *st, uint64_t len)
 {
     uint8_t junk[16384];
     size_t n;
 
     while (len > 0) {
         n = (size_t)SCOMM_MIN(len, (uint64_t)sizeof(junk));
-        if (kv_io(st, junk, n, 0) != 0) {
+        if (scomm_kv_io(st, junk, n, 0) != 0) {
             return -1;
         }
         len -= n;
@@ -1234,7 +1235,7 @@ static int discard(kv_stream_t *st, uint64_t len)
     return 0;
 }
 
-static uint32_t crc_iov(const struct iovec *iov, int n)
+static uint32_t kv_crc_iov(const struct iovec *iov, int n)
 {
     uint32_t crc = 0;
     int i;
@@ -1246,7 +1247,7 @@ static uint32_t crc_iov(const struct iovec *iov, int n)
 }
 
 /* Store one DATA or DESC chunk. 0, or -1 when the stream must go. */
-static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
+static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
 {
     scomm_kv_ep_t *ep = st->ep;
     scomm_kv_hdr_t h;
@@ -1261,7 +1262,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
     int ok = 1, store = 1, rc = 0, k;
 
     pthread_mutex_lock(&ep->lock);
-    rx = rx_find(ep, hh->xfer_id);
+    rx = scomm_kv_rx_find(ep, hh->xfer_id);
     while ((rx != NULL) && (rx->status == SCOMM_OK) &&
            (hh->seq < rx->b.nchunks) &&
            (rx->got[hh->seq] == KV_CHUNK_STORING) && !ep->closing &&
@@ -1269,7 +1270,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         /* Its other copy is being stored: take this one only if that
          * store fails. The storer always reaches release below. */
         pthread_cond_wait(&ep->done_cond, &ep->lock);
-        rx = rx_find(ep, hh->xfer_id);
+        rx = scomm_kv_rx_find(ep, hh->xfer_id);
     }
     if ((rx == NULL) || (rx->status != SCOMM_OK) ||
         (hh->seq >= rx->b.nchunks) ||
@@ -1282,7 +1283,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
     pthread_mutex_unlock(&ep->lock);
     if (!store) {
         /* Unknown, finished or duplicate: drop it, still answer. */
-        if ((hh->type == SCOMM_KV_T_DATA) && (discard(st, hh->len) != 0)) {
+        if ((hh->type == SCOMM_KV_T_DATA) && (kv_discard(st, hh->len) != 0)) {
             return -1;
         }
         goto reply;
@@ -1323,7 +1324,8 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
             liov[i - i0].iov_len  = r->bb;
         }
     } else {
-        if (ensure_buf(&st->rbuf[0], &st->rcap[0], hh->len + rawlen) != 0) {
+        if (scomm_kv_ensure_buf(&st->rbuf[0], &st->rcap[0],
+                                hh->len + rawlen) != 0) {
             rc = -1;
             goto release;
         }
@@ -1374,16 +1376,16 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         ep->stats.bytes_zero_copy += rawlen;
         pthread_mutex_unlock(&ep->lock);
     } else if (rx->direct) {
-        if (kv_iov_io(st, liov, (int)nb, 0) != 0) {
+        if (scomm_kv_iov_io(st, liov, (int)nb, 0) != 0) {
             rc = -1;
             goto release;
         }
-        for (i = i0; i < i1; i++) { /* kv_iov_io consumed the iovec */
+        for (i = i0; i < i1; i++) { /* scomm_kv_iov_io consumed the iovec */
             liov[i - i0].iov_base = dlayer + (size_t)rx->b.dst_blocks[i] *
                                                  r->bb;
             liov[i - i0].iov_len  = r->bb;
         }
-    } else if (kv_io(st, raw, hh->len, 0) != 0) {
+    } else if (scomm_kv_io(st, raw, hh->len, 0) != 0) {
         rc = -1;
         goto release;
     }
@@ -1396,7 +1398,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         }
     }
     if (rx->direct) {
-        crc = crc_iov(liov, (int)nb);
+        crc = kv_crc_iov(liov, (int)nb);
     } else {
         crc = scomm_kv_crc32c(0, raw,
                               (hh->type == SCOMM_KV_T_DESC) ? rawlen : hh->len);
@@ -1444,7 +1446,7 @@ static int on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
             n = 2 * (size_t)rx->sl.num_kv_heads * rx->sl.block_tokens *
                 rx->sl.head_dim + n;
         }
-        if (ensure_f(&st->ftmp, &st->fcap, n) != 0) {
+        if (scomm_kv_ensure_f(&st->ftmp, &st->fcap, n) != 0) {
             rc = -1;
             goto release;
         }
@@ -1481,7 +1483,7 @@ release:
         h.type    = ok ? SCOMM_KV_T_ACK : SCOMM_KV_T_NACK;
         h.xfer_id = hh->xfer_id;
         h.seq     = hh->seq;
-        if (ctl_push(st, &h, NULL) != 0) {
+        if (scomm_kv_ctl_push(st, &h, NULL) != 0) {
             rc = -1;
         }
     }
@@ -1494,7 +1496,7 @@ release:
         rx->got[hh->seq] = KV_CHUNK_MISSING; /* a later copy may store it */
     }
     rx->refs--;
-    /* Layer waiters, rx_free's wait for refs, and a copy of this chunk
+    /* Layer waiters, kv_rx_wait's wait for refs, and a copy of this chunk
      * waiting on another stream. */
     pthread_cond_broadcast(&ep->done_cond);
     pthread_mutex_unlock(&ep->lock);
@@ -1507,14 +1509,14 @@ reply:
     h.xfer_id = hh->xfer_id;
     h.seq     = hh->seq;
     pthread_mutex_lock(&ep->lock);
-    rc = ctl_push(st, &h, NULL);
+    rc = scomm_kv_ctl_push(st, &h, NULL);
     pthread_mutex_unlock(&ep->lock);
     return rc;
 }
 
 /* ACK/NACK/BEGIN_OK/BEGIN_ERR for our transfers. */
-static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
-                    const char *text)
+int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text)
 {
     scomm_kv_ep_t *ep = st->ep;
     char msg[SCOMM_KV_ERRTEXT_MAX];
@@ -1539,7 +1541,7 @@ static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
                 snprintf(msg, sizeof(msg), "kv transfer %llu refused by the "
                          "receiver: %s", (unsigned long long)h->xfer_id,
                          text);
-                sx_fail(sx, SCOMM_ERR_MISMATCH, msg);
+                scomm_kv_sx_fail(sx, SCOMM_ERR_MISMATCH, msg);
             }
             pthread_cond_broadcast(&ep->tx_cond);
             pthread_cond_broadcast(&ep->done_cond);
@@ -1581,7 +1583,7 @@ static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
             snprintf(msg, sizeof(msg), "kv transfer %llu: chunk %u failed "
                      "its CRC32C check %d times", (unsigned long long)
                      sx->plan.xfer_id, h->seq, KV_MAX_NACKS);
-            sx_fail(sx, SCOMM_ERR_CHECKSUM, msg);
+            scomm_kv_sx_fail(sx, SCOMM_ERR_CHECKSUM, msg);
             pthread_cond_broadcast(&ep->done_cond);
         } else {
             sx->resend[sx->nresend++] = h->seq;
@@ -1589,13 +1591,13 @@ static int on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
             scomm_tm_add(NULL, SCOMM_TM_KV_RESENT, 1);
         }
     }
-    sx_unref(ep, sx);
+    scomm_kv_sx_unref(ep, sx);
     pthread_cond_broadcast(&ep->tx_cond);
     pthread_mutex_unlock(&ep->lock);
     return rc;
 }
 
-static void *rx_main(void *arg)
+void *scomm_kv_rx_main(void *arg)
 {
     kv_stream_t *st = arg;
     scomm_kv_ep_t *ep = st->ep;
@@ -1605,7 +1607,7 @@ static void *rx_main(void *arg)
     uint8_t *pl;
 
     for (;;) {
-        if (kv_io(st, hb, sizeof(hb), 0) != 0) {
+        if (scomm_kv_io(st, hb, sizeof(hb), 0) != 0) {
             break;
         }
         scomm_kv_hdr_decode(hb, &h);
@@ -1616,16 +1618,16 @@ static void *rx_main(void *arg)
         switch (h.type) {
         case SCOMM_KV_T_BEGIN:
             pl = malloc(h.len + 1);
-            if ((pl == NULL) || (kv_io(st, pl, h.len, 0) != 0)) {
+            if ((pl == NULL) || (scomm_kv_io(st, pl, h.len, 0) != 0)) {
                 free(pl);
                 goto out;
             }
-            on_begin(st, &h, pl);
+            kv_on_begin(st, &h, pl);
             free(pl);
             break;
         case SCOMM_KV_T_DATA:
         case SCOMM_KV_T_DESC:
-            if (on_chunk(st, &h) != 0) {
+            if (kv_on_chunk(st, &h) != 0) {
                 goto out;
             }
             break;
@@ -1634,11 +1636,11 @@ static void *rx_main(void *arg)
         case SCOMM_KV_T_ACK:
         case SCOMM_KV_T_NACK:
             text[0] = '\0';
-            if ((h.len > 0) && (kv_io(st, text, h.len, 0) != 0)) {
+            if ((h.len > 0) && (scomm_kv_io(st, text, h.len, 0) != 0)) {
                 goto out;
             }
             text[h.len] = '\0';
-            if (on_reply(st, &h, text) != 0) {
+            if (scomm_kv_on_reply(st, &h, text) != 0) {
                 goto out;
             }
             break;
@@ -1656,8 +1658,8 @@ static void *rx_main(void *arg)
         }
     }
 out:
-    stream_dead(st, st->why[0] ? st->why : "read failed");
-    stream_thread_end(st);
+    scomm_kv_stream_dead(st, st->why[0] ? st->why : "read failed");
+    scomm_kv_stream_thread_end(st);
     return NULL;
 }
 
@@ -1665,7 +1667,7 @@ out:
 /* Endpoint creation                                                         */
 /* ------------------------------------------------------------------------ */
 
-static scomm_kv_ep_t *ep_new(const kv_cfg_t *c)
+static scomm_kv_ep_t *kv_ep_new(const kv_cfg_t *c)
 {
     scomm_kv_ep_t *ep = calloc(1, sizeof(*ep));
     int i;
@@ -1695,7 +1697,7 @@ static scomm_kv_ep_t *ep_new(const kv_cfg_t *c)
     return ep;
 }
 
-static void ep_free(scomm_kv_ep_t *ep)
+static void kv_ep_free(scomm_kv_ep_t *ep)
 {
     kv_rx_t *rx;
     int i;
@@ -1719,7 +1721,7 @@ static void ep_free(scomm_kv_ep_t *ep)
     }
     while ((rx = ep->rx_head) != NULL) {
         ep->rx_head = rx->next;
-        rx_free(rx);
+        scomm_kv_rx_free(rx);
     }
     if (ep->lfd >= 0) {
         close(ep->lfd);
@@ -1735,7 +1737,7 @@ static void ep_free(scomm_kv_ep_t *ep)
 }
 
 /* 1 if we can read probe_val at addr in pid. */
-static int cma_probe(int pid, uint64_t addr, uint64_t val)
+static int kv_cma_probe(int pid, uint64_t addr, uint64_t val)
 {
     uint64_t got = 0;
     struct iovec l = { &got, sizeof(got) };
@@ -1751,11 +1753,12 @@ static int cma_probe(int pid, uint64_t addr, uint64_t val)
     return got == val;
 }
 
-static void *keeper_main(void *arg);
-static void give_up(scomm_kv_ep_t *ep, kv_stream_t *st, const char *how);
+void *scomm_kv_keeper_main(void *arg);
+void scomm_kv_stream_give_up(scomm_kv_ep_t *ep, kv_stream_t *st,
+                             const char *how);
 
 /* Start the threads of an endpoint whose nstreams fds are set. */
-static scomm_status_t ep_start(scomm_kv_ep_t *ep)
+static scomm_status_t kv_ep_start(scomm_kv_ep_t *ep)
 {
     int i;
 
@@ -1766,7 +1769,7 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
 
         st->inf = calloc((size_t)ep->depth, sizeof(*st->inf));
         if (st->inf == NULL) {
-            return kv_fail(SCOMM_ERR_NO_MEMORY, "kv: out of memory");
+            return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv: out of memory");
         }
         scomm_set_nonblock(st->fd);
         scomm_sock_tune(st->fd, 0);
@@ -1778,12 +1781,14 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
     ep->stats.streams = ep->nstreams;
     ep->stats.same_host = ep->cma_read_ok;
     for (i = 0; i < ep->nstreams; i++) {
-        if (pthread_create(&ep->st[i].rx, NULL, rx_main, &ep->st[i]) != 0) {
-            return kv_fail(SCOMM_ERR_SYSTEM, "kv: pthread_create failed");
+        if (pthread_create(&ep->st[i].rx, NULL, scomm_kv_rx_main,
+                           &ep->st[i]) != 0) {
+            return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv: pthread_create failed");
         }
         ep->st[i].rx_started = 1;
-        if (pthread_create(&ep->st[i].tx, NULL, tx_main, &ep->st[i]) != 0) {
-            return kv_fail(SCOMM_ERR_SYSTEM, "kv: pthread_create failed");
+        if (pthread_create(&ep->st[i].tx, NULL, scomm_kv_tx_main,
+                           &ep->st[i]) != 0) {
+            return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv: pthread_create failed");
         }
         ep->st[i].tx_started = 1;
     }
@@ -1796,7 +1801,7 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
             ep->pidfd = scomm_pidfd_open((pid_t)ep->peer_pid);
         }
         /* Last: the keeper reads what the loop above wrote. */
-        if (pthread_create(&ep->keeper, NULL, keeper_main, ep) == 0) {
+        if (pthread_create(&ep->keeper, NULL, scomm_kv_keeper_main, ep) == 0) {
             ep->keeper_started = 1;
         } else {
             scomm_warn(SCOMM_SUB_KV, "kv: no reconnect thread: lost streams "
@@ -1805,7 +1810,8 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
             ep->reconnect_on = 0;
             for (i = 0; i < ep->nstreams; i++) {
                 if (ep->st[i].pending) {
-                    give_up(ep, &ep->st[i], "no reconnect thread");
+                    scomm_kv_stream_give_up(ep, &ep->st[i], "no reconnect "
+                                            "thread");
                 }
             }
             pthread_mutex_unlock(&ep->lock);
@@ -1817,9 +1823,9 @@ static scomm_status_t ep_start(scomm_kv_ep_t *ep)
 /* epoch 0: a first connection; else a re-dial (HELLO) or the answer to
  * one (HELLO_OK). The dialler names its re-dial window, the accepting side
  * the port that takes re-dials. */
-static void fill_hello(scomm_kv_ep_t *ep, const char *token,
-                       uint64_t session, int idx, int n, uint32_t epoch,
-                       uint8_t *out)
+static void kv_fill_hello(scomm_kv_ep_t *ep, const char *token,
+                          uint64_t session, int idx, int n, uint32_t epoch,
+                          uint8_t *out)
 {
     scomm_kv_hello_t h;
 
@@ -1839,27 +1845,27 @@ static void fill_hello(scomm_kv_ep_t *ep, const char *token,
 }
 
 /* Read and check the HELLO that opens a connection: 1 if it is one. */
-static int hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,
-                         char *why, size_t whylen)
+int scomm_kv_hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,
+                           char *why, size_t whylen)
 {
     uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     scomm_kv_hdr_t h;
 
     why[0] = '\0';
-    if (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0) {
+    if (scomm_kv_hs_io(fd, hb, sizeof(hb), 0, deadline) != 0) {
         return 0;
     }
     scomm_kv_hdr_decode(hb, &h);
     return (scomm_kv_hdr_check(&h, 0, why, whylen) == 0) &&
            (h.type == SCOMM_KV_T_HELLO) &&
-           (hs_io(fd, pl, sizeof(pl), 0, deadline) == 0) &&
+           (scomm_kv_hs_io(fd, pl, sizeof(pl), 0, deadline) == 0) &&
            (scomm_kv_hello_decode(pl, sizeof(pl), hello, why, whylen) == 0);
 }
 
 /* Send stream idx's HELLO (dialler, with the token) or HELLO_OK
  * (accepting side); epoch 0 on a first connection. 1 if it went out. */
-static int hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
-                         uint32_t epoch, uint64_t deadline)
+int scomm_kv_hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
+                           uint32_t epoch, uint64_t deadline)
 {
     uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     scomm_kv_hdr_t h;
@@ -1872,16 +1878,16 @@ static int hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
     h.aux     = (type == SCOMM_KV_T_HELLO_OK) ? (uint32_t)ep->cma_read_ok
                                                : 0;
     scomm_kv_hdr_encode(&h, hb);
-    fill_hello(ep, (type == SCOMM_KV_T_HELLO) ? ep->token : "",
-               ep->session, idx, ep->nstreams, epoch, pl);
-    return (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) &&
-           (hs_io(fd, pl, sizeof(pl), 1, deadline) == 0);
+    kv_fill_hello(ep, (type == SCOMM_KV_T_HELLO) ? ep->token : "", ep->session,
+                  idx, ep->nstreams, epoch, pl);
+    return (scomm_kv_hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) &&
+           (scomm_kv_hs_io(fd, pl, sizeof(pl), 1, deadline) == 0);
 }
 
 /* Answer a handshake with HELLO_NO and a reason, then close it. aux 1
  * tells a re-dialler the refusal is transient (try again). */
-static void hs_refuse(int fd, const char *why, int transient,
-                      uint64_t deadline)
+void scomm_kv_hs_refuse(int fd, const char *why, int transient,
+                        uint64_t deadline)
 {
     uint8_t hb[SCOMM_KV_HDR_SIZE];
     scomm_kv_hdr_t h;
@@ -1893,8 +1899,8 @@ static void hs_refuse(int fd, const char *why, int transient,
     h.len     = strlen(why) + 1;
     h.aux     = (uint32_t)(transient != 0);
     scomm_kv_hdr_encode(&h, hb);
-    if (hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) {
-        (void)hs_io(fd, (void *)why, h.len, 1, deadline);
+    if (scomm_kv_hs_io(fd, hb, sizeof(hb), 1, deadline) == 0) {
+        (void)scomm_kv_hs_io(fd, (void *)why, h.len, 1, deadline);
     }
     close(fd);
 }
@@ -1918,7 +1924,7 @@ static void hs_refuse(int fd, const char *why, int transient,
  *                                  gone (the last: SCOMM_ERR_PEER_LOST)
  *
  * Invariants:
- *  1. Only the keeper starts or joins a stream's threads after ep_start,
+ *  1. Only the keeper starts or joins a stream's threads after kv_ep_start,
  *     and it reuses a stream slot only once both old threads have ended
  *     and been joined; scomm_kv_ep_close joins the keeper first.
  *  2. A re-dial carries the token (compared in constant time), the
@@ -1940,7 +1946,7 @@ static void hs_refuse(int fd, const char *why, int transient,
  *     process exit (pidfd, same host only).
  */
 
-static int sock_set_port(struct sockaddr_storage *ss, int port)
+int scomm_kv_sock_set_port(struct sockaddr_storage *ss, int port)
 {
     if (ss->ss_family == AF_INET) {
         ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
@@ -1955,7 +1961,7 @@ static int sock_set_port(struct sockaddr_storage *ss, int port)
 
 /* Accepting side: open the endpoint's re-dial socket on the address its
  * first stream came in on. Without one the endpoint takes no re-dials. */
-static void redial_listen(scomm_kv_ep_t *ep)
+void scomm_kv_redial_listen(scomm_kv_ep_t *ep)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -1963,7 +1969,7 @@ static void redial_listen(scomm_kv_ep_t *ep)
 
     ep->lfd = -1;
     if ((getsockname(ep->st[0].fd, (struct sockaddr *)&ss, &len) != 0) ||
-        (sock_set_port(&ss, 0) != 0)) {
+        (scomm_kv_sock_set_port(&ss, 0) != 0)) {
         snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
     } else {
         ep->lfd = scomm_sock_listen(&ss, len, err, sizeof(err));
@@ -1979,7 +1985,7 @@ static void redial_listen(scomm_kv_ep_t *ep)
 }
 
 /* 1 if the peer process is known to have exited. */
-static int peer_exited(const scomm_kv_ep_t *ep)
+static int kv_peer_exited(const scomm_kv_ep_t *ep)
 {
     struct pollfd p;
 
@@ -1993,7 +1999,8 @@ static int peer_exited(const scomm_kv_ep_t *ep)
 }
 
 /* Stop waiting for st (lock held). */
-static void give_up(scomm_kv_ep_t *ep, kv_stream_t *st, const char *how)
+void scomm_kv_stream_give_up(scomm_kv_ep_t *ep, kv_stream_t *st,
+                             const char *how)
 {
     st->pending = 0;
     st->gone    = 1;
@@ -2001,11 +2008,11 @@ static void give_up(scomm_kv_ep_t *ep, kv_stream_t *st, const char *how)
         scomm_warn(SCOMM_SUB_KV, "kv stream %d not re-established: %s; %d "
                    "left", st->idx, how, ep->alive);
     }
-    lost_check(ep, st, how);
+    kv_lost_check(ep, st, how);
 }
 
 /* Join the ended threads of stream st (lock held, dropped inside). */
-static void reap(scomm_kv_ep_t *ep, kv_stream_t *st)
+static void kv_stream_reap(scomm_kv_ep_t *ep, kv_stream_t *st)
 {
     int tx = st->tx_started, rx = st->rx_started;
 
@@ -2026,8 +2033,8 @@ static void reap(scomm_kv_ep_t *ep, kv_stream_t *st)
 
 /* Put connection fd (handshake done) under stream st, whose old threads
  * are joined, and start its threads (lock held, dropped inside). */
-static void stream_revive(scomm_kv_ep_t *ep, kv_stream_t *st, int fd,
-                          uint32_t epoch)
+static void kv_stream_revive(scomm_kv_ep_t *ep, kv_stream_t *st, int fd,
+                             uint32_t epoch)
 {
     scomm_set_nonblock(fd);
     scomm_sock_tune(fd, 0);
@@ -2052,11 +2059,11 @@ static void stream_revive(scomm_kv_ep_t *ep, kv_stream_t *st, int fd,
     scomm_info(SCOMM_SUB_KV, "kv stream %d re-established (connection %u) "
                "after %.0f ms", st->idx, epoch,
                (double)(scomm_now_ns() - st->down_since) / 1e6);
-    if (pthread_create(&st->rx, NULL, rx_main, st) != 0) {
+    if (pthread_create(&st->rx, NULL, scomm_kv_rx_main, st) != 0) {
         st->running = 0;
     } else {
         st->rx_started = 1;
-        if (pthread_create(&st->tx, NULL, tx_main, st) != 0) {
+        if (pthread_create(&st->tx, NULL, scomm_kv_tx_main, st) != 0) {
             st->running = 1;
         } else {
             st->tx_started = 1;
@@ -2065,18 +2072,18 @@ static void stream_revive(scomm_kv_ep_t *ep, kv_stream_t *st, int fd,
     pthread_cond_broadcast(&ep->tx_cond);
     if (!st->tx_started) {
         pthread_mutex_unlock(&ep->lock);
-        stream_dead(st, "pthread_create failed");
+        scomm_kv_stream_dead(st, "pthread_create failed");
         pthread_mutex_lock(&ep->lock);
         if (st->pending) {
-            give_up(ep, st, "no thread for it");
+            scomm_kv_stream_give_up(ep, st, "no thread for it");
         }
     }
 }
 
 /* Dialler: one re-dial of stream idx. 0: fd is handshaken; 1: try again
  * later; -1: the peer refused, stop. */
-static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
-                  uint64_t deadline, int *fd_p, char *why, size_t whylen)
+static int kv_redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
+                     uint64_t deadline, int *fd_p, char *why, size_t whylen)
 {
     uint8_t hb[SCOMM_KV_HDR_SIZE], pl[SCOMM_KV_HELLO_SIZE];
     char text[SCOMM_KV_ERRTEXT_MAX + 1];
@@ -2096,8 +2103,9 @@ static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
          * gone, and waiting does not bring it back. */
         return (e == ECONNREFUSED) ? -1 : 1;
     }
-    if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, idx, epoch, deadline) ||
-        (hs_io(fd, hb, sizeof(hb), 0, deadline) != 0)) {
+    if (!scomm_kv_hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, idx, epoch,
+                                deadline) ||
+        (scomm_kv_hs_io(fd, hb, sizeof(hb), 0, deadline) != 0)) {
         snprintf(why, whylen, "re-dial handshake: no answer");
         close(fd);
         return 1;
@@ -2109,13 +2117,13 @@ static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
     }
     if (h.type == SCOMM_KV_T_HELLO_NO) {
         memset(text, 0, sizeof(text));
-        (void)hs_io(fd, text, h.len, 0, deadline);
+        (void)scomm_kv_hs_io(fd, text, h.len, 0, deadline);
         snprintf(why, whylen, "re-dial refused: %.160s", text);
         close(fd);
         return (h.aux & 1u) ? 1 : -1;
     }
     if ((h.type != SCOMM_KV_T_HELLO_OK) ||
-        (hs_io(fd, pl, sizeof(pl), 0, deadline) != 0) ||
+        (scomm_kv_hs_io(fd, pl, sizeof(pl), 0, deadline) != 0) ||
         (scomm_kv_hello_decode(pl, sizeof(pl), &peer, why, whylen) != 0) ||
         (peer.session != ep->session) || (peer.stream != (uint32_t)idx) ||
         (peer.epoch != epoch)) {
@@ -2128,7 +2136,7 @@ static int redial(scomm_kv_ep_t *ep, int idx, uint32_t epoch,
 }
 
 /* Dialler's turn of the keeper (lock held, dropped inside). */
-static void keeper_dial(scomm_kv_ep_t *ep)
+static void kv_keeper_dial(scomm_kv_ep_t *ep)
 {
     char why[SCOMM_KV_ERRTEXT_MAX];
     kv_stream_t *st = NULL;
@@ -2150,7 +2158,7 @@ static void keeper_dial(scomm_kv_ep_t *ep)
         wake = SCOMM_MIN(wake, s->next_try);
     }
     if (st == NULL) {
-        abs_deadline(&ts, wake);
+        scomm_kv_abs_deadline(&ts, wake);
         pthread_cond_timedwait(&ep->keep_cond, &ep->lock, &ts);
         return;
     }
@@ -2160,17 +2168,17 @@ static void keeper_dial(scomm_kv_ep_t *ep)
     end = st->down_since + (uint64_t)ep->redial_ms * 1000000ull;
     deadline = SCOMM_MIN(end, now + (uint64_t)KV_REDIAL_TRY_MS * 1000000ull);
     pthread_mutex_unlock(&ep->lock);
-    rc = redial(ep, st->idx, epoch, deadline, &fd, why, sizeof(why));
+    rc = kv_redial(ep, st->idx, epoch, deadline, &fd, why, sizeof(why));
     pthread_mutex_lock(&ep->lock);
     if (rc == 0) {
         if (ep->closing || (ep->fault != SCOMM_OK) || !st->pending) {
             close(fd);
             return;
         }
-        stream_revive(ep, st, fd, epoch);
+        kv_stream_revive(ep, st, fd, epoch);
     } else if (rc < 0) {
         if (st->pending) {
-            give_up(ep, st, why);
+            scomm_kv_stream_give_up(ep, st, why);
         }
     } else {
         st->backoff_ms = (st->backoff_ms == 0)
@@ -2184,7 +2192,7 @@ static void keeper_dial(scomm_kv_ep_t *ep)
 
 /* Accepting side: handshake of one connection on the re-dial socket (lock
  * held, dropped inside). */
-static void take_redial(scomm_kv_ep_t *ep, int fd)
+static void kv_take_redial(scomm_kv_ep_t *ep, int fd)
 {
     char why[160];
     const char *no = NULL;
@@ -2196,7 +2204,7 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
     int ok;
 
     pthread_mutex_unlock(&ep->lock);
-    ok = hs_read_hello(fd, deadline, &hello, why, sizeof(why));
+    ok = scomm_kv_hs_read_hello(fd, deadline, &hello, why, sizeof(why));
     if (!ok) {
         scomm_info(SCOMM_SUB_KV, "kv: dropped a bad re-dial%s%s",
                    why[0] ? ": " : "", why);
@@ -2229,7 +2237,7 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
     if ((no == NULL) && st->alive) {
         /* The dialler saw it break first; the new connection wins. */
         pthread_mutex_unlock(&ep->lock);
-        stream_dead(st, "replaced by a re-dial");
+        scomm_kv_stream_dead(st, "replaced by a re-dial");
         pthread_mutex_lock(&ep->lock);
     }
     while ((no == NULL) && (st->running > 0)) {
@@ -2238,11 +2246,11 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
             again = 1;
             break;
         }
-        abs_deadline(&ts, deadline);
+        scomm_kv_abs_deadline(&ts, deadline);
         pthread_cond_timedwait(&ep->keep_cond, &ep->lock, &ts);
     }
     if (no == NULL) {
-        reap(ep, st);
+        kv_stream_reap(ep, st);
         if (!st->pending || (hello.epoch <= st->epoch) || ep->closing) {
             no = "stream changed";
             again = 1;
@@ -2252,24 +2260,24 @@ static void take_redial(scomm_kv_ep_t *ep, int fd)
         pthread_mutex_unlock(&ep->lock);
         scomm_warn(SCOMM_SUB_KV, "kv: refused a re-dial (stream %u, epoch "
                    "%u): %s", hello.stream, hello.epoch, no);
-        hs_refuse(fd, no, again, deadline);
+        scomm_kv_hs_refuse(fd, no, again, deadline);
         pthread_mutex_lock(&ep->lock);
         return;
     }
     st->epoch = hello.epoch;
     pthread_mutex_unlock(&ep->lock);
-    ok = hs_send_hello(ep, fd, SCOMM_KV_T_HELLO_OK, st->idx, hello.epoch,
-                       deadline);
+    ok = scomm_kv_hs_send_hello(ep, fd, SCOMM_KV_T_HELLO_OK, st->idx,
+                                hello.epoch, deadline);
     pthread_mutex_lock(&ep->lock);
     if (!ok || !st->pending || ep->closing) {
         close(fd);     /* still pending: the dialler tries again */
         return;
     }
-    stream_revive(ep, st, fd, hello.epoch);
+    kv_stream_revive(ep, st, fd, hello.epoch);
 }
 
 /* Accepting side's turn of the keeper (lock held, dropped inside). */
-static void keeper_accept(scomm_kv_ep_t *ep)
+static void kv_keeper_accept(scomm_kv_ep_t *ep)
 {
     struct pollfd p;
     int fd, hold = ep->hold;
@@ -2289,11 +2297,11 @@ static void keeper_accept(scomm_kv_ep_t *ep)
     }
     pthread_mutex_lock(&ep->lock);
     if (fd >= 0) {
-        take_redial(ep, fd);
+        kv_take_redial(ep, fd);
     }
 }
 
-static void *keeper_main(void *arg)
+void *scomm_kv_keeper_main(void *arg)
 {
     scomm_kv_ep_t *ep = arg;
     uint64_t window = (uint64_t)(ep->redial_ms +
@@ -2310,29 +2318,30 @@ static void *keeper_main(void *arg)
         for (i = 0; i < ep->nstreams; i++) {
             kv_stream_t *st = &ep->st[i];
 
-            /* Read the clock here: reap drops the lock, and a stream lost
-             * meanwhile has a down_since later than an older "now". */
+            /* Read the clock here: kv_stream_reap drops the lock, and a
+             * stream lost meanwhile has a down_since later than an older
+             * "now". */
             now = scomm_now_ns();
             if (st->pending && (now >= st->down_since) &&
                 (now - st->down_since >= window)) {
-                give_up(ep, st, how);
+                scomm_kv_stream_give_up(ep, st, how);
             } else if (st->pending && ep->peer_bye) {
-                give_up(ep, st, "the peer closed the endpoint");
-            } else if (st->pending && peer_exited(ep)) {
-                give_up(ep, st, "the peer process exited");
+                scomm_kv_stream_give_up(ep, st, "the peer closed the endpoint");
+            } else if (st->pending && kv_peer_exited(ep)) {
+                scomm_kv_stream_give_up(ep, st, "the peer process exited");
             }
             if (ep->fault != SCOMM_OK) {
                 break;
             }
-            reap(ep, st);
+            kv_stream_reap(ep, st);
         }
         if (ep->closing || (ep->fault != SCOMM_OK)) {
             break;
         }
         if (ep->dialer) {
-            keeper_dial(ep);
+            kv_keeper_dial(ep);
         } else {
-            keeper_accept(ep);
+            kv_keeper_accept(ep);
         }
     }
     pthread_mutex_unlock(&ep->lock);
@@ -2352,25 +2361,25 @@ scomm_status_t scomm_kv_listen(const char *host, int32_t port,
     int fd;
 
     if ((host == NULL) || (port < 0) || (port > 65535) || (lst_p == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_listen: NULL host or "
-                       "lst_p, or port %d outside 0..65535", port);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_listen: NULL host or "
+                             "lst_p, or port %d outside 0..65535", port);
     }
-    status = kv_cfg_resolve(opts, &c);
+    status = scomm_kv_cfg_resolve(opts, &c);
     if (status != SCOMM_OK) {
         return status;
     }
     if (scomm_sock_resolve(host, port, &ss, &len, err, sizeof(err)) != 0) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_listen: %s", err);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_listen: %s", err);
     }
     fd = scomm_sock_listen(&ss, len, err, sizeof(err));
     if (fd < 0) {
-        return kv_fail(SCOMM_ERR_SYSTEM, "kv_listen on %s:%d: %s", host,
-                       port, err);
+        return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv_listen on %s:%d: %s", host,
+                             port, err);
     }
     l = calloc(1, sizeof(*l));
     if (l == NULL) {
         close(fd);
-        return kv_fail(SCOMM_ERR_NO_MEMORY, "kv_listen: out of memory");
+        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_listen: out of memory");
     }
     l->fd   = fd;
     l->port = scomm_sock_local_port(fd);
@@ -2424,7 +2433,7 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
     scomm_status_t status;
 
     if ((lst == NULL) || (ep_p == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_accept: NULL argument");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_accept: NULL argument");
     }
     deadline = scomm_deadline_ms((timeout_ms > 0) ? timeout_ms
                                                   : lst->timeout_ms);
@@ -2440,9 +2449,9 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
                     close(fds[i]);
                 }
             }
-            return kv_fail(SCOMM_ERR_TIMED_OUT, "kv_accept on port %d: "
-                           "timed out with %d of %d streams", lst->port,
-                           have, want);
+            return scomm_kv_fail(SCOMM_ERR_TIMED_OUT, "kv_accept on port %d: "
+                                 "timed out with %d of %d streams", lst->port,
+                                 have, want);
         }
         if (poll(&pfd, 1, scomm_ms_left(deadline, KV_POLL_MS)) <= 0) {
             continue;
@@ -2452,16 +2461,17 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
             continue;
         }
         hs_deadline = SCOMM_MIN(deadline, scomm_deadline_ms(5000));
-        ok = hs_read_hello(fd, hs_deadline, &hello, why, sizeof(why));
+        ok = scomm_kv_hs_read_hello(fd, hs_deadline, &hello, why, sizeof(why));
         if (ok && !scomm_secret_equal(hello.token, lst->token)) {
-            hs_refuse(fd, "wrong token", 0, hs_deadline);
+            scomm_kv_hs_refuse(fd, "wrong token", 0, hs_deadline);
             scomm_warn(SCOMM_SUB_KV, "kv_accept: refused a connection with "
                        "a wrong token");
             continue;
         }
         if (ok && (hello.flags & SCOMM_KV_HELLO_RESUME)) {
             /* Re-dials go to the endpoint's own port, never here. */
-            hs_refuse(fd, "re-dial sent to a listener", 0, hs_deadline);
+            scomm_kv_hs_refuse(fd, "re-dial sent to a listener", 0,
+                               hs_deadline);
             continue;
         }
         if (!ok) {
@@ -2492,21 +2502,21 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
         fds[hello.stream] = fd;
         have++;
     }
-    status = kv_cfg_resolve(&lst->opts, &c);
+    status = scomm_kv_cfg_resolve(&lst->opts, &c);
     if (status != SCOMM_OK) {
         return status;
     }
-    ep = ep_new(&c);
+    ep = kv_ep_new(&c);
     if (ep == NULL) {
         for (i = 0; i < want; i++) {
             close(fds[i]);
         }
-        return kv_fail(SCOMM_ERR_NO_MEMORY, "kv_accept: out of memory");
+        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_accept: out of memory");
     }
     ep->nstreams = want;
     ep->peer_pid = first.pid;
-    ep->cma_read_ok = cma_probe(first.pid, first.probe_addr,
-                                first.probe_val);
+    ep->cma_read_ok = kv_cma_probe(first.pid, first.probe_addr,
+                                   first.probe_val);
     for (i = 0; i < want; i++) {
         ep->st[i].fd = fds[i];
     }
@@ -2514,16 +2524,17 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
     ep->session = session;
     if ((c.reconnect_ms > 0) && (first.redial_ms > 0)) {
         ep->redial_ms = first.redial_ms;
-        redial_listen(ep);
+        scomm_kv_redial_listen(ep);
     }
     for (i = 0; i < want; i++) {
-        if (!hs_send_hello(ep, fds[i], SCOMM_KV_T_HELLO_OK, i, 0, deadline)) {
-            ep_free(ep);
-            return kv_fail(SCOMM_ERR_PEER_LOST, "kv_accept: peer went away "
-                           "during the handshake");
+        if (!scomm_kv_hs_send_hello(ep, fds[i], SCOMM_KV_T_HELLO_OK, i, 0,
+                                    deadline)) {
+            kv_ep_free(ep);
+            return scomm_kv_fail(SCOMM_ERR_PEER_LOST, "kv_accept: peer went "
+                                 "away during the handshake");
         }
     }
-    status = ep_start(ep);
+    status = kv_ep_start(ep);
     if (status != SCOMM_OK) {
         scomm_kv_ep_close(ep);
         return status;
@@ -2552,19 +2563,19 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
     int i, rc, fd;
 
     if ((host == NULL) || (port <= 0) || (port > 65535) || (ep_p == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect: NULL host or "
-                       "ep_p, or port %d outside 1..65535", port);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect: NULL host or "
+                             "ep_p, or port %d outside 1..65535", port);
     }
-    status = kv_cfg_resolve(opts, &c);
+    status = scomm_kv_cfg_resolve(opts, &c);
     if (status != SCOMM_OK) {
         return status;
     }
     if (scomm_sock_resolve(host, port, &ss, &len, err, sizeof(err)) != 0) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect: %s", err);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect: %s", err);
     }
-    ep = ep_new(&c);
+    ep = kv_ep_new(&c);
     if (ep == NULL) {
-        return kv_fail(SCOMM_ERR_NO_MEMORY, "kv_connect: out of memory");
+        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_connect: out of memory");
     }
     deadline = scomm_deadline_ms(c.timeout_ms);
     scomm_random_bytes(&session, sizeof(session));
@@ -2581,13 +2592,13 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             goto fail;
         }
         ep->st[i].fd = fd;
-        if (!hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, i, 0, deadline)) {
+        if (!scomm_kv_hs_send_hello(ep, fd, SCOMM_KV_T_HELLO, i, 0, deadline)) {
             status = SCOMM_ERR_PEER_LOST;
             goto fail;
         }
     }
     for (i = 0; i < c.streams; i++) {
-        rc = hs_io(ep->st[i].fd, hb, sizeof(hb), 0, deadline);
+        rc = scomm_kv_hs_io(ep->st[i].fd, hb, sizeof(hb), 0, deadline);
         if (rc != 0) {
             status = (rc == SCOMM_SOCK_TIMEOUT) ? SCOMM_ERR_TIMED_OUT
                                                 : SCOMM_ERR_PEER_LOST;
@@ -2595,30 +2606,30 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
         }
         scomm_kv_hdr_decode(hb, &h);
         if (scomm_kv_hdr_check(&h, 0, err, sizeof(err)) != 0) {
-            ep_free(ep);
-            return kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect to %s:%d: %s",
-                           host, port, err);
+            kv_ep_free(ep);
+            return scomm_kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect to %s:%d: %s",
+                                 host, port, err);
         }
         if (h.type == SCOMM_KV_T_HELLO_NO) {
             memset(text, 0, sizeof(text));
-            (void)hs_io(ep->st[i].fd, text, h.len, 0, deadline);
-            ep_free(ep);
-            return kv_fail(SCOMM_ERR_ACCESS_DENIED, "kv_connect to %s:%d: "
-                           "refused: %s", host, port, text);
+            (void)scomm_kv_hs_io(ep->st[i].fd, text, h.len, 0, deadline);
+            kv_ep_free(ep);
+            return scomm_kv_fail(SCOMM_ERR_ACCESS_DENIED, "kv_connect to "
+                                 "%s:%d: refused: %s", host, port, text);
         }
         if ((h.type != SCOMM_KV_T_HELLO_OK) ||
             (h.len != SCOMM_KV_HELLO_SIZE) ||
-            (hs_io(ep->st[i].fd, pl, sizeof(pl), 0, deadline) != 0) ||
+            (scomm_kv_hs_io(ep->st[i].fd, pl, sizeof(pl), 0, deadline) != 0) ||
             (scomm_kv_hello_decode(pl, sizeof(pl), &peer, err,
                                    sizeof(err)) != 0)) {
-            ep_free(ep);
-            return kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect to %s:%d: bad "
-                           "handshake reply", host, port);
+            kv_ep_free(ep);
+            return scomm_kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect to %s:%d: bad "
+                                 "handshake reply", host, port);
         }
         if (i == 0) {
             ep->peer_pid = peer.pid;
-            ep->cma_read_ok = cma_probe(peer.pid, peer.probe_addr,
-                                        peer.probe_val);
+            ep->cma_read_ok = kv_cma_probe(peer.pid, peer.probe_addr,
+                                           peer.probe_val);
             /* Re-dials go to the address this stream reached, at the port
              * the peer named (0: it takes none). */
             ep->rport = peer.port;
@@ -2626,12 +2637,12 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             if ((ep->rport == 0) ||
                 (getpeername(ep->st[0].fd, (struct sockaddr *)&ep->peer_ss,
                              &ep->peer_sslen) != 0) ||
-                (sock_set_port(&ep->peer_ss, ep->rport) != 0)) {
+                (scomm_kv_sock_set_port(&ep->peer_ss, ep->rport) != 0)) {
                 ep->redial_ms = 0;
             }
         }
     }
-    status = ep_start(ep);
+    status = kv_ep_start(ep);
     if (status != SCOMM_OK) {
         scomm_kv_ep_close(ep);
         return status;
@@ -2639,10 +2650,10 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
     *ep_p = ep;
     return SCOMM_OK;
 fail:
-    ep_free(ep);
-    return kv_fail(status, "kv_connect to %s:%d: %s", host, port,
-                   (status == SCOMM_ERR_TIMED_OUT) ? "timed out"
-                                                   : "connection failed");
+    kv_ep_free(ep);
+    return scomm_kv_fail(status, "kv_connect to %s:%d: %s", host, port,
+                         (status == SCOMM_ERR_TIMED_OUT)
+                             ? "timed out" : "connection failed");
 }
 
 scomm_status_t scomm_kv_connect_comm(scomm_comm_t *comm, int32_t peer,
@@ -2658,8 +2669,8 @@ scomm_status_t scomm_kv_connect_comm(scomm_comm_t *comm, int32_t peer,
 
     if ((comm == NULL) || (ep_p == NULL) || (peer < 0) ||
         (peer >= scomm_size(comm)) || (peer == scomm_rank(comm))) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect_comm: NULL "
-                       "argument or bad peer %d", peer);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_connect_comm: NULL "
+                             "argument or bad peer %d", peer);
     }
     w  = comm->world;
     me = scomm_rank(comm);
@@ -2696,8 +2707,8 @@ scomm_status_t scomm_kv_connect_comm(scomm_comm_t *comm, int32_t peer,
     }
     msg[sizeof(msg) - 1] = '\0';
     if (sscanf(msg, "%d %32s", &port, tok) != 2) {
-        return kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect_comm: bad address "
-                       "from rank %d", peer);
+        return scomm_kv_fail(SCOMM_ERR_PROTOCOL, "kv_connect_comm: bad address "
+                             "from rank %d", peer);
     }
     o.field_mask |= SCOMM_KV_FIELD_TOKEN;
     o.token = tok;
@@ -2715,7 +2726,7 @@ void scomm_kv_ep_close(scomm_kv_ep_t *ep)
     }
     pthread_mutex_lock(&ep->lock);
     __atomic_store_n(&ep->closing, 1, __ATOMIC_RELEASE);
-    ep_fault(ep, SCOMM_ERR_ABORTED, "kv endpoint closed");
+    scomm_kv_ep_fault(ep, SCOMM_ERR_ABORTED, "kv endpoint closed");
     pthread_mutex_unlock(&ep->lock);
     /* The keeper first: after it no thread is started or joined by
      * anyone else, and nothing takes re-dials. */
@@ -2745,13 +2756,13 @@ void scomm_kv_ep_close(scomm_kv_ep_t *ep)
     for (sx = ep->sx_head; sx != NULL; sx = next) {
         next = sx->next;
         if (sx->user_freed) {
-            sx_free(sx);
+            scomm_kv_sx_free(sx);
         } else {
             sx->orphan = 1;
             sx->ep = NULL;
         }
     }
-    ep_free(ep);
+    kv_ep_free(ep);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2767,18 +2778,20 @@ scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
     int id;
 
     if ((ep == NULL) || (base == NULL) || (id_p == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: NULL argument");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: NULL "
+                             "argument");
     }
     if (scomm_kv_layout_check(layout, why, sizeof(why)) != 0) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: %s", why);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: %s", why);
     }
     if (__builtin_mul_overflow((uint64_t)layout->num_layers,
                                (uint64_t)layout->num_blocks, &need) ||
         __builtin_mul_overflow(need, scomm_kv_block_bytes(layout), &need) ||
         (bytes < need)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: region of %llu "
-                       "bytes, layout needs %llu", (unsigned long long)bytes,
-                       (unsigned long long)need);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: region of "
+                             "%llu bytes, layout needs %llu",
+                             (unsigned long long)bytes,
+                             (unsigned long long)need);
     }
     pthread_mutex_lock(&ep->lock);
     for (id = 0; id < SCOMM_KV_MAX_REGIONS; id++) {
@@ -2788,8 +2801,8 @@ scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
     }
     if (id == SCOMM_KV_MAX_REGIONS) {
         pthread_mutex_unlock(&ep->lock);
-        return kv_fail(SCOMM_ERR_NO_RESOURCE, "kv_register: %d regions "
-                       "already", SCOMM_KV_MAX_REGIONS);
+        return scomm_kv_fail(SCOMM_ERR_NO_RESOURCE, "kv_register: %d regions "
+                             "already", SCOMM_KV_MAX_REGIONS);
     }
     ep->regions[id].used  = 1;
     ep->regions[id].l     = *layout;
@@ -2806,8 +2819,8 @@ scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id)
 {
     if ((ep == NULL) || (id < 0) || (id >= SCOMM_KV_MAX_REGIONS) ||
         !ep->regions[id].used) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_deregister: region %d is "
-                       "not registered", id);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_deregister: region %d "
+                             "is not registered", id);
     }
     pthread_mutex_lock(&ep->lock);
     ep->regions[id].used = 0;
@@ -2826,12 +2839,12 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
 
     if ((ep == NULL) || (plan == NULL) || (xfer_p == NULL) ||
         (plan->src_blocks == NULL) || (plan->dst_blocks == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: NULL argument");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: NULL argument");
     }
     if ((plan->src_region < 0) || (plan->src_region >= SCOMM_KV_MAX_REGIONS)
         || !ep->regions[plan->src_region].used) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: source region %d "
-                       "is not registered", plan->src_region);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: source region "
+                             "%d is not registered", plan->src_region);
     }
     r = &ep->regions[plan->src_region];
     nsrc = (plan->num_tokens + (uint64_t)r->l.block_tokens - 1) /
@@ -2841,26 +2854,26 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
         (plan->num_dst_blocks > SCOMM_KV_PLAN_MAX) ||
         (plan->num_layers < 1) || (plan->first_layer < 0) ||
         (plan->first_layer > r->l.num_layers - plan->num_layers)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: plan of %llu "
-                       "tokens with %u source blocks (need %llu) and layers "
-                       "%d+%d does not fit source region %d (%d layers)",
-                       (unsigned long long)plan->num_tokens,
-                       plan->num_src_blocks, (unsigned long long)nsrc,
-                       plan->first_layer, plan->num_layers,
-                       plan->src_region, r->l.num_layers);
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: plan of %llu "
+                             "tokens with %u source blocks (need %llu) and "
+                             "layers %d+%d does not fit source region %d (%d "
+                             "layers)", (unsigned long long)plan->num_tokens,
+                             plan->num_src_blocks, (unsigned long long)nsrc,
+                             plan->first_layer, plan->num_layers,
+                             plan->src_region, r->l.num_layers);
     }
     for (i = 0; i < plan->num_src_blocks; i++) {
         if ((plan->src_blocks[i] < 0) ||
             (plan->src_blocks[i] >= r->l.num_blocks)) {
-            return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: source block "
-                           "%d outside region %d (%d blocks)",
-                           plan->src_blocks[i], plan->src_region,
-                           r->l.num_blocks);
+            return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: source "
+                                 "block %d outside region %d (%d blocks)",
+                                 plan->src_blocks[i], plan->src_region,
+                                 r->l.num_blocks);
         }
     }
     sx = calloc(1, sizeof(*sx));
     if (sx == NULL) {
-        return kv_fail(SCOMM_ERR_NO_MEMORY, "kv_submit: out of memory");
+        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_submit: out of memory");
     }
     sx->ep          = ep;
     sx->plan        = *plan;
@@ -2882,8 +2895,8 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     sx->resend = malloc(sizeof(uint32_t) * (sx->nchunks + 1));
     if ((sx->tbl == NULL) || (sx->acked_map == NULL) || (sx->nacks == NULL)
         || (sx->resend == NULL) || (sx->nchunks > UINT32_MAX)) {
-        sx_free(sx);
-        return kv_fail(SCOMM_ERR_NO_MEMORY, "kv_submit: out of memory");
+        scomm_kv_sx_free(sx);
+        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_submit: out of memory");
     }
     memcpy(sx->tbl, plan->src_blocks, 4 * (size_t)plan->num_src_blocks);
     memcpy(sx->tbl + plan->num_src_blocks, plan->dst_blocks,
@@ -2895,17 +2908,17 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
         scomm_status_t st = ep->fault;
 
         pthread_mutex_unlock(&ep->lock);
-        sx_free(sx);
-        return kv_fail(st, "kv_submit: %s", ep->fault_msg);
+        scomm_kv_sx_free(sx);
+        return scomm_kv_fail(st, "kv_submit: %s", ep->fault_msg);
     }
     for (o = ep->sx_head; o != NULL; o = o->next) {
         if ((o->plan.xfer_id == plan->xfer_id) && (o->state != SX_DONE) &&
             (o->state != SX_FAILED)) {
             pthread_mutex_unlock(&ep->lock);
-            sx_free(sx);
-            return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: transfer id "
-                           "%llu is in use", (unsigned long long)
-                           plan->xfer_id);
+            scomm_kv_sx_free(sx);
+            return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: transfer "
+                                 "id %llu is in use",
+                                 (unsigned long long)plan->xfer_id);
         }
     }
     sx->order = ep->sx_order++;
@@ -2918,7 +2931,7 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     return SCOMM_OK;
 }
 
-static void abs_deadline(struct timespec *ts, uint64_t deadline)
+void scomm_kv_abs_deadline(struct timespec *ts, uint64_t deadline)
 {
     uint64_t left_ns, now = scomm_now_ns();
 
@@ -2943,11 +2956,11 @@ scomm_status_t scomm_kv_xfer_wait(scomm_kv_xfer_t *sx, int64_t timeout_ms)
     scomm_status_t st;
 
     if (sx == NULL) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_xfer_wait: NULL xfer");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_xfer_wait: NULL xfer");
     }
     if (sx->orphan) {
-        return (sx->state == SX_DONE) ? SCOMM_OK
-                                      : kv_fail(sx->status, "%s", sx->msg);
+        return (sx->state == SX_DONE)
+                   ? SCOMM_OK : scomm_kv_fail(sx->status, "%s", sx->msg);
     }
     ep = sx->ep;
     deadline = scomm_deadline_ms((timeout_ms > 0) ? timeout_ms
@@ -2956,19 +2969,19 @@ scomm_status_t scomm_kv_xfer_wait(scomm_kv_xfer_t *sx, int64_t timeout_ms)
     while ((sx->state != SX_DONE) && (sx->state != SX_FAILED)) {
         if (scomm_now_ns() >= deadline) {
             pthread_mutex_unlock(&ep->lock);
-            return kv_fail(SCOMM_ERR_TIMED_OUT, "kv transfer %llu: timed out "
-                           "with %llu of %llu chunks acknowledged",
-                           (unsigned long long)sx->plan.xfer_id,
-                           (unsigned long long)sx->acked,
-                           (unsigned long long)sx->nchunks);
+            return scomm_kv_fail(SCOMM_ERR_TIMED_OUT, "kv transfer %llu: timed "
+                                 "out with %llu of %llu chunks acknowledged",
+                                 (unsigned long long)sx->plan.xfer_id,
+                                 (unsigned long long)sx->acked,
+                                 (unsigned long long)sx->nchunks);
         }
-        abs_deadline(&ts, deadline);
+        scomm_kv_abs_deadline(&ts, deadline);
         pthread_cond_timedwait(&ep->done_cond, &ep->lock, &ts);
     }
     st = sx->status;
     pthread_mutex_unlock(&ep->lock);
     if (st != SCOMM_OK) {
-        return kv_fail(st, "%s", sx->msg);
+        return scomm_kv_fail(st, "%s", sx->msg);
     }
     return SCOMM_OK;
 }
@@ -2980,7 +2993,8 @@ scomm_status_t scomm_kv_xfer_test(scomm_kv_xfer_t *sx, int32_t *done)
     int d;
 
     if ((sx == NULL) || (done == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_xfer_test: NULL argument");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_xfer_test: NULL "
+                             "argument");
     }
     if (sx->orphan) {
         *done = 1;
@@ -3003,21 +3017,21 @@ void scomm_kv_xfer_free(scomm_kv_xfer_t *sx)
         return;
     }
     if (sx->orphan) {
-        sx_free(sx);
+        scomm_kv_sx_free(sx);
         return;
     }
     ep = sx->ep;
     pthread_mutex_lock(&ep->lock);
-    sx_fail(sx, SCOMM_ERR_ABORTED, "kv transfer cancelled");
+    scomm_kv_sx_fail(sx, SCOMM_ERR_ABORTED, "kv transfer cancelled");
     sx->user_freed = 1;
     sx->refs++;
-    sx_unref(ep, sx);
+    scomm_kv_sx_unref(ep, sx);
     pthread_mutex_unlock(&ep->lock);
 }
 
 /* Wait on the receiver until pred holds for the transfer. */
-static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
-                              int64_t timeout_ms, int release)
+static scomm_status_t kv_rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
+                                 int64_t timeout_ms, int release)
 {
     struct timespec ts;
     uint64_t deadline;
@@ -3027,13 +3041,13 @@ static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
     int li;
 
     if (ep == NULL) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv wait: NULL endpoint");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv wait: NULL endpoint");
     }
     deadline = scomm_deadline_ms((timeout_ms > 0) ? timeout_ms
                                                   : ep->timeout_ms);
     pthread_mutex_lock(&ep->lock);
     for (;;) {
-        rx = rx_find(ep, id);
+        rx = scomm_kv_rx_find(ep, id);
         if ((rx != NULL) && (rx->status != SCOMM_OK)) {
             st = rx->status;
             snprintf(msg, sizeof(msg), "%s", rx->msg);
@@ -3041,20 +3055,21 @@ static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
                 for (pp = &ep->rx_head; *pp != rx; pp = &(*pp)->next) {
                 }
                 *pp = rx->next;
-                rx_free(rx);
+                scomm_kv_rx_free(rx);
             }
             pthread_mutex_unlock(&ep->lock);
-            return kv_fail(st, "%s", msg);
+            return scomm_kv_fail(st, "%s", msg);
         }
         if (rx != NULL) {
             if (!release) {
                 li = layer - rx->b.first_layer;
                 if ((li < 0) || (li >= rx->b.num_layers)) {
                     pthread_mutex_unlock(&ep->lock);
-                    return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_wait_layer: "
-                                   "layer %d not in transfer %llu (%d+%d)",
-                                   layer, (unsigned long long)id,
-                                   rx->b.first_layer, rx->b.num_layers);
+                    return scomm_kv_fail(SCOMM_ERR_INVALID_ARG,
+                                         "kv_wait_layer: layer %d not in "
+                                         "transfer %llu (%d+%d)", layer,
+                                         (unsigned long long)id,
+                                         rx->b.first_layer, rx->b.num_layers);
                 }
                 if (rx->layer_left[li] == 0) {
                     pthread_mutex_unlock(&ep->lock);
@@ -3064,7 +3079,7 @@ static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
                 for (pp = &ep->rx_head; *pp != rx; pp = &(*pp)->next) {
                 }
                 *pp = rx->next;
-                rx_free(rx);
+                scomm_kv_rx_free(rx);
                 pthread_mutex_unlock(&ep->lock);
                 return SCOMM_OK;
             }
@@ -3073,16 +3088,16 @@ static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
             st = ep->fault;
             snprintf(msg, sizeof(msg), "%s", ep->fault_msg);
             pthread_mutex_unlock(&ep->lock);
-            return kv_fail(st, "%s", msg);
+            return scomm_kv_fail(st, "%s", msg);
         }
         if (scomm_now_ns() >= deadline) {
             pthread_mutex_unlock(&ep->lock);
-            return kv_fail(SCOMM_ERR_TIMED_OUT, "kv transfer %llu: timed out "
-                           "waiting for %s%d", (unsigned long long)id,
-                           release ? "all layers" : "layer ",
-                           release ? 0 : layer);
+            return scomm_kv_fail(SCOMM_ERR_TIMED_OUT, "kv transfer %llu: timed "
+                                 "out waiting for %s%d", (unsigned long long)id,
+                                 release ? "all layers" : "layer ",
+                                 release ? 0 : layer);
         }
-        abs_deadline(&ts, deadline);
+        scomm_kv_abs_deadline(&ts, deadline);
         pthread_cond_timedwait(&ep->done_cond, &ep->lock, &ts);
     }
 }
@@ -3090,19 +3105,20 @@ static scomm_status_t rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
 scomm_status_t scomm_kv_wait_layer(scomm_kv_ep_t *ep, uint64_t xfer_id,
                                    int32_t layer, int64_t timeout_ms)
 {
-    return rx_wait(ep, xfer_id, layer, timeout_ms, 0);
+    return kv_rx_wait(ep, xfer_id, layer, timeout_ms, 0);
 }
 
 scomm_status_t scomm_kv_wait_xfer(scomm_kv_ep_t *ep, uint64_t xfer_id,
                                   int64_t timeout_ms)
 {
-    return rx_wait(ep, xfer_id, 0, timeout_ms, 1);
+    return kv_rx_wait(ep, xfer_id, 0, timeout_ms, 1);
 }
 
 scomm_status_t scomm_kv_ep_stats(scomm_kv_ep_t *ep, scomm_kv_stats_t *out)
 {
     if ((ep == NULL) || (out == NULL)) {
-        return kv_fail(SCOMM_ERR_INVALID_ARG, "kv_ep_stats: NULL argument");
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_ep_stats: NULL "
+                             "argument");
     }
     pthread_mutex_lock(&ep->lock);
     *out = ep->stats;
