@@ -566,7 +566,7 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
             if ((ep->rport == 0) ||
                 (getpeername(ep->st[0].fd, (struct sockaddr *)&ep->peer_ss,
                              &ep->peer_sslen) != 0) ||
-                (scomm_kv_sock_set_port(&ep->peer_ss, ep->rport) != 0)) {
+                (scomm_sock_set_port(&ep->peer_ss, ep->rport) != 0)) {
                 ep->redial_ms = 0;
             }
         }

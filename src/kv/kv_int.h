@@ -282,7 +282,6 @@ void scomm_kv_stream_dead(kv_stream_t *st, const char *why);
 void scomm_kv_stream_thread_end(kv_stream_t *st);
 void scomm_kv_stream_give_up(scomm_kv_ep_t *ep, kv_stream_t *st,
                              const char *how);
-int scomm_kv_sock_set_port(struct sockaddr_storage *ss, int port);
 void scomm_kv_redial_listen(scomm_kv_ep_t *ep);
 void *scomm_kv_keeper_main(void *arg);
 

@@ -48,7 +48,6 @@
  *         reconnection off, after BYE        SCOMM_ERR_PEER_LOST)
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -208,19 +207,6 @@ void scomm_kv_stream_thread_end(kv_stream_t *st)
     pthread_mutex_unlock(&ep->lock);
 }
 
-int scomm_kv_sock_set_port(struct sockaddr_storage *ss, int port)
-{
-    if (ss->ss_family == AF_INET) {
-        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
-        return 0;
-    }
-    if (ss->ss_family == AF_INET6) {
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
-        return 0;
-    }
-    return -1;
-}
-
 /* Accepting side: open the endpoint's re-dial socket on the address its
  * first stream came in on. Without one the endpoint takes no re-dials. */
 void scomm_kv_redial_listen(scomm_kv_ep_t *ep)
@@ -231,7 +217,7 @@ void scomm_kv_redial_listen(scomm_kv_ep_t *ep)
 
     ep->lfd = -1;
     if ((getsockname(ep->st[0].fd, (struct sockaddr *)&ss, &len) != 0) ||
-        (scomm_kv_sock_set_port(&ss, 0) != 0)) {
+        (scomm_sock_set_port(&ss, 0) != 0)) {
         snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
     } else {
         ep->lfd = scomm_sock_listen(&ss, len, err, sizeof(err));
