@@ -432,15 +432,15 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
         have++;
     }
     status = scomm_kv_cfg_resolve(&lst->opts, &c);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    ep = kv_ep_new(&c);
+    ep = (status == SCOMM_OK) ? kv_ep_new(&c) : NULL;
     if (ep == NULL) {
         for (i = 0; i < want; i++) {
             close(fds[i]);
         }
-        return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_accept: out of memory");
+        return (status != SCOMM_OK)
+                   ? status
+                   : scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_accept: out of "
+                                   "memory");
     }
     ep->nstreams = want;
     ep->peer_pid = first.pid;
