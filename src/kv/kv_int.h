@@ -223,7 +223,6 @@ struct scomm_kv_listener {
     scomm_kv_opts_t opts;
     char      token[SCOMM_KV_TOKEN_MAX];
     int64_t   timeout_ms;
-    scomm_kv_ep_t *res;        /* resolved options template */
 };
 
 /* An endpoint's options, resolved and checked (kv_opts.c). */
