@@ -92,8 +92,7 @@ static void kv_ep_free(scomm_kv_ep_t *ep)
         free(st->rbuf[1]);
         free(st->ftmp);
         free(st->ftx);
-        ZSTD_freeCCtx(st->zc);
-        ZSTD_freeDCtx(st->zd);
+        scomm_kv_codec_free(st);
     }
     while ((rx = ep->rx_head) != NULL) {
         ep->rx_head = rx->next;

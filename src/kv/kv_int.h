@@ -14,6 +14,7 @@
  *   kv_conn.c    endpoints set up and torn down: listen, accept, connect,
  *                handshake, threads, close
  *   kv_redial.c  a stream's loss and its re-dial (the keeper thread)
+ *   kv_codec.c   lz4 and zstd, each only where the build found it
  *   kv_xfer.c    regions, submit, waits, statistics, test hooks
  *
  * Threads: each stream (one TCP socket) has a TX thread, the only writer of
@@ -51,7 +52,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
-#include <zstd.h>
 
 #include "kv.h"
 #include "core/scomm_int.h"
@@ -158,8 +158,8 @@ typedef struct kv_stream {
     size_t         fcap;
     float         *ftx;    /* TX thread's */
     size_t         ftxcap;
-    ZSTD_CCtx     *zc;
-    ZSTD_DCtx     *zd;
+    void          *zc;     /* TX thread's ZSTD_CCtx (kv_codec.c) */
+    void          *zd;     /* RX thread's ZSTD_DCtx */
     char           why[160];     /* RX thread's last error */
     char           why_tx[160];  /* TX thread's last error */
     char           lost_why[160]; /* why it was lost (lock held) */
@@ -197,6 +197,7 @@ struct scomm_kv_ep {
     int             cma_read_ok;   /* we can read the peer's memory */
     int             no_cma;
     _Atomic int     corrupt_n;
+    int             no_codecs;     /* test hook: as if built without */
     uint64_t        probe_val;
     scomm_kv_stats_t stats;
     /* Reconnection: the keeper thread re-dials lost streams (dialler) or
@@ -250,6 +251,24 @@ int scomm_kv_hs_io(int fd, void *buf, size_t len, int wr, uint64_t deadline);
 int scomm_kv_ensure_buf(uint8_t **buf, size_t *cap, size_t need);
 int scomm_kv_ensure_f(float **buf, size_t *cap, size_t n);
 void scomm_kv_abs_deadline(struct timespec *ts, uint64_t deadline);
+
+/* ---- compression (kv_codec.c) ---- */
+/* 1 (and the reason in msg) when this endpoint cannot use compression:
+ * not built in, or the test hook scomm_kv_debug_no_codecs is on. */
+int scomm_kv_codec_missing(const scomm_kv_ep_t *ep, int compression,
+                           char *msg, size_t msglen);
+/* Output bound of compressing rawlen bytes (0: codec not built in). */
+size_t scomm_kv_compress_bound(int compression, size_t rawlen);
+/* Compress into out (cap bytes): the compressed length, or 0 with the
+ * reason in st->why_tx. TX thread. */
+size_t scomm_kv_compress(kv_stream_t *st, int compression, int level,
+                         const uint8_t *raw, size_t rawlen, uint8_t *out,
+                         size_t cap);
+/* Decompress exactly rawlen bytes into raw: 0; -1 bad data; -2 no memory
+ * for a context. RX thread. */
+int scomm_kv_decompress(kv_stream_t *st, int compression, const uint8_t *in,
+                        size_t len, uint8_t *raw, size_t rawlen);
+void scomm_kv_codec_free(kv_stream_t *st);
 
 /* ---- sender (kv_send.c) ---- */
 int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,

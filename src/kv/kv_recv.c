@@ -1,7 +1,8 @@
 /*
  * kv_recv.c - the receiving half of a KV endpoint: the RX thread, its
  * socket's only reader, and what it does with each frame: a BEGIN checked
- * against the destination region (kv_on_begin), a DATA or DESC chunk
+ * against the destination region and the codecs built in (kv_on_begin:
+ * BEGIN_ERR says MISMATCH or UNSUPPORTED in its aux), a DATA or DESC chunk
  * stored into the destination blocks (kv_on_chunk: in place, regrouped,
  * dequantised or decompressed; DESC chunks copied from the sender's memory
  * with process_vm_readv), a reply to one of our own transfers
@@ -41,12 +42,10 @@
  * store holds it (rx->refs == 0).
  */
 #include <errno.h>
-#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <zstd.h>
 
 #include "kv_int.h"
 #include "telemetry/tm.h"
@@ -135,6 +134,7 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
     const kv_region_t *r;
     struct timespec ts;
     uint64_t deadline;
+    scomm_status_t refuse = SCOMM_ERR_MISMATCH;
     uint32_t i;
     int bad;
 
@@ -168,6 +168,12 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
         pthread_mutex_unlock(&ep->lock);
         scomm_kv_rx_free(rx);
         return;
+    }
+    if ((bad == 0) && scomm_kv_codec_missing(ep, rx->b.compression, why,
+                                             sizeof(why))) {
+        /* Refused the same way when repeated: before the record check. */
+        refuse = SCOMM_ERR_UNSUPPORTED;
+        bad = -1;
     }
     old = scomm_kv_rx_find(ep, rx->id);
     if ((bad == 0) && (old != NULL) && (old->status == SCOMM_OK)) {
@@ -213,11 +219,14 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
     h.xfer_id = rx->id;
     if (bad != 0) {
         /* Keep a failed record so the receiver's waits report it. */
-        rx->status = SCOMM_ERR_MISMATCH;
+        rx->status = refuse;
         snprintf(rx->msg, sizeof(rx->msg), "kv transfer %llu refused: %s",
                  (unsigned long long)rx->id, why);
         scomm_warn(SCOMM_SUB_KV, "%s", rx->msg);
         h.type = SCOMM_KV_T_BEGIN_ERR;
+        h.aux  = (refuse == SCOMM_ERR_UNSUPPORTED)
+                     ? SCOMM_KV_BEGIN_ERR_UNSUPPORTED
+                     : SCOMM_KV_BEGIN_ERR_MISMATCH;
         scomm_kv_ctl_push(st, &h, why);
         if (scomm_kv_rx_find(ep, rx->id) == NULL) {
             rx->next = ep->rx_head;
@@ -434,24 +443,12 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         if ((hh->type == SCOMM_KV_T_DATA) && (rx->b.compression != 0)) {
             uint8_t *dst = raw + hh->len;
 
-            if (rx->b.compression == SCOMM_KV_COMPRESS_LZ4) {
-                k = LZ4_decompress_safe((const char *)raw, (char *)dst,
-                                        (int)hh->len, (int)rawlen);
-                n = (k < 0) ? 0 : (size_t)k;
-            } else {
-                if ((st->zd == NULL) &&
-                    ((st->zd = ZSTD_createDCtx()) == NULL)) {
-                    rc = -1;
-                    goto release;
-                }
-                n = ZSTD_decompressDCtx(st->zd, dst, rawlen, raw, hh->len);
-                if (ZSTD_isError(n)) {
-                    n = 0;
-                }
-            }
-            if (n != rawlen) {
-                snprintf(st->why, sizeof(st->why), "chunk %u: bad "
-                         "compressed data", hh->seq);
+            k = scomm_kv_decompress(st, rx->b.compression, raw, hh->len, dst,
+                                    rawlen);
+            if (k != 0) {
+                snprintf(st->why, sizeof(st->why), "chunk %u: %s", hh->seq,
+                         (k == -2) ? "no memory for a zstd context"
+                                   : "bad compressed data");
                 rc = -1;
                 goto release;
             }

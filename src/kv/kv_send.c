@@ -42,11 +42,9 @@
  *   or too many NACKs (scomm_kv_on_reply), the endpoint's fault
  *   (scomm_kv_ep_fault) or a cancel (scomm_kv_xfer_free).
  */
-#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zstd.h>
 
 #include "kv_int.h"
 #include "telemetry/tm.h"
@@ -230,32 +228,20 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     }
     out    = raw;
     outlen = rawlen;
-    if (sx->compression == SCOMM_KV_COMPRESS_LZ4) {
-        bound = (size_t)LZ4_compressBound((int)rawlen);
+    if (sx->compression != SCOMM_KV_COMPRESS_NONE) {
+        bound = scomm_kv_compress_bound(sx->compression, rawlen);
         if (scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
             snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
-        outlen = (size_t)LZ4_compress_fast((const char *)raw,
-                                           (char *)st->tbuf[1], (int)rawlen,
-                                           (int)bound,
-                                           (sx->level > 0) ? sx->level : 1);
-        out = st->tbuf[1];
-    } else if (sx->compression == SCOMM_KV_COMPRESS_ZSTD) {
-        bound = ZSTD_compressBound(rawlen);
-        if ((scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) ||
-            ((st->zc == NULL) && ((st->zc = ZSTD_createCCtx()) == NULL))) {
-            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
-            return -1;
-        }
-        outlen = ZSTD_compressCCtx(st->zc, st->tbuf[1], bound, raw, rawlen,
-                                   (sx->level != 0) ? sx->level : 1);
-        if (ZSTD_isError(outlen)) {
-            outlen = 0;
+        outlen = scomm_kv_compress(st, sx->compression, sx->level, raw,
+                                   rawlen, st->tbuf[1], bound);
+        if (outlen == 0) {
+            return -1; /* the reason is in why_tx */
         }
         out = st->tbuf[1];
     }
-    if ((outlen == 0) || (outlen > SCOMM_KV_CHUNK_MAX)) {
+    if (outlen > SCOMM_KV_CHUNK_MAX) {
         snprintf(st->why_tx, sizeof(st->why_tx), "compression failed");
         return -1;
     }
@@ -465,7 +451,9 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
                 snprintf(msg, sizeof(msg), "kv transfer %llu refused by the "
                          "receiver: %s", (unsigned long long)h->xfer_id,
                          text);
-                scomm_kv_sx_fail(sx, SCOMM_ERR_MISMATCH, msg);
+                scomm_kv_sx_fail(sx, (h->aux == SCOMM_KV_BEGIN_ERR_UNSUPPORTED)
+                                         ? SCOMM_ERR_UNSUPPORTED
+                                         : SCOMM_ERR_MISMATCH, msg);
             }
             pthread_cond_broadcast(&ep->tx_cond);
             pthread_cond_broadcast(&ep->done_cond);

@@ -6,8 +6,10 @@
  *
  * Design notes (invariants):
  *  1. A plan is checked whole against the source region (token count,
- *     table sizes, every source block, the layer range) before anything is
- *     queued; a submit on a failed endpoint returns the endpoint's fault.
+ *     table sizes, every source block, the layer range), and the
+ *     endpoint's compression against the codecs built in, before anything
+ *     is queued; a submit on a failed endpoint returns the endpoint's
+ *     fault.
  *  2. A transfer id is unique among the endpoint's unfinished transfers.
  *  3. Every wait has a deadline (its timeout, else the endpoint's) and
  *     wakes at least every 100 ms (scomm_kv_abs_deadline); the endpoint's
@@ -92,10 +94,14 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     uint64_t nsrc;
     uint32_t i;
     size_t wbb;
+    char why[SCOMM_KV_ERRTEXT_MAX];
 
     if ((ep == NULL) || (plan == NULL) || (xfer_p == NULL) ||
         (plan->src_blocks == NULL) || (plan->dst_blocks == NULL)) {
         return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: NULL argument");
+    }
+    if (scomm_kv_codec_missing(ep, ep->compression, why, sizeof(why))) {
+        return scomm_kv_fail(SCOMM_ERR_UNSUPPORTED, "kv_submit: %s", why);
     }
     if ((plan->src_region < 0) || (plan->src_region >= SCOMM_KV_MAX_REGIONS)
         || !ep->regions[plan->src_region].used) {
@@ -404,4 +410,9 @@ void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on)
     pthread_mutex_lock(&ep->lock);
     ep->no_cma = on;
     pthread_mutex_unlock(&ep->lock);
+}
+
+void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on)
+{
+    __atomic_store_n(&ep->no_codecs, on, __ATOMIC_RELAXED);
 }
