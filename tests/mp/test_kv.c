@@ -1254,8 +1254,9 @@ static int case_nocodec(void)
             return 1;
         }
     }
-    printf("nocodec: lz4 and zstd refused as unsupported on each side, "
-           "naming the package; the endpoints went on\n");
+    printf("nocodec: lz4 and zstd refused as unsupported (at submit, and "
+           "by the receiver where the sender has them), naming the package; "
+           "the endpoints went on\n");
     return 0;
 }
 
