@@ -197,7 +197,7 @@ scomm_status_t scomm_kv_xfer_wait(scomm_kv_xfer_t *sx, int64_t timeout_ms)
 {
     scomm_kv_ep_t *ep;
     struct timespec ts;
-    uint64_t deadline;
+    uint64_t deadline, acked;
     scomm_status_t st;
 
     if (sx == NULL) {
@@ -213,11 +213,12 @@ scomm_status_t scomm_kv_xfer_wait(scomm_kv_xfer_t *sx, int64_t timeout_ms)
     pthread_mutex_lock(&ep->lock);
     while ((sx->state != SX_DONE) && (sx->state != SX_FAILED)) {
         if (scomm_now_ns() >= deadline) {
+            acked = sx->acked; /* RX threads count on: read it locked */
             pthread_mutex_unlock(&ep->lock);
             return scomm_kv_fail(SCOMM_ERR_TIMED_OUT, "kv transfer %llu: timed "
                                  "out with %llu of %llu chunks acknowledged",
                                  (unsigned long long)sx->plan.xfer_id,
-                                 (unsigned long long)sx->acked,
+                                 (unsigned long long)acked,
                                  (unsigned long long)sx->nchunks);
         }
         scomm_kv_abs_deadline(&ts, deadline);
@@ -309,12 +310,13 @@ static scomm_status_t kv_rx_wait(scomm_kv_ep_t *ep, uint64_t id, int32_t layer,
             if (!release) {
                 li = layer - rx->b.first_layer;
                 if ((li < 0) || (li >= rx->b.num_layers)) {
+                    /* Copied under the lock: another waiter may free rx. */
+                    snprintf(msg, sizeof(msg), "kv_wait_layer: layer %d not "
+                             "in transfer %llu (%d+%d)", layer,
+                             (unsigned long long)id, rx->b.first_layer,
+                             rx->b.num_layers);
                     pthread_mutex_unlock(&ep->lock);
-                    return scomm_kv_fail(SCOMM_ERR_INVALID_ARG,
-                                         "kv_wait_layer: layer %d not in "
-                                         "transfer %llu (%d+%d)", layer,
-                                         (unsigned long long)id,
-                                         rx->b.first_layer, rx->b.num_layers);
+                    return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "%s", msg);
                 }
                 if (rx->layer_left[li] == 0) {
                     pthread_mutex_unlock(&ep->lock);
