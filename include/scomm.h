@@ -952,7 +952,9 @@ typedef enum {
     SCOMM_KV_WIRE_INT4     = 2  /**< int4 (-7..7), one scale per block/head */
 } scomm_kv_wire_dtype_t;
 
-/** Lossless compression of each chunk. */
+/** Lossless compression of each chunk. Each is optional at build time
+ * (liblz4-dev, libzstd-dev); one not built in is SCOMM_ERR_UNSUPPORTED at
+ * scomm_kv_submit, or from the receiver for the transfer that asks. */
 typedef enum {
     SCOMM_KV_COMPRESS_NONE = 0,
     SCOMM_KV_COMPRESS_LZ4  = 1,
@@ -1124,7 +1126,8 @@ typedef struct scomm_kv_plan {
  * order, so the receiver sees layer notifications in order.
  * @param[out] xfer_p  request to wait on and free
  * @return SCOMM_OK, ERR_INVALID_ARG (plan outside the source region),
- *         ERR_PEER_LOST, ERR_NO_MEMORY
+ *         ERR_UNSUPPORTED (the endpoint's compression is not built into
+ *         this library), ERR_PEER_LOST, ERR_NO_MEMORY
  */
 SCOMM_API scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep,
                                          const scomm_kv_plan_t *plan,
@@ -1136,6 +1139,7 @@ SCOMM_API scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep,
  * @param[in] timeout_ms  <= 0: the endpoint's timeout
  * @return SCOMM_OK, ERR_TIMED_OUT (the transfer goes on), ERR_MISMATCH
  *         (the receiver refused the plan: layouts or regions differ),
+ *         ERR_UNSUPPORTED (the receiver's library lacks the compression),
  *         ERR_PEER_LOST, ERR_CHECKSUM (a chunk failed its check too often),
  *         ERR_ABORTED
  */
@@ -1154,7 +1158,9 @@ SCOMM_API void scomm_kv_xfer_free(scomm_kv_xfer_t *xfer);
  * has landed in the destination region, verified. Waits for the transfer
  * to begin if it has not yet.
  * @return SCOMM_OK, ERR_INVALID_ARG (layer not in the transfer),
- *         ERR_TIMED_OUT, ERR_PEER_LOST, ERR_MISMATCH, ERR_ABORTED
+ *         ERR_TIMED_OUT, ERR_PEER_LOST, ERR_MISMATCH, ERR_UNSUPPORTED (the
+ *         transfer's compression is not built into this library),
+ *         ERR_ABORTED
  */
 SCOMM_API scomm_status_t scomm_kv_wait_layer(scomm_kv_ep_t *ep,
                                              uint64_t xfer_id, int32_t layer,

@@ -120,19 +120,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "../telemetry/control.h"
 #include "direct.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define DIRECT_CHUNK_DEFAULT (1u << 20)
 #define DIRECT_CHUNK_MIN     (64u << 10)
@@ -511,10 +504,9 @@ static int direct_peer_wfd(direct_state_t *d, int q)
 
     if (d->wfd[q] == -2) {
         d->wfd[q] = -1;
-        pidfd = (int)syscall(SYS_pidfd_open, (pid_t)d->ctrl[q]->pid, 0);
+        pidfd = scomm_pidfd_open((pid_t)d->ctrl[q]->pid);
         if (pidfd >= 0) {
-            d->wfd[q] = (int)syscall(SYS_pidfd_getfd, pidfd,
-                                     d->ctrl[q]->wake_fd, 0);
+            d->wfd[q] = scomm_pidfd_getfd(pidfd, d->ctrl[q]->wake_fd);
             close(pidfd);
         }
         if (d->wfd[q] < 0) {

@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -220,41 +219,6 @@ static int scomm_param_word(const scomm_param_t *p, const char *w, size_t n)
     return -1;
 }
 
-/* scomm_parse_size, also taking "4KiB", "4MiB", "4GiB". */
-static int scomm_param_parse_size(const char *text, uint64_t *out)
-{
-    char buf[64];
-    size_t n = strlen(text);
-
-    if ((n > 3) && (n < sizeof(buf)) &&
-        (strcasecmp(text + n - 2, "ib") == 0) &&
-        (strchr("kKmMgG", text[n - 3]) != NULL)) {
-        memcpy(buf, text, n - 2);
-        buf[n - 2] = '\0';
-        return scomm_parse_size(buf, out);
-    }
-    return scomm_parse_size(text, out);
-}
-
-static int scomm_param_parse_bool(const char *v, int64_t *out)
-{
-    static const char *const yes[] = {"1", "y", "yes", "true", "on"};
-    static const char *const no[]  = {"0", "n", "no", "false", "off"};
-    size_t i;
-
-    for (i = 0; i < SCOMM_ARRAY_SIZE(yes); i++) {
-        if (strcasecmp(v, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(v, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* 0 when every comma- or space-separated word of text is one of p's. */
 static int scomm_param_list_ok(const scomm_param_t *p, const char *text,
                                const char **bad, size_t *badlen)
@@ -307,12 +271,13 @@ static scomm_status_t scomm_param_parse(const scomm_param_t *p,
         v->i  = iv;
         break;
     case SCOMM_PARAM_SIZE:
-        ok   = (scomm_param_parse_size(text, &sv) == 0) &&
+        ok   = (scomm_parse_size(text, &sv) == 0) &&
                (sv >= (uint64_t)p->min) && (sv <= (uint64_t)p->max);
         v->u = sv;
         break;
     case SCOMM_PARAM_BOOL:
-        ok = (scomm_param_parse_bool(text, &v->i) == 0);
+        v->i = scomm_parse_bool(text);
+        ok   = (v->i >= 0);
         break;
     case SCOMM_PARAM_ENUM:
         v->i = scomm_param_word(p, text, strlen(text));

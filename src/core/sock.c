@@ -187,6 +187,19 @@ int scomm_sock_read_all(int fd, void *buf, size_t len, uint64_t deadline)
     return SCOMM_SOCK_OK;
 }
 
+int scomm_sock_set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (ss->ss_family == AF_INET6) {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return -1;
+}
+
 int scomm_sock_local_port(int fd)
 {
     struct sockaddr_storage ss;

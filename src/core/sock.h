@@ -28,6 +28,8 @@ int scomm_sock_connect(const struct sockaddr_storage *ss, socklen_t len,
 int scomm_sock_write_all(int fd, const void *buf, size_t len,
                          uint64_t deadline);
 int scomm_sock_read_all(int fd, void *buf, size_t len, uint64_t deadline);
+/* Set the port of an IPv4 or IPv6 address: 0, or -1 for another family. */
+int scomm_sock_set_port(struct sockaddr_storage *ss, int port);
 int scomm_sock_local_port(int fd);
 void scomm_sock_addr_str(const struct sockaddr_storage *ss, char *out,
                          size_t outlen, int *port);

@@ -9,8 +9,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/* Numbers of the generic syscall table (x86-64 and aarch64 alike), for C
+ * libraries that predate them. */
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
 
 uint64_t scomm_hash64(const void *data, size_t len, uint64_t seed)
 {
@@ -85,6 +96,28 @@ int scomm_secret_equal(const char *a, const char *b)
     return diff == 0;
 }
 
+int scomm_ct_equal(const void *a, const void *b, size_t len)
+{
+    const unsigned char *pa = a, *pb = b;
+    volatile unsigned char diff = 0;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        diff |= (unsigned char)(pa[i] ^ pb[i]);
+    }
+    return diff == 0;
+}
+
+int scomm_pidfd_open(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int scomm_pidfd_getfd(int pidfd, int fd)
+{
+    return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+}
+
 int scomm_set_nonblock(int fd)
 {
     int flags = fcntl(fd, F_GETFL, 0);
@@ -127,6 +160,10 @@ int scomm_parse_size(const char *text, uint64_t *out)
     default:
         return -1;
     }
+    if ((mult > 1) && ((*end == 'i') || (*end == 'I')) &&
+        ((end[1] == 'b') || (end[1] == 'B'))) {
+        end++; /* "KiB" */
+    }
     if ((*end == 'b') || (*end == 'B')) {
         end++;
     }
@@ -135,4 +172,24 @@ int scomm_parse_size(const char *text, uint64_t *out)
     }
     *out = (uint64_t)v * mult;
     return 0;
+}
+
+int scomm_parse_bool(const char *text)
+{
+    static const char *const yes[] = {"1", "y", "yes", "true", "on"};
+    static const char *const no[]  = {"0", "n", "no", "false", "off"};
+    size_t i;
+
+    if (text == NULL) {
+        return -1;
+    }
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(text, yes[i]) == 0) {
+            return 1;
+        }
+        if (strcasecmp(text, no[i]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
 }

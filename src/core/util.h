@@ -1,12 +1,16 @@
 /*
  * util.h - small services shared by every layer: clocks, deadlines, random
- * bytes, hashing, checked arithmetic, constant-time compare, fd helpers.
+ * bytes, hashing, checked arithmetic, constant-time compares, fd and pidfd
+ * helpers, and the parsers of booleans and sizes that every configuration
+ * source (environment, preset files, control keys, the CLI) uses, so one
+ * value means the same wherever it is written.
  */
 #ifndef SCOMM_UTIL_H
 #define SCOMM_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define SCOMM_LIKELY(_x)   __builtin_expect(!!(_x), 1)
@@ -77,8 +81,20 @@ void scomm_random_hex(char *out, size_t nbytes); /* out: 2*nbytes+1 chars */
 /* Compare two NUL-terminated secrets in time independent of where they
  * differ (only the length of b leaks). Returns 1 when equal. */
 int scomm_secret_equal(const char *a, const char *b);
+/* Compare len bytes in time independent of where they differ. Returns 1
+ * when equal. */
+int scomm_ct_equal(const void *a, const void *b, size_t len);
 int scomm_set_nonblock(int fd);
-/* Parse "123", "64k", "4m", "1g" (powers of 1024). Returns 0 on success. */
+/* pidfd_open(2) and pidfd_getfd(2) through syscall(2), which works where
+ * the C library has no wrapper. -1 with errno set when the kernel refuses
+ * (older than 5.3 / 5.6, or no permission). */
+int scomm_pidfd_open(pid_t pid);
+int scomm_pidfd_getfd(int pidfd, int fd);
+/* Parse "123", "64k", "4m", "1g" (powers of 1024; also "4kb", "4KiB").
+ * Returns 0 on success. */
 int scomm_parse_size(const char *text, uint64_t *out);
+/* Parse a boolean, case-insensitive: 1, y, yes, true, on -> 1; 0, n, no,
+ * false, off -> 0; anything else (NULL included) -> -1. */
+int scomm_parse_bool(const char *text);
 
 #endif /* SCOMM_UTIL_H */

@@ -97,6 +97,10 @@ typedef struct scomm_kv_hello {
                              stream (0: never), <= SCOMM_KV_REDIAL_MAX_MS */
 } scomm_kv_hello_t;
 
+/* BEGIN_ERR aux: why the receiver refused (0 for peers that predate it). */
+#define SCOMM_KV_BEGIN_ERR_MISMATCH    0u /* plan or layout disagree */
+#define SCOMM_KV_BEGIN_ERR_UNSUPPORTED 1u /* compression not built in */
+
 /* BEGIN payload: the plan, the source layout and the encoding. */
 #define SCOMM_KV_BEGIN_FIXED 96
 typedef struct scomm_kv_begin {
@@ -180,7 +184,11 @@ void scomm_kv_simd_force(int level);
 /* 1 if the AVX2 forms are in use. */
 int scomm_kv_simd_active(void);
 
-/* ---- test hooks (kv_ep.c) ---- */
+/* ---- compression (kv_codec.c) ---- */
+/* 1 if compression (scomm_kv_compress_t) is built into this library. */
+int scomm_kv_codec_built(int compression);
+
+/* ---- test hooks (kv_xfer.c) ---- */
 /* Flip one byte in each of the next n chunks this endpoint receives,
  * before their CRC is checked (emulates damage on the wire). */
 void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n);
@@ -191,6 +199,9 @@ void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on);
 /* Hold (1) or release (0) reconnection: while held, a lost stream is
  * neither re-dialled nor accepted back (its window still runs). */
 void scomm_kv_debug_hold_reconnect(scomm_kv_ep_t *ep, int on);
+/* Behave (1) as if this library had no lz4 and no zstd, or not (0): a
+ * submit or a peer's BEGIN that asks for one is refused as unsupported. */
+void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on);
 /* The port that re-dials of this endpoint go to (the accepting side's own
  * port, or the peer's on the connecting side; 0: none) and the session. */
 int scomm_kv_debug_redial_port(scomm_kv_ep_t *ep, uint64_t *session);

@@ -89,7 +89,7 @@ size_t scomm_kv_row_off(const scomm_kv_layout_t *l, int kv, int head,
             (size_t)token) * D;
 }
 
-static size_t group_codes(const scomm_kv_layout_t *l, int wire_dtype)
+static size_t kv_group_codes(const scomm_kv_layout_t *l, int wire_dtype)
 {
     size_t n = (size_t)l->block_tokens * (size_t)l->head_dim;
 
@@ -101,21 +101,21 @@ size_t scomm_kv_wire_block_bytes(const scomm_kv_layout_t *l, int wire_dtype)
     if (wire_dtype == SCOMM_KV_WIRE_NATIVE) {
         return (size_t)scomm_kv_block_bytes(l);
     }
-    return 2 * (size_t)l->num_kv_heads * (4 + group_codes(l, wire_dtype));
+    return 2 * (size_t)l->num_kv_heads * (4 + kv_group_codes(l, wire_dtype));
 }
 
 /*
  * Rows (kv, head, t) of one group, t = 0..Bt-1, follow each other in a
  * head-major block: the group is one run of Bt * D elements there.
  */
-static int group_contiguous(const scomm_kv_layout_t *l)
+static int kv_group_contiguous(const scomm_kv_layout_t *l)
 {
     return (l->order == SCOMM_KV_ORDER_HEAD_MAJOR) || (l->block_tokens == 1);
 }
 
 /* Pointer to row (kv, head, t) of a block. */
-static const uint8_t *row_at(const scomm_kv_layout_t *l, const void *blk,
-                             int kv, int h, int t)
+static const uint8_t *kv_row_at(const scomm_kv_layout_t *l, const void *blk,
+                                int kv, int h, int t)
 {
     return (const uint8_t *)blk +
            scomm_kv_row_off(l, kv, h, t) * scomm_dtype_size(l->dtype);
@@ -131,15 +131,15 @@ void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
                           int wire_dtype, uint8_t *out, float *tmp)
 {
     size_t D = (size_t)l->head_dim, n = (size_t)l->block_tokens * D;
-    size_t run = group_contiguous(l) ? n : D;
-    int kv, h, t, nrun = group_contiguous(l) ? 1 : l->block_tokens;
+    size_t run = kv_group_contiguous(l) ? n : D;
+    int kv, h, t, nrun = kv_group_contiguous(l) ? 1 : l->block_tokens;
     float amax, a, scale, inv;
 
     for (kv = 0; kv < 2; kv++) {
         for (h = 0; h < l->num_kv_heads; h++) {
             amax = 0.0f;
             for (t = 0; t < nrun; t++) {
-                a = scomm_kv_absmax(row_at(l, blk, kv, h, t), l->dtype, run);
+                a = scomm_kv_absmax(kv_row_at(l, blk, kv, h, t), l->dtype, run);
                 amax = (a > amax) ? a : amax;
             }
             scale = 0.0f;
@@ -153,11 +153,13 @@ void scomm_kv_quant_block(const scomm_kv_layout_t *l, const void *blk,
             for (t = 0; t < nrun; t++) {
                 if (wire_dtype == SCOMM_KV_WIRE_INT4) {
                     scomm_cvt_to_f32(tmp + (size_t)t * run,
-                                     row_at(l, blk, kv, h, t), run, l->dtype);
+                                     kv_row_at(l, blk, kv, h, t), run,
+                                     l->dtype);
                 } else {
                     scomm_cvt_scaled(out + 4 + (size_t)t * run,
-                                     SCOMM_FP8_E4M3, row_at(l, blk, kv, h, t),
-                                     l->dtype, run, inv);
+                                     SCOMM_FP8_E4M3,
+                                     kv_row_at(l, blk, kv, h, t), l->dtype,
+                                     run, inv);
                 }
             }
             if (wire_dtype == SCOMM_KV_WIRE_INT4) {
@@ -203,7 +205,7 @@ int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
     if ((wire_dtype != SCOMM_KV_WIRE_FP8_E4M3) ||
         (sl->block_tokens != dl->block_tokens) ||
         (sl->head_dim != dl->head_dim) ||
-        (sl->num_kv_heads != dl->num_kv_heads) || !group_contiguous(dl)) {
+        (sl->num_kv_heads != dl->num_kv_heads) || !kv_group_contiguous(dl)) {
         return -1;
     }
     for (kv = 0; kv < 2; kv++) {
@@ -237,7 +239,7 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
     if ((srcf != NULL) && (t0 == 0) && (t1 == sl->block_tokens) &&
         (sl->block_tokens == dl->block_tokens) &&
         (gbase % (uint64_t)dl->block_tokens == 0) &&
-        group_contiguous(dl)) {
+        kv_group_contiguous(dl)) {
         size_t n = Bs * D;
 
         dblk = dst_layer +

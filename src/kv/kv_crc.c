@@ -17,7 +17,7 @@ static uint32_t       crc_tab[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 static int            crc_use_hw;
 
-static void crc_init(void)
+static void kv_crc_init(void)
 {
     uint32_t c;
     int i, j, k;
@@ -47,7 +47,7 @@ uint32_t scomm_kv_crc32c_sw(uint32_t crc, const void *buf, size_t len)
     const uint8_t *p = buf;
     uint64_t w;
 
-    pthread_once(&crc_once, crc_init);
+    pthread_once(&crc_once, kv_crc_init);
     crc = ~crc;
     while ((len > 0) && (((uintptr_t)p & 7u) != 0)) {
         crc = crc_tab[0][(crc ^ *p++) & 0xffu] ^ (crc >> 8);
@@ -75,7 +75,7 @@ uint32_t scomm_kv_crc32c_sw(uint32_t crc, const void *buf, size_t len)
  * zero bytes, as a 32x32 matrix over GF(2) raised to the power by
  * squaring (the method of zlib's crc32_combine, written anew here).
  */
-static uint32_t gf2_times(const uint32_t *m, uint32_t v)
+static uint32_t kv_gf2_times(const uint32_t *m, uint32_t v)
 {
     uint32_t s = 0;
 
@@ -87,12 +87,12 @@ static uint32_t gf2_times(const uint32_t *m, uint32_t v)
     return s;
 }
 
-static void gf2_square(uint32_t *sq, const uint32_t *m)
+static void kv_gf2_square(uint32_t *sq, const uint32_t *m)
 {
     int n;
 
     for (n = 0; n < 32; n++) {
-        sq[n] = gf2_times(m, m[n]);
+        sq[n] = kv_gf2_times(m, m[n]);
     }
 }
 
@@ -102,7 +102,7 @@ static void gf2_square(uint32_t *sq, const uint32_t *m)
 static __thread size_t   op_len;
 static __thread uint32_t op_mat[32];
 
-static void op_build(size_t len)
+static void kv_crc_op_build(size_t len)
 {
     uint32_t sq[32], t[32], res[32];
     int n, first = 1;
@@ -111,9 +111,9 @@ static void op_build(size_t len)
     for (n = 1; n < 32; n++) {
         sq[n] = 1u << (n - 1);
     }
-    gf2_square(t, sq);  /* 2 bits */
-    gf2_square(sq, t);  /* 4 bits */
-    gf2_square(t, sq);  /* 1 byte */
+    kv_gf2_square(t, sq);  /* 2 bits */
+    kv_gf2_square(sq, t);  /* 4 bits */
+    kv_gf2_square(t, sq);  /* 1 byte */
     memcpy(sq, t, sizeof(sq));
     for (; len != 0; len >>= 1) {
         if (len & 1u) {
@@ -122,41 +122,41 @@ static void op_build(size_t len)
                 first = 0;
             } else {
                 for (n = 0; n < 32; n++) {
-                    t[n] = gf2_times(sq, res[n]);
+                    t[n] = kv_gf2_times(sq, res[n]);
                 }
                 memcpy(res, t, sizeof(res));
             }
         }
-        gf2_square(t, sq);
+        kv_gf2_square(t, sq);
         memcpy(sq, t, sizeof(sq));
     }
     memcpy(op_mat, res, sizeof(op_mat));
 }
 
-static uint32_t crc_combine_fast(uint32_t c1, uint32_t c2, size_t len2)
+static uint32_t kv_crc_combine_fast(uint32_t c1, uint32_t c2, size_t len2)
 {
     if (op_len != len2) {
-        op_build(len2);
+        kv_crc_op_build(len2);
         op_len = len2;
     }
-    return gf2_times(op_mat, c1) ^ c2;
+    return kv_gf2_times(op_mat, c1) ^ c2;
 }
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2")))
-static uint32_t crc_hw1(uint32_t crc, const void *buf, size_t len);
+static uint32_t kv_crc_hw1(uint32_t crc, const void *buf, size_t len);
 
 /* Three lanes in one loop hide the crc32 instruction's 3-cycle latency;
  * the lanes are joined with crc_combine. */
 __attribute__((target("sse4.2")))
-static uint32_t crc_hw(uint32_t crc, const void *buf, size_t len)
+static uint32_t kv_crc_hw(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     uint64_t a, b, c, w0, w1, w2;
     size_t third, i;
 
     if (len < 12288) {
-        return crc_hw1(crc, buf, len);
+        return kv_crc_hw1(crc, buf, len);
     }
     third = (len / 3) & ~(size_t)7;
     a = ~crc;
@@ -171,13 +171,13 @@ static uint32_t crc_hw(uint32_t crc, const void *buf, size_t len)
         c = __builtin_ia32_crc32di(c, w2);
     }
     /* Lanes b and c started from ~0 as a fresh CRC would. */
-    crc = crc_combine_fast(~(uint32_t)a, ~(uint32_t)b, third);
-    crc = crc_combine_fast(crc, ~(uint32_t)c, third);
-    return crc_hw1(crc, p + 3 * third, len - 3 * third);
+    crc = kv_crc_combine_fast(~(uint32_t)a, ~(uint32_t)b, third);
+    crc = kv_crc_combine_fast(crc, ~(uint32_t)c, third);
+    return kv_crc_hw1(crc, p + 3 * third, len - 3 * third);
 }
 
 __attribute__((target("sse4.2")))
-static uint32_t crc_hw1(uint32_t crc, const void *buf, size_t len)
+static uint32_t kv_crc_hw1(uint32_t crc, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
     uint64_t c = ~crc, w;
@@ -203,10 +203,10 @@ static uint32_t crc_hw1(uint32_t crc, const void *buf, size_t len)
 
 uint32_t scomm_kv_crc32c(uint32_t crc, const void *buf, size_t len)
 {
-    pthread_once(&crc_once, crc_init);
+    pthread_once(&crc_once, kv_crc_init);
 #if defined(__x86_64__)
     if (crc_use_hw) {
-        return crc_hw(crc, buf, len);
+        return kv_crc_hw(crc, buf, len);
     }
 #endif
     return scomm_kv_crc32c_sw(crc, buf, len);
@@ -214,6 +214,6 @@ uint32_t scomm_kv_crc32c(uint32_t crc, const void *buf, size_t len)
 
 int scomm_kv_crc32c_hw(void)
 {
-    pthread_once(&crc_once, crc_init);
+    pthread_once(&crc_once, kv_crc_init);
     return crc_use_hw;
 }

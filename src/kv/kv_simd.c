@@ -34,7 +34,7 @@
 /* -1: not chosen yet; 0: scalar; 1: AVX2. */
 static _Atomic int kv_simd_level = -1;
 
-static int simd_level(void)
+static int kv_simd_get_level(void)
 {
     int lv = kv_simd_level;
 
@@ -56,12 +56,12 @@ void scomm_kv_simd_force(int level)
 
 int scomm_kv_simd_active(void)
 {
-    return simd_level();
+    return kv_simd_get_level();
 }
 
 /* ---- scalar forms (the reference) ---- */
 
-static float absmax_scalar(const void *src, scomm_dtype_t dt, size_t n)
+static float kv_absmax_scalar(const void *src, scomm_dtype_t dt, size_t n)
 {
     float amax = 0.0f, a;
     size_t i;
@@ -79,8 +79,8 @@ static float absmax_scalar(const void *src, scomm_dtype_t dt, size_t n)
     return amax;
 }
 
-static void int4_enc_scalar(uint8_t *codes, const float *x, size_t n,
-                            float inv)
+static void kv_int4_enc_scalar(uint8_t *codes, const float *x, size_t n,
+                               float inv)
 {
     size_t i;
     float q;
@@ -93,8 +93,8 @@ static void int4_enc_scalar(uint8_t *codes, const float *x, size_t n,
     }
 }
 
-static void int4_dec_scalar(float *dst, const uint8_t *codes, size_t n,
-                            float scale)
+static void kv_int4_dec_scalar(float *dst, const uint8_t *codes, size_t n,
+                               float scale)
 {
     size_t i;
     int v;
@@ -116,7 +116,7 @@ static void int4_dec_scalar(float *dst, const uint8_t *codes, size_t n,
  * infinities) the integer order of those bits is the order of |x|: the max
  * is taken on the bits and widened once. float32 takes the float max.
  */
-KV_AVX2 static float absmax_avx2(const void *src, scomm_dtype_t dt, size_t n)
+KV_AVX2 static float kv_absmax_avx2(const void *src, scomm_dtype_t dt, size_t n)
 {
     size_t i = 0;
     float amax, t;
@@ -156,15 +156,16 @@ KV_AVX2 static float absmax_avx2(const void *src, scomm_dtype_t dt, size_t n)
                                      : scomm_bf16_to_f32(top);
     }
     if (i < n) {
-        t = absmax_scalar((const uint8_t *)src + i * scomm_dtype_size(dt), dt,
-                          n - i);
+        t = kv_absmax_scalar((const uint8_t *)src +
+                                 i * scomm_dtype_size(dt),
+                             dt, n - i);
         amax = (t > amax) ? t : amax;
     }
     return amax;
 }
 
 /* 8 floats -> 8 int32 in [-7, 7]: round in the current mode, clamp. */
-KV_AVX2 static inline __m256i int4_q8(const float *x, __m256 vinv)
+KV_AVX2 static inline __m256i kv_int4_q8(const float *x, __m256 vinv)
 {
     const __m256 lo = _mm256_set1_ps(-7.0f), hi = _mm256_set1_ps(7.0f);
     __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), vinv),
@@ -174,8 +175,8 @@ KV_AVX2 static inline __m256i int4_q8(const float *x, __m256 vinv)
     return _mm256_cvtps_epi32(q);
 }
 
-KV_AVX2 static void int4_enc_avx2(uint8_t *codes, const float *x, size_t n,
-                                  float inv)
+KV_AVX2 static void kv_int4_enc_avx2(uint8_t *codes, const float *x,
+                                     size_t n, float inv)
 {
     const __m256 vinv = _mm256_set1_ps(inv);
     /* In each 128-bit lane, byte 0 of every dword to bytes 0..3. */
@@ -188,8 +189,8 @@ KV_AVX2 static void int4_enc_avx2(uint8_t *codes, const float *x, size_t n,
 
     for (; i + 16 <= n; i += 16) {
         /* 16 values as int16 in element order, then pairs per dword. */
-        __m256i w = _mm256_packs_epi32(int4_q8(x + i, vinv),
-                                       int4_q8(x + i + 8, vinv));
+        __m256i w = _mm256_packs_epi32(kv_int4_q8(x + i, vinv),
+                                       kv_int4_q8(x + i + 8, vinv));
 
         w = _mm256_permute4x64_epi64(w, 0xd8);
         w = _mm256_or_si256(_mm256_and_si256(w, nib),
@@ -202,12 +203,12 @@ KV_AVX2 static void int4_enc_avx2(uint8_t *codes, const float *x, size_t n,
                          _mm256_castsi256_si128(w));
     }
     if (i < n) {
-        int4_enc_scalar(codes + i / 2, x + i, n - i, inv);
+        kv_int4_enc_scalar(codes + i / 2, x + i, n - i, inv);
     }
 }
 
-KV_AVX2 static void int4_dec_avx2(float *dst, const uint8_t *codes, size_t n,
-                                  float scale)
+KV_AVX2 static void kv_int4_dec_avx2(float *dst, const uint8_t *codes,
+                                     size_t n, float scale)
 {
     const __m128i low = _mm_set1_epi8(0x0f), eight = _mm_set1_epi8(8);
     const __m256 vs = _mm256_set1_ps(scale);
@@ -228,7 +229,7 @@ KV_AVX2 static void int4_dec_avx2(float *dst, const uint8_t *codes, size_t n,
             vs));
     }
     if (i < n) {
-        int4_dec_scalar(dst + i, codes + i / 2, n - i, scale);
+        kv_int4_dec_scalar(dst + i, codes + i / 2, n - i, scale);
     }
 }
 #endif /* __x86_64__ */
@@ -238,33 +239,33 @@ KV_AVX2 static void int4_dec_avx2(float *dst, const uint8_t *codes, size_t n,
 float scomm_kv_absmax(const void *src, scomm_dtype_t dt, size_t n)
 {
 #if defined(__x86_64__)
-    if (simd_level() > 0) {
-        return absmax_avx2(src, dt, n);
+    if (kv_simd_get_level() > 0) {
+        return kv_absmax_avx2(src, dt, n);
     }
 #endif
-    return absmax_scalar(src, dt, n);
+    return kv_absmax_scalar(src, dt, n);
 }
 
 void scomm_kv_int4_encode(uint8_t *codes, const float *x, size_t n,
                           float inv)
 {
 #if defined(__x86_64__)
-    if (simd_level() > 0) {
-        int4_enc_avx2(codes, x, n, inv);
+    if (kv_simd_get_level() > 0) {
+        kv_int4_enc_avx2(codes, x, n, inv);
         return;
     }
 #endif
-    int4_enc_scalar(codes, x, n, inv);
+    kv_int4_enc_scalar(codes, x, n, inv);
 }
 
 void scomm_kv_int4_decode(float *dst, const uint8_t *codes, size_t n,
                           float scale)
 {
 #if defined(__x86_64__)
-    if (simd_level() > 0) {
-        int4_dec_avx2(dst, codes, n, scale);
+    if (kv_simd_get_level() > 0) {
+        kv_int4_dec_avx2(dst, codes, n, scale);
         return;
     }
 #endif
-    int4_dec_scalar(dst, codes, n, scale);
+    kv_int4_dec_scalar(dst, codes, n, scale);
 }

@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void put16(uint8_t *p, uint16_t v)
+static void kv_put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
 
-static void put32(uint8_t *p, uint32_t v)
+static void kv_put32(uint8_t *p, uint32_t v)
 {
     int i;
 
@@ -33,7 +33,7 @@ static void put32(uint8_t *p, uint32_t v)
     }
 }
 
-static void put64(uint8_t *p, uint64_t v)
+static void kv_put64(uint8_t *p, uint64_t v)
 {
     int i;
 
@@ -42,48 +42,48 @@ static void put64(uint8_t *p, uint64_t v)
     }
 }
 
-static uint16_t get16(const uint8_t *p)
+static uint16_t kv_get16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-static uint32_t get32(const uint8_t *p)
+static uint32_t kv_get32(const uint8_t *p)
 {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
            ((uint32_t)p[3] << 24);
 }
 
-static uint64_t get64(const uint8_t *p)
+static uint64_t kv_get64(const uint8_t *p)
 {
-    return (uint64_t)get32(p) | ((uint64_t)get32(p + 4) << 32);
+    return (uint64_t)kv_get32(p) | ((uint64_t)kv_get32(p + 4) << 32);
 }
 
 void scomm_kv_hdr_encode(const scomm_kv_hdr_t *h, uint8_t *out)
 {
-    put32(out + 0, h->magic);
-    put16(out + 4, h->version);
-    put16(out + 6, h->type);
-    put64(out + 8, h->xfer_id);
-    put32(out + 16, h->seq);
-    put32(out + 20, h->flags);
-    put64(out + 24, h->len);
-    put64(out + 32, h->raw_len);
-    put32(out + 40, h->crc);
-    put32(out + 44, h->aux);
+    kv_put32(out + 0, h->magic);
+    kv_put16(out + 4, h->version);
+    kv_put16(out + 6, h->type);
+    kv_put64(out + 8, h->xfer_id);
+    kv_put32(out + 16, h->seq);
+    kv_put32(out + 20, h->flags);
+    kv_put64(out + 24, h->len);
+    kv_put64(out + 32, h->raw_len);
+    kv_put32(out + 40, h->crc);
+    kv_put32(out + 44, h->aux);
 }
 
 void scomm_kv_hdr_decode(const uint8_t *in, scomm_kv_hdr_t *h)
 {
-    h->magic   = get32(in + 0);
-    h->version = get16(in + 4);
-    h->type    = get16(in + 6);
-    h->xfer_id = get64(in + 8);
-    h->seq     = get32(in + 16);
-    h->flags   = get32(in + 20);
-    h->len     = get64(in + 24);
-    h->raw_len = get64(in + 32);
-    h->crc     = get32(in + 40);
-    h->aux     = get32(in + 44);
+    h->magic   = kv_get32(in + 0);
+    h->version = kv_get16(in + 4);
+    h->type    = kv_get16(in + 6);
+    h->xfer_id = kv_get64(in + 8);
+    h->seq     = kv_get32(in + 16);
+    h->flags   = kv_get32(in + 20);
+    h->len     = kv_get64(in + 24);
+    h->raw_len = kv_get64(in + 32);
+    h->crc     = kv_get32(in + 40);
+    h->aux     = kv_get32(in + 44);
 }
 
 int scomm_kv_hdr_check(const scomm_kv_hdr_t *h, uint64_t chunk_max,
@@ -153,17 +153,17 @@ void scomm_kv_hello_encode(const scomm_kv_hello_t *h, uint8_t *out)
     memset(out, 0, SCOMM_KV_HELLO_SIZE);
     memcpy(out, h->token, SCOMM_KV_TOKEN_MAX);
     out[SCOMM_KV_TOKEN_MAX - 1] = 0;
-    put64(out + 64, h->session);
-    put32(out + 72, h->stream);
-    put32(out + 76, h->nstreams);
-    put32(out + 80, (uint32_t)h->pid);
-    put16(out + 84, h->flags);
-    put16(out + 86, h->port);
-    put64(out + 88, h->probe_addr);
-    put64(out + 96, h->probe_val);
+    kv_put64(out + 64, h->session);
+    kv_put32(out + 72, h->stream);
+    kv_put32(out + 76, h->nstreams);
+    kv_put32(out + 80, (uint32_t)h->pid);
+    kv_put16(out + 84, h->flags);
+    kv_put16(out + 86, h->port);
+    kv_put64(out + 88, h->probe_addr);
+    kv_put64(out + 96, h->probe_val);
     memcpy(out + 104, h->boot_id, sizeof(h->boot_id));
-    put32(out + 120, h->epoch);
-    put32(out + 124, h->redial_ms);
+    kv_put32(out + 120, h->epoch);
+    kv_put32(out + 124, h->redial_ms);
 }
 
 int scomm_kv_hello_decode(const uint8_t *in, size_t len,
@@ -179,17 +179,17 @@ int scomm_kv_hello_decode(const uint8_t *in, size_t len,
         return -1;
     }
     memcpy(h->token, in, SCOMM_KV_TOKEN_MAX);
-    h->session  = get64(in + 64);
-    h->stream   = get32(in + 72);
-    h->nstreams = get32(in + 76);
-    h->pid      = (int32_t)get32(in + 80);
-    h->flags    = get16(in + 84);
-    h->port     = get16(in + 86);
-    h->probe_addr = get64(in + 88);
-    h->probe_val  = get64(in + 96);
+    h->session  = kv_get64(in + 64);
+    h->stream   = kv_get32(in + 72);
+    h->nstreams = kv_get32(in + 76);
+    h->pid      = (int32_t)kv_get32(in + 80);
+    h->flags    = kv_get16(in + 84);
+    h->port     = kv_get16(in + 86);
+    h->probe_addr = kv_get64(in + 88);
+    h->probe_val  = kv_get64(in + 96);
     memcpy(h->boot_id, in + 104, sizeof(h->boot_id));
-    h->epoch     = get32(in + 120);
-    h->redial_ms = get32(in + 124);
+    h->epoch     = kv_get32(in + 120);
+    h->redial_ms = kv_get32(in + 124);
     if ((h->nstreams < 1) || (h->nstreams > SCOMM_KV_MAX_STREAMS) ||
         (h->stream >= h->nstreams)) {
         snprintf(why, whylen, "hello stream %u of %u (limit %d)",
@@ -239,18 +239,18 @@ void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out)
     uint32_t i;
 
     for (i = 0; i < 16; i++) {
-        put32(out + 4 * i, (uint32_t)f[i]);
+        kv_put32(out + 4 * i, (uint32_t)f[i]);
     }
-    put64(out + 64, b->num_tokens);
-    put64(out + 72, b->src_base);
-    put64(out + 80, b->src_bytes);
-    put64(out + 88, b->nchunks);
+    kv_put64(out + 64, b->num_tokens);
+    kv_put64(out + 72, b->src_base);
+    kv_put64(out + 80, b->src_bytes);
+    kv_put64(out + 88, b->nchunks);
     p = out + SCOMM_KV_BEGIN_FIXED;
     for (i = 0; i < b->num_src_blocks; i++, p += 4) {
-        put32(p, (uint32_t)b->src_blocks[i]);
+        kv_put32(p, (uint32_t)b->src_blocks[i]);
     }
     for (i = 0; i < b->num_dst_blocks; i++, p += 4) {
-        put32(p, (uint32_t)b->dst_blocks[i]);
+        kv_put32(p, (uint32_t)b->dst_blocks[i]);
     }
 }
 
@@ -268,7 +268,7 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
         return -1;
     }
     for (i = 0; i < 16; i++) {
-        f[i] = (int32_t)get32(in + 4 * i);
+        f[i] = (int32_t)kv_get32(in + 4 * i);
     }
     b->src_layers = f[0];
     b->heads = f[1];
@@ -286,10 +286,10 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
     b->num_src_blocks = (uint32_t)f[13];
     b->num_dst_blocks = (uint32_t)f[14];
     b->zero_copy = (uint32_t)f[15];
-    b->num_tokens = get64(in + 64);
-    b->src_base   = get64(in + 72);
-    b->src_bytes  = get64(in + 80);
-    b->nchunks    = get64(in + 88);
+    b->num_tokens = kv_get64(in + 64);
+    b->src_base   = kv_get64(in + 72);
+    b->src_bytes  = kv_get64(in + 80);
+    b->nchunks    = kv_get64(in + 88);
     if ((b->num_src_blocks > SCOMM_KV_PLAN_MAX) ||
         (b->num_dst_blocks > SCOMM_KV_PLAN_MAX)) {
         snprintf(why, whylen, "block tables of %u and %u entries, limit %u",
@@ -360,7 +360,7 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
     }
     b->dst_blocks = b->src_blocks + b->num_src_blocks;
     for (i = 0; i < b->num_src_blocks; i++) {
-        b->src_blocks[i] = (int32_t)get32(in + SCOMM_KV_BEGIN_FIXED + 4 * i);
+        b->src_blocks[i] = (int32_t)kv_get32(in + SCOMM_KV_BEGIN_FIXED + 4 * i);
         if ((b->src_blocks[i] < 0) ||
             (b->src_blocks[i] >= b->src_num_blocks)) {
             snprintf(why, whylen, "source block %d outside %d",
@@ -370,9 +370,9 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
         }
     }
     for (i = 0; i < b->num_dst_blocks; i++) {
-        b->dst_blocks[i] = (int32_t)get32(in + SCOMM_KV_BEGIN_FIXED +
-                                          4 * ((size_t)b->num_src_blocks +
-                                               i));
+        b->dst_blocks[i] = (int32_t)kv_get32(in + SCOMM_KV_BEGIN_FIXED +
+                                             4 * ((size_t)b->num_src_blocks +
+                                                  i));
     }
     return 0;
 }

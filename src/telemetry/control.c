@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "control.h"
 #include "tm.h"
@@ -65,20 +64,6 @@ void scomm_control_init_env(void)
         (v.src != SCOMM_PARAM_SRC_DEFAULT)) {
         atomic_store(&scomm_control_chunk, (int64_t)v.u);
     }
-}
-
-/* 1 on, 0 off, -1 neither. */
-static int scomm_control_onoff(const char *v)
-{
-    if ((strcasecmp(v, "on") == 0) || (strcmp(v, "1") == 0) ||
-        (strcasecmp(v, "true") == 0) || (strcasecmp(v, "yes") == 0)) {
-        return 1;
-    }
-    if ((strcasecmp(v, "off") == 0) || (strcmp(v, "0") == 0) ||
-        (strcasecmp(v, "false") == 0) || (strcasecmp(v, "no") == 0)) {
-        return 0;
-    }
-    return -1;
 }
 
 static scomm_status_t scomm_control_bad(scomm_comm_t *comm, const char *key,
@@ -134,7 +119,7 @@ scomm_status_t scomm_control_set(scomm_comm_t *comm, const char *key,
         }
         atomic_store(&scomm_tm_sample, (uint32_t)l);
     } else if (strcmp(key, "trace") == 0) {
-        if ((b = scomm_control_onoff(value)) < 0) {
+        if ((b = scomm_parse_bool(value)) < 0) {
             return scomm_control_bad(ec, key, value, "on or off");
         }
         status = scomm_trace_enable(b, NULL);
@@ -159,7 +144,7 @@ scomm_status_t scomm_control_set(scomm_comm_t *comm, const char *key,
         }
         atomic_store(&scomm_control_chan, (int32_t)l);
     } else if (strcmp(key, "fusion") == 0) {
-        if ((b = scomm_control_onoff(value)) < 0) {
+        if ((b = scomm_parse_bool(value)) < 0) {
             return scomm_control_bad(ec, key, value, "on or off");
         }
         atomic_store(&scomm_control_fuse, b);

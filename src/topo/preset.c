@@ -194,20 +194,6 @@ static int scomm_parse_compress(const char *v)
                                (int)SCOMM_ARRAY_SIZE(scomm_compress_names));
 }
 
-static int scomm_parse_bool01(const char *v)
-{
-    static const char *const yes[] = {"1", "y", "yes", "true", "on"};
-    static const char *const no[]  = {"0", "n", "no", "false", "off"};
-
-    if (scomm_preset_lookup(v, yes, 5) >= 0) {
-        return 1;
-    }
-    if (scomm_preset_lookup(v, no, 5) >= 0) {
-        return 0;
-    }
-    return -1;
-}
-
 /* Decimal integer in [lo, hi]; 0 on success. */
 static int scomm_parse_int_range(const char *v, long lo, long hi, int *out)
 {
@@ -230,23 +216,9 @@ static int scomm_parse_int_range(const char *v, long lo, long hi, int *out)
 static int scomm_parse_size_range(const char *v, uint64_t lo, uint64_t hi,
                                   size_t *out)
 {
-    char buf[64];
-    size_t n = strlen(v);
     uint64_t x;
 
-    if ((n == 0) || (n >= sizeof(buf))) {
-        return -1;
-    }
-    memcpy(buf, v, n + 1);
-    /* "4MiB" / "4MB" -> "4M" */
-    if ((n > 3) && (strcasecmp(buf + n - 2, "ib") == 0)) {
-        buf[n - 2] = '\0';
-    } else if ((n > 2) && ((buf[n - 1] == 'b') || (buf[n - 1] == 'B')) &&
-               (strchr("kKmMgG", buf[n - 2]) != NULL)) {
-        buf[n - 1] = '\0';
-    }
-    if ((buf[0] < '0') || (buf[0] > '9') ||
-        (scomm_parse_size(buf, &x) != 0) || (x < lo) || (x > hi)) {
+    if ((scomm_parse_size(v, &x) != 0) || (x < lo) || (x > hi)) {
         return -1;
     }
     *out = (size_t)x;
@@ -562,7 +534,7 @@ static int scomm_ykey(scomm_yctx_t *c, const yaml_node_t *k,
                               "integer in 1..%d", val, SCOMM_PREFETCH_MAX);
         }
     } else if (strcmp(key, "zero_copy") == 0) {
-        if ((x = scomm_parse_bool01(val)) < 0) {
+        if ((x = scomm_parse_bool(val)) < 0) {
             return scomm_yerr(c, v, "zero_copy '%s' is not true or false",
                               val);
         }

@@ -47,7 +47,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -55,12 +54,6 @@
 #include "../core/scomm_int.h"
 #include "wire.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 
 #define SHM_MAGIC        0x53434f4d4d53484dull /* "SCOMMSHM" */
 #define SHM_CELL         SCOMM_SHM_CELL
@@ -916,11 +909,10 @@ static scomm_status_t shm_map_peer(shm_ctx_t *c, shm_peer_t *p,
     p->pid = (pid_t)p->ctrl->pid;
     p->tx  = shm_ring_at(p->ctrl, c->ring_bytes, w->local_rank);
     p->rx  = shm_ring_at(c->ctrl, c->ring_bytes, p->lidx);
-    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    p->pidfd = scomm_pidfd_open(p->pid);
     p->wake_fd = -1;
     if (p->pidfd >= 0) {
-        p->wake_fd = (int)syscall(SYS_pidfd_getfd, p->pidfd,
-                                  p->ctrl->wake_fd, 0);
+        p->wake_fd = scomm_pidfd_getfd(p->pidfd, p->ctrl->wake_fd);
     }
     if (p->wake_fd < 0) {
         scomm_info(SCOMM_SUB_SHM, "cannot take rank %d's eventfd (%s): "

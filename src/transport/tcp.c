@@ -208,11 +208,7 @@ static int tcp_pick_addr(tcp_ctx_t *c, struct sockaddr_storage *ss,
         getsockname(fd, (struct sockaddr *)ss, len);
         close(fd);
     }
-    if (ss->ss_family == AF_INET) {
-        ((struct sockaddr_in *)ss)->sin_port = 0;
-    } else {
-        ((struct sockaddr_in6 *)ss)->sin6_port = 0;
-    }
+    scomm_sock_set_port(ss, 0);
     return 0;
 }
 

@@ -3,10 +3,12 @@
  * data for every layout / block size / dtype / encoding / compression pair,
  * injected corruption repaired by re-sending, a killed peer reported as
  * SCOMM_ERR_PEER_LOST within 5 s, priorities, a broken stream survived,
- * metadata mismatch, a wrong token, the sender's memory bound, and the
- * communicator form; lost streams re-established (reconnect.*): the only
- * stream cut mid-transfer on either side, every stream cut repeatedly, a
- * peer killed while a stream is down, stray and replayed re-dials refused.
+ * metadata mismatch, a compression not built in (refused on either side as
+ * SCOMM_ERR_UNSUPPORTED, the endpoint unharmed), a wrong token, the
+ * sender's memory bound, and the communicator form; lost streams
+ * re-established (reconnect.*): the only stream cut mid-transfer on either
+ * side, every stream cut repeatedly, a peer killed while a stream is down,
+ * stray and replayed re-dials refused.
  *
  * Usage: test_kv CASE [tcp|cma]   (cma: same-host copy allowed)
  *
@@ -666,10 +668,14 @@ static int case_codecs(void)
     static const scomm_dtype_t dts[] = { SCOMM_FLOAT16, SCOMM_BFLOAT16,
                                          SCOMM_FLOAT32 };
     xcase_t x;
-    int w, cp, d, so, n = 0;
+    int w, cp, d, so, n = 0, skipped = 0;
 
     for (w = 0; w < 3; w++) {
         for (cp = 0; cp < 3; cp++) {
+            if (!scomm_kv_codec_built(cp)) {
+                skipped += 6; /* the `nocodec` case checks the refusal */
+                continue;
+            }
             for (d = 0; d < 3; d++) {
                 for (so = 0; so < 2; so++) {
                     memset(&x, 0, sizeof(x));
@@ -691,7 +697,11 @@ static int case_codecs(void)
             }
         }
     }
-    printf("codecs: %d encoding/compression/dtype pairs within bounds\n", n);
+    printf("codecs: %d encoding/compression/dtype pairs within bounds", n);
+    if (skipped > 0) {
+        printf(" (%d skipped: a compression not built in)", skipped);
+    }
+    printf("\n");
     return 0;
 }
 
@@ -709,6 +719,10 @@ static int case_corrupt(void)
     }
     x.c.dl.block_tokens = 32; /* staging path */
     x.c.comp = SCOMM_KV_COMPRESS_LZ4;
+    if (!scomm_kv_codec_built(x.c.comp)) {
+        x.c.comp = SCOMM_KV_COMPRESS_NONE;
+        printf("corrupt: lz4 not built in: staging path uncompressed\n");
+    }
     if (run_xcase(&x) != 0) {
         return 1;
     }
@@ -1075,6 +1089,177 @@ static int case_mismatch(void)
     return run_pair(&lo, mm_child_recv, mm_parent_send, &c, 0);
 }
 
+/* ---- a compression that is not built in ---- */
+
+/* 1 if the thread's last error names codec, the package and "not built
+ * in". */
+static int names_package(const char *codec, const char *pkg)
+{
+    const char *e = scomm_last_error();
+
+    if ((strstr(e, codec) == NULL) || (strstr(e, pkg) == NULL) ||
+        (strstr(e, "not built into") == NULL)) {
+        fprintf(stderr, "error does not name %s and %s: %s\n", codec, pkg,
+                e);
+        return 0;
+    }
+    return 1;
+}
+
+/* The two sides' regions: 0 the destination (sentinel), 1 the source. */
+typedef struct nc_side {
+    uint32_t nsrc, ndst;
+    int32_t *stbl, *dtbl, src_id;
+    uint8_t *dst, *src;
+} nc_side_t;
+
+static void nc_regions(scomm_kv_ep_t *ep, const cfg_t *c, nc_side_t *s)
+{
+    int32_t id;
+
+    s->nsrc = (uint32_t)((c->ntok + c->sl.block_tokens - 1) /
+                         c->sl.block_tokens);
+    s->ndst = (uint32_t)((c->ntok + c->dl.block_tokens - 1) /
+                         c->dl.block_tokens);
+    s->stbl = malloc(4 * s->nsrc);
+    s->dtbl = malloc(4 * s->ndst);
+    s->dst  = malloc(region_bytes(&c->dl));
+    s->src  = malloc(region_bytes(&c->sl));
+    table(s->stbl, s->nsrc, c->sl.num_blocks, 123);
+    table(s->dtbl, s->ndst, c->dl.num_blocks, 777);
+    memset(s->dst, SENTINEL, region_bytes(&c->dl));
+    fill_src(c, s->src, s->stbl, s->nsrc);
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, s->dst, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_EQ(id, 0);
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, s->src, region_bytes(&c->sl),
+                                   &s->src_id));
+}
+
+static void nc_free(nc_side_t *s)
+{
+    free(s->stbl);
+    free(s->dtbl);
+    free(s->dst);
+    free(s->src);
+}
+
+static const char *codec_pkg(int comp, const char **codec)
+{
+    *codec = (comp == SCOMM_KV_COMPRESS_LZ4) ? "lz4" : "zstd";
+    return (comp == SCOMM_KV_COMPRESS_LZ4) ? "liblz4-dev" : "libzstd-dev";
+}
+
+/* Receiver of the compressed transfer 42 (its codecs switched off by the
+ * test hook, or not built in), then sender of the native transfer 43. */
+static int nc_child(int port, void *arg)
+{
+    const cfg_t *pc = arg;
+    cfg_t c = *pc;
+    scomm_kv_opts_t o;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    nc_side_t s;
+    const char *codec, *pkg = codec_pkg(pc->comp, &codec);
+    size_t k;
+
+    c.comp = SCOMM_KV_COMPRESS_NONE;
+    o = opts_of(&c);
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    if (!g_cma) {
+        scomm_kv_debug_no_cma(ep, 1);
+    }
+    /* Before the regions: the sender's BEGIN waits for region 0. */
+    scomm_kv_debug_no_codecs(ep, 1);
+    nc_regions(ep, &c, &s);
+    if (scomm_kv_codec_built(pc->comp)) {
+        ST_ASSERT_STATUS(scomm_kv_wait_xfer(ep, 42, 20000),
+                         SCOMM_ERR_UNSUPPORTED);
+        ST_ASSERT(names_package(codec, pkg));
+        printf("receiver: %s\n", scomm_last_error());
+        for (k = 0; k < region_bytes(&c.dl); k++) {
+            ST_ASSERT_EQ(s.dst[k], SENTINEL); /* nothing of it landed */
+        }
+    }
+    /* The endpoint goes on: a native transfer the other way. */
+    xf = submit_cfg(ep, &c, 43, s.src_id, s.stbl, s.nsrc, s.dtbl, s.ndst);
+    ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    nc_free(&s);
+    return 0;
+}
+
+/* Sender with compression c->comp: refused at submit when this library
+ * lacks it, refused by the receiver when that one does; then receiver of
+ * the native transfer 43, checked. */
+static int nc_parent(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    const cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf = NULL;
+    nc_side_t s;
+    const char *codec, *pkg = codec_pkg(c->comp, &codec);
+    long bad;
+
+    (void)pid;
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    nc_regions(ep, c, &s);
+    scomm_kv_debug_no_codecs(ep, 1);
+    ST_ASSERT_STATUS(scomm_kv_submit(ep, &(scomm_kv_plan_t){
+                         .xfer_id = 41, .src_region = s.src_id,
+                         .num_layers = c->num_layers, .num_tokens = c->ntok,
+                         .src_blocks = s.stbl, .num_src_blocks = s.nsrc,
+                         .dst_blocks = s.dtbl, .num_dst_blocks = s.ndst },
+                         0, &xf), SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(xf == NULL);
+    ST_ASSERT(names_package(codec, pkg));
+    printf("sender: %s\n", scomm_last_error());
+    scomm_kv_debug_no_codecs(ep, 0);
+    if (scomm_kv_codec_built(c->comp)) {
+        xf = submit_cfg(ep, c, 42, s.src_id, s.stbl, s.nsrc, s.dtbl, s.ndst);
+        ST_ASSERT_STATUS(scomm_kv_xfer_wait(xf, 20000),
+                         SCOMM_ERR_UNSUPPORTED);
+        ST_ASSERT(names_package(codec, pkg));
+        ST_ASSERT(strstr(scomm_last_error(), "by the receiver") != NULL);
+        printf("sender: %s\n", scomm_last_error());
+        scomm_kv_xfer_free(xf);
+    } else {
+        printf("sender: %s not built in: refused at submit only\n", codec);
+    }
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 43, 20000));
+    bad = check_dst(c, s.dst, s.dtbl, s.ndst);
+    if (bad != 0) {
+        fprintf(stderr, "%ld bad elements\n", bad);
+        return 1;
+    }
+    scomm_kv_ep_close(ep);
+    nc_free(&s);
+    return 0;
+}
+
+static int case_nocodec(void)
+{
+    static const int comps[] = { SCOMM_KV_COMPRESS_LZ4,
+                                 SCOMM_KV_COMPRESS_ZSTD };
+    scomm_kv_opts_t lo;
+    cfg_t c;
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        c = base_cfg();
+        c.comp = comps[i];
+        lo = opts_of(&c);
+        if (run_pair(&lo, nc_child, nc_parent, &c, 0) != 0) {
+            return 1;
+        }
+    }
+    printf("nocodec: lz4 and zstd refused as unsupported (at submit, and "
+           "by the receiver where the sender has them), naming the package; "
+           "the endpoints went on\n");
+    return 0;
+}
+
 /* ---- wrong token ---- */
 
 static int tok_child(int port, void *arg)
@@ -1216,6 +1401,10 @@ static int case_rss(void)
     for (m = 0; m < 3; m++) {
         c.wire = modes[m][0];
         c.comp = modes[m][1];
+        if (!scomm_kv_codec_built(c.comp)) {
+            printf("rss: compression %d not built in: skipped\n", c.comp);
+            continue;
+        }
         c.chunk = 2 << 20;
         c.depth = 2;
         c.streams = 2;
@@ -1695,6 +1884,7 @@ static const struct {
     { "kill", case_kill },
     { "priority", case_priority },
     { "mismatch", case_mismatch },
+    { "nocodec", case_nocodec },
     { "token", case_token },
     { "rss", case_rss },
     { "reconnect.one", case_reconnect_one },

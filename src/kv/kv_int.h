@@ -1,0 +1,306 @@
+/*
+ * kv_int.h - private to src/kv: the endpoint, stream and transfer
+ * structures the KV channel's files share, their constants, and the
+ * functions one file calls in another. The wire format and conversions are
+ * in kv.h, the public API in include/scomm.h, the protocol in docs/kv.md.
+ *
+ * One job per file:
+ *   kv_opts.c    options: defaults, registry, preset, scomm_kv_opts_t
+ *   kv_params.c  the KV knobs' rows in the configuration registry
+ *   kv_io.c      socket I/O with stall detection, handshake I/O, staging
+ *   kv_send.c    the sender: reply queue, chunk scheduler, TX thread, the
+ *                replies that advance our transfers
+ *   kv_recv.c    the receiver: BEGIN, the chunk store path, RX thread
+ *   kv_conn.c    endpoints set up and torn down: listen, accept, connect,
+ *                handshake, threads, close
+ *   kv_redial.c  a stream's loss and its re-dial (the keeper thread)
+ *   kv_codec.c   lz4 and zstd, each only where the build found it
+ *   kv_xfer.c    regions, submit, waits, statistics, test hooks
+ *
+ * Threads: each stream (one TCP socket) has a TX thread, the only writer of
+ * its socket, and an RX thread, the only reader; each endpoint has a
+ * keeper thread while reconnection is on. One mutex per endpoint (lock)
+ * guards everything below that is not marked otherwise; tx_cond wakes TX
+ * threads (work), done_cond waiters (completion), keep_cond the keeper.
+ *
+ * Design notes (invariants):
+ *  1. An RX thread never writes a socket: replies (ACK, NACK, BEGIN_OK...)
+ *     are queued for the stream's TX thread. So two endpoints sending to
+ *     each other cannot deadlock on full socket buffers.
+ *  2. Every socket wait is a poll of at most KV_POLL_MS; a stream that
+ *     moves no byte in either direction for KV_STALL_MS (heartbeats are
+ *     sent after KV_HB_MS idle) is dropped. A dropped stream's unanswered
+ *     chunks go back to their transfers' re-send queues and move on another
+ *     stream; when the last stream is gone and none can come back the
+ *     endpoint fails with SCOMM_ERR_PEER_LOST and every waiter returns it.
+ *  3. The sender keeps no copy of a chunk: a re-send packs it again from
+ *     the registered source region. Staging memory is per stream: two
+ *     buffers of one chunk on each side, only when the chunk is converted
+ *     or compressed (or its blocks need regrouping on the receiver).
+ *  4. A sender transfer is referenced by each in-flight chunk, by a BEGIN
+ *     being written and by its user handle; it is freed when all are gone
+ *     (scomm_kv_sx_unref).
+ *  5. Functions marked "lock held" are called with ep->lock held; "dropped
+ *     inside" ones release it for a while, so the caller re-reads what it
+ *     needs after them.
+ */
+#ifndef SCOMM_KV_INT_H
+#define SCOMM_KV_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include "kv.h"
+#include "core/scomm_int.h"
+
+#define KV_HB_MS        500
+#define KV_STALL_MS     3000
+#define KV_POLL_MS      200
+#define KV_MAX_NACKS    16
+#define KV_IOV_BATCH    512
+#define KV_REDIAL_SLACK 500   /* the accepting side waits this much longer */
+#define KV_REDIAL_TRY_MS 1000 /* one re-dial attempt: connect + handshake */
+#define KV_BACKOFF_MAX_MS 400
+
+enum { SX_BEGIN_WAIT = 0, SX_BEGIN_SENT, SX_RUN, SX_DONE, SX_FAILED };
+
+typedef struct kv_region {
+    int               used;
+    scomm_kv_layout_t l;
+    uint8_t          *base;
+    uint64_t          bytes;
+    size_t            bb;    /* block bytes */
+} kv_region_t;
+
+typedef struct scomm_kv_xfer kv_sx_t;
+
+struct scomm_kv_xfer {
+    kv_sx_t        *next;
+    scomm_kv_ep_t  *ep;
+    scomm_kv_plan_t plan;
+    int32_t        *tbl;          /* src then dst table (owned) */
+    int             priority;
+    uint64_t        order;
+    int             state;
+    int             cma;          /* receiver copies from our region */
+    int             begin_stream; /* stream that carried the BEGIN */
+    int             wire_dtype, compression, level;
+    uint32_t        bpc, cpl;
+    uint64_t        nchunks, next_seq, acked;
+    uint8_t        *acked_map;
+    uint8_t        *nacks;
+    uint32_t       *resend;
+    uint64_t        nresend;
+    uint64_t        t_submit;     /* scomm_now_ns() at submit (telemetry) */
+    int             refs;         /* in-flight chunks + BEGIN in progress */
+    int             user_freed;
+    int             orphan;       /* endpoint closed */
+    scomm_status_t  status;
+    char            msg[SCOMM_KV_ERRTEXT_MAX];
+};
+
+typedef struct kv_rx {
+    struct kv_rx     *next;
+    uint64_t          id;
+    scomm_kv_begin_t  b;
+    scomm_kv_layout_t sl;         /* source layout, from BEGIN */
+    int               region;
+    int               direct;     /* bytes land in place, no regrouping */
+    int               cma;
+    uint32_t         *layer_left;
+    uint8_t          *got;        /* per chunk: KV_CHUNK_* */
+    uint64_t          ndone;
+    int               refs;
+    scomm_status_t    status;
+    char              msg[SCOMM_KV_ERRTEXT_MAX];
+} kv_rx_t;
+
+/* A chunk's state on the receiver. A chunk re-sent after a stream broke
+ * can arrive on a second stream while the first copy is still being
+ * stored: only one stream stores it at a time, or a good copy's CRC could
+ * pass before a damaged copy lands over the same blocks. */
+enum {
+    KV_CHUNK_MISSING = 0,
+    KV_CHUNK_STORED  = 1,
+    KV_CHUNK_STORING = 2
+};
+
+typedef struct kv_ctl {
+    scomm_kv_hdr_t h;
+    char           text[SCOMM_KV_ERRTEXT_MAX];
+} kv_ctl_t;
+
+typedef struct kv_inf {
+    kv_sx_t *sx;
+    uint32_t seq;
+} kv_inf_t;
+
+typedef struct kv_stream {
+    scomm_kv_ep_t *ep;
+    int            idx;
+    int            fd;
+    int            alive;
+    pthread_t      tx, rx;
+    int            tx_started, rx_started;
+    kv_ctl_t      *ctl;
+    size_t         ctl_head, ctl_n, ctl_cap;
+    kv_inf_t      *inf;
+    int            inf_head, inf_n;
+    uint64_t       last_tx, last_rx;
+    uint8_t       *tbuf[2];
+    size_t         tcap[2];
+    uint8_t       *rbuf[2];
+    size_t         rcap[2];
+    float         *ftmp;   /* RX thread's */
+    size_t         fcap;
+    float         *ftx;    /* TX thread's */
+    size_t         ftxcap;
+    void          *zc;     /* TX thread's ZSTD_CCtx (kv_codec.c) */
+    void          *zd;     /* RX thread's ZSTD_DCtx */
+    char           why[160];     /* RX thread's last error */
+    char           why_tx[160];  /* TX thread's last error */
+    char           lost_why[160]; /* why it was lost (lock held) */
+    /* Reconnection (lock held; see "Stream lifecycle" below). */
+    int            running;      /* TX/RX threads not yet ended */
+    int            pending;      /* lost, re-dial awaited */
+    int            gone;         /* lost for good */
+    uint32_t       epoch;        /* connection number of this stream */
+    uint64_t       down_since;   /* when it was lost (ns) */
+    uint64_t       next_try;     /* dialler: next attempt (ns) */
+    uint32_t       backoff_ms;
+} kv_stream_t;
+
+struct scomm_kv_ep {
+    pthread_mutex_t lock;
+    pthread_cond_t  tx_cond;
+    pthread_cond_t  done_cond;
+    int             nstreams;
+    int             alive;
+    kv_stream_t     st[SCOMM_KV_MAX_STREAMS];
+    /* resolved options */
+    size_t          chunk_size;
+    int             depth, zero_copy, compression, level, wire_dtype;
+    int64_t         timeout_ms;
+    kv_region_t     regions[SCOMM_KV_MAX_REGIONS];
+    int             nregions;
+    kv_sx_t        *sx_head;
+    uint64_t        sx_order;
+    kv_rx_t        *rx_head;
+    int             closing;
+    int             peer_bye;
+    scomm_status_t  fault;
+    char            fault_msg[SCOMM_KV_ERRTEXT_MAX];
+    int             peer_pid;
+    int             cma_read_ok;   /* we can read the peer's memory */
+    int             no_cma;
+    _Atomic int     corrupt_n;
+    int             no_codecs;     /* test hook: as if built without */
+    uint64_t        probe_val;
+    scomm_kv_stats_t stats;
+    /* Reconnection: the keeper thread re-dials lost streams (dialler) or
+     * takes re-dials on lfd (accepting side). */
+    pthread_t       keeper;
+    int             keeper_started;
+    int             reconnect_on;  /* lost streams are waited for */
+    pthread_cond_t  keep_cond;
+    int             dialer;        /* 1: we dialled, we re-dial */
+    int64_t         redial_ms;     /* the dialler's window, 0: none */
+    int             lfd;           /* accepting side: re-dial socket */
+    int             rport;         /* port re-dials go to */
+    struct sockaddr_storage peer_ss; /* dialler: the peer's address */
+    socklen_t       peer_sslen;
+    char            token[SCOMM_KV_TOKEN_MAX];
+    uint64_t        session;
+    int             pidfd;         /* peer process, when same host */
+    int             hold;          /* test hook: no reconnection */
+};
+
+struct scomm_kv_listener {
+    int       fd;
+    int       port;
+    scomm_kv_opts_t opts;
+    char      token[SCOMM_KV_TOKEN_MAX];
+    int64_t   timeout_ms;
+};
+
+/* An endpoint's options, resolved and checked (kv_opts.c). */
+typedef struct kv_cfg {
+    size_t  chunk_size;
+    int     streams, depth, zero_copy, compression, level, wire_dtype;
+    int64_t timeout_ms;
+    int64_t reconnect_ms;
+    char    token[SCOMM_KV_TOKEN_MAX];
+} kv_cfg_t;
+
+/* ---- options and errors (kv_opts.c) ---- */
+/* Set the thread's last error to the formatted reason; returns status. */
+scomm_status_t scomm_kv_fail(scomm_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Resolve o (NULL: defaults) into c, range-checked. */
+scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c);
+
+/* ---- socket I/O and shared helpers (kv_io.c) ---- */
+int scomm_kv_iov_io(kv_stream_t *st, struct iovec *iov, int n, int wr);
+int scomm_kv_io(kv_stream_t *st, void *buf, size_t len, int wr);
+int scomm_kv_send_hdr(kv_stream_t *st, scomm_kv_hdr_t *h, const void *pl,
+                      size_t plen);
+int scomm_kv_hs_io(int fd, void *buf, size_t len, int wr, uint64_t deadline);
+int scomm_kv_ensure_buf(uint8_t **buf, size_t *cap, size_t need);
+int scomm_kv_ensure_f(float **buf, size_t *cap, size_t n);
+void scomm_kv_abs_deadline(struct timespec *ts, uint64_t deadline);
+
+/* ---- compression (kv_codec.c) ---- */
+/* 1 (and the reason in msg) when this endpoint cannot use compression:
+ * not built in, or the test hook scomm_kv_debug_no_codecs is on. */
+int scomm_kv_codec_missing(const scomm_kv_ep_t *ep, int compression,
+                           char *msg, size_t msglen);
+/* Output bound of compressing rawlen bytes (0: codec not built in). */
+size_t scomm_kv_compress_bound(int compression, size_t rawlen);
+/* Compress into out (cap bytes): the compressed length, or 0 with the
+ * reason in st->why_tx. TX thread. */
+size_t scomm_kv_compress(kv_stream_t *st, int compression, int level,
+                         const uint8_t *raw, size_t rawlen, uint8_t *out,
+                         size_t cap);
+/* Decompress exactly rawlen bytes into raw: 0; -1 bad data; -2 no memory
+ * for a context. RX thread. */
+int scomm_kv_decompress(kv_stream_t *st, int compression, const uint8_t *in,
+                        size_t len, uint8_t *raw, size_t rawlen);
+void scomm_kv_codec_free(kv_stream_t *st);
+
+/* ---- sender (kv_send.c) ---- */
+int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text);
+void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg);
+void scomm_kv_sx_free(kv_sx_t *sx);
+void scomm_kv_sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx);
+void *scomm_kv_tx_main(void *arg);
+int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text);
+
+/* ---- receiver (kv_recv.c) ---- */
+kv_rx_t *scomm_kv_rx_find(scomm_kv_ep_t *ep, uint64_t id);
+void scomm_kv_rx_free(kv_rx_t *rx);
+void *scomm_kv_rx_main(void *arg);
+
+/* ---- handshake (kv_conn.c) ---- */
+int scomm_kv_hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,
+                           char *why, size_t whylen);
+int scomm_kv_hs_send_hello(scomm_kv_ep_t *ep, int fd, int type, int idx,
+                           uint32_t epoch, uint64_t deadline);
+void scomm_kv_hs_refuse(int fd, const char *why, int transient,
+                        uint64_t deadline);
+
+/* ---- stream loss and re-dial (kv_redial.c) ---- */
+void scomm_kv_ep_fault(scomm_kv_ep_t *ep, scomm_status_t status,
+                       const char *msg);
+void scomm_kv_stream_dead(kv_stream_t *st, const char *why);
+void scomm_kv_stream_thread_end(kv_stream_t *st);
+void scomm_kv_stream_give_up(scomm_kv_ep_t *ep, kv_stream_t *st,
+                             const char *how);
+void scomm_kv_redial_listen(scomm_kv_ep_t *ep);
+void *scomm_kv_keeper_main(void *arg);
+
+#endif /* SCOMM_KV_INT_H */

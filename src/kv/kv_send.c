@@ -1,0 +1,510 @@
+/*
+ * kv_send.c - the sending half of a KV endpoint: each stream's queue of
+ * control frames (scomm_kv_ctl_push: replies the RX thread queues, so it
+ * never writes), the chunk scheduler (kv_sx_pick), packing a chunk from the
+ * registered region (kv_send_chunk: zero copy, CMA descriptor, or
+ * converted and compressed into staging), the BEGIN (kv_send_begin), the TX
+ * thread, and the replies that move our transfers on (scomm_kv_on_reply,
+ * run by the RX thread that read them).
+ *
+ * Design notes (invariants):
+ *  1. The TX thread is its socket's only writer. It writes, first found
+ *     first: a queued control frame, a BEGIN that waits, the next chunk if
+ *     fewer than prefetch_depth are unanswered on the stream, a heartbeat
+ *     after KV_HB_MS idle. On close it still writes the queued frames (the
+ *     last ACKs), then BYE.
+ *  2. The next chunk comes from the highest-priority running transfer
+ *     (ties: submission order), its re-sends first, then chunks in order
+ *     (layers in order).
+ *  3. A chunk is never kept: a NACKed chunk, or one unanswered on a stream
+ *     that broke, goes back to its transfer's re-send list and is packed
+ *     again from the source region. Native uncompressed chunks go to the
+ *     socket straight from the region (writev); only converted or
+ *     compressed ones use the stream's staging (tbuf, ftx).
+ *  4. Replies come in order on each stream: a reply that is not for the
+ *     oldest unanswered chunk (the head of st->inf) breaks the stream.
+ *  5. A chunk NACKed more than KV_MAX_NACKS times fails its transfer with
+ *     SCOMM_ERR_CHECKSUM.
+ *
+ * Sender transfer states (sx->state, lock held):
+ *
+ *                          scomm_kv_tx_main
+ *   scomm_kv_submit      (sends the BEGIN)     scomm_kv_on_reply (BEGIN_OK)
+ *   ------> BEGIN_WAIT ----------------------> BEGIN_SENT ----------> RUN
+ *               ^                                  |                   |
+ *               +----------------------------------+                   |
+ *                 kv_send_begin failed, or its stream                  |
+ *                 was lost (scomm_kv_stream_dead)                      |
+ *                                                                      v
+ *                                  DONE <--- scomm_kv_on_reply (last ACK)
+ *
+ *   BEGIN_WAIT, BEGIN_SENT, RUN --scomm_kv_sx_fail--> FAILED, on BEGIN_ERR
+ *   or too many NACKs (scomm_kv_on_reply), the endpoint's fault
+ *   (scomm_kv_ep_fault) or a cancel (scomm_kv_xfer_free).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_int.h"
+#include "telemetry/tm.h"
+
+int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text)
+{
+    kv_ctl_t *nc;
+    size_t i, cap = st->ctl_cap;
+
+    if (st->ctl_n == st->ctl_cap) {
+        nc = malloc(((cap == 0) ? 16 : 2 * cap) * sizeof(*nc));
+        if (nc == NULL) {
+            return -1;
+        }
+        for (i = 0; i < st->ctl_n; i++) {
+            nc[i] = st->ctl[(st->ctl_head + i) % cap];
+        }
+        free(st->ctl);
+        st->ctl      = nc;
+        st->ctl_head = 0;
+        st->ctl_cap  = (cap == 0) ? 16 : 2 * cap;
+    }
+    i = (st->ctl_head + st->ctl_n) % st->ctl_cap;
+    st->ctl[i].h = *h;
+    st->ctl[i].text[0] = '\0';
+    if (text != NULL) {
+        snprintf(st->ctl[i].text, sizeof(st->ctl[i].text), "%s", text);
+    }
+    st->ctl_n++;
+    pthread_cond_broadcast(&st->ep->tx_cond);
+    return 0;
+}
+
+void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
+{
+    if ((sx->state == SX_DONE) || (sx->state == SX_FAILED)) {
+        return;
+    }
+    sx->state  = SX_FAILED;
+    sx->status = status;
+    snprintf(sx->msg, sizeof(sx->msg), "%s", msg);
+    scomm_tm_add(NULL, SCOMM_TM_KV_ERRORS, 1);
+}
+
+void scomm_kv_sx_free(kv_sx_t *sx)
+{
+    free(sx->tbl);
+    free(sx->acked_map);
+    free(sx->nacks);
+    free(sx->resend);
+    free(sx);
+}
+
+/* Drop one reference; frees the transfer when nothing holds it. */
+void scomm_kv_sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx)
+{
+    kv_sx_t **pp;
+
+    sx->refs--;
+    if ((sx->refs > 0) || !sx->user_freed) {
+        return;
+    }
+    for (pp = &ep->sx_head; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == sx) {
+            *pp = sx->next;
+            break;
+        }
+    }
+    scomm_kv_sx_free(sx);
+}
+
+static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
+{
+    kv_sx_t *sx, *best = NULL;
+
+    for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
+        if ((sx->state != SX_RUN) ||
+            ((sx->nresend == 0) && (sx->next_seq >= sx->nchunks))) {
+            continue;
+        }
+        if ((best == NULL) || (sx->priority > best->priority) ||
+            ((sx->priority == best->priority) && (sx->order < best->order))) {
+            best = sx;
+        }
+    }
+    if (best == NULL) {
+        return NULL;
+    }
+    if (best->nresend > 0) {
+        *seq = best->resend[--best->nresend];
+    } else {
+        *seq = (uint32_t)best->next_seq++;
+    }
+    return best;
+}
+
+/* Pack and write chunk seq of sx. 0 or -1 (stream broken). */
+static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+{
+    scomm_kv_ep_t *ep = st->ep;
+    kv_region_t *r = &ep->regions[sx->plan.src_region];
+    uint32_t li = seq / sx->cpl, c = seq % sx->cpl, i0, i1, i, nb;
+    int layer = sx->plan.first_layer + (int)li;
+    uint8_t *lbase = r->base + (size_t)layer * r->l.num_blocks * r->bb;
+    size_t wbb = scomm_kv_wire_block_bytes(&r->l, sx->wire_dtype);
+    struct iovec iov[KV_IOV_BATCH + 1];
+    scomm_kv_hdr_t h;
+    uint8_t hb[SCOMM_KV_HDR_SIZE];
+    uint8_t *raw, *out;
+    size_t rawlen, outlen, bound;
+    uint32_t crc = 0;
+    int rc, k;
+
+    i0 = c * sx->bpc;
+    i1 = SCOMM_MIN(i0 + sx->bpc, sx->plan.num_src_blocks);
+    nb = i1 - i0;
+    memset(&h, 0, sizeof(h));
+    h.magic   = SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.xfer_id = sx->plan.xfer_id;
+    h.seq     = seq;
+    h.aux     = (uint32_t)layer;
+    rawlen    = (size_t)nb * wbb;
+    h.raw_len = rawlen;
+    if ((sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) &&
+        (sx->compression == SCOMM_KV_COMPRESS_NONE)) {
+        for (i = i0; i < i1; i++) {
+            crc = scomm_kv_crc32c(crc, lbase + (size_t)sx->tbl[i] * r->bb,
+                                  r->bb);
+        }
+        h.crc = crc;
+        if (sx->cma) {
+            h.type = SCOMM_KV_T_DESC;
+            h.len  = 0;
+            scomm_kv_hdr_encode(&h, hb);
+            rc = scomm_kv_io(st, hb, sizeof(hb), 1);
+            goto out;
+        }
+        h.type = SCOMM_KV_T_DATA;
+        h.len  = rawlen;
+        scomm_kv_hdr_encode(&h, hb);
+        /* Zero copy from the registered region: the kernel reads it. The
+         * header leads the first writev, so it never goes out as a
+         * segment of its own (TCP_NODELAY). */
+        iov[0].iov_base = hb;
+        iov[0].iov_len  = sizeof(hb);
+        rc = 0;
+        for (i = i0, k = 1; (rc == 0) && (i < i1); k = 0) {
+            for (; (i < i1) && (k < KV_IOV_BATCH + 1); i++, k++) {
+                iov[k].iov_base = lbase + (size_t)sx->tbl[i] * r->bb;
+                iov[k].iov_len  = r->bb;
+            }
+            rc = scomm_kv_iov_io(st, iov, k, 1);
+        }
+        goto out;
+    }
+    /* Converted and/or compressed: pack into staging. */
+    if (scomm_kv_ensure_buf(&st->tbuf[0], &st->tcap[0], rawlen) != 0) {
+        snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
+        return -1;
+    }
+    raw = st->tbuf[0];
+    if (sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) {
+        for (i = i0; i < i1; i++) {
+            memcpy(raw + (size_t)(i - i0) * wbb,
+                   lbase + (size_t)sx->tbl[i] * r->bb, r->bb);
+        }
+    } else {
+        if (scomm_kv_ensure_f(&st->ftx, &st->ftxcap,
+                              (size_t)r->l.block_tokens *
+                                  r->l.head_dim) != 0) {
+            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
+            return -1;
+        }
+        for (i = i0; i < i1; i++) {
+            scomm_kv_quant_block(&r->l, lbase + (size_t)sx->tbl[i] * r->bb,
+                                 sx->wire_dtype, raw + (size_t)(i - i0) * wbb,
+                                 st->ftx);
+        }
+    }
+    out    = raw;
+    outlen = rawlen;
+    if (sx->compression != SCOMM_KV_COMPRESS_NONE) {
+        bound = scomm_kv_compress_bound(sx->compression, rawlen);
+        if (scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1], bound) != 0) {
+            snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
+            return -1;
+        }
+        outlen = scomm_kv_compress(st, sx->compression, sx->level, raw,
+                                   rawlen, st->tbuf[1], bound);
+        if (outlen == 0) {
+            return -1; /* the reason is in why_tx */
+        }
+        out = st->tbuf[1];
+    }
+    if (outlen > SCOMM_KV_CHUNK_MAX) {
+        snprintf(st->why_tx, sizeof(st->why_tx), "compression failed");
+        return -1;
+    }
+    h.type = SCOMM_KV_T_DATA;
+    h.crc  = scomm_kv_crc32c(0, out, outlen);
+    h.len  = outlen;
+    scomm_kv_hdr_encode(&h, hb);
+    iov[0].iov_base = hb;
+    iov[0].iov_len  = sizeof(hb);
+    iov[1].iov_base = out;
+    iov[1].iov_len  = outlen;
+    rc = scomm_kv_iov_io(st, iov, 2, 1);
+out:
+    if (rc == 0) {
+        pthread_mutex_lock(&ep->lock);
+        if (h.type == SCOMM_KV_T_DESC) {
+            ep->stats.bytes_zero_copy += (uint64_t)nb * r->bb;
+        }
+        ep->stats.chunks_sent++;
+        ep->stats.bytes_raw  += (uint64_t)nb * r->bb;
+        ep->stats.bytes_wire += h.len;
+        pthread_mutex_unlock(&ep->lock);
+        scomm_tm_add(NULL, SCOMM_TM_KV_CHUNKS, 1);
+        scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * r->bb);
+    }
+    return rc;
+}
+
+static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
+{
+    scomm_kv_ep_t *ep = st->ep;
+    kv_region_t *r = &ep->regions[sx->plan.src_region];
+    scomm_kv_begin_t b;
+    scomm_kv_hdr_t h;
+    uint8_t *pl;
+    size_t len;
+    int rc;
+
+    memset(&b, 0, sizeof(b));
+    b.src_layers       = r->l.num_layers;
+    b.heads            = r->l.num_kv_heads;
+    b.head_dim         = r->l.head_dim;
+    b.src_block_tokens = r->l.block_tokens;
+    b.src_num_blocks   = r->l.num_blocks;
+    b.src_dtype        = (int32_t)r->l.dtype;
+    b.src_order        = r->l.order;
+    b.wire_dtype       = sx->wire_dtype;
+    b.compression      = sx->compression;
+    b.first_layer      = sx->plan.first_layer;
+    b.num_layers       = sx->plan.num_layers;
+    b.dst_region       = sx->plan.dst_region;
+    b.blocks_per_chunk = sx->bpc;
+    b.num_src_blocks   = sx->plan.num_src_blocks;
+    b.num_dst_blocks   = sx->plan.num_dst_blocks;
+    b.zero_copy        = (uint32_t)(ep->zero_copy &&
+                                    (sx->wire_dtype == 0) &&
+                                    (sx->compression == 0));
+    b.num_tokens       = sx->plan.num_tokens;
+    b.src_base         = (uint64_t)(uintptr_t)r->base;
+    b.src_bytes        = r->bytes;
+    b.nchunks          = sx->nchunks;
+    b.src_blocks       = sx->tbl;
+    b.dst_blocks       = sx->tbl + sx->plan.num_src_blocks;
+    len = scomm_kv_begin_size(&b);
+    pl  = malloc(len);
+    if (pl == NULL) {
+        snprintf(st->why_tx, sizeof(st->why_tx), "out of memory for a BEGIN");
+        return -1;
+    }
+    scomm_kv_begin_encode(&b, pl);
+    memset(&h, 0, sizeof(h));
+    h.type    = SCOMM_KV_T_BEGIN;
+    h.xfer_id = sx->plan.xfer_id;
+    rc = scomm_kv_send_hdr(st, &h, pl, len);
+    free(pl);
+    return rc;
+}
+
+void *scomm_kv_tx_main(void *arg)
+{
+    kv_stream_t *st = arg;
+    scomm_kv_ep_t *ep = st->ep;
+    scomm_kv_hdr_t h;
+    kv_ctl_t c;
+    kv_sx_t *sx;
+    uint32_t seq;
+    struct timespec ts;
+    int rc, slot;
+
+    pthread_mutex_lock(&ep->lock);
+    /* On close, replies already queued (the last ACKs) still go out. */
+    while (st->alive && (!ep->closing || (st->ctl_n > 0))) {
+        if (st->ctl_n > 0) {
+            c = st->ctl[st->ctl_head];
+            st->ctl_head = (st->ctl_head + 1) % st->ctl_cap;
+            st->ctl_n--;
+            pthread_mutex_unlock(&ep->lock);
+            rc = scomm_kv_send_hdr(st, &c.h, c.text,
+                                   (c.text[0] != '\0') ? strlen(c.text) + 1
+                                                       : 0);
+            pthread_mutex_lock(&ep->lock);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        if (ep->closing) {
+            break;
+        }
+        for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
+            if (sx->state == SX_BEGIN_WAIT) {
+                break;
+            }
+        }
+        if (sx != NULL) {
+            sx->state = SX_BEGIN_SENT;
+            sx->begin_stream = st->idx;
+            sx->refs++;
+            pthread_mutex_unlock(&ep->lock);
+            rc = kv_send_begin(st, sx);
+            pthread_mutex_lock(&ep->lock);
+            if ((rc != 0) && (sx->state == SX_BEGIN_SENT)) {
+                sx->state = SX_BEGIN_WAIT;
+            }
+            scomm_kv_sx_unref(ep, sx);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        if ((st->inf_n < ep->depth) && ((sx = kv_sx_pick(ep, &seq)) != NULL)) {
+            slot = (st->inf_head + st->inf_n) % ep->depth;
+            st->inf[slot].sx  = sx;
+            st->inf[slot].seq = seq;
+            st->inf_n++;
+            /* One reference for the in-flight entry (dropped when the
+             * reply comes, possibly before kv_send_chunk returns: with CMA
+             * the receiver pulls and ACKs at once), one for kv_send_chunk's
+             * own use of sx. */
+            sx->refs += 2;
+            pthread_mutex_unlock(&ep->lock);
+            rc = kv_send_chunk(st, sx, seq);
+            pthread_mutex_lock(&ep->lock);
+            scomm_kv_sx_unref(ep, sx);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        if (scomm_now_ns() - st->last_tx > (uint64_t)KV_HB_MS * 1000000ull) {
+            pthread_mutex_unlock(&ep->lock);
+            memset(&h, 0, sizeof(h));
+            h.type = SCOMM_KV_T_HEARTBEAT;
+            rc = scomm_kv_send_hdr(st, &h, NULL, 0);
+            pthread_mutex_lock(&ep->lock);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ep->tx_cond, &ep->lock, &ts);
+    }
+    if (ep->closing && st->alive) {
+        pthread_mutex_unlock(&ep->lock);
+        memset(&h, 0, sizeof(h));
+        h.type = SCOMM_KV_T_BYE;
+        (void)scomm_kv_send_hdr(st, &h, NULL, 0);
+        scomm_kv_stream_thread_end(st);
+        return NULL;
+    }
+    pthread_mutex_unlock(&ep->lock);
+    scomm_kv_stream_dead(st, st->why_tx[0] ? st->why_tx : "write failed");
+    scomm_kv_stream_thread_end(st);
+    return NULL;
+}
+
+/* ACK/NACK/BEGIN_OK/BEGIN_ERR for our transfers. */
+int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                      const char *text)
+{
+    scomm_kv_ep_t *ep = st->ep;
+    char msg[SCOMM_KV_ERRTEXT_MAX];
+    kv_sx_t *sx;
+    kv_inf_t *e;
+    int rc = 0;
+
+    pthread_mutex_lock(&ep->lock);
+    if ((h->type == SCOMM_KV_T_BEGIN_OK) ||
+        (h->type == SCOMM_KV_T_BEGIN_ERR)) {
+        for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
+            if ((sx->plan.xfer_id == h->xfer_id) &&
+                (sx->state == SX_BEGIN_SENT)) {
+                break;
+            }
+        }
+        if (sx != NULL) {
+            if (h->type == SCOMM_KV_T_BEGIN_OK) {
+                sx->state = SX_RUN;
+                sx->cma   = (int)(h->aux & 1u);
+            } else {
+                snprintf(msg, sizeof(msg), "kv transfer %llu refused by the "
+                         "receiver: %s", (unsigned long long)h->xfer_id,
+                         text);
+                scomm_kv_sx_fail(sx, (h->aux == SCOMM_KV_BEGIN_ERR_UNSUPPORTED)
+                                         ? SCOMM_ERR_UNSUPPORTED
+                                         : SCOMM_ERR_MISMATCH, msg);
+            }
+            pthread_cond_broadcast(&ep->tx_cond);
+            pthread_cond_broadcast(&ep->done_cond);
+        }
+        pthread_mutex_unlock(&ep->lock);
+        return 0;
+    }
+    if (st->inf_n == 0) {
+        snprintf(st->why, sizeof(st->why), "reply to chunk %u with none in "
+                 "flight", h->seq);
+        pthread_mutex_unlock(&ep->lock);
+        return -1;
+    }
+    e = &st->inf[st->inf_head];
+    if ((e->sx->plan.xfer_id != h->xfer_id) || (e->seq != h->seq)) {
+        snprintf(st->why, sizeof(st->why), "reply to chunk %u of %llu, "
+                 "expected %u of %llu", h->seq,
+                 (unsigned long long)h->xfer_id, e->seq,
+                 (unsigned long long)e->sx->plan.xfer_id);
+        pthread_mutex_unlock(&ep->lock);
+        return -1;
+    }
+    sx = e->sx;
+    st->inf_head = (st->inf_head + 1) % ep->depth;
+    st->inf_n--;
+    if (sx->state == SX_RUN) {
+        if (h->type == SCOMM_KV_T_ACK) {
+            if (!sx->acked_map[h->seq]) {
+                sx->acked_map[h->seq] = 1;
+                if (++sx->acked == sx->nchunks) {
+                    sx->state  = SX_DONE;
+                    sx->status = SCOMM_OK;
+                    scomm_tm_add(NULL, SCOMM_TM_KV_TRANSFERS, 1);
+                    scomm_tm_kv_latency(scomm_now_ns() - sx->t_submit);
+                    pthread_cond_broadcast(&ep->done_cond);
+                }
+            }
+        } else if (++sx->nacks[h->seq] > KV_MAX_NACKS) {
+            snprintf(msg, sizeof(msg), "kv transfer %llu: chunk %u failed "
+                     "its CRC32C check %d times", (unsigned long long)
+                     sx->plan.xfer_id, h->seq, KV_MAX_NACKS);
+            scomm_kv_sx_fail(sx, SCOMM_ERR_CHECKSUM, msg);
+            pthread_cond_broadcast(&ep->done_cond);
+        } else {
+            sx->resend[sx->nresend++] = h->seq;
+            ep->stats.chunks_resent++;
+            scomm_tm_add(NULL, SCOMM_TM_KV_RESENT, 1);
+        }
+    }
+    scomm_kv_sx_unref(ep, sx);
+    pthread_cond_broadcast(&ep->tx_cond);
+    pthread_mutex_unlock(&ep->lock);
+    return rc;
+}
