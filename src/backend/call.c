@@ -308,7 +308,8 @@ static int scomm_vendor_ring_full(scomm_comm_t *comm, scomm_vendor_t *v,
             (scomm_devrt_event_record(v->rt, s->ev, stream, err,
                                       sizeof(err)) == 0)) {
             atomic_store(&s->seq_hi, hi);
-            s->deadline = scomm_comm_deadline(comm);
+            s->t_ns     = scomm_now_ns();
+            s->deadline = s->t_ns + (uint64_t)comm->timeout_ms * 1000000ull;
             rc          = 1;
         }
     }

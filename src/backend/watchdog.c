@@ -283,7 +283,7 @@ static void scomm_wd_ranks(const int *st, int size, int c, char *buf,
 
 typedef struct {
     uint64_t    seq;
-    uint64_t    t_ns;
+    int64_t     timeout_ms; /* the deadline the call was given */
     const char *what;
     const char *call;
 } scomm_wd_late_t;
@@ -326,7 +326,7 @@ static void scomm_wd_timeout(scomm_vendor_wd_t *wd, scomm_vendor_t *v,
                              "enqueue (a replayed graph, a kernel) did not "
                              "complete within %lld ms; every call scomm "
                              "enqueued completed (op #%llu)", late->what,
-                             v->ops->name, (long long)comm->timeout_ms,
+                             v->ops->name, (long long)late->timeout_ms,
                              (unsigned long long)done);
         nmute = 0;
         nin   = 0;
@@ -334,7 +334,7 @@ static void scomm_wd_timeout(scomm_vendor_wd_t *wd, scomm_vendor_t *v,
         o = (size_t)snprintf(msg, sizeof(msg), "%s (%s op #%llu, %s) did "
                              "not complete within %lld ms", late->what,
                              v->ops->name, (unsigned long long)late->seq,
-                             late->call, (long long)comm->timeout_ms);
+                             late->call, (long long)late->timeout_ms);
     }
     if (late->seq <= done) {
         /* said above */
@@ -395,10 +395,11 @@ static int scomm_wd_check(scomm_vendor_wd_t *wd, scomm_vendor_t *v)
         snprintf(why, sizeof(why), "%s", v->poll_err);
     }
     if ((oldest != NULL) && (scomm_now_ns() > oldest->deadline)) {
-        late.seq  = oldest->seq_lo;
-        late.t_ns = oldest->t_ns;
-        late.what = oldest->what;
-        late.call = oldest->call;
+        late.seq        = oldest->seq_lo;
+        late.timeout_ms = (int64_t)((oldest->deadline - oldest->t_ns) /
+                                    1000000ull);
+        late.what       = oldest->what;
+        late.call       = oldest->call;
     }
     pending = (oldest != NULL);
     if ((st == SCOMM_OK) && (atomic_load(&v->state) != SCOMM_VENDOR_DEAD)) {

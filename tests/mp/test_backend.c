@@ -38,6 +38,9 @@
  *             requests, 1 MiB (larger than the fake's ring)
  *   requests  a non-blocking call's request: not done while the stream is
  *             busy, done after, scomm_test and scomm_wait
+ *   ring      1500 calls behind a busy stream overfill the 1024-slot event
+ *             ring: no call waits, the newest slot is extended, the last
+ *             call's request and synchronize still end right
  *   errors    vendor status codes become scomm's (invalid usage / argument
  *             keep the communicator usable; a host pointer is refused);
  *             an asynchronous remote error fails the communicator at the
@@ -1049,6 +1052,38 @@ static void mode_requests(void)
     ST_ASSERT_OK(scomm_comm_destroy(comm));
 }
 
+/* ---- a full event ring (1024 calls in flight) ---- */
+
+static void mode_ring(void)
+{
+    scomm_comm_t *comm = be_init();
+    int p = scomm_size(comm), me = scomm_rank(comm), i;
+    int32_t h[4] = {me + 1, me + 1, me + 1, me + 1};
+    void *d = dev_alloc(sizeof(h)), *st;
+    scomm_req_t *req = NULL;
+    int64_t rec0;
+    double t0;
+
+    st = be_stream(comm);
+    dev_put(d, h, sizeof(h));
+    ST_ASSERT_EQ(dev.spin(st, 300), 0); /* nothing completes meanwhile */
+    rec0 = dev.stat("event_records");
+    t0   = now_s();
+    for (i = 0; i < 1500; i++) {
+        ST_ASSERT_OK(scomm_all_reduce(d, d, 4, SCOMM_INT32, SCOMM_MAX,
+                                      comm));
+    }
+    ST_ASSERT(now_s() - t0 < 0.280); /* the full ring did not wait */
+    ST_ASSERT_EQ(dev.stat("event_records") - rec0, 1500);
+    ST_ASSERT_OK(scomm_iall_reduce(d, d, 4, SCOMM_INT32, SCOMM_MAX, comm,
+                                   &req));
+    ST_ASSERT_OK(scomm_wait(req)); /* the last one, in an extended slot */
+    dev_peek(h, d, sizeof(h));
+    ST_ASSERT_EQ(h[3], p);
+    ST_ASSERT_OK(scomm_comm_synchronize(comm));
+    ST_ASSERT_OK(scomm_comm_destroy(comm));
+}
+
 /* ---- errors ---- */
 
 static void mode_errors(void)
@@ -1194,6 +1229,7 @@ static int rank_fn(int rank, int size, void *arg)
         {"watchdog", mode_watchdog}, {"hang", mode_hang},
         {"capture", mode_capture}, {"group", mode_group},
         {"p2p", mode_p2p},         {"requests", mode_requests},
+        {"ring", mode_ring},
         {"errors", mode_errors},   {"missing", mode_missing},
         {"split", mode_split},     {"nort", mode_nort},
         {"discover", mode_discover},
