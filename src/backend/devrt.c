@@ -43,6 +43,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -233,26 +234,49 @@ void *scomm_devrt_find(const char *const *sonames, void *vendor_dl,
 
 /* ---- binding ---- */
 
-#define DEVRT_SYM(_field, _name, _opt)                                      \
-    do {                                                                    \
-        void *fn_;                                                          \
-        snprintf(sym, sizeof(sym), "%s", (_name));                          \
-        fn_ = dlsym(rt->dl, sym);                                           \
-        if ((fn_ == NULL) && !(_opt)) {                                     \
-            snprintf(err, len, "%s has no %s (not a %s)", rt->path, sym,    \
-                     rt->d->name);                                          \
-            return -1;                                                      \
-        }                                                                   \
-        memcpy(&rt->_field, &fn_, sizeof(fn_));                             \
-    } while (0)
+/* One call scomm binds: where its pointer goes, its name (after the
+ * runtime's prefix for CUDA and HIP), whether it may be missing. */
+typedef struct {
+    size_t      off;
+    const char *name;
+    int         optional;
+} devrt_sym_t;
 
-/* "cuda" + "EventRecord" */
-#define DEVRT_CU(_field, _suffix, _opt)                                     \
-    do {                                                                    \
-        char n_[64];                                                        \
-        snprintf(n_, sizeof(n_), "%s%s", rt->d->p, (_suffix));              \
-        DEVRT_SYM(_field, n_, _opt);                                        \
-    } while (0)
+#define DEVRT_F(_f) offsetof(scomm_devrt_t, _f)
+
+static const devrt_sym_t devrt_cuda_syms[] = { /* CUDA and HIP */
+    {DEVRT_F(create_flags), "EventCreateWithFlags", 0},
+    {DEVRT_F(record), "EventRecord", 0},
+    {DEVRT_F(query), "EventQuery", 0},
+    {DEVRT_F(destroy), "EventDestroy", 0},
+    {DEVRT_F(is_capturing), "StreamIsCapturing", 0},
+    {DEVRT_F(exchange_mode), "ThreadExchangeStreamCaptureMode", 1},
+    {DEVRT_F(errstr), "GetErrorString", 1},
+    {0, NULL, 0}};
+static const devrt_sym_t devrt_acl_syms[] = {
+    {DEVRT_F(create), "aclrtCreateEvent", 0},
+    {DEVRT_F(record), "aclrtRecordEvent", 0},
+    {DEVRT_F(query_status), "aclrtQueryEventStatus", 0},
+    {DEVRT_F(destroy), "aclrtDestroyEvent", 0},
+    {DEVRT_F(capture_info), "aclmdlRICaptureGetInfo", 1},
+    {DEVRT_F(exchange_mode), "aclmdlRICaptureThreadExchangeMode", 1},
+    {DEVRT_F(recent_msg), "aclGetRecentErrMsg", 1},
+    {0, NULL, 0}};
+static const devrt_sym_t devrt_cnrt_syms[] = {
+    {DEVRT_F(create), "cnrtNotifierCreate", 0},
+    {DEVRT_F(record), "cnrtPlaceNotifier", 0},
+    {DEVRT_F(query), "cnrtQueryNotifier", 0},
+    {DEVRT_F(destroy), "cnrtNotifierDestroy", 0},
+    {DEVRT_F(is_capturing), "cnrtQueueIsCapturing", 1},
+    {DEVRT_F(exchange_mode), "cnrtThreadExchangeQueueCaptureMode", 1},
+    {DEVRT_F(errstr), "cnrtGetErrorStr", 1},
+    {0, NULL, 0}};
+static const devrt_sym_t devrt_xpu_syms[] = {
+    {DEVRT_F(create), "xpu_event_create", 0},
+    {DEVRT_F(record), "xpu_event_record", 0},
+    {DEVRT_F(query), "xpu_event_query", 0},
+    {DEVRT_F(destroy), "xpu_event_destroy", 0},
+    {0, NULL, 0}};
 
 static void devrt_version(scomm_devrt_t *rt)
 {
@@ -295,43 +319,24 @@ static void devrt_version(scomm_devrt_t *rt)
 
 static int devrt_bind(scomm_devrt_t *rt, char *err, size_t len)
 {
-    char sym[64];
+    static const devrt_sym_t *const tables[SCOMM_RT_KINDS] = {
+        devrt_cuda_syms, devrt_cuda_syms, devrt_acl_syms, devrt_cnrt_syms,
+        devrt_xpu_syms};
+    const devrt_sym_t *t;
+    char sym[80];
+    void *fn;
 
-    switch (rt->kind) {
-    case SCOMM_RT_CUDA:
-    case SCOMM_RT_HIP:
-        DEVRT_CU(create_flags, "EventCreateWithFlags", 0);
-        DEVRT_CU(record, "EventRecord", 0);
-        DEVRT_CU(query, "EventQuery", 0);
-        DEVRT_CU(destroy, "EventDestroy", 0);
-        DEVRT_CU(is_capturing, "StreamIsCapturing", 0);
-        DEVRT_CU(exchange_mode, "ThreadExchangeStreamCaptureMode", 1);
-        DEVRT_CU(errstr, "GetErrorString", 1);
-        break;
-    case SCOMM_RT_ACL:
-        DEVRT_SYM(create, "aclrtCreateEvent", 0);
-        DEVRT_SYM(record, "aclrtRecordEvent", 0);
-        DEVRT_SYM(query_status, "aclrtQueryEventStatus", 0);
-        DEVRT_SYM(destroy, "aclrtDestroyEvent", 0);
-        DEVRT_SYM(capture_info, "aclmdlRICaptureGetInfo", 1);
-        DEVRT_SYM(exchange_mode, "aclmdlRICaptureThreadExchangeMode", 1);
-        DEVRT_SYM(recent_msg, "aclGetRecentErrMsg", 1);
-        break;
-    case SCOMM_RT_CNRT:
-        DEVRT_SYM(create, "cnrtNotifierCreate", 0);
-        DEVRT_SYM(record, "cnrtPlaceNotifier", 0);
-        DEVRT_SYM(query, "cnrtQueryNotifier", 0);
-        DEVRT_SYM(destroy, "cnrtNotifierDestroy", 0);
-        DEVRT_SYM(is_capturing, "cnrtQueueIsCapturing", 1);
-        DEVRT_SYM(exchange_mode, "cnrtThreadExchangeQueueCaptureMode", 1);
-        DEVRT_SYM(errstr, "cnrtGetErrorStr", 1);
-        break;
-    default:
-        DEVRT_SYM(create, "xpu_event_create", 0);
-        DEVRT_SYM(record, "xpu_event_record", 0);
-        DEVRT_SYM(query, "xpu_event_query", 0);
-        DEVRT_SYM(destroy, "xpu_event_destroy", 0);
-        break;
+    for (t = tables[rt->kind]; t->name != NULL; t++) {
+        snprintf(sym, sizeof(sym), "%s%s",
+                 (rt->kind <= SCOMM_RT_HIP) ? rt->d->p : "", t->name);
+        fn = dlsym(rt->dl, sym);
+        if ((fn == NULL) && !t->optional) {
+            snprintf(err, len, "%s has no %s (not a %s)", rt->path, sym,
+                     rt->d->name);
+            return -1;
+        }
+        /* a function pointer field of rt, by its offset */
+        memcpy((char *)rt + t->off, &fn, sizeof(fn));
     }
     devrt_version(rt);
     return 0;
