@@ -27,7 +27,8 @@ enum { IT_KERNEL, IT_EVENT, IT_CEVENT, IT_WAIT, IT_SPIN, IT_GRAPH };
 typedef struct fkd_graph fkd_graph_t;
 
 typedef struct fkd_event {
-    uint32_t         magic;
+    _Atomic uint32_t magic;
+    _Atomic int      refs;     /* the handle's, and one per queued item */
     _Atomic uint64_t rec;      /* records so far */
     _Atomic uint64_t done;     /* highest record the stream passed */
     _Atomic int      captured; /* last recorded inside a capture */
@@ -126,6 +127,21 @@ static void fkd_timed_wait(pthread_cond_t *cv, pthread_mutex_t *m, int ms)
     (void)pthread_cond_timedwait(cv, m, &ts);
 }
 
+/* ---- events' lifetime: destroying a handle leaves the event to the
+ * items still queued with it (cudaEventDestroy may return first) ---- */
+
+static void fkd_ev_ref(fkd_event_t *ev)
+{
+    atomic_fetch_add(&ev->refs, 1);
+}
+
+static void fkd_ev_unref(fkd_event_t *ev)
+{
+    if (atomic_fetch_sub(&ev->refs, 1) == 1) {
+        free(ev);
+    }
+}
+
 /* ---- graphs ---- */
 
 static void fkd_item_free(fkd_item_t *it);
@@ -152,6 +168,9 @@ static void fkd_item_free(fkd_item_t *it)
     }
     if (it->kind == IT_GRAPH) {
         fkd_graph_unref(it->graph);
+    }
+    if (it->ev != NULL) {
+        fkd_ev_unref(it->ev);
     }
     free(it);
 }
@@ -549,7 +568,9 @@ static fkd_event_t *fkd_ev(void *e)
 {
     fkd_event_t *ev = e;
 
-    return ((ev != NULL) && (ev->magic == FKD_EVENT_MAGIC)) ? ev : NULL;
+    return ((ev != NULL) && (atomic_load(&ev->magic) == FKD_EVENT_MAGIC))
+               ? ev
+               : NULL;
 }
 
 FKD_API int fkd_event_create(void **e)
@@ -562,7 +583,8 @@ FKD_API int fkd_event_create(void **e)
     if ((ev = calloc(1, sizeof(*ev))) == NULL) {
         return FKD_ENOMEM;
     }
-    ev->magic = FKD_EVENT_MAGIC;
+    atomic_store(&ev->magic, FKD_EVENT_MAGIC);
+    atomic_store(&ev->refs, 1);
     *e = ev;
     return FKD_OK;
 }
@@ -574,12 +596,8 @@ FKD_API int fkd_event_destroy(void *e)
     if (ev == NULL) {
         return FKD_EINVAL;
     }
-    /* A record still queued keeps the event alive: leave it to the
-     * process (cudaEventDestroy may return before the record ran). */
-    if (atomic_load(&ev->done) >= atomic_load(&ev->rec)) {
-        ev->magic = 0;
-        free(ev);
-    }
+    atomic_store(&ev->magic, 0u); /* the handle is gone at once */
+    fkd_ev_unref(ev);             /* the event, once no item holds it */
     return FKD_OK;
 }
 
@@ -596,6 +614,7 @@ FKD_API int fkd_event_record(void *e, void *s)
     if ((it = fkd_item_new(IT_EVENT)) == NULL) {
         return FKD_ENOMEM;
     }
+    fkd_ev_ref(ev);
     it->ev = ev;
     pthread_mutex_lock(&st->lock);
     if (st->capture != NULL) {
@@ -651,6 +670,7 @@ FKD_API int fkd_stream_wait_event(void *s, void *e)
     if ((it = fkd_item_new(IT_WAIT)) == NULL) {
         return FKD_ENOMEM;
     }
+    fkd_ev_ref(ev);
     it->ev  = ev;
     it->gen = atomic_load(&ev->rec);
     return fkd_enqueue(st, it);
