@@ -312,7 +312,7 @@ static void scomm_wd_timeout(scomm_vendor_wd_t *wd, scomm_vendor_t *v,
                        &nmute);
         for (q = 0; (q < comm->size) && (nnever == 1); q++) {
             if (st[q] == WD_NEVER) {
-                snprintf(atop, sizeof(atop), " (its last op is #%llu)",
+                snprintf(atop, sizeof(atop), " (at #%llu)",
                          (unsigned long long)((q == comm->rank) ? enq
                                                                 : ans[q].enq));
             }
@@ -331,8 +331,8 @@ static void scomm_wd_timeout(scomm_vendor_wd_t *wd, scomm_vendor_t *v,
         nmute = 0;
         nin   = 0;
     } else {
-        o = (size_t)snprintf(msg, sizeof(msg), "%s (%s op #%llu, %s) did "
-                             "not complete within %lld ms", late->what,
+        o = (size_t)snprintf(msg, sizeof(msg), "%s (%s op #%llu, %s) not "
+                             "done after %lld ms", late->what,
                              v->ops->name, (unsigned long long)late->seq,
                              late->call, (long long)late->timeout_ms);
     }
@@ -358,8 +358,9 @@ static void scomm_wd_timeout(scomm_vendor_wd_t *wd, scomm_vendor_t *v,
                               "rank%s %s", (nmute > 1) ? "s" : "", mute);
     }
     if (o < sizeof(msg)) {
-        snprintf(msg + o, sizeof(msg) - o, "; the %s communicator was "
-                 "aborted", v->ops->name);
+        /* short: a peer's notice carries about 200 characters */
+        snprintf(msg + o, sizeof(msg) - o, "; %s comm aborted",
+                 v->ops->name);
     }
     free(ans);
     free(st);
