@@ -633,7 +633,10 @@ SCOMM_API scomm_status_t scomm_ibarrier(scomm_comm_t *comm,
  * matching scomm_group_end() are queued, not started: non-blocking ones
  * return their request at once, blocking ones return SCOMM_OK at once and
  * complete inside scomm_group_end() (NCCL semantics). Point-to-point calls
- * are not deferred. Do not wait on a request of a group before its end.
+ * of native communicators are not deferred. The calls (collectives and
+ * point-to-point) of a vendor communicator go into the vendor's own group
+ * (ncclGroupStart, ...), launched once at scomm_group_end(). Do not wait
+ * on a request of a group before its end.
  * @return SCOMM_OK, ERR_INVALID_USAGE (more than 1024 nested groups)
  */
 SCOMM_API scomm_status_t scomm_group_start(void);
@@ -646,9 +649,11 @@ SCOMM_API scomm_status_t scomm_group_start(void);
  * (default 64 KiB, measured in docs/overlap.md; 0 turns fusion off;
  * every rank must use the same value)
  * and unpacked when it completes. Then every operation is started in
- * issue order, and the deferred blocking ones are waited for.
+ * issue order, and the deferred blocking ones are waited for. The vendors'
+ * groups are launched (their calls stay stream-ordered: nothing waits for
+ * the device).
  * @return SCOMM_OK, ERR_INVALID_USAGE (no open group), or the first error
- *         of a deferred blocking collective
+ *         of a deferred blocking collective or of a vendor's group
  */
 SCOMM_API scomm_status_t scomm_group_end(void);
 
@@ -816,30 +821,61 @@ SCOMM_API scomm_status_t scomm_control_get(scomm_comm_t *comm,
  * a missing library is SCOMM_ERR_UNSUPPORTED on every rank, naming the
  * library and how to install it.
  *
- * The collectives of such a communicator (blocking, non-blocking and
- * grouped) run on the vendor's communicator with the same arguments,
- * pointing at the vendor's device memory, on the stream set with
- * scomm_comm_set_stream() (NULL, the default, is the vendor's default
- * stream). scomm waits for each one under the communicator's timeout: a
- * vendor call that does not complete in time returns SCOMM_ERR_TIMED_OUT
- * naming the operation, after the vendor's abort was called, and the
- * communicator is failed. A dtype or op the vendor lacks (e.g. fp8 before
- * NCCL 2.24, avg on HCCL) is SCOMM_ERR_UNSUPPORTED naming both.
- * scomm_barrier, scomm_send/recv and scomm_comm_split's own exchange use
- * the native connections (host memory); a split of a vendor communicator
- * gets a vendor communicator of its own. scomm_comm_abort() calls the
- * vendor's abort; scomm_comm_destroy() the vendor's destroy.
+ * Calls on such a communicator are stream-ordered, as the vendor's own
+ * are: every collective and point-to-point call (blocking, non-blocking
+ * and grouped) maps its arguments, enqueues the vendor's call on the
+ * communicator's stream (scomm_comm_set_stream(); NULL, the default, is
+ * the vendor's default stream) on the caller's device buffers, and
+ * returns without waiting for the device. The result is there once the
+ * stream passed the call: after scomm_comm_synchronize(), scomm_wait() on
+ * the request of a non-blocking call, or any stream-ordered use on the
+ * device. Sends and receives pair in issue order per peer (vendors have no
+ * tags: tag is checked, then ignored); as with NCCL, a send and its
+ * receive must not queue behind each other on one stream (put them in one
+ * group). Inside scomm_group_start/end the calls of a vendor communicator
+ * become one vendor group (one launch) at scomm_group_end(). A call on a
+ * stream that is capturing (a CUDA graph) is captured and replayed with
+ * the graph; scomm waits for and watches nothing of it.
+ *
+ * Deadline: a watchdog thread per world polls a completion event recorded
+ * after each call and the vendor's asynchronous error. A call not complete
+ * within the communicator's timeout fails the world with
+ * SCOMM_ERR_TIMED_OUT naming the operation, its number on the
+ * communicator and the ranks that never reached it (the ranks compare
+ * their progress over scomm's native connections), and the vendor
+ * communicator is aborted; every rank's next call or wait returns that
+ * error. A dtype or op the vendor lacks (e.g. fp8 before NCCL 2.24, avg on
+ * HCCL) is SCOMM_ERR_UNSUPPORTED naming both. scomm_barrier and
+ * scomm_comm_split's own exchange use the native connections; a split of a
+ * vendor communicator gets a vendor communicator of its own.
+ * scomm_comm_abort() calls the vendor's abort; scomm_comm_destroy() the
+ * vendor's destroy.
  */
 
 /**
  * @brief Stream (cudaStream_t, hipStream_t, aclrtStream, cnrtQueue_t,
- * XPUStream) on which comm's later vendor collectives are enqueued; NULL
- * is the vendor's default stream. A split inherits it.
+ * XPUStream) on which comm's later vendor calls are enqueued; NULL is the
+ * vendor's default stream. A split inherits it. Each call reads it once,
+ * when it enqueues: switching streams between calls costs a store, so
+ * this is also the per-call stream (there is no per-call argument and no
+ * thread-local current stream: see docs/backends.md).
  * @return SCOMM_OK, ERR_INVALID_ARG (comm), ERR_INVALID_USAGE (comm has no
  *         vendor backend, or was destroyed)
  */
 SCOMM_API scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm,
                                                void *stream);
+
+/**
+ * @brief Wait until everything enqueued on comm's stream so far, and every
+ * vendor call of comm, has completed on the device. Bounded by the
+ * watchdog: past the communicator's timeout it returns the watchdog's
+ * SCOMM_ERR_TIMED_OUT (naming the operation and the ranks that never
+ * reached it), or any earlier failure of the world. On a native
+ * communicator every call has completed already: SCOMM_OK at once.
+ * @return SCOMM_OK, ERR_TIMED_OUT, the world's fault, ERR_INVALID_USAGE
+ *         (the stream is capturing, or comm was destroyed)
+ */
+SCOMM_API scomm_status_t scomm_comm_synchronize(scomm_comm_t *comm);
 
 /**
  * @brief Backend of comm: "native", "mock", or the vendor's name ("nccl",
@@ -854,6 +890,9 @@ typedef struct scomm_backend_info {
     char    version[32];   /**< "2.21.5"; "unknown" without a version call */
     int32_t found;         /**< 1: loaded, with every entry point needed */
     char    detail[320];   /**< why it is unusable and how to install it */
+    char    runtime[320];  /**< its device runtime: "libcudart.so.13 (CUDA
+                                runtime 13.0; a dependency of libnccl.so.2):
+                                /path", or "none: why" */
 } scomm_backend_info_t;
 
 /** @brief Number of vendor backends scomm knows (for scomm_backend_probe). */

@@ -86,7 +86,8 @@ class BackendInfo(ctypes.Structure):
                 ("library", ctypes.c_char * 256),
                 ("version", ctypes.c_char * 32),
                 ("found", c_int32),
-                ("detail", ctypes.c_char * 320)]
+                ("detail", ctypes.c_char * 320),
+                ("runtime", ctypes.c_char * 320)]
 
 
 class KVLayoutC(ctypes.Structure):

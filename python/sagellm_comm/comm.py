@@ -490,7 +490,8 @@ def metrics_text() -> str:
 
 def vendor_backends() -> List[Dict[str, Any]]:
     """Vendor libraries libscomm knows (``scomm_backend_probe``): name,
-    library, version, found, detail. Empty with an older libscomm."""
+    library, version, found, detail, runtime (the device runtime scomm
+    records completion events with). Empty with an older libscomm."""
     lib = _lib.load()
     if not lib.has("scomm_backend_count"):
         return []
@@ -502,7 +503,8 @@ def vendor_backends() -> List[Dict[str, Any]]:
                     "library": info.library.decode(),
                     "version": info.version.decode(),
                     "found": bool(info.found),
-                    "detail": info.detail.decode()})
+                    "detail": info.detail.decode(),
+                    "runtime": info.runtime.decode()})
     return out
 
 

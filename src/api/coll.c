@@ -16,16 +16,23 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../backend/backend.h"
 #include "../coll/coll.h"
 #include "../overlap/overlap.h"
 
 /* Run a validated call now, or hand it to the overlap engine (src/overlap)
  * when it is non-blocking, inside a group, or the communicator has
- * non-blocking operations that must keep their place in the order. */
+ * non-blocking operations that must keep their place in the order; a
+ * vendor communicator's call goes to its stream (src/backend). */
 static scomm_status_t api_coll_post(scomm_comm_t *comm, const char *name,
                                     const scomm_coll_args_t *a,
                                     scomm_req_t **req_p)
 {
+    if (comm->vendor != NULL) {
+        /* stream-ordered: blocking, non-blocking and grouped calls alike
+         * are enqueued now (src/backend) */
+        return scomm_backend_post(comm, name, a, req_p);
+    }
     if (SCOMM_UNLIKELY((req_p != NULL) || scomm_ovl_route(comm))) {
         return scomm_ovl_post(comm, name, a, req_p);
     }

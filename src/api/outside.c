@@ -40,6 +40,14 @@ static const scomm_param_t scomm_test_params[] = {
     {.name = "SCOMM_TEST_HUGE", .defval = "", .type = SCOMM_PARAM_BOOL,
      .flags = SCOMM_PARAM_F_ENV_ONLY,
      .help = "tests only: run mp.p2p_huge's message above 4 GiB"},
+    {.name = "SCOMM_TEST_ASYNC_MS", .defval = "", .type = SCOMM_PARAM_STRING,
+     .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "tests only: bench/vendor_check's bound on an all_reduce "
+             "issued behind a busy stream, in ms (default 1)"},
+    {.name = "SCOMM_TEST_LIBCUDA", .defval = "", .type = SCOMM_PARAM_STRING,
+     .flags = SCOMM_PARAM_F_ENV_ONLY,
+     .help = "tests only: the CUDA driver library bench/vendor_check "
+             "launches its spin kernel with (default libcuda.so.1)"},
     {.name = "SCOMM_CLI", .defval = "", .type = SCOMM_PARAM_STRING,
      .flags = SCOMM_PARAM_F_ENV_ONLY,
      .help = "tests only: the scomm CLI the Python tests run"},

@@ -6,11 +6,14 @@
  * tag) and names the bad argument before anything is queued, then runs
  * under the world lock. Requests of non-blocking collectives belong to
  * the overlap engine (src/overlap); the barrier itself is coll's
- * (coll/barrier.c).
+ * (coll/barrier.c). On a vendor communicator, point-to-point calls go to
+ * the vendor's stream (src/backend) and their requests are the backend's
+ * (SCOMM_REQ_VENDOR).
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "../backend/backend.h"
 #include "../coll/coll.h"
 #include "../core/scomm_int.h"
 #include "../overlap/overlap.h"
@@ -75,6 +78,10 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
         return scomm_set_error(comm, SCOMM_ERR_INVALID_ARG, "%s: req_p is "
                                "NULL", op);
     }
+    if (comm->vendor != NULL) {
+        return scomm_backend_p2p(comm, op, is_send, (void *)buf, count,
+                                 dtype, peer, req_p);
+    }
     pthread_mutex_lock(&comm->world->lock);
     tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_ISEND
                                          : SCOMM_TM_OP_IRECV);
@@ -119,6 +126,10 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
         return status;
+    }
+    if (comm->vendor != NULL) {
+        return scomm_backend_p2p(comm, op, is_send, (void *)buf, count,
+                                 dtype, peer, NULL);
     }
     pthread_mutex_lock(&comm->world->lock);
     tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_SEND
@@ -181,6 +192,9 @@ scomm_status_t scomm_test(scomm_req_t *req, int32_t *done)
     }
     if (req->type == SCOMM_REQ_COLL) {
         return scomm_ovl_test(req, done); /* never takes the world lock */
+    }
+    if (req->type == SCOMM_REQ_VENDOR) {
+        return scomm_backend_req_test(req, done); /* src/backend */
     }
     w = req->world;
     pthread_mutex_lock(&w->lock);
@@ -255,6 +269,14 @@ scomm_status_t scomm_wait_all(size_t n, scomm_req_t **reqs)
     /* Collective requests first (src/overlap), without the world lock;
      * what the progress thread does also progresses the p2p requests. */
     for (i = 0; i < n; i++) {
+        if ((reqs[i] != NULL) && (reqs[i]->type == SCOMM_REQ_VENDOR)) {
+            status  = scomm_backend_req_wait(reqs[i]); /* releases it */
+            reqs[i] = NULL;
+            if (cstatus == SCOMM_OK) {
+                cstatus = status;
+            }
+            continue;
+        }
         if ((reqs[i] != NULL) && (reqs[i]->type == SCOMM_REQ_COLL)) {
             status  = scomm_ovl_wait(reqs[i]);
             reqs[i] = NULL;

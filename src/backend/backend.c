@@ -2,29 +2,24 @@
  * backend.c - the vendor backends' common half: the registry of adapters,
  * loading a vendor library with dlopen, creating a vendor communicator
  * under a scomm communicator (its unique id travels over scomm's own
- * connections), running collectives on it under scomm's deadline, and
- * releasing it (destroy, or the vendor's abort after a failure).
+ * connections) with its event ring and its place in the world's watchdog,
+ * and releasing it (destroy, or the vendor's abort after a failure). The
+ * call path is call.c's, the watchdog watchdog.c's.
  *
- *   scomm_init / split                       scomm_coll_run
- *        |                                         |
- *   load library (every rank) --agree-->      map dtype/op (or UNSUPPORTED)
- *   rank 0: get_id --broadcast (native)-->    enqueue (adapter op)
- *   comm_init -> wait --agree--> comm->vendor wait: query until OK / error /
- *                                             world fault / deadline -> abort
+ *   scomm_init / split
+ *        |
+ *   load library (every rank) --agree-->
+ *   rank 0: get_id --broadcast (native)-->
+ *   comm_init -> settle --agree--> comm->vendor, its runtime (devrt.c),
+ *                                  the watchdog watches it
  *
  * Invariants:
- *  1. Every wait polls the adapter's query, the world's fault and the
- *     deadline (comm->timeout_ms), sleeping at most 1 ms between polls:
- *     a vendor call that never completes becomes SCOMM_ERR_TIMED_OUT
- *     naming the scomm operation and the vendor call, the vendor
- *     communicator is aborted, and the world is failed so that peers stop.
- *  2. Creation is all-or-nothing across ranks: the ranks compare their
+ *  1. Creation is all-or-nothing across ranks: the ranks compare their
  *     load and init results (native all-gather) and all return the first
  *     failing rank's status.
- *  3. The vendor state changes IDLE -> BUSY -> IDLE around an operation
- *     and to DEAD once (abort or destroy); scomm_comm_abort from another
- *     thread aborts the vendor only when no wait is running (a running
- *     wait sees the world's fault and aborts itself).
+ *  2. Release stops the watchdog watching the communicator before the
+ *     vendor's destroy (or abort, after a fault) runs, so no thread polls
+ *     a communicator that is gone.
  */
 #include "backend.h"
 #include "../core/module.h"
@@ -38,7 +33,7 @@
 
 #include "../core/module.h"
 
-/* One vendor library's row: a path that replaces the search by soname. */
+/* One library's row: a path that replaces the search by soname. */
 #define SCOMM_BACKEND_LIB_ROW(_name, _help)                                \
     {.name = _name, .defval = "", .type = SCOMM_PARAM_STRING,              \
      .help = _help}
@@ -58,12 +53,25 @@ static const scomm_param_t scomm_backend_params[] = {
     SCOMM_BACKEND_LIB_ROW("SCOMM_BKCL_LIBRARY", "path of libbkcl.so"),
     SCOMM_BACKEND_LIB_ROW("SCOMM_CUDART_LIBRARY",
                           "path of the CUDA runtime the nccl backend "
-                          "polls streams with; none: calls complete when "
-                          "enqueued"),
+                          "records completion events with (default: the "
+                          "one libnccl links, one already loaded, then "
+                          "libcudart.so.13/.12/.11.0); none: no events, "
+                          "calls count as complete when enqueued"),
     SCOMM_BACKEND_LIB_ROW("SCOMM_HIPRT_LIBRARY",
-                          "path of the HIP runtime the rccl backend polls "
-                          "streams with; none: calls complete when "
-                          "enqueued"),
+                          "path of the HIP runtime of the rccl backend "
+                          "(default: librccl's, then libamdhip64.so.7/.6/"
+                          ".5); none: no events"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_ACLRT_LIBRARY",
+                          "path of the Ascend ACL runtime of the hccl "
+                          "backend (default: libascendcl.so); none: no "
+                          "events"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_CNRT_LIBRARY",
+                          "path of the Cambricon runtime of the cncl "
+                          "backend (default: libcnrt.so); none: no events"),
+    SCOMM_BACKEND_LIB_ROW("SCOMM_XPURT_LIBRARY",
+                          "path of the Kunlunxin runtime of the bkcl "
+                          "backend (default: libxpurt.so); none: no "
+                          "events"),
 };
 
 static const scomm_vendor_ops_t *const scomm_vendors[] = {
@@ -76,7 +84,7 @@ static const scomm_vendor_ops_t *const scomm_vendors[] = {
 
 #define SCOMM_NVENDORS SCOMM_ARRAY_SIZE(scomm_vendors)
 
-/* A library loaded once per process (invariant 4). */
+/* A library loaded once per process (invariant 5 of backend.h). */
 typedef struct {
     void *dl;
     void *sym;
@@ -209,6 +217,7 @@ static int scomm_vendor_load(int idx, scomm_vendor_t *v, char *msg,
             rc = -1;
         } else {
             lib->dl      = dl;
+            v->dl        = dl;
             lib->sym     = v->sym;
             lib->version = v->version;
             snprintf(lib->used, sizeof(lib->used), "%s", used);
@@ -217,6 +226,7 @@ static int scomm_vendor_load(int idx, scomm_vendor_t *v, char *msg,
          * vendor library is not safe (invariant 4). */
     } else {
         v->sym     = lib->sym;
+        v->dl      = lib->dl;
         v->version = lib->version;
     }
     pthread_mutex_unlock(&scomm_vendor_lock);
@@ -285,81 +295,64 @@ static scomm_status_t scomm_vendor_bcast(scomm_comm_t *comm, void *buf,
     return scomm_bcast_binomial(comm, &a);
 }
 
-/* ---- waiting (invariant 1) --------------------------------------------- */
-
-static void scomm_vendor_kill(scomm_vendor_t *v)
-{
-    int s = atomic_load(&v->state);
-
-    while (s != SCOMM_VENDOR_DEAD) {
-        if (atomic_compare_exchange_weak(&v->state, &s, SCOMM_VENDOR_DEAD)) {
-            v->ops->abort(v);
-            return;
-        }
-    }
-}
-
-/*
- * Wait for what v enqueued. what names the scomm operation. On a timeout
- * or a world fault, the vendor communicator is aborted.
- */
-static scomm_status_t scomm_vendor_wait(scomm_comm_t *comm, scomm_vendor_t *v,
-                                        const char *what)
-{
-    scomm_world_t *w  = comm->world;
-    uint64_t deadline = scomm_comm_deadline(comm);
-    uint64_t t0       = scomm_now_ns();
-    long sleep_ns     = 1000;
-    scomm_status_t status;
-    struct timespec ts;
-    int fault;
-
-    for (;;) {
-        status = v->ops->query(v);
-        if (status != SCOMM_INPROGRESS) {
-            return status;
-        }
-        fault = atomic_load(&w->fault.status);
-        if (fault != 0) {
-            scomm_vendor_kill(v);
-            return scomm_vendor_error(v, (scomm_status_t)fault,
-                                      "%s stopped: %s; the %s communicator "
-                                      "was aborted", v->cur_call,
-                                      w->fault.msg, v->ops->name);
-        }
-        if (scomm_now_ns() >= deadline) {
-            scomm_vendor_kill(v);
-            return scomm_vendor_error(
-                v, SCOMM_ERR_TIMED_OUT, "%s: %s did not complete within "
-                "%lld ms (waited %.0f ms); the %s communicator was aborted",
-                what, v->cur_call, (long long)comm->timeout_ms,
-                (double)(scomm_now_ns() - t0) / 1e6, v->ops->name);
-        }
-        if (w->ntl > 0) {
-            scomm_world_progress(w); /* peers' abort notices */
-        }
-        ts.tv_sec  = 0;
-        ts.tv_nsec = sleep_ns;
-        nanosleep(&ts, NULL);
-        if (sleep_ns < 1000000) {
-            sleep_ns *= 2;
-        }
-    }
-}
-
 /* ---- creation ------------------------------------------------------------ */
 
 static void scomm_vendor_free(scomm_vendor_t *v)
 {
-    /* v->sym is the process-wide table (invariant 4). */
-    free(v->rt);
+    size_t i;
+
+    /* v->sym is the process-wide table (invariant 5 of backend.h). */
+    if (v->ring != NULL) {
+        for (i = 0; i < SCOMM_VENDOR_RING; i++) {
+            if ((v->rt != NULL) && (v->ring[i].ev != NULL)) {
+                scomm_devrt_event_destroy(v->rt, v->ring[i].ev);
+            }
+        }
+        free(v->ring);
+    }
+    pthread_mutex_destroy(&v->poll_lock);
     free(v);
+}
+
+static scomm_vendor_t *scomm_vendor_new(scomm_comm_t *comm)
+{
+    scomm_vendor_t *v = calloc(1, sizeof(*v));
+
+    if (v == NULL) {
+        return NULL;
+    }
+    v->ring = calloc(SCOMM_VENDOR_RING, sizeof(*v->ring));
+    if (v->ring == NULL) {
+        free(v);
+        return NULL;
+    }
+    pthread_mutex_init(&v->poll_lock, NULL);
+    v->comm   = comm;
+    v->rank   = comm->rank;
+    v->size   = comm->size;
+    v->device = comm->local_rank;
+    atomic_store(&v->state, SCOMM_VENDOR_IDLE);
+    return v;
+}
+
+/* The device runtime of v's streams (devrt.h), or none: then calls count
+ * as complete once enqueued, as NCCL's own calls promise. */
+static void scomm_vendor_find_rt(scomm_vendor_t *v)
+{
+    char err[256] = "";
+
+    v->rt = scomm_devrt_get(v->ops->rt_kind, v->dl, err, sizeof(err));
+    if (v->rt == NULL) {
+        scomm_warn(SCOMM_SUB_INIT, "backend %s: %s: no completion events, "
+                   "no watchdog deadline, scomm_comm_synchronize returns "
+                   "at once", v->ops->name, err);
+    }
 }
 
 scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
                                        scomm_comm_t *err_comm)
 {
-    char msg[SCOMM_ERRMSG_MAX] = "";
+    char msg[SCOMM_ERRMSG_MAX] = "", err[256] = "";
     scomm_vendor_t *v;
     scomm_status_t status, mine = SCOMM_OK;
     unsigned char *idbuf = NULL;
@@ -371,18 +364,12 @@ scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
                                "scomm_init: backend '%s' is not a vendor "
                                "backend", (name != NULL) ? name : "(null)");
     }
-    v = calloc(1, sizeof(*v));
+    v = scomm_vendor_new(comm);
     if (v == NULL) {
         mine = SCOMM_ERR_NO_MEMORY;
         snprintf(msg, sizeof(msg), "out of memory");
-    } else {
-        v->rank   = comm->rank;
-        v->size   = comm->size;
-        v->device = comm->local_rank;
-        atomic_store(&v->state, SCOMM_VENDOR_IDLE);
-        if (scomm_vendor_load(idx, v, msg, sizeof(msg)) != 0) {
-            mine = SCOMM_ERR_UNSUPPORTED;
-        }
+    } else if (scomm_vendor_load(idx, v, msg, sizeof(msg)) != 0) {
+        mine = SCOMM_ERR_UNSUPPORTED;
     }
     status = scomm_vendor_agree(comm, mine, &bad);
     if (status != SCOMM_OK) {
@@ -428,7 +415,7 @@ scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
     v->cur_call = "communicator creation";
     mine = v->ops->comm_init(v, idbuf + sizeof(int32_t));
     if (mine == SCOMM_INPROGRESS) {
-        mine = scomm_vendor_wait(comm, v, "scomm_init");
+        mine = scomm_vendor_settle(comm, v, "scomm_init", 1);
     }
     if ((mine != SCOMM_OK) &&
         (atomic_load(&comm->world->fault.status) == 0)) {
@@ -456,6 +443,17 @@ scomm_status_t scomm_backend_comm_init(scomm_comm_t *comm, const char *name,
         goto err;
     }
     free(idbuf);
+    idbuf = NULL;
+    scomm_vendor_find_rt(v);
+    status = scomm_vendor_wd_add(v, err, sizeof(err));
+    if (status != SCOMM_OK) {
+        /* Only this rank knows: fail the world so the others stop. */
+        snprintf(msg, sizeof(msg), "backend %s: rank %d: %s", name,
+                 comm->rank, err);
+        scomm_world_fail(comm->world, status, comm->world->rank, "%s", msg);
+        scomm_vendor_kill(v);
+        goto err;
+    }
     comm->vendor       = v;
     comm->coll_offload = scomm_backend_coll; /* the executor's offload */
     scomm_info(SCOMM_SUB_INIT, "backend %s: rank %d of %d on device %d",
@@ -480,8 +478,9 @@ scomm_status_t scomm_backend_comm_split(scomm_comm_t *parent,
     }
     status = scomm_backend_comm_init(child, parent->vendor->ops->name,
                                      parent);
-    if ((status == SCOMM_OK) && (parent->vendor->stream != NULL)) {
-        child->vendor->stream = parent->vendor->stream;
+    if (status == SCOMM_OK) {
+        atomic_store(&child->vendor->stream,
+                     atomic_load(&parent->vendor->stream));
     }
     return status;
 }
@@ -490,12 +489,8 @@ scomm_status_t scomm_backend_comm_split(scomm_comm_t *parent,
 
 void scomm_backend_comm_abort(scomm_comm_t *comm)
 {
-    scomm_vendor_t *v = comm->vendor;
-    int s = SCOMM_VENDOR_IDLE;
-
-    if ((v != NULL) &&
-        atomic_compare_exchange_strong(&v->state, &s, SCOMM_VENDOR_DEAD)) {
-        v->ops->abort(v);
+    if (comm->vendor != NULL) {
+        scomm_vendor_kill(comm->vendor);
     }
 }
 
@@ -507,234 +502,20 @@ void scomm_backend_comm_release(scomm_comm_t *comm)
     if (v == NULL) {
         return;
     }
+    scomm_vendor_wd_remove(v); /* invariant 2 */
     s = atomic_exchange(&v->state, SCOMM_VENDOR_DEAD);
     if (s != SCOMM_VENDOR_DEAD) {
+        pthread_mutex_lock(&v->poll_lock);
         if (atomic_load(&comm->world->fault.status) != 0) {
             v->ops->abort(v); /* peers may be gone: never wait for them */
         } else {
             v->ops->destroy(v);
         }
+        pthread_mutex_unlock(&v->poll_lock);
     }
     comm->vendor       = NULL;
     comm->coll_offload = NULL;
     scomm_vendor_free(v);
-}
-
-/* ---- operations -------------------------------------------------------- */
-
-/* Enter an operation (IDLE -> BUSY), or the status why not. */
-static scomm_status_t scomm_vendor_enter(scomm_comm_t *comm, const char *name)
-{
-    int s = SCOMM_VENDOR_IDLE;
-
-    if (!atomic_compare_exchange_strong(&comm->vendor->state, &s,
-                                        SCOMM_VENDOR_BUSY)) {
-        return scomm_set_error(comm, SCOMM_ERR_ABORTED,
-                               "%s: the %s communicator was aborted",
-                               name, comm->vendor->ops->name);
-    }
-    return SCOMM_OK;
-}
-
-static void scomm_vendor_leave(scomm_vendor_t *v)
-{
-    int s = SCOMM_VENDOR_BUSY;
-
-    atomic_compare_exchange_strong(&v->state, &s, SCOMM_VENDOR_IDLE);
-}
-
-/* A failure after the vendor got the call: the world fails (so peers stop
- * at once) and the message names the operation. */
-static scomm_status_t scomm_vendor_failed(scomm_comm_t *comm,
-                                          const char *name,
-                                          scomm_status_t status)
-{
-    scomm_vendor_t *v = comm->vendor;
-
-    scomm_set_error(comm, status, "%s: backend %s: %s", name, v->ops->name,
-                    v->err);
-    if ((status == SCOMM_ERR_TIMED_OUT) || (status == SCOMM_ERR_PEER_LOST) ||
-        (status == SCOMM_ERR_SYSTEM) || (status == SCOMM_ERR_INTERNAL)) {
-        scomm_vendor_kill(v);
-        scomm_world_fail(comm->world, status, comm->world->rank, "%s",
-                         comm->last_error);
-    }
-    return status;
-}
-
-/* The dtype and op of a, mapped; or ERR_UNSUPPORTED naming the vendor. */
-static scomm_status_t scomm_vendor_map(scomm_comm_t *comm, const char *name,
-                                       const scomm_coll_args_t *a,
-                                       int reduces, int *vdt, int *vop)
-{
-    scomm_vendor_t *v = comm->vendor;
-    char why[160] = "";
-
-    *vop = 0;
-    *vdt = v->ops->dtype(v, a->dtype, why, sizeof(why));
-    if (*vdt < 0) {
-        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                               "%s: backend %s has no dtype %s: %s", name,
-                               v->ops->name, scomm_dtype_name(a->dtype), why);
-    }
-    if (reduces) {
-        *vop = v->ops->redop(v, a->redop, why, sizeof(why));
-        if (*vop < 0) {
-            return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                                   "%s: backend %s has no op %s: %s", name,
-                                   v->ops->name, scomm_redop_name(a->redop),
-                                   why);
-        }
-    }
-    return SCOMM_OK;
-}
-
-/* all_to_all(v), gather, scatter as one group of send/recv. */
-static scomm_status_t scomm_vendor_emulate(scomm_comm_t *comm,
-                                           const scomm_coll_args_t *a,
-                                           int vdt)
-{
-    scomm_vendor_t *v = comm->vendor;
-    const char *s     = a->sendbuf;
-    char *r           = a->recvbuf;
-    size_t es = a->esize, n = a->count;
-    scomm_status_t status, st2;
-    int p, me = comm->rank, root = a->root;
-
-    status = v->ops->group(v, 1);
-    for (p = 0; (p < comm->size) && (status == SCOMM_OK); p++) {
-        switch (a->op) {
-        case SCOMM_COLL_ALLTOALL:
-            status = v->ops->p2p(v, 1, (void *)(s + p * n * es), n, vdt, p);
-            if (status == SCOMM_OK) {
-                status = v->ops->p2p(v, 0, r + p * n * es, n, vdt, p);
-            }
-            break;
-        case SCOMM_COLL_ALLTOALLV:
-            if (a->scounts[p] > 0) {
-                status = v->ops->p2p(v, 1, (void *)(s + a->sdispls[p] * es),
-                                     a->scounts[p], vdt, p);
-            }
-            if ((status == SCOMM_OK) && (a->rcounts[p] > 0)) {
-                status = v->ops->p2p(v, 0, r + a->rdispls[p] * es,
-                                     a->rcounts[p], vdt, p);
-            }
-            break;
-        case SCOMM_COLL_GATHER:
-            if ((p == root) && !((me == root) && a->inplace)) {
-                status = v->ops->p2p(v, 1, (void *)s, n, vdt, root);
-            }
-            if ((status == SCOMM_OK) && (me == root) &&
-                !((p == root) && a->inplace)) {
-                status = v->ops->p2p(v, 0, r + p * n * es, n, vdt, p);
-            }
-            break;
-        case SCOMM_COLL_SCATTER:
-            if ((me == root) && !((p == root) && a->inplace)) {
-                status = v->ops->p2p(v, 1, (void *)(s + p * n * es), n, vdt,
-                                     p);
-            }
-            if ((status == SCOMM_OK) && (p == root) &&
-                !((me == root) && a->inplace)) {
-                status = v->ops->p2p(v, 0, r, n, vdt, root);
-            }
-            break;
-        default:
-            status = scomm_vendor_error(v, SCOMM_ERR_INTERNAL,
-                                        "no emulation of this operation");
-            break;
-        }
-    }
-    st2 = v->ops->group(v, 0);
-    return (status != SCOMM_OK) ? status : st2;
-}
-
-scomm_status_t scomm_backend_coll(scomm_comm_t *comm, const char *name,
-                                  const scomm_coll_args_t *a)
-{
-    scomm_vendor_t *v = comm->vendor;
-    const char *opname = scomm_coll_op_name(a->op);
-    int reduces = (a->op == SCOMM_COLL_ALLREDUCE) ||
-                  (a->op == SCOMM_COLL_REDUCESCATTER) ||
-                  (a->op == SCOMM_COLL_REDUCE);
-    int native  = (v->ops->colls & SCOMM_VENDOR_OP(a->op)) != 0;
-    int vdt, vop;
-    scomm_status_t status;
-
-    status = scomm_vendor_map(comm, name, a, reduces, &vdt, &vop);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    if (!native && ((v->ops->p2p == NULL) || (v->ops->group == NULL))) {
-        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                               "%s: backend %s has no %s and no grouped "
-                               "send/recv to build it from", name,
-                               v->ops->name, opname);
-    }
-    if (!native && a->inplace && ((a->op == SCOMM_COLL_ALLTOALL) ||
-                                  (a->op == SCOMM_COLL_ALLTOALLV))) {
-        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                               "%s: backend %s: in-place %s is not "
-                               "supported (it is built from send/recv, "
-                               "which may not overlap)", name, v->ops->name,
-                               opname);
-    }
-    status = scomm_vendor_enter(comm, name);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    status = native ? v->ops->coll(v, a, vdt, vop)
-                    : scomm_vendor_emulate(comm, a, vdt);
-    if (status == SCOMM_INPROGRESS) {
-        status = scomm_vendor_wait(comm, v, name);
-    } else if (status == SCOMM_OK) {
-        status = scomm_vendor_wait(comm, v, name);
-    }
-    scomm_vendor_leave(v);
-    if (status != SCOMM_OK) {
-        return scomm_vendor_failed(comm, name, status);
-    }
-    scomm_coll_record_special(comm, v->ops->name,
-                              native ? "backend.vendor"
-                                     : "backend.vendor_p2p",
-                              native ? "vendor communicator: the vendor's "
-                                       "own collective"
-                                     : "vendor communicator: built from the "
-                                       "vendor's grouped send/recv");
-    return SCOMM_OK;
-}
-
-scomm_status_t scomm_backend_p2p(scomm_comm_t *comm, const char *name,
-                                 int is_send, void *buf, size_t count,
-                                 scomm_dtype_t dtype, int peer)
-{
-    scomm_vendor_t *v = comm->vendor;
-    scomm_coll_args_t a;
-    scomm_status_t status;
-    int vdt, vop;
-
-    if (v->ops->p2p == NULL) {
-        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                               "%s: backend %s has no point-to-point calls",
-                               name, v->ops->name);
-    }
-    memset(&a, 0, sizeof(a));
-    a.dtype = dtype;
-    status  = scomm_vendor_map(comm, name, &a, 0, &vdt, &vop);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    status = scomm_vendor_enter(comm, name);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    status = v->ops->p2p(v, is_send, buf, count, vdt, peer);
-    if ((status == SCOMM_OK) || (status == SCOMM_INPROGRESS)) {
-        status = scomm_vendor_wait(comm, v, name);
-    }
-    scomm_vendor_leave(v);
-    return (status == SCOMM_OK) ? SCOMM_OK
-                                : scomm_vendor_failed(comm, name, status);
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -753,9 +534,9 @@ scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm, void *stream)
                                "SCOMM_BACKEND = nccl, rccl, hccl, cncl, "
                                "bkcl)");
     }
-    pthread_mutex_lock(&comm->world->lock);
-    comm->vendor->stream = stream;
-    pthread_mutex_unlock(&comm->world->lock);
+    /* Read once by each call when it enqueues: switching streams between
+     * calls is a store, no lock and no vendor call. */
+    atomic_store(&comm->vendor->stream, stream);
     return SCOMM_OK;
 }
 
@@ -784,6 +565,7 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
     scomm_vendor_t v;
     char msg[SCOMM_ERRMSG_MAX] = "";
     const scomm_vendor_ops_t *ops;
+    const scomm_devrt_t *rt;
     scomm_pval_t env;
 
     if ((out == NULL) || (index < 0) || (index >= (int32_t)SCOMM_NVENDORS)) {
@@ -802,6 +584,7 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
              (env.text[0] != '\0') ? env.text : ops->sonames[0]);
     if (scomm_vendor_load(index, &v, msg, sizeof(msg)) != 0) {
         snprintf(out->detail, sizeof(out->detail), "%s", msg);
+        snprintf(out->runtime, sizeof(out->runtime), "-");
         return SCOMM_OK;
     }
     out->found = 1;
@@ -812,6 +595,12 @@ scomm_status_t scomm_backend_probe(int32_t index, scomm_backend_info_t *out)
     ops->version_text(&v, out->version, sizeof(out->version));
     snprintf(out->detail, sizeof(out->detail), "ready (SCOMM_BACKEND=%s)",
              ops->name);
+    rt = scomm_devrt_get(ops->rt_kind, v.dl, msg, sizeof(msg));
+    if (rt != NULL) {
+        scomm_devrt_describe(rt, out->runtime, sizeof(out->runtime));
+    } else {
+        snprintf(out->runtime, sizeof(out->runtime), "none: %s", msg);
+    }
     return SCOMM_OK;
 }
 

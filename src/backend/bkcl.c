@@ -11,10 +11,11 @@
  * docs/backends.md marks them "to verify on hardware".
  *
  * Invariants:
- *  1. BKCL has no asynchronous-error query: a call is complete when it
- *     returns (it enqueues on the XPU stream); device completion is the
- *     caller's stream (xpu_wait). A BKCL call that blocks inside the
- *     library cannot be interrupted by scomm's deadline.
+ *  1. BKCL has no asynchronous-error query: a call goes on the XPUStream
+ *     it is given and returns; its end on the device is an XRE event
+ *     (libxpurt, devrt.c) recorded by backend.c, which the watchdog holds
+ *     to the deadline. A BKCL call that blocks inside the library itself
+ *     cannot be interrupted.
  *  2. Release is bkcl_comm_abort (when the library has it) after a
  *     failure, bkcl_destroy_context otherwise.
  *  3. No avg, int8, uint32, uint64, fp8; gather, scatter and all_to_allv
@@ -187,7 +188,7 @@ static scomm_status_t bkcl_comm_init(scomm_vendor_t *v, const void *id)
 }
 
 static scomm_status_t bkcl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
-                                int vdt, int vop)
+                                int vdt, int vop, void *st)
 {
     bkcl_sym_t *s = BKCL_SYM(v);
     bkcl_ctx_t c  = (bkcl_ctx_t)v->vcomm;
@@ -196,23 +197,23 @@ static scomm_status_t bkcl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
     case SCOMM_COLL_ALLREDUCE:
         return bkcl_check(v, "bkcl_all_reduce",
                           s->all_reduce(c, a->sendbuf, a->recvbuf, a->count,
-                                        vdt, vop, v->stream));
+                                        vdt, vop, st));
     case SCOMM_COLL_ALLGATHER:
         return bkcl_check(v, "bkcl_all_gather",
                           s->all_gather(c, a->sendbuf, a->count, a->recvbuf,
-                                        vdt, v->stream));
+                                        vdt, st));
     case SCOMM_COLL_REDUCESCATTER:
         return bkcl_check(v, "bkcl_reduce_scatter",
                           s->reduce_scatter(c, a->sendbuf, a->recvbuf,
-                                            a->count, vdt, vop, v->stream));
+                                            a->count, vdt, vop, st));
     case SCOMM_COLL_BROADCAST:
         return bkcl_check(v, "bkcl_broadcast",
                           s->broadcast(c, a->recvbuf, a->recvbuf, a->count,
-                                       vdt, a->root, v->stream));
+                                       vdt, a->root, st));
     case SCOMM_COLL_REDUCE:
         return bkcl_check(v, "bkcl_reduce",
                           s->reduce(c, a->sendbuf, a->recvbuf, a->count, vdt,
-                                    vop, a->root, v->stream));
+                                    vop, a->root, st));
     case SCOMM_COLL_ALLTOALL:
         if (s->all_to_all == NULL) {
             return scomm_vendor_error(v, SCOMM_ERR_UNSUPPORTED,
@@ -221,7 +222,7 @@ static scomm_status_t bkcl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
         }
         return bkcl_check(v, "bkcl_all_to_all",
                           s->all_to_all(c, a->sendbuf, a->count, a->recvbuf,
-                                        vdt, v->stream));
+                                        vdt, st));
     default:
         return scomm_vendor_error(v, SCOMM_ERR_INTERNAL, "no BKCL call for "
                                   "%s", scomm_coll_op_name(a->op));
@@ -229,17 +230,17 @@ static scomm_status_t bkcl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
 }
 
 static scomm_status_t bkcl_p2p(scomm_vendor_t *v, int is_send, void *buf,
-                               size_t count, int vdt, int peer)
+                               size_t count, int vdt, int peer, void *st)
 {
     bkcl_sym_t *s = BKCL_SYM(v);
     bkcl_ctx_t c  = (bkcl_ctx_t)v->vcomm;
 
     if (is_send) {
         return bkcl_check(v, "bkcl_send",
-                          s->send(c, buf, count, peer, vdt, v->stream));
+                          s->send(c, buf, count, peer, vdt, st));
     }
     return bkcl_check(v, "bkcl_recv",
-                      s->recv(c, buf, count, peer, vdt, v->stream));
+                      s->recv(c, buf, count, peer, vdt, st));
 }
 
 static scomm_status_t bkcl_group(scomm_vendor_t *v, int start)
@@ -250,9 +251,13 @@ static scomm_status_t bkcl_group(scomm_vendor_t *v, int start)
                  : bkcl_check(v, "bkcl_group_end", s->group_end());
 }
 
-static scomm_status_t bkcl_query(scomm_vendor_t *v)
+static scomm_status_t bkcl_async(scomm_vendor_t *v, const char *what,
+                                 char *err, size_t len)
 {
     (void)v;
+    (void)what;
+    (void)err;
+    (void)len;
     return SCOMM_OK; /* invariant 1 */
 }
 
@@ -284,6 +289,7 @@ const scomm_vendor_ops_t scomm_vendor_bkcl_ops = {
     .sonames      = bkcl_sonames,
     .install      = "install the Kunlunxin XPU SDK (XRE and BKCL/XCCL) and "
                     "add its so/ directory to LD_LIBRARY_PATH",
+    .rt_kind      = SCOMM_RT_XPU,
     .id_bytes     = BKCL_ID_BYTES,
     .sym_bytes    = sizeof(bkcl_sym_t),
     .colls        = SCOMM_VENDOR_OP(SCOMM_COLL_ALLREDUCE) |
@@ -301,7 +307,7 @@ const scomm_vendor_ops_t scomm_vendor_bkcl_ops = {
     .coll         = bkcl_coll,
     .p2p          = bkcl_p2p,
     .group        = bkcl_group,
-    .query        = bkcl_query,
+    .async        = bkcl_async,
     .abort        = bkcl_abort,
     .destroy      = bkcl_destroy,
 };

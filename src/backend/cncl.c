@@ -11,9 +11,10 @@
  * Invariants:
  *  1. One communicator per process: cnclInitComms(&comm, 1, &device,
  *     &rank, nranks, &clique_id), device = the rank's local rank.
- *  2. Completion is cnclGetCommAsyncError: CNCL_RET_ASYNC_IN_PROGRESS
- *     keeps scomm waiting (under its deadline, then cnclAbortComm);
- *     device completion is the caller's queue (cnrtQueueSync).
+ *  2. A call goes on the cnrtQueue_t it is given and returns; its end on
+ *     the device is a CNRT notifier (libcnrt, devrt.c) recorded by
+ *     backend.c; CNCL's own failures are cnclGetCommAsyncError's
+ *     (CNCL_RET_ASYNC_IN_PROGRESS: a call still being taken).
  *  3. No avg, no float64, no fp8; gather, scatter and all_to_allv are
  *     built from grouped cnclSend/cnclRecv.
  */
@@ -96,17 +97,25 @@ static scomm_status_t cncl_status(int code)
     }
 }
 
-static scomm_status_t cncl_check(scomm_vendor_t *v, const char *call,
-                                 int code)
+static scomm_status_t cncl_describe(const scomm_vendor_t *v,
+                                    const char *call, int code, char *err,
+                                    size_t len)
 {
     scomm_status_t status = cncl_status(code);
 
-    v->cur_call = call;
     if ((status == SCOMM_OK) || (status == SCOMM_INPROGRESS)) {
         return status;
     }
-    return scomm_vendor_error(v, status, "%s: %s (cncl %#x)", call,
-                              CNCL_SYM(v)->get_error_str(code), code);
+    snprintf(err, len, "%s: %s (cncl %#x)", call,
+             CNCL_SYM(v)->get_error_str(code), code);
+    return status;
+}
+
+static scomm_status_t cncl_check(scomm_vendor_t *v, const char *call,
+                                 int code)
+{
+    v->cur_call = call;
+    return cncl_describe(v, call, code, v->err, sizeof(v->err));
 }
 
 static int cncl_dtype(const scomm_vendor_t *v, scomm_dtype_t dt, char *why,
@@ -218,7 +227,7 @@ static scomm_status_t cncl_comm_init(scomm_vendor_t *v, const void *id)
 }
 
 static scomm_status_t cncl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
-                                int vdt, int vop)
+                                int vdt, int vop, void *st)
 {
     cncl_sym_t *s = CNCL_SYM(v);
     cncl_comm_t c = (cncl_comm_t)v->vcomm;
@@ -227,27 +236,27 @@ static scomm_status_t cncl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
     case SCOMM_COLL_ALLREDUCE:
         return cncl_check(v, "cnclAllReduce",
                           s->all_reduce(a->sendbuf, a->recvbuf, a->count,
-                                        vdt, vop, c, v->stream));
+                                        vdt, vop, c, st));
     case SCOMM_COLL_ALLGATHER:
         return cncl_check(v, "cnclAllGather",
                           s->all_gather(a->sendbuf, a->recvbuf, a->count,
-                                        vdt, c, v->stream));
+                                        vdt, c, st));
     case SCOMM_COLL_REDUCESCATTER:
         return cncl_check(v, "cnclReduceScatter",
                           s->reduce_scatter(a->sendbuf, a->recvbuf, a->count,
-                                            vdt, vop, c, v->stream));
+                                            vdt, vop, c, st));
     case SCOMM_COLL_BROADCAST:
         return cncl_check(v, "cnclBroadcast",
                           s->broadcast(a->recvbuf, a->recvbuf, a->count, vdt,
-                                       a->root, c, v->stream));
+                                       a->root, c, st));
     case SCOMM_COLL_REDUCE:
         return cncl_check(v, "cnclReduce",
                           s->reduce(a->sendbuf, a->recvbuf, a->count, vdt,
-                                    vop, a->root, c, v->stream));
+                                    vop, a->root, c, st));
     case SCOMM_COLL_ALLTOALL:
         return cncl_check(v, "cnclAlltoAll",
                           s->all_to_all(a->sendbuf, a->recvbuf, a->count,
-                                        vdt, c, v->stream));
+                                        vdt, c, st));
     default:
         return scomm_vendor_error(v, SCOMM_ERR_INTERNAL, "no CNCL call for "
                                   "%s", scomm_coll_op_name(a->op));
@@ -255,17 +264,17 @@ static scomm_status_t cncl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
 }
 
 static scomm_status_t cncl_p2p(scomm_vendor_t *v, int is_send, void *buf,
-                               size_t count, int vdt, int peer)
+                               size_t count, int vdt, int peer, void *st)
 {
     cncl_sym_t *s = CNCL_SYM(v);
     cncl_comm_t c = (cncl_comm_t)v->vcomm;
 
     if (is_send) {
         return cncl_check(v, "cnclSend",
-                          s->send(buf, count, vdt, peer, c, v->stream));
+                          s->send(buf, count, vdt, peer, c, st));
     }
     return cncl_check(v, "cnclRecv",
-                      s->recv(buf, count, vdt, peer, c, v->stream));
+                      s->recv(buf, count, vdt, peer, c, st));
 }
 
 static scomm_status_t cncl_group(scomm_vendor_t *v, int start)
@@ -276,15 +285,15 @@ static scomm_status_t cncl_group(scomm_vendor_t *v, int start)
                  : cncl_check(v, "cnclGroupEnd", s->group_end());
 }
 
-static scomm_status_t cncl_query(scomm_vendor_t *v)
+static scomm_status_t cncl_async(scomm_vendor_t *v, const char *what,
+                                 char *err, size_t len)
 {
-    const char *call = v->cur_call;
-
     if (v->vcomm == NULL) {
         return SCOMM_OK;
     }
-    return cncl_check(v, call, CNCL_SYM(v)->get_async_error(
-                                   (cncl_comm_t)v->vcomm));
+    return cncl_describe(v, what,
+                         CNCL_SYM(v)->get_async_error((cncl_comm_t)v->vcomm),
+                         err, len);
 }
 
 static void cncl_abort(scomm_vendor_t *v)
@@ -309,6 +318,7 @@ const scomm_vendor_ops_t scomm_vendor_cncl_ops = {
     .sonames      = cncl_sonames,
     .install      = "install Cambricon Neuware (CNToolkit and CNCL) and add "
                     "$NEUWARE_HOME/lib64 to LD_LIBRARY_PATH",
+    .rt_kind      = SCOMM_RT_CNRT,
     .id_bytes     = CNCL_CLIQUE_BYTES,
     .sym_bytes    = sizeof(cncl_sym_t),
     .colls        = SCOMM_VENDOR_OP(SCOMM_COLL_ALLREDUCE) |
@@ -326,7 +336,7 @@ const scomm_vendor_ops_t scomm_vendor_cncl_ops = {
     .coll         = cncl_coll,
     .p2p          = cncl_p2p,
     .group        = cncl_group,
-    .query        = cncl_query,
+    .async        = cncl_async,
     .abort        = cncl_abort,
     .destroy      = cncl_destroy,
 };

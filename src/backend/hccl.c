@@ -11,15 +11,17 @@
  *  1. HCCL enqueues on an aclrtStream and returns; its communicator
  *     creation (HcclCommInitRootInfo) blocks inside HCCL with HCCL's own
  *     timeout (HCCL_CONNECT_TIMEOUT), which scomm cannot shorten.
- *  2. Completion is what HCCL reports: HcclGetCommAsyncError when the
- *     library has it (CANN >= 8.0), otherwise the call's return. The
- *     device-side end of a call is the caller's stream
- *     (aclrtSynchronizeStream): scomm does not load libascendcl.
+ *  2. A call goes on the aclrtStream it is given and returns; its end on
+ *     the device is an ACL event (libascendcl, devrt.c) recorded by
+ *     backend.c; HCCL's own failures are HcclGetCommAsyncError's (CANN >=
+ *     8.0; without it, only the events and the deadline tell).
  *  3. HCCL has no public abort: a failed or timed-out communicator is
  *     released with HcclCommDestroy.
  *  4. No avg, no fp8 (the fp8 codes of CANN 8.x cannot be gated on a
  *     version call, HCCL has none), no group call: gather, scatter and
- *     all_to_allv are SCOMM_ERR_UNSUPPORTED.
+ *     all_to_allv are SCOMM_ERR_UNSUPPORTED, and each HcclSend/HcclRecv is
+ *     its own launch (a send and its receive must not queue behind each
+ *     other on one stream).
  */
 #include "backend.h"
 
@@ -90,14 +92,14 @@ static const struct {
     {"HCCL_E_SUSPENDING", SCOMM_ERR_ABORTED},
 };
 
-static scomm_status_t hccl_check(scomm_vendor_t *v, const char *call,
-                                 int code)
+static scomm_status_t hccl_describe(const scomm_vendor_t *v,
+                                    const char *call, int code, char *err,
+                                    size_t len)
 {
     hccl_sym_t *s = HCCL_SYM(v);
     scomm_status_t status = SCOMM_ERR_INTERNAL;
     const char *name = "unknown HcclResult";
 
-    v->cur_call = call;
     if ((code >= 0) && (code < (int)SCOMM_ARRAY_SIZE(hccl_codes))) {
         status = hccl_codes[code].status;
         name   = hccl_codes[code].name;
@@ -108,8 +110,15 @@ static scomm_status_t hccl_check(scomm_vendor_t *v, const char *call,
     if (s->get_error_string != NULL) {
         name = s->get_error_string(code);
     }
-    return scomm_vendor_error(v, status, "%s: %s (hccl %d)", call, name,
-                              code);
+    snprintf(err, len, "%s: %s (hccl %d)", call, name, code);
+    return status;
+}
+
+static scomm_status_t hccl_check(scomm_vendor_t *v, const char *call,
+                                 int code)
+{
+    v->cur_call = call;
+    return hccl_describe(v, call, code, v->err, sizeof(v->err));
 }
 
 static int hccl_dtype(const scomm_vendor_t *v, scomm_dtype_t dt, char *why,
@@ -210,7 +219,7 @@ static scomm_status_t hccl_comm_init(scomm_vendor_t *v, const void *id)
 }
 
 static scomm_status_t hccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
-                                int vdt, int vop)
+                                int vdt, int vop, void *st)
 {
     hccl_sym_t *s = HCCL_SYM(v);
     hccl_comm_t c = (hccl_comm_t)v->vcomm;
@@ -220,23 +229,23 @@ static scomm_status_t hccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
     case SCOMM_COLL_ALLREDUCE:
         return hccl_check(v, "HcclAllReduce",
                           s->all_reduce(sb, a->recvbuf, a->count, vdt, vop, c,
-                                        v->stream));
+                                        st));
     case SCOMM_COLL_ALLGATHER:
         return hccl_check(v, "HcclAllGather",
                           s->all_gather(sb, a->recvbuf, a->count, vdt, c,
-                                        v->stream));
+                                        st));
     case SCOMM_COLL_REDUCESCATTER:
         return hccl_check(v, "HcclReduceScatter",
                           s->reduce_scatter(sb, a->recvbuf, a->count, vdt,
-                                            vop, c, v->stream));
+                                            vop, c, st));
     case SCOMM_COLL_BROADCAST:
         return hccl_check(v, "HcclBroadcast",
                           s->broadcast(a->recvbuf, a->count, vdt,
-                                       (uint32_t)a->root, c, v->stream));
+                                       (uint32_t)a->root, c, st));
     case SCOMM_COLL_REDUCE:
         return hccl_check(v, "HcclReduce",
                           s->reduce(sb, a->recvbuf, a->count, vdt, vop,
-                                    (uint32_t)a->root, c, v->stream));
+                                    (uint32_t)a->root, c, st));
     case SCOMM_COLL_ALLTOALL:
         if (s->all_to_all == NULL) {
             return scomm_vendor_error(v, SCOMM_ERR_UNSUPPORTED,
@@ -245,7 +254,7 @@ static scomm_status_t hccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
         }
         return hccl_check(v, "HcclAlltoAll",
                           s->all_to_all(sb, a->count, vdt, a->recvbuf,
-                                        a->count, vdt, c, v->stream));
+                                        a->count, vdt, c, st));
     default:
         return scomm_vendor_error(v, SCOMM_ERR_INTERNAL, "no HCCL call for "
                                   "%s", scomm_coll_op_name(a->op));
@@ -253,7 +262,7 @@ static scomm_status_t hccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
 }
 
 static scomm_status_t hccl_p2p(scomm_vendor_t *v, int is_send, void *buf,
-                               size_t count, int vdt, int peer)
+                               size_t count, int vdt, int peer, void *st)
 {
     hccl_sym_t *s = HCCL_SYM(v);
     hccl_comm_t c = (hccl_comm_t)v->vcomm;
@@ -261,16 +270,16 @@ static scomm_status_t hccl_p2p(scomm_vendor_t *v, int is_send, void *buf,
     if (is_send) {
         return hccl_check(v, "HcclSend", s->send(buf, count, vdt,
                                                  (uint32_t)peer, c,
-                                                 v->stream));
+                                                 st));
     }
     return hccl_check(v, "HcclRecv", s->recv(buf, count, vdt, (uint32_t)peer,
-                                             c, v->stream));
+                                             c, st));
 }
 
-static scomm_status_t hccl_query(scomm_vendor_t *v)
+static scomm_status_t hccl_async(scomm_vendor_t *v, const char *what,
+                                 char *err, size_t len)
 {
     hccl_sym_t *s = HCCL_SYM(v);
-    const char *call = v->cur_call;
     int async = 0, code;
 
     if ((s->get_async_error == NULL) || (v->vcomm == NULL)) {
@@ -278,9 +287,9 @@ static scomm_status_t hccl_query(scomm_vendor_t *v)
     }
     code = s->get_async_error((hccl_comm_t)v->vcomm, &async);
     if (code != 0) {
-        return hccl_check(v, "HcclGetCommAsyncError", code);
+        return hccl_describe(v, "HcclGetCommAsyncError", code, err, len);
     }
-    return hccl_check(v, call, async);
+    return hccl_describe(v, what, async, err, len);
 }
 
 static void hccl_release(scomm_vendor_t *v)
@@ -297,6 +306,7 @@ const scomm_vendor_ops_t scomm_vendor_hccl_ops = {
     .sonames      = hccl_sonames,
     .install      = "install the Ascend CANN toolkit and source its "
                     "set_env.sh (it puts libhccl.so on LD_LIBRARY_PATH)",
+    .rt_kind      = SCOMM_RT_ACL,
     .id_bytes     = HCCL_ROOT_INFO_BYTES,
     .sym_bytes    = sizeof(hccl_sym_t),
     .colls        = SCOMM_VENDOR_OP(SCOMM_COLL_ALLREDUCE) |
@@ -314,7 +324,7 @@ const scomm_vendor_ops_t scomm_vendor_hccl_ops = {
     .coll         = hccl_coll,
     .p2p          = hccl_p2p,
     .group        = NULL,
-    .query        = hccl_query,
+    .async        = hccl_async,
     .abort        = hccl_release,
     .destroy      = hccl_release,
 };

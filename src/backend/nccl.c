@@ -16,11 +16,9 @@
  *     may return ncclInProgress and its end is read with
  *     ncclCommGetAsyncError, so no NCCL call can hold the caller past
  *     scomm's deadline; on expiry backend.c calls ncclCommAbort.
- *  2. Device completion: when a stream runtime is found (libcudart /
- *     libamdhip64, or SCOMM_CUDART_LIBRARY / SCOMM_HIPRT_LIBRARY), a call
- *     is complete when cudaStreamQuery/hipStreamQuery on its stream says
- *     so; without one (or with the variable set to "none") it is complete
- *     once NCCL has enqueued it, as with NCCL's own calls.
+ *  2. Every call goes on the stream it is given and returns; completion on
+ *     the device is backend.c's business (events of the CUDA or HIP
+ *     runtime, devrt.c), never a query of the stream here.
  *  3. Every status NCCL returns is translated by one table (nccl_status).
  */
 #include "backend.h"
@@ -90,23 +88,10 @@ typedef struct {
     int is_rccl;
 } nccl_sym_t;
 
-/* The stream runtime (invariant 2): cudaStreamQuery / hipStreamQuery. */
-typedef struct {
-    int (*stream_query)(void *stream);
-} nccl_rt_t;
-
-#define NCCL_RT_NOT_READY 600 /* cudaErrorNotReady, hipErrorNotReady */
-
 static const char *const nccl_sonames[] = {"libnccl.so.2", "libnccl.so",
                                            NULL};
 static const char *const rccl_sonames[] = {"librccl.so.1", "librccl.so",
                                            NULL};
-static const char *const cudart_sonames[] = {"libcudart.so.12",
-                                             "libcudart.so.11.0",
-                                             "libcudart.so", NULL};
-static const char *const hiprt_sonames[] = {"libamdhip64.so.6",
-                                            "libamdhip64.so.5",
-                                            "libamdhip64.so", NULL};
 
 #define NCCL_SYM(_v) ((nccl_sym_t *)(_v)->sym)
 
@@ -127,27 +112,34 @@ static scomm_status_t nccl_status(int code)
     }
 }
 
-/* Status of a call: OK/INPROGRESS pass; an error names the call. */
-static scomm_status_t nccl_check(scomm_vendor_t *v, const char *call,
-                                 int code)
+/* "call: <NCCL's words> (nccl N): <ncclGetLastError>" into err. */
+static scomm_status_t nccl_describe(const scomm_vendor_t *v,
+                                    const char *call, int code, char *err,
+                                    size_t len)
 {
     nccl_sym_t *s = NCCL_SYM(v);
     scomm_status_t status = nccl_status(code);
     const char *last = NULL;
 
-    v->cur_call = call;
     if ((status == SCOMM_OK) || (status == SCOMM_INPROGRESS)) {
         return status;
     }
     if ((s->get_last_error != NULL) && (v->vcomm != NULL)) {
         last = s->get_last_error((nccl_comm_t)v->vcomm);
     }
-    return scomm_vendor_error(v, status, "%s: %s (%s %d)%s%s", call,
-                              s->get_error_string(code),
-                              s->is_rccl ? "rccl" : "nccl", code,
-                              ((last != NULL) && (last[0] != '\0')) ? ": "
-                                                                    : "",
-                              (last != NULL) ? last : "");
+    snprintf(err, len, "%s: %s (%s %d)%s%s", call, s->get_error_string(code),
+             s->is_rccl ? "rccl" : "nccl", code,
+             ((last != NULL) && (last[0] != '\0')) ? ": " : "",
+             (last != NULL) ? last : "");
+    return status;
+}
+
+/* Status of a call: OK/INPROGRESS pass; an error names the call. */
+static scomm_status_t nccl_check(scomm_vendor_t *v, const char *call,
+                                 int code)
+{
+    v->cur_call = call;
+    return nccl_describe(v, call, code, v->err, sizeof(v->err));
 }
 
 static int nccl_dtype(const scomm_vendor_t *v, scomm_dtype_t dt, char *why,
@@ -270,41 +262,6 @@ static void nccl_version_text(const scomm_vendor_t *v, char *buf, size_t len)
     }
 }
 
-/* The stream runtime, or NULL (invariant 2). */
-static nccl_rt_t *nccl_rt_load(scomm_vendor_t *v)
-{
-    nccl_sym_t *s = NCCL_SYM(v);
-    const char *env = s->is_rccl ? "SCOMM_HIPRT_LIBRARY"
-                                 : "SCOMM_CUDART_LIBRARY";
-    const char *fn  = s->is_rccl ? "hipStreamQuery" : "cudaStreamQuery";
-    const char *used = NULL;
-    char err[256];
-    scomm_pval_t val;
-    nccl_rt_t *rt;
-    void *dl, *sym;
-
-    if ((scomm_param_get(env, NULL, &val, err, sizeof(err)) == SCOMM_OK) &&
-        (strcmp(val.text, "none") == 0)) {
-        return NULL;
-    }
-    dl = scomm_backend_dlopen(env, s->is_rccl ? hiprt_sonames
-                                              : cudart_sonames,
-                              &used, err, sizeof(err));
-    if (dl == NULL) {
-        scomm_info(SCOMM_SUB_INIT, "backend %s: no stream runtime (%s): "
-                   "calls complete when enqueued", v->ops->name, err);
-        return NULL;
-    }
-    if ((scomm_backend_sym(dl, fn, &sym, 0, err, sizeof(err)) != 0) ||
-        ((rt = calloc(1, sizeof(*rt))) == NULL)) {
-        scomm_warn(SCOMM_SUB_INIT, "backend %s: %s: %s", v->ops->name, used,
-                   err);
-        return NULL;
-    }
-    memcpy(&rt->stream_query, &sym, sizeof(sym));
-    return rt;
-}
-
 /* ---- operations ---- */
 
 static scomm_status_t nccl_get_id(scomm_vendor_t *v, void *id)
@@ -327,7 +284,6 @@ static scomm_status_t nccl_comm_init(scomm_vendor_t *v, const void *id)
     cfg.magic    = NCCL_CONFIG_MAGIC;
     cfg.version  = 21400; /* the 2.14 layout above */
     cfg.blocking = 0;
-    v->rt        = nccl_rt_load(v);
     code = s->comm_init_rank_config(&c, v->size, uid, v->rank, &cfg);
     v->vcomm = c;
     if ((code != NCCL_SUCCESS) && (code != NCCL_IN_PROGRESS)) {
@@ -337,7 +293,7 @@ static scomm_status_t nccl_comm_init(scomm_vendor_t *v, const void *id)
 }
 
 static scomm_status_t nccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
-                                int vdt, int vop)
+                                int vdt, int vop, void *st)
 {
     nccl_sym_t *s = NCCL_SYM(v);
     nccl_comm_t c = (nccl_comm_t)v->vcomm;
@@ -346,23 +302,23 @@ static scomm_status_t nccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
     case SCOMM_COLL_ALLREDUCE:
         return nccl_check(v, "ncclAllReduce",
                           s->all_reduce(a->sendbuf, a->recvbuf, a->count,
-                                        vdt, vop, c, v->stream));
+                                        vdt, vop, c, st));
     case SCOMM_COLL_ALLGATHER:
         return nccl_check(v, "ncclAllGather",
                           s->all_gather(a->sendbuf, a->recvbuf, a->count,
-                                        vdt, c, v->stream));
+                                        vdt, c, st));
     case SCOMM_COLL_REDUCESCATTER:
         return nccl_check(v, "ncclReduceScatter",
                           s->reduce_scatter(a->sendbuf, a->recvbuf, a->count,
-                                            vdt, vop, c, v->stream));
+                                            vdt, vop, c, st));
     case SCOMM_COLL_BROADCAST:
         return nccl_check(v, "ncclBroadcast",
                           s->broadcast(a->recvbuf, a->recvbuf, a->count, vdt,
-                                       a->root, c, v->stream));
+                                       a->root, c, st));
     case SCOMM_COLL_REDUCE:
         return nccl_check(v, "ncclReduce",
                           s->reduce(a->sendbuf, a->recvbuf, a->count, vdt,
-                                    vop, a->root, c, v->stream));
+                                    vop, a->root, c, st));
     default:
         return scomm_vendor_error(v, SCOMM_ERR_INTERNAL, "no NCCL call for "
                                   "%s", scomm_coll_op_name(a->op));
@@ -370,17 +326,17 @@ static scomm_status_t nccl_coll(scomm_vendor_t *v, const scomm_coll_args_t *a,
 }
 
 static scomm_status_t nccl_p2p(scomm_vendor_t *v, int is_send, void *buf,
-                               size_t count, int vdt, int peer)
+                               size_t count, int vdt, int peer, void *st)
 {
     nccl_sym_t *s = NCCL_SYM(v);
     nccl_comm_t c = (nccl_comm_t)v->vcomm;
 
     if (is_send) {
         return nccl_check(v, "ncclSend",
-                          s->send(buf, count, vdt, peer, c, v->stream));
+                          s->send(buf, count, vdt, peer, c, st));
     }
     return nccl_check(v, "ncclRecv",
-                      s->recv(buf, count, vdt, peer, c, v->stream));
+                      s->recv(buf, count, vdt, peer, c, st));
 }
 
 static scomm_status_t nccl_group(scomm_vendor_t *v, int start)
@@ -393,35 +349,17 @@ static scomm_status_t nccl_group(scomm_vendor_t *v, int start)
     return nccl_check(v, "ncclGroupEnd", s->group_end());
 }
 
-static scomm_status_t nccl_query(scomm_vendor_t *v)
+static scomm_status_t nccl_async(scomm_vendor_t *v, const char *what,
+                                 char *err, size_t len)
 {
     nccl_sym_t *s = NCCL_SYM(v);
-    nccl_rt_t *rt = v->rt;
-    const char *call = v->cur_call;
-    scomm_status_t status;
     int async = NCCL_SUCCESS, code;
 
     code = s->comm_get_async_error((nccl_comm_t)v->vcomm, &async);
     if (code != NCCL_SUCCESS) {
-        return nccl_check(v, "ncclCommGetAsyncError", code);
+        return nccl_describe(v, "ncclCommGetAsyncError", code, err, len);
     }
-    status = nccl_check(v, call, async);
-    v->cur_call = call;
-    if ((status != SCOMM_OK) || (rt == NULL) ||
-        (atomic_load(&v->state) != SCOMM_VENDOR_BUSY)) {
-        return status; /* creation has no stream work to wait for */
-    }
-    code = rt->stream_query(v->stream);
-    if (code == 0) {
-        return SCOMM_OK;
-    }
-    if (code == NCCL_RT_NOT_READY) {
-        return SCOMM_INPROGRESS;
-    }
-    return scomm_vendor_error(v, SCOMM_ERR_SYSTEM, "%s: %s on its stream "
-                              "failed (runtime error %d)", call,
-                              s->is_rccl ? "hipStreamQuery"
-                                         : "cudaStreamQuery", code);
+    return nccl_describe(v, what, async, err, len);
 }
 
 static void nccl_abort(scomm_vendor_t *v)
@@ -474,8 +412,9 @@ const scomm_vendor_ops_t scomm_vendor_nccl_ops = {
     .lib_env      = "SCOMM_NCCL_LIBRARY",
     .sonames      = nccl_sonames,
     .install      = "install NCCL >= 2.14 (e.g. apt install libnccl2, or "
-                    "pip install nvidia-nccl-cu12 and add its lib "
+                    "pip install nvidia-nccl-cu13 (or -cu12) and add its lib "
                     "directory to LD_LIBRARY_PATH)",
+    .rt_kind      = SCOMM_RT_CUDA,
     .id_bytes     = NCCL_ID_BYTES,
     .sym_bytes    = sizeof(nccl_sym_t),
     .colls        = NCCL_COLLS,
@@ -488,7 +427,7 @@ const scomm_vendor_ops_t scomm_vendor_nccl_ops = {
     .coll         = nccl_coll,
     .p2p          = nccl_p2p,
     .group        = nccl_group,
-    .query        = nccl_query,
+    .async        = nccl_async,
     .abort        = nccl_abort,
     .destroy      = nccl_destroy,
 };
@@ -500,6 +439,7 @@ const scomm_vendor_ops_t scomm_vendor_rccl_ops = {
     .install      = "install ROCm's RCCL (e.g. apt install rccl, or the "
                     "Hygon DTK) and add its lib directory to "
                     "LD_LIBRARY_PATH",
+    .rt_kind      = SCOMM_RT_HIP,
     .id_bytes     = NCCL_ID_BYTES,
     .sym_bytes    = sizeof(nccl_sym_t),
     .colls        = NCCL_COLLS,
@@ -512,7 +452,7 @@ const scomm_vendor_ops_t scomm_vendor_rccl_ops = {
     .coll         = nccl_coll,
     .p2p          = nccl_p2p,
     .group        = nccl_group,
-    .query        = nccl_query,
+    .async        = nccl_async,
     .abort        = nccl_abort,
     .destroy      = nccl_destroy,
 };

@@ -93,7 +93,8 @@ typedef struct scomm_peer {
 typedef enum {
     SCOMM_REQ_SEND = 1,
     SCOMM_REQ_RECV = 2,
-    SCOMM_REQ_COLL = 3
+    SCOMM_REQ_COLL = 3,
+    SCOMM_REQ_VENDOR = 4 /* a call on a vendor stream (src/backend) */
 } scomm_req_type_t;
 
 struct scomm_req {
@@ -142,6 +143,9 @@ struct scomm_world {
     _Atomic(const char *) cur_op;
     _Atomic uint64_t  cur_seq;
     uint64_t          last_hb;      /* last heartbeat published */
+    /* The vendor backends' watchdog thread of this world (src/backend);
+     * NULL while the world has no vendor communicator. */
+    struct scomm_vendor_wd *vendor_wd;
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */
 

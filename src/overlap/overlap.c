@@ -705,7 +705,7 @@ scomm_status_t scomm_ovl_test(scomm_req_t *req, int32_t *done)
 
 /* ---- groups and fusion --------------------------------------------------- */
 
-scomm_status_t scomm_group_start(void)
+scomm_status_t scomm_ovl_group_start(void)
 {
     scomm_ovl_group_t *g = &scomm_ovl_group;
 
@@ -836,7 +836,7 @@ static int scomm_ovl_add(scomm_ovl_open_t *o, scomm_ovl_op_t *op)
     return 0;
 }
 
-scomm_status_t scomm_group_end(void)
+scomm_status_t scomm_ovl_group_end(void)
 {
     scomm_ovl_group_t *g = &scomm_ovl_group;
     scomm_ovl_open_t *tab = NULL, *o;

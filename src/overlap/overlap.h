@@ -61,6 +61,12 @@ scomm_status_t scomm_ovl_barrier(scomm_comm_t *comm, scomm_req_t **req_p);
 scomm_status_t scomm_ovl_test(scomm_req_t *req, int32_t *done);
 scomm_status_t scomm_ovl_wait(scomm_req_t *req);
 
+/* scomm_group_start/end's half for the engine (api/group.c calls them):
+ * open a group on this thread; close it (fuse, queue, wait for the
+ * deferred blocking calls). */
+scomm_status_t scomm_ovl_group_start(void);
+scomm_status_t scomm_ovl_group_end(void);
+
 /* Stop and join the engine of comm, finishing (or failing, after a fault)
  * what is queued: the overlap module's comm_stop hook, which
  * scomm_comm_destroy runs before the backends' and the collectives'. */

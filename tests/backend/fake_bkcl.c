@@ -1,14 +1,18 @@
 /*
  * fake_bkcl.c - a stand-in libbkcl.so for the tests: the BKCL C API subset
- * scomm's adapter uses (context first in every call), on host memory by
- * fake_engine.c, with the BKCLDataType / BKCLOp numbering scomm's adapter
- * assumes (see src/backend/bkcl.c: to verify on hardware).
+ * scomm's adapter uses (context first in every call), on the fake device
+ * by fake_engine.c, with the BKCLDataType / BKCLOp numbering scomm's
+ * adapter assumes (see src/backend/bkcl.c: to verify on hardware). It
+ * links the fake libxpurt.so, the runtime of its streams and events.
  *
- * Knobs: FAKE_BKCL_FAIL="call:code", FAKE_BKCL_LOG (init, abort, destroy).
+ * Knobs: FAKE_BKCL_FAIL="call:code", FAKE_BKCL_HANG=call (its kernel never
+ * ends before bkcl_comm_abort), FAKE_BKCL_LOG (init, abort, destroy).
  *
  * Invariants:
  *  1. The 512-byte unique id starts with the engine's segment name.
- *  2. bkcl_send/bkcl_recv work inside bkcl_group_start/end only.
+ *  2. bkcl_group_start/end make the calls between them one launch.
+ *  3. BKCL has no asynchronous-error query: a failed kernel is seen only
+ *     as a stream that finished (or never does).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -21,15 +25,9 @@
 
 enum { OK = 0, INVALID = 1, RUNTIME = 2, SYSTEM = 3, INTERNAL = 4 };
 
-typedef struct {
-    fk_comm_t *fk;
-} fake_ctx_t;
-
-static int rc(int fk)
-{
-    return (fk == FK_OK) ? OK : (fk == FK_ETIMEOUT) ? SYSTEM
-                              : (fk == FK_ESYS) ? INTERNAL : INVALID;
-}
+static const fkv_codes_t fake_codes = {
+    .ok = OK, .inval = INVALID, .usage = INVALID, .remote = SYSTEM,
+    .internal = INTERNAL, .inprogress = -1};
 
 static int dt(int d)
 {
@@ -46,17 +44,18 @@ static int op(int o)
     return ((o >= 0) && (o < 4)) ? map[o] : -1;
 }
 
-static int enter(fake_ctx_t *c, const char *call, int d, int o)
+static int call(fkv_comm_t *c, const char *name, int kind, const void *s,
+                void *r, size_t n, int d, int o, int root, int peer,
+                void *st)
 {
-    int code = fk_knob("FAKE_BKCL_FAIL", call);
+    fkv_op_t x = {kind, s, r, n, dt(d), o, root, peer};
+    int rc;
 
     if (c == NULL) {
         return INVALID;
     }
-    if (code >= 0) {
-        return code;
-    }
-    return ((dt(d) < 0) || (op(o) < 0)) ? INVALID : -1;
+    rc = fkv_submit(c, name, &x, st);
+    return (rc < 0) ? INVALID : rc;
 }
 
 API int bkcl_get_unique_id(void *uid)
@@ -66,130 +65,93 @@ API int bkcl_get_unique_id(void *uid)
     return OK;
 }
 
-API int bkcl_init_rank(fake_ctx_t **ctx, int rank, int nranks, void *uid)
+API int bkcl_init_rank(fkv_comm_t **ctx, int rank, int nranks, void *uid)
 {
-    fake_ctx_t *c;
-    int code = fk_knob("FAKE_BKCL_FAIL", "bkcl_init_rank"), r;
-
-    if (code >= 0) {
-        return code;
-    }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return INTERNAL;
-    }
-    r = fk_init(&c->fk, uid, nranks, rank);
-    if (r != FK_OK) {
-        free(c);
-        return rc(r);
-    }
-    fk_log("FAKE_BKCL_LOG", "init rank %d of %d", rank, nranks);
-    *ctx = c;
-    return OK;
+    return fkv_init(ctx, "FAKE_BKCL", &fake_codes, "bkcl_init_rank", uid,
+                    nranks, rank, 0);
 }
 
-API int bkcl_destroy_context(fake_ctx_t *c)
+API int bkcl_destroy_context(fkv_comm_t *c)
 {
     if (c != NULL) {
-        fk_log("FAKE_BKCL_LOG", "destroy rank %d", fk_rank(c->fk));
-        fk_destroy(c->fk);
-        free(c);
+        fkv_destroy(c);
     }
     return OK;
 }
 
-API int bkcl_comm_abort(fake_ctx_t *c)
+API int bkcl_comm_abort(fkv_comm_t *c)
 {
     if (c != NULL) {
-        fk_log("FAKE_BKCL_LOG", "abort rank %d", fk_rank(c->fk));
-        fk_abort(c->fk);
-        free(c);
+        fkv_abort(c);
     }
     return OK;
 }
 
-API int bkcl_all_reduce(fake_ctx_t *c, const void *s, void *r, size_t n,
+API int bkcl_all_reduce(fkv_comm_t *c, const void *s, void *r, size_t n,
                         int d, int o, void *st)
 {
-    int e = enter(c, "bkcl_all_reduce", d, o);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_allreduce(c->fk, s, r, n, dt(d), op(o)));
+    return call(c, "bkcl_all_reduce", FKV_ALLREDUCE, s, r, n, d, op(o), 0, 0,
+                st);
 }
 
-API int bkcl_broadcast(fake_ctx_t *c, const void *s, void *r, size_t n,
+API int bkcl_broadcast(fkv_comm_t *c, const void *s, void *r, size_t n,
                        int d, int root, void *st)
 {
-    int e = enter(c, "bkcl_broadcast", d, 0);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_bcast(c->fk, s, r, n, dt(d), root));
+    return call(c, "bkcl_broadcast", FKV_BCAST, s, r, n, d, FK_SUM, root, 0,
+                st);
 }
 
-API int bkcl_reduce(fake_ctx_t *c, const void *s, void *r, size_t n, int d,
+API int bkcl_reduce(fkv_comm_t *c, const void *s, void *r, size_t n, int d,
                     int o, int root, void *st)
 {
-    int e = enter(c, "bkcl_reduce", d, o);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_reduce(c->fk, s, r, n, dt(d), op(o), root));
+    return call(c, "bkcl_reduce", FKV_REDUCE, s, r, n, d, op(o), root, 0,
+                st);
 }
 
-API int bkcl_all_gather(fake_ctx_t *c, const void *s, size_t n, void *r,
+API int bkcl_all_gather(fkv_comm_t *c, const void *s, size_t n, void *r,
                         int d, void *st)
 {
-    int e = enter(c, "bkcl_all_gather", d, 0);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_allgather(c->fk, s, r, n, dt(d)));
+    return call(c, "bkcl_all_gather", FKV_ALLGATHER, s, r, n, d, FK_SUM, 0,
+                0, st);
 }
 
-API int bkcl_reduce_scatter(fake_ctx_t *c, const void *s, void *r, size_t n,
+API int bkcl_reduce_scatter(fkv_comm_t *c, const void *s, void *r, size_t n,
                             int d, int o, void *st)
 {
-    int e = enter(c, "bkcl_reduce_scatter", d, o);
-
-    (void)st;
-    return (e >= 0) ? e
-                    : rc(fk_reducescatter(c->fk, s, r, n, dt(d), op(o)));
+    return call(c, "bkcl_reduce_scatter", FKV_REDUCESCATTER, s, r, n, d,
+                op(o), 0, 0, st);
 }
 
-API int bkcl_all_to_all(fake_ctx_t *c, const void *s, size_t n, void *r,
+API int bkcl_all_to_all(fkv_comm_t *c, const void *s, size_t n, void *r,
                         int d, void *st)
 {
-    int e = enter(c, "bkcl_all_to_all", d, 0);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_alltoall(c->fk, s, r, n, dt(d)));
+    return call(c, "bkcl_all_to_all", FKV_ALLTOALL, s, r, n, d, FK_SUM, 0, 0,
+                st);
 }
 
-API int bkcl_send(fake_ctx_t *c, const void *s, size_t n, int peer, int d,
+API int bkcl_send(fkv_comm_t *c, const void *s, size_t n, int peer, int d,
                   void *st)
 {
-    int e = enter(c, "bkcl_send", d, 0);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_group_add(c->fk, 1, s,
-                                          n * fk_dtsize(dt(d)), peer));
+    return call(c, "bkcl_send", FKV_SEND, s, NULL, n, d, FK_SUM, 0, peer,
+                st);
 }
 
-API int bkcl_recv(fake_ctx_t *c, void *r, size_t n, int peer, int d,
+API int bkcl_recv(fkv_comm_t *c, void *r, size_t n, int peer, int d,
                   void *st)
 {
-    int e = enter(c, "bkcl_recv", d, 0);
-
-    (void)st;
-    return (e >= 0) ? e : rc(fk_group_add(c->fk, 0, r,
-                                          n * fk_dtsize(dt(d)), peer));
+    return call(c, "bkcl_recv", FKV_RECV, NULL, r, n, d, FK_SUM, 0, peer,
+                st);
 }
 
 API int bkcl_group_start(void)
 {
-    fk_group_start();
+    fkv_group_start();
     return OK;
 }
 
 API int bkcl_group_end(void)
 {
-    return rc(fk_group_end());
+    int rc = fkv_group_end();
+
+    return (rc < 0) ? INVALID : rc;
 }

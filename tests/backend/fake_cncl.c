@@ -1,19 +1,19 @@
 /*
  * fake_cncl.c - a stand-in libcncl.so for the tests: the CNCL 1.x C API
- * subset scomm's adapter uses, on host memory by fake_engine.c, with
- * CNCL's own numbering (cnclDataType_t 0x10.., cnclResult_t 0x..).
+ * subset scomm's adapter uses, on the fake device by fake_engine.c, with
+ * CNCL's own numbering (cnclDataType_t 0x10.., cnclResult_t 0x..). It
+ * links the fake libcnrt.so, the runtime of its queues and notifiers.
  *
  * Knobs: FAKE_CNCL_FAIL="call:code" (that call returns code),
- * FAKE_CNCL_HANG=call (the call is accepted, then cnclGetCommAsyncError
- * answers CNCL_RET_ASYNC_IN_PROGRESS until cnclAbortComm), FAKE_CNCL_LOG
- * (one line per init, abort, free).
+ * FAKE_CNCL_ASYNC="call:code" (its kernel sets cnclGetCommAsyncError's
+ * answer), FAKE_CNCL_HANG=call (its kernel never ends before
+ * cnclAbortComm), FAKE_CNCL_LOG (one line per init, abort, free).
  *
  * Invariants:
  *  1. The clique id (128 bytes + 64-bit hash) starts with the engine's
  *     segment name; cnclInitComms takes exactly one communicator.
- *  2. cnclSend/cnclRecv work inside cnclGroupStart/End only.
+ *  2. cnclGroupStart/End make the calls between them one launch.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,19 +23,11 @@
 #define API __attribute__((visibility("default")))
 
 enum { OK = 0x00, INTERNAL = 0x01, UNSUPPORTED = 0x11, SOCKET = 0x22,
-       INPROG = 0x06, ARGS = 0x07 };
+       INPROG = 0x06, ARGS = 0x07, NOT_INIT = 0x61 };
 
-typedef struct {
-    fk_comm_t *fk;
-    int        async;
-    int        hung;
-} fake_comm_t;
-
-static int rc(int fk)
-{
-    return (fk == FK_OK) ? OK : (fk == FK_ETIMEOUT) ? SOCKET
-                              : (fk == FK_ESYS) ? INTERNAL : ARGS;
-}
+static const fkv_codes_t fake_codes = {
+    .ok = OK, .inval = ARGS, .usage = NOT_INIT, .remote = SOCKET,
+    .internal = INTERNAL, .inprogress = INPROG};
 
 static int dt(int d)
 {
@@ -53,26 +45,22 @@ static int dt(int d)
     }
 }
 
-static int enter(fake_comm_t *c, const char *call, int d, int o)
+static int call(fkv_comm_t *c, const char *name, int kind, const void *s,
+                void *r, size_t n, int d, int o, int root, int peer,
+                void *q)
 {
-    int code = fk_knob("FAKE_CNCL_FAIL", call);
-    const char *h = getenv("FAKE_CNCL_HANG");
+    fkv_op_t x = {kind, s, r, n, dt(d), ((o >= 0) && (o <= 3)) ? o : -1,
+                  root, peer};
+    int rc;
 
     if (c == NULL) {
         return ARGS;
     }
-    if (code >= 0) {
-        return code;
+    if (dt(d) < 0) {
+        return UNSUPPORTED;
     }
-    if ((dt(d) < 0) || (o < 0) || (o > 3)) {
-        return (dt(d) < 0) ? UNSUPPORTED : ARGS;
-    }
-    if ((h != NULL) && (strcmp(h, call) == 0)) {
-        c->hung  = 1;
-        c->async = INPROG;
-        return OK; /* accepted, never completes */
-    }
-    return -1;
+    rc = fkv_submit(c, name, &x, q);
+    return (rc < 0) ? ARGS : rc;
 }
 
 API int cnclGetCliqueId(void *clique)
@@ -82,143 +70,103 @@ API int cnclGetCliqueId(void *clique)
     return OK;
 }
 
-API int cnclInitComms(fake_comm_t **comms, int ncomm, const int *devs,
+API int cnclInitComms(fkv_comm_t **comms, int ncomm, const int *devs,
                       const int *ranks, int nrank, const void *clique)
 {
-    fake_comm_t *c;
-    int code = fk_knob("FAKE_CNCL_FAIL", "cnclInitComms"), r;
-
     if ((ncomm != 1) || (devs == NULL) || (ranks == NULL) ||
         (clique == NULL)) {
         return ARGS;
     }
-    if (code >= 0) {
-        return code;
-    }
-    c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        return INTERNAL;
-    }
-    r = fk_init(&c->fk, clique, nrank, ranks[0]);
-    if (r != FK_OK) {
-        free(c);
-        return rc(r);
-    }
-    fk_log("FAKE_CNCL_LOG", "init rank %d of %d dev %d", ranks[0], nrank,
-           devs[0]);
-    comms[0] = c;
-    return OK;
+    return fkv_init(comms, "FAKE_CNCL", &fake_codes, "cnclInitComms",
+                    clique, nrank, ranks[0], 0);
 }
 
-API int cnclFreeComm(fake_comm_t *c)
+API int cnclFreeComm(fkv_comm_t *c)
 {
     if (c != NULL) {
-        fk_log("FAKE_CNCL_LOG", "free rank %d", fk_rank(c->fk));
-        fk_destroy(c->fk);
-        free(c);
+        fkv_destroy(c);
     }
     return OK;
 }
 
-API int cnclAbortComm(fake_comm_t *c)
+API int cnclAbortComm(fkv_comm_t *c)
 {
     if (c != NULL) {
-        fk_log("FAKE_CNCL_LOG", "abort rank %d hung=%d", fk_rank(c->fk),
-               c->hung);
-        fk_abort(c->fk);
-        free(c);
+        fkv_abort(c);
     }
     return OK;
 }
 
 API int cnclAllReduce(const void *s, void *r, size_t n, int d, int o,
-                      fake_comm_t *c, void *q)
+                      fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclAllReduce", d, o);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_allreduce(c->fk, s, r, n, dt(d), o));
+    return call(c, "cnclAllReduce", FKV_ALLREDUCE, s, r, n, d, o, 0, 0, q);
 }
 
 API int cnclBroadcast(const void *s, void *r, size_t n, int d, int root,
-                      fake_comm_t *c, void *q)
+                      fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclBroadcast", d, 0);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_bcast(c->fk, s, r, n, dt(d), root));
+    return call(c, "cnclBroadcast", FKV_BCAST, s, r, n, d, FK_SUM, root, 0,
+                q);
 }
 
 API int cnclReduce(const void *s, void *r, size_t n, int d, int o, int root,
-                   fake_comm_t *c, void *q)
+                   fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclReduce", d, o);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_reduce(c->fk, s, r, n, dt(d), o, root));
+    return call(c, "cnclReduce", FKV_REDUCE, s, r, n, d, o, root, 0, q);
 }
 
 API int cnclAllGather(const void *s, void *r, size_t n, int d,
-                      fake_comm_t *c, void *q)
+                      fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclAllGather", d, 0);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_allgather(c->fk, s, r, n, dt(d)));
+    return call(c, "cnclAllGather", FKV_ALLGATHER, s, r, n, d, FK_SUM, 0, 0,
+                q);
 }
 
 API int cnclReduceScatter(const void *s, void *r, size_t n, int d, int o,
-                          fake_comm_t *c, void *q)
+                          fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclReduceScatter", d, o);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_reducescatter(c->fk, s, r, n, dt(d), o));
+    return call(c, "cnclReduceScatter", FKV_REDUCESCATTER, s, r, n, d, o, 0,
+                0, q);
 }
 
 API int cnclAlltoAll(const void *s, void *r, size_t n, int d,
-                     fake_comm_t *c, void *q)
+                     fkv_comm_t *c, void *q)
 {
-    int e = enter(c, "cnclAlltoAll", d, 0);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_alltoall(c->fk, s, r, n, dt(d)));
+    return call(c, "cnclAlltoAll", FKV_ALLTOALL, s, r, n, d, FK_SUM, 0, 0,
+                q);
 }
 
-API int cnclSend(void *buf, size_t n, int d, int peer, fake_comm_t *c,
+API int cnclSend(void *buf, size_t n, int d, int peer, fkv_comm_t *c,
                  void *q)
 {
-    int e = enter(c, "cnclSend", d, 0);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_group_add(c->fk, 1, buf,
-                                          n * fk_dtsize(dt(d)), peer));
+    return call(c, "cnclSend", FKV_SEND, buf, NULL, n, d, FK_SUM, 0, peer,
+                q);
 }
 
-API int cnclRecv(void *buf, size_t n, int d, int peer, fake_comm_t *c,
+API int cnclRecv(void *buf, size_t n, int d, int peer, fkv_comm_t *c,
                  void *q)
 {
-    int e = enter(c, "cnclRecv", d, 0);
-
-    (void)q;
-    return (e >= 0) ? e : rc(fk_group_add(c->fk, 0, buf,
-                                          n * fk_dtsize(dt(d)), peer));
+    return call(c, "cnclRecv", FKV_RECV, NULL, buf, n, d, FK_SUM, 0, peer,
+                q);
 }
 
 API int cnclGroupStart(void)
 {
-    fk_group_start();
+    fkv_group_start();
     return OK;
 }
 
 API int cnclGroupEnd(void)
 {
-    return rc(fk_group_end());
+    int rc = fkv_group_end();
+
+    return (rc < 0) ? NOT_INIT : rc;
 }
 
-API int cnclGetCommAsyncError(fake_comm_t *c)
+API int cnclGetCommAsyncError(fkv_comm_t *c)
 {
-    return (c == NULL) ? ARGS : c->async;
+    return (c == NULL) ? ARGS : fkv_async(c);
 }
 
 API const char *cnclGetErrorStr(int code)

@@ -1,19 +1,35 @@
 /*
- * fake_engine.h - the host-memory collective engine behind the fake
- * vendor libraries of the tests (fake_nccl.c, fake_hccl.c, fake_cncl.c,
- * fake_bkcl.c). Each fake maps its vendor's C API and enum values onto
- * this engine, so a wrong mapping in an adapter shows up as a wrong
- * result or a rejected call.
+ * fake_engine.h - the collective engine behind the fake vendor libraries
+ * of the tests (fake_nccl.c, fake_hccl.c, fake_cncl.c, fake_bkcl.c), and
+ * the half of a fake vendor library that every vendor shares (fkv_*):
+ * checking buffers, queueing work on a fake stream (fake_device.h),
+ * groups, asynchronous errors, abort. Each fake maps its vendor's C API
+ * and enum values onto this, so a wrong mapping in an adapter shows up as
+ * a wrong result or a rejected call.
  *
  * Invariants:
  *  1. Ranks of one fake communicator are real processes that meet in a
  *     POSIX shared-memory segment named in the vendor's unique id; the
  *     segment is unlinked once every rank has joined.
- *  2. Every collective is: copy the input into this rank's slot, barrier,
+ *  2. A call enqueues a kernel on the caller's stream and returns; the
+ *     kernel runs the collective later, on the stream's thread, on the
+ *     writable alias of device memory. Buffers must be device (or pinned)
+ *     memory of the fake runtime, as NCCL requires: a host pointer is an
+ *     invalid argument at the call.
+ *  3. Every collective is: copy the input into this rank's slot, barrier,
  *     compute the output from the slots, barrier; so every in-place form
  *     works, and the result does not depend on the order ranks arrive in.
- *  3. No wait is unbounded: a barrier gives up after FK_WAIT_MS or when
- *     the communicator is aborted, and the call then fails.
+ *     Point-to-point runs over a byte ring per ordered pair of ranks:
+ *     a send that fits the ring completes without its receiver, a larger
+ *     one waits for it (as NCCL's do), and within a group every send and
+ *     receive progresses together.
+ *  4. A group (fkv_group_start/end) is one kernel launch per communicator
+ *     holding all its calls.
+ *  5. A failure inside a kernel (a peer aborted, a size mismatch) becomes
+ *     the communicator's asynchronous error, first one wins; abort makes
+ *     every kernel of the communicator, here and at the peers, stop at
+ *     once. No wait is unbounded: a barrier or ring wait gives up after
+ *     FK_WAIT_MS and aborts the communicator.
  */
 #ifndef FAKE_ENGINE_H
 #define FAKE_ENGINE_H
@@ -31,50 +47,72 @@ enum {
 };
 enum { FK_SUM, FK_PROD, FK_MAX, FK_MIN, FK_AVG, FK_NOP };
 
-/* Results. */
+/* Engine results. */
 enum { FK_OK = 0, FK_EINVAL = 1, FK_ETIMEOUT = 2, FK_ESIZE = 3,
-       FK_ESYS = 4 };
-
-typedef struct fk_comm fk_comm_t;
+       FK_ESYS = 4, FK_EABORT = 5 };
 
 size_t fk_dtsize(int dt);
 /* Write a fresh segment name into name (FK_NAME_MAX bytes). */
 void fk_make_name(char *name);
-int fk_init(fk_comm_t **c, const char *name, int nranks, int rank);
-/* Non-blocking form: join, then poll fk_init_ready() (1: every rank is
- * there, 0: not yet). */
-int fk_init_start(fk_comm_t **c, const char *name, int nranks, int rank);
-int fk_init_ready(fk_comm_t *c);
-int fk_allreduce(fk_comm_t *c, const void *s, void *r, size_t n, int dt,
-                 int op);
-int fk_allgather(fk_comm_t *c, const void *s, void *r, size_t n, int dt);
-int fk_reducescatter(fk_comm_t *c, const void *s, void *r, size_t n,
-                     int dt, int op);
-int fk_bcast(fk_comm_t *c, const void *s, void *r, size_t n, int dt,
-             int root);
-int fk_reduce(fk_comm_t *c, const void *s, void *r, size_t n, int dt,
-              int op, int root);
-int fk_alltoall(fk_comm_t *c, const void *s, void *r, size_t n, int dt);
-/* Grouped point-to-point: queue, then exchange at the end (every rank of
- * the communicator takes part in the exchange). */
-void fk_group_start(void);
-int fk_group_add(fk_comm_t *c, int is_send, const void *buf, size_t bytes,
-                 int peer);
-int fk_group_end(void);
-int fk_group_depth(void);
-void fk_abort(fk_comm_t *c);
-void fk_destroy(fk_comm_t *c);
-int fk_rank(const fk_comm_t *c);
 
-/* Append a line to $<prefix>_LOG when set (tests read it). */
+/* Append a line to getenv(env) when set (tests read it). */
 void fk_log(const char *env, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
 /* "call:code" in getenv(env) for this call: code, else -1. */
 int fk_knob(const char *env, const char *call);
 
 /* Minifloats: encode a double (round to nearest even) / decode. */
 uint32_t fk_encode(int dt, double x);
 double fk_decode(int dt, uint32_t bits);
+
+/* ---- the vendor half (invariants 2, 4, 5) ---- */
+
+/* The vendor's own result codes for the engine's outcomes. */
+typedef struct {
+    int ok;          /* success */
+    int inval;       /* bad argument (a host pointer, a bad dtype) */
+    int usage;       /* call on an aborted communicator */
+    int remote;      /* a peer aborted, or a size mismatch */
+    int internal;    /* out of memory, a system call failed */
+    int inprogress;  /* non-blocking creation not finished (or -1) */
+} fkv_codes_t;
+
+enum { FKV_ALLREDUCE, FKV_BCAST, FKV_REDUCE, FKV_ALLGATHER,
+       FKV_REDUCESCATTER, FKV_ALLTOALL, FKV_SEND, FKV_RECV };
+
+/* One call: s and r as the caller gave them (device addresses), n
+ * elements, dt and op engine codes (-1: the vendor has no such code). */
+typedef struct {
+    int         kind;
+    const void *s;
+    void       *r;
+    size_t      n;
+    int         dt;
+    int         op;
+    int         root;
+    int         peer;
+} fkv_op_t;
+
+typedef struct fkv_comm fkv_comm_t;
+
+/* prefix names the knobs: <prefix>_FAIL="call:code" (the call returns
+ * code), <prefix>_ASYNC="call:code" (its kernel sets the asynchronous
+ * error), <prefix>_HANG=call (its kernel never ends before an abort),
+ * <prefix>_LOG=file (a line per init, abort, destroy). Non-blocking:
+ * creation finishes later (fkv_async answers inprogress until then). */
+int fkv_init(fkv_comm_t **c, const char *prefix, const fkv_codes_t *codes,
+             const char *call, const char *name, int nranks, int rank,
+             int nonblocking);
+int fkv_submit(fkv_comm_t *c, const char *call, const fkv_op_t *op,
+               void *stream);
+void fkv_group_start(void);
+int fkv_group_end(void);
+/* The asynchronous error (codes->ok while healthy). */
+int fkv_async(fkv_comm_t *c);
+const char *fkv_last(fkv_comm_t *c);
+void fkv_abort(fkv_comm_t *c);
+void fkv_destroy(fkv_comm_t *c);
+void fkv_log(fkv_comm_t *c, const char *what);
+int fkv_rank(const fkv_comm_t *c);
 
 #endif /* FAKE_ENGINE_H */

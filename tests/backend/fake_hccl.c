@@ -1,19 +1,26 @@
 /*
  * fake_hccl.c - a stand-in libhccl.so for the tests: the HCCL C API subset
  * scomm's adapter uses (HcclGetRootInfo, HcclCommInitRootInfo, the
- * collectives, HcclGetCommAsyncError, HcclCommDestroy), on host memory by
- * fake_engine.c, with HCCL's own enum numbering (HcclDataType,
- * HcclReduceOp, HcclResult) so a wrong mapping is caught.
+ * collectives, HcclSend/HcclRecv, HcclGetCommAsyncError,
+ * HcclCommDestroy), on the fake device by fake_engine.c, with HCCL's own
+ * enum numbering (HcclDataType, HcclReduceOp, HcclResult) so a wrong
+ * mapping is caught. It links the fake libascendcl.so, the runtime whose
+ * events scomm records on HCCL's streams.
  *
  * Knobs: FAKE_HCCL_FAIL="call:code" (that call returns code),
- * FAKE_HCCL_ASYNC="call:code" (HcclGetCommAsyncError reports code after
- * it), FAKE_HCCL_LOG (one line per init and destroy).
+ * FAKE_HCCL_ASYNC="call:code" (its kernel sets HcclGetCommAsyncError's
+ * answer), FAKE_HCCL_HANG=call (its kernel never ends before the
+ * communicator is destroyed), FAKE_HCCL_LOG (one line per init and
+ * destroy).
  *
  * Invariants:
  *  1. The 4108-byte root info starts with the engine's segment name.
- *  2. HcclSend/HcclRecv are not grouped in HCCL; the fake does not
- *     implement them (HCCL_E_NOT_SUPPORT), scomm does not call them for
- *     collectives.
+ *  2. HCCL has no group call: each HcclSend/HcclRecv is its own launch,
+ *     so a send and the matching receive must not wait behind each other
+ *     on one stream (as with HCCL).
+ *  3. HCCL has no public abort: HcclCommDestroy of a communicator with a
+ *     stuck kernel ends that kernel (the fake's stand-in for what
+ *     destroying does on the device).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -27,16 +34,9 @@
 enum { OK = 0, PARA = 1, INTERNAL = 4, NOT_SUPPORT = 5, TIMEOUT = 9,
        REMOTE = 21 };
 
-typedef struct {
-    fk_comm_t *fk;
-    int        async;
-} fake_comm_t;
-
-static int rc(int fk)
-{
-    return (fk == FK_OK) ? OK : (fk == FK_ETIMEOUT) ? TIMEOUT
-                              : (fk == FK_ESYS) ? INTERNAL : PARA;
-}
+static const fkv_codes_t fake_codes = {
+    .ok = OK, .inval = PARA, .usage = PARA, .remote = REMOTE,
+    .internal = INTERNAL, .inprogress = -1};
 
 static int dt(int d)
 {
@@ -51,28 +51,18 @@ static int op(int o)
     return ((o >= 0) && (o <= 3)) ? o : -1; /* sum, prod, max, min */
 }
 
-/* -1: go on; else the code to return. */
-static int enter(fake_comm_t *c, const char *call, int d, int o)
+static int call(fkv_comm_t *c, const char *name, int kind, const void *s,
+                void *r, uint64_t n, int d, int o, int root, int peer,
+                void *stream)
 {
-    int code = fk_knob("FAKE_HCCL_FAIL", call);
+    fkv_op_t x = {kind, s, r, (size_t)n, dt(d), o, root, peer};
+    int rc;
 
     if (c == NULL) {
         return PARA;
     }
-    if (code >= 0) {
-        return code;
-    }
-    return ((dt(d) < 0) || (op(o) < 0)) ? PARA : -1;
-}
-
-static int leave(fake_comm_t *c, const char *call, int r)
-{
-    int code = fk_knob("FAKE_HCCL_ASYNC", call);
-
-    if ((r == OK) && (code >= 0)) {
-        c->async = code;
-    }
-    return r;
+    rc = fkv_submit(c, name, &x, stream);
+    return (rc < 0) ? PARA : rc;
 }
 
 API int HcclGetRootInfo(void *root_info)
@@ -83,115 +73,77 @@ API int HcclGetRootInfo(void *root_info)
 }
 
 API int HcclCommInitRootInfo(uint32_t n, const void *root_info,
-                             uint32_t rank, void **comm)
+                             uint32_t rank, fkv_comm_t **comm)
 {
-    fake_comm_t *c = calloc(1, sizeof(*c));
-    int code = fk_knob("FAKE_HCCL_FAIL", "HcclCommInitRootInfo"), r;
-
-    if (c == NULL) {
-        return INTERNAL;
-    }
-    if (code >= 0) {
-        free(c);
-        return code;
-    }
-    r = fk_init(&c->fk, root_info, (int)n, (int)rank);
-    if (r != FK_OK) {
-        free(c);
-        return rc(r);
-    }
-    fk_log("FAKE_HCCL_LOG", "init rank %u of %u", rank, n);
-    *comm = c;
-    return OK;
+    return fkv_init(comm, "FAKE_HCCL", &fake_codes, "HcclCommInitRootInfo",
+                    root_info, (int)n, (int)rank, 0);
 }
 
 API int HcclAllReduce(void *s, void *r, uint64_t n, int d, int o,
-                      fake_comm_t *c, void *stream)
+                      fkv_comm_t *c, void *stream)
 {
-    int e = enter(c, "HcclAllReduce", d, o);
-
-    (void)stream;
-    return (e >= 0) ? e : leave(c, "HcclAllReduce",
-                                rc(fk_allreduce(c->fk, s, r, n, dt(d), o)));
+    return call(c, "HcclAllReduce", FKV_ALLREDUCE, s, r, n, d, op(o), 0, 0,
+                stream);
 }
 
 API int HcclBroadcast(void *buf, uint64_t n, int d, uint32_t root,
-                      fake_comm_t *c, void *stream)
+                      fkv_comm_t *c, void *stream)
 {
-    int e = enter(c, "HcclBroadcast", d, 0);
-
-    (void)stream;
-    return (e >= 0) ? e : leave(c, "HcclBroadcast",
-                                rc(fk_bcast(c->fk, buf, buf, n, dt(d),
-                                            (int)root)));
+    return call(c, "HcclBroadcast", FKV_BCAST, buf, buf, n, d, FK_SUM,
+                (int)root, 0, stream);
 }
 
 API int HcclReduce(void *s, void *r, uint64_t n, int d, int o, uint32_t root,
-                   fake_comm_t *c, void *stream)
+                   fkv_comm_t *c, void *stream)
 {
-    int e = enter(c, "HcclReduce", d, o);
-
-    (void)stream;
-    return (e >= 0) ? e : leave(c, "HcclReduce",
-                                rc(fk_reduce(c->fk, s, r, n, dt(d), o,
-                                             (int)root)));
+    return call(c, "HcclReduce", FKV_REDUCE, s, r, n, d, op(o), (int)root, 0,
+                stream);
 }
 
-API int HcclAllGather(void *s, void *r, uint64_t n, int d, fake_comm_t *c,
+API int HcclAllGather(void *s, void *r, uint64_t n, int d, fkv_comm_t *c,
                       void *stream)
 {
-    int e = enter(c, "HcclAllGather", d, 0);
-
-    (void)stream;
-    return (e >= 0) ? e : leave(c, "HcclAllGather",
-                                rc(fk_allgather(c->fk, s, r, n, dt(d))));
+    return call(c, "HcclAllGather", FKV_ALLGATHER, s, r, n, d, FK_SUM, 0, 0,
+                stream);
 }
 
 API int HcclReduceScatter(void *s, void *r, uint64_t n, int d, int o,
-                          fake_comm_t *c, void *stream)
+                          fkv_comm_t *c, void *stream)
 {
-    int e = enter(c, "HcclReduceScatter", d, o);
-
-    (void)stream;
-    return (e >= 0) ? e
-                    : leave(c, "HcclReduceScatter",
-                            rc(fk_reducescatter(c->fk, s, r, n, dt(d), o)));
+    return call(c, "HcclReduceScatter", FKV_REDUCESCATTER, s, r, n, d,
+                op(o), 0, 0, stream);
 }
 
 API int HcclAlltoAll(const void *s, uint64_t sn, int sd, const void *r,
-                     uint64_t rn, int rd, fake_comm_t *c, void *stream)
+                     uint64_t rn, int rd, fkv_comm_t *c, void *stream)
 {
-    int e = enter(c, "HcclAlltoAll", sd, 0);
-
-    (void)stream;
-    if ((e < 0) && ((sn != rn) || (sd != rd))) {
-        e = PARA;
-    }
-    return (e >= 0) ? e : leave(c, "HcclAlltoAll",
-                                rc(fk_alltoall(c->fk, s, (void *)r, sn,
-                                               dt(sd))));
-}
-
-API int HcclSend(void *s, uint64_t n, int d, uint32_t dst, fake_comm_t *c,
-                 void *stream)
-{
-    (void)s; (void)n; (void)d; (void)dst; (void)c; (void)stream;
-    return NOT_SUPPORT;
-}
-
-API int HcclRecv(void *r, uint64_t n, int d, uint32_t src, fake_comm_t *c,
-                 void *stream)
-{
-    (void)r; (void)n; (void)d; (void)src; (void)c; (void)stream;
-    return NOT_SUPPORT;
-}
-
-API int HcclGetCommAsyncError(fake_comm_t *c, int *err)
-{
-    if (c == NULL) {
+    if ((sn != rn) || (sd != rd)) {
         return PARA;
     }
-    *err = c->async;
+    return call(c, "HcclAlltoAll", FKV_ALLTOALL, s, (void *)r, sn, sd,
+                FK_SUM, 0, 0, stream);
+}
+
+API int HcclSend(void *s, uint64_t n, int d, uint32_t dst, fkv_comm_t *c,
+                 void *stream)
+{
+    return call(c, "HcclSend", FKV_SEND, s, NULL, n, d, FK_SUM, 0, (int)dst,
+                stream);
+}
+
+API int HcclRecv(void *r, uint64_t n, int d, uint32_t src, fkv_comm_t *c,
+                 void *stream)
+{
+    return call(c, "HcclRecv", FKV_RECV, NULL, r, n, d, FK_SUM, 0, (int)src,
+                stream);
+}
+
+API int HcclGetCommAsyncError(fkv_comm_t *c, int *err)
+{
+    if ((c == NULL) || (err == NULL)) {
+        return PARA;
+    }
+    *err = fkv_async(c);
     return OK;
 }
 
@@ -201,12 +153,10 @@ API const char *HcclGetErrorString(int code)
                             : "fake hccl error";
 }
 
-API int HcclCommDestroy(fake_comm_t *c)
+API int HcclCommDestroy(fkv_comm_t *c)
 {
     if (c != NULL) {
-        fk_log("FAKE_HCCL_LOG", "destroy rank %d", fk_rank(c->fk));
-        fk_destroy(c->fk);
-        free(c);
+        fkv_abort(c); /* invariant 3 */
     }
     return OK;
 }

@@ -199,7 +199,8 @@ static void probe_world(const scomm_topo_world_t *w)
            "InfiniBand)\n");
 }
 
-/* Vendor libraries (src/backend): which load here, and their versions. */
+/* Vendor libraries (src/backend): which load here, their versions, and the
+ * device runtime each one's completion events go through. */
 static void probe_vendors(void)
 {
     scomm_backend_info_t info;
@@ -216,6 +217,10 @@ static void probe_vendors(void)
                info.found ? "yes" : "no",
                info.found ? info.version : "-",
                info.found ? info.library : info.detail);
+        if (info.found) {
+            printf("  %-5s %-6s %-10s runtime: %s\n", "", "", "",
+                   info.runtime);
+        }
     }
 }
 

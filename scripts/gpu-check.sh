@@ -1,0 +1,313 @@
+#!/bin/bash
+# gpu-check.sh - the stream-ordered vendor path (src/backend) on a real
+# NVIDIA GPU, run blind: build scomm, find libnccl and the CUDA runtime,
+# run bench/vendor_check's checks with world size 1 on GPU 0, and write a
+# report (markdown and raw logs) into OUTDIR.
+#
+# Usage: scripts/gpu-check.sh OUTDIR
+#
+# Checks (each its own process, each under its own timeout; one failing
+# never stops the others; the whole run stays under SCOMM_GPU_CHECK_BUDGET
+# seconds, default 330):
+#   correct   all_reduce, all_gather, broadcast right on device buffers
+#   async     an all_reduce issued behind a 200 ms GPU spin (a PTX kernel
+#             through the driver API: no nvcc) returns in under 1 ms
+#   graph     100 replays of a CUDA graph holding an all_reduce, checked
+#   watchdog  a stream blocked 3 s, timeout 1 s: SCOMM_ERR_TIMED_OUT from
+#             the watchdog within 2 s
+#   cost      host cost per call of 10,000 scomm_all_reduce calls against
+#             raw ncclAllReduce
+#
+# Finding things (override any with the variable):
+#   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
+#                         (python3 -c 'import nvidia.nccl'), torch's lib
+#                         directory, the loader's cache
+#   SCOMM_CUDART_LIBRARY  libcudart.so.13/.12: the nvidia wheels, torch's
+#                         lib directory, /usr/local/cuda*, the loader's cache
+#   SCOMM_GPU_CHECK_DRY=1 force the dry mode
+#   SCOMM_GPU_CHECK_BUILD build directory (default: a fresh one in /tmp)
+# The build turns every optional dependency off (SCOMM_WITH_<DEP>=OFF, for
+# each the tree knows), needs no -dev package, and stands in a stub for a
+# missing pkg-config; without cmake it compiles the sources with cc.
+#
+# Without a GPU (no nvidia-smi, or it lists none) it runs dry: says so in
+# the report and exits 0 (ctest gpu_check.dry runs that).
+# Exit status: 0 all checks passed (or dry), 1 a check failed or could not
+# run, 2 usage.
+set -u
+
+if [ $# -ne 1 ] || [ -z "$1" ]; then
+    echo "usage: $0 OUTDIR" >&2
+    exit 2
+fi
+OUT=$1
+mkdir -p "$OUT" || { echo "gpu-check: cannot create $OUT" >&2; exit 2; }
+OUT=$(cd "$OUT" && pwd)
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BUDGET=${SCOMM_GPU_CHECK_BUDGET:-330}
+START=$(date +%s)
+DEADLINE=$((START + BUDGET))
+REPORT=$OUT/report.md
+LOG=$OUT/gpu-check.log
+: > "$LOG"
+
+log() {
+    echo "[$(date +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"
+}
+
+# run_step NAME MAXSEC CMD...: CMD's output into $OUT/NAME.log, bounded by
+# MAXSEC and by what is left of the budget; its exit status (124: timed out,
+# 125: no time left).
+run_step() {
+    local name=$1 max=$2 left t rc
+    shift 2
+    left=$((DEADLINE - $(date +%s) - 10))
+    t=$max
+    [ "$left" -lt "$t" ] && t=$left
+    if [ "$t" -lt 5 ]; then
+        log "$name: skipped, no time left in the ${BUDGET} s budget"
+        echo "skipped: no time left" > "$OUT/$name.log"
+        return 125
+    fi
+    log "$name: $* (at most ${t} s)"
+    timeout -k 5 "$t" "$@" > "$OUT/$name.log" 2>&1
+    rc=$?
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        log "$name: timed out after ${t} s"
+        echo "gpu-check: timed out after ${t} s" >> "$OUT/$name.log"
+        rc=124
+    else
+        log "$name: exit $rc"
+    fi
+    return $rc
+}
+
+# ---- 1. is there a GPU? ----
+gpu_reason=""
+if [ "${SCOMM_GPU_CHECK_DRY:-0}" = "1" ]; then
+    gpu_reason="SCOMM_GPU_CHECK_DRY=1"
+elif ! command -v nvidia-smi > /dev/null 2>&1; then
+    gpu_reason="no nvidia-smi on PATH"
+elif ! nvidia-smi -L > "$OUT/nvidia-smi.log" 2>&1 ||
+     ! grep -q '^GPU ' "$OUT/nvidia-smi.log"; then
+    gpu_reason="nvidia-smi lists no GPU ($(head -1 "$OUT/nvidia-smi.log"))"
+fi
+if [ -n "$gpu_reason" ]; then
+    log "dry run: $gpu_reason"
+    {
+        echo "# gpu-check: dry run"
+        echo
+        echo "No NVIDIA GPU here: $gpu_reason. Nothing was built or run on a"
+        echo "device. On a machine with a GPU this script builds scomm and runs"
+        echo "\`bench/vendor_check\` (correct, async, graph, watchdog, cost) on"
+        echo "GPU 0 with world size 1; \`ctest -R bench.vendor_check\` runs the"
+        echo "same checks on the fake device."
+        echo
+        echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "- host: $(uname -n) ($(uname -srm))"
+        echo "- tree: $(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null)"
+    } > "$REPORT"
+    echo "gpu-check: dry run ($gpu_reason); report in $REPORT"
+    exit 0
+fi
+
+# ---- 2. the environment ----
+{
+    echo "== nvidia-smi"
+    nvidia-smi 2>&1 | head -30
+    echo "== uname"; uname -a
+    echo "== cc"; (cc --version 2>&1 || gcc --version 2>&1) | head -1
+    echo "== cmake"; cmake --version 2>&1 | head -1
+    echo "== pkg-config"; pkg-config --version 2>&1
+    echo "== python3"; python3 --version 2>&1
+    echo "== torch"
+    timeout 60 python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available())' 2>&1 | tail -1
+    echo "== tree"; git -C "$REPO" log -1 --format='%H %s' 2>&1
+} > "$OUT/env.log" 2>&1
+log "environment in env.log"
+
+# ---- 3. libnccl and the CUDA runtime ----
+# Directories where pip wheels keep them: nvidia/*/lib (nvidia-nccl-cu13,
+# nvidia-cuda-runtime), nvidia/cu13/lib, torch/lib.
+wheel_dirs() {
+    timeout 60 python3 - 2>/dev/null <<'EOF'
+import os, site, sys
+roots = set()
+try:
+    import nvidia
+    roots.update(list(nvidia.__path__))
+except Exception:
+    pass
+try:
+    import nvidia.nccl as n
+    roots.update(list(n.__path__))
+except Exception:
+    pass
+try:
+    import torch
+    roots.add(os.path.join(os.path.dirname(torch.__file__), "lib"))
+except Exception:
+    pass
+for p in site.getsitepackages() + [site.getusersitepackages()]:
+    roots.add(os.path.join(p, "nvidia"))
+for r in sorted(roots):
+    if os.path.isdir(r):
+        print(r)
+EOF
+}
+
+WHEEL_DIRS=$(wheel_dirs)
+
+find_lib() { # find_lib PATTERN...: the first file found
+    local pat d f
+    for pat in "$@"; do
+        for d in $WHEEL_DIRS /usr/local/cuda*/lib64 \
+                 /usr/local/cuda*/targets/*/lib /usr/lib/x86_64-linux-gnu \
+                 /usr/lib64 /usr/lib; do
+            [ -d "$d" ] || continue
+            f=$(find -L "$d" -maxdepth 4 -name "$pat" 2>/dev/null | head -1)
+            if [ -n "$f" ]; then
+                echo "$f"
+                return 0
+            fi
+        done
+        f=$(ldconfig -p 2>/dev/null |
+            awk -v p="$pat" '$1 == p {print $NF; exit}')
+        [ -n "$f" ] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+NCCL=${SCOMM_NCCL_LIBRARY:-$(find_lib libnccl.so.2 libnccl.so)}
+CUDART=${SCOMM_CUDART_LIBRARY:-$(find_lib libcudart.so.13 libcudart.so.12 libcudart.so)}
+log "libnccl: ${NCCL:-not found}"
+log "libcudart: ${CUDART:-not found}"
+{
+    echo "libnccl: ${NCCL:-not found}"
+    echo "libcudart: ${CUDART:-not found}"
+} >> "$OUT/env.log"
+
+# ---- 4. build ----
+BUILD=${SCOMM_GPU_CHECK_BUILD:-$(mktemp -d /tmp/scomm-gpu-check.XXXXXX)}
+mkdir -p "$BUILD"
+JOBS=$(nproc 2>/dev/null || echo 4)
+CHECK_BIN=""
+SCOMM_BIN=""
+
+build_cmake() {
+    local opts=() dep stub
+    for dep in HWLOC YAML JANSSON MHD ZSTD LZ4; do
+        if grep -q "scomm_optional_dep($dep\b\|SCOMM_WITH_$dep" \
+               "$REPO/CMakeLists.txt"; then
+            opts+=("-DSCOMM_WITH_$dep=OFF")
+        fi
+    done
+    if ! command -v pkg-config > /dev/null 2>&1; then
+        stub=$BUILD/stub-bin/pkg-config
+        mkdir -p "$BUILD/stub-bin"
+        printf '#!/bin/sh\n[ "$1" = --version ] && echo 0.29.2 && exit 0\nexit 1\n' > "$stub"
+        chmod +x "$stub"
+        opts+=("-DPKG_CONFIG_EXECUTABLE=$stub")
+    fi
+    echo "cmake options: ${opts[*]+${opts[*]}}"
+    cmake -S "$REPO" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=Release \
+          -DSCOMM_BUILD_TESTS=OFF ${opts[@]+"${opts[@]}"} &&
+        cmake --build "$BUILD/cmake" -j "$JOBS" --target vendor_check scomm_cli
+}
+
+# Without cmake (or when it fails): every source with cc, no optional
+# library (the tree's SCOMM_HAVE_* guards leave them out).
+build_cc() {
+    local list=$BUILD/cc/objs objs
+    mkdir -p "$BUILD/cc"
+    find "$REPO/src" -name '*.c' | sort | while read -r s; do
+        o=$BUILD/cc/$(echo "${s#"$REPO"/}" | tr '/' '_').o
+        echo "$o" >> "$list.tmp"
+        printf '%s\n%s\n' "$s" "$o"
+    done | xargs -d '\n' -n 2 -P "$JOBS" sh -c 'echo "cc -c $1" &&
+        cc -O2 -std=c11 -D_GNU_SOURCE -fvisibility=hidden -I"$0/include" \
+           -I"$0/src" -c "$1" -o "$2"' "$REPO" || return 1
+    mv "$list.tmp" "$list"
+    mapfile -t objs < "$list"
+    cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" \
+       -o "$BUILD/cc/vendor_check" "$REPO/bench/vendor_check.c" \
+       "${objs[@]}" -ldl -lpthread -lm -lrt &&
+    cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
+       -I"$REPO/tools/scomm" -o "$BUILD/cc/scomm" "$REPO"/tools/scomm/*.c \
+       "${objs[@]}" -ldl -lpthread -lm -lrt
+}
+export -f build_cmake build_cc
+export REPO BUILD JOBS
+
+if command -v cmake > /dev/null 2>&1 &&
+   run_step build 240 bash -c build_cmake; then
+    CHECK_BIN=$BUILD/cmake/vendor_check
+    SCOMM_BIN=$BUILD/cmake/scomm
+else
+    log "cmake build failed or no cmake: trying cc directly"
+    if run_step build_cc 200 bash -c build_cc; then
+        CHECK_BIN=$BUILD/cc/vendor_check
+        SCOMM_BIN=$BUILD/cc/scomm
+    fi
+fi
+[ -x "$CHECK_BIN" ] || CHECK_BIN=""
+
+# ---- 5. the checks ----
+export SCOMM_NCCL_LIBRARY=${NCCL:-/nonexistent/libnccl.so.2}
+export SCOMM_CUDART_LIBRARY=${CUDART:-}
+export CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES:-0}
+export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+CHECKS="correct async graph watchdog cost"
+if [ -n "$SCOMM_BIN" ] && [ -x "$SCOMM_BIN" ]; then
+    run_step probe 60 "$SCOMM_BIN" probe
+fi
+for c in $CHECKS; do
+    if [ -z "$CHECK_BIN" ]; then
+        echo "CHECK $c FAIL not built (see build.log, build_cc.log)" > "$OUT/check-$c.log"
+        continue
+    fi
+    case $c in
+        cost)     n="-n 10000 -c 1024" ;;     # the host cost of small calls
+        graph)    n="-c 65536" ;;             # 100 inputs kept in pinned memory
+        watchdog) n="-c 1024" ;;
+        *)        n="-c 1048576" ;;           # 4 MiB of float32
+    esac
+    # shellcheck disable=SC2086
+    run_step "check-$c" 90 "$CHECK_BIN" $n "$c"
+    if ! grep -q "^CHECK " "$OUT/check-$c.log"; then
+        echo "CHECK $c FAIL no result (exit status above, or a crash: see the log)" >> "$OUT/check-$c.log"
+    fi
+done
+
+# ---- 6. the report ----
+fails=$(cat "$OUT"/check-*.log | grep -c '^CHECK .* FAIL')
+total=$(cat "$OUT"/check-*.log | grep -c '^CHECK ')
+{
+    echo "# gpu-check: $((total - fails)) of $total checks passed"
+    echo
+    echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(( $(date +%s) - START )) s"
+    echo "- host: $(uname -n) ($(uname -srm)), $JOBS cores"
+    echo "- GPU: $(head -1 "$OUT/nvidia-smi.log")"
+    echo "- driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
+    echo "- torch: $(grep -A1 '^== torch' "$OUT/env.log" | tail -1)"
+    echo "- libnccl: ${NCCL:-not found}"
+    echo "- libcudart: ${CUDART:-not found}"
+    echo "- tree: $(git -C "$REPO" log -1 --format='%h %s' 2>/dev/null)"
+    if [ -f "$OUT/probe.log" ]; then
+        echo "- scomm probe: $(grep -A1 '^  nccl ' "$OUT/probe.log" | tr -s ' ' | tr '\n' ' ')"
+    fi
+    echo
+    echo "| check | result | detail |"
+    echo "|---|---|---|"
+    cat "$OUT"/check-*.log | sed -n 's/^CHECK \([^ ]*\) \([A-Z]*\) \(.*\)$/| \1 | \2 | \3 |/p'
+    echo
+    echo "| number | value |"
+    echo "|---|---|"
+    cat "$OUT"/check-*.log | sed -n 's/^NUMBER \([^ ]*\) \(.*\)$/| \1 | \2 |/p'
+    echo
+    echo "Raw logs: $(cd "$OUT" && ls *.log | tr '\n' ' ')"
+} > "$REPORT"
+log "report: $REPORT ($((total - fails))/$total passed)"
+cat "$REPORT"
+[ "$fails" -eq 0 ] && [ "$total" -gt 0 ]
+exit $?

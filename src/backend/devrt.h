@@ -1,0 +1,77 @@
+/*
+ * devrt.h - the device runtimes the vendor backends record completion
+ * events with (internal): the CUDA runtime (nccl), HIP (rccl), Ascend ACL
+ * (hccl), Cambricon CNRT (cncl) and Kunlunxin XRE (bkcl), each loaded
+ * with dlopen at run time and declared from its vendor's documentation.
+ *
+ * Finding a runtime, first that answers:
+ *   1. the variable (SCOMM_CUDART_LIBRARY, ...): a path, or "none";
+ *   2. the runtime the vendor library itself links (its DT_NEEDED entries,
+ *      read from its dynamic section once it is loaded);
+ *   3. a runtime already loaded in the process (e.g. torch's libcudart);
+ *   4. the sonames, newest first (libcudart.so.13, .12, .11.0, .so).
+ *
+ * Invariants:
+ *  1. One runtime per kind per process, found once and never closed.
+ *  2. Every call that can fail says which vendor call failed and the
+ *     runtime's own message; an event query answers DONE, NOT_READY or an
+ *     error, never anything else.
+ *  3. No call here synchronises or blocks: only create, record, query,
+ *     destroy and the capture-status query.
+ */
+#ifndef SCOMM_DEVRT_H
+#define SCOMM_DEVRT_H
+
+#include <stddef.h>
+
+typedef enum {
+    SCOMM_RT_CUDA = 0,
+    SCOMM_RT_HIP  = 1,
+    SCOMM_RT_ACL  = 2,
+    SCOMM_RT_CNRT = 3,
+    SCOMM_RT_XPU  = 4,
+    SCOMM_RT_KINDS
+} scomm_rt_kind_t;
+
+/* Answers of an event query. */
+enum { SCOMM_RT_DONE = 0, SCOMM_RT_NOT_READY = 1, SCOMM_RT_ERROR = -1 };
+
+typedef struct scomm_devrt scomm_devrt_t;
+
+/* The runtime of kind, found once (vendor_dl: the vendor library, for
+ * step 2; may be NULL); NULL when there is none, with why in err ("none"
+ * chosen, or not found, naming what was tried). */
+const scomm_devrt_t *scomm_devrt_get(scomm_rt_kind_t kind, void *vendor_dl,
+                                     char *err, size_t len);
+
+/* Discovery alone (for the tests and scomm_devrt_get): dlopen the runtime
+ * found by steps 2 to 4 for these sonames; *how gets the step ("a
+ * dependency of libnccl.so.2", "already loaded", "by soname"). NULL when
+ * none. */
+void *scomm_devrt_find(const char *const *sonames, void *vendor_dl,
+                       char *used, size_t ulen, char *how, size_t hlen);
+
+/* "libcudart.so.13 (CUDA runtime 13.0; a dependency of libnccl.so.2):
+ * /path/libcudart.so.13". */
+void scomm_devrt_describe(const scomm_devrt_t *rt, char *buf, size_t len);
+const char *scomm_devrt_name(const scomm_devrt_t *rt); /* "CUDA runtime" */
+
+/* Events: 0, or -1 with err naming the call. */
+int scomm_devrt_event_create(const scomm_devrt_t *rt, void **ev, char *err,
+                             size_t len);
+int scomm_devrt_event_record(const scomm_devrt_t *rt, void *ev, void *stream,
+                             char *err, size_t len);
+int scomm_devrt_event_query(const scomm_devrt_t *rt, void *ev, char *err,
+                            size_t len);
+void scomm_devrt_event_destroy(const scomm_devrt_t *rt, void *ev);
+
+/* 1 while stream captures (into a CUDA graph, an ACL model, a CNRT task
+ * topo), 0 when not or when the runtime cannot capture, -1 with err. */
+int scomm_devrt_capturing(const scomm_devrt_t *rt, void *stream, char *err,
+                          size_t len);
+
+/* Make the calling thread's capture mode relaxed (CUDA, HIP), so its event
+ * queries never invalidate another thread's capture. */
+void scomm_devrt_relax_thread(const scomm_devrt_t *rt);
+
+#endif /* SCOMM_DEVRT_H */
