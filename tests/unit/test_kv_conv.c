@@ -210,7 +210,7 @@ static void codec_run(const scomm_kv_layout_t *l, const void *blk, int wire,
     scomm_kv_quant_block(l, blk, wire, enc, tmp);
     scomm_kv_dequant_block(l, enc, wire, f + l->head_dim);
     scomm_kv_scatter_rows(l, NULL, f + l->head_dim, 0, 0, l->block_tokens,
-                          l, dst, tbl, f);
+                          l, 0, dst, tbl, f);
     if (scomm_kv_decode_block_into(l, enc, wire, l, fused) != 0) {
         memcpy(fused, dst, (size_t)scomm_kv_block_bytes(l));
     }
@@ -417,7 +417,7 @@ static void speed_quant(void)
                     scomm_kv_dequant_block(&l, enc + i * wb,
                                            SCOMM_KV_WIRE_FP8_E4M3, f + 128);
                     scomm_kv_scatter_rows(&l, NULL, f + 128, i * 16, 0, 16,
-                                          &l, dst, tbl, f);
+                                          &l, 0, dst, tbl, f);
                 }
             }
         }
