@@ -10,8 +10,8 @@
  *
  * Usage: test_kv_heads tp|bad [tcp|cma]   (cma: same-host copy allowed)
  *
- * Checks: every element of every decode rank against val() of the global
- * head (never the sender's buffer); tokens past the sequence, blocks and
+ * Checks: every element of every decode rank against kv_ref_val() of the
+ * global head (never the sender's buffer); tokens past the sequence, blocks and
  * layers outside the plan untouched; bytes: the sender's bytes_wire per
  * pair is exactly the moved heads' bytes, and the decode process's own
  * read count (/proc/self/io rchar, the kernel's, not the library's) grows
@@ -34,6 +34,7 @@
 #include "coll/reduce.h"
 #include "core/util.h"
 #include "kv/kv.h"
+#include "kv_ref.h"
 
 #define SENTINEL 0x5a
 #define H_ALL    8
@@ -41,25 +42,6 @@
 
 static int g_cma;
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-/* Value of (layer, token, kv, global head, d): k/8 with |k| <= 127, exact
- * in float16, bfloat16 and float32. */
-static float val(int layer, uint64_t tok, int kv, int h, int d)
-{
-    uint64_t k = mix(((uint64_t)layer << 48) ^ (tok << 20) ^
-                     ((uint64_t)kv << 19) ^ ((uint64_t)h << 12) ^
-                     (uint64_t)d);
-
-    return (float)((int)(k % 255) - 127) / 8.0f;
-}
 
 typedef struct tp {
     const char *name;
@@ -110,7 +92,7 @@ static void table(int32_t *t, uint32_t n, uint64_t seed)
         perm[i] = i;
     }
     for (i = NBLK - 1; i > 0; i--) {
-        j = (int)(mix(seed + (uint64_t)i) % (uint64_t)(i + 1));
+        j = (int)(kv_ref_mix(seed + (uint64_t)i) % (uint64_t)(i + 1));
         tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;
@@ -139,7 +121,7 @@ static void fill(const scomm_kv_layout_t *l, uint8_t *base, const int32_t *tbl,
                 for (kv = 0; kv < 2; kv++) {
                     for (h = 0; h < l->num_kv_heads; h++) {
                         for (d = 0; d < DIM; d++) {
-                            row[d] = val(layer, g, kv, h0 + h, d);
+                            row[d] = kv_ref_val(layer, g, kv, h0 + h, d);
                         }
                         scomm_cvt_from_f32(blk + scomm_kv_row_off(l, kv, h, t)
                                                      * es,
@@ -160,7 +142,8 @@ static float group_amax(int layer, uint64_t i, int sbt, int kv, int h)
 
     for (t = 0; t < sbt; t++) {
         for (d = 0; d < DIM; d++) {
-            v = fabsf(val(layer, i * (uint64_t)sbt + (uint64_t)t, kv, h, d));
+            v = fabsf(kv_ref_val(layer, i * (uint64_t)sbt + (uint64_t)t,
+                                 kv, h, d));
             a = (v > a) ? v : a;
         }
     }
@@ -225,7 +208,7 @@ static long check(const scomm_kv_layout_t *l, const uint8_t *base,
                                               kv, gh0 + h - hw0);
                         }
                         for (d = 0; d < DIM; d++) {
-                            exp = val(layer, g, kv, gh0 + h - hw0, d);
+                            exp = kv_ref_val(layer, g, kv, gh0 + h - hw0, d);
                             bound = (wire == 0) ? 0.0f
                                     : fabsf(exp) / 16.0f + amax / 262144.0f +
                                       fin * fabsf(row[d]);
