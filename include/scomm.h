@@ -1145,6 +1145,15 @@ SCOMM_API scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id);
  * (layer, src_blocks[i] -> dst_blocks[i]) and whole blocks move (a last
  * block's tail past num_tokens included); with different block sizes or
  * orders, tokens are regrouped and only tokens < num_tokens are written.
+ *
+ * Head ranges (prefill and decode at different tensor-parallel degrees,
+ * docs/kv.md): only source heads [src_head_off, src_head_off +
+ * src_head_cnt) move, into the receiver's heads [dst_head_off,
+ * dst_head_off + dst_head_cnt); the receiver's other heads are not
+ * written. src_head_cnt 0: up to the source's last head; dst_head_cnt 0:
+ * up to the receiver's last head, which must then be the same count. All
+ * four 0 (a plan from before head ranges) moves all heads to a receiver
+ * with as many. The layer range serves pipeline parallelism.
  */
 typedef struct scomm_kv_plan {
     uint64_t       xfer_id;        /**< names it on both sides; unique */
@@ -1157,6 +1166,10 @@ typedef struct scomm_kv_plan {
     uint32_t       num_src_blocks;
     const int32_t *dst_blocks;     /**< ceil(num_tokens / dst block) ids */
     uint32_t       num_dst_blocks;
+    int32_t        src_head_off;   /**< first source head moved (0) */
+    int32_t        src_head_cnt;   /**< heads moved; 0: to the last */
+    int32_t        dst_head_off;   /**< receiver's head of src_head_off */
+    int32_t        dst_head_cnt;   /**< src_head_cnt, or 0: to the last */
 } scomm_kv_plan_t;
 
 /**
@@ -1164,7 +1177,8 @@ typedef struct scomm_kv_plan {
  * chunks go first; equal priorities go in submission order. Layers go in
  * order, so the receiver sees layer notifications in order.
  * @param[out] xfer_p  request to wait on and free
- * @return SCOMM_OK, ERR_INVALID_ARG (plan outside the source region),
+ * @return SCOMM_OK, ERR_INVALID_ARG (plan or head range outside the
+ *         source region, head counts that differ),
  *         ERR_UNSUPPORTED (the endpoint's compression is not built into
  *         this library), ERR_PEER_LOST, ERR_NO_MEMORY
  */

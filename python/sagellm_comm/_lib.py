@@ -120,7 +120,9 @@ class KVPlanC(ctypes.Structure):
                 ("src_blocks", POINTER(c_int32)),
                 ("num_src_blocks", ctypes.c_uint32),
                 ("dst_blocks", POINTER(c_int32)),
-                ("num_dst_blocks", ctypes.c_uint32)]
+                ("num_dst_blocks", ctypes.c_uint32),
+                ("src_head_off", c_int32), ("src_head_cnt", c_int32),
+                ("dst_head_off", c_int32), ("dst_head_cnt", c_int32)]
 
 
 class KVStatsC(ctypes.Structure):

@@ -197,3 +197,100 @@ def comm_form() -> None:
     dist.destroy_process_group()
     b.destroy()
     print(f"rank {r}: connect_comm OK")
+
+
+def _head_ref(layers: int, ntok: int, heads: range, dim: int) -> np.ndarray:
+    """[layers, 2, len(heads), ntok, dim]: the value of every (layer, K|V,
+    global head, token, d), exact in float16."""
+    lay, kv_, h, t, d = np.meshgrid(np.arange(layers), np.arange(2),
+                                    np.array(list(heads)), np.arange(ntok),
+                                    np.arange(dim), indexing="ij")
+    k = (lay * 131 + kv_ * 7 + h * 37 + t * 17 + d * 3) % 251
+    return ((k - 125) / 8.0).astype(np.float32)
+
+
+def tp_heads(src_tp: str, dst_tp: str) -> None:
+    """Prefill TP src_tp -> decode TP dst_tp: ranks 0..dst_tp-1 decode,
+    the others prefill; plans from connector.tp_head_slices; each decode
+    rank checks its heads against _head_ref and that nothing else was
+    written; each prefill rank checks it sent only the pair's heads."""
+    from sagellm_comm.kv.connector import tp_head_slices
+    P, Q = int(src_tp), int(dst_tp)
+    b = sc.get_comm_backend("gloo")
+    b.init(rank=int(os.environ["RANK"]), world_size=P + Q,
+           master_addr=os.environ["MASTER_ADDR"],
+           master_port=int(os.environ["MASTER_PORT"]))
+    r = b.get_rank()
+    H, D, L, ntok = 8, 16, 2, 45
+    d_lay = kv.KVLayout(L, H // Q, D, 8, 9, "float16",
+                        kv.KVOrder.TOKEN_MAJOR)
+    d_table = [[(2 * i + 5 * q) % 9 for i in range(6)] for q in range(Q)]
+    s_table = [[(4 + p + i) % 6 for i in range(3)] for p in range(P)]
+    # who talks to whom: slices[q] = [(p, src range, dst range)]
+    slices = [tp_head_slices(H, P, Q, q) for q in range(Q)]
+    ports = np.zeros(P * Q, dtype=np.int32)
+    opts = kv.KVOptions(token="heads", timeout_ms=20000, streams=2,
+                        zero_copy=False)
+    lsts = {}
+    if r < Q:
+        for p, _, _ in slices[r]:
+            lsts[p] = kv.listen("127.0.0.1", 0, opts)
+            ports[p * Q + r] = lsts[p].port
+    b.all_reduce(ports)
+    if r < Q:
+        q = r
+        eps = {p: lst.accept() for p, lst in sorted(lsts.items())}
+        for lst in lsts.values():
+            lst.close()
+        cache = np.full(d_lay.shape, -99.0, dtype=np.float16)
+        for ep in eps.values():
+            ep.register(cache, d_lay)
+        for p, ep in eps.items():
+            ep.wait_xfer(100 + p)
+        got = np.stack([_tokens(d_lay, cache, d_table[q], ntok, layer)
+                        for layer in range(L)])
+        want = _head_ref(L, ntok, range(q * H // Q, (q + 1) * H // Q), D)
+        _expect(np.array_equal(got.astype(np.float32), want),
+                f"decode rank {q}: heads differ")
+        # tokens past ntok and blocks outside the table: untouched
+        used = set(d_table[q])
+        for blk in range(d_lay.num_blocks):
+            if blk not in used:
+                _expect(bool((cache[:, blk] == -99.0).all()),
+                        f"block {blk} written")
+        last = d_table[q][(ntok - 1) // 8]
+        _expect(bool((cache[:, last, ntok % 8:] == -99.0).all()),
+                "tail written")
+        b.barrier()
+        for ep in eps.values():
+            ep.close()
+        print(f"decode rank {q}: heads {q * H // Q}..{(q + 1) * H // Q - 1}"
+              f" from prefill ranks {sorted(eps)}: exact")
+    else:
+        p = r - Q
+        lay = kv.KVLayout(L, H // P, D, 16, 6, "float16")
+        ref = _head_ref(L, 48, range(p * H // P, (p + 1) * H // P), D)
+        cache = np.zeros(lay.shape, dtype=np.float16)
+        for i, blk in enumerate(s_table[p]):    # [L, 2, h, 16, D] per block
+            cache[:, blk] = ref[:, :, :, 16 * i:16 * (i + 1)]
+        eps = []                      # kept open until the barrier
+        for q in range(Q):
+            mine = [(sr, dr) for s, sr, dr in slices[q] if s == p]
+            if not mine:
+                continue
+            sr, dr = mine[0]
+            ep = kv.connect("127.0.0.1", int(ports[p * Q + q]), opts)
+            eps.append(ep)
+            ep.register(cache, lay)
+            x = ep.submit(kv.KVPlan(100 + p, s_table[p], d_table[q][:6],
+                                    ntok, src_heads=sr, dst_heads=dr))
+            x.wait()
+            x.free()
+            st = ep.stats()
+            want = L * 3 * 2 * sr.count * 16 * D * 2
+            _expect(st.bytes_wire == want and st.bytes_raw == want,
+                    f"prefill rank {p} -> decode {q}: {st.bytes_wire} "
+                    f"bytes on the wire, the pair's heads are {want}")
+        b.barrier()
+        for ep in eps:
+            ep.close()

@@ -334,6 +334,15 @@ class KVChannelTest(unittest.TestCase):
                         mp_util.describe(res))
         print("\n" + "".join(out for _, out, _ in res), end="")
 
+    def test_tp_heads(self) -> None:
+        """Prefill TP 2 -> decode TP 4 and 4 -> 2: head-range plans from
+        tp_head_slices, exact, only the pair's heads on the wire."""
+        for src, dst in ((2, 4), (4, 2)):
+            res = mp_util.run_ranks(src + dst, "kv_workers:tp_heads", 120,
+                                    args=(str(src), str(dst)))
+            self.assertTrue(all(rc == 0 for rc, _, _ in res),
+                            mp_util.describe(res))
+
     def test_connect_comm_np2(self) -> None:
         res = mp_util.run_ranks(2, "kv_workers:comm_form", 120)
         self.assertTrue(all(rc == 0 for rc, _, _ in res),

@@ -101,8 +101,13 @@ typedef struct scomm_kv_hello {
 #define SCOMM_KV_BEGIN_ERR_MISMATCH    0u /* plan or layout disagree */
 #define SCOMM_KV_BEGIN_ERR_UNSUPPORTED 1u /* compression not built in */
 
-/* BEGIN payload: the plan, the source layout and the encoding. */
+/* BEGIN payload: the plan, the source layout and the encoding; after the
+ * block tables, only when the plan names a head range, 4 i32 (src_head_off,
+ * src_head_cnt, dst_head_off, dst_head_cnt). A BEGIN without them moves
+ * all heads to a receiver with as many (its meaning before head ranges);
+ * a peer from before head ranges refuses one with them (its length). */
 #define SCOMM_KV_BEGIN_FIXED 96
+#define SCOMM_KV_BEGIN_HEADS 16
 typedef struct scomm_kv_begin {
     int32_t  src_layers, heads, head_dim, src_block_tokens;
     int32_t  src_num_blocks, src_dtype, src_order, wire_dtype;
@@ -111,6 +116,11 @@ typedef struct scomm_kv_begin {
     uint64_t num_tokens, src_base, src_bytes, nchunks;
     int32_t *src_blocks; /* num_src_blocks, then */
     int32_t *dst_blocks; /* num_dst_blocks, after the fixed part */
+    /* Head range. Decoded: src_head_cnt >= 1 and inside heads (without
+     * the extension: 0 and heads), dst_head_cnt 0 or src_head_cnt (0: up
+     * to the receiver's last head); wire blocks hold src_head_cnt heads. */
+    uint32_t has_heads;  /* the extension is present */
+    int32_t  src_head_off, src_head_cnt, dst_head_off, dst_head_cnt;
 } scomm_kv_begin_t;
 
 /* ---- wire (kv_wire.c) ---- */
@@ -158,11 +168,17 @@ void scomm_kv_dequant_block(const scomm_kv_layout_t *l, const uint8_t *in,
                             int wire_dtype, float *dst);
 /* Copy token rows [t0, t1) of a source block (in the source layout or, if
  * srcf != NULL, as float rows from dequant) to the destination: token g of
- * the sequence (g = gbase + t) goes to dst block dst_tbl[g / Bd]. */
+ * the sequence (g = gbase + t) goes to dst block dst_tbl[g / Bd], source
+ * head h to destination head dho + h (dho + sl heads <= dl heads). */
 void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
                            const float *srcf, uint64_t gbase, int t0, int t1,
-                           const scomm_kv_layout_t *dl, uint8_t *dst_layer,
-                           const int32_t *dst_tbl, float *tmp);
+                           const scomm_kv_layout_t *dl, int dho,
+                           uint8_t *dst_layer, const int32_t *dst_tbl,
+                           float *tmp);
+/* Copy heads [h0, h0 + n) of block blk (layout l) into out: a block of l's
+ * order, size and dtype with n heads. */
+void scomm_kv_pack_heads(const scomm_kv_layout_t *l, const void *blk, int h0,
+                         int n, uint8_t *out);
 
 /* ---- inner loops of the lossy encodings (kv_simd.c): AVX2 when the CPU
  * has it, else scalar; both give the same bits ---- */

@@ -15,6 +15,9 @@
  *     to the destination dtype (2^-11 |x'| for float16, 2^-8 for bfloat16);
  *     int4: |x' - x| <= amax / 14, plus the same final rounding.
  *     Non-finite inputs are not supported by the lossy encodings.
+ *  4. A head range moves as a block of only those heads (pack_heads, in the
+ *     source's order) and lands at a head offset of the destination
+ *     (scatter_rows' dho); no other head of the destination is written.
  */
 #include "kv.h"
 
@@ -219,10 +222,35 @@ int scomm_kv_decode_block_into(const scomm_kv_layout_t *sl, const uint8_t *in,
     return 0;
 }
 
+void scomm_kv_pack_heads(const scomm_kv_layout_t *l, const void *blk, int h0,
+                         int n, uint8_t *out)
+{
+    scomm_kv_layout_t o = *l;
+    size_t es = scomm_dtype_size(l->dtype), D = (size_t)l->head_dim;
+    int kv, t;
+
+    o.num_kv_heads = n;
+    /* Head-major: the range is one run per K|V; token-major: one run per
+     * (token, K|V). */
+    for (kv = 0; kv < 2; kv++) {
+        if (l->order == SCOMM_KV_ORDER_HEAD_MAJOR) {
+            memcpy(out + scomm_kv_row_off(&o, kv, 0, 0) * es,
+                   kv_row_at(l, blk, kv, h0, 0),
+                   (size_t)n * (size_t)l->block_tokens * D * es);
+            continue;
+        }
+        for (t = 0; t < l->block_tokens; t++) {
+            memcpy(out + scomm_kv_row_off(&o, kv, 0, t) * es,
+                   kv_row_at(l, blk, kv, h0, t), (size_t)n * D * es);
+        }
+    }
+}
+
 void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
                            const float *srcf, uint64_t gbase, int t0, int t1,
-                           const scomm_kv_layout_t *dl, uint8_t *dst_layer,
-                           const int32_t *dst_tbl, float *tmp)
+                           const scomm_kv_layout_t *dl, int dho,
+                           uint8_t *dst_layer, const int32_t *dst_tbl,
+                           float *tmp)
 {
     size_t ses = scomm_dtype_size(sl->dtype);
     size_t des = scomm_dtype_size(dl->dtype);
@@ -248,8 +276,8 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
             for (h = 0; h < (int)H; h++) {
                 size_t gi = (size_t)kv * H + (size_t)h;
 
-                scomm_cvt_from_f32(dblk + scomm_kv_row_off(dl, kv, h, 0) *
-                                              des,
+                scomm_cvt_from_f32(dblk + scomm_kv_row_off(dl, kv, dho + h,
+                                                           0) * des,
                                    srcf + gi * n, n, dl->dtype);
             }
         }
@@ -262,7 +290,8 @@ void scomm_kv_scatter_rows(const scomm_kv_layout_t *sl, const void *sblk,
         dt   = (int)(g % (uint64_t)dl->block_tokens);
         for (kv = 0; kv < 2; kv++) {
             for (h = 0; h < (int)H; h++) {
-                uint8_t *drow = dblk + scomm_kv_row_off(dl, kv, h, dt) * des;
+                uint8_t *drow = dblk +
+                                scomm_kv_row_off(dl, kv, dho + h, dt) * des;
 
                 if (srcf != NULL) {
                     fr = srcf + (((size_t)kv * H + (size_t)h) * Bs +

@@ -88,6 +88,9 @@ struct scomm_kv_xfer {
     int             cma;          /* receiver copies from our region */
     int             begin_stream; /* stream that carried the BEGIN */
     int             wire_dtype, compression, level;
+    scomm_kv_layout_t sl;         /* source layout of the moved heads */
+    size_t          sbb;          /* its block bytes */
+    int             part;         /* only some of the source's heads */
     uint32_t        bpc, cpl;
     uint64_t        nchunks, next_seq, acked;
     uint8_t        *acked_map;
@@ -106,7 +109,8 @@ typedef struct kv_rx {
     struct kv_rx     *next;
     uint64_t          id;
     scomm_kv_begin_t  b;
-    scomm_kv_layout_t sl;         /* source layout, from BEGIN */
+    scomm_kv_layout_t sl;         /* source layout from BEGIN, with the
+                                     moved heads only (the wire blocks) */
     int               region;
     int               direct;     /* bytes land in place, no regrouping */
     int               cma;

@@ -26,6 +26,11 @@
  *  6. A receiver transfer (kv_rx_t) belongs to the endpoint, not to a
  *     stream, so it survives a stream's loss; a BEGIN repeated after one is
  *     answered as the first was.
+ *  7. A BEGIN's head range must fit the destination region (its heads
+ *     dst_head_off.. within the region's, as many as the sender moves), or
+ *     the transfer is refused (BEGIN_ERR, metadata mismatch naming both
+ *     sides' ranges); chunks then hold only those heads and are scattered
+ *     from dst_head_off on, never in place.
  *
  * A chunk on the receiver (rx->got[seq], lock held; all in kv_on_chunk):
  *
@@ -77,6 +82,7 @@ static int kv_rx_validate(scomm_kv_ep_t *ep, const scomm_kv_begin_t *b,
     const kv_region_t *r;
     uint64_t need;
     uint32_t i;
+    int32_t dh, dcnt;
 
     if ((b->dst_region < 0) || (b->dst_region >= SCOMM_KV_MAX_REGIONS) ||
         !ep->regions[b->dst_region].used) {
@@ -85,11 +91,25 @@ static int kv_rx_validate(scomm_kv_ep_t *ep, const scomm_kv_begin_t *b,
         return -1;
     }
     r = &ep->regions[b->dst_region];
-    if ((r->l.num_kv_heads != b->heads) || (r->l.head_dim != b->head_dim)) {
+    dh = r->l.num_kv_heads;
+    dcnt = (b->dst_head_cnt != 0) ? b->dst_head_cnt : dh - b->dst_head_off;
+    if (!b->has_heads &&
+        ((dh != b->heads) || (r->l.head_dim != b->head_dim))) {
         snprintf(why, whylen, "metadata mismatch: sender has %d kv heads x "
                  "dim %d, receiver region %d has %d x %d", b->heads,
-                 b->head_dim, b->dst_region, r->l.num_kv_heads,
-                 r->l.head_dim);
+                 b->head_dim, b->dst_region, dh, r->l.head_dim);
+        return -1;
+    }
+    if ((r->l.head_dim != b->head_dim) || (dcnt != b->src_head_cnt) ||
+        (b->dst_head_off > dh - b->src_head_cnt)) {
+        snprintf(why, whylen, "metadata mismatch: sender moves kv heads "
+                 "%d..%d of its %d x dim %d to heads %d..%d%s, receiver "
+                 "region %d has %d kv heads x dim %d",
+                 b->src_head_off, b->src_head_off + b->src_head_cnt - 1,
+                 b->heads, b->head_dim, b->dst_head_off,
+                 b->dst_head_off + b->src_head_cnt - 1,
+                 (b->dst_head_cnt != 0) ? "" : " (to the last)",
+                 b->dst_region, dh, r->l.head_dim);
         return -1;
     }
     if (b->first_layer + b->num_layers > r->l.num_layers) {
@@ -145,7 +165,7 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
     rx->id = hh->xfer_id;
     bad = scomm_kv_begin_decode(pl, hh->len, &rx->b, why, sizeof(why));
     rx->sl.num_layers   = rx->b.src_layers;
-    rx->sl.num_kv_heads = rx->b.heads;
+    rx->sl.num_kv_heads = rx->b.src_head_cnt; /* heads on the wire */
     rx->sl.head_dim     = rx->b.head_dim;
     rx->sl.block_tokens = rx->b.src_block_tokens;
     rx->sl.num_blocks   = rx->b.src_num_blocks;
@@ -201,7 +221,8 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
         rx->direct = (rx->b.wire_dtype == 0) && (rx->b.compression == 0) &&
                      (r->l.dtype == rx->sl.dtype) &&
                      (r->l.order == rx->sl.order) &&
-                     (r->l.block_tokens == rx->sl.block_tokens);
+                     (r->l.block_tokens == rx->sl.block_tokens) &&
+                     (r->l.num_kv_heads == rx->sl.num_kv_heads);
         rx->cma = rx->b.zero_copy && ep->cma_read_ok && !ep->no_cma;
         rx->layer_left = calloc((size_t)rx->b.num_layers, sizeof(uint32_t));
         rx->got = calloc(rx->b.nchunks + 1, 1);
@@ -483,7 +504,8 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
                 scomm_kv_dequant_block(&rx->sl, sblk, rx->b.wire_dtype, fr);
             }
             scomm_kv_scatter_rows(&rx->sl, sblk, fr, gbase, 0, t1, &r->l,
-                                  dlayer, rx->b.dst_blocks, st->ftmp);
+                                  rx->b.dst_head_off, dlayer,
+                                  rx->b.dst_blocks, st->ftmp);
         }
     }
 release:

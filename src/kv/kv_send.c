@@ -18,9 +18,10 @@
  *     (layers in order).
  *  3. A chunk is never kept: a NACKed chunk, or one unanswered on a stream
  *     that broke, goes back to its transfer's re-send list and is packed
- *     again from the source region. Native uncompressed chunks go to the
- *     socket straight from the region (writev); only converted or
- *     compressed ones use the stream's staging (tbuf, ftx).
+ *     again from the source region. Native uncompressed chunks of all the
+ *     source's heads go to the socket straight from the region (writev);
+ *     converted or compressed ones, and those of a head range (only its
+ *     heads are packed: pack_heads), use the stream's staging (tbuf, ftx).
  *  4. Replies come in order on each stream: a reply that is not for the
  *     oldest unanswered chunk (the head of st->inf) breaks the stream.
  *  5. A chunk NACKed more than KV_MAX_NACKS times fails its transfer with
@@ -150,7 +151,8 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     uint32_t li = seq / sx->cpl, c = seq % sx->cpl, i0, i1, i, nb;
     int layer = sx->plan.first_layer + (int)li;
     uint8_t *lbase = r->base + (size_t)layer * r->l.num_blocks * r->bb;
-    size_t wbb = scomm_kv_wire_block_bytes(&r->l, sx->wire_dtype);
+    size_t wbb = scomm_kv_wire_block_bytes(&sx->sl, sx->wire_dtype);
+    int h0 = sx->plan.src_head_off, hn = sx->plan.src_head_cnt;
     struct iovec iov[KV_IOV_BATCH + 1];
     scomm_kv_hdr_t h;
     uint8_t hb[SCOMM_KV_HDR_SIZE];
@@ -171,7 +173,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     rawlen    = (size_t)nb * wbb;
     h.raw_len = rawlen;
     if ((sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) &&
-        (sx->compression == SCOMM_KV_COMPRESS_NONE)) {
+        (sx->compression == SCOMM_KV_COMPRESS_NONE) && !sx->part) {
         for (i = i0; i < i1; i++) {
             crc = scomm_kv_crc32c(crc, lbase + (size_t)sx->tbl[i] * r->bb,
                                   r->bb);
@@ -202,7 +204,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         }
         goto out;
     }
-    /* Converted and/or compressed: pack into staging. */
+    /* Converted, compressed or some heads only: pack into staging. */
     if (scomm_kv_ensure_buf(&st->tbuf[0], &st->tcap[0], rawlen) != 0) {
         snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
         return -1;
@@ -210,20 +212,32 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     raw = st->tbuf[0];
     if (sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) {
         for (i = i0; i < i1; i++) {
-            memcpy(raw + (size_t)(i - i0) * wbb,
-                   lbase + (size_t)sx->tbl[i] * r->bb, r->bb);
+            if (sx->part) {
+                scomm_kv_pack_heads(&r->l, lbase + (size_t)sx->tbl[i] * r->bb,
+                                    h0, hn, raw + (size_t)(i - i0) * wbb);
+            } else {
+                memcpy(raw + (size_t)(i - i0) * wbb,
+                       lbase + (size_t)sx->tbl[i] * r->bb, r->bb);
+            }
         }
     } else {
-        if (scomm_kv_ensure_f(&st->ftx, &st->ftxcap,
-                              (size_t)r->l.block_tokens *
-                                  r->l.head_dim) != 0) {
+        if ((scomm_kv_ensure_f(&st->ftx, &st->ftxcap,
+                               (size_t)r->l.block_tokens *
+                                   r->l.head_dim) != 0) ||
+            (sx->part && (scomm_kv_ensure_buf(&st->tbuf[1], &st->tcap[1],
+                                              sx->sbb) != 0))) {
             snprintf(st->why_tx, sizeof(st->why_tx), "no memory for staging");
             return -1;
         }
         for (i = i0; i < i1; i++) {
-            scomm_kv_quant_block(&r->l, lbase + (size_t)sx->tbl[i] * r->bb,
-                                 sx->wire_dtype, raw + (size_t)(i - i0) * wbb,
-                                 st->ftx);
+            const uint8_t *blk = lbase + (size_t)sx->tbl[i] * r->bb;
+
+            if (sx->part) { /* tbuf[1] is free until compression */
+                scomm_kv_pack_heads(&r->l, blk, h0, hn, st->tbuf[1]);
+                blk = st->tbuf[1];
+            }
+            scomm_kv_quant_block(&sx->sl, blk, sx->wire_dtype,
+                                 raw + (size_t)(i - i0) * wbb, st->ftx);
         }
     }
     out    = raw;
@@ -258,14 +272,14 @@ out:
     if (rc == 0) {
         pthread_mutex_lock(&ep->lock);
         if (h.type == SCOMM_KV_T_DESC) {
-            ep->stats.bytes_zero_copy += (uint64_t)nb * r->bb;
+            ep->stats.bytes_zero_copy += (uint64_t)nb * sx->sbb;
         }
         ep->stats.chunks_sent++;
-        ep->stats.bytes_raw  += (uint64_t)nb * r->bb;
+        ep->stats.bytes_raw  += (uint64_t)nb * sx->sbb;
         ep->stats.bytes_wire += h.len;
         pthread_mutex_unlock(&ep->lock);
         scomm_tm_add(NULL, SCOMM_TM_KV_CHUNKS, 1);
-        scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * r->bb);
+        scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * sx->sbb);
     }
     return rc;
 }
@@ -298,13 +312,22 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
     b.num_dst_blocks   = sx->plan.num_dst_blocks;
     b.zero_copy        = (uint32_t)(ep->zero_copy &&
                                     (sx->wire_dtype == 0) &&
-                                    (sx->compression == 0));
+                                    (sx->compression == 0) && !sx->part);
     b.num_tokens       = sx->plan.num_tokens;
     b.src_base         = (uint64_t)(uintptr_t)r->base;
     b.src_bytes        = r->bytes;
     b.nchunks          = sx->nchunks;
     b.src_blocks       = sx->tbl;
     b.dst_blocks       = sx->tbl + sx->plan.num_src_blocks;
+    /* A plan with a head range says so; one without sends the BEGIN of
+     * before head ranges, which every peer understands. */
+    b.has_heads        = (sx->plan.src_head_off != 0) || sx->part ||
+                         (sx->plan.dst_head_off != 0) ||
+                         (sx->plan.dst_head_cnt != 0);
+    b.src_head_off     = sx->plan.src_head_off;
+    b.src_head_cnt     = sx->plan.src_head_cnt;
+    b.dst_head_off     = sx->plan.dst_head_off;
+    b.dst_head_cnt     = sx->plan.dst_head_cnt;
     len = scomm_kv_begin_size(&b);
     pl  = malloc(len);
     if (pl == NULL) {

@@ -111,7 +111,8 @@ int scomm_kv_hdr_check(const scomm_kv_hdr_t *h, uint64_t chunk_max,
         }
         return 0;
     case SCOMM_KV_T_BEGIN:
-        max = SCOMM_KV_BEGIN_FIXED + 8ull * SCOMM_KV_PLAN_MAX;
+        max = SCOMM_KV_BEGIN_FIXED + 8ull * SCOMM_KV_PLAN_MAX +
+              SCOMM_KV_BEGIN_HEADS;
         break;
     case SCOMM_KV_T_BEGIN_ERR:
     case SCOMM_KV_T_HELLO_NO:
@@ -223,7 +224,8 @@ size_t scomm_kv_begin_size(const scomm_kv_begin_t *b)
         return 0;
     }
     return SCOMM_KV_BEGIN_FIXED +
-           4 * ((size_t)b->num_src_blocks + b->num_dst_blocks);
+           4 * ((size_t)b->num_src_blocks + b->num_dst_blocks) +
+           (b->has_heads ? SCOMM_KV_BEGIN_HEADS : 0);
 }
 
 void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out)
@@ -252,6 +254,48 @@ void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out)
     for (i = 0; i < b->num_dst_blocks; i++, p += 4) {
         kv_put32(p, (uint32_t)b->dst_blocks[i]);
     }
+    if (b->has_heads) {
+        kv_put32(p, (uint32_t)b->src_head_off);
+        kv_put32(p + 4, (uint32_t)b->src_head_cnt);
+        kv_put32(p + 8, (uint32_t)b->dst_head_off);
+        kv_put32(p + 12, (uint32_t)b->dst_head_cnt);
+    }
+}
+
+/* The head range of a decoded BEGIN (after the layout checks): inside the
+ * source's heads, the counts equal, and no same-host copy of whole source
+ * blocks when only some of their heads move. */
+static int kv_begin_heads(scomm_kv_begin_t *b, const uint8_t *ext, char *why,
+                          size_t whylen)
+{
+    if (ext == NULL) {
+        b->src_head_off = 0;
+        b->src_head_cnt = b->heads;
+        b->dst_head_off = 0;
+        b->dst_head_cnt = 0;
+        return 0;
+    }
+    b->has_heads    = 1;
+    b->src_head_off = (int32_t)kv_get32(ext);
+    b->src_head_cnt = (int32_t)kv_get32(ext + 4);
+    b->dst_head_off = (int32_t)kv_get32(ext + 8);
+    b->dst_head_cnt = (int32_t)kv_get32(ext + 12);
+    if ((b->src_head_off < 0) || (b->src_head_cnt < 1) ||
+        (b->src_head_off > b->heads - b->src_head_cnt) ||
+        (b->dst_head_off < 0) || (b->dst_head_off > 4096) ||
+        ((b->dst_head_cnt != 0) && (b->dst_head_cnt != b->src_head_cnt))) {
+        snprintf(why, whylen, "head range: source heads %d+%d of %d to "
+                 "destination heads %d+%d", b->src_head_off,
+                 b->src_head_cnt, b->heads, b->dst_head_off,
+                 b->dst_head_cnt);
+        return -1;
+    }
+    if (b->zero_copy && (b->src_head_cnt != b->heads)) {
+        snprintf(why, whylen, "same-host copy asked for %d of %d heads",
+                 b->src_head_cnt, b->heads);
+        return -1;
+    }
+    return 0;
 }
 
 int scomm_kv_begin_decode(const uint8_t *in, size_t len,
@@ -298,9 +342,10 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
     }
     need = SCOMM_KV_BEGIN_FIXED +
            4ull * ((uint64_t)b->num_src_blocks + b->num_dst_blocks);
-    if (need != len) {
-        snprintf(why, whylen, "begin of %zu bytes, tables need %llu", len,
-                 (unsigned long long)need);
+    if ((need != len) && (need + SCOMM_KV_BEGIN_HEADS != len)) {
+        snprintf(why, whylen, "begin of %zu bytes, tables need %llu (or %d "
+                 "more with a head range)", len, (unsigned long long)need,
+                 SCOMM_KV_BEGIN_HEADS);
         return -1;
     }
     if ((b->src_layers < 1) || (b->heads < 1) || (b->head_dim < 1) ||
@@ -350,6 +395,10 @@ int scomm_kv_begin_decode(const uint8_t *in, size_t len,
         snprintf(why, whylen, "%llu chunks, plan needs %llu",
                  (unsigned long long)b->nchunks,
                  (unsigned long long)(cpl * (uint64_t)b->num_layers));
+        return -1;
+    }
+    if (kv_begin_heads(b, (len > need) ? in + need : NULL, why,
+                       whylen) != 0) {
         return -1;
     }
     b->src_blocks = malloc(4 * ((size_t)b->num_src_blocks +

@@ -6,10 +6,10 @@
  *
  * Design notes (invariants):
  *  1. A plan is checked whole against the source region (token count,
- *     table sizes, every source block, the layer range), and the
- *     endpoint's compression against the codecs built in, before anything
- *     is queued; a submit on a failed endpoint returns the endpoint's
- *     fault.
+ *     table sizes, every source block, the layer range, the head range),
+ *     and the endpoint's compression against the codecs built in, before
+ *     anything is queued; a submit on a failed endpoint returns the
+ *     endpoint's fault.
  *  2. A transfer id is unique among the endpoint's unfinished transfers.
  *  3. Every wait has a deadline (its timeout, else the endpoint's) and
  *     wakes at least every 100 ms (scomm_kv_abs_deadline); the endpoint's
@@ -93,6 +93,7 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     kv_sx_t *sx, *o;
     uint64_t nsrc;
     uint32_t i;
+    int32_t hcnt;
     size_t wbb;
     char why[SCOMM_KV_ERRTEXT_MAX];
 
@@ -124,6 +125,22 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
                              plan->first_layer, plan->num_layers,
                              plan->src_region, r->l.num_layers);
     }
+    hcnt = (plan->src_head_cnt != 0) ? plan->src_head_cnt
+                                     : r->l.num_kv_heads - plan->src_head_off;
+    if ((plan->src_head_off < 0) || (hcnt < 1) ||
+        (plan->src_head_off > r->l.num_kv_heads - hcnt) ||
+        (plan->dst_head_off < 0) || (plan->dst_head_off > 4096) ||
+        (plan->dst_head_cnt < 0) ||
+        ((plan->dst_head_cnt != 0) && (plan->dst_head_cnt != hcnt))) {
+        return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_submit: head range "
+                             "%d+%d of source region %d (%d kv heads) to "
+                             "destination heads %d+%d: the source range must "
+                             "lie inside the region and both counts be "
+                             "equal (0: to the last head)",
+                             plan->src_head_off, plan->src_head_cnt,
+                             plan->src_region, r->l.num_kv_heads,
+                             plan->dst_head_off, plan->dst_head_cnt);
+    }
     for (i = 0; i < plan->num_src_blocks; i++) {
         if ((plan->src_blocks[i] < 0) ||
             (plan->src_blocks[i] >= r->l.num_blocks)) {
@@ -144,9 +161,14 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
     sx->wire_dtype  = ep->wire_dtype;
     sx->compression = ep->compression;
     sx->level       = ep->level;
-    wbb = scomm_kv_wire_block_bytes(&r->l, sx->wire_dtype);
+    sx->plan.src_head_cnt = hcnt;
+    sx->sl = r->l;
+    sx->sl.num_kv_heads = hcnt;
+    sx->sbb  = (size_t)scomm_kv_block_bytes(&sx->sl);
+    sx->part = (hcnt != r->l.num_kv_heads);
+    wbb = scomm_kv_wire_block_bytes(&sx->sl, sx->wire_dtype);
     sx->bpc = (uint32_t)SCOMM_MAX((size_t)1, ep->chunk_size /
-                                  SCOMM_MAX(r->bb, wbb));
+                                  SCOMM_MAX(sx->sbb, wbb));
     sx->bpc = SCOMM_MIN(sx->bpc, plan->num_src_blocks);
     sx->cpl = (plan->num_src_blocks + sx->bpc - 1) / sx->bpc;
     sx->nchunks = (uint64_t)sx->cpl * (uint64_t)plan->num_layers;

@@ -16,8 +16,9 @@
  * re-dial (RESUME), a re-dial window within its bound, and re-encodes to
  * the same bytes; an
  * accepted BEGIN fills its payload exactly, has its source blocks inside
- * the source region and its chunk count consistent, and re-encodes to
- * the same bytes.
+ * the source region, its chunk count consistent, its head range inside
+ * the source's heads with equal counts (no same-host copy of part of the
+ * heads), and re-encodes to the same bytes.
  */
 #include "fuzz_common.h"
 
@@ -117,6 +118,16 @@ static void fuzz_begin(const uint8_t *data, size_t size)
                (b.blocks_per_chunk <= b.num_src_blocks));
     cpl = (b.num_src_blocks + b.blocks_per_chunk - 1) / b.blocks_per_chunk;
     FUZZ_CHECK(b.nchunks == cpl * (uint64_t)b.num_layers);
+    /* A head range lies inside the source's heads, both counts agree, and
+     * a same-host copy moves whole blocks only. */
+    FUZZ_CHECK((b.src_head_off >= 0) && (b.src_head_cnt >= 1) &&
+               (b.src_head_off + b.src_head_cnt <= b.heads));
+    FUZZ_CHECK((b.dst_head_off >= 0) &&
+               ((b.dst_head_cnt == 0) || (b.dst_head_cnt == b.src_head_cnt)));
+    FUZZ_CHECK(!b.zero_copy || (b.src_head_cnt == b.heads));
+    FUZZ_CHECK(b.has_heads || ((b.src_head_off == 0) &&
+                               (b.src_head_cnt == b.heads) &&
+                               (b.dst_head_off == 0)));
     re = malloc(size);
     FUZZ_CHECK(re != NULL);
     scomm_kv_begin_encode(&b, re);

@@ -294,11 +294,15 @@ def kv_hello(token="secret", session=0x63, stream=1, nstreams=2, pid=1234,
             b"\0" * 16 + struct.pack("<II", epoch, redial_ms))
 
 
-def kv_begin(nchunks=9, src=(0, 1, 2, 3, 4), dst=(0, 1, 2), nsrc=None):
+def kv_begin(nchunks=9, src=(0, 1, 2, 3, 4), dst=(0, 1, 2), nsrc=None,
+             heads=None, zero_copy=0):
     f = [4, 2, 8, 16, 5, 6, 0, 0, 0, 1, 3, 0, 2,
-         len(src) if nsrc is None else nsrc, len(dst), 0]
+         len(src) if nsrc is None else nsrc, len(dst), zero_copy]
+    # heads: (src_head_off, src_head_cnt, dst_head_off, dst_head_cnt),
+    # after the tables (a plan with a head range).
+    ext = b"" if heads is None else struct.pack("<4i", *heads)
     return (struct.pack("<16i4Q", *f, 70, 0x7F0000000000, 1 << 20, nchunks) +
-            struct.pack("<%di" % (len(src) + len(dst)), *src, *dst))
+            struct.pack("<%di" % (len(src) + len(dst)), *src, *dst) + ext)
 
 
 def gen_kv():
@@ -339,6 +343,15 @@ def gen_kv():
     write(t, "begin-block-outside", b"\x02" + kv_begin(src=(0, 1, 2, 3, 5)))
     write(t, "begin-huge-table", b"\x02" + kv_begin(nsrc=0x7FFFFFFF))
     write(t, "begin-truncated", b"\x02" + kv_begin()[:-4])
+    # Head ranges: one head of two into head 3; the whole-count form; a
+    # range past the source's heads; counts that differ; a same-host copy
+    # asked for part of the heads.
+    write(t, "begin-heads", b"\x02" + kv_begin(heads=(1, 1, 3, 1)))
+    write(t, "begin-heads-to-last", b"\x02" + kv_begin(heads=(0, 2, 0, 0)))
+    write(t, "begin-heads-outside", b"\x02" + kv_begin(heads=(1, 2, 0, 0)))
+    write(t, "begin-heads-counts", b"\x02" + kv_begin(heads=(0, 1, 0, 2)))
+    write(t, "begin-heads-zero-copy", b"\x02" +
+          kv_begin(heads=(1, 1, 0, 0), zero_copy=1))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@
  * Usage: test_kv CASE [tcp|cma]   (cma: same-host copy allowed)
  *
  * The receiver checks every element against an independently computed
- * expectation (val() below), never against the sender's buffer, and checks
- * that destination blocks outside the plan were not written.
+ * expectation (kv_ref_val(), kv_ref.h), never against the sender's
+ * buffer, and checks that destination blocks outside the plan were not
+ * written.
  */
 #include <math.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 #include "coll/reduce.h"
 #include "core/util.h"
 #include "kv/kv.h"
+#include "kv_ref.h"
 
 #define SENTINEL 0x5a
 
@@ -48,25 +50,6 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    return x ^ (x >> 33);
-}
-
-/* Value of (layer, token, kv, head, d): k/8 with |k| <= 127, exact in
- * float16, bfloat16 and float32. */
-static float val(int layer, uint64_t tok, int kv, int h, int d)
-{
-    uint64_t k = mix(((uint64_t)layer << 48) ^ (tok << 20) ^
-                     ((uint64_t)kv << 19) ^ ((uint64_t)h << 12) ^
-                     (uint64_t)d);
-
-    return (float)((int)(k % 255) - 127) / 8.0f;
-}
 
 typedef struct cfg {
     scomm_kv_layout_t sl, dl;
@@ -91,7 +74,7 @@ static void table(int32_t *t, uint32_t n, int nblocks, uint64_t seed)
         perm[i] = i;
     }
     for (i = nblocks - 1; i > 0; i--) {
-        j = (int)(mix(seed + (uint64_t)i) % (uint64_t)(i + 1));
+        j = (int)(kv_ref_mix(seed + (uint64_t)i) % (uint64_t)(i + 1));
         tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;
@@ -121,7 +104,7 @@ static void fill_src(const cfg_t *c, uint8_t *base, const int32_t *stbl,
                 for (kv = 0; kv < 2; kv++) {
                     for (h = 0; h < l->num_kv_heads; h++) {
                         for (d = 0; d < l->head_dim; d++) {
-                            row[d] = val(layer, g, kv, h, d);
+                            row[d] = kv_ref_val(layer, g, kv, h, d);
                         }
                         scomm_cvt_from_f32(blk + scomm_kv_row_off(l, kv, h,
                                                                   t) * es,
@@ -142,7 +125,7 @@ static float group_amax(const cfg_t *c, int layer, uint64_t i, int kv, int h)
 
     for (t = 0; t < c->sl.block_tokens; t++) {
         for (d = 0; d < c->sl.head_dim; d++) {
-            v = fabsf(val(layer, i * (uint64_t)c->sl.block_tokens +
+            v = fabsf(kv_ref_val(layer, i * (uint64_t)c->sl.block_tokens +
                                      (uint64_t)t, kv, h, d));
             a = (v > a) ? v : a;
         }
@@ -211,7 +194,7 @@ static long check_dst(const cfg_t *c, const uint8_t *base,
                                           g / c->sl.block_tokens, kv, h);
                     }
                     for (d = 0; d < l->head_dim; d++) {
-                        exp = val(layer, g, kv, h, d);
+                        exp = kv_ref_val(layer, g, kv, h, d);
                         got = row[d];
                         if (c->wire == SCOMM_KV_WIRE_FP8_E4M3) {
                             bound = fabsf(exp) / 16.0f + amax / 262144.0f +
@@ -1332,7 +1315,7 @@ static int rss_child_send(int port, void *arg)
     /* Compressible-ish but non-trivial values (float16). */
     f = malloc(4096 * sizeof(float));
     for (k = 0; k < 4096; k++) {
-        f[k] = val(0, k, 0, 0, 0);
+        f[k] = kv_ref_val(0, k, 0, 0, 0);
     }
     for (k = 0; k + 8192 <= rb; k += 8192) {
         scomm_cvt_from_f32(base + k, f, 4096, SCOMM_FLOAT16);

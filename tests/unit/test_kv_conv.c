@@ -146,6 +146,45 @@ static void test_wire(void)
     ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), -1);
     ST_ASSERT(strstr(why, "outside") != NULL);
     free(pl);
+    /* A head range travels after the tables, only when set. */
+    st[1] = 3;
+    b.has_heads = 1;
+    b.src_head_off = 1;
+    b.src_head_cnt = 1;
+    b.dst_head_off = 6;
+    b.dst_head_cnt = 1;
+    ST_ASSERT_EQ(scomm_kv_begin_size(&b), n + SCOMM_KV_BEGIN_HEADS);
+    n = scomm_kv_begin_size(&b);
+    pl = malloc(n);
+    scomm_kv_begin_encode(&b, pl);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), 0);
+    ST_ASSERT(d.has_heads && (d.src_head_off == 1) && (d.src_head_cnt == 1)
+              && (d.dst_head_off == 6) && (d.dst_head_cnt == 1));
+    scomm_kv_begin_free(&d);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n - 4, &d, why, sizeof(why)), -1);
+    b.src_head_cnt = 2; /* heads 1..2 of 2 */
+    b.dst_head_cnt = 2;
+    scomm_kv_begin_encode(&b, pl);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), -1);
+    ST_ASSERT(strstr(why, "head range") != NULL);
+    b.src_head_cnt = 1; /* counts differ */
+    scomm_kv_begin_encode(&b, pl);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), -1);
+    b.dst_head_cnt = 1;
+    b.zero_copy = 1; /* a same-host copy of part of the heads */
+    scomm_kv_begin_encode(&b, pl);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), -1);
+    free(pl);
+    b.has_heads = 0; /* without the range: all heads */
+    b.zero_copy = 0;
+    n = scomm_kv_begin_size(&b);
+    pl = malloc(n);
+    scomm_kv_begin_encode(&b, pl);
+    ST_ASSERT_EQ(scomm_kv_begin_decode(pl, n, &d, why, sizeof(why)), 0);
+    ST_ASSERT(!d.has_heads && (d.src_head_off == 0) &&
+              (d.src_head_cnt == 2) && (d.dst_head_cnt == 0));
+    scomm_kv_begin_free(&d);
+    free(pl);
     printf("wire: header/BEGIN round trip and rejections ok\n");
 }
 
@@ -210,7 +249,7 @@ static void codec_run(const scomm_kv_layout_t *l, const void *blk, int wire,
     scomm_kv_quant_block(l, blk, wire, enc, tmp);
     scomm_kv_dequant_block(l, enc, wire, f + l->head_dim);
     scomm_kv_scatter_rows(l, NULL, f + l->head_dim, 0, 0, l->block_tokens,
-                          l, dst, tbl, f);
+                          l, 0, dst, tbl, f);
     if (scomm_kv_decode_block_into(l, enc, wire, l, fused) != 0) {
         memcpy(fused, dst, (size_t)scomm_kv_block_bytes(l));
     }
@@ -417,7 +456,7 @@ static void speed_quant(void)
                     scomm_kv_dequant_block(&l, enc + i * wb,
                                            SCOMM_KV_WIRE_FP8_E4M3, f + 128);
                     scomm_kv_scatter_rows(&l, NULL, f + 128, i * 16, 0, 16,
-                                          &l, dst, tbl, f);
+                                          &l, 0, dst, tbl, f);
                 }
             }
         }
@@ -451,11 +490,68 @@ static void test_layout(void)
     ST_ASSERT_EQ(scomm_kv_block_bytes(NULL), 0);
 }
 
+/*
+ * pack_heads then scatter_rows with a head offset: heads 1..2 of a 4-head
+ * block land as heads 3..4 of a 6-head block of the other order and a
+ * different block size; every element read back by its (kv, head, token)
+ * index, the destination's other heads untouched.
+ */
+static void test_heads(void)
+{
+    scomm_kv_layout_t sl = { 1, 4, 3, 4, 1, SCOMM_FLOAT32, 0 }, pl, dl;
+    float src[2 * 4 * 4 * 3], pk[2 * 2 * 4 * 3], dst[2][2 * 6 * 2 * 3];
+    int32_t tbl[2] = { 1, 0 };
+    int order, kv, h, t, d;
+
+    for (order = 0; order < 2; order++) {
+        sl.order = order;
+        pl = sl;
+        pl.num_kv_heads = 2;
+        dl = (scomm_kv_layout_t){ 1, 6, 3, 2, 2, SCOMM_FLOAT32, 1 - order };
+        for (kv = 0; kv < 2; kv++) {
+            for (h = 0; h < 4; h++) {
+                for (t = 0; t < 4; t++) {
+                    for (d = 0; d < 3; d++) {
+                        src[scomm_kv_row_off(&sl, kv, h, t) + d] =
+                            (float)(kv * 1000 + h * 100 + t * 10 + d);
+                    }
+                }
+            }
+        }
+        memset(dst, 0, sizeof(dst));
+        scomm_kv_pack_heads(&sl, src, 1, 2, (uint8_t *)pk);
+        scomm_kv_scatter_rows(&pl, pk, NULL, 0, 0, 4, &dl, 3,
+                              (uint8_t *)dst, tbl, NULL);
+        for (kv = 0; kv < 2; kv++) {
+            for (h = 0; h < 2; h++) {
+                for (t = 0; t < 4; t++) {
+                    for (d = 0; d < 3; d++) {
+                        ST_ASSERT_EQ(pk[scomm_kv_row_off(&pl, kv, h, t) + d],
+                                     kv * 1000 + (h + 1) * 100 + t * 10 + d);
+                    }
+                }
+            }
+            for (h = 0; h < 6; h++) {
+                for (t = 0; t < 4; t++) {
+                    float got = dst[tbl[t / 2]][scomm_kv_row_off(&dl, kv, h,
+                                                                 t % 2)];
+
+                    ST_ASSERT_EQ(got, ((h == 3) || (h == 4))
+                                          ? kv * 1000 + (h - 2) * 100 + t * 10
+                                          : 0);
+                }
+            }
+        }
+    }
+    printf("heads: pack and scatter at a head offset ok\n");
+}
+
 int main(void)
 {
     test_crc();
     test_wire();
     test_layout();
+    test_heads();
     test_quant(SCOMM_KV_WIRE_FP8_E4M3, SCOMM_FLOAT16, 10.0f);
     test_quant(SCOMM_KV_WIRE_FP8_E4M3, SCOMM_BFLOAT16, 1000.0f);
     test_quant(SCOMM_KV_WIRE_FP8_E4M3, SCOMM_FLOAT32, 1e-3f);

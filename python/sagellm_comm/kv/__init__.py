@@ -222,12 +222,10 @@ def _opts(options: Optional[KVOptions]) -> Any:
 
 @dataclass(frozen=True)
 class HeadRange:
-    """A contiguous range of KV heads: ``offset`` .. ``offset+count-1``.
-
-    Reserved for plans between different tensor-parallel degrees (issue
-    20, item 4): libscomm's plans move whole heads today, so a plan that
-    names a head range is refused with KVNotImplementedError until
-    src/kv has head-range plans."""
+    """A contiguous range of KV heads: ``offset`` .. ``offset+count-1``,
+    indices into one side's cache. Plans between different
+    tensor-parallel degrees move such ranges (``KVPlan.src_heads`` /
+    ``dst_heads``; ``connector.tp_head_slices`` computes them)."""
 
     offset: int
     count: int
@@ -244,7 +242,14 @@ class KVPlan:
     """One transfer: tokens [0, num_tokens) of one sequence, from the
     sender's block table (``src_blocks``, in its block size) to the
     receiver's (``dst_blocks``), for layers [first_layer, first_layer +
-    num_layers) (None: the rest of the source region's layers)."""
+    num_layers) (None: the rest of the source region's layers).
+
+    ``src_heads``: only these heads of the sender's cache move (None: all
+    of them); ``dst_heads``: where they land in the receiver's cache (None:
+    from head 0 to its last, which must be as many). The receiver's other
+    heads are not written; counts must be equal. A range that does not fit
+    is KVMetadataMismatchError on both sides (or CommInvalidArgumentError
+    at submit when it does not fit the source)."""
 
     xfer_id: int
     src_blocks: Sequence[int]
@@ -258,11 +263,14 @@ class KVPlan:
     dst_heads: Optional[HeadRange] = None
 
     def _to_c(self, layers_in_region: int) -> tuple:
-        if self.src_heads is not None or self.dst_heads is not None:
-            raise KVNotImplementedError(
-                "KVPlan with src_heads/dst_heads: this libscomm moves whole "
-                "heads only (head-range plans for different tensor "
-                "parallelism on the two sides are issue 20, item 4)")
+        src_h = self.src_heads or HeadRange(0, 1)
+        dst_h = self.dst_heads or HeadRange(0, 1)
+        if (self.src_heads is not None and self.dst_heads is not None
+                and self.src_heads.count != self.dst_heads.count):
+            raise CommInvalidArgumentError(
+                f"KVPlan moves {self.src_heads.count} source heads into "
+                f"{self.dst_heads.count} destination heads: the counts "
+                "must be equal")
         if not 0 <= int(self.xfer_id) < (1 << 64):
             raise CommInvalidArgumentError(
                 f"KVPlan.xfer_id must fit in 64 bits (got {self.xfer_id})")
@@ -277,7 +285,11 @@ class KVPlan:
                             int(self.dst_region), int(self.first_layer),
                             int(num_layers), int(self.num_tokens),
                             src, len(self.src_blocks), dst,
-                            len(self.dst_blocks))
+                            len(self.dst_blocks),
+                            int(src_h.offset),
+                            int(src_h.count) if self.src_heads else 0,
+                            int(dst_h.offset),
+                            int(dst_h.count) if self.dst_heads else 0)
         return plan, (src, dst)
 
 
