@@ -143,6 +143,30 @@ static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
     return best;
 }
 
+/* Count chunk h (nb blocks) in the endpoint's stats (sign 1), before it
+ * is written: the receiver may complete the transfer, and its owner read
+ * the stats, before this thread runs again. Sign -1 takes back a chunk
+ * whose write failed. */
+static void kv_send_count(scomm_kv_ep_t *ep, const kv_sx_t *sx,
+                          const scomm_kv_hdr_t *h, uint32_t nb, int sign)
+{
+    uint64_t raw = (uint64_t)nb * sx->sbb;
+
+    pthread_mutex_lock(&ep->lock);
+    if (sign > 0) {
+        ep->stats.chunks_sent++;
+        ep->stats.bytes_raw  += raw;
+        ep->stats.bytes_wire += h->len;
+        ep->stats.bytes_zero_copy += (h->type == SCOMM_KV_T_DESC) ? raw : 0;
+    } else {
+        ep->stats.chunks_sent--;
+        ep->stats.bytes_raw  -= raw;
+        ep->stats.bytes_wire -= h->len;
+        ep->stats.bytes_zero_copy -= (h->type == SCOMM_KV_T_DESC) ? raw : 0;
+    }
+    pthread_mutex_unlock(&ep->lock);
+}
+
 /* Pack and write chunk seq of sx. 0 or -1 (stream broken). */
 static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
 {
@@ -183,6 +207,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
             h.type = SCOMM_KV_T_DESC;
             h.len  = 0;
             scomm_kv_hdr_encode(&h, hb);
+            kv_send_count(ep, sx, &h, nb, 1);
             rc = scomm_kv_io(st, hb, sizeof(hb), 1);
             goto out;
         }
@@ -194,6 +219,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
          * segment of its own (TCP_NODELAY). */
         iov[0].iov_base = hb;
         iov[0].iov_len  = sizeof(hb);
+        kv_send_count(ep, sx, &h, nb, 1);
         rc = 0;
         for (i = i0, k = 1; (rc == 0) && (i < i1); k = 0) {
             for (; (i < i1) && (k < KV_IOV_BATCH + 1); i++, k++) {
@@ -267,17 +293,12 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     iov[0].iov_len  = sizeof(hb);
     iov[1].iov_base = out;
     iov[1].iov_len  = outlen;
+    kv_send_count(ep, sx, &h, nb, 1);
     rc = scomm_kv_iov_io(st, iov, 2, 1);
 out:
-    if (rc == 0) {
-        pthread_mutex_lock(&ep->lock);
-        if (h.type == SCOMM_KV_T_DESC) {
-            ep->stats.bytes_zero_copy += (uint64_t)nb * sx->sbb;
-        }
-        ep->stats.chunks_sent++;
-        ep->stats.bytes_raw  += (uint64_t)nb * sx->sbb;
-        ep->stats.bytes_wire += h.len;
-        pthread_mutex_unlock(&ep->lock);
+    if (rc != 0) {
+        kv_send_count(ep, sx, &h, nb, -1); /* it did not go */
+    } else {
         scomm_tm_add(NULL, SCOMM_TM_KV_CHUNKS, 1);
         scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * sx->sbb);
     }
