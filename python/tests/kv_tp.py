@@ -9,7 +9,8 @@ the prefill workers' addresses and the prefill scheduler's transfer
 params (what an engine's proxy would). Caches are paged torch float16
 tensors: prefill block 16 head-major, decode block 32 token-major, one
 tensor per layer, random block tables shared by a side's ranks (one
-scheduler per engine), several requests loaded over two steps.
+scheduler per engine), several requests loaded over two steps; every
+other scenario allows the same-host copy.
 
 Checks, against references computed here and not by the connector: every
 decode rank's blocks hold exactly its heads (vLLM's split: H/TP
@@ -45,7 +46,6 @@ LAYERS, DIM = 2, 16
 P_BT, D_BT = 16, 32
 P_BLOCKS, D_BLOCKS = 48, 24
 REQUESTS = 6
-KV_OPTS = KVOptions(zero_copy=bool(int(os.environ.get("ZC", "0"))))
 PARAMS_BYTES = 1 << 16
 
 
@@ -116,19 +116,32 @@ def _expect(cond: bool, what: str) -> None:
         raise AssertionError(what)
 
 
+def _side(role: str, scen: int, rank: int, tp: int, h: int, fail: bool,
+          **kw) -> tuple:
+    """A worker's config, requests, refused request, heads, connector and
+    per-layer caches (all -inf)."""
+    ntoks, p_tab, d_tab = _requests(scen)
+    mine = heads_of(h, tp, rank)
+    prefill = role == "kv_producer"
+    cfg = ScommConnectorConfig(
+        kv_role=role, token="tp", engine_id=f"{role}{scen}", tp_rank=rank,
+        tp_size=tp, block_tokens=P_BT if prefill else D_BT,
+        num_kv_heads=h,
+        kv_options=KVOptions(zero_copy=bool(scen % 2)),   # TCP or same-host
+        kv_order=KVOrder.HEAD_MAJOR if prefill else KVOrder.TOKEN_MAJOR,
+        **kw)
+    shape = ((P_BLOCKS, 2, len(mine), P_BT, DIM) if prefill else
+             (D_BLOCKS, D_BT, 2, len(mine), DIM))
+    caches = [torch.full(shape, float("-inf"), dtype=torch.float16)
+              for _ in range(LAYERS)]
+    return (cfg, ntoks, p_tab if prefill else d_tab, _bad(ntoks, fail), mine,
+            ScommKVConnector(cfg, KVConnectorRole.WORKER), caches)
+
+
 def _prefill(b, scen: int, p_tp: int, q_tp: int, h: int, fail: bool,
              p: int) -> str:
-    ntoks, p_tab, _ = _requests(scen)
-    bad = _bad(ntoks, fail)
-    mine = heads_of(h, p_tp, p)
-    cfg = ScommConnectorConfig(
-        kv_role="kv_producer", token="tp", engine_id=f"pre{scen}",
-        tp_rank=p, tp_size=p_tp, block_tokens=P_BT, num_kv_heads=h,
-        kv_order=KVOrder.HEAD_MAJOR, send_timeout_s=60,
-        kv_options=KV_OPTS)
-    worker = ScommKVConnector(cfg, KVConnectorRole.WORKER)
-    caches = [torch.full((P_BLOCKS, 2, len(mine), P_BT, DIM), float("-inf"),
-                         dtype=torch.float16) for _ in range(LAYERS)]
+    cfg, ntoks, p_tab, bad, mine, worker, caches = _side(
+        "kv_producer", scen, p, p_tp, h, fail, send_timeout_s=60)
     for r, (n, tab) in enumerate(zip(ntoks, p_tab)):
         for layer in range(LAYERS):
             ref = reference(r, layer, mine, n)
@@ -191,17 +204,8 @@ def _prefill(b, scen: int, p_tp: int, q_tp: int, h: int, fail: bool,
 
 def _decode(b, scen: int, p_tp: int, q_tp: int, h: int, fail: bool,
             q: int) -> str:
-    ntoks, _, d_tab = _requests(scen)
-    bad = _bad(ntoks, fail)
-    mine = heads_of(h, q_tp, q)
-    cfg = ScommConnectorConfig(
-        kv_role="kv_consumer", token="tp", engine_id=f"dec{scen}",
-        tp_rank=q, tp_size=q_tp, block_tokens=D_BT, num_kv_heads=h,
-        kv_order=KVOrder.TOKEN_MAJOR, load_timeout_s=20,
-        kv_options=KV_OPTS)
-    worker = ScommKVConnector(cfg, KVConnectorRole.WORKER)
-    caches = [torch.full((D_BLOCKS, D_BT, 2, len(mine), DIM), float("-inf"),
-                         dtype=torch.float16) for _ in range(LAYERS)]
+    cfg, ntoks, d_tab, bad, mine, worker, caches = _side(
+        "kv_consumer", scen, q, q_tp, h, fail, load_timeout_s=20)
     worker.register_kv_caches({f"l{i}": c for i, c in enumerate(caches)})
     b.all_reduce(np.zeros(8, dtype=np.int64))
     buf = np.zeros(PARAMS_BYTES, dtype=np.uint8)
