@@ -6,6 +6,8 @@ different block sizes and orders, priorities, per-layer waits, stats, the
 KV error classes. ConnectorTest: a fake prefill engine and a fake decode
 engine (kv_engine.py) with this test as their proxy: 50 requests finishing
 out of order with exact data, and the prefill engine killed mid-request.
+ConnectorTPTest: prefill and decode workers at different TP degrees
+(kv_tp.py).
 Skipped without torch (the engines keep their caches in torch tensors).
 """
 
@@ -169,6 +171,18 @@ class ConnectorUnitTest(unittest.TestCase):
                                          for q in range(4)])
         with self.assertRaisesRegex(ValueError, "evenly"):
             f(6, 4, 2, 0)
+        # fewer KV heads than TP: replicas (vLLM: rank r holds head
+        # r // (TP / heads)); decode rank q takes replica q % replicas
+        self.assertEqual([f(2, 4, 2, q) for q in range(2)],
+                         [[(0, H(0, 1), H(0, 1))], [(3, H(0, 1), H(0, 1))]])
+        self.assertEqual(f(2, 4, 1, 0), [(0, H(0, 1), H(0, 1)),
+                                         (2, H(0, 1), H(1, 1))])
+        self.assertEqual([f(2, 2, 4, q) for q in range(4)],
+                         [[(s, H(0, 1), H(0, 1))] for s in (0, 0, 1, 1)])
+        self.assertEqual([self.c.tp_consumers(2, 4, 2, p)
+                          for p in range(4)], [1, 0, 0, 1])
+        with self.assertRaisesRegex(ValueError, "evenly"):
+            f(2, 3, 2, 0)
 
     def test_scheduler_flow(self) -> None:
         class Req:
@@ -207,24 +221,37 @@ class ConnectorUnitTest(unittest.TestCase):
                          ([4, 5, 6], 32, "p1", 2))
         self.assertFalse(req.kv_transfer_params["do_remote_prefill"])
 
-    def test_tp_mismatch_is_a_reported_failure(self) -> None:
+    def test_tp_split_problems_are_reported_failures(self) -> None:
+        """Heads that do not split over the prefill TP, and a prefill
+        rank without an address: each fails exactly its request (all
+        its blocks), before any connection."""
         c = self.c
         _, worker = self.conn("kv_consumer", tp_size=2, tp_rank=1)
         from sagellm_comm.kv import KVLayout
         lay = KVLayout(1, 2, 8, 16, 4, "float16")
         worker._add_region(lay, bytearray(lay.region_bytes), [])
         worker._set_layers(["l0"])
-        spec = c.RecvSpec("r", [0, 1], [5, 6], 20, "e", "127.0.0.1", 1,
-                          "p", remote_tp_size=4)
-        worker.bind_connector_metadata(c.ScommConnectorMetadata({"r": spec}))
+        odd = c.RecvSpec("r", [0, 1], [5, 6], 20, "e", "127.0.0.1", 1,
+                         "p", remote_tp_size=3)
+        noaddr = c.RecvSpec("s", [2], [7], 8, "e", "127.0.0.1", 1, "q",
+                            remote_tp_size=4,
+                            remote_addrs=[("127.0.0.1", 1)] * 2)
+        worker.bind_connector_metadata(c.ScommConnectorMetadata(
+            {"r": odd, "s": noaddr}))
         worker.start_load_kv()
         sent, done = worker.get_finished()
-        self.assertEqual((sent, done), (None, {"r"}))
-        self.assertEqual(worker.get_block_ids_with_load_errors(), {0, 1})
-        fail = worker.get_load_failures()["r"]
-        self.assertEqual(fail.kv_code, "KV_NOT_IMPLEMENTED")
-        self.assertIn("prefill ranks [2, 3]", str(fail.error))
+        self.assertEqual((sent, done), (None, {"r", "s"}))
+        self.assertEqual(worker.get_block_ids_with_load_errors(), {0, 1, 2})
+        fails = worker.get_load_failures()
+        self.assertEqual(fails["r"].block_ids, [0, 1])
+        self.assertEqual(fails["r"].kv_code, "KV_TRANSFER_FAILED")
+        self.assertIn("prefill TP 3 -> decode TP 2", str(fails["r"].error))
+        self.assertIn("do not split evenly", str(fails["r"].error))
+        self.assertEqual(fails["s"].block_ids, [2])
+        self.assertEqual(fails["s"].kv_code, "KV_METADATA_MISMATCH")
+        self.assertIn("no address for prefill rank 2", str(fails["s"].error))
         self.assertEqual(worker.get_block_ids_with_load_errors(), set())
+        self.assertEqual(worker._remotes, {})
 
     def test_control_refuses_bad_token_and_big_frames(self) -> None:
         import socket as _s
@@ -321,6 +348,22 @@ class ConnectorTest(unittest.TestCase):
             print(f"\n20 loads failed {worst:.2f} s after the kill")
         finally:
             eng.close()
+
+
+@unittest.skipUnless(HAVE_TORCH, "torch is not installed for this "
+                     "interpreter (apt install python3-torch)")
+class ConnectorTPTest(unittest.TestCase):
+    """Prefill and decode workers at different TP degrees through the
+    connector (kv_tp.py): 6 processes play TP 2->4, 4->2, 1->2 over 4 KV
+    heads, 4->2 and 2->4 over 2 (replicated) heads, and 4->2 with one
+    request refused; exact data per decode rank, only its heads moved
+    (bytes_raw per prefill/decode pair), every prefill block released."""
+
+    def test_different_tp(self) -> None:
+        res = mp_util.run_ranks(6, "kv_tp:main", 180)
+        self.assertTrue(all(rc == 0 for rc, _, _ in res),
+                        mp_util.describe(res))
+        print("\n" + "".join(out for _, out, _ in res[:1]), end="")
 
 
 @unittest.skipUnless(HAVE_TORCH, "torch is not installed for this "

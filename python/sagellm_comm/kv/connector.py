@@ -24,8 +24,18 @@ Flow (pull, driven by the decode side):
    decode worker waits layer by layer (``wait_for_layer_load``) or in
    the background, and reports through ``get_finished``.
 4. Prefill worker: ``get_finished`` reports a request once its blocks
-   were sent (or the send failed, or nobody asked within
-   ``send_timeout_s``), so the engine can free them.
+   were sent to every decode worker that needs them (or a send failed,
+   or nobody asked within ``send_timeout_s``), so the engine can free
+   them.
+
+Prefill and decode may run at different TP degrees (``remote_tp_size``
+in the transfer params vs ``tp_size``): decode rank q's load is split
+into one sub-load per prefill rank that owns some of its heads
+(``tp_head_slices``), each over that rank's own control connection and
+KV endpoint; the "load" frame names the two head ranges, which the
+prefill worker puts into its plans, and how many decode workers will
+pull that prefill rank's part of the request (it keeps the blocks until
+all of them ended).
 
 Failures are never hidden: a load that fails (peer lost, timeout,
 mismatch, refused) is reported by ``get_finished`` like a completed one,
@@ -35,11 +45,17 @@ reason per request by ``get_load_failures``. Nothing is recomputed here.
 
 Invariants:
  1. A load is complete only when every layer of every region landed,
-    verified (scomm's per-layer waits); else it failed, all its blocks.
+    verified (scomm's per-layer waits), from every sub-load (prefill
+    rank); else it failed, all its blocks. A layer counts as landed for
+    wait_for_layer_load only once every sub-load delivered it.
  2. Each load ends exactly once, as success or failure; wait_for_layer_load
     never blocks past the load's deadline.
  3. The prefill side sends only blocks of requests it was told are
-    finished (``reqs_to_send``), and reports each of them finished once.
+    finished (``reqs_to_send``), and reports each of them finished once,
+    after the last decode worker that announced itself ("consumers" in
+    the load frame) ended its sends (or on ``send_timeout_s``).
+ 5. A decode rank receives only its own heads: each sub-load moves
+    exactly the overlap of its heads with one prefill rank's.
  4. Control frames are bounded (16 MiB) and authenticated by the shared
     token (compared in constant time) before anything else is read.
 """
@@ -67,7 +83,8 @@ from ..errors import (CommError, CommInvalidArgumentError, KVError,
 
 __all__ = ["KVConnectorRole", "ScommConnectorConfig", "RecvSpec",
            "SendSpec", "ScommConnectorMetadata", "LoadFailure",
-           "ScommKVConnector", "tp_head_slices"]
+           "ScommKVConnector", "tp_head_slices", "rank_heads",
+           "tp_consumers"]
 
 _MAX_FRAME = 16 << 20
 _HDR = struct.Struct(">I")
@@ -92,7 +109,10 @@ class ScommConnectorConfig:
     none). ``block_tokens``: the engine's block size (scheduler side, for
     prefix-cache hits). ``async_load``: loads complete between steps and
     are reported by get_finished (vLLM's async loading); False: the
-    model's layers wait with wait_for_layer_load."""
+    model's layers wait with wait_for_layer_load. ``num_kv_heads``: the
+    model's total KV heads (default: this rank's cache heads x tp_size);
+    needed only where TP exceeds it (replicated heads) and the two sides
+    run at different TP degrees."""
 
     kv_role: str = "kv_both"
     engine_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -108,6 +128,7 @@ class ScommConnectorConfig:
     async_load: bool = True
     priority: int = 0
     kv_options: Optional[KVOptions] = None
+    num_kv_heads: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.kv_role not in ("kv_producer", "kv_consumer", "kv_both"):
@@ -174,30 +195,68 @@ class LoadFailure:
         return getattr(self.error, "kv_code", None) or "KV_TRANSFER_FAILED"
 
 
+def _split_check(num_kv_heads: int, tp: int) -> None:
+    if tp < 1 or num_kv_heads < 1 or (
+            num_kv_heads % tp if num_kv_heads >= tp else tp % num_kv_heads):
+        raise CommInvalidArgumentError(
+            f"{num_kv_heads} KV heads do not split evenly over TP {tp}")
+
+
+def rank_heads(num_kv_heads: int, tp: int, rank: int) -> Tuple[int, int]:
+    """(first, count) of the model's KV heads that TP rank ``rank`` holds,
+    as vLLM splits them: ``num_kv_heads / tp`` consecutive heads each, or,
+    where tp exceeds num_kv_heads, one head replicated on ``tp /
+    num_kv_heads`` consecutive ranks (rank r holds head r // replicas)."""
+    _split_check(num_kv_heads, tp)
+    if not 0 <= rank < tp:
+        raise CommInvalidArgumentError(f"TP rank {rank} outside 0..{tp - 1}")
+    if num_kv_heads >= tp:
+        per = num_kv_heads // tp
+        return rank * per, per
+    return rank // (tp // num_kv_heads), 1
+
+
 def tp_head_slices(num_kv_heads: int, src_tp: int, dst_tp: int,
                    dst_rank: int) -> List[Tuple[int, HeadRange, HeadRange]]:
     """Which prefill ranks hold decode rank ``dst_rank``'s KV heads.
 
-    ``num_kv_heads`` is the model's total, split evenly over each side's
-    ranks. Returns (source rank, head range in the source rank's cache,
-    head range in this rank's cache) per source. With equal degrees this
-    is the one source of the same rank, whole caches (what moves today);
-    other degrees need head-range plans (issue 20, item 4)."""
-    if src_tp < 1 or dst_tp < 1 or num_kv_heads % src_tp or \
-            num_kv_heads % dst_tp:
-        raise CommInvalidArgumentError(
-            f"{num_kv_heads} KV heads do not split evenly over TP "
-            f"{src_tp} and {dst_tp}")
-    per_src, per_dst = num_kv_heads // src_tp, num_kv_heads // dst_tp
-    lo, hi = dst_rank * per_dst, (dst_rank + 1) * per_dst
+    ``num_kv_heads`` is the model's total, split over each side's ranks
+    as ``rank_heads`` says. Returns (source rank, head range in the source
+    rank's cache, head range in this rank's cache) per source, by source
+    rank. With equal degrees this is the one source of the same rank,
+    whole caches.
+
+    Replicated heads (num_kv_heads < src_tp): each head is held by
+    ``src_tp / num_kv_heads`` prefill ranks; decode rank q takes head h
+    from exactly one of them, replica ``q % replicas`` (rank ``h *
+    replicas + q % replicas``), so the decode ranks' pulls spread over
+    the replicas. On the decode side each replica rank receives its one
+    head itself."""
+    _split_check(num_kv_heads, src_tp)
+    lo, n = rank_heads(num_kv_heads, dst_tp, dst_rank)
     out = []
+    if num_kv_heads < src_tp:
+        reps = src_tp // num_kv_heads
+        for h in range(lo, lo + n):
+            out.append((h * reps + dst_rank % reps, HeadRange(0, 1),
+                        HeadRange(h - lo, 1)))
+        return out
+    per_src = num_kv_heads // src_tp
     for s in range(src_tp):
         s_lo, s_hi = s * per_src, (s + 1) * per_src
-        a, b = max(lo, s_lo), min(hi, s_hi)
+        a, b = max(lo, s_lo), min(lo + n, s_hi)
         if a < b:
             out.append((s, HeadRange(a - s_lo, b - a),
                         HeadRange(a - lo, b - a)))
     return out
+
+
+def tp_consumers(num_kv_heads: int, src_tp: int, dst_tp: int,
+                 src_rank: int) -> int:
+    """How many decode ranks pull from prefill rank ``src_rank``."""
+    return sum(1 for q in range(dst_tp) if any(
+        s == src_rank for s, _, _ in
+        tp_head_slices(num_kv_heads, src_tp, dst_tp, q)))
 
 
 # -- control frames -----------------------------------------------------------
@@ -237,69 +296,126 @@ def _region_desc(layout: KVLayout) -> Dict[str, Any]:
 
 
 def _regions_compatible(mine: List[Dict[str, Any]],
-                        theirs: List[Dict[str, Any]]) -> Optional[str]:
-    """None if a plan per region can move between the two caches."""
+                        theirs: List[Dict[str, Any]],
+                        heads: Optional[Tuple[int, int]] = None
+                        ) -> Optional[str]:
+    """None if a plan per region can move between the two caches.
+    ``heads``: (heads per region here, there) at different TP degrees;
+    None: the same on both sides."""
     if len(mine) != len(theirs):
-        return (f"{len(theirs)} cache regions on the prefill side, "
-                f"{len(mine)} here")
+        return (f"{len(theirs)} cache regions there, {len(mine)} here")
     for i, (a, b) in enumerate(zip(mine, theirs)):
         for key in ("layers", "heads", "head_dim"):
-            if a[key] != b[key]:
-                return (f"region {i}: {key} {b[key]} on the prefill side, "
-                        f"{a[key]} here")
+            if key == "heads" and heads is not None:
+                if (a[key], b[key]) != heads:
+                    return (f"region {i}: {b[key]} KV heads there and "
+                            f"{a[key]} here; the TP split needs "
+                            f"{heads[1]} and {heads[0]}")
+            elif a[key] != b[key]:
+                return f"region {i}: {key} {b[key]} there, {a[key]} here"
     return None
 
 
 # -- worker-side state --------------------------------------------------------
 
 class _Load:
-    """One request's load on a decode worker."""
+    """One request's load on a decode worker: one sub-load per prefill
+    rank that holds some of this rank's heads (one with equal TP)."""
 
-    def __init__(self, spec: RecvSpec, nlayers: int, nregions: int,
+    def __init__(self, spec: RecvSpec, nlayers: int,
                  deadline: float) -> None:
         self.spec = spec
         self.deadline = deadline
         self.layer_done = [threading.Event() for _ in range(nlayers)]
-        self.xfer_ids: List[int] = []
-        self.nregions = nregions
+        self.layer_left: List[int] = []
+        self.subs: List["_Sub"] = []
+        self.subs_left = 0
         self.block_ids: List[int] = []
         self.error: Optional[BaseException] = None
         self.ended = threading.Event()
         self.lock = threading.Lock()
 
+    def set_subs(self, subs: List["_Sub"]) -> None:
+        self.subs = subs
+        self.subs_left = sum(1 for s in subs if not s.notice)
+        self.layer_left = [self.subs_left] * len(self.layer_done)
+
+    def layer_landed(self, layer: int) -> None:
+        """One sub-load delivered this layer; set when all did."""
+        with self.lock:
+            self.layer_left[layer] -= 1
+            if self.layer_left[layer] > 0:
+                return
+        self.layer_done[layer].set()
+
+    def sub_done(self) -> bool:
+        """One sub-load completed; True when it was the last."""
+        with self.lock:
+            self.subs_left -= 1
+            return self.subs_left == 0
+
     def left_ms(self) -> int:
         return max(1, int((self.deadline - time.monotonic()) * 1000))
+
+
+class _Sub:
+    """The part of a load that one prefill rank sends: its head range
+    (None: all heads, equal TP), where the heads land here, and how many
+    decode ranks pull from that prefill rank (it keeps the blocks until
+    all of them ended). A notice moves nothing: it tells a prefill rank
+    that no decode rank needs its replica of the heads, so it can release
+    the request at once (it never fails the load)."""
+
+    def __init__(self, load: _Load, src_rank: int,
+                 src_heads: Optional[HeadRange],
+                 dst_heads: Optional[HeadRange], consumers: int,
+                 notice: bool = False) -> None:
+        self.load = load
+        self.notice = notice
+        self.src_rank = src_rank
+        self.src_heads, self.dst_heads = src_heads, dst_heads
+        self.consumers = consumers
+        self.remote: Optional["_Remote"] = None
+        self.xfer_ids: List[int] = []
+        self.started = False
+
+    def where(self) -> str:
+        return (f"request {self.load.spec.request_id} (prefill rank "
+                f"{self.src_rank})")
 
 
 class _Remote:
     """A decode worker's connection to one prefill worker: control
     socket, KV endpoint, a sender thread and a reader thread."""
 
-    def __init__(self, conn: "ScommKVConnector", host: str,
-                 port: int) -> None:
+    def __init__(self, conn: "ScommKVConnector", host: str, port: int,
+                 src_rank: int, heads: Optional[Tuple[int, int]]) -> None:
         self.conn = conn
         self.host, self.port = host, port
-        self.queue: List[_Load] = []
+        self.src_rank = src_rank
+        self.heads = heads
+        self.queue: List[_Sub] = []
         self.cond = threading.Condition()
         self.sock: Optional[socket.socket] = None
         self.wlock = threading.Lock()
         self.ep = None
         self.dead: Optional[BaseException] = None
-        self.by_rid: Dict[str, _Load] = {}
+        self.by_rid: Dict[str, _Sub] = {}
         self.next_xfer = 1
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name=f"scomm-kv-remote-{port}")
         self.thread.start()
 
-    def submit(self, load: _Load) -> None:
+    def submit(self, sub: _Sub) -> None:
         with self.cond:
             if self.dead is not None:
                 err = self.dead
             else:
-                self.queue.append(load)
+                self.queue.append(sub)
                 self.cond.notify()
                 return
-        self.conn._fail(load, err)
+        if not sub.notice:
+            self.conn._fail(sub.load, err)
 
     def _handshake(self) -> None:
         cfg = self.conn.config
@@ -310,7 +426,8 @@ class _Remote:
         self.sock = sock
         _send_frame(sock, self.wlock, {
             "type": "hello", "token": cfg.token, "engine_id": cfg.engine_id,
-            "tp_rank": cfg.tp_rank,
+            "tp_rank": cfg.tp_rank, "tp_size": cfg.tp_size,
+            "num_kv_heads": self.conn._total_heads(),
             "regions": [_region_desc(r) for r in self.conn._layouts]})
         reply = _recv_frame(sock)
         if reply["type"] != "hello_ok":
@@ -319,11 +436,11 @@ class _Remote:
                 f"{reply.get('reason', reply)}")
         why = _regions_compatible([_region_desc(r)
                                    for r in self.conn._layouts],
-                                  reply.get("regions", []))
+                                  reply.get("regions", []), self.heads)
         if why:
             raise KVMetadataMismatchError(
-                f"prefill worker {self.host}:{self.port}: caches differ: "
-                f"{why}")
+                f"prefill worker {self.host}:{self.port} (rank "
+                f"{self.src_rank}): caches differ: {why}")
         sock.settimeout(None)
         opts = KVOptions(**{**(cfg.kv_options.__dict__
                                if cfg.kv_options else {}),
@@ -348,29 +465,52 @@ class _Remote:
                     self.cond.wait()
                 if self.dead is not None:
                     return
-                load = self.queue.pop(0)
-            self._start(load)
+                sub = self.queue.pop(0)
+            self._start(sub)
 
-    def _start(self, load: _Load) -> None:
-        spec = load.spec
+    def _start(self, sub: _Sub) -> None:
+        load, spec = sub.load, sub.load.spec
+        if sub.notice:
+            try:
+                _send_frame(self.sock, self.wlock, {
+                    "type": "release",
+                    "request_id": spec.remote_request_id})
+            except OSError:
+                pass        # that rank reports its own send timeout
+            return
+        if load.ended.is_set():
+            # another sub-load failed meanwhile: the prefill rank counts
+            # this decode worker as done with the request
+            try:
+                _send_frame(self.sock, self.wlock, {
+                    "type": "cancel", "request_id": spec.remote_request_id,
+                    "never_loaded": True, "consumers": sub.consumers})
+            except OSError:
+                pass
+            return
+        n = len(self.conn._layouts)
         with self.cond:
             base = self.next_xfer
-            self.next_xfer += load.nregions
-        load.xfer_ids = list(range(base, base + load.nregions))
-        with self.cond:
-            self.by_rid[spec.remote_request_id] = load
+            self.next_xfer += n
+            sub.xfer_ids = list(range(base, base + n))
+            self.by_rid[spec.remote_request_id] = sub
+            sub.started = True
+        msg = {"type": "load", "request_id": spec.remote_request_id,
+               "xfer_ids": sub.xfer_ids, "dst_blocks": load.block_ids,
+               "num_tokens": spec.num_tokens,
+               "first_token": spec.first_token,
+               "consumers": sub.consumers}
+        if sub.src_heads is not None:
+            msg["src_heads"] = [sub.src_heads.offset, sub.src_heads.count]
+            msg["dst_heads"] = [sub.dst_heads.offset, sub.dst_heads.count]
         try:
-            _send_frame(self.sock, self.wlock, {
-                "type": "load", "request_id": spec.remote_request_id,
-                "xfer_ids": load.xfer_ids, "dst_blocks": load.block_ids,
-                "num_tokens": spec.num_tokens,
-                "first_token": spec.first_token})
+            _send_frame(self.sock, self.wlock, msg)
         except OSError as exc:
             self.conn._fail(load, KVTransferFailedError(
-                f"request {spec.request_id}: control connection to "
+                f"{sub.where()}: control connection to "
                 f"{self.host}:{self.port} lost: {exc}"))
             return
-        threading.Thread(target=self.conn._watch, args=(self, load),
+        threading.Thread(target=self.conn._watch, args=(self, sub),
                          daemon=True).start()
 
     def _reader(self) -> None:
@@ -379,9 +519,10 @@ class _Remote:
                 msg = _recv_frame(self.sock)
                 if msg["type"] == "load_err":
                     with self.cond:
-                        load = self.by_rid.get(str(msg.get("request_id")))
-                    if load is not None:
-                        self.conn._fail(load, _error_from(msg))
+                        sub = self.by_rid.get(str(msg.get("request_id")))
+                    if sub is not None:
+                        self.conn._fail(sub.load, _error_from(
+                            msg, f"prefill rank {self.src_rank}"))
         except BaseException as exc:  # noqa: BLE001
             self._die(KVTransferFailedError(
                 f"control connection to prefill worker {self.host}:"
@@ -396,18 +537,20 @@ class _Remote:
         # Queued loads never reached the prefill side; loads already
         # asked for end through their own scomm waits (data may have
         # landed before the peer went away).
-        for load in queued:
-            self.conn._fail(load, err)
+        for sub in queued:
+            if not sub.notice:
+                self.conn._fail(sub.load, err)
 
-    def forget(self, load: _Load) -> None:
+    def forget(self, sub: _Sub) -> None:
         with self.cond:
-            if self.by_rid.get(load.spec.remote_request_id) is load:
-                del self.by_rid[load.spec.remote_request_id]
+            if self.by_rid.get(sub.load.spec.remote_request_id) is sub:
+                del self.by_rid[sub.load.spec.remote_request_id]
 
-    def cancel(self, load: _Load) -> None:
+    def cancel(self, sub: _Sub) -> None:
         try:
             _send_frame(self.sock, self.wlock, {
-                "type": "cancel", "request_id": load.spec.remote_request_id})
+                "type": "cancel",
+                "request_id": sub.load.spec.remote_request_id})
         except (OSError, AttributeError):
             pass
 
@@ -438,9 +581,10 @@ _ERRORS = {"KV_METADATA_MISMATCH": KVMetadataMismatchError,
            "KV_NOT_IMPLEMENTED": KVNotImplementedError}
 
 
-def _error_from(msg: Dict[str, Any]) -> BaseException:
+def _error_from(msg: Dict[str, Any],
+                where: str = "prefill side") -> BaseException:
     cls = _ERRORS.get(str(msg.get("kv_code")), KVTransferFailedError)
-    return cls(f"prefill side: {msg.get('reason', 'refused')}")
+    return cls(f"{where}: {msg.get('reason', 'refused')}")
 
 
 class _Peer:
@@ -451,6 +595,8 @@ class _Peer:
         self.wlock = threading.Lock()
         self.ep = None
         self.xfers: Dict[str, List[Any]] = {}
+        self.engine_id = ""
+        self.tp_rank = -1
 
 
 # -- the connector ------------------------------------------------------------
@@ -483,7 +629,9 @@ class ScommKVConnector:
         self._invalid_blocks: Set[int] = set()
         self._sends: Dict[str, SendSpec] = {}
         self._send_waiting: Dict[str, List[Tuple[_Peer, Dict]]] = {}
-        self._send_left: Dict[str, int] = {}
+        self._send_left: Dict[str, int] = {}    # handles running
+        # rid -> [consumers announced, consumers ended, first error]
+        self._send_cons: Dict[str, List[Any]] = {}
         self._send_released: Set[str] = set()
         self._done_send: Set[str] = set()
         self._send_errors: Dict[str, BaseException] = {}
@@ -693,7 +841,8 @@ class ScommKVConnector:
 
     def start_load_kv(self, forward_context: Any = None,
                       **kwargs: Any) -> None:
-        """Start this step's loads (each in the background)."""
+        """Start this step's loads (each in the background): one sub-load
+        per prefill rank that holds some of this rank's heads."""
         meta = self._meta
         self._step_loads = []
         if meta is None or not meta.reqs_to_recv:
@@ -702,7 +851,7 @@ class ScommKVConnector:
             raise CommInvalidArgumentError(
                 "start_load_kv before register_kv_caches")
         for spec in meta.reqs_to_recv.values():
-            load = _Load(spec, len(self._layer_names), len(self._layouts),
+            load = _Load(spec, len(self._layer_names),
                          time.monotonic() + self.config.load_timeout_s)
             with self._lock:
                 self._loads[spec.request_id] = load
@@ -710,50 +859,94 @@ class ScommKVConnector:
             bt = self._layouts[0].block_tokens
             need = -(-spec.num_tokens // bt)
             load.block_ids = list(spec.local_block_ids[:need])
-            err = self._load_problem(spec, need)
-            if err is not None:
-                self._fail(load, err)
+            try:
+                self._load_problem(spec, need)
+                subs = self._sub_loads(load)
+            except CommError as exc:
+                self._fail(load, exc)
                 continue
             load.block_ids = load.block_ids[spec.first_token // bt:]
-            remote = self._remote(spec)
-            remote.submit(load)
+            load.set_subs(subs)
+            for sub in subs:
+                sub.remote.submit(sub)
 
-    def _load_problem(self, spec: RecvSpec, need: int
-                      ) -> Optional[BaseException]:
-        if spec.remote_tp_size != self.config.tp_size:
-            heads = self._layouts[0].num_kv_heads * self.config.tp_size
-            try:
-                srcs = tp_head_slices(heads, spec.remote_tp_size,
-                                      self.config.tp_size,
-                                      self.config.tp_rank)
-            except CommInvalidArgumentError as exc:
-                return exc
-            return KVNotImplementedError(
-                f"request {spec.request_id}: prefill TP "
-                f"{spec.remote_tp_size} -> decode TP {self.config.tp_size}:"
-                f" this rank's heads live on prefill ranks "
-                f"{[s for s, _, _ in srcs]}; head-range plans are issue "
-                "20, item 4")
+    def _total_heads(self) -> int:
+        """The model's KV heads (config, else this rank's x tp_size)."""
+        if self.config.num_kv_heads:
+            return int(self.config.num_kv_heads)
+        return self._layouts[0].num_kv_heads * self.config.tp_size
+
+    def _load_problem(self, spec: RecvSpec, need: int) -> None:
         if len(spec.local_block_ids) < need:
-            return CommInvalidArgumentError(
+            raise CommInvalidArgumentError(
                 f"request {spec.request_id}: {len(spec.local_block_ids)} "
                 f"local blocks for {spec.num_tokens} tokens (need {need})")
         bt = self._layouts[0].block_tokens
         if spec.first_token % bt:
-            return CommInvalidArgumentError(
+            raise CommInvalidArgumentError(
                 f"request {spec.request_id}: local prefix of "
                 f"{spec.first_token} tokens is not whole blocks of {bt}")
-        return None
 
-    def _remote(self, spec: RecvSpec) -> _Remote:
-        host, port = spec.remote_host, spec.remote_port
-        if len(spec.remote_addrs) > self.config.tp_rank:
-            host, port = spec.remote_addrs[self.config.tp_rank]
+    def _sub_loads(self, load: _Load) -> List[_Sub]:
+        """The sub-loads of a load and their remotes (raises CommError:
+        heads that do not split, an address missing)."""
+        spec, cfg = load.spec, self.config
+        if spec.remote_tp_size == cfg.tp_size:
+            # same split on both sides: rank r's whole caches from rank r
+            sub = _Sub(load, cfg.tp_rank, None, None, 1)
+            sub.remote = self._remote(spec, cfg.tp_rank, None)
+            return [sub]
+        total, src_tp = self._total_heads(), spec.remote_tp_size
+        where = (f"request {spec.request_id}: prefill TP {src_tp} -> "
+                 f"decode TP {cfg.tp_size}")
+        try:
+            slices = tp_head_slices(total, src_tp, cfg.tp_size, cfg.tp_rank)
+            mine = rank_heads(total, cfg.tp_size, cfg.tp_rank)[1]
+            theirs = rank_heads(total, src_tp, 0)[1]
+        except CommInvalidArgumentError as exc:
+            raise CommInvalidArgumentError(f"{where}: {exc}") from None
+        for i, lay in enumerate(self._layouts):
+            if lay.num_kv_heads != mine:
+                raise KVMetadataMismatchError(
+                    f"{where}: region {i} has {lay.num_kv_heads} KV heads, "
+                    f"this rank's share of {total} is {mine} (set "
+                    "num_kv_heads in the config)")
+        subs = []
+        for s, src, dst in slices:
+            sub = _Sub(load, s, src, dst,
+                       tp_consumers(total, src_tp, cfg.tp_size, s))
+            sub.remote = self._remote(spec, s, (mine, theirs))
+            subs.append(sub)
+        # replicated heads: prefill ranks nobody pulls from hear it from
+        # decode rank (their rank mod decode TP)
+        for s in range(cfg.tp_rank, src_tp, cfg.tp_size):
+            if tp_consumers(total, src_tp, cfg.tp_size, s) == 0:
+                sub = _Sub(load, s, None, None, 0, notice=True)
+                sub.remote = self._remote(spec, s, (mine, theirs))
+                subs.append(sub)
+        return subs
+
+    def _remote(self, spec: RecvSpec, src_rank: int,
+                heads: Optional[Tuple[int, int]]) -> _Remote:
+        """The connection to prefill rank src_rank of spec's engine
+        (address from remote_addrs; remote_host/port for a single
+        prefill rank, or when the params list no addresses)."""
+        if len(spec.remote_addrs) > src_rank:
+            host, port = spec.remote_addrs[src_rank]
+        elif spec.remote_tp_size == 1 or (
+                src_rank == self.config.tp_rank and
+                spec.remote_tp_size == self.config.tp_size):
+            host, port = spec.remote_host, spec.remote_port
+        else:
+            raise KVMetadataMismatchError(
+                f"request {spec.request_id}: no address for prefill rank "
+                f"{src_rank} (remote_addrs lists "
+                f"{len(spec.remote_addrs)})")
         key = (host, port)
         with self._lock:
             remote = self._remotes.get(key)
             if remote is None or remote.dead is not None:
-                remote = _Remote(self, host, port)
+                remote = _Remote(self, host, port, src_rank, heads)
                 self._remotes[key] = remote
             return remote
 
@@ -773,30 +966,32 @@ class ScommKVConnector:
                 if left <= 200 or time.monotonic() >= load.deadline:
                     raise
 
-    def _watch(self, remote: _Remote, load: _Load) -> None:
-        """Wait for every layer of every region, in order (background)."""
+    def _watch(self, remote: _Remote, sub: _Sub) -> None:
+        """Wait for every layer of every region of one sub-load, in
+        order (background)."""
+        load = sub.load
         try:
-            for r, xfer in enumerate(load.xfer_ids):
+            for r, xfer in enumerate(sub.xfer_ids):
                 first, count = self._region_layers[r]
                 for local in range(count):
                     if not self._wait(load, remote.ep.wait_layer, xfer,
                                       local):
-                        remote.forget(load)
+                        remote.forget(sub)
                         return
-                    load.layer_done[first + local].set()
-            for xfer in load.xfer_ids:
+                    load.layer_landed(first + local)
+            for xfer in sub.xfer_ids:
                 if not self._wait(load, remote.ep.wait_xfer, xfer):
-                    remote.forget(load)
+                    remote.forget(sub)
                     return
         except BaseException as exc:  # noqa: BLE001
             if isinstance(exc, KVTransferTimeoutError):
-                remote.cancel(load)
-            self._fail(load, _as_kv_error(
-                exc, f"request {load.spec.request_id}"))
-            remote.forget(load)
+                remote.cancel(sub)
+            self._fail(load, _as_kv_error(exc, sub.where()))
+            remote.forget(sub)
             return
-        remote.forget(load)
-        self._succeed(load)
+        remote.forget(sub)
+        if load.sub_done():
+            self._succeed(load)
 
     def _succeed(self, load: _Load) -> None:
         with load.lock:
@@ -807,6 +1002,8 @@ class ScommKVConnector:
             self._done_recv.add(load.spec.request_id)
 
     def _fail(self, load: _Load, err: BaseException) -> None:
+        """End a load as failed (once): all its blocks are invalid; the
+        other prefill ranks still sending into them are told to stop."""
         with load.lock:
             if load.ended.is_set():
                 return
@@ -814,6 +1011,9 @@ class ScommKVConnector:
             load.ended.set()
         for ev in load.layer_done:
             ev.set()
+        for sub in load.subs:
+            if sub.started and not sub.notice and sub.remote is not None:
+                sub.remote.cancel(sub)
         blocks = list(load.block_ids) or \
             list(load.spec.local_block_ids)
         with self._lock:
@@ -896,8 +1096,20 @@ class ScommKVConnector:
                     "type": "error", "reason": "bad hello or token"})
                 sock.close()
                 return
+            peer.engine_id = str(hello.get("engine_id", ""))
+            peer.tp_rank = int(hello.get("tp_rank", -1))
             mine = [_region_desc(r) for r in self._layouts]
-            why = _regions_compatible(mine, hello.get("regions", []))
+            their_tp = int(hello.get("tp_size", cfg.tp_size))
+            heads, why = None, None
+            if their_tp != cfg.tp_size:
+                total = int(hello.get("num_kv_heads", 0))
+                try:
+                    heads = (rank_heads(total, cfg.tp_size, 0)[1],
+                             rank_heads(total, their_tp, 0)[1])
+                except CommInvalidArgumentError as exc:
+                    why = f"prefill TP {cfg.tp_size}: {exc}"
+            why = why or _regions_compatible(mine, hello.get("regions", []),
+                                             heads)
             token = secrets.token_hex(16)
             opts = KVOptions(**{**(cfg.kv_options.__dict__
                                    if cfg.kv_options else {}),
@@ -923,7 +1135,11 @@ class ScommKVConnector:
                 if msg["type"] == "load":
                     self._on_load(peer, msg)
                 elif msg["type"] == "cancel":
-                    self._on_cancel(peer, str(msg.get("request_id")))
+                    self._on_cancel(peer, msg)
+                elif msg["type"] == "release":
+                    # no decode rank needs this rank's replica of the
+                    # request's heads
+                    self._consumer_end(str(msg.get("request_id")), 1, None)
         except BaseException:  # noqa: BLE001 - the decode side sees EOF
             pass
         finally:
@@ -959,15 +1175,36 @@ class ScommKVConnector:
         except OSError:
             pass
 
+    @staticmethod
+    def _heads(msg: Dict[str, Any], key: str) -> Optional[HeadRange]:
+        val = msg.get(key)
+        if val is None:
+            return None
+        if not (isinstance(val, list) and len(val) == 2):
+            raise KVMetadataMismatchError(
+                f"{key} {val!r} is not [offset, count]")
+        return HeadRange(int(val[0]), int(val[1]))
+
+    @staticmethod
+    def _consumers(msg: Dict[str, Any]) -> int:
+        n = int(msg.get("consumers", 1))
+        if not 1 <= n <= 65536:
+            raise KVMetadataMismatchError(f"{n} consumers")
+        return n
+
     def _submit(self, peer: _Peer, spec: SendSpec,
                 msg: Dict[str, Any]) -> None:
         rid = spec.request_id
-        xfer_ids = [int(x) for x in msg.get("xfer_ids", [])]
-        first = int(msg.get("first_token", 0))
-        n = int(msg.get("num_tokens", spec.num_tokens))
-        dst = [int(b) for b in msg.get("dst_blocks", [])]
         handles = []
+        consumers = 1
         try:
+            xfer_ids = [int(x) for x in msg.get("xfer_ids", [])]
+            first = int(msg.get("first_token", 0))
+            n = int(msg.get("num_tokens", spec.num_tokens))
+            dst = [int(b) for b in msg.get("dst_blocks", [])]
+            consumers = self._consumers(msg)
+            src_heads = self._heads(msg, "src_heads")
+            dst_heads = self._heads(msg, "dst_heads")
             if len(xfer_ids) != len(self._layouts):
                 raise KVMetadataMismatchError(
                     f"{len(xfer_ids)} transfer ids for "
@@ -984,7 +1221,8 @@ class ScommKVConnector:
             src = spec.block_ids[first // bt:-(-n // bt)]
             for r, xfer in enumerate(xfer_ids):
                 plan = KVPlan(xfer, src, dst, n - first, src_region=r,
-                              dst_region=r)
+                              dst_region=r, src_heads=src_heads,
+                              dst_heads=dst_heads)
                 handles.append(peer.ep.submit(plan, self.config.priority))
         except BaseException as exc:  # noqa: BLE001
             for h in handles:
@@ -992,11 +1230,14 @@ class ScommKVConnector:
             self._refuse(peer, rid, str(exc),
                          getattr(exc, "kv_code", None) or
                          "KV_TRANSFER_FAILED")
-            self._send_end(rid, exc)
+            self._consumer_end(rid, consumers, exc)
             return
         with self._lock:
-            peer.xfers[rid] = handles
-            self._send_left[rid] = len(handles)
+            peer.xfers[rid] = list(handles)     # the watchers edit it
+            self._send_left[rid] = self._send_left.get(rid, 0) + \
+                len(handles)
+            cons = self._send_cons.setdefault(rid, [1, 0, None])
+            cons[0] = max(cons[0], consumers)
         for h in handles:
             threading.Thread(target=self._watch_send,
                              args=(peer, rid, h), daemon=True).start()
@@ -1007,24 +1248,68 @@ class ScommKVConnector:
             handle.wait(int(self.config.send_timeout_s * 1000))
         except BaseException as exc:  # noqa: BLE001
             err = exc
-        handle.free()
         with self._lock:
-            left = self._send_left.get(rid, 1) - 1
-            self._send_left[rid] = left
-            if err is not None:
-                self._send_errors.setdefault(rid, err)
-        if left <= 0:
-            with self._lock:
-                peer.xfers.pop(rid, None)
-            self._send_end(rid, self._send_errors.get(rid))
+            hs = peer.xfers.get(rid)
+            if hs is None or not any(h is handle for h in hs):
+                return                  # cancelled: counted there
+            hs[:] = [h for h in hs if h is not handle]
+            self._send_left[rid] = self._send_left.get(rid, 1) - 1
+            cons = self._send_cons.setdefault(rid, [1, 0, None])
+            if err is not None and cons[2] is None:
+                cons[2] = err
+            if hs:
+                last = False            # this consumer has more regions
+            else:
+                del peer.xfers[rid]
+                last = True
+        handle.free()
+        if last:
+            self._consumer_end(rid, None, None)
 
-    def _on_cancel(self, peer: _Peer, rid: str) -> None:
+    def _consumer_end(self, rid: str, consumers: Optional[int],
+                      err: Optional[BaseException]) -> None:
+        """One decode worker is done with request rid (its sends ended,
+        failed, were refused or cancelled); the blocks are released after
+        the last of the announced consumers."""
+        with self._lock:
+            if rid in self._send_released:
+                return
+            cons = self._send_cons.setdefault(rid, [1, 0, None])
+            if consumers:
+                cons[0] = max(cons[0], consumers)
+            cons[1] += 1
+            if err is not None and cons[2] is None:
+                cons[2] = err
+            done = (cons[1] >= cons[0] and rid in self._sends and
+                    not self._send_left.get(rid, 0))
+        if done:
+            self._send_end(rid, cons[2])
+
+    def _on_cancel(self, peer: _Peer, msg: Dict[str, Any]) -> None:
+        rid = str(msg.get("request_id"))
+        why = KVTransferFailedError(
+            f"request {rid}: decode worker {peer.engine_id} rank "
+            f"{peer.tp_rank} cancelled its load")
         with self._lock:
             handles = peer.xfers.pop(rid, [])
+            if handles:
+                self._send_left[rid] = self._send_left.get(rid, 0) - \
+                    len(handles)
             waiting = self._send_waiting.get(rid, [])
+            gone = [m for p, m in waiting if p is peer]
             waiting[:] = [(p, m) for p, m in waiting if p is not peer]
         for h in handles:
             h.free()
+        if msg.get("never_loaded"):
+            gone.append(msg)
+        if handles:
+            self._consumer_end(rid, None, why)
+        for m in gone:
+            try:
+                n = self._consumers(m)
+            except KVMetadataMismatchError:
+                n = 1
+            self._consumer_end(rid, n, why)
 
     def _send_ready(self, spec: SendSpec) -> None:
         with self._lock:
@@ -1032,6 +1317,13 @@ class ScommKVConnector:
             waiting = self._send_waiting.pop(spec.request_id, [])
         for peer, msg in waiting:
             self._submit(peer, spec, msg)
+        with self._lock:
+            cons = self._send_cons.get(spec.request_id)
+            done = (cons is not None and cons[1] >= cons[0] and
+                    spec.request_id in self._sends and
+                    not self._send_left.get(spec.request_id, 0))
+        if done:
+            self._send_end(spec.request_id, cons[2])
 
     def _send_end(self, rid: str, err: Optional[BaseException]) -> None:
         with self._lock:
@@ -1039,6 +1331,7 @@ class ScommKVConnector:
                 return
             self._send_released.add(rid)
             self._send_left.pop(rid, None)
+            self._send_cons.pop(rid, None)
             if err is not None:
                 self._send_errors[rid] = err
             self._done_send.add(rid)
@@ -1047,11 +1340,12 @@ class ScommKVConnector:
         now = time.monotonic()
         with self._lock:
             old = [rid for rid, s in self._sends.items()
-                   if s.expires_at <= now and rid not in self._send_left]
+                   if s.expires_at <= now and
+                   not self._send_left.get(rid, 0)]
         for rid in old:
             self._send_end(rid, KVTransferTimeoutError(
-                f"request {rid}: no decode worker asked for its blocks "
-                f"within {self.config.send_timeout_s} s"))
+                f"request {rid}: not every decode worker asked for its "
+                f"blocks within {self.config.send_timeout_s} s"))
 
     def get_send_errors(self) -> Dict[str, BaseException]:
         """Producer: requests whose blocks were released without a
@@ -1073,6 +1367,30 @@ class ScommKVConnector:
             for rid in recv:
                 self._loads.pop(rid, None)
         return (sent or None), (recv or None)
+
+    def get_transfer_stats(self) -> List[Dict[str, Any]]:
+        """The counters of this worker's KV endpoints, one dict each:
+        ``direction`` "send" (a decode worker this prefill worker serves:
+        ``peer_engine``, ``peer_tp_rank``) or "recv" (a prefill worker
+        this decode worker loads from: ``peer`` "host:port",
+        ``peer_tp_rank``), and ``stats`` (KVStats). A sender's
+        ``bytes_raw`` counts exactly the heads it moved."""
+        out = []
+        with self._lock:
+            peers = list(self._peers)
+            remotes = list(self._remotes.values())
+        for peer in peers:
+            if peer.ep is not None and not peer.ep.closed:
+                out.append({"direction": "send", "peer_engine":
+                            peer.engine_id, "peer_tp_rank": peer.tp_rank,
+                            "stats": peer.ep.stats()})
+        for rem in remotes:
+            if rem.ep is not None and not rem.ep.closed:
+                out.append({"direction": "recv",
+                            "peer": f"{rem.host}:{rem.port}",
+                            "peer_tp_rank": rem.src_rank,
+                            "stats": rem.ep.stats()})
+        return out
 
     def shutdown(self) -> None:
         """Close the server, peers, remotes and endpoints."""
