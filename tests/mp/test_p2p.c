@@ -231,6 +231,31 @@ static void device_only(scomm_comm_t *comm)
     int32_t v = 7;
     void *d = NULL;
 
+    scomm_mem_kind_t k = SCOMM_MEM_AUTO;
+
+    /* kinds, as the runtime says and through the cache (second ask) */
+    ST_ASSERT_OK(scomm_mem_kind(&v, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_HOST);
+    ST_ASSERT(st_dev.malloc_(&d, 4096) == 0);
+    ST_ASSERT_OK(scomm_mem_kind((char *)d + 100, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_CUDA);
+    ST_ASSERT_OK(scomm_mem_kind((char *)d + 200, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_CUDA);
+    ST_ASSERT(strcmp(scomm_mem_kind_name(k), "cuda") == 0);
+    st_dev.free_(d);
+    d = NULL;
+    ST_ASSERT_STATUS(scomm_mem_kind(&v, NULL), SCOMM_ERR_INVALID_ARG);
+    /* hints: out of range, a kind scomm cannot copy (named), back to auto */
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, (scomm_mem_kind_t)99),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, SCOMM_MEM_ASCEND),
+                     SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(strstr(scomm_last_error(), "ascend") != NULL);
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, SCOMM_MEM_ROCM),
+                     SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(strstr(scomm_last_error(), "SCOMM_HIPRT_LIBRARY") != NULL);
+    ST_ASSERT_OK(scomm_mem_kind_hint(comm, SCOMM_MEM_HOST));
+    ST_ASSERT_OK(scomm_mem_kind_hint(comm, SCOMM_MEM_AUTO));
     if (st_dev_on(comm)) {
         ST_ASSERT(st_dev.malloc_(&d, 64) == 0);
         ST_ASSERT_STATUS(scomm_isend(d, 4, SCOMM_INT32,
