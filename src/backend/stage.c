@@ -196,34 +196,34 @@ static scomm_status_t stage_pin(scomm_comm_t *comm, stage_t *st, size_t n,
     return SCOMM_OK;
 }
 
+/* Work enqueued on stream `to` from now on waits for what is on `from`:
+ * ev recorded on from, to waits for it. */
+static scomm_status_t stage_order(scomm_comm_t *comm, stage_t *st, void *ev,
+                                  void *from, void *to, const char *op)
+{
+    char err[256];
+
+    if ((scomm_devrt_event_record(st->rt, ev, from, err, sizeof(err)) != 0) ||
+        (scomm_devrt_stream_wait(st->rt, to, ev, err, sizeof(err)) != 0)) {
+        return stage_rt_fail(comm, op, err);
+    }
+    return SCOMM_OK;
+}
+
 /* The internal stream waits for what is on the caller's stream. */
 static scomm_status_t stage_after_caller(scomm_comm_t *comm, stage_t *st,
                                          const char *op)
 {
-    char err[256];
-
-    if ((scomm_devrt_event_record(st->rt, st->ev_in, comm->dev_stream, err,
-                                  sizeof(err)) != 0) ||
-        (scomm_devrt_stream_wait(st->rt, st->stream, st->ev_in, err,
-                                 sizeof(err)) != 0)) {
-        return stage_rt_fail(comm, op, err);
-    }
-    return SCOMM_OK;
+    return stage_order(comm, st, st->ev_in, comm->dev_stream, st->stream,
+                       op);
 }
 
 /* The caller's stream waits for the copies back. */
 static scomm_status_t stage_to_caller(scomm_comm_t *comm, stage_t *st,
                                       const char *op)
 {
-    char err[256];
-
-    if ((scomm_devrt_event_record(st->rt, st->ev_out, st->stream, err,
-                                  sizeof(err)) != 0) ||
-        (scomm_devrt_stream_wait(st->rt, comm->dev_stream, st->ev_out, err,
-                                 sizeof(err)) != 0)) {
-        return stage_rt_fail(comm, op, err);
-    }
-    return SCOMM_OK;
+    return stage_order(comm, st, st->ev_out, st->stream, comm->dev_stream,
+                       op);
 }
 
 static scomm_status_t stage_copy(scomm_comm_t *comm, stage_t *st, void *dst,
