@@ -858,12 +858,68 @@ SCOMM_API scomm_status_t scomm_control_get(scomm_comm_t *comm,
  * vendor's default stream. A split inherits it. Each call reads it once,
  * when it enqueues: switching streams between calls costs a store, so
  * this is also the per-call stream (there is no per-call argument and no
- * thread-local current stream: see docs/backends.md).
- * @return SCOMM_OK, ERR_INVALID_ARG (comm), ERR_INVALID_USAGE (comm has no
- *         vendor backend, or was destroyed)
+ * thread-local current stream: see docs/backends.md). On a native
+ * communicator it is the CUDA/HIP stream that calls on device buffers are
+ * ordered after and signal back to (docs/device.md).
+ * @return SCOMM_OK, ERR_INVALID_ARG (comm), ERR_INVALID_USAGE (comm was
+ *         destroyed)
  */
 SCOMM_API scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm,
                                                void *stream);
+
+/*
+ * Device memory on native communicators (docs/device.md): a collective or
+ * a blocking send/recv whose buffers are CUDA (or HIP) device memory is
+ * staged through page-locked host buffers with asynchronous copies on an
+ * internal stream that waits for the communicator's stream
+ * (scomm_comm_set_stream) first and that stream waits for the copies back:
+ * the call is stream-ordered. scomm finds each buffer's kind through the
+ * runtime (cudaPointerGetAttributes, loaded with dlopen; only when a
+ * runtime is already in the process or SCOMM_CUDART_LIBRARY /
+ * SCOMM_HIPRT_LIBRARY names one), cached per device range; a caller that
+ * knows can say so with scomm_mem_kind_hint() and skip the query.
+ * scomm_last_selection()'s reason starts with "path staged" (or
+ * "path cuda_ipc") when a call ran so.
+ */
+
+/** Kinds of memory a buffer can be in. */
+typedef enum scomm_mem_kind {
+    SCOMM_MEM_AUTO         = 0, /**< find out (the default) */
+    SCOMM_MEM_HOST         = 1, /**< host memory: no query, no staging */
+    SCOMM_MEM_CUDA         = 2, /**< CUDA device memory: staged */
+    SCOMM_MEM_CUDA_PINNED  = 3, /**< page-locked host memory: as host */
+    SCOMM_MEM_CUDA_MANAGED = 4, /**< managed (host-accessible): as host */
+    SCOMM_MEM_ROCM         = 5, /**< HIP device memory: staged */
+    SCOMM_MEM_ASCEND       = 6, /**< not handled: SCOMM_ERR_UNSUPPORTED */
+    SCOMM_MEM_MLU          = 7, /**< not handled: SCOMM_ERR_UNSUPPORTED */
+    SCOMM_MEM_XPU          = 8, /**< not handled: SCOMM_ERR_UNSUPPORTED */
+    SCOMM_MEM_KIND_COUNT
+} scomm_mem_kind_t;
+
+/**
+ * @brief What comm's later calls' buffers are: SCOMM_MEM_AUTO (default:
+ * ask the runtime per buffer), or one kind for every buffer of every call
+ * (SCOMM_MEM_HOST: zero cost, no query). Read once per call, like the
+ * stream. A split inherits it.
+ * @return SCOMM_OK, ERR_INVALID_ARG (comm, kind out of range),
+ *         ERR_UNSUPPORTED (a device kind and no runtime that can copy it:
+ *         the message names the kind and what was looked for),
+ *         ERR_INVALID_USAGE (destroyed comm)
+ */
+SCOMM_API scomm_status_t scomm_mem_kind_hint(scomm_comm_t *comm,
+                                             scomm_mem_kind_t kind);
+
+/**
+ * @brief The kind of memory p points to, as scomm sees it (through the
+ * cache): SCOMM_MEM_HOST when no runtime is loaded.
+ * @return SCOMM_OK, ERR_INVALID_ARG (NULL kind), ERR_SYSTEM (the runtime
+ *         failed; scomm_last_error() says which call)
+ */
+SCOMM_API scomm_status_t scomm_mem_kind(const void *p,
+                                        scomm_mem_kind_t *kind);
+
+/** @brief "host", "cuda", "cuda_pinned", ...; "invalid" out of range. */
+SCOMM_API const char *scomm_mem_kind_name(scomm_mem_kind_t kind);
 
 /**
  * @brief Wait until everything enqueued on comm's stream so far, and every

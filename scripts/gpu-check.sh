@@ -8,7 +8,7 @@
 #
 # Checks (each its own process, each under its own timeout; one failing
 # never stops the others; the whole run stays under SCOMM_GPU_CHECK_BUDGET
-# seconds, default 330):
+# seconds, default 360):
 #   correct   all_reduce, all_gather, broadcast right on device buffers
 #   async     an all_reduce issued behind a 200 ms GPU spin (a PTX kernel
 #             through the driver API: no nvcc) returns in under 1 ms
@@ -17,6 +17,16 @@
 #             the watchdog within 2 s
 #   cost      host cost per call of 10,000 scomm_all_reduce calls against
 #             raw ncclAllReduce
+#   staged-p2p, staged-coll (docs/device.md)  two processes on GPU 0, a
+#             native communicator over shm, device buffers (cudaMalloc)
+#             staged through pinned memory: tests/mp/test_p2p.c (every
+#             pair, 0 B to 64 MiB) and test_coll.c's data sections (every
+#             collective, dtype, op, algorithm; all_reduce pipelined in
+#             4 MiB chunks), both with ST_BUF=device, built here with cc
+#             against the build's libscomm.a
+# Not here yet (not built in issue 19's first part): CUDA IPC, KV device
+# region to device region, torch CUDA tensors, 1 GiB sizes, bandwidth of
+# staging against a device-to-device copy.
 #
 # Finding things (override any with the variable):
 #   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
@@ -44,7 +54,7 @@ OUT=$1
 mkdir -p "$OUT" || { echo "gpu-check: cannot create $OUT" >&2; exit 2; }
 OUT=$(cd "$OUT" && pwd)
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BUDGET=${SCOMM_GPU_CHECK_BUDGET:-330}
+BUDGET=${SCOMM_GPU_CHECK_BUDGET:-360}
 START=$(date +%s)
 DEADLINE=$((START + BUDGET))
 REPORT=$OUT/report.md
@@ -278,6 +288,32 @@ for c in $CHECKS; do
         echo "CHECK $c FAIL no result (exit status above, or a crash: see the log)" >> "$OUT/check-$c.log"
     fi
 done
+
+# ---- 5b. device buffers on a native communicator (docs/device.md) ----
+build_dev_tests() { # test_p2p and test_coll, on the cmake build's libscomm.a
+    local t
+    for t in test_p2p test_coll; do
+        cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
+           -I"$REPO/tests/harness" -o "$BUILD/$t" "$REPO/tests/mp/$t.c" \
+           "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
+           -ldl -lpthread -lm -lrt || return 1
+    done
+}
+export -f build_dev_tests
+if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
+   run_step build_dev 60 bash -c build_dev_tests; then
+    for t in p2p coll; do
+        run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
+            SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
+        if [ $? -eq 0 ]; then
+            echo "CHECK staged-$t PASS device buffers staged, 2 ranks on GPU 0 ($(tail -1 "$OUT/check-staged-$t.log"))" >> "$OUT/check-staged-$t.log"
+        else
+            echo "CHECK staged-$t FAIL see check-staged-$t.log" >> "$OUT/check-staged-$t.log"
+        fi
+    done
+else
+    echo "CHECK staged FAIL not built (no libcudart, or see build_dev.log)" > "$OUT/check-staged.log"
+fi
 
 # ---- 6. the report ----
 fails=$(cat "$OUT"/check-*.log | grep -c '^CHECK .* FAIL')

@@ -59,7 +59,8 @@ def register(dist: Any = None) -> bool:
         if "extended_api" in params:
             kwargs["extended_api"] = True
         if "devices" in params:
-            # Host tensors for now; the device-memory change adds "cuda".
+            # Host tensors: the works are non-blocking calls, which
+            # libscomm does not stage on device memory (docs/device.md).
             kwargs["devices"] = ["cpu"]
         backend.register_backend(BACKEND_NAME, _create, **kwargs)
     return True

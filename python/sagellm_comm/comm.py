@@ -295,8 +295,26 @@ class Communicator:
                 f"input and output dtypes differ ({a.dtype.name.lower()} "
                 f"vs {b.dtype.name.lower()})")
 
+    def _device(self, views: List[BufferView]) -> None:
+        """CPU and CUDA buffers in one call are an error; CUDA buffers
+        make the call stream-ordered after their stream (docs/device.md)."""
+        kinds = {v.device or "cpu" for v in views if v.nbytes}
+        if len(kinds) > 1:
+            for view in views:
+                view.release()
+            raise CommInvalidArgumentError(
+                "CPU and CUDA tensors mixed in one call (" +
+                ", ".join(f"{v.device or 'cpu'}" for v in views) +
+                "): move them to one device")
+        if "cuda" in kinds:
+            stream = next((v.stream for v in views if v.stream is not None),
+                          None)
+            self._check(self._lib.scomm_comm_set_stream(
+                self.handle, ctypes.c_void_p(stream)))
+
     def _run(self, name: str, args: Sequence[Any], views: List[BufferView],
              nonblocking: bool, result: Any) -> Any:
+        self._device(views)
         if not nonblocking:
             try:
                 self._check(self._lib.fn(name)(*args))

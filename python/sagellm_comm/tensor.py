@@ -141,19 +141,28 @@ def is_numpy_array(obj: Any) -> bool:
 
 def check_torch_memory(t: Any, name: str) -> None:
     """Refuse a torch tensor libscomm cannot take as it is: not contiguous,
-    or not in host memory. This is the one place that decides host versus
-    device memory: device tensors (CUDA and others) are refused here until
-    libscomm's device-memory support lands; that change sets
-    ``BufferView.device`` and ``.stream`` from the tensor here and routes
-    the call to a communicator with a vendor backend."""
-    if t.device.type != "cpu":
+    or on a device other than the CPU and CUDA (CUDA tensors go to libscomm
+    as device pointers: docs/device.md)."""
+    if t.device.type not in ("cpu", "cuda"):
         raise CommUnsupportedError(
-            f"{name} is on {t.device}: this build moves host (CPU) tensors "
-            "only (device tensors come with libscomm's device-memory "
-            "support)")
+            f"{name} is on {t.device}: libscomm moves host (CPU) and CUDA "
+            "tensors only")
     if not t.is_contiguous():
         raise CommInvalidArgumentError(
             f"{name} must be contiguous (call .contiguous() first)")
+
+
+# __cuda_array_interface__ type strings (numba's / CuPy's spelling).
+_CAI_TYPES = {"f2": "float16", "f4": "float32", "f8": "float64",
+              "i1": "int8", "u1": "uint8", "i4": "int32", "u4": "uint32",
+              "i8": "int64", "u8": "uint64"}
+
+
+def has_cuda_array_interface(obj: Any) -> bool:
+    """Whether obj exports device memory through __cuda_array_interface__
+    (a torch CUDA tensor, CuPy, numba, or a test's fake)."""
+    return hasattr(obj, "__cuda_array_interface__") and not (
+        is_torch_tensor(obj) and obj.device.type == "cpu")
 
 
 class BufferView:
@@ -172,6 +181,8 @@ class BufferView:
         self._pybuf: Optional[_PyBuffer] = None
         if is_torch_tensor(obj):
             self._from_torch(obj, name)
+        elif has_cuda_array_interface(obj):
+            self._from_cai(obj, name, dtype)
         elif is_numpy_array(obj):
             self._from_numpy(obj, writable, name)
         else:
@@ -191,6 +202,42 @@ class BufferView:
         self.dtype = _torch_dtype(t)
         self.nbytes = t.numel() * t.element_size()
         self.ptr = t.data_ptr() if self.nbytes else None
+        if t.device.type == "cuda":
+            torch = sys.modules["torch"]
+            self.device = "cuda"
+            self.stream = int(torch.cuda.current_stream(t.device).cuda_stream)
+
+    def _from_cai(self, obj: Any, name: str, dtype: Any) -> None:
+        cai = obj.__cuda_array_interface__
+        shape = tuple(int(n) for n in cai.get("shape", ()))
+        count = 1
+        for n in shape:
+            count *= n
+        typestr = str(cai.get("typestr", ""))
+        kind = _CAI_TYPES.get(typestr[1:])
+        if kind is None and dtype is None:
+            raise CommInvalidArgumentError(
+                f"{name}: __cuda_array_interface__ type {typestr!r} is not "
+                "one libscomm knows; pass dtype= (e.g. bfloat16)")
+        self.dtype = DType.parse(kind if kind is not None else dtype)
+        itemsize = int(typestr[2:]) if typestr[2:].isdigit() else \
+            self.dtype.itemsize
+        strides = cai.get("strides")
+        if strides is not None:
+            want, expect = tuple(int(x) for x in strides), []
+            step = itemsize
+            for n in reversed(shape):
+                expect.insert(0, step)
+                step *= n
+            if count > 1 and want != tuple(expect):
+                raise CommInvalidArgumentError(
+                    f"{name} must be C-contiguous (strides {want})")
+        self.nbytes = count * itemsize
+        ptr = int(cai["data"][0]) if cai.get("data") else 0
+        self.ptr = ptr if self.nbytes else None
+        self.device = "cuda"
+        stream = cai.get("stream")
+        self.stream = int(stream) if stream is not None else None
 
     def _from_numpy(self, a: Any, writable: bool, name: str) -> None:
         if not a.flags["C_CONTIGUOUS"]:
@@ -271,8 +318,8 @@ def new_like(obj: Any, count: int) -> Any:
         n = obj.numel()
         if n and count % n == 0 and obj.dim() > 0:
             return torch.zeros((count // n,) + tuple(obj.shape),
-                               dtype=obj.dtype)
-        return torch.zeros(count, dtype=obj.dtype)
+                               dtype=obj.dtype, device=obj.device)
+        return torch.zeros(count, dtype=obj.dtype, device=obj.device)
     if is_numpy_array(obj):
         np = sys.modules["numpy"]
         n = obj.size

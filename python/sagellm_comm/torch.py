@@ -27,8 +27,11 @@ Invariants:
  2. Host or device memory is decided in one place,
     ``tensor.check_torch_memory`` (applied by ``_check`` here, with the
     call's name, and by the Communicator's ``BufferView`` when it takes the
-    pointer): device tensors are refused there; the device-memory change
-    fills in the device pointer and stream there and nowhere else.
+    pointer): CPU and CUDA tensors pass (a CUDA tensor as its device
+    pointer and torch.cuda.current_stream(), staged by libscomm:
+    docs/device.md), other devices are refused there. This backend is
+    registered for "cpu" only: its works are libscomm's non-blocking
+    calls, which libscomm does not stage on device memory yet.
  3. A work keeps its tensors (and scratch buffers) alive until it has
     completed; its error is raised by ``wait()`` and returned by
     ``exception()``; the finish step runs once, only after success.

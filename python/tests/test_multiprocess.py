@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import tempfile
 import unittest
 from pathlib import Path
@@ -34,6 +35,14 @@ class MultiProcessTest(unittest.TestCase):
 
     def test_collectives_np4(self) -> None:
         self.run_ok(4, "workers:collectives")
+
+    @unittest.skipUnless(os.environ.get("SCOMM_TEST_FAKE_CUDART"),
+                         "SCOMM_TEST_FAKE_CUDART (the fake runtime) not set")
+    def test_device_buffers_np3(self) -> None:
+        res = mp_util.run_ranks(3, "workers:device_buffers", 90, extra_env={
+            "SCOMM_CUDART_LIBRARY": os.environ["SCOMM_TEST_FAKE_CUDART"]})
+        self.assertTrue(all(rc == 0 for rc, _, _ in res),
+                        mp_util.describe(res))
 
     def test_peer_lost_np3(self) -> None:
         res = mp_util.run_ranks(3, "workers:peer_lost", 60,

@@ -353,3 +353,69 @@ def snippet(which: str) -> None:
 
 if __name__ == "__main__":
     globals()[sys.argv[1]](*sys.argv[2:])
+
+
+class _FakeCuda:
+    """Device memory of the strict fake runtime (tests/backend: PROT_NONE to
+    the host, so a host access by libscomm kills the rank) exposed through
+    __cuda_array_interface__, as a CUDA tensor of numba or CuPy would."""
+
+    _rt = None
+
+    def __init__(self, values, typestr: str = "<f4", fmt: str = "f"):
+        import ctypes
+        if _FakeCuda._rt is None:
+            _FakeCuda._rt = ctypes.CDLL(os.environ["SCOMM_CUDART_LIBRARY"],
+                                        mode=ctypes.RTLD_GLOBAL)
+        self.fmt, self.n = fmt, len(values)
+        self.nbytes = struct.calcsize(fmt) * self.n
+        self.ptr = ctypes.c_void_p()
+        _expect(self._rt.cudaMalloc(ctypes.byref(self.ptr),
+                                    ctypes.c_size_t(self.nbytes)) == 0,
+                "cudaMalloc")
+        host = struct.pack(f"{self.n}{fmt}", *values)
+        _expect(self._rt.cudaMemcpy(self.ptr, host,
+                                    ctypes.c_size_t(self.nbytes), 1) == 0,
+                "cudaMemcpy to device")
+        self.__cuda_array_interface__ = {
+            "shape": (self.n,), "typestr": typestr,
+            "data": (self.ptr.value, False), "version": 3, "strides": None,
+            "stream": 1}
+
+    def get(self) -> list:
+        import ctypes
+        host = ctypes.create_string_buffer(self.nbytes)
+        _expect(self._rt.cudaMemcpy(host, self.ptr,
+                                    ctypes.c_size_t(self.nbytes), 2) == 0,
+                "cudaMemcpy to host")
+        return list(struct.unpack(f"{self.n}{self.fmt}", host.raw))
+
+
+def device_buffers() -> None:
+    """Objects with __cuda_array_interface__ on the strict fake device:
+    all_reduce, all_gather, broadcast, send/recv; CPU and device buffers in
+    one call are refused."""
+    b = _init()
+    r, n = b.get_rank(), b.get_world_size()
+    x = _FakeCuda([float(r + 1), 2.0, -float(r)])
+    b.all_reduce(x)
+    _expect(x.get() == [float(sum(range(1, n + 1))), 2.0 * n,
+                        -float(sum(range(n)))], f"all_reduce {x.get()}")
+    g = _FakeCuda([0.0] * (2 * n))
+    b.all_gather(_FakeCuda([float(r), float(10 * r)]), output=g)
+    _expect(g.get() == [float(v) for q in range(n) for v in (q, 10 * q)],
+            f"all_gather {g.get()}")
+    c = _FakeCuda([r] * 5, "<i4", "i")
+    b.broadcast(c, 0)
+    _expect(c.get() == [0] * 5, f"broadcast {c.get()}")
+    if n >= 2 and r < 2:
+        m = _FakeCuda([7.0, 8.0] if r == 0 else [0.0, 0.0])
+        if r == 0:
+            b.send(m, 1)
+        else:
+            b.recv(m, 0)
+            _expect(m.get() == [7.0, 8.0], f"recv {m.get()}")
+    _raises(ValueError, "mixed", b.all_gather,
+            _FakeCuda([1.0]), output=array.array("f", [0.0] * n))
+    b.destroy()
+    print(f"rank {r}: device buffers OK")

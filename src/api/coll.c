@@ -28,10 +28,31 @@ static scomm_status_t api_coll_post(scomm_comm_t *comm, const char *name,
                                     const scomm_coll_args_t *a,
                                     scomm_req_t **req_p)
 {
+    scomm_status_t status;
+    int dev = 0;
+
     if (comm->vendor != NULL) {
         /* stream-ordered: blocking, non-blocking and grouped calls alike
          * are enqueued now (src/backend) */
         return scomm_backend_post(comm, name, a, req_p);
+    }
+    if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
+        /* device buffers (src/backend/stage.c) */
+        status = scomm_stage_coll_kind(comm, name, a, &dev);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        if (dev && ((req_p != NULL) || scomm_ovl_route(comm))) {
+            return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
+                                   "%s: device buffers on a native "
+                                   "communicator: only blocking "
+                                   "collectives outside groups are staged "
+                                   "(use the blocking call, or a vendor "
+                                   "backend)", name);
+        }
+        if (dev) {
+            return scomm_stage_coll(comm, name, a);
+        }
     }
     if (SCOMM_UNLIKELY((req_p != NULL) || scomm_ovl_route(comm))) {
         return scomm_ovl_post(comm, name, a, req_p);

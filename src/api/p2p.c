@@ -60,6 +60,30 @@ static scomm_status_t scomm_p2p_check(scomm_comm_t *comm, const char *op,
     return SCOMM_OK;
 }
 
+/* *dev = 1 if buf is device memory scomm stages (src/backend/stage.c). */
+static scomm_status_t scomm_p2p_dev(scomm_comm_t *comm, const char *op,
+                                    const void *buf, size_t bytes, int *dev)
+{
+    scomm_status_t status;
+    int kind = SCOMM_MEM_HOST;
+
+    *dev = 0;
+    if ((comm->dev_hint == SCOMM_MEM_ASCEND) ||
+        (comm->dev_hint == SCOMM_MEM_MLU) || (comm->dev_hint == SCOMM_MEM_XPU)) {
+        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
+                               "%s: %s device memory is not supported on a "
+                               "native communicator", op,
+                               scomm_mem_kind_name(
+                                   (scomm_mem_kind_t)comm->dev_hint));
+    }
+    if ((buf == NULL) || (bytes == 0)) {
+        return SCOMM_OK;
+    }
+    status = scomm_memkind_of(comm, op, buf, bytes, &kind);
+    *dev   = scomm_memkind_is_dev(kind);
+    return status;
+}
+
 static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                      scomm_dtype_t dtype, int32_t peer,
                                      int32_t tag, scomm_comm_t *comm,
@@ -69,6 +93,7 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
+    int dev = 0;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -81,6 +106,18 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     if (comm->vendor != NULL) {
         return scomm_backend_p2p(comm, op, is_send, (void *)buf, count,
                                  dtype, peer, req_p);
+    }
+    if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
+        status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
+        if ((status == SCOMM_OK) && dev) {
+            status = scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
+                                     "%s: device buffers on a native "
+                                     "communicator: only blocking "
+                                     "scomm_send/scomm_recv are staged", op);
+        }
+        if (status != SCOMM_OK) {
+            return status;
+        }
     }
     pthread_mutex_lock(&comm->world->lock);
     tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_ISEND
@@ -122,6 +159,7 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
+    int dev = 0;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -130,6 +168,16 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     if (comm->vendor != NULL) {
         return scomm_backend_p2p(comm, op, is_send, (void *)buf, count,
                                  dtype, peer, NULL);
+    }
+    if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
+        status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
+        if ((status == SCOMM_OK) && dev) {
+            return scomm_stage_p2p(comm, op, is_send, (void *)buf, bytes,
+                                   peer, tag);
+        }
+        if (status != SCOMM_OK) {
+            return status;
+        }
     }
     pthread_mutex_lock(&comm->world->lock);
     tm_t0 = scomm_tm_begin(comm, is_send ? SCOMM_TM_OP_SEND

@@ -41,6 +41,11 @@
 /* Knobs (registry rows, core/config.h): SCOMM_BACKEND is read by scomm_init
  * (core/comm.c), the libraries whenever a backend loads or is probed. */
 static const scomm_param_t scomm_backend_params[] = {
+    {.name = "SCOMM_DEVICE_CHUNK", .defval = "4m", .type = SCOMM_PARAM_SIZE,
+     .min = 4096, .max = (int64_t)1 << 30,
+     .help = "chunk of the pipelined staging of an all_reduce on device "
+             "buffers of a native communicator (two pinned chunks; "
+             "docs/device.md)"},
     {.name = "SCOMM_BACKEND", .defval = "native", .type = SCOMM_PARAM_ENUM,
      .values = "native,gloo,mock,nccl,rccl,hccl,cncl,bkcl",
      .help = "backend of scomm_init (gloo = native; mock: ranks as "
@@ -473,6 +478,8 @@ scomm_status_t scomm_backend_comm_split(scomm_comm_t *parent,
 {
     scomm_status_t status;
 
+    child->dev_stream = parent->dev_stream;
+    child->dev_hint   = parent->dev_hint;
     if (parent->vendor == NULL) {
         return SCOMM_OK; /* a native parent has native children */
     }
@@ -499,6 +506,7 @@ void scomm_backend_comm_release(scomm_comm_t *comm)
     scomm_vendor_t *v = comm->vendor;
     int s;
 
+    scomm_dev_stage_free(comm);
     if (v == NULL) {
         return;
     }
@@ -528,15 +536,16 @@ scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm, void *stream)
         return status;
     }
     if (comm->vendor == NULL) {
-        return scomm_set_error(comm, SCOMM_ERR_INVALID_USAGE,
-                               "scomm_comm_set_stream: the communicator has "
-                               "no vendor backend (opts.backend or "
-                               "SCOMM_BACKEND = nccl, rccl, hccl, cncl, "
-                               "bkcl)");
+        /* device buffers of native calls are ordered after it (stage.c);
+         * a caller with a stream has a runtime in the process */
+        comm->dev_stream = stream;
+        scomm_memkind_probe();
+        return SCOMM_OK;
     }
     /* Read once by each call when it enqueues: switching streams between
      * calls is a store, no lock and no vendor call. */
     atomic_store(&comm->vendor->stream, stream);
+    comm->dev_stream = stream;
     return SCOMM_OK;
 }
 
@@ -619,11 +628,15 @@ static scomm_status_t scomm_backend_world_up(scomm_comm_t *comm)
     scomm_status_t status;
 
     if (!scomm_backend_is_vendor(w->backend)) {
+        scomm_memkind_probe(); /* a runtime loaded before scomm_init */
         return SCOMM_OK;
     }
+    /* a vendor's runtime is found through its library first (devrt.h):
+     * the device-buffer probe (stage.h) comes after */
     pthread_mutex_lock(&w->lock);
     status = scomm_backend_comm_init(comm, w->backend, comm);
     pthread_mutex_unlock(&w->lock);
+    scomm_memkind_probe();
     return status;
 }
 

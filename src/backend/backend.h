@@ -272,4 +272,6 @@ scomm_status_t scomm_vendor_async_failed(scomm_comm_t *comm,
 scomm_status_t scomm_vendor_settle(scomm_comm_t *comm, scomm_vendor_t *v,
                                    const char *what, int locked);
 
+#include "stage.h"
+
 #endif /* SCOMM_BACKEND_H */

@@ -110,6 +110,16 @@ struct scomm_devrt {
     int (*query)(void *ev);
     int (*destroy)(void *ev);
     int (*is_capturing)(void *stream, int *status); /* CUDA, HIP, CNRT */
+    /* device memory (CUDA, HIP; optional) */
+    int (*ptr_attr)(void *attr, const void *p);
+    int (*host_alloc)(void **p, size_t n, unsigned flags);
+    int (*host_free)(void *p);
+    int (*memcpy_async)(void *d, const void *s, size_t n, int kind,
+                        void *stream);
+    int (*stream_create)(void **s, unsigned flags);
+    int (*stream_destroy)(void *s);
+    int (*stream_wait)(void *s, void *ev, unsigned flags);
+    int (*last_error)(void);
 };
 
 static pthread_mutex_t devrt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -252,6 +262,13 @@ static const devrt_sym_t devrt_cuda_syms[] = { /* CUDA and HIP */
     {DEVRT_F(is_capturing), "StreamIsCapturing", 0},
     {DEVRT_F(exchange_mode), "ThreadExchangeStreamCaptureMode", 1},
     {DEVRT_F(errstr), "GetErrorString", 1},
+    {DEVRT_F(ptr_attr), "PointerGetAttributes", 1},
+    {DEVRT_F(host_free), "FreeHost", 1},
+    {DEVRT_F(memcpy_async), "MemcpyAsync", 1},
+    {DEVRT_F(stream_create), "StreamCreateWithFlags", 1},
+    {DEVRT_F(stream_destroy), "StreamDestroy", 1},
+    {DEVRT_F(stream_wait), "StreamWaitEvent", 1},
+    {DEVRT_F(last_error), "GetLastError", 1},
     {0, NULL, 0}};
 static const devrt_sym_t devrt_acl_syms[] = {
     {DEVRT_F(create), "aclrtCreateEvent", 0},
@@ -337,6 +354,17 @@ static int devrt_bind(scomm_devrt_t *rt, char *err, size_t len)
         }
         /* a function pointer field of rt, by its offset */
         memcpy((char *)rt + t->off, &fn, sizeof(fn));
+    }
+    if (rt->kind <= SCOMM_RT_HIP) {
+        /* page-locked memory: cudaHostAlloc / hipHostMalloc (p, n, flags);
+         * hipHostFree is HIP's name for cudaFreeHost */
+        fn = dlsym(rt->dl, (rt->kind == SCOMM_RT_CUDA) ? "cudaHostAlloc"
+                                                       : "hipHostMalloc");
+        memcpy(&rt->host_alloc, &fn, sizeof(fn));
+        if (rt->kind == SCOMM_RT_HIP) {
+            fn = dlsym(rt->dl, "hipHostFree");
+            memcpy(&rt->host_free, &fn, sizeof(fn));
+        }
     }
     devrt_version(rt);
     return 0;
@@ -558,4 +586,117 @@ void scomm_devrt_relax_thread(const scomm_devrt_t *rt)
     if (rt->exchange_mode != NULL) {
         (void)rt->exchange_mode(&mode);
     }
+}
+
+/* ---- device memory (CUDA, HIP) ---- */
+
+#define DEVRT_MEMCPY_DEFAULT     4 /* cudaMemcpyDefault, hipMemcpyDefault */
+#define DEVRT_STREAM_NONBLOCKING 1 /* cudaStreamNonBlocking */
+
+/* struct cudaPointerAttributes (CUDA >= 10): type, device, devicePointer,
+ * hostPointer. HIP's hipPointerAttribute_t starts the same way (type,
+ * device, devicePointer, hostPointer, then fields scomm leaves alone), so
+ * a larger buffer serves both. cudaMemoryType: Unregistered 0, Host 1,
+ * Device 2, Managed 3; hipMemoryType (ROCm >= 6): the same numbers. */
+typedef struct {
+    int   type;
+    int   device;
+    void *device_pointer;
+    void *host_pointer;
+    char  more[64];
+} devrt_ptr_attr_t;
+
+int scomm_devrt_has_mem(const scomm_devrt_t *rt)
+{
+    return (rt != NULL) && (rt->ptr_attr != NULL) &&
+           (rt->host_alloc != NULL) && (rt->host_free != NULL) &&
+           (rt->memcpy_async != NULL) && (rt->stream_create != NULL) &&
+           (rt->stream_destroy != NULL) && (rt->stream_wait != NULL);
+}
+
+int scomm_devrt_ptr_kind(const scomm_devrt_t *rt, const void *p, int *kind,
+                         char *err, size_t len)
+{
+    devrt_ptr_attr_t a;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    *kind = SCOMM_RT_MEM_HOST;
+    rc    = rt->ptr_attr(&a, p);
+    if (rc == 1) {
+        /* cudaErrorInvalidValue: CUDA < 11 for a pointer it does not
+         * know, i.e. plain host memory; clear the sticky last error */
+        if (rt->last_error != NULL) {
+            (void)rt->last_error();
+        }
+        return 0;
+    }
+    if (rc != 0) {
+        return devrt_fail(rt, "PointerGetAttributes", rc, err, len);
+    }
+    switch (a.type) {
+    case 1:  *kind = SCOMM_RT_MEM_PINNED; break;
+    case 2:  *kind = SCOMM_RT_MEM_DEVICE; break;
+    case 3:  *kind = SCOMM_RT_MEM_MANAGED; break;
+    default: *kind = SCOMM_RT_MEM_HOST; break;
+    }
+    return 0;
+}
+
+int scomm_devrt_host_alloc(const scomm_devrt_t *rt, void **p, size_t n,
+                           char *err, size_t len)
+{
+    int rc = rt->host_alloc(p, n, 0);
+
+    if (rc != 0) {
+        *p = NULL;
+        return devrt_fail(rt, (rt->kind == SCOMM_RT_CUDA) ? "HostAlloc"
+                                                          : "HostMalloc",
+                          rc, err, len);
+    }
+    return 0;
+}
+
+void scomm_devrt_host_free(const scomm_devrt_t *rt, void *p)
+{
+    if (p != NULL) {
+        (void)rt->host_free(p);
+    }
+}
+
+int scomm_devrt_copy_async(const scomm_devrt_t *rt, void *dst,
+                           const void *src, size_t n, void *stream,
+                           char *err, size_t len)
+{
+    int rc;
+
+    if (n == 0) {
+        return 0;
+    }
+    rc = rt->memcpy_async(dst, src, n, DEVRT_MEMCPY_DEFAULT, stream);
+    return (rc == 0) ? 0 : devrt_fail(rt, "MemcpyAsync", rc, err, len);
+}
+
+int scomm_devrt_stream_create(const scomm_devrt_t *rt, void **s, char *err,
+                              size_t len)
+{
+    int rc = rt->stream_create(s, DEVRT_STREAM_NONBLOCKING);
+
+    return (rc == 0) ? 0 : devrt_fail(rt, "StreamCreateWithFlags", rc, err,
+                                      len);
+}
+
+void scomm_devrt_stream_destroy(const scomm_devrt_t *rt, void *s)
+{
+    if (s != NULL) {
+        (void)rt->stream_destroy(s);
+    }
+}
+
+int scomm_devrt_stream_wait(const scomm_devrt_t *rt, void *stream, void *ev,
+                            char *err, size_t len)
+{
+    int rc = rt->stream_wait(stream, ev, 0);
+
+    return (rc == 0) ? 0 : devrt_fail(rt, "StreamWaitEvent", rc, err, len);
 }

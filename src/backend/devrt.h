@@ -17,7 +17,13 @@
  *     runtime's own message; an event query answers DONE, NOT_READY or an
  *     error, never anything else.
  *  3. No call here synchronises or blocks: only create, record, query,
- *     destroy and the capture-status query.
+ *     destroy and the capture-status query; and, for the device-memory
+ *     paths (CUDA and HIP only: stage.c, memkind.c), pointer attributes,
+ *     pinned host memory, asynchronous copies, internal streams and
+ *     stream-waits-event, none of which waits for the device either.
+ *  4. The memory calls are optional symbols: a runtime without them still
+ *     serves the vendor backends; scomm_devrt_has_mem() says whether they
+ *     are all there.
  */
 #ifndef SCOMM_DEVRT_H
 #define SCOMM_DEVRT_H
@@ -73,5 +79,39 @@ int scomm_devrt_capturing(const scomm_devrt_t *rt, void *stream, char *err,
 /* Make the calling thread's capture mode relaxed (CUDA, HIP), so its event
  * queries never invalidate another thread's capture. */
 void scomm_devrt_relax_thread(const scomm_devrt_t *rt);
+
+/* ---- device memory (CUDA, HIP; invariants 3 and 4) ---- */
+
+/* Kind of a pointer as the runtime sees it. */
+enum {
+    SCOMM_RT_MEM_HOST    = 0, /* unregistered host memory */
+    SCOMM_RT_MEM_PINNED  = 1, /* page-locked host memory of the runtime */
+    SCOMM_RT_MEM_DEVICE  = 2,
+    SCOMM_RT_MEM_MANAGED = 3
+};
+
+/* 1 if rt has every call below (CUDA or HIP with the memory API). */
+int scomm_devrt_has_mem(const scomm_devrt_t *rt);
+/* *kind of p (cudaPointerGetAttributes / hipPointerGetAttributes); an
+ * error of the runtime for a plain host pointer (old runtimes) is HOST.
+ * 0, or -1 with err. */
+int scomm_devrt_ptr_kind(const scomm_devrt_t *rt, const void *p, int *kind,
+                         char *err, size_t len);
+/* Page-locked host memory (cudaHostAlloc / hipHostMalloc, default flags). */
+int scomm_devrt_host_alloc(const scomm_devrt_t *rt, void **p, size_t n,
+                           char *err, size_t len);
+void scomm_devrt_host_free(const scomm_devrt_t *rt, void *p);
+/* An asynchronous copy of n bytes on stream, kind "default" (the runtime
+ * tells the sides apart: unified addressing). */
+int scomm_devrt_copy_async(const scomm_devrt_t *rt, void *dst,
+                           const void *src, size_t n, void *stream,
+                           char *err, size_t len);
+/* A non-blocking stream of scomm's own (cudaStreamNonBlocking). */
+int scomm_devrt_stream_create(const scomm_devrt_t *rt, void **s, char *err,
+                              size_t len);
+void scomm_devrt_stream_destroy(const scomm_devrt_t *rt, void *s);
+/* Work enqueued on stream after this waits for ev (cudaStreamWaitEvent). */
+int scomm_devrt_stream_wait(const scomm_devrt_t *rt, void *stream, void *ev,
+                            char *err, size_t len);
 
 #endif /* SCOMM_DEVRT_H */

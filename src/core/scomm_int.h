@@ -196,6 +196,12 @@ struct scomm_comm {
     /* Host layout and sub-communicators of the hierarchical collectives
      * (coll/hier.c); NULL until first used. */
     struct scomm_coll_hier *hier;
+    /* Device buffers on a native communicator (src/backend/stage.c): the
+     * caller's stream (scomm_comm_set_stream), the memory-kind hint
+     * (scomm_mem_kind_t) and the staging state (NULL until first used). */
+    void                   *dev_stream;
+    int                     dev_hint;
+    struct scomm_dev_stage *dev_stage;
 };
 
 /* ---- errors ---- */

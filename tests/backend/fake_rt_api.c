@@ -181,6 +181,14 @@ FKD_API int cudaMallocHost(void **p, size_t n)
     return fkr_cuda(fkd_malloc_host(p, n));
 }
 
+/* cudaHostAlloc(p, n, flags): the flags (portable, mapped, write
+ * combined) change nothing here. */
+FKD_API int cudaHostAlloc(void **p, size_t n, unsigned flags)
+{
+    (void)flags;
+    return fkr_cuda(fkd_malloc_host(p, n));
+}
+
 FKD_API int cudaFreeHost(void *p)
 {
     return fkr_cuda(fkd_free(p));

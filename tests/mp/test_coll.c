@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "scomm.h"
+#include "st_dev.h"
 #include "st_test.h"
 #include "coll/coll.h"
 
@@ -617,7 +618,7 @@ static void test_allreduce_exact(const tctx_t *t, const size_t *counts,
                                    (scomm_redop_t)op, seed, t->rank, 0, c);
                         send[c * es] = 0x5a;
                         memset(recv, 0xa5, c * es + 1);
-                        ST_ASSERT_OK(scomm_all_reduce(
+                        ST_ASSERT_OK(st_all_reduce(
                             send, inplace ? send : recv, c,
                             (scomm_dtype_t)dt, (scomm_redop_t)op, t->comm));
                         expect_algo(t, SCOMM_COLL_ALLREDUCE, name, c);
@@ -688,7 +689,7 @@ static void test_reduce_scatter_exact(const tctx_t *t, const size_t *counts,
                                    c * (size_t)p);
                         memset(recv, 0xa5, blk + 1);
                         out = inplace ? send + (size_t)r * blk : recv;
-                        ST_ASSERT_OK(scomm_reduce_scatter(
+                        ST_ASSERT_OK(st_reduce_scatter(
                             send, out, c, (scomm_dtype_t)dt,
                             (scomm_redop_t)op, t->comm));
                         expect_algo(t, SCOMM_COLL_REDUCESCATTER, name, c);
@@ -746,7 +747,7 @@ static void test_reduce_exact(const tctx_t *t, const size_t *counts,
                     fill_input(send, (scomm_dtype_t)dt, (scomm_redop_t)op,
                                seed, t->rank, 0, c);
                     memset(recv, 0xa5, c * es + 1);
-                    ST_ASSERT_OK(scomm_reduce(
+                    ST_ASSERT_OK(st_reduce(
                         send,
                         is_root ? (inplace ? send : recv) : NULL, c,
                         (scomm_dtype_t)dt, (scomm_redop_t)op, root,
@@ -808,7 +809,7 @@ static void test_all_gather(const tctx_t *t, const size_t *counts,
 
                     memset(recv, 0xa5, b * (size_t)p + 1);
                     st_fill_pattern(mine, b, blk_seed(t->rank, 0, k));
-                    ST_ASSERT_OK(scomm_all_gather(mine, recv, c,
+                    ST_ASSERT_OK(st_all_gather(mine, recv, c,
                                                   move_dtypes[d], t->comm));
                     expect_algo(t, SCOMM_COLL_ALLGATHER, name, c);
                     for (q = 0; q < p; q++) {
@@ -864,7 +865,7 @@ static void test_hier_segments(const tctx_t *t)
             dbg_seed  = seed;
             dbg_op    = op;
             dbg_first = r * c;
-            ST_ASSERT_OK(scomm_reduce_scatter(send, out, c, dts[d],
+            ST_ASSERT_OK(st_reduce_scatter(send, out, c, dts[d],
                                               (scomm_redop_t)op, t->comm));
             expect_algo(t, SCOMM_COLL_REDUCESCATTER, "hierarchical", c);
             expect_same(t, scomm_redop_name((scomm_redop_t)op), out, ref, c,
@@ -876,7 +877,7 @@ static void test_hier_segments(const tctx_t *t)
         memset(recv, 0xa5, c * es * p + 1);
         st_fill_pattern(inplace ? recv + r * c * es : send, c * es,
                         blk_seed(t->rank, d, 77));
-        ST_ASSERT_OK(scomm_all_gather(inplace ? recv + r * c * es : send,
+        ST_ASSERT_OK(st_all_gather(inplace ? recv + r * c * es : send,
                                       recv, c, dts[d], t->comm));
         expect_algo(t, SCOMM_COLL_ALLGATHER, "hierarchical", c);
         for (q = 0; q < p; q++) {
@@ -919,7 +920,7 @@ static void test_broadcast(const tctx_t *t, const size_t *counts,
                     if (t->rank == root) {
                         st_fill_pattern(buf, b, blk_seed(root, d, k));
                     }
-                    ST_ASSERT_OK(scomm_broadcast(buf, c, dts[d], root,
+                    ST_ASSERT_OK(st_broadcast(buf, c, dts[d], root,
                                                  t->comm));
                     expect_algo(t, SCOMM_COLL_BROADCAST, name, c);
                     ST_ASSERT_EQ(st_check_pattern(buf, b,
@@ -961,7 +962,7 @@ static void test_all_to_all(const tctx_t *t, const size_t *counts,
                                     blk_seed(r, q, k));
                 }
                 memset(recv, 0xa5, b * (size_t)p + 1);
-                ST_ASSERT_OK(scomm_all_to_all(send, out, c, dts[d], t->comm));
+                ST_ASSERT_OK(st_all_to_all(send, out, c, dts[d], t->comm));
                 expect_algo(t, SCOMM_COLL_ALLTOALL, NULL, c);
                 for (q = 0; q < p; q++) {
                     ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
@@ -1030,7 +1031,7 @@ static void test_all_to_allv(const tctx_t *t)
                                 blk_seed(r, q, (size_t)variant));
             }
             memset(recv, 0xa5, tot * es);
-            ST_ASSERT_OK(scomm_all_to_allv(send, sc, sd,
+            ST_ASSERT_OK(st_all_to_allv(send, sc, sd,
                                            inplace ? send : recv, rc, rd,
                                            SCOMM_FLOAT32, t->comm));
             for (q = 0; q < p; q++) {
@@ -1071,7 +1072,7 @@ static void test_gather_scatter(const tctx_t *t, const size_t *counts,
                 /* gather */
                 memset(big, 0xa5, b * (size_t)p + 1);
                 st_fill_pattern(src, b, blk_seed(r, root, k));
-                ST_ASSERT_OK(scomm_gather(src, (r == root) ? big : NULL, c,
+                ST_ASSERT_OK(st_gather(src, (r == root) ? big : NULL, c,
                                           SCOMM_BFLOAT16, root, t->comm));
                 expect_algo(t, SCOMM_COLL_GATHER, NULL, c);
                 if (r == root) {
@@ -1090,7 +1091,7 @@ static void test_gather_scatter(const tctx_t *t, const size_t *counts,
                     }
                 }
                 memset(mine, 0xa5, b + 1);
-                ST_ASSERT_OK(scomm_scatter((r == root) ? big : NULL,
+                ST_ASSERT_OK(st_scatter((r == root) ? big : NULL,
                                            ip ? big + (size_t)r * b : mine,
                                            c, SCOMM_BFLOAT16, root, t->comm));
                 expect_algo(t, SCOMM_COLL_SCATTER, NULL, c);
@@ -1142,7 +1143,7 @@ static void test_allreduce_random(const tctx_t *t)
                     if (t->rank == p - 1) {
                         raw_set(buf, 3, es, f_encode(&info, NAN));
                     }
-                    ST_ASSERT_OK(scomm_all_reduce(buf, buf, c, dts[d],
+                    ST_ASSERT_OK(st_all_reduce(buf, buf, c, dts[d],
                                                   (scomm_redop_t)op,
                                                   t->comm));
                     for (i = 0; i < c; i++) {
@@ -1261,7 +1262,7 @@ static void test_large(const tctx_t *t, int huge)
         const char *name = force(SCOMM_COLL_ALLREDUCE, a);
 
         fill_input(buf, SCOMM_FLOAT32, SCOMM_SUM, 42, t->rank, 0, mi);
-        ST_ASSERT_OK(scomm_all_reduce(buf, buf, mi, SCOMM_FLOAT32, SCOMM_SUM,
+        ST_ASSERT_OK(st_all_reduce(buf, buf, mi, SCOMM_FLOAT32, SCOMM_SUM,
                                       t->comm));
         expect_algo(t, SCOMM_COLL_ALLREDUCE, name, mi);
         check_f32_sum(t, buf, mi, 42);
@@ -1281,7 +1282,7 @@ static void test_large(const tctx_t *t, int huge)
         } else {
             memset(big, 0, 4 * mi);
         }
-        ST_ASSERT_OK(scomm_broadcast(big, mi, SCOMM_FLOAT32, root, t->comm));
+        ST_ASSERT_OK(st_broadcast(big, mi, SCOMM_FLOAT32, root, t->comm));
         expect_algo(t, SCOMM_COLL_BROADCAST, name, mi);
         ST_ASSERT_EQ(st_check_pattern(big, 4 * mi, 99), SIZE_MAX);
     }
@@ -1293,7 +1294,7 @@ static void test_large(const tctx_t *t, int huge)
     send = malloc(4 * mi * (size_t)t->size);
     ST_ASSERT((big != NULL) && (send != NULL));
     st_fill_pattern(send, 4 * mi, blk_seed(t->rank, 7, 7));
-    ST_ASSERT_OK(scomm_all_gather(send, big, mi, SCOMM_FLOAT32, t->comm));
+    ST_ASSERT_OK(st_all_gather(send, big, mi, SCOMM_FLOAT32, t->comm));
     for (q = 0; q < (size_t)t->size; q++) {
         ST_ASSERT_EQ(st_check_pattern(big + q * 4 * mi, 4 * mi,
                                       blk_seed((int)q, 7, 7)),
@@ -1301,7 +1302,7 @@ static void test_large(const tctx_t *t, int huge)
     }
     fill_input(send, SCOMM_FLOAT32, SCOMM_SUM, 43, t->rank, 0,
                mi * (size_t)t->size);
-    ST_ASSERT_OK(scomm_reduce_scatter(send, big, mi, SCOMM_FLOAT32,
+    ST_ASSERT_OK(st_reduce_scatter(send, big, mi, SCOMM_FLOAT32,
                                       SCOMM_SUM, t->comm));
     for (i = 0; i < mi; i++) {
         uint64_t want = ref_elem(SCOMM_FLOAT32, SCOMM_SUM, 43, t->size,
@@ -1313,7 +1314,7 @@ static void test_large(const tctx_t *t, int huge)
     for (q = 0; q < (size_t)t->size; q++) {
         st_fill_pattern(send + q * mi, mi, blk_seed(t->rank, (int)q, 5));
     }
-    ST_ASSERT_OK(scomm_all_to_all(send, big, mi / 4, SCOMM_FLOAT32,
+    ST_ASSERT_OK(st_all_to_all(send, big, mi / 4, SCOMM_FLOAT32,
                                   t->comm));
     for (q = 0; q < (size_t)t->size; q++) {
         ST_ASSERT_EQ(st_check_pattern(big + q * mi, mi,
@@ -1366,7 +1367,7 @@ static void test_large(const tctx_t *t, int huge)
             memcpy(buf, src, c * sizeof(float));
         }
         t0 = now_s();
-        ST_ASSERT_OK(scomm_all_reduce(inplace ? out : in, out, c,
+        ST_ASSERT_OK(st_all_reduce(inplace ? out : in, out, c,
                                       SCOMM_FLOAT32, SCOMM_SUM, t->comm));
         if (t->size > 1) {
             scomm_coll_record_t rec;
@@ -2042,6 +2043,44 @@ static void fake_host(int rank)
     ST_ASSERT(setenv("SCOMM_HOST_ID", id, 1) == 0);
 }
 
+/* ST_BUF=device|mixed (st_dev.h): the data sections on device buffers of
+ * the strict fake, every algorithm forced in turn as on host buffers, and
+ * the selection record naming the staged path. Errors, SCOMM_CHECK,
+ * scomm_mem_alloc, skew and peer loss are about host-side machinery the
+ * staging does not change: they run in host mode only. */
+static void run_device(const tctx_t *t, const size_t *counts, int n)
+{
+    scomm_coll_record_t rec;
+    double t0 = now_s();
+    float x[4] = {1, 2, 3, 4}, y[4];
+
+    ST_ASSERT_OK(st_all_reduce(x, y, 4, SCOMM_FLOAT32, SCOMM_SUM, t->comm));
+    ST_ASSERT_EQ(y[3], 4.0f * (float)t->size);
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    if (st_dev_on(t->comm)) {
+        ST_ASSERT(strncmp(rec.reason, "path staged", 11) == 0);
+    } else {
+        ST_ASSERT(strncmp(rec.reason, "path staged", 11) != 0);
+    }
+    test_allreduce_exact(t, counts, n);
+    section_done(t, "device: all_reduce dtype x op x algo", t0);
+    t0 = now_s();
+    test_reduce_scatter_exact(t, counts, n - 1);
+    test_reduce_exact(t, counts, n - 1);
+    section_done(t, "device: reduce_scatter, reduce", t0);
+    t0 = now_s();
+    test_all_gather(t, counts, n);
+    test_broadcast(t, counts, n);
+    test_all_to_all(t, counts, n);
+    test_all_to_allv(t);
+    test_gather_scatter(t, counts, n);
+    section_done(t, "device: data movement", t0);
+    t0 = now_s();
+    test_allreduce_random(t);
+    test_large(t, getenv("ST_DEV_HUGE") != NULL);
+    section_done(t, "device: random, 1 Mi (64 Mi + 7 with ST_DEV_HUGE)", t0);
+}
+
 static int run(int rank, int size, void *arg)
 {
     tctx_t t;
@@ -2052,6 +2091,7 @@ static int run(int rank, int size, void *arg)
 
     (void)arg;
     memset(&t, 0, sizeof(t));
+    st_dev_init();
     fake_host(rank);
     ST_ASSERT_OK(scomm_init_from_env(&t.comm));
     t.rank = rank;
@@ -2070,8 +2110,15 @@ static int run(int rank, int size, void *arg)
     counts[n++] = 65536 + 3;
 
     if (rank == 0) {
-        printf("test_coll: %d ranks over %s\n", size,
-               st_getenv_default("SCOMM_TRANSPORTS", "default"));
+        printf("test_coll: %d ranks over %s, %s buffers\n", size,
+               st_getenv_default("SCOMM_TRANSPORTS", "default"),
+               st_dev_mode_name());
+    }
+    if (st_dev.mode != 0) {
+        run_device(&t, counts, n);
+        ST_ASSERT_OK(scomm_comm_destroy(t.comm));
+        section_done(&t, "total", tall);
+        return 0;
     }
     t0 = now_s();
     test_selection(&t);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "scomm.h"
+#include "st_dev.h"
 #include "st_test.h"
 
 static const size_t sizes[] = {0, 1, 7, 4096, 65537, 1u << 20, 64u << 20};
@@ -30,11 +31,11 @@ static void pairs(scomm_comm_t *comm, char *sbuf, char *rbuf)
                 }
                 if (rank == src) {
                     st_fill_pattern(sbuf, sizes[k], seed);
-                    ST_ASSERT_OK(scomm_send(sbuf, sizes[k], SCOMM_UINT8, dst,
+                    ST_ASSERT_OK(st_send(sbuf, sizes[k], SCOMM_UINT8, dst,
                                             (int32_t)k, comm));
                 } else if (rank == dst) {
                     memset(rbuf, 0xee, sizes[k] + 1);
-                    ST_ASSERT_OK(scomm_recv(rbuf, sizes[k], SCOMM_UINT8, src,
+                    ST_ASSERT_OK(st_recv(rbuf, sizes[k], SCOMM_UINT8, src,
                                             (int32_t)k, comm));
                     bad = st_check_pattern(rbuf, sizes[k], seed);
                     if (bad != SIZE_MAX) {
@@ -61,17 +62,17 @@ static void ordering(scomm_comm_t *comm)
 
     if (rank == 0) {
         for (i = 0; i < n; i++) {
-            ST_ASSERT_OK(scomm_send(&i, 1, SCOMM_INT32, 1, 100, comm));
+            ST_ASSERT_OK(st_send(&i, 1, SCOMM_INT32, 1, 100, comm));
             v = 1000 + i;
-            ST_ASSERT_OK(scomm_send(&v, 1, SCOMM_INT32, 1, 101, comm));
+            ST_ASSERT_OK(st_send(&v, 1, SCOMM_INT32, 1, 101, comm));
         }
     } else if (rank == 1) {
         for (i = 0; i < n; i++) {
-            ST_ASSERT_OK(scomm_recv(&v, 1, SCOMM_INT32, 0, 101, comm));
+            ST_ASSERT_OK(st_recv(&v, 1, SCOMM_INT32, 0, 101, comm));
             ST_ASSERT_EQ(v, 1000 + i);
         }
         for (i = 0; i < n; i++) {
-            ST_ASSERT_OK(scomm_recv(&v, 1, SCOMM_INT32, 0, 100, comm));
+            ST_ASSERT_OK(st_recv(&v, 1, SCOMM_INT32, 0, 100, comm));
             ST_ASSERT_EQ(v, i);
         }
     }
@@ -221,12 +222,62 @@ static int huge(int rank, int size, void *arg)
     return 0;
 }
 
+/* ST_BUF=device|mixed: pairs and ordering ran on device buffers (st_dev.h);
+ * a non-blocking call on a device buffer is refused, naming what is
+ * staged, and the communicator goes on. */
+static void device_only(scomm_comm_t *comm)
+{
+    scomm_req_t *req = NULL;
+    int32_t v = 7;
+    void *d = NULL;
+
+    scomm_mem_kind_t k = SCOMM_MEM_AUTO;
+
+    /* kinds, as the runtime says and through the cache (second ask) */
+    ST_ASSERT_OK(scomm_mem_kind(&v, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_HOST);
+    ST_ASSERT(st_dev.malloc_(&d, 4096) == 0);
+    ST_ASSERT_OK(scomm_mem_kind((char *)d + 100, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_CUDA);
+    ST_ASSERT_OK(scomm_mem_kind((char *)d + 200, &k));
+    ST_ASSERT_EQ(k, SCOMM_MEM_CUDA);
+    ST_ASSERT(strcmp(scomm_mem_kind_name(k), "cuda") == 0);
+    st_dev.free_(d);
+    d = NULL;
+    ST_ASSERT_STATUS(scomm_mem_kind(&v, NULL), SCOMM_ERR_INVALID_ARG);
+    /* hints: out of range, a kind scomm cannot copy (named), back to auto */
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, (scomm_mem_kind_t)99),
+                     SCOMM_ERR_INVALID_ARG);
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, SCOMM_MEM_ASCEND),
+                     SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(strstr(scomm_last_error(), "ascend") != NULL);
+    ST_ASSERT_STATUS(scomm_mem_kind_hint(comm, SCOMM_MEM_ROCM),
+                     SCOMM_ERR_UNSUPPORTED);
+    ST_ASSERT(strstr(scomm_last_error(), "SCOMM_HIPRT_LIBRARY") != NULL);
+    ST_ASSERT_OK(scomm_mem_kind_hint(comm, SCOMM_MEM_HOST));
+    ST_ASSERT_OK(scomm_mem_kind_hint(comm, SCOMM_MEM_AUTO));
+    if (st_dev_on(comm)) {
+        ST_ASSERT(st_dev.malloc_(&d, 64) == 0);
+        ST_ASSERT_STATUS(scomm_isend(d, 4, SCOMM_INT32,
+                                     (scomm_rank(comm) + 1) %
+                                         scomm_size(comm),
+                                     5, comm, &req),
+                         SCOMM_ERR_UNSUPPORTED);
+        ST_ASSERT(strstr(scomm_last_error(), "blocking") != NULL);
+        ST_ASSERT(req == NULL);
+        st_dev.free_(d);
+    }
+    ST_ASSERT_OK(scomm_all_reduce(&v, &v, 1, SCOMM_INT32, SCOMM_SUM, comm));
+    ST_ASSERT_EQ(v, 7 * scomm_size(comm));
+}
+
 static int run(int rank, int size, void *arg)
 {
     scomm_comm_t *comm = NULL;
     char *sbuf, *rbuf;
 
     (void)arg;
+    st_dev_init();
     ST_ASSERT_OK(scomm_init_from_env(&comm));
     ST_ASSERT_EQ(scomm_rank(comm), rank);
     ST_ASSERT_EQ(scomm_size(comm), size);
@@ -236,6 +287,13 @@ static int run(int rank, int size, void *arg)
     ST_ASSERT((sbuf != NULL) && (rbuf != NULL));
     pairs(comm, sbuf, rbuf);
     ordering(comm);
+    if (st_dev.mode != 0) {
+        device_only(comm);
+        free(sbuf);
+        free(rbuf);
+        ST_ASSERT_OK(scomm_comm_destroy(comm));
+        return 0;
+    }
     inflight(comm);
     split(comm);
     ST_ASSERT_OK(scomm_barrier(comm));

@@ -1,0 +1,589 @@
+/*
+ * stage.c - collectives and blocking point-to-point calls on device
+ * buffers of a native communicator (stage.h), through page-locked host
+ * memory:
+ *
+ *   caller's stream --ev_in--> internal stream: copies device -> pinned
+ *   --ev_ready--> host: the native collective on the pinned copies (wire)
+ *   --> internal stream: copies pinned -> device --ev_out--> caller's stream
+ *
+ * all_reduce larger than one chunk (SCOMM_DEVICE_CHUNK), on a communicator
+ * hinted device (scomm_mem_kind_hint: every rank's buffers are device
+ * memory, so every rank splits the call alike), is pipelined over two
+ * pinned chunks: the copy in of chunk i+1 and the copy out of chunk
+ * i-1 run on the internal stream while chunk i is on the wire. Other
+ * collectives and point-to-point calls are staged whole (their output
+ * layout is not elementwise; a point-to-point message stays one message,
+ * so a receiver with host buffers still matches it).
+ *
+ * Where the call returns: after the copies back are enqueued, without
+ * waiting for them (the caller's stream waits for ev_out). It cannot
+ * return before its input reached the host: a native collective runs on
+ * host threads, and a host function enqueued on the stream would need a
+ * proxy thread per communicator to run the wire (not built).
+ *
+ * Invariants: stage.h's, and
+ *  1. The host touches a pinned buffer only after an event recorded on the
+ *     internal stream after every copy that used it, so a copy back of the
+ *     previous call is never overwritten.
+ *  2. Every wait for the device is a poll bounded by the communicator's
+ *     timeout (SCOMM_ERR_TIMED_OUT naming the copy), never a
+ *     cudaEventSynchronize.
+ *  3. A failed call copies nothing back: the caller's output is untouched
+ *     unless the wire failed half-way through a pipelined all_reduce (then,
+ *     as on host buffers, the output is undefined and the world failed).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/config.h"
+#include "../core/util.h"
+#include "backend.h"
+
+struct scomm_dev_stage {
+    pthread_mutex_t      lock;
+    const scomm_devrt_t *rt;
+    void                *stream;      /* internal, non-blocking */
+    void                *ev_in;       /* recorded on the caller's stream */
+    void                *ev_ready[2]; /* on the internal stream */
+    void                *ev_out;      /* on the internal stream */
+    char                *pin;         /* page-locked */
+    size_t               pin_len;
+    size_t               chunk;       /* SCOMM_DEVICE_CHUNK */
+};
+
+typedef struct scomm_dev_stage stage_t;
+
+/* ---- set-up ---- */
+
+static scomm_status_t stage_rt_fail(scomm_comm_t *comm, const char *op,
+                                    const char *err)
+{
+    return scomm_set_error(comm, SCOMM_ERR_SYSTEM, "%s: device buffers: %s",
+                           op, err);
+}
+
+static scomm_status_t stage_get(scomm_comm_t *comm, const char *op,
+                                stage_t **st_p)
+{
+    const scomm_devrt_t *rt = atomic_load(&scomm_memkind_rt);
+    stage_t *st = comm->dev_stage;
+    scomm_pval_t pv;
+    char err[256];
+    int i, rc;
+
+    if (st != NULL) {
+        *st_p = st;
+        return SCOMM_OK;
+    }
+    if (rt == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
+                               "%s: device buffers need a CUDA or HIP "
+                               "runtime with the memory calls in the "
+                               "process (or SCOMM_CUDART_LIBRARY); none "
+                               "found", op);
+    }
+    st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                               "%s: no memory for the staging state", op);
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    st->rt = rt;
+    scomm_param_get_or_warn("SCOMM_DEVICE_CHUNK", &pv);
+    st->chunk = (size_t)pv.u;
+    rc = scomm_devrt_stream_create(rt, &st->stream, err, sizeof(err));
+    if (rc == 0) {
+        rc = scomm_devrt_event_create(rt, &st->ev_in, err, sizeof(err));
+    }
+    for (i = 0; (i < 2) && (rc == 0); i++) {
+        rc = scomm_devrt_event_create(rt, &st->ev_ready[i], err,
+                                      sizeof(err));
+    }
+    if (rc == 0) {
+        rc = scomm_devrt_event_create(rt, &st->ev_out, err, sizeof(err));
+    }
+    comm->dev_stage = st;
+    if (rc != 0) {
+        scomm_dev_stage_free(comm);
+        return stage_rt_fail(comm, op, err);
+    }
+    *st_p = st;
+    return SCOMM_OK;
+}
+
+void scomm_dev_stage_free(scomm_comm_t *comm)
+{
+    stage_t *st = comm->dev_stage;
+    int i;
+
+    if (st == NULL) {
+        return;
+    }
+    comm->dev_stage = NULL;
+    /* cudaFreeHost synchronises the device first: no copy is left using
+     * the pinned buffer when it goes */
+    scomm_devrt_host_free(st->rt, st->pin);
+    scomm_devrt_event_destroy(st->rt, st->ev_in);
+    for (i = 0; i < 2; i++) {
+        scomm_devrt_event_destroy(st->rt, st->ev_ready[i]);
+    }
+    scomm_devrt_event_destroy(st->rt, st->ev_out);
+    scomm_devrt_stream_destroy(st->rt, st->stream);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+/* ---- waiting (invariant 2) ---- */
+
+static scomm_status_t stage_wait(scomm_comm_t *comm, stage_t *st, void *ev,
+                                 const char *op, const char *what)
+{
+    uint64_t deadline = scomm_deadline_ms(
+        (comm->timeout_ms > 0) ? comm->timeout_ms : 600000);
+    struct timespec nap = {0, 20000};
+    char err[256];
+    int spins = 0, r;
+
+    for (;;) {
+        r = scomm_devrt_event_query(st->rt, ev, err, sizeof(err));
+        if (r == SCOMM_RT_DONE) {
+            return SCOMM_OK;
+        }
+        if (r == SCOMM_RT_ERROR) {
+            return stage_rt_fail(comm, op, err);
+        }
+        if (scomm_now_ns() >= deadline) {
+            return scomm_set_error(comm, SCOMM_ERR_TIMED_OUT,
+                                   "%s: device buffers: %s not done after "
+                                   "%lld ms (the caller's stream never got "
+                                   "there?)", op, what,
+                                   (long long)comm->timeout_ms);
+        }
+        if (++spins < 64) {
+            scomm_cpu_relax();
+        } else {
+            nanosleep(&nap, NULL);
+        }
+    }
+}
+
+/* Pinned memory of at least n bytes; waits for every copy of the last
+ * call first when it must grow. */
+static scomm_status_t stage_pin(scomm_comm_t *comm, stage_t *st, size_t n,
+                                const char *op)
+{
+    char err[256];
+    size_t len;
+
+    if (n <= st->pin_len) {
+        return SCOMM_OK;
+    }
+    len = SCOMM_ALIGN_UP(n, (size_t)(1u << 20));
+    scomm_devrt_host_free(st->rt, st->pin); /* synchronises */
+    st->pin     = NULL;
+    st->pin_len = 0;
+    if (scomm_devrt_host_alloc(st->rt, (void **)&st->pin, len, err,
+                               sizeof(err)) != 0) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                               "%s: device buffers: %zu bytes of pinned "
+                               "staging memory: %s", op, len, err);
+    }
+    st->pin_len = len;
+    return SCOMM_OK;
+}
+
+/* Work enqueued on stream `to` from now on waits for what is on `from`:
+ * ev recorded on from, to waits for it. */
+static scomm_status_t stage_order(scomm_comm_t *comm, stage_t *st, void *ev,
+                                  void *from, void *to, const char *op)
+{
+    char err[256];
+
+    if ((scomm_devrt_event_record(st->rt, ev, from, err, sizeof(err)) != 0) ||
+        (scomm_devrt_stream_wait(st->rt, to, ev, err, sizeof(err)) != 0)) {
+        return stage_rt_fail(comm, op, err);
+    }
+    return SCOMM_OK;
+}
+
+/* The internal stream waits for what is on the caller's stream. */
+static scomm_status_t stage_after_caller(scomm_comm_t *comm, stage_t *st,
+                                         const char *op)
+{
+    return stage_order(comm, st, st->ev_in, comm->dev_stream, st->stream,
+                       op);
+}
+
+/* The caller's stream waits for the copies back. */
+static scomm_status_t stage_to_caller(scomm_comm_t *comm, stage_t *st,
+                                      const char *op)
+{
+    return stage_order(comm, st, st->ev_out, st->stream, comm->dev_stream,
+                       op);
+}
+
+static scomm_status_t stage_copy(scomm_comm_t *comm, stage_t *st, void *dst,
+                                 const void *src, size_t n, const char *op)
+{
+    char err[256];
+
+    if (scomm_devrt_copy_async(st->rt, dst, src, n, st->stream, err,
+                               sizeof(err)) != 0) {
+        return stage_rt_fail(comm, op, err);
+    }
+    return SCOMM_OK;
+}
+
+/* Host ready: an event after everything on the internal stream so far. */
+static scomm_status_t stage_sync_in(scomm_comm_t *comm, stage_t *st, int b,
+                                    const char *op)
+{
+    char err[256];
+
+    if (scomm_devrt_event_record(st->rt, st->ev_ready[b], st->stream, err,
+                                 sizeof(err)) != 0) {
+        return stage_rt_fail(comm, op, err);
+    }
+    return SCOMM_OK;
+}
+
+/* "path staged ...; " before the selector's reason. */
+static void stage_record(scomm_comm_t *comm, const char *path)
+{
+    scomm_coll_record_t *r = &comm->last_sel;
+    char reason[2 * sizeof(r->reason)];
+
+    pthread_mutex_lock(&comm->world->lock);
+    snprintf(reason, sizeof(reason), "path %s; %s", path, r->reason);
+    reason[sizeof(r->reason) - 1] = '\0'; /* cut to the record's size */
+    memcpy(r->reason, reason, sizeof(r->reason));
+    pthread_mutex_unlock(&comm->world->lock);
+}
+
+/* ---- collectives ---- */
+
+typedef struct {
+    const char *p;   /* the caller's buffer */
+    size_t      len; /* bytes the call reads or writes of it */
+    int         dev;
+} stage_side_t;
+
+/* Bytes of a2av's vector: the end of its furthest block. */
+static size_t stage_vlen(const size_t *counts, const size_t *displs, int p,
+                         size_t es)
+{
+    size_t end = 0;
+    int q;
+
+    for (q = 0; q < p; q++) {
+        if ((counts[q] > 0) && (displs[q] + counts[q] > end)) {
+            end = displs[q] + counts[q];
+        }
+    }
+    return end * es;
+}
+
+/* What a reads (in) and writes (out) on this rank. */
+static void stage_extent(const scomm_comm_t *comm, const scomm_coll_args_t *a,
+                         size_t *in, size_t *out)
+{
+    size_t b = a->bytes, pb = a->bytes * (size_t)comm->size;
+
+    switch (a->op) {
+    case SCOMM_COLL_ALLGATHER:
+    case SCOMM_COLL_GATHER:
+        *in  = b;
+        *out = pb;
+        break;
+    case SCOMM_COLL_REDUCESCATTER:
+    case SCOMM_COLL_SCATTER:
+        *in  = pb;
+        *out = b;
+        break;
+    case SCOMM_COLL_ALLTOALL:
+        *in = *out = pb;
+        break;
+    case SCOMM_COLL_ALLTOALLV:
+        *in  = stage_vlen(a->scounts, a->sdispls, comm->size, a->esize);
+        *out = stage_vlen(a->rcounts, a->rdispls, comm->size, a->esize);
+        break;
+    default:
+        *in = *out = b;
+        break;
+    }
+}
+
+static scomm_status_t stage_sides(scomm_comm_t *comm, const char *name,
+                                  const scomm_coll_args_t *a,
+                                  stage_side_t *in, stage_side_t *out)
+{
+    scomm_status_t status = SCOMM_OK;
+    int k;
+
+    stage_extent(comm, a, &in->len, &out->len);
+    in->p   = a->sendbuf;
+    out->p  = a->recvbuf;
+    in->dev = out->dev = 0;
+    if ((in->p != NULL) && (in->len > 0)) {
+        status = scomm_memkind_of(comm, name, in->p, in->len, &k);
+        in->dev = scomm_memkind_is_dev(k);
+    }
+    if ((status == SCOMM_OK) && (out->p != NULL) && (out->len > 0)) {
+        status = scomm_memkind_of(comm, name, out->p, out->len, &k);
+        out->dev = scomm_memkind_is_dev(k);
+    }
+    return status;
+}
+
+scomm_status_t scomm_stage_coll_kind(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a, int *dev)
+{
+    stage_side_t in, out;
+    scomm_status_t status;
+
+    *dev = 0;
+    if ((comm->dev_hint == SCOMM_MEM_ASCEND) ||
+        (comm->dev_hint == SCOMM_MEM_MLU) ||
+        (comm->dev_hint == SCOMM_MEM_XPU)) {
+        return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
+                               "%s: %s device memory is not supported on a "
+                               "native communicator", name,
+                               scomm_mem_kind_name(
+                                   (scomm_mem_kind_t)comm->dev_hint));
+    }
+    status = stage_sides(comm, name, a, &in, &out);
+    *dev   = in.dev || out.dev;
+    return status;
+}
+
+/* all_reduce over two pinned chunks (see the file's comment). */
+static scomm_status_t stage_allreduce(scomm_comm_t *comm, stage_t *st,
+                                      const char *name,
+                                      const scomm_coll_args_t *a,
+                                      const stage_side_t *in,
+                                      const stage_side_t *out)
+{
+    size_t cb = st->chunk / a->esize * a->esize, k, i;
+    size_t nchunks = (a->bytes + cb - 1) / cb;
+    scomm_status_t status;
+    scomm_coll_args_t c;
+    char *pin[2];
+
+    if ((status = stage_pin(comm, st, 2 * cb, name)) != SCOMM_OK) {
+        return status;
+    }
+    pin[0] = st->pin;
+    pin[1] = st->pin + cb;
+    if ((status = stage_after_caller(comm, st, name)) != SCOMM_OK) {
+        return status;
+    }
+    for (k = 0; (k < 2) && (k < nchunks) && (status == SCOMM_OK); k++) {
+        size_t n = (a->bytes - k * cb < cb) ? a->bytes - k * cb : cb;
+
+        if (in->dev) {
+            status = stage_copy(comm, st, pin[k], in->p + k * cb, n, name);
+        }
+        if (status == SCOMM_OK) {
+            status = stage_sync_in(comm, st, (int)k, name);
+        }
+    }
+    for (i = 0; (i < nchunks) && (status == SCOMM_OK); i++) {
+        size_t off = i * cb, n = (a->bytes - off < cb) ? a->bytes - off : cb;
+        int b = (int)(i % 2);
+
+        status = stage_wait(comm, st, st->ev_ready[b], name,
+                            "the copy to host");
+        if (status != SCOMM_OK) {
+            break;
+        }
+        c         = *a;
+        c.count   = n / a->esize;
+        c.bytes   = n;
+        c.sendbuf = in->dev ? pin[b] : in->p + off;
+        c.recvbuf = out->dev ? pin[b] : (char *)out->p + off;
+        c.inplace = (c.sendbuf == c.recvbuf);
+        status    = scomm_coll_run(comm, name, &c);
+        if ((status == SCOMM_OK) && out->dev) {
+            status = stage_copy(comm, st, (char *)out->p + off, pin[b], n,
+                                name);
+        }
+        if ((status == SCOMM_OK) && (i + 2 < nchunks)) {
+            size_t off2 = off + 2 * cb;
+            size_t n2 = (a->bytes - off2 < cb) ? a->bytes - off2 : cb;
+
+            if (in->dev) {
+                status = stage_copy(comm, st, pin[b], in->p + off2, n2,
+                                    name);
+            }
+            if (status == SCOMM_OK) {
+                status = stage_sync_in(comm, st, b, name);
+            }
+        }
+    }
+    if (status == SCOMM_OK) {
+        status = stage_to_caller(comm, st, name);
+    }
+    return status;
+}
+
+/* A side inside the other (the in-place forms): one staged region. */
+static int stage_inside(const stage_side_t *s, const stage_side_t *in)
+{
+    return (s->p != NULL) && (in->p != NULL) && (s->p >= in->p) &&
+           (s->p + s->len <= in->p + in->len);
+}
+
+static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
+                                  const char *name,
+                                  const scomm_coll_args_t *a,
+                                  const stage_side_t *in,
+                                  const stage_side_t *out)
+{
+    const stage_side_t *reg = NULL; /* one region holding both sides */
+    scomm_status_t status;
+    scomm_coll_args_t c = *a;
+    char *hin = NULL, *hout = NULL;
+    size_t need;
+
+    if (in->dev && out->dev && stage_inside(in, out)) {
+        reg = out;
+    } else if (in->dev && out->dev && stage_inside(out, in)) {
+        reg = in;
+    }
+    need = (reg != NULL) ? reg->len
+                         : (in->dev ? in->len : 0) + (out->dev ? out->len : 0);
+    if (((status = stage_pin(comm, st, need + 64, name)) != SCOMM_OK) ||
+        ((status = stage_after_caller(comm, st, name)) != SCOMM_OK)) {
+        return status;
+    }
+    if (reg != NULL) {
+        hin  = st->pin + (in->p - reg->p);
+        hout = st->pin + (out->p - reg->p);
+        status = stage_copy(comm, st, st->pin, reg->p, reg->len, name);
+    } else {
+        if (in->dev) {
+            hin    = st->pin;
+            status = stage_copy(comm, st, hin, in->p, in->len, name);
+        }
+        if (out->dev) {
+            hout = st->pin + (in->dev ? in->len : 0);
+            /* all_to_allv writes blocks, not the whole vector: keep its
+             * gaps by bringing them along */
+            if ((status == SCOMM_OK) && (a->op == SCOMM_COLL_ALLTOALLV)) {
+                status = stage_copy(comm, st, hout, out->p, out->len, name);
+            }
+        }
+    }
+    if (status == SCOMM_OK) {
+        status = stage_sync_in(comm, st, 0, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_wait(comm, st, st->ev_ready[0], name,
+                            "the copy to host");
+    }
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    if (in->dev) {
+        c.sendbuf = hin;
+    }
+    if (out->dev) {
+        c.recvbuf = hout;
+    }
+    status = scomm_coll_run(comm, name, &c);
+    if ((status == SCOMM_OK) && out->dev) {
+        status = stage_copy(comm, st, (void *)out->p, hout, out->len, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_to_caller(comm, st, name);
+    }
+    return status;
+}
+
+scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
+                                const scomm_coll_args_t *a)
+{
+    stage_side_t in, out;
+    scomm_status_t status;
+    char path[96];
+    stage_t *st;
+
+    if (((status = stage_sides(comm, name, a, &in, &out)) != SCOMM_OK) ||
+        ((status = stage_get(comm, name, &st)) != SCOMM_OK)) {
+        return status;
+    }
+    pthread_mutex_lock(&st->lock);
+    /* The pipeline splits the call into chunk-sized all_reduces, which
+     * every rank must do alike: only under a device hint, the caller's
+     * promise that every rank's buffers are device memory (a rank with host
+     * buffers would run one all_reduce of the whole count). */
+    if ((a->op == SCOMM_COLL_ALLREDUCE) && (a->bytes > st->chunk) &&
+        (st->chunk >= a->esize) && scomm_memkind_is_dev(comm->dev_hint)) {
+        status = stage_allreduce(comm, st, name, a, &in, &out);
+        snprintf(path, sizeof(path), "staged (pinned host, 2 x %zu KiB "
+                 "chunks)", st->chunk >> 10);
+    } else {
+        status = stage_whole(comm, st, name, a, &in, &out);
+        snprintf(path, sizeof(path), "staged (pinned host)");
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (status == SCOMM_OK) {
+        stage_record(comm, path);
+    }
+    return status;
+}
+
+/* ---- point-to-point ---- */
+
+scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
+                               int is_send, void *buf, size_t bytes,
+                               int peer, int32_t tag)
+{
+    scomm_req_t *req = NULL;
+    scomm_status_t status;
+    stage_t *st;
+
+    if ((status = stage_get(comm, name, &st)) != SCOMM_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&st->lock);
+    status = stage_pin(comm, st, bytes + 64, name);
+    if (status == SCOMM_OK) {
+        status = stage_after_caller(comm, st, name);
+    }
+    if ((status == SCOMM_OK) && is_send) {
+        status = stage_copy(comm, st, st->pin, buf, bytes, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_sync_in(comm, st, 0, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_wait(comm, st, st->ev_ready[0], name,
+                            is_send ? "the copy to host"
+                                    : "the last copy of the staging buffer");
+    }
+    if (status == SCOMM_OK) {
+        pthread_mutex_lock(&comm->world->lock);
+        comm->cur_op = name;
+        status = is_send ? scomm_p2p_isend(comm, peer, tag, st->pin, bytes,
+                                           &req)
+                         : scomm_p2p_irecv(comm, peer, tag, st->pin, bytes,
+                                           &req);
+        if (status == SCOMM_OK) {
+            status = scomm_p2p_waitall(comm, &req, 1);
+        }
+        pthread_mutex_unlock(&comm->world->lock);
+    }
+    if ((status == SCOMM_OK) && !is_send) {
+        status = stage_copy(comm, st, buf, st->pin, bytes, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_to_caller(comm, st, name);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return status;
+}

@@ -1,0 +1,75 @@
+/*
+ * stage.h - device buffers on native communicators (internal): the kind of
+ * each buffer (memkind.c) and the staging of collectives and blocking
+ * point-to-point calls through page-locked host memory (stage.c). The API
+ * layer (src/api/coll.c, p2p.c) asks scomm_dev_any() first; only a call
+ * with a device buffer goes further.
+ *
+ * Invariants:
+ *  1. With no device runtime in the process and no hint, scomm_dev_any()
+ *     is one atomic load: host buffers cost nothing more.
+ *  2. A kind scomm cannot copy (Ascend, MLU, XPU by hint; a runtime
+ *     without the memory calls) is SCOMM_ERR_UNSUPPORTED naming it, before
+ *     anything moved.
+ *  3. Staged calls are stream-ordered: the internal stream waits for an
+ *     event recorded on the caller's stream before its first copy, and the
+ *     caller's stream waits for an event after the last copy back; the
+ *     host waits only for input it must put on the wire (a native
+ *     collective runs on host threads), never for the copies back.
+ */
+#ifndef SCOMM_STAGE_H
+#define SCOMM_STAGE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "../coll/coll.h"
+#include "../core/scomm_int.h"
+
+/* A runtime that can tell device memory apart (set by the probe). */
+extern _Atomic(const void *) scomm_memkind_rt;
+
+/* Look for a CUDA or HIP runtime already in the process (or named by
+ * SCOMM_CUDART_LIBRARY / SCOMM_HIPRT_LIBRARY), never loading one by soname:
+ * scomm_init, scomm_comm_set_stream and scomm_mem_kind_hint call it. */
+void scomm_memkind_probe(void);
+
+/* The kind of [p, p + n) (scomm_mem_kind_t) under comm's hint; cached per
+ * device range. SCOMM_OK, or ERR_SYSTEM from the runtime (set on comm). */
+scomm_status_t scomm_memkind_of(scomm_comm_t *comm, const char *op,
+                                const void *p, size_t n, int *kind);
+
+/* 1 if the kind is device memory scomm stages (CUDA, ROCm). */
+static inline int scomm_memkind_is_dev(int kind)
+{
+    return (kind == SCOMM_MEM_CUDA) || (kind == SCOMM_MEM_ROCM);
+}
+
+/* 1 when comm's calls may see device buffers (a hint naming a device, or
+ * a runtime found and no host hint): invariant 1. */
+static inline int scomm_dev_maybe(const scomm_comm_t *comm)
+{
+    if (comm->dev_hint == SCOMM_MEM_AUTO) {
+        return atomic_load_explicit(&scomm_memkind_rt,
+                                    memory_order_relaxed) != NULL;
+    }
+    return (comm->dev_hint != SCOMM_MEM_HOST) &&
+           (comm->dev_hint != SCOMM_MEM_CUDA_PINNED) &&
+           (comm->dev_hint != SCOMM_MEM_CUDA_MANAGED);
+}
+
+/* Does validated call a touch device memory? *dev = 1 if so; errors per
+ * invariant 2. */
+scomm_status_t scomm_stage_coll_kind(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a, int *dev);
+/* Run a (blocking) collective with device buffers, staged. */
+scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
+                                const scomm_coll_args_t *a);
+/* A blocking send or receive of bytes at buf (device memory), staged. */
+scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
+                               int is_send, void *buf, size_t bytes,
+                               int peer, int32_t tag);
+/* Free comm's staging state (comm_stop hook). */
+void scomm_dev_stage_free(scomm_comm_t *comm);
+
+#endif /* SCOMM_STAGE_H */
