@@ -631,6 +631,16 @@ int scomm_devrt_ptr_kind(const scomm_devrt_t *rt, const void *p, int *kind,
         }
         return 0;
     }
+    if ((rc == 3) || (rc == 34) || (rc == 35) || (rc == 100)) {
+        /* initialization error, stub library, insufficient driver, no
+         * device (the same numbers in CUDA and HIP): a runtime that has
+         * no device has handed out no device memory */
+        devrt_fail(rt, "PointerGetAttributes", rc, err, len);
+        if (rt->last_error != NULL) {
+            (void)rt->last_error();
+        }
+        return 1;
+    }
     if (rc != 0) {
         return devrt_fail(rt, "PointerGetAttributes", rc, err, len);
     }

@@ -94,7 +94,8 @@ enum {
 int scomm_devrt_has_mem(const scomm_devrt_t *rt);
 /* *kind of p (cudaPointerGetAttributes / hipPointerGetAttributes); an
  * error of the runtime for a plain host pointer (old runtimes) is HOST.
- * 0, or -1 with err. */
+ * 0; 1 (HOST, err says why) when the runtime has no usable device (no
+ * driver, too old a driver, no device); -1 with err. */
 int scomm_devrt_ptr_kind(const scomm_devrt_t *rt, const void *p, int *kind,
                          char *err, size_t len);
 /* Page-locked host memory (cudaHostAlloc / hipHostMalloc, default flags). */

@@ -25,6 +25,9 @@
  *     runtime here: every buffer is host memory, as before this file.
  *  3. The cache is bounded (SCOMM_MK_CACHE_MAX ranges): full, it starts
  *     over (a cold query is always correct).
+ *  4. A runtime that answers "no device" (no driver, too old a driver, no
+ *     GPU: a CPU node with a CUDA build of torch) has handed out no device
+ *     memory: every buffer is host memory and it is not asked again.
  */
 #include <link.h>
 #include <pthread.h>
@@ -39,6 +42,7 @@
 
 _Atomic(const void *) scomm_memkind_rt;
 static int mk_rt_is_hip; /* set once, before scomm_memkind_rt */
+static atomic_int mk_nodev; /* invariant 4 */
 
 typedef struct {
     uintptr_t lo, hi; /* [lo, hi) */
@@ -174,13 +178,21 @@ static scomm_status_t mk_query(const void *p, size_t n, int *kind, char *err,
     int rk;
 
     *kind = SCOMM_MEM_HOST;
-    if ((rt == NULL) || (p == NULL)) {
+    if ((rt == NULL) || (p == NULL) || atomic_load(&mk_nodev)) {
         return SCOMM_OK;
     }
     if (mk_lookup(u, n, kind)) {
         return SCOMM_OK;
     }
-    if (scomm_devrt_ptr_kind(rt, p, &rk, err, len) != 0) {
+    switch (scomm_devrt_ptr_kind(rt, p, &rk, err, len)) {
+    case 0:
+        break;
+    case 1: /* invariant 4 */
+        if (atomic_exchange(&mk_nodev, 1) == 0) {
+            scomm_info(SCOMM_SUB_INIT, "device buffers: none (%s)", err);
+        }
+        return SCOMM_OK;
+    default:
         return SCOMM_ERR_SYSTEM;
     }
     switch (rk) {
