@@ -27,7 +27,7 @@
 #include "topo/topo.h"
 
 static const char *const words[] = {"hwloc", "yaml", "jansson",
-                                    "microhttpd", "zstd", "lz4"};
+                                    "microhttpd", "zstd", "lz4", "ofi"};
 static const char *src;
 
 /* Is word one of scomm_build_features()'s words? */
