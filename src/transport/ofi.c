@@ -53,10 +53,13 @@
 #include "ofi.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../core/features.h"
@@ -149,6 +152,7 @@ typedef struct ofi_op {
     scomm_list_t       list;  /* free slots, or the post queue */
     int                kind;
     int                peer;  /* world rank, -1 for RX */
+    int                hb;    /* TX: a HEARTBEAT (one in flight per peer) */
     char              *buf;   /* TX, RX: the slot */
     size_t             len;   /* TX: bytes to send; WRITE: chunk bytes */
     /* WRITE */
@@ -202,7 +206,13 @@ typedef struct ofi_peer {
     scomm_list_t stash;
     int          nstash;
     int          pidfd;      /* same host: its death, at once; else -1 */
+    int          hb_inflight;
+    int          probe_fd;   /* a liveness probe connecting, or -1 */
+    uint64_t     probe_at;   /* when the last probe started */
     uint64_t     last_heard;
+    scomm_list_t postq;      /* sends and writes refused with -FI_EAGAIN,
+                              * in order: per peer, so a peer whose
+                              * connection is down holds up no other */
     char         addr_str[64];
 } ofi_peer_t;
 
@@ -233,7 +243,7 @@ typedef struct ofi_ctx {
     ofi_op_t           *tx_ops;
     ofi_op_t           *rx_ops;
     scomm_list_t        tx_free;
-    scomm_list_t        postq;      /* refused with -FI_EAGAIN, in order */
+    int                 nposting;   /* peers with a non-empty postq */
     scomm_list_t        deferq;     /* waiting for a send slot, in order */
     scomm_list_t        repost;     /* receive slots to post again */
     scomm_list_t        msg_mrs;
@@ -498,15 +508,18 @@ static void ofi_close_msg_mrs(ofi_ctx_t *c)
 
 /* ---- posting ------------------------------------------------------------- */
 
-/* Post op; -FI_EAGAIN queues it (in order) for progress to retry. Returns
- * 1 when posted or queued, 0 after a failure (the world is failed). */
+/* Post op; -FI_EAGAIN queues it (in order: its peer's postq, or the
+ * receive slots' repost list) for progress to retry. queued: op is the
+ * head of its queue being retried. Returns 2 when a retried op went out,
+ * 1 when posted or (still) queued, 0 after a failure (the world is
+ * failed). */
 static int ofi_post(ofi_ctx_t *c, ofi_op_t *op, int queued)
 {
     ofi_peer_t *p = (op->peer >= 0) ? c->by_rank[op->peer] : NULL;
     ssize_t rc;
 
-    if (!queued && !scomm_list_empty(&c->postq)) {
-        scomm_list_push_back(&c->postq, &op->list);
+    if ((p != NULL) && !queued && !scomm_list_empty(&p->postq)) {
+        scomm_list_push_back(&p->postq, &op->list);
         return 1;
     }
     switch (op->kind) {
@@ -523,28 +536,45 @@ static int ofi_post(ofi_ctx_t *c, ofi_op_t *op, int queued)
         rc = fi_trecv(c->ep, op->buf, c->slot_size,
                       c->mr_local ? fi_mr_desc(c->rx_mr) : NULL,
                       FI_ADDR_UNSPEC, 0, ~(uint64_t)0, &op->fctx);
-        if (rc == -FI_EAGAIN) {
-            if (!queued) {
-                scomm_list_push_back(&c->repost, &op->list);
-            }
-            return 1;
-        }
         break;
     }
     if (rc == -FI_EAGAIN) {
-        if (!queued) {
-            scomm_list_push_back(&c->postq, &op->list);
+        if (!queued && (p != NULL)) {
+            if (scomm_list_empty(&p->postq)) {
+                c->nposting++;
+            }
+            scomm_list_push_back(&p->postq, &op->list);
+        } else if (!queued) {
+            scomm_list_push_back(&c->repost, &op->list);
         }
         return 1;
     }
     if (rc != 0) {
-        ofi_fail_call(c, (op->peer >= 0) ? op->peer : -1,
+        ofi_fail_call(c, (p != NULL) ? op->peer : -1,
                       (op->kind == OFI_OP_RX) ? "fi_trecv" :
                       (op->kind == OFI_OP_TX) ? "fi_tsend" : "fi_writedata",
                       (int)rc);
         return 0;
     }
     return (queued) ? 2 : 1;
+}
+
+/* Retry the head of a queue until the provider refuses again; returns
+ * the ops that went out. */
+static int ofi_retry(ofi_ctx_t *c, scomm_list_t *q)
+{
+    int events = 0;
+
+    while (!scomm_list_empty(q)) {
+        ofi_op_t *op = scomm_container_of(q->next, ofi_op_t, list);
+
+        if (ofi_post(c, op, 1) != 2) {
+            break; /* still refused, or failed */
+        }
+        scomm_list_del(&op->list);
+        events++;
+    }
+    return events;
 }
 
 /* Copy a message into a free send slot and post it; 0 when no slot is
@@ -562,6 +592,7 @@ static int ofi_emit(ofi_ctx_t *c, ofi_defer_t *d)
     }
     op          = scomm_container_of(e, ofi_op_t, list);
     op->peer    = d->peer;
+    op->hb      = (d->hdr.type == OFI_HEARTBEAT);
     d->hdr.seq  = p->tx_seq++;
     memcpy(op->buf, &d->hdr, sizeof(d->hdr));
     if (d->plen > 0) {
@@ -620,29 +651,17 @@ static scomm_status_t ofi_queue(ofi_ctx_t *c, int peer, ofi_hdr_t *h,
 static int ofi_flush(ofi_ctx_t *c)
 {
     scomm_list_t *e;
-    int events = 0, rc;
+    int events = 0, i;
 
-    while (!scomm_list_empty(&c->postq)) {
-        ofi_op_t *op = scomm_container_of(c->postq.next, ofi_op_t, list);
-
-        rc = ofi_post(c, op, 1);
-        if (rc != 2) {
-            break; /* still refused, or failed */
-        }
-        scomm_list_del(&op->list);
-        events++;
-    }
-    while (!scomm_list_empty(&c->repost)) {
-        ofi_op_t *op = scomm_container_of(c->repost.next, ofi_op_t, list);
-
-        scomm_list_del(&op->list);
-        if (fi_trecv(c->ep, op->buf, c->slot_size,
-                     c->mr_local ? fi_mr_desc(c->rx_mr) : NULL,
-                     FI_ADDR_UNSPEC, 0, ~(uint64_t)0, &op->fctx) != 0) {
-            scomm_list_insert_after(&c->repost, &op->list);
-            break;
+    for (i = 0; (i < c->npeers) && (c->nposting > 0); i++) {
+        if (!scomm_list_empty(&c->peers[i].postq)) {
+            events += ofi_retry(c, &c->peers[i].postq);
+            if (scomm_list_empty(&c->peers[i].postq)) {
+                c->nposting--;
+            }
         }
     }
+    (void)ofi_retry(c, &c->repost);
     while (!scomm_list_empty(&c->deferq) && !scomm_list_empty(&c->tx_free)) {
         ofi_defer_t *d = scomm_container_of(c->deferq.next, ofi_defer_t,
                                             list);
@@ -981,6 +1000,9 @@ static void ofi_op_done(ofi_ctx_t *c, ofi_op_t *op, int ok)
 
     switch (op->kind) {
     case OFI_OP_TX:
+        if (op->hb && (c->by_rank[op->peer] != NULL)) {
+            c->by_rank[op->peer]->hb_inflight = 0;
+        }
         scomm_list_push_back(&c->tx_free, &op->list);
         break;
     case OFI_OP_RX:
@@ -1090,7 +1112,7 @@ static int ofi_progress(void *vctx)
             break;
         }
     }
-    if (!scomm_list_empty(&c->postq) || !scomm_list_empty(&c->deferq) ||
+    if ((c->nposting > 0) || !scomm_list_empty(&c->deferq) ||
         !scomm_list_empty(&c->repost)) {
         events += ofi_flush(c);
     }
@@ -1110,7 +1132,7 @@ static int ofi_poll_fds(void *vctx, struct pollfd *fds, int max)
     }
     f = &c->cq->fid;
     if ((c->cq_fd < 0) || (fi_trywait(c->fabric, &f, 1) != FI_SUCCESS) ||
-        !scomm_list_empty(&c->postq) || !scomm_list_empty(&c->repost)) {
+        (c->nposting > 0) || !scomm_list_empty(&c->repost)) {
         /* Work pending, or nothing to sleep on: no sleep this turn. */
         scomm_world_wake(c->w);
     } else {
@@ -1130,18 +1152,103 @@ static int ofi_poll_fds(void *vctx, struct pollfd *fds, int max)
     return n;
 }
 
-/* Local peers: a pidfd that turned readable is a dead process. What it
- * sent before (a BYE) is drained first. */
+/*
+ * A remote peer of the tcp provider silent for two heartbeat intervals
+ * (the world's default timeout's, as the core's suspects check counts):
+ * is its process still there? tcp;ofi_rxm reports no error for messages
+ * to a dead peer (it retries the connection and keeps them queued), but
+ * the peer's endpoint address is its provider's listening socket: a
+ * connect there is refused once the process is gone, and accepted by the
+ * kernel while it is merely stopped or busy. One probe at a time, never
+ * blocking; refused is PEER_LOST naming it, anything else decides nothing
+ * (a stopped peer is named by the core's suspects check at the deadline).
+ */
+static void ofi_probe(ofi_ctx_t *c, ofi_peer_t *p, uint64_t now)
+{
+    const scomm_rankinfo_t *pin = &c->w->info[p->rank];
+    uint64_t stale = 2 * scomm_hb_interval_ns(c->w, c->w->cfg.timeout_ms);
+    struct sockaddr_storage ss;
+    struct pollfd pfd;
+    socklen_t len, elen;
+    int err = 0;
+
+    if (p->probe_fd >= 0) {
+        pfd.fd      = p->probe_fd;
+        pfd.events  = POLLOUT;
+        pfd.revents = 0;
+        if (poll(&pfd, 1, 0) <= 0) {
+            if (now - p->probe_at > stale) {
+                close(p->probe_fd); /* unanswered: decides nothing */
+                p->probe_fd = -1;
+            }
+            return;
+        }
+        elen = sizeof(err);
+        (void)getsockopt(p->probe_fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+        close(p->probe_fd);
+        p->probe_fd = -1;
+    } else {
+        len = (socklen_t)(pin->tl_blob_len - OFI_PROV_LEN);
+        if ((now - p->last_heard < stale) || (now - p->probe_at < stale) ||
+            (len > sizeof(ss))) {
+            return;
+        }
+        memset(&ss, 0, sizeof(ss));
+        memcpy(&ss, pin->tl_blob + OFI_PROV_LEN, len);
+        if ((ss.ss_family != AF_INET) && (ss.ss_family != AF_INET6)) {
+            return;
+        }
+        p->probe_at = now;
+        p->probe_fd = socket(ss.ss_family,
+                             SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (p->probe_fd < 0) {
+            return;
+        }
+        if (connect(p->probe_fd, (struct sockaddr *)&ss, len) == 0) {
+            close(p->probe_fd);
+            p->probe_fd = -1;
+            return;
+        }
+        err = errno;
+        if (err == EINPROGRESS) {
+            return;
+        }
+        close(p->probe_fd);
+        p->probe_fd = -1;
+    }
+    if ((err == ECONNREFUSED) && !c->w->peers[p->rank].closed) {
+        scomm_world_fail(c->w, SCOMM_ERR_PEER_LOST, p->rank,
+                         "rank %d (ofi %s %s) lost: silent for %llu ms and "
+                         "its endpoint refuses connections (the process is "
+                         "gone)", p->rank, c->prov, p->addr_str,
+                         (unsigned long long)((now - p->last_heard) /
+                                              1000000ull));
+    }
+}
+
+/* Local peers: a pidfd that turned readable is a dead process (what it
+ * sent before, a BYE, is drained first). Remote peers of the tcp
+ * provider: ofi_probe. */
 static void ofi_check_peers(void *vctx)
 {
     ofi_ctx_t *c = vctx;
+    uint64_t now = scomm_now_ns();
     struct pollfd pfd;
     ofi_peer_t *p;
     int i;
 
     for (i = 0; i < c->npeers; i++) {
         p = &c->peers[i];
-        if ((p->pidfd < 0) || c->w->peers[p->rank].closed) {
+        if (c->w->peers[p->rank].closed) {
+            continue;
+        }
+        if (p->pidfd < 0) {
+            if (c->kernel && (strcmp(c->prov, "tcp") == 0)) {
+                ofi_probe(c, p, now);
+                if (ofi_dead(c)) {
+                    return;
+                }
+            }
             continue;
         }
         pfd.fd      = p->pidfd;
@@ -1199,20 +1306,34 @@ static void ofi_push(ofi_ctx_t *c, int ms)
             free_n++;
         }
         if ((free_n == c->depth) && scomm_list_empty(&c->deferq) &&
-            scomm_list_empty(&c->postq)) {
+            (c->nposting == 0)) {
             return;
         }
         usleep(100);
     } while (scomm_now_ns() < deadline);
 }
 
+/* One HEARTBEAT to every peer that has none in flight: a peer that takes
+ * none (dead, stopped) holds one send slot, not all of them, and the
+ * others still hear from us. */
 static void ofi_heartbeat(void *vctx, uint64_t now)
 {
     ofi_ctx_t *c = vctx;
+    ofi_hdr_t h;
+    int i;
 
     (void)now; /* the wait loop paces the calls */
-    if ((c->ep != NULL) && scomm_list_empty(&c->deferq)) {
-        ofi_broadcast(c, OFI_HEARTBEAT, 0, 0, NULL, -1);
+    for (i = 0; (c->ep != NULL) && (i < c->npeers); i++) {
+        ofi_peer_t *p = &c->peers[i];
+
+        if (p->hb_inflight || c->w->peers[p->rank].closed) {
+            continue;
+        }
+        memset(&h, 0, sizeof(h));
+        h.type = OFI_HEARTBEAT;
+        if (ofi_queue(c, p->rank, &h, NULL, 0, 0, NULL) == SCOMM_OK) {
+            p->hb_inflight = 1;
+        }
     }
 }
 
@@ -1372,7 +1493,6 @@ static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
     c->w     = w;
     c->cq_fd = -1;
     scomm_list_init(&c->tx_free);
-    scomm_list_init(&c->postq);
     scomm_list_init(&c->deferq);
     scomm_list_init(&c->repost);
     scomm_list_init(&c->msg_mrs);
@@ -1516,9 +1636,11 @@ static scomm_status_t ofi_connect(void *vctx, const int *peers, int npeers,
         ofi_peer_t *p = &c->peers[i];
         const scomm_rankinfo_t *pin = &w->info[peers[i]];
 
-        p->rank  = peers[i];
-        p->pidfd = -1;
+        p->rank     = peers[i];
+        p->pidfd    = -1;
+        p->probe_fd = -1;
         scomm_list_init(&p->stash);
+        scomm_list_init(&p->postq);
         c->by_rank[peers[i]] = p;
         c->npeers++;
         rc = fi_av_insert(c->av, pin->tl_blob + OFI_PROV_LEN, 1, &p->addr, 0,
@@ -1648,11 +1770,13 @@ static void ofi_fini(void *vctx)
         fi_close(&c->ep->fid);
     }
     /* Writes still queued are freed; slots are the slabs'. */
-    while ((e = scomm_list_pop_front(&c->postq)) != NULL) {
-        ofi_op_t *op = scomm_container_of(e, ofi_op_t, list);
+    for (i = 0; i < c->npeers; i++) {
+        while ((e = scomm_list_pop_front(&c->peers[i].postq)) != NULL) {
+            ofi_op_t *op = scomm_container_of(e, ofi_op_t, list);
 
-        if (op->kind == OFI_OP_WRITE) {
-            free(op);
+            if (op->kind == OFI_OP_WRITE) {
+                free(op);
+            }
         }
     }
     while ((e = scomm_list_pop_front(&c->deferq)) != NULL) {
@@ -1674,6 +1798,9 @@ static void ofi_fini(void *vctx)
         }
         if (c->peers[i].pidfd >= 0) {
             close(c->peers[i].pidfd);
+        }
+        if (c->peers[i].probe_fd >= 0) {
+            close(c->peers[i].probe_fd);
         }
     }
     if (c->tx_mr != NULL) {
