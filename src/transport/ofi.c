@@ -354,7 +354,7 @@ static struct fi_info *ofi_choose(struct fi_info *list, const char *prov,
 
 int scomm_ofi_list_providers(char *out, size_t len)
 {
-    struct fi_info *hints, *list = NULL, *i, *pick;
+    struct fi_info *hints, *list = NULL, *i, *j, *pick;
     size_t off = 0;
     int rc, n = 0;
 
@@ -372,7 +372,18 @@ int scomm_ofi_list_providers(char *out, size_t len)
     }
     pick = ofi_choose(list, NULL, NULL);
     for (i = list; (i != NULL) && (off < len); i = i->next) {
-        off += (size_t)snprintf(out + off, len - off, "%s %s %s %s\n",
+        for (j = list; j != i; j = j->next) { /* one line per triple */
+            if ((strcmp(j->fabric_attr->prov_name,
+                        i->fabric_attr->prov_name) == 0) &&
+                (strcmp(j->domain_attr->name, i->domain_attr->name) == 0) &&
+                (strcmp(j->fabric_attr->name, i->fabric_attr->name) == 0)) {
+                break;
+            }
+        }
+        if ((j != i) && (i != pick)) {
+            continue;
+        }
+        off += (size_t)snprintf(out + off, len - off, "%s %-16s %-12s %s\n",
                                 (i == pick) ? "*" : " ",
                                 i->fabric_attr->prov_name,
                                 i->domain_attr->name, i->fabric_attr->name);

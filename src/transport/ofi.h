@@ -13,7 +13,8 @@
 #include <stddef.h>
 
 /* One line per libfabric provider offering what the transport needs (RDM
- * endpoints, tagged messages, RMA), "provider domain fabric", in
+ * endpoints, tagged messages, RMA), "mark provider domain fabric" in
+ * aligned columns, in
  * fi_getinfo's order, the one the preference order (verbs, efa, cxi,
  * opx, psm3, tcp) picks marked "*". Writes into out
  * (always NUL-terminated); returns how many providers were listed, or -1
