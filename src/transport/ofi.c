@@ -1735,6 +1735,10 @@ static scomm_status_t ofi_mem_reg(void *vctx, void *addr, size_t len,
         free(r);
         return SCOMM_ERR_UNSUPPORTED; /* registered per message, then */
     }
+    scomm_debug(SCOMM_SUB_RDMA, "ofi: %zu bytes at %p registered for reuse "
+                "(cache: %llu hits, %llu misses)", len, addr,
+                (unsigned long long)c->rcache.hits,
+                (unsigned long long)c->rcache.misses);
     r->region = region;
     r->start  = (uintptr_t)addr;
     r->end    = (uintptr_t)addr + len;
@@ -1890,7 +1894,84 @@ static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
     return SCOMM_ERR_UNSUPPORTED;
 }
 
-/* Never called: init refuses, so the core starts no context. */
+/* The other slots are never reached (init refuses, so the core starts no
+ * context); they are filled all the same (tl.h, rule 5) and do nothing. */
+static void ofi_query(void *vctx, scomm_tl_attr_t *attr)
+{
+    (void)vctx;
+    attr->caps      = 0;
+    attr->eager_max = 0;
+}
+
+static int ofi_can_reach(void *vctx, int peer)
+{
+    (void)vctx;
+    (void)peer;
+    return 0;
+}
+
+static scomm_status_t ofi_connect(void *vctx, const int *peers, int npeers,
+                                  uint64_t deadline)
+{
+    (void)vctx;
+    (void)peers;
+    (void)npeers;
+    (void)deadline;
+    return SCOMM_ERR_UNSUPPORTED;
+}
+
+static scomm_status_t ofi_send(void *vctx, scomm_req_t *req)
+{
+    (void)vctx;
+    (void)req;
+    return SCOMM_ERR_UNSUPPORTED;
+}
+
+static scomm_status_t ofi_rndv_start(void *vctx, int peer, scomm_req_t *rreq,
+                                     const scomm_tl_cookie_t *cookie,
+                                     scomm_status_t reject)
+{
+    (void)vctx;
+    (void)peer;
+    (void)rreq;
+    (void)cookie;
+    (void)reject;
+    return SCOMM_ERR_UNSUPPORTED;
+}
+
+static int ofi_progress(void *vctx)
+{
+    (void)vctx;
+    return 0;
+}
+
+static int ofi_poll_fds(void *vctx, struct pollfd *fds, int max)
+{
+    (void)vctx;
+    (void)fds;
+    (void)max;
+    return 0;
+}
+
+static void ofi_heartbeat(void *vctx, uint64_t now)
+{
+    (void)vctx;
+    (void)now;
+}
+
+static uint64_t ofi_last_heard(void *vctx, int peer)
+{
+    (void)vctx;
+    (void)peer;
+    return 0;
+}
+
+static void ofi_send_abort(void *vctx, const scomm_tl_abort_t *info)
+{
+    (void)vctx;
+    (void)info;
+}
+
 static void ofi_fini(void *vctx)
 {
     (void)vctx;
@@ -1900,12 +1981,22 @@ const scomm_tl_ops_t scomm_tl_ofi_ops = {
     .name        = "ofi",
     .caps        = 0,
     .init        = ofi_init,
-    .fini        = ofi_fini,
+    .query       = ofi_query,
+    .can_reach   = ofi_can_reach,
+    .connect     = ofi_connect,
+    .send        = ofi_send,
+    .rndv_start  = ofi_rndv_start,
+    .progress    = ofi_progress,
+    .poll_fds    = ofi_poll_fds,
     .sleep_begin = scomm_tl_noop,
     .sleep_end   = scomm_tl_noop,
     .check_peers = scomm_tl_noop,
+    .heartbeat   = ofi_heartbeat,
+    .last_heard  = ofi_last_heard,
+    .send_abort  = ofi_send_abort,
     .mem_reg     = scomm_tl_mem_reg_unsupported,
     .mem_dereg   = scomm_tl_mem_dereg_none,
+    .fini        = ofi_fini,
 };
 
 #endif /* SCOMM_HAVE_OFI */
