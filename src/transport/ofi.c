@@ -1372,6 +1372,8 @@ static void ofi_send_abort(void *vctx, const scomm_tl_abort_t *info)
 
 /* ---- set-up -------------------------------------------------------------- */
 
+static void ofi_fini(void *vctx);
+
 static int ofi_unsupported(ofi_ctx_t *c, const char *fmt, const char *a,
                            const char *b)
 {
@@ -1514,6 +1516,12 @@ static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
         return SCOMM_OK;
     }
     rc = (int)ofi_getinfo(c);
+    if (rc == SCOMM_ERR_UNSUPPORTED) {
+        /* The core forgets a transport that refuses (another may carry
+         * on) and calls no fini: release everything here. */
+        ofi_fini(c);
+        *ctx_p = NULL;
+    }
     if (rc != SCOMM_OK) {
         return (scomm_status_t)rc;
     }
