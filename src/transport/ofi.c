@@ -1147,17 +1147,11 @@ static int ofi_poll_fds(void *vctx, struct pollfd *fds, int max)
         /* Work pending, or nothing to sleep on: no sleep this turn. */
         scomm_world_wake(c->w);
     } else {
-        fds[n].fd      = c->cq_fd;
-        fds[n].events  = POLLIN;
-        fds[n].revents = 0;
-        n++;
+        n = scomm_pollfd_add(fds, n, max, c->cq_fd, POLLIN);
     }
-    for (i = 0; (i < c->npeers) && (n < max); i++) {
+    for (i = 0; i < c->npeers; i++) {
         if ((c->peers[i].pidfd >= 0) && !c->w->peers[c->peers[i].rank].closed) {
-            fds[n].fd      = c->peers[i].pidfd;
-            fds[n].events  = POLLIN;
-            fds[n].revents = 0;
-            n++;
+            n = scomm_pollfd_add(fds, n, max, c->peers[i].pidfd, POLLIN);
         }
     }
     return n;
@@ -1179,15 +1173,11 @@ static void ofi_probe(ofi_ctx_t *c, ofi_peer_t *p, uint64_t now)
     const scomm_rankinfo_t *pin = &c->w->info[p->rank];
     uint64_t stale = 2 * scomm_hb_interval_ns(c->w, c->w->cfg.timeout_ms);
     struct sockaddr_storage ss;
-    struct pollfd pfd;
     socklen_t len, elen;
     int err = 0;
 
     if (p->probe_fd >= 0) {
-        pfd.fd      = p->probe_fd;
-        pfd.events  = POLLOUT;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, 0) <= 0) {
+        if (!scomm_fd_ready(p->probe_fd, POLLOUT)) {
             if (now - p->probe_at > stale) {
                 close(p->probe_fd); /* unanswered: decides nothing */
                 p->probe_fd = -1;
@@ -1244,7 +1234,6 @@ static void ofi_check_peers(void *vctx)
 {
     ofi_ctx_t *c = vctx;
     uint64_t now = scomm_now_ns();
-    struct pollfd pfd;
     ofi_peer_t *p;
     int i;
 
@@ -1262,10 +1251,7 @@ static void ofi_check_peers(void *vctx)
             }
             continue;
         }
-        pfd.fd      = p->pidfd;
-        pfd.events  = POLLIN;
-        pfd.revents = 0;
-        if (poll(&pfd, 1, 0) <= 0) {
+        if (!scomm_fd_ready(p->pidfd, POLLIN)) {
             continue;
         }
         while (ofi_progress(c) > 0) {
@@ -1779,6 +1765,7 @@ static void ofi_mem_dereg(void *vctx, scomm_tl_mr_t *mr)
 static void ofi_fini(void *vctx)
 {
     ofi_ctx_t *c = vctx;
+    struct fid *fids[6];
     scomm_list_t *e;
     int i;
 
@@ -1826,23 +1813,18 @@ static void ofi_fini(void *vctx)
             close(c->peers[i].probe_fd);
         }
     }
-    if (c->tx_mr != NULL) {
-        fi_close(&c->tx_mr->fid);
-    }
-    if (c->rx_mr != NULL) {
-        fi_close(&c->rx_mr->fid);
-    }
-    if (c->av != NULL) {
-        fi_close(&c->av->fid);
-    }
-    if (c->cq != NULL) {
-        fi_close(&c->cq->fid);
-    }
-    if (c->domain != NULL) {
-        fi_close(&c->domain->fid);
-    }
-    if (c->fabric != NULL) {
-        fi_close(&c->fabric->fid);
+    /* Children before parents: the slots' registrations, the address
+     * vector and the completion queue, then the domain and the fabric. */
+    fids[0] = (c->tx_mr != NULL) ? &c->tx_mr->fid : NULL;
+    fids[1] = (c->rx_mr != NULL) ? &c->rx_mr->fid : NULL;
+    fids[2] = (c->av != NULL) ? &c->av->fid : NULL;
+    fids[3] = (c->cq != NULL) ? &c->cq->fid : NULL;
+    fids[4] = (c->domain != NULL) ? &c->domain->fid : NULL;
+    fids[5] = (c->fabric != NULL) ? &c->fabric->fid : NULL;
+    for (i = 0; i < (int)SCOMM_ARRAY_SIZE(fids); i++) {
+        if (fids[i] != NULL) {
+            fi_close(fids[i]);
+        }
     }
     if (c->info != NULL) {
         fi_freeinfo(c->info);
@@ -1856,27 +1838,11 @@ static void ofi_fini(void *vctx)
     free(c);
 }
 
-const scomm_tl_ops_t scomm_tl_ofi_ops = {
-    .name        = "ofi",
-    .caps        = SCOMM_TL_CAP_MEM_REG | SCOMM_TL_CAP_KERNEL_COPY,
-    .init        = ofi_init,
-    .query       = ofi_query,
-    .can_reach   = ofi_can_reach,
-    .connect     = ofi_connect,
-    .send        = ofi_send,
-    .rndv_start  = ofi_rndv_start,
-    .progress    = ofi_progress,
-    .poll_fds    = ofi_poll_fds,
-    .sleep_begin = scomm_tl_noop,
-    .sleep_end   = scomm_tl_noop,
-    .check_peers = ofi_check_peers,
-    .heartbeat   = ofi_heartbeat,
-    .last_heard  = ofi_last_heard,
-    .send_abort  = ofi_send_abort,
-    .mem_reg     = ofi_mem_reg,
-    .mem_dereg   = ofi_mem_dereg,
-    .fini        = ofi_fini,
-};
+/* What the one ops table below takes from this build. */
+#define OFI_CAPS        (SCOMM_TL_CAP_MEM_REG | SCOMM_TL_CAP_KERNEL_COPY)
+#define OFI_CHECK_PEERS ofi_check_peers
+#define OFI_MEM_REG     ofi_mem_reg
+#define OFI_MEM_DEREG   ofi_mem_dereg
 
 #else /* !SCOMM_HAVE_OFI: the transport is known, and says what it needs */
 
@@ -1985,9 +1951,16 @@ static void ofi_fini(void *vctx)
     (void)vctx;
 }
 
+#define OFI_CAPS        0
+#define OFI_CHECK_PEERS scomm_tl_noop
+#define OFI_MEM_REG     scomm_tl_mem_reg_unsupported
+#define OFI_MEM_DEREG   scomm_tl_mem_dereg_none
+
+#endif /* SCOMM_HAVE_OFI */
+
 const scomm_tl_ops_t scomm_tl_ofi_ops = {
     .name        = "ofi",
-    .caps        = 0,
+    .caps        = OFI_CAPS,
     .init        = ofi_init,
     .query       = ofi_query,
     .can_reach   = ofi_can_reach,
@@ -1998,16 +1971,14 @@ const scomm_tl_ops_t scomm_tl_ofi_ops = {
     .poll_fds    = ofi_poll_fds,
     .sleep_begin = scomm_tl_noop,
     .sleep_end   = scomm_tl_noop,
-    .check_peers = scomm_tl_noop,
+    .check_peers = OFI_CHECK_PEERS,
     .heartbeat   = ofi_heartbeat,
     .last_heard  = ofi_last_heard,
     .send_abort  = ofi_send_abort,
-    .mem_reg     = scomm_tl_mem_reg_unsupported,
-    .mem_dereg   = scomm_tl_mem_dereg_none,
+    .mem_reg     = OFI_MEM_REG,
+    .mem_dereg   = OFI_MEM_DEREG,
     .fini        = ofi_fini,
 };
-
-#endif /* SCOMM_HAVE_OFI */
 
 const scomm_module_t scomm_module_ofi = {
     .name    = "ofi",
