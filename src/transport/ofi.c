@@ -31,9 +31,11 @@
  *     one that a provider completes early is held until its turn, so the
  *     core's non-overtaking rule holds without relying on the provider's
  *     completion order.
- *  3. Nothing blocks: a send that finds no free slot, or that the provider
- *     refuses with -FI_EAGAIN, is queued in order and retried by progress.
- *     Eager sends complete once copied into a slot (buffered).
+ *  3. Nothing blocks: a send that finds no free slot waits, in order, in
+ *     the deferred queue; one the provider refuses with -FI_EAGAIN waits in
+ *     its peer's queue (a peer whose connection is down holds up no other);
+ *     progress retries both. Eager sends complete once copied into a slot
+ *     (buffered). At most one HEARTBEAT per peer is in flight.
  *  4. Every chunk of a rendezvous write carries the completion data, and
  *     the receiver counts chunks: no assumption about the provider's write
  *     ordering (FI_ORDER_WAW) is needed.
@@ -43,9 +45,10 @@
  *     (mem_reg) and are reused (tl.h, the mem_reg slot).
  *  6. A completion error names the peer of its operation and fails the
  *     world PEER_LOST (unless that peer already said BYE); a local peer's
- *     death is seen at once through its pidfd; a silent remote one is
- *     named by the core's suspects check through last_heard, fed by
- *     HEARTBEATs.
+ *     death is seen at once through its pidfd; a silent remote peer of the
+ *     tcp provider is probed at its listening address (ofi_probe: refused
+ *     = gone); a stopped one is named by the core's suspects check through
+ *     last_heard, fed by HEARTBEATs.
  *  7. Device memory: the hook is ofi_hmem_iface(); until scomm knows the
  *     memory kind of a pointer (the device-memory work), every buffer is
  *     FI_HMEM_SYSTEM and device buffers are staged by the layers above.
