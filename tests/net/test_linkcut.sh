@@ -14,7 +14,7 @@ mode=${3:-cut}
 if [[ $(id -u) -ne 0 ]]; then echo "SKIP: needs root for ip netns"; exit 77; fi
 if ! command -v ip >/dev/null; then echo "SKIP: iproute2 (ip) not installed"; exit 77; fi
 a=scomm_lc_a_$$; b=scomm_lc_b_$$; va=sclca$$; vb=sclcb$$
-cleanup() { ip netns del "$a" 2>/dev/null; ip netns del "$b" 2>/dev/null; }
+cleanup() { ip netns del "$a" 2>/dev/null; ip netns del "$b" 2>/dev/null; rm -rf "${ready:-/nonexistent}"; }
 trap cleanup EXIT
 if ! ip netns add "$a" 2>/dev/null || ! ip netns add "$b" 2>/dev/null; then
     echo "SKIP: cannot create network namespaces here"; exit 77
@@ -26,14 +26,21 @@ ip -n "$a" link set "$va" up; ip -n "$b" link set "$vb" up
 ip -n "$a" link set lo up; ip -n "$b" link set lo up
 
 common=(SCOMM_TRANSPORTS=$tl SCOMM_WORLD_SIZE=2 SCOMM_MASTER_ADDR=10.203.0.1
-        SCOMM_MASTER_PORT=29511 SCOMM_JOB_TOKEN=linkcut$$ SCOMM_TIMEOUT_MS=3000
+        SCOMM_MASTER_PORT=29511 SCOMM_JOB_TOKEN=linkcut$$ LOOP_TIMEOUT_MS=3000
         LOOP_SECONDS=30)
+ready=$(mktemp -d)
 # Two hosts to scomm (the namespaces share this machine's hostname).
-ip netns exec "$a" env "${common[@]}" SCOMM_RANK=0 SCOMM_HOST_ID=lc-a "$bin" & p0=$!
-ip netns exec "$b" env "${common[@]}" SCOMM_RANK=1 SCOMM_HOST_ID=lc-b "$bin" & p1=$!
-# ofi's provider start-up takes about a second: fault the loop, not it.
+ip netns exec "$a" env "${common[@]}" SCOMM_RANK=0 SCOMM_HOST_ID=lc-a \
+    LOOP_READY_FILE="$ready/0" "$bin" & p0=$!
+ip netns exec "$b" env "${common[@]}" SCOMM_RANK=1 SCOMM_HOST_ID=lc-b \
+    LOOP_READY_FILE="$ready/1" "$bin" & p1=$!
+# Fault the loop, not start-up (ofi's provider start-up alone takes about
+# a second): both ranks are up, then 1.5 s of ping-pong.
+for _ in $(seq 1 300); do
+    [[ -e $ready/0 && -e $ready/1 ]] && break
+    sleep 0.1
+done
 pause=1.5
-[[ $tl == ofi ]] && pause=2.5
 sleep $pause
 start=$(date +%s.%N)
 survivors="$p0 $p1"
