@@ -48,7 +48,7 @@ SCOMM_API int32_t scomm_version(void);
 SCOMM_API const char *scomm_version_string(void);
 /**
  * @brief The optional libraries built into this library, as words separated
- * by one space, in this order: "hwloc yaml jansson microhttpd zstd lz4"
+ * by one space, in this order: "hwloc yaml jansson microhttpd zstd lz4 ofi"
  * (only those built in; "" when none). A call that needs a library left out
  * returns SCOMM_ERR_UNSUPPORTED with a message naming the Debian package to
  * install before rebuilding (README, "Build options"). Never NULL; the

@@ -206,7 +206,7 @@ SCOMM_BIN=""
 
 build_cmake() {
     local opts=() dep stub
-    for dep in HWLOC YAML JANSSON MHD ZSTD LZ4; do
+    for dep in HWLOC YAML JANSSON MHD ZSTD LZ4 OFI; do
         if grep -q "scomm_optional_dep($dep\b\|SCOMM_WITH_$dep" \
                "$REPO/CMakeLists.txt"; then
             opts+=("-DSCOMM_WITH_$dep=OFF")

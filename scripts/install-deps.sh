@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config iproute2 python3
       libhwloc-dev hwloc libyaml-dev libjansson-dev libmicrohttpd-dev
-      libzstd-dev liblz4-dev clang prometheus
+      libzstd-dev liblz4-dev libfabric-dev libfabric-bin clang prometheus
       openmpi-bin python3-pip python3-venv python3-torch python3-numpy)
 if [[ "${1:-}" == "--bench" ]]; then
     pkgs+=(libopenmpi-dev mpich libmpich-dev iperf3 gnuplot-nox)

@@ -15,7 +15,7 @@
 
 #define SCOMM_BOOT_MAGIC     0x424d4353u /* "SCMB" */
 #define SCOMM_BOOT_HDR_SIZE  16
-#define SCOMM_BOOT_INFO_SIZE 224
+#define SCOMM_BOOT_INFO_SIZE (224 + 4 + SCOMM_TL_BLOB_MAX)
 #define SCOMM_BOOT_BODY_MAX  (16u + SCOMM_TOKEN_MAX + \
                               SCOMM_WORLD_MAX * SCOMM_BOOT_INFO_SIZE)
 

@@ -97,6 +97,10 @@ size_t scomm_boot_encode_info(uint8_t *out, const scomm_rankinfo_t *info)
     p += SCOMM_ADDR_MAX;
     memcpy(p, info->shm_name, strnlen(info->shm_name, SCOMM_SHMNAME_MAX - 1));
     p += SCOMM_SHMNAME_MAX;
+    put32(p, SCOMM_MIN(info->tl_blob_len, SCOMM_TL_BLOB_MAX));
+    p += 4;
+    memcpy(p, info->tl_blob, SCOMM_MIN(info->tl_blob_len, SCOMM_TL_BLOB_MAX));
+    p += SCOMM_TL_BLOB_MAX;
     return (size_t)(p - out);
 }
 
@@ -127,6 +131,12 @@ int scomm_boot_decode_info(const uint8_t *in, size_t len,
     get_str(info->tcp_addr, p, SCOMM_ADDR_MAX);
     p += SCOMM_ADDR_MAX;
     get_str(info->shm_name, p, SCOMM_SHMNAME_MAX);
+    p += SCOMM_SHMNAME_MAX;
+    info->tl_blob_len = get32(p);
+    if (info->tl_blob_len > SCOMM_TL_BLOB_MAX) {
+        return -1;
+    }
+    memcpy(info->tl_blob, p + 4, info->tl_blob_len);
     return 0;
 }
 

@@ -40,9 +40,9 @@ static const scomm_param_t scomm_core_params[] = {
      .help = "deadline in ms of every blocking call and wait (KV "
              "endpoints: 30000 unless set)"},
     {.name = "SCOMM_TRANSPORTS", .defval = "shm,tcp", .type = SCOMM_PARAM_LIST,
-     .values = "shm,tcp", SCOMM_PARAM_FIELD(transports),
+     .values = "shm,ofi,tcp", SCOMM_PARAM_FIELD(transports),
      .help = "transports allowed; per peer the first that reaches it, in "
-             "the order shm, tcp"},
+             "the order shm, ofi (libfabric), tcp"},
     {.name = "SCOMM_SPIN_US", .defval = "200", .type = SCOMM_PARAM_INT,
      .min = 0, .max = 1000000, SCOMM_PARAM_FIELD(spin_us),
      .help = "microseconds a wait polls before it sleeps"},

@@ -36,6 +36,12 @@ typedef struct scomm_config {
     int64_t  tcp_nsocks;
     uint64_t tcp_eager_max;
     uint64_t tcp_sockbuf;
+    char     ofi_provider[32];
+    char     ofi_domain[64];
+    uint64_t ofi_eager_max;
+    int64_t  ofi_depth;
+    uint64_t ofi_rma_chunk;
+    uint64_t ofi_rcache_max;
     uint64_t shm_ring_size;
     uint64_t shm_eager_max;
     int64_t  shm_cma;

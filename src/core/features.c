@@ -50,6 +50,11 @@
 #else
 #define SCOMM_IN_LZ4 0
 #endif
+#ifdef SCOMM_HAVE_OFI
+#define SCOMM_IN_OFI 1
+#else
+#define SCOMM_IN_OFI 0
+#endif
 
 static const struct {
     const char *word;    /* in scomm_build_features() */
@@ -68,6 +73,8 @@ static const struct {
     [SCOMM_FEATURE_ZSTD]    = {"zstd", "zstd", "libzstd-dev",
                                SCOMM_IN_ZSTD},
     [SCOMM_FEATURE_LZ4]     = {"lz4", "lz4", "liblz4-dev", SCOMM_IN_LZ4},
+    [SCOMM_FEATURE_OFI]     = {"ofi", "libfabric", "libfabric-dev",
+                               SCOMM_IN_OFI},
 };
 
 static pthread_once_t scomm_features_once = PTHREAD_ONCE_INIT;

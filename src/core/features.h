@@ -24,6 +24,7 @@ typedef enum {
     SCOMM_FEATURE_MHD,       /* the /metrics HTTP server (telemetry) */
     SCOMM_FEATURE_ZSTD,      /* KV compression (src/kv) */
     SCOMM_FEATURE_LZ4,       /* KV compression (src/kv) */
+    SCOMM_FEATURE_OFI,       /* the ofi transport (transport/ofi.c) */
     SCOMM_FEATURE_COUNT
 } scomm_feature_t;
 

@@ -215,8 +215,7 @@ void scomm_p2p_eager_end(scomm_world_t *w, int peer, scomm_rx_t *rx)
     }
 }
 
-/* Convenience for transports holding the whole payload in memory. */
-static void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
+void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
                                  int32_t tag, const void *data, size_t len)
 {
     scomm_rx_t rx;

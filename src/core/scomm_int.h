@@ -36,6 +36,9 @@
 #define SCOMM_ADDR_MAX     48
 #define SCOMM_SHMNAME_MAX  48
 #define SCOMM_TOKEN_MAX    256
+/* A transport's own address record in the rank table (ofi: provider name
+ * and fi_getname address), opaque to the bootstrap. */
+#define SCOMM_TL_BLOB_MAX  64
 #define SCOMM_WORLD_MAX    65536
 
 /* Internal tags: user tags are 0..SCOMM_TAG_MAX; these lie above. */
@@ -57,6 +60,8 @@ typedef struct scomm_rankinfo {
     char     shm_name[SCOMM_SHMNAME_MAX];
     uint64_t shm_size;
     uint32_t flags;                      /* reserved, 0 (on the wire) */
+    uint32_t tl_blob_len;                /* <= SCOMM_TL_BLOB_MAX */
+    uint8_t  tl_blob[SCOMM_TL_BLOB_MAX]; /* the ofi transport's address */
 } scomm_rankinfo_t;
 
 /* Written once, under lock, before status is published (release);
@@ -248,6 +253,10 @@ typedef struct scomm_rx {
 void *scomm_p2p_eager_begin(scomm_world_t *w, int peer, uint32_t ctx,
                             int32_t tag, size_t len, scomm_rx_t *rx);
 void scomm_p2p_eager_end(scomm_world_t *w, int peer, scomm_rx_t *rx);
+/* eager_begin + copy + eager_end, for transports holding the whole payload
+ * in memory (self sends, ofi's receive buffers). */
+void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
+                          int32_t tag, const void *data, size_t len);
 void scomm_p2p_rts(scomm_world_t *w, int peer, uint32_t ctx, int32_t tag,
                    size_t len, const scomm_tl_cookie_t *cookie);
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,61 @@
 #include <unistd.h>
 
 #include "util.h"
+
+int scomm_sock_pick_local(const char *ifname, const char *knob,
+                          const char *master, int port,
+                          struct sockaddr_storage *ss, socklen_t *len,
+                          char *err, size_t errlen)
+{
+    struct sockaddr_storage ms;
+    struct ifaddrs *ifa = NULL, *i;
+    socklen_t mlen;
+    int fd;
+
+    memset(ss, 0, sizeof(*ss));
+    if (ifname[0] != '\0') {
+        if (getifaddrs(&ifa) != 0) {
+            snprintf(err, errlen, "getifaddrs: %s", strerror(errno));
+            return -1;
+        }
+        for (i = ifa; i != NULL; i = i->ifa_next) {
+            if ((i->ifa_addr != NULL) && (strcmp(i->ifa_name, ifname) == 0) &&
+                ((i->ifa_addr->sa_family == AF_INET) ||
+                 (i->ifa_addr->sa_family == AF_INET6))) {
+                *len = (i->ifa_addr->sa_family == AF_INET)
+                           ? sizeof(struct sockaddr_in)
+                           : sizeof(struct sockaddr_in6);
+                memcpy(ss, i->ifa_addr, *len);
+                break;
+            }
+        }
+        freeifaddrs(ifa);
+        if (i == NULL) {
+            snprintf(err, errlen, "%s=%s: no such interface with an IP "
+                     "address", knob, ifname);
+            return -1;
+        }
+    } else {
+        /* The interface of the route to the master. */
+        if (scomm_sock_resolve(master, port, &ms, &mlen, err, errlen) != 0) {
+            return -1;
+        }
+        fd = socket(ms.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if ((fd < 0) || (connect(fd, (struct sockaddr *)&ms, mlen) != 0)) {
+            snprintf(err, errlen, "no route to master %s: %s", master,
+                     strerror(errno));
+            if (fd >= 0) {
+                close(fd);
+            }
+            return -1;
+        }
+        *len = sizeof(*ss);
+        getsockname(fd, (struct sockaddr *)ss, len);
+        close(fd);
+    }
+    scomm_sock_set_port(ss, 0);
+    return 0;
+}
 
 int scomm_sock_resolve(const char *host, int port,
                        struct sockaddr_storage *ss, socklen_t *len,

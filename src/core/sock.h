@@ -28,6 +28,14 @@ int scomm_sock_connect(const struct sockaddr_storage *ss, socklen_t len,
 int scomm_sock_write_all(int fd, const void *buf, size_t len,
                          uint64_t deadline);
 int scomm_sock_read_all(int fd, void *buf, size_t len, uint64_t deadline);
+/* This host's address for peers to reach (port 0): the IP address of
+ * interface ifname when it is not empty (knob names the variable that set
+ * it, for the message), else the source address of the route to
+ * master:port. 0, or -1 with a reason in err. */
+int scomm_sock_pick_local(const char *ifname, const char *knob,
+                          const char *master, int port,
+                          struct sockaddr_storage *ss, socklen_t *len,
+                          char *err, size_t errlen);
 /* Set the port of an IPv4 or IPv6 address: 0, or -1 for another family. */
 int scomm_sock_set_port(struct sockaddr_storage *ss, int port);
 int scomm_sock_local_port(int fd);

@@ -118,6 +118,28 @@ int scomm_pidfd_getfd(int pidfd, int fd)
     return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
 }
 
+int scomm_fd_ready(int fd, short events)
+{
+    struct pollfd pfd;
+
+    pfd.fd      = fd;
+    pfd.events  = events;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) > 0;
+}
+
+int scomm_pollfd_add(struct pollfd *fds, int n, int max, int fd,
+                     short events)
+{
+    if (n < max) {
+        fds[n].fd      = fd;
+        fds[n].events  = events;
+        fds[n].revents = 0;
+        n++;
+    }
+    return n;
+}
+
 int scomm_set_nonblock(int fd)
 {
     int flags = fcntl(fd, F_GETFL, 0);

@@ -8,6 +8,7 @@
 #ifndef SCOMM_UTIL_H
 #define SCOMM_UTIL_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -90,6 +91,13 @@ int scomm_set_nonblock(int fd);
  * (older than 5.3 / 5.6, or no permission). */
 int scomm_pidfd_open(pid_t pid);
 int scomm_pidfd_getfd(int pidfd, int fd);
+/* 1 when fd has one of events now (poll(2) without waiting; a pidfd:
+ * POLLIN once its process exited), else 0. */
+int scomm_fd_ready(int fd, short events);
+/* Write {fd, events} at fds[n] when n < max (a transport's poll_fds);
+ * returns the new count. */
+int scomm_pollfd_add(struct pollfd *fds, int n, int max, int fd,
+                     short events);
 /* Parse "123", "64k", "4m", "1g" (powers of 1024; also "4kb", "4KiB").
  * Returns 0 on success. */
 int scomm_parse_size(const char *text, uint64_t *out);

@@ -997,12 +997,9 @@ static int shm_poll_fds(void *vctx, struct pollfd *fds, int max)
     shm_ctx_t *c = vctx;
     int i, n = 0;
 
-    for (i = 0; (i < c->npeers) && (n < max); i++) {
+    for (i = 0; i < c->npeers; i++) {
         if ((c->peers[i].pidfd >= 0) && !c->w->peers[c->peers[i].rank].closed) {
-            fds[n].fd      = c->peers[i].pidfd;
-            fds[n].events  = POLLIN;
-            fds[n].revents = 0;
-            n++;
+            n = scomm_pollfd_add(fds, n, max, c->peers[i].pidfd, POLLIN);
         }
     }
     return n;
@@ -1039,7 +1036,6 @@ static void shm_sleep_end(void *vctx)
 static void shm_check_peers(void *vctx)
 {
     shm_ctx_t *c = vctx;
-    struct pollfd pfd;
     shm_peer_t *p;
     int i, dead;
 
@@ -1050,10 +1046,7 @@ static void shm_check_peers(void *vctx)
             continue;
         }
         if (p->pidfd >= 0) {
-            pfd.fd      = p->pidfd;
-            pfd.events  = POLLIN;
-            pfd.revents = 0;
-            dead = (poll(&pfd, 1, 0) > 0);
+            dead = scomm_fd_ready(p->pidfd, POLLIN);
         } else if ((kill(p->pid, 0) != 0) && (errno == ESRCH)) {
             dead = 1;
         }

@@ -33,7 +33,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -156,62 +155,6 @@ static const scomm_param_t tcp_params[] = {
 
 /* ---- addresses ----------------------------------------------------------- */
 
-static int tcp_pick_addr(tcp_ctx_t *c, struct sockaddr_storage *ss,
-                         socklen_t *len, char *err, size_t errlen)
-{
-    scomm_world_t *w = c->w;
-    struct sockaddr_storage ms;
-    struct ifaddrs *ifa = NULL, *i;
-    socklen_t mlen;
-    int fd;
-
-    memset(ss, 0, sizeof(*ss));
-    if (w->cfg.tcp_ifname[0] != '\0') {
-        if (getifaddrs(&ifa) != 0) {
-            snprintf(err, errlen, "getifaddrs: %s", strerror(errno));
-            return -1;
-        }
-        for (i = ifa; i != NULL; i = i->ifa_next) {
-            if ((i->ifa_addr != NULL) &&
-                (strcmp(i->ifa_name, w->cfg.tcp_ifname) == 0) &&
-                ((i->ifa_addr->sa_family == AF_INET) ||
-                 (i->ifa_addr->sa_family == AF_INET6))) {
-                *len = (i->ifa_addr->sa_family == AF_INET)
-                           ? sizeof(struct sockaddr_in)
-                           : sizeof(struct sockaddr_in6);
-                memcpy(ss, i->ifa_addr, *len);
-                break;
-            }
-        }
-        freeifaddrs(ifa);
-        if (i == NULL) {
-            snprintf(err, errlen, "SCOMM_TCP_IFNAME=%s: no such interface "
-                     "with an IP address", w->cfg.tcp_ifname);
-            return -1;
-        }
-    } else {
-        /* The interface of the route to the master. */
-        if (scomm_sock_resolve(w->master_addr, w->master_port, &ms, &mlen,
-                               err, errlen) != 0) {
-            return -1;
-        }
-        fd = socket(ms.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if ((fd < 0) || (connect(fd, (struct sockaddr *)&ms, mlen) != 0)) {
-            snprintf(err, errlen, "no route to master %s: %s",
-                     w->master_addr, strerror(errno));
-            if (fd >= 0) {
-                close(fd);
-            }
-            return -1;
-        }
-        *len = sizeof(*ss);
-        getsockname(fd, (struct sockaddr *)ss, len);
-        close(fd);
-    }
-    scomm_sock_set_port(ss, 0);
-    return 0;
-}
-
 static scomm_status_t tcp_init(scomm_world_t *w, void **ctx_p)
 {
     struct sockaddr_storage ss;
@@ -233,7 +176,9 @@ static scomm_status_t tcp_init(scomm_world_t *w, void **ctx_p)
     if (w->size == 1) {
         return SCOMM_OK;
     }
-    if (tcp_pick_addr(c, &ss, &len, err, sizeof(err)) != 0) {
+    if (scomm_sock_pick_local(w->cfg.tcp_ifname, "SCOMM_TCP_IFNAME",
+                              w->master_addr, w->master_port, &ss, &len,
+                              err, sizeof(err)) != 0) {
         scomm_world_fail(w, SCOMM_ERR_BAD_CONFIG, -1, "tcp: %s", err);
         return SCOMM_ERR_BAD_CONFIG;
     }

@@ -197,6 +197,7 @@ void scomm_tl_mem_dereg_none(void *ctx, scomm_tl_mr_t *mr);
 
 extern const scomm_tl_ops_t scomm_tl_shm_ops;
 extern const scomm_tl_ops_t scomm_tl_tcp_ops;
+extern const scomm_tl_ops_t scomm_tl_ofi_ops;
 extern const scomm_tl_ops_t scomm_tl_mock_ops;
 
 #endif /* SCOMM_TL_H */

@@ -42,6 +42,9 @@ static void check_info_equal(const scomm_rankinfo_t *a,
     FUZZ_CHECK(strcmp(a->boot_id, b->boot_id) == 0);
     FUZZ_CHECK(strcmp(a->tcp_addr, b->tcp_addr) == 0);
     FUZZ_CHECK(strcmp(a->shm_name, b->shm_name) == 0);
+    FUZZ_CHECK(a->tl_blob_len <= SCOMM_TL_BLOB_MAX);
+    FUZZ_CHECK(a->tl_blob_len == b->tl_blob_len);
+    FUZZ_CHECK(memcmp(a->tl_blob, b->tl_blob, a->tl_blob_len) == 0);
 }
 
 /* Re-encode a decoded record and decode it again. */

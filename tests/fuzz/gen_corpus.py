@@ -20,7 +20,7 @@ BOOT_MAGIC = 0x424D4353
 BOOT_HELLO, BOOT_TABLE, BOOT_REJECT = 1, 2, 3
 TOKEN_MAX = 256
 WORLD_MAX = 65536
-INFO_SIZE = 224
+INFO_SIZE = 224 + 4 + 64  # + transport blob length and bytes
 BODY_MAX = 16 + TOKEN_MAX + WORLD_MAX * INFO_SIZE
 TCP_MAGIC = 0x53435450
 TCP_HELLO_SIZE = 276
@@ -47,10 +47,13 @@ def fixed(s, n):
 
 def info(rank, pid=4242, port=40000, flags=0, shm_size=1 << 20,
          host="node1", boot="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
-         addr="10.0.0.1", shm="/scomm-4242-00112233445566778899aabbccddeeff"):
+         addr="10.0.0.1", shm="/scomm-4242-00112233445566778899aabbccddeeff",
+         blob=b"tcp\0" + bytes(12) + bytes(16), blob_len=None):
     return (struct.pack("<iiIIQ", rank, pid, port, flags, shm_size) +
             fixed(host, 64) + fixed(boot, 40) + fixed(addr, 48) +
-            fixed(shm, 48))
+            fixed(shm, 48) +
+            struct.pack("<I", len(blob) if blob_len is None else blob_len) +
+            fixed(blob, 64))
 
 
 def boot_hdr(typ, length, magic=BOOT_MAGIC, version=PROTO):
@@ -103,8 +106,13 @@ def gen_bootstrap():
     write(t, "hello-info-rank", b"\1" + hello(1, 4, "abc", rec=info(2)))
     write(t, "hello-bad-port", b"\1" + hello(1, 4, "abc", rec=info(1, port=70000)))
     full = (struct.pack("<iiIIQ", 1, 7, 65535, 0xFFFFFFFF, 2**64 - 1) +
-            b"H" * 64 + b"B" * 40 + b"A" * 48 + b"S" * 48)
+            b"H" * 64 + b"B" * 40 + b"A" * 48 + b"S" * 48 +
+            struct.pack("<I", 64) + b"O" * 64)
     write(t, "hello-unterminated", b"\1" + hello(1, 4, "abc", rec=full))
+    write(t, "hello-blob-too-long",
+          b"\1" + hello(1, 4, "abc", rec=info(1, blob_len=65)))
+    write(t, "hello-blob-len-huge",
+          b"\1" + hello(1, 4, "abc", rec=info(1, blob_len=0xFFFFFFFF)))
     # 2: table (byte 1 = expected world size, signed)
     write(t, "table-1", b"\2\1" + table(1))
     write(t, "table-3", b"\2\3" + table(3))

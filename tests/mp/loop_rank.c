@@ -1,6 +1,9 @@
 /*
  * loop_rank.c - helper for the network tests: ping-pong 8 bytes between
  * ranks 0 and 1 (others idle in a barrier) until an error or LOOP_SECONDS.
+ * LOOP_TIMEOUT_MS, when set, is the communicator's timeout once scomm_init
+ * returned (start-up keeps SCOMM_TIMEOUT_MS), and LOOP_READY_FILE is
+ * created then, so a test injects its fault into the loop, not start-up.
  * Exit 0 when the loop ended with SCOMM_ERR_PEER_LOST or
  * SCOMM_ERR_TIMED_OUT (the failure the test injects), 1 when it ran out
  * its time without an error, 2 when init failed.
@@ -29,6 +32,16 @@ int main(void)
         return 2;
     }
     rank = scomm_rank(comm);
+    if (getenv("LOOP_TIMEOUT_MS") != NULL) {
+        scomm_comm_set_timeout(comm, atoll(getenv("LOOP_TIMEOUT_MS")));
+    }
+    if (getenv("LOOP_READY_FILE") != NULL) {
+        FILE *f = fopen(getenv("LOOP_READY_FILE"), "w");
+
+        if (f != NULL) {
+            fclose(f);
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
         if (rank == 0) {

@@ -25,9 +25,10 @@
 #include "scomm.h"
 #include "st_test.h"
 #include "topo/topo.h"
+#include "transport/ofi.h"
 
 static const char *const words[] = {"hwloc", "yaml", "jansson",
-                                    "microhttpd", "zstd", "lz4"};
+                                    "microhttpd", "zstd", "lz4", "ofi"};
 static const char *src;
 
 /* Is word one of scomm_build_features()'s words? */
@@ -168,6 +169,36 @@ static void test_jansson(void)
     }
 }
 
+/* The ofi transport: built in, the provider listing works and a world of
+ * one rank starts over it; left out, both say which package is missing. */
+static int ofi_rank(int rank, int size, void *arg)
+{
+    scomm_comm_t *comm = NULL;
+    char text[4096];
+    int n, st;
+
+    (void)rank;
+    (void)size;
+    (void)arg;
+    n = scomm_ofi_list_providers(text, sizeof(text));
+    setenv("SCOMM_TRANSPORTS", "ofi", 1);
+    st = scomm_init_from_env(&comm);
+    unsetenv("SCOMM_TRANSPORTS");
+    if (have("ofi")) {
+        ST_ASSERT(n >= 0);
+        ST_ASSERT_OK(st);
+        ST_ASSERT_OK(scomm_comm_destroy(comm));
+        printf("%-10s built in (%d providers)\n", "ofi", n);
+    } else {
+        ST_ASSERT(n == -1);
+        ST_ASSERT(strstr(text, "libfabric-dev") != NULL);
+        ST_ASSERT(comm == NULL);
+        expect_missing("ofi", st, scomm_last_error(), "libfabric-dev",
+                       "SCOMM_TRANSPORTS=ofi");
+    }
+    return 0;
+}
+
 /* A KV endpoint compressing with codec: with the codec built in it
  * listens; without it the refusal comes at set-up (UNSUPPORTED, checked
  * here) or at the first transfer (test_kv nocodec, run by build.minimal). */
@@ -300,6 +331,7 @@ int main(int argc, char **argv)
     ST_ASSERT_EQ(st_run_ranks(1, metrics_rank, NULL, 60), 0);
     test_kv_codec("zstd", SCOMM_KV_COMPRESS_ZSTD, "libzstd-dev");
     test_kv_codec("lz4", SCOMM_KV_COMPRESS_LZ4, "liblz4-dev");
+    ST_ASSERT_EQ(st_run_ranks(1, ofi_rank, NULL, 60), 0);
     test_policy_env(dir);
     rmdir(dir);
     printf("test_features: ok\n");

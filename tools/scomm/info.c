@@ -164,7 +164,9 @@ int scomm_cli_info(int argc, char **argv)
     }
     printf("scomm %s, protocol %d\n", scomm_version_string(),
            SCOMM_PROTOCOL_VERSION);
-    printf("transports: shm (POSIX shared memory, process_vm_readv), tcp\n");
+    printf("transports: shm (POSIX shared memory, process_vm_readv), %stcp\n",
+           (strstr(scomm_build_features(), "ofi") != NULL)
+               ? "ofi (libfabric, SCOMM_TRANSPORTS=...,ofi), " : "");
     printf("backends:   native\n");
     printf("features:   %s\n", (scomm_build_features()[0] != '\0')
                                     ? scomm_build_features() : "(none)");

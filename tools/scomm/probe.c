@@ -4,8 +4,9 @@
  * `scomm launch -n N -- scomm probe --world`): hosts, each rank's NUMA
  * node, device and nearest NIC, the link matrix; then the recommended
  * preset and why, and the vendor libraries (NCCL, RCCL, HCCL, CNCL, BKCL)
- * that load here, with versions. --json prints the same as
- * scomm_topology_json() (without the vendor list).
+ * that load here, with versions, and the libfabric providers the ofi
+ * transport could use. --json prints the same as scomm_topology_json()
+ * (without the vendor and provider lists).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "opts.h"
 #include "scomm.h"
 #include "api/topo_world.h"
+#include "transport/ofi.h"
 
 static void probe_usage(FILE *f)
 {
@@ -224,6 +226,25 @@ static void probe_vendors(void)
     }
 }
 
+/* libfabric providers for SCOMM_TRANSPORTS=ofi (transport/ofi.h). */
+static void probe_ofi(void)
+{
+    char text[4096];
+    char *line, *save = NULL;
+
+    printf("\nofi providers (SCOMM_TRANSPORTS=ofi; SCOMM_OFI_PROVIDER, "
+           "else the one marked *; tcp binds the interface of the route to "
+           "the master)\n");
+    if (scomm_ofi_list_providers(text, sizeof(text)) > 0) {
+        printf("  %-1s %-16s %-12s %s\n", "", "provider", "domain",
+               "fabric");
+    }
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        printf("  %s\n", line);
+    }
+}
+
 int scomm_cli_probe(int argc, char **argv)
 {
     const char *topo_file = NULL, *sysfs_root = NULL;
@@ -292,6 +313,7 @@ int scomm_cli_probe(int argc, char **argv)
             }
             printf("  (scomm presets show %s)\n", w->reco.preset);
             probe_vendors();
+            probe_ofi();
         }
         fflush(stdout);
     }
