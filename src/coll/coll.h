@@ -377,6 +377,14 @@ scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
                                   const scomm_coll_args_t *a);
 scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,
                                               const scomm_coll_args_t *a);
+/* direct_single.c: every rank reads what it needs where it lies
+ * (process_vm_readv, scomm_mem_alloc memory): "single_copy". */
+scomm_status_t scomm_bcast_single_copy(scomm_comm_t *comm,
+                                       const scomm_coll_args_t *a);
+scomm_status_t scomm_allgather_single_copy(scomm_comm_t *comm,
+                                           const scomm_coll_args_t *a);
+scomm_status_t scomm_alltoall_single_copy(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a);
 /* 2..16 ranks, all on this host, and no earlier set-up failure. */
 int scomm_coll_direct_supports(const scomm_comm_t *comm,
                                const scomm_coll_args_t *a, char *why,

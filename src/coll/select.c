@@ -28,17 +28,24 @@
  *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
- *   all_gather      all local over shm and total >= 4 MiB: direct;
+ *   all_gather      all local over shm and total >= 256 KiB:
+ *                   single_copy;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
  *   reduce_scatter  all local over shm and total >= 4 MiB: shm_direct;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB: direct; else ring
- *   broadcast       all local over shm and >= 1 MiB: direct;
+ *   broadcast       all local over shm: <= 48 B direct (its one cache
+ *                   line path), >= 256 KiB single_copy;
  *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
- *   all_to_all(v)   pairwise;  gather, scatter: linear
+ *   all_to_all      all local over shm and a rank's send buffer <= 48 B
+ *                   (one cache line) or >= 256 KiB: single_copy;
+ *                   else pairwise
+ *   all_to_allv     pairwise;  gather, scatter: linear
+ * (the single-copy and tiny thresholds are starting points: `scomm tune`
+ * measures them per machine, see below)
  *
  * The choice and its record are cached per communicator and op, keyed by
  * (count, bytes, in place) and a process-wide generation that the test
@@ -68,10 +75,15 @@
 #define SCOMM_COLL_MID_BYTES        (1u << 20)
 #define SCOMM_COLL_MID_BYTES_POW2   (4u << 20)
 #define SCOMM_COLL_BCAST_TREE_BYTES (256u << 10)
-/* From these sizes the shared-memory algorithms run all_gather /
- * reduce_scatter (total bytes) and broadcast when all ranks are local. */
+/* From this size (total bytes) shm_direct runs reduce_scatter when all
+ * ranks are local. */
 #define SCOMM_COLL_SHM_MOVE_BYTES   (4u << 20)
-#define SCOMM_COLL_SHM_BCAST_BYTES  (1u << 20)
+/* From this size (all_gather: total; all_to_all: a rank's send buffer)
+ * broadcast, all_gather and all_to_all read each other's buffers where
+ * they lie (single_copy) when all ranks are local; up to the tiny size,
+ * broadcast and all_to_all go through one cache line. */
+#define SCOMM_COLL_SHM_SINGLE_BYTES (256u << 10)
+#define SCOMM_COLL_TINY_BYTES       48u
 #define SCOMM_COLL_NAME_MAX         32
 
 static const scomm_coll_algo_t scomm_coll_algos[] = {
@@ -88,6 +100,8 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
      scomm_allgather_rd},
     {"direct", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
      scomm_allgather_direct},
+    {"single_copy", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
+     scomm_allgather_single_copy},
     {"hierarchical", SCOMM_COLL_ALLGATHER, scomm_coll_hier_move_supports,
      scomm_allgather_hier},
     {"ring", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_ring},
@@ -100,10 +114,14 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
     {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
     {"direct", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
      scomm_bcast_direct},
+    {"single_copy", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
+     scomm_bcast_single_copy},
     {"hierarchical", SCOMM_COLL_BROADCAST, scomm_coll_hier_supports,
      scomm_bcast_hier},
     {"binomial", SCOMM_COLL_REDUCE, NULL, scomm_reduce_binomial},
     {"pairwise", SCOMM_COLL_ALLTOALL, NULL, scomm_alltoall_pairwise},
+    {"single_copy", SCOMM_COLL_ALLTOALL, scomm_coll_direct_supports,
+     scomm_alltoall_single_copy},
     {"pairwise", SCOMM_COLL_ALLTOALLV, NULL, scomm_alltoallv_pairwise},
     {"linear", SCOMM_COLL_GATHER, NULL, scomm_gather_linear},
     {"linear", SCOMM_COLL_SCATTER, NULL, scomm_scatter_linear},
@@ -140,14 +158,15 @@ static const scomm_param_t scomm_coll_params[] = {
                         "ring,recursive_doubling,rabenseifner,direct,"
                         "hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLGATHER_ALGO", "all_gather",
-                        "ring,recursive_doubling,direct,hierarchical"),
+                        "ring,recursive_doubling,direct,single_copy,"
+                        "hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCESCATTER_ALGO", "reduce_scatter",
                         "ring,direct,shm_direct,hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_BROADCAST_ALGO", "broadcast",
-                        "binomial,chain,direct,hierarchical"),
+                        "binomial,chain,direct,single_copy,hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCE_ALGO", "reduce", "binomial"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALL_ALGO", "all_to_all",
-                        "pairwise"),
+                        "pairwise,single_copy"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALLV_ALGO", "all_to_allv",
                         "pairwise"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_GATHER_ALGO", "gather", "linear"),
@@ -430,13 +449,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_ALLGATHER:
-        if ((bytes >= SCOMM_COLL_SHM_MOVE_BYTES) &&
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
-            *rule = "allgather.shm_direct";
+            *rule = "allgather.single_copy";
             snprintf(reason, rlen, "all %d ranks on this host (local_size "
-                     "%d), every peer over shm, %zu B total >= 4 MiB: direct "
-                     "shared-memory copies", p, comm->local_size, bytes);
-            return scomm_coll_find(a->op, "direct");
+                     "%d), every peer over shm, %zu B total >= 256 KiB: "
+                     "each rank reads every block where it lies",
+                     p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "single_copy");
         }
         if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "allgather.hier";
@@ -483,14 +503,22 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "pipelined ring", bytes, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_BROADCAST:
-        if ((bytes >= SCOMM_COLL_SHM_BCAST_BYTES) &&
+        if ((bytes <= SCOMM_COLL_TINY_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
-            *rule = "broadcast.shm_direct";
+            *rule = "broadcast.shm_tiny";
             snprintf(reason, rlen, "all %d ranks on this host (local_size "
-                     "%d), every peer over shm, %zu B >= 1 MiB: the root "
-                     "stages, the others copy from shared memory", p,
-                     comm->local_size, bytes);
+                     "%d), every peer over shm, %zu B <= 48 B: one cache "
+                     "line from the root", p, comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
+        }
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "broadcast.single_copy";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B >= 256 KiB: every "
+                     "rank reads the root's buffer where it lies", p,
+                     comm->local_size, bytes);
+            return scomm_coll_find(a->op, "single_copy");
         }
         if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "broadcast.hier";
@@ -516,6 +544,21 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "reduce algorithm)", bytes, p);
         return scomm_coll_find(a->op, "binomial");
     case SCOMM_COLL_ALLTOALL:
+        if (((bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ||
+             (bytes * (size_t)p >= SCOMM_COLL_SHM_SINGLE_BYTES)) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "alltoall.single_copy";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B per rank %s: %s", p,
+                     comm->local_size, bytes * (size_t)p,
+                     (bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ?
+                     "<= 48 B" : ">= 256 KiB",
+                     (bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ?
+                     "one cache line per rank" :
+                     "each rank reads its blocks where they lie");
+            return scomm_coll_find(a->op, "single_copy");
+        }
+        /* fall through */
     case SCOMM_COLL_ALLTOALLV:
         *rule = "alltoall.pairwise";
         snprintf(reason, rlen, "%d ranks: pairwise exchange, %d steps%s", p,
