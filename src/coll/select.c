@@ -9,8 +9,12 @@
  *      op; a name valid for other ops only is ignored   rule "env.global"
  *   4. the first matching rule of the policy file SCOMM_SELECTOR_CONFIG
  *      (policy.c; read once per process)                rule "policy:<id>"
- *   5. the default rules below, by op, bytes, rank count and whether the
+ *   5. the first matching rule of the world's tuned policy (tuned.c: the
+ *      file `scomm tune` wrote for this machine and rank layout, read by
+ *      rank 0 at scomm_init and sent to the others)      rule "policy:<id>"
+ *   6. the default rules below, by op, bytes, rank count and whether the
  *      rank count is a power of two.
+ * The record's reason says which policy file's rule decided.
  * A forced algorithm that cannot run the case (Rabenseifner with fewer
  * elements than ranks, recursive doubling all_gather on a non-power-of-two
  * size) falls back to the default rule; the reason says so. A name that
@@ -175,6 +179,13 @@ static const scomm_param_t scomm_coll_params[] = {
      .type = SCOMM_PARAM_STRING,
      .help = "JSON policy file of selection rules (docs/design.md), read "
              "once per process"},
+    {.name = "SCOMM_TUNE_CACHE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = 255,
+     .help = "the tuned selector policy (scomm tune) that scomm_init loads: "
+             "unset, the file of this CPU, rank layout and version in "
+             "${XDG_CACHE_HOME:-~/.cache}/scomm/; a path: that file; off: "
+             "none. Rank 0's value and file count; SCOMM_SELECTOR_CONFIG "
+             "wins over it"},
     {.name = "SCOMM_COLL_SHM_CHUNK", .defval = "1m", .type = SCOMM_PARAM_SIZE,
      .min = 64 << 10, .max = 64 << 20,
      .help = "bytes of each of the two staging buffers per rank of the "
@@ -603,6 +614,37 @@ static int scomm_coll_comm_tl(const scomm_comm_t *comm)
 static const char *const scomm_coll_tl_names[] = {"any", "shm", "tcp",
                                                   "mock"};
 
+/* The first rule of pol matching the call: op's algorithm index, the
+ * record's rule "policy:<id>" and the words for its reason (label: which
+ * policy, "SCOMM_SELECTOR_CONFIG" or "tuned <file>"); -1 if none. */
+static int scomm_coll_policy_pick(const scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a,
+                                  const scomm_coll_policy_t *pol,
+                                  const char *label, char *rule,
+                                  size_t rlen, char *how, size_t hlen)
+{
+    const scomm_coll_policy_rule_t *r;
+    uint64_t bytes = scomm_coll_rule_bytes(comm, a);
+    int local = (comm->local_size == comm->size);
+    int tl;
+
+    if (pol->n == 0) {
+        return -1;
+    }
+    tl = scomm_coll_comm_tl(comm);
+    r  = scomm_coll_policy_match(pol, a->op, bytes, comm->size, local, tl);
+    if (r == NULL) {
+        return -1;
+    }
+    snprintf(rule, rlen, "policy:%s", r->id);
+    snprintf(how, hlen, "%s rule '%s' (%llu B in [%llu, %llu], %d ranks, "
+             "%s%s)", label, r->id, (unsigned long long)bytes,
+             (unsigned long long)r->min_bytes,
+             (unsigned long long)r->max_bytes, comm->size,
+             scomm_coll_tl_names[tl], local ? ", all local" : "");
+    return scomm_coll_find(a->op, r->algo);
+}
+
 /* The rules, uncached. */
 static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
                                              const scomm_coll_args_t *a,
@@ -652,26 +694,25 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
             how      = "SCOMM_ALGO";
         }
     }
-    if ((want < 0) && (scomm_coll_pol.n > 0)) {
-        const scomm_coll_policy_rule_t *r;
-        uint64_t bytes = scomm_coll_rule_bytes(comm, a);
-        int local = (comm->local_size == comm->size);
-        int tl    = scomm_coll_comm_tl(comm);
+    if (want < 0) {
+        want = scomm_coll_policy_pick(comm, a, &scomm_coll_pol,
+                                      "SCOMM_SELECTOR_CONFIG", pol_rule,
+                                      sizeof(pol_rule), how_buf,
+                                      sizeof(how_buf));
+    }
+    if ((want < 0) && (comm->world->coll_tuned != NULL)) {
+        const char *base = strrchr(comm->world->coll_tuned->path, '/');
+        char label[96];
 
-        r = scomm_coll_policy_match(&scomm_coll_pol, a->op, bytes,
-                                    comm->size, local, tl);
-        if (r != NULL) {
-            want = scomm_coll_find(a->op, r->algo);
-            snprintf(pol_rule, sizeof(pol_rule), "policy:%s", r->id);
-            src_rule = pol_rule;
-            snprintf(how_buf, sizeof(how_buf), "SCOMM_SELECTOR_CONFIG rule "
-                     "'%s' (%llu B in [%llu, %llu], %d ranks, %s%s)", r->id,
-                     (unsigned long long)bytes,
-                     (unsigned long long)r->min_bytes,
-                     (unsigned long long)r->max_bytes, comm->size,
-                     scomm_coll_tl_names[tl], local ? ", all local" : "");
-            how = how_buf;
-        }
+        snprintf(label, sizeof(label), "tuned %.88s",
+                 (base != NULL) ? base + 1 : comm->world->coll_tuned->path);
+        want = scomm_coll_policy_pick(comm, a, comm->world->coll_tuned,
+                                      label, pol_rule, sizeof(pol_rule),
+                                      how_buf, sizeof(how_buf));
+    }
+    if ((want >= 0) && (src_rule == NULL)) {
+        src_rule = pol_rule;
+        how      = how_buf;
     }
     def = scomm_coll_default(comm, a, &rule, reason, sizeof(reason));
     if (def < 0) {
@@ -762,5 +803,7 @@ const scomm_module_t scomm_module_coll = {
     .name         = "coll",
     .params       = scomm_coll_params,
     .nparams      = SCOMM_ARRAY_SIZE(scomm_coll_params),
+    .world_up     = scomm_coll_tune_world_up,
     .comm_release = scomm_coll_comm_release,
+    .comm_gone    = scomm_coll_tune_comm_gone,
 };
