@@ -143,6 +143,9 @@ static const char *const direct_ctr_what[DIRECT_NCTR] = {
     "publish its input of", "publish its result of", "finish reading",
     "publish its input of tiny call", "publish its input of tiny call",
     "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
     "publish its input of tiny call", "publish its input of tiny call"
 };
 

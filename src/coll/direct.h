@@ -40,11 +40,11 @@ enum {
     DIRECT_DONE    = 2,
     DIRECT_TINY0   = 3, /* tiny all_reduce, odd and even calls */
     DIRECT_TINY1   = 4,
-    DIRECT_TINYB0  = 5, /* tiny broadcast, odd and even calls */
-    DIRECT_TINYB1  = 6,
-    DIRECT_TINYA0  = 7, /* tiny all_to_all, odd and even calls */
-    DIRECT_TINYA1  = 8,
-    DIRECT_NCTR    = 9
+    DIRECT_TINYB0  = 5, /* tiny broadcast: call s uses line s % 8 */
+    DIRECT_TINYB_N = 8,
+    DIRECT_TINYA0  = 13, /* tiny all_to_all, odd and even calls */
+    DIRECT_TINYA1  = 14,
+    DIRECT_NCTR    = 15
 };
 
 /* A counter on its own cache line. The tiny lines also carry the call's

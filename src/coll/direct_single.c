@@ -32,12 +32,13 @@
  * record says so.
  *
  * Tiny paths (state made by an earlier call; vector, or all_to_all send
- * buffer, <= 48 bytes): call s of the kind uses line pair
- * TINYB (broadcast) or TINYA (all_to_all), line s % 2.
- *   broadcast: the root waits until every rank published >= s-1 on line
- *     (s-1) % 2 (all finished call s-1, hence s-2, the line's last use),
- *     writes arguments and data into its line s % 2 and publishes s; the
- *     others wait for it, check the arguments, copy, publish s.
+ * buffer, <= 48 bytes): call s of the kind uses line TINYB + s % 8
+ * (broadcast) or TINYA + s % 2 (all_to_all).
+ *   broadcast: the root waits until every rank published >= s-8 on its
+ *     line s % 8 (all finished that line's last call: eight calls may be
+ *     in flight, so a root that calls in a loop rarely waits), writes
+ *     arguments and data into the line and publishes s; the others wait
+ *     for it, check the arguments, copy, publish s.
  *   all_to_all: every rank writes its whole send buffer into its line,
  *     publishes s, waits for everybody's s and copies its block out of
  *     each line. Rewriting line s % 2 at call s + 2 is safe: a rank gets
@@ -94,14 +95,15 @@ scomm_status_t scomm_direct_bcast_tiny(scomm_comm_t *comm,
     direct_line_t *l;
     uint64_t s, meta = tiny_meta(a, a->root);
     scomm_status_t status;
-    int x, xp, root = a->root;
+    int x, root = a->root;
 
     direct_call_tiny(&c, comm, a, d);
-    s  = ++d->bseq;
-    x  = DIRECT_TINYB0 + (int)(s & 1);
-    xp = DIRECT_TINYB0 + (int)((s - 1) & 1);
+    s = ++d->bseq;
+    x = DIRECT_TINYB0 + (int)(s % DIRECT_TINYB_N);
     if (c.me == root) {
-        status = direct_wait(&c, xp, s - 1, -1);
+        /* Everybody finished the line's last call, s - 8. */
+        status = direct_wait(&c, x, (s > DIRECT_TINYB_N) ?
+                                    s - DIRECT_TINYB_N : 0, -1);
         if (status != SCOMM_OK) {
             return status;
         }

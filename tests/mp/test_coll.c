@@ -984,6 +984,50 @@ static void test_all_to_all(const tctx_t *t, const size_t *counts,
     free(recv);
 }
 
+/*
+ * Runs of tiny broadcasts (one root, then the next) and all_to_alls with
+ * new data every call, through every algorithm: a root that runs ahead of
+ * its readers (the tiny broadcast's eight lines) or a reader of a stale
+ * line shows up as an old value.
+ */
+static void test_tiny_streams(const tctx_t *t)
+{
+    uint64_t v[6], want;
+    int a, i, q, root, p = t->size, r = t->rank;
+
+    ST_ASSERT(p <= 6);
+    for (a = 0; a < nalgos(SCOMM_COLL_BROADCAST); a++) {
+        const char *name = force(SCOMM_COLL_BROADCAST, a);
+
+        for (root = 0; root < p; root++) {
+            for (i = 0; i < 40; i++) {
+                want = blk_seed(root, i, a);
+                v[0] = (r == root) ? want : 0;
+                ST_ASSERT_OK(scomm_broadcast(v, 1, SCOMM_UINT64, root,
+                                             t->comm));
+                expect_algo(t, SCOMM_COLL_BROADCAST, name, 1);
+                ST_ASSERT_EQ(v[0], want);
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLTOALL); a++) {
+        const char *name = force(SCOMM_COLL_ALLTOALL, a);
+
+        for (i = 0; i < 40; i++) {
+            for (q = 0; q < p; q++) {
+                v[q] = blk_seed(r, q, i);
+            }
+            ST_ASSERT_OK(scomm_all_to_all(v, v, 1, SCOMM_UINT64, t->comm));
+            expect_algo(t, SCOMM_COLL_ALLTOALL, name, 1);
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(v[q], blk_seed(q, r, i));
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
+}
+
 /* Elements rank i sends to rank j; symmetric so in-place works too. */
 static size_t v_count(int i, int j, int variant)
 {
@@ -2242,6 +2286,7 @@ static int run(int rank, int size, void *arg)
     test_all_gather(&t, counts, n);
     test_broadcast(&t, counts, n);
     test_all_to_all(&t, counts, n);
+    test_tiny_streams(&t);
     test_all_to_allv(&t);
     test_gather_scatter(&t, counts, n);
     section_done(&t, "data movement", t0);
