@@ -475,12 +475,7 @@ scomm_status_t scomm_allgather_direct(scomm_comm_t *comm,
 scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
                                   const scomm_coll_args_t *a)
 {
-    direct_state_t *d = direct_state_peek(comm);
-
-    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL)) {
-        return scomm_direct_bcast_tiny(comm, a, d);
-    }
-    return direct_bcast(comm, a);
+    return scomm_direct_bcast_tiny_or(comm, a, direct_bcast);
 }
 
 scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,

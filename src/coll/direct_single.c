@@ -87,9 +87,9 @@ static uint64_t tiny_meta(const scomm_coll_args_t *a, int root)
            ((uint64_t)(root + 1) << 48);
 }
 
-scomm_status_t scomm_direct_bcast_tiny(scomm_comm_t *comm,
-                                       const scomm_coll_args_t *a,
-                                       direct_state_t *d)
+static scomm_status_t direct_bcast_tiny(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a,
+                                        direct_state_t *d)
 {
     direct_call_t c;
     direct_line_t *l;
@@ -125,6 +125,18 @@ scomm_status_t scomm_direct_bcast_tiny(scomm_comm_t *comm,
     /* The root's next call on this line waits for this. */
     direct_publish(&c, x, s);
     return SCOMM_OK;
+}
+
+scomm_status_t scomm_direct_bcast_tiny_or(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a,
+                                          scomm_coll_fn_t fn)
+{
+    direct_state_t *d = direct_state_peek(comm);
+
+    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL)) {
+        return direct_bcast_tiny(comm, a, d);
+    }
+    return fn(comm, a);
 }
 
 static scomm_status_t direct_alltoall_tiny(scomm_comm_t *comm,
@@ -196,6 +208,18 @@ static scomm_status_t single_begin(direct_call_t *c, scomm_comm_t *comm,
     return SCOMM_OK;
 }
 
+/* No CMA: the staged algorithm (staged), or without an arena the
+ * point-to-point one. */
+static scomm_status_t single_fallback(const direct_call_t *c,
+                                      const scomm_coll_args_t *a,
+                                      const char *why, scomm_coll_fn_t staged)
+{
+    if ((c->d != NULL) && !c->d->unusable) {
+        return scomm_direct_fallback_to(c->comm, a, why, "direct", staged);
+    }
+    return scomm_direct_fallback(c->comm, a, why);
+}
+
 /* Steps 1: descriptor (if the others read this rank) and ready. */
 static scomm_status_t single_publish(direct_call_t *c, int readable)
 {
@@ -249,10 +273,7 @@ static scomm_status_t single_bcast(scomm_comm_t *comm,
     status = single_begin(&c, comm, a, is_root ? a->recvbuf : NULL, a->bytes,
                           &why);
     if (status == SCOMM_ERR_UNSUPPORTED) {
-        return (c.d != NULL) && !c.d->unusable ?
-               scomm_direct_fallback_to(comm, a, why, "direct",
-                                        scomm_bcast_direct) :
-               scomm_direct_fallback(comm, a, why);
+        return single_fallback(&c, a, why, scomm_bcast_direct);
     }
     if (status == SCOMM_OK) {
         status = single_publish(&c, is_root);
@@ -283,10 +304,7 @@ static scomm_status_t single_allgather(scomm_comm_t *comm,
 
     status = single_begin(&c, comm, a, a->sendbuf, b, &why);
     if (status == SCOMM_ERR_UNSUPPORTED) {
-        return (c.d != NULL) && !c.d->unusable ?
-               scomm_direct_fallback_to(comm, a, why, "direct",
-                                        scomm_allgather_direct) :
-               scomm_direct_fallback(comm, a, why);
+        return single_fallback(&c, a, why, scomm_allgather_direct);
     }
     if (status == SCOMM_OK) {
         status = single_publish(&c, 1);
@@ -370,12 +388,7 @@ static scomm_status_t single_alltoall(scomm_comm_t *comm,
 scomm_status_t scomm_bcast_single_copy(scomm_comm_t *comm,
                                        const scomm_coll_args_t *a)
 {
-    direct_state_t *d = direct_state_peek(comm);
-
-    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL)) {
-        return scomm_direct_bcast_tiny(comm, a, d);
-    }
-    return single_bcast(comm, a);
+    return scomm_direct_bcast_tiny_or(comm, a, single_bcast);
 }
 
 scomm_status_t scomm_allgather_single_copy(scomm_comm_t *comm,

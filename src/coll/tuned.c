@@ -33,8 +33,9 @@
  *     choice; it costs one warning.
  *  3. The policy lives on the world (w->coll_tuned) and goes with it.
  *  4. scomm_init sends one message from rank 0 to every other rank (two
- *     with a policy); a world that fails during it still comes up, and
- *     its next call reports the fault, as before the exchange existed.
+ *     with a policy). The exchange fails no world by itself: a rank that
+ *     cannot be reached, or cannot hear rank 0, is lost anyway, and the
+ *     world comes up and reports that at its next call, as before.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -335,8 +336,12 @@ static char *tune_read(scomm_comm_t *comm, tune_hdr_t *hdr, size_t *len,
     return text;
 }
 
-/* Rank 0 sends hdr (and text) to every rank; the others receive them.
- * World lock held. */
+/*
+ * Rank 0 sends hdr (and text) to every rank; the others receive them.
+ * World lock held. Rank 0 skips a peer it cannot reach (that peer's loss
+ * fails the world on its own, as it would without this exchange) and
+ * returns SCOMM_OK; a receiver returns the error of a failed receive.
+ */
 static scomm_status_t tune_exchange(scomm_comm_t *comm, tune_hdr_t *hdr,
                                     char **text)
 {
@@ -350,51 +355,45 @@ static scomm_status_t tune_exchange(scomm_comm_t *comm, tune_hdr_t *hdr,
                                "of memory for the tuned policy's exchange");
     }
     if (comm->rank == 0) {
-        for (q = 1; (q < comm->size) && (status == SCOMM_OK); q++) {
-            status = scomm_p2p_isend(comm, q, SCOMM_TAG_TUNE, hdr,
-                                     sizeof(*hdr), &reqs[n]);
-            n += (status == SCOMM_OK);
-            if ((status == SCOMM_OK) && (hdr->len > 0)) {
-                status = scomm_p2p_isend(comm, q, SCOMM_TAG_TUNE, *text,
-                                         hdr->len, &reqs[n]);
-                n += (status == SCOMM_OK);
+        for (q = 1; q < comm->size; q++) {
+            if ((scomm_p2p_isend(comm, q, SCOMM_TAG_TUNE, hdr, sizeof(*hdr),
+                                 &reqs[n]) == SCOMM_OK) && (++n > 0) &&
+                (hdr->len > 0) &&
+                (scomm_p2p_isend(comm, q, SCOMM_TAG_TUNE, *text, hdr->len,
+                                 &reqs[n]) == SCOMM_OK)) {
+                n++;
             }
         }
-    } else {
-        status = scomm_p2p_irecv(comm, 0, SCOMM_TAG_TUNE, hdr, sizeof(*hdr),
-                                 &reqs[n]);
-        n += (status == SCOMM_OK);
+        if ((n > 0) && (scomm_p2p_waitall(comm, reqs, n) != SCOMM_OK)) {
+            scomm_debug(SCOMM_SUB_COLL, "tuned selector policy: not every "
+                        "rank got it: %s", comm->last_error);
+        }
+        free(reqs);
+        return SCOMM_OK;
+    }
+    status = scomm_p2p_irecv(comm, 0, SCOMM_TAG_TUNE, hdr, sizeof(*hdr),
+                             &reqs[0]);
+    if (status == SCOMM_OK) {
+        status = scomm_p2p_waitall(comm, reqs, 1);
+    }
+    if ((status == SCOMM_OK) &&
+        ((hdr->len > TUNE_MAX_BYTES) ||
+         (memchr(hdr->path, '\0', sizeof(hdr->path)) == NULL))) {
+        status = scomm_set_error(comm, SCOMM_ERR_PROTOCOL, "scomm_init: rank "
+                                 "0 sent a bad tuned-policy header (length "
+                                 "%u)", hdr->len);
+    }
+    if ((status == SCOMM_OK) && (hdr->len > 0)) {
+        *text  = malloc(hdr->len);
+        status = (*text == NULL) ?
+                 scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "scomm_init: out "
+                                 "of memory for %u bytes of tuned policy",
+                                 hdr->len) :
+                 scomm_p2p_irecv(comm, 0, SCOMM_TAG_TUNE, *text, hdr->len,
+                                 &reqs[0]);
         if (status == SCOMM_OK) {
-            status = scomm_p2p_waitall(comm, reqs, n);
-            n      = 0;
+            status = scomm_p2p_waitall(comm, reqs, 1);
         }
-        if ((status == SCOMM_OK) &&
-            ((hdr->len > TUNE_MAX_BYTES) ||
-             (memchr(hdr->path, '\0', sizeof(hdr->path)) == NULL))) {
-            status = scomm_set_error(comm, SCOMM_ERR_PROTOCOL, "scomm_init: "
-                                     "rank 0 sent a bad tuned-policy header "
-                                     "(length %u)", hdr->len);
-        }
-        if ((status == SCOMM_OK) && (hdr->len > 0)) {
-            *text = malloc(hdr->len);
-            status = (*text == NULL) ?
-                     scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "scomm_init: "
-                                     "out of memory for %u bytes of tuned "
-                                     "policy", hdr->len) :
-                     scomm_p2p_irecv(comm, 0, SCOMM_TAG_TUNE, *text,
-                                     hdr->len, &reqs[n]);
-            n += (status == SCOMM_OK);
-        }
-    }
-    if (status != SCOMM_OK) {
-        scomm_world_fail(comm->world, status, comm->world->rank,
-                         "scomm_init: rank %d could not exchange the tuned "
-                         "selector policy: %s", comm->rank, comm->last_error);
-    }
-    if (n > 0) {
-        scomm_status_t s2 = scomm_p2p_waitall(comm, reqs, n);
-
-        status = (status != SCOMM_OK) ? status : s2;
     }
     free(reqs);
     return status;
@@ -434,10 +433,9 @@ scomm_status_t scomm_coll_tune_world_up(scomm_comm_t *comm)
     }
     free(text);
     if (status != SCOMM_OK) {
-        /* The world failed (a peer that never connected, one that died):
-         * scomm_init still returns the communicator, as it does when the
-         * fault comes a moment later, and its next call says what
-         * happened; no rank chooses by a policy another may lack. */
+        /* Rank 0 or the link to it failed: so does the world, at this
+         * rank's next call, as it would without the exchange;
+         * scomm_init still returns the communicator. */
         scomm_debug(SCOMM_SUB_COLL, "tuned selector policy not exchanged: "
                     "%s", comm->last_error);
         scomm_coll_policy_free(&pol);
