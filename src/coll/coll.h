@@ -170,10 +170,21 @@ typedef struct scomm_coll_policy_rule {
     int      transport;  /* SCOMM_COLL_POLICY_TL_* */
 } scomm_coll_policy_rule_t;
 
+/* What a tuned policy was measured on (its "machine" block; tuned.c). */
+typedef struct scomm_coll_tune_key {
+    char cpu[128];        /* /proc/cpuinfo's model name */
+    int  world_size;
+    int  local_size;      /* ranks on rank 0's host */
+    char transports[64];  /* that reach rank 0's peers: "shm", "shm+tcp" */
+    char version[32];     /* scomm's */
+} scomm_coll_tune_key_t;
+
 typedef struct scomm_coll_policy {
     int                       n;
     scomm_coll_policy_rule_t *rules;
     char                      path[256];
+    int                       has_machine;
+    scomm_coll_tune_key_t     machine;
 } scomm_coll_policy_t;
 
 /* Parse len bytes of JSON (path: for messages). 0, or a negative status
@@ -185,10 +196,45 @@ int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
 int scomm_coll_policy_load(const char *path, scomm_coll_policy_t *pol,
                            char *err, size_t errlen);
 void scomm_coll_policy_free(scomm_coll_policy_t *pol);
+/* "" if k and the file's machine block agree, else what differs (one
+ * phrase: "world_size 4 (this run: 2)"). */
+void scomm_coll_tune_key_diff(const scomm_coll_tune_key_t *file,
+                              const scomm_coll_tune_key_t *k, char *out,
+                              size_t len);
 /* The first rule matching the call, or NULL. */
 const scomm_coll_policy_rule_t *
 scomm_coll_policy_match(const scomm_coll_policy_t *pol, scomm_coll_op_t op,
                         uint64_t bytes, int p, int all_local, int tl);
+
+/* ---- the tuned policy (tuned.c, `scomm tune`) ---- */
+
+/* Rank 0 sends the tuned policy to the others at scomm_init on this tag. */
+#define SCOMM_TAG_TUNE 0x40000011
+
+/* This machine's CPU model (/proc/cpuinfo), or its architecture. */
+void scomm_coll_tune_cpu(char *out, size_t len);
+/* The key of a run on comm as this rank sees it (rank 0's counts). */
+void scomm_coll_tune_key_of(const scomm_comm_t *comm,
+                            scomm_coll_tune_key_t *k);
+/* ${XDG_CACHE_HOME:-$HOME/.cache}/scomm; -1 (and why in out) if neither
+ * is set. */
+int scomm_coll_tune_dir(char *out, size_t len);
+/* "policy-<cpu>-w<N>-l<L>-<transports>-v<version>.json"; 0, or -1. */
+int scomm_coll_tune_file_name(const scomm_coll_tune_key_t *k, char *out,
+                              size_t len);
+/* The file for key k: SCOMM_TUNE_CACHE's path, or the cache directory's
+ * file; 0 and path, 1 when turned off, -1 on an error; why says. */
+int scomm_coll_tune_path(const scomm_coll_tune_key_t *k, char *path,
+                         size_t len, char *why, size_t wlen);
+/* k as the JSON object of a policy file's "machine" block; 0, or -1. */
+int scomm_coll_tune_machine_json(const scomm_coll_tune_key_t *k, char *out,
+                                 size_t len);
+/* The coll module's world_up hook: rank 0 reads, every rank gets it. */
+scomm_status_t scomm_coll_tune_world_up(scomm_comm_t *comm);
+/* The coll module's comm_gone hook: the world's policy goes with it. */
+void scomm_coll_tune_comm_gone(scomm_comm_t *comm, int last);
+/* Which policy a run here would use, in words (`scomm info`). */
+void scomm_coll_tune_describe(char *out, size_t len);
 
 /* ---- the argument checks (check.c) ---- */
 
@@ -377,6 +423,14 @@ scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
                                   const scomm_coll_args_t *a);
 scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,
                                               const scomm_coll_args_t *a);
+/* direct_single.c: every rank reads what it needs where it lies
+ * (process_vm_readv, scomm_mem_alloc memory): "single_copy". */
+scomm_status_t scomm_bcast_single_copy(scomm_comm_t *comm,
+                                       const scomm_coll_args_t *a);
+scomm_status_t scomm_allgather_single_copy(scomm_comm_t *comm,
+                                           const scomm_coll_args_t *a);
+scomm_status_t scomm_alltoall_single_copy(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a);
 /* 2..16 ranks, all on this host, and no earlier set-up failure. */
 int scomm_coll_direct_supports(const scomm_comm_t *comm,
                                const scomm_coll_args_t *a, char *why,

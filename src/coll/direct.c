@@ -8,7 +8,10 @@
  *
  * Files: this one holds the machinery (the arena and its set-up, the CMA
  * probe, copies, counters, waits, call set-up and descriptors); the four
- * algorithms are in direct_ops.c; what both share is in direct.h.
+ * staged algorithms are in direct_ops.c, the single-copy broadcast,
+ * all_gather and all_to_all ("single_copy": each rank reads the others'
+ * buffers where they lie) and the tiny broadcast and all_to_all in
+ * direct_single.c; what they share is in direct.h.
  *
  * Per communicator, at the first call (direct_state_get), every rank
  * creates a staging arena in shared memory (core/shmem.c: random name,
@@ -16,8 +19,9 @@
  * out together whether each may read the others' memory with
  * process_vm_readv (direct_probe_cma; "CMA"):
  *
- *   arena := ctrl (4 KiB: three counters and a sleeping flag on their own
- *            cache lines, two call descriptors) | buffer 0 | buffer 1
+ *   arena := ctrl (4 KiB: three counters, the tiny paths' lines and a
+ *            sleeping flag on their own cache lines, two call
+ *            descriptors) | buffer 0 | buffer 1
  *            (chunk bytes each, SCOMM_COLL_SHM_CHUNK, default 1 MiB)
  *
  * Counters count chunks since the arena was made, over all calls, and only
@@ -137,6 +141,11 @@
 
 static const char *const direct_ctr_what[DIRECT_NCTR] = {
     "publish its input of", "publish its result of", "finish reading",
+    "publish its input of tiny call", "publish its input of tiny call",
+    "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
+    "finish tiny broadcast", "finish tiny broadcast",
     "publish its input of tiny call", "publish its input of tiny call"
 };
 
@@ -618,40 +627,45 @@ scomm_status_t scomm_direct_wait_slow(direct_call_t *c, int x,
 
 /* ---- calls --------------------------------------------------------------- */
 
+/* Run alt (fn) instead of the forced algorithm, and say why. */
+scomm_status_t scomm_direct_fallback_to(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a,
+                                        const char *why, const char *alt,
+                                        scomm_coll_fn_t fn)
+{
+    scomm_coll_record_t *rec = &comm->last_sel;
+    char forced[sizeof(rec->algo)];
+
+    memcpy(forced, rec->algo, sizeof(forced));
+    snprintf(rec->algo, sizeof(rec->algo), "%s", alt);
+    snprintf(rec->rule_id, sizeof(rec->rule_id), "fallback:%s", forced);
+    snprintf(rec->reason, sizeof(rec->reason), "%s falls back: %s; %s",
+             forced, why, alt);
+    return fn(comm, a);
+}
+
 /* Fall back (arena unavailable): run the default algorithm, and say so. */
 scomm_status_t scomm_direct_fallback(scomm_comm_t *comm,
                                      const scomm_coll_args_t *a,
                                      const char *why)
 {
-    scomm_coll_record_t *rec = &comm->last_sel;
-    char forced[sizeof(rec->algo)];
-    const char *alt;
-    scomm_coll_fn_t fn;
-
     switch (a->op) {
     case SCOMM_COLL_ALLGATHER:
-        alt = "ring";
-        fn  = scomm_allgather_ring;
-        break;
+        return scomm_direct_fallback_to(comm, a, why, "ring",
+                                        scomm_allgather_ring);
     case SCOMM_COLL_REDUCESCATTER:
-        alt = "ring";
-        fn  = scomm_reducescatter_ring;
-        break;
+        return scomm_direct_fallback_to(comm, a, why, "ring",
+                                        scomm_reducescatter_ring);
     case SCOMM_COLL_BROADCAST:
-        alt = "binomial";
-        fn  = scomm_bcast_binomial;
-        break;
+        return scomm_direct_fallback_to(comm, a, why, "binomial",
+                                        scomm_bcast_binomial);
+    case SCOMM_COLL_ALLTOALL:
+        return scomm_direct_fallback_to(comm, a, why, "pairwise",
+                                        scomm_alltoall_pairwise);
     default:
-        alt = "ring";
-        fn  = scomm_allreduce_ring;
-        break;
+        return scomm_direct_fallback_to(comm, a, why, "ring",
+                                        scomm_allreduce_ring);
     }
-    memcpy(forced, rec->algo, sizeof(forced));
-    snprintf(rec->algo, sizeof(rec->algo), "%s", alt);
-    snprintf(rec->rule_id, sizeof(rec->rule_id), "fallback:shm_direct");
-    snprintf(rec->reason, sizeof(rec->reason), "%s falls back: %s; %s",
-             forced, why, alt);
-    return fn(comm, a);
 }
 
 /*

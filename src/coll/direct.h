@@ -2,8 +2,10 @@
  * direct.h - what the direct shared-memory collectives share between the
  * machinery (direct.c: the per-communicator arena, the CMA probe, copies,
  * waits, call set-up and descriptors) and the algorithms (direct_ops.c:
- * all_reduce, all_gather, broadcast, reduce_scatter). The design, the
- * counters' protocol and the invariants are in direct.c's header comment.
+ * all_reduce, all_gather, broadcast, reduce_scatter; direct_single.c: the
+ * single-copy broadcast, all_gather and all_to_all and the tiny broadcast
+ * and all_to_all). The design, the counters' protocol and the invariants
+ * are in direct.c's header comment.
  */
 #ifndef SCOMM_COLL_DIRECT_H
 #define SCOMM_COLL_DIRECT_H
@@ -38,7 +40,11 @@ enum {
     DIRECT_DONE    = 2,
     DIRECT_TINY0   = 3, /* tiny all_reduce, odd and even calls */
     DIRECT_TINY1   = 4,
-    DIRECT_NCTR    = 5
+    DIRECT_TINYB0  = 5, /* tiny broadcast: call s uses line s % 8 */
+    DIRECT_TINYB_N = 8,
+    DIRECT_TINYA0  = 13, /* tiny all_to_all, odd and even calls */
+    DIRECT_TINYA1  = 14,
+    DIRECT_NCTR    = 15
 };
 
 /* A counter on its own cache line. The tiny lines also carry the call's
@@ -52,7 +58,8 @@ typedef struct direct_line {
 _Static_assert(sizeof(direct_line_t) == SCOMM_CACHELINE,
                "a counter line is one cache line");
 
-/* all_reduce vectors up to this size take the tiny path. */
+/* all_reduce and broadcast vectors, and all_to_all send buffers (all
+ * blocks), up to this size take the tiny (one cache line) paths. */
 #define DIRECT_TINY_BYTES    (SCOMM_CACHELINE - 16)
 
 /* What a rank passes to one call, for the others to check and to find
@@ -96,6 +103,8 @@ typedef struct direct_state {
     uint64_t           k;         /* chunks started, all calls */
     uint64_t           seq;       /* calls */
     uint64_t           tseq;      /* tiny all_reduce calls */
+    uint64_t           bseq;      /* tiny broadcast calls */
+    uint64_t           aseq;      /* tiny all_to_all calls */
     /* Peers' eventfds, dup'd here on first need: -2 not yet tried, -1
      * unavailable (the sleeper's timeout then bounds its sleep). */
     int                wfd[DIRECT_MAX_RANKS];
@@ -148,6 +157,13 @@ void scomm_direct_wake(const direct_call_t *c);
 scomm_status_t scomm_direct_wait_slow(direct_call_t *c, int x,
                                       uint64_t want, int only);
 
+/* Run alt (fn) instead of the forced algorithm, and say why (the record:
+ * rule "fallback:<forced>"). */
+scomm_status_t scomm_direct_fallback_to(scomm_comm_t *comm,
+                                        const scomm_coll_args_t *a,
+                                        const char *why, const char *alt,
+                                        scomm_coll_fn_t fn);
+
 /* Fall back (arena unavailable): run the default algorithm, and say so. */
 scomm_status_t scomm_direct_fallback(scomm_comm_t *comm,
                                      const scomm_coll_args_t *a,
@@ -180,6 +196,33 @@ scomm_status_t scomm_direct_cma_read(direct_call_t *c, int q, void *dst,
 
 /* The world's fault as this call's error (comm's last error set). */
 scomm_status_t scomm_direct_fault(scomm_comm_t *comm);
+
+/* The comm's state if it exists and is usable, else NULL (tiny paths). */
+static inline direct_state_t *direct_state_peek(const scomm_comm_t *comm)
+{
+    direct_state_t *d = (comm->shmem != NULL) ? comm->shmem->coll : NULL;
+
+    return ((d != NULL) && !d->unusable) ? d : NULL;
+}
+
+/* A call block for the tiny paths, which use no chunk numbers. */
+static inline void direct_call_tiny(direct_call_t *c, scomm_comm_t *comm,
+                                    const scomm_coll_args_t *a,
+                                    direct_state_t *d)
+{
+    c->comm = comm;
+    c->a    = a;
+    c->d    = d;
+    c->p    = comm->size;
+    c->me   = comm->rank;
+    c->k0   = d->k;
+}
+
+/* The tiny broadcast (direct_single.c) when the vector fits a line and
+ * the state exists, else fn. */
+scomm_status_t scomm_direct_bcast_tiny_or(scomm_comm_t *comm,
+                                          const scomm_coll_args_t *a,
+                                          scomm_coll_fn_t fn);
 
 /* ---- counters and waits ---- */
 

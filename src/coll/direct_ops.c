@@ -458,9 +458,9 @@ static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
 scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
                                       const scomm_coll_args_t *a)
 {
-    direct_state_t *d = (comm->shmem != NULL) ? comm->shmem->coll : NULL;
+    direct_state_t *d = direct_state_peek(comm);
 
-    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL) && !d->unusable) {
+    if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL)) {
         return direct_allreduce_tiny(comm, a, d);
     }
     return direct_allreduce(comm, a);
@@ -475,7 +475,7 @@ scomm_status_t scomm_allgather_direct(scomm_comm_t *comm,
 scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
                                   const scomm_coll_args_t *a)
 {
-    return direct_bcast(comm, a);
+    return scomm_direct_bcast_tiny_or(comm, a, direct_bcast);
 }
 
 scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,

@@ -25,6 +25,12 @@
  * op: the rule then applies to the ops that have it). "id" (optional,
  * default "rule<N>") becomes the record's selection_rule_id "policy:<id>".
  *
+ * A file that `scomm tune` wrote (tuned.c) also has a top-level
+ * "machine" object saying what it was measured on: {"cpu": "...",
+ * "world_size": 2, "local_size": 2, "transports": "shm", "scomm_version":
+ * "0.1.0"}, all five required there; the loader of the tuned cache
+ * compares it with the run, SCOMM_SELECTOR_CONFIG ignores it.
+ *
  * Errors name the file and, for syntax, the line and column (jansson's);
  * for a bad value, the rule by index and the key. Unknown keys are errors:
  * a typo must not silently turn a rule into a wider one. They are
@@ -259,6 +265,59 @@ static int policy_rule(const char *path, size_t idx, json_t *o,
     return 0;
 }
 
+/* A string member of the machine block into out; -1 if not one. */
+static int policy_mstr(json_t *m, const char *key, char *out, size_t len)
+{
+    json_t *v = json_object_get(m, key);
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+
+    if ((s == NULL) || (strlen(s) >= len)) {
+        return -1;
+    }
+    snprintf(out, len, "%s", s);
+    return 0;
+}
+
+static int policy_machine(const char *path, json_t *m,
+                          scomm_coll_tune_key_t *k, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"cpu", "world_size", "local_size",
+                                       "transports", "scomm_version"};
+    const char *key;
+    json_t *v;
+    size_t i;
+    int known;
+
+    if (!json_is_object(m)) {
+        return policy_err(err, errlen, "%s: \"machine\" must be an object",
+                          path);
+    }
+    json_object_foreach(m, key, v) {
+        for (i = 0, known = 0; i < SCOMM_ARRAY_SIZE(keys); i++) {
+            known = known || (strcmp(key, keys[i]) == 0);
+        }
+        if (!known) {
+            return policy_err(err, errlen, "%s: machine: unknown key "
+                              "'%.40s' (known: cpu, world_size, local_size, "
+                              "transports, scomm_version)", path, key);
+        }
+    }
+    if ((policy_mstr(m, "cpu", k->cpu, sizeof(k->cpu)) != 0) ||
+        (policy_mstr(m, "transports", k->transports,
+                     sizeof(k->transports)) != 0) ||
+        (policy_mstr(m, "scomm_version", k->version,
+                     sizeof(k->version)) != 0) ||
+        (policy_int(json_object_get(m, "world_size"), 1, 1 << 30,
+                    &k->world_size) != 0) ||
+        (policy_int(json_object_get(m, "local_size"), 1, 1 << 30,
+                    &k->local_size) != 0)) {
+        return policy_err(err, errlen, "%s: machine needs cpu, transports, "
+                          "scomm_version (strings) and world_size, "
+                          "local_size (integers >= 1)", path);
+    }
+    return 0;
+}
+
 int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
                             scomm_coll_policy_t *pol, char *err,
                             size_t errlen)
@@ -281,11 +340,20 @@ int scomm_coll_policy_parse(const char *text, size_t len, const char *path,
         goto out;
     }
     json_object_foreach(root, key, v) {
-        if ((strcmp(key, "version") != 0) && (strcmp(key, "rules") != 0)) {
+        if ((strcmp(key, "version") != 0) && (strcmp(key, "rules") != 0) &&
+            (strcmp(key, "machine") != 0)) {
             rc = policy_err(err, errlen, "%s: unknown top-level key '%.40s' "
-                            "(known: version, rules)", path, key);
+                            "(known: version, rules, machine)", path, key);
             goto out;
         }
+    }
+    v = json_object_get(root, "machine");
+    if (v != NULL) {
+        rc = policy_machine(path, v, &pol->machine, err, errlen);
+        if (rc != 0) {
+            goto out;
+        }
+        pol->has_machine = 1;
     }
     v = json_object_get(root, "version");
     if ((v != NULL) &&
@@ -374,8 +442,31 @@ int scomm_coll_policy_load(const char *path, scomm_coll_policy_t *pol,
 void scomm_coll_policy_free(scomm_coll_policy_t *pol)
 {
     free(pol->rules);
-    pol->rules = NULL;
-    pol->n     = 0;
+    pol->rules       = NULL;
+    pol->n           = 0;
+    pol->has_machine = 0;
+}
+
+void scomm_coll_tune_key_diff(const scomm_coll_tune_key_t *file,
+                              const scomm_coll_tune_key_t *k, char *out,
+                              size_t len)
+{
+    out[0] = '\0';
+    if (strcmp(file->cpu, k->cpu) != 0) {
+        snprintf(out, len, "cpu '%s' (this run: '%s')", file->cpu, k->cpu);
+    } else if (file->world_size != k->world_size) {
+        snprintf(out, len, "world_size %d (this run: %d)", file->world_size,
+                 k->world_size);
+    } else if (file->local_size != k->local_size) {
+        snprintf(out, len, "local_size %d (this run: %d)", file->local_size,
+                 k->local_size);
+    } else if (strcmp(file->transports, k->transports) != 0) {
+        snprintf(out, len, "transports '%s' (this run: '%s')",
+                 file->transports, k->transports);
+    } else if (strcmp(file->version, k->version) != 0) {
+        snprintf(out, len, "scomm_version '%s' (this run: '%s')",
+                 file->version, k->version);
+    }
 }
 
 const scomm_coll_policy_rule_t *

@@ -9,8 +9,12 @@
  *      op; a name valid for other ops only is ignored   rule "env.global"
  *   4. the first matching rule of the policy file SCOMM_SELECTOR_CONFIG
  *      (policy.c; read once per process)                rule "policy:<id>"
- *   5. the default rules below, by op, bytes, rank count and whether the
+ *   5. the first matching rule of the world's tuned policy (tuned.c: the
+ *      file `scomm tune` wrote for this machine and rank layout, read by
+ *      rank 0 at scomm_init and sent to the others)      rule "policy:<id>"
+ *   6. the default rules below, by op, bytes, rank count and whether the
  *      rank count is a power of two.
+ * The record's reason says which policy file's rule decided.
  * A forced algorithm that cannot run the case (Rabenseifner with fewer
  * elements than ranks, recursive doubling all_gather on a non-power-of-two
  * size) falls back to the default rule; the reason says so. A name that
@@ -28,17 +32,24 @@
  *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
- *   all_gather      all local over shm and total >= 4 MiB: direct;
+ *   all_gather      all local over shm and total >= 256 KiB:
+ *                   single_copy;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
  *   reduce_scatter  all local over shm and total >= 4 MiB: shm_direct;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB: direct; else ring
- *   broadcast       all local over shm and >= 1 MiB: direct;
+ *   broadcast       all local over shm: <= 48 B direct (its one cache
+ *                   line path), >= 256 KiB single_copy;
  *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
- *   all_to_all(v)   pairwise;  gather, scatter: linear
+ *   all_to_all      all local over shm and a rank's send buffer <= 48 B
+ *                   (one cache line) or >= 256 KiB: single_copy;
+ *                   else pairwise
+ *   all_to_allv     pairwise;  gather, scatter: linear
+ * (the single-copy and tiny thresholds are starting points: `scomm tune`
+ * measures them per machine, see below)
  *
  * The choice and its record are cached per communicator and op, keyed by
  * (count, bytes, in place) and a process-wide generation that the test
@@ -68,10 +79,15 @@
 #define SCOMM_COLL_MID_BYTES        (1u << 20)
 #define SCOMM_COLL_MID_BYTES_POW2   (4u << 20)
 #define SCOMM_COLL_BCAST_TREE_BYTES (256u << 10)
-/* From these sizes the shared-memory algorithms run all_gather /
- * reduce_scatter (total bytes) and broadcast when all ranks are local. */
+/* From this size (total bytes) shm_direct runs reduce_scatter when all
+ * ranks are local. */
 #define SCOMM_COLL_SHM_MOVE_BYTES   (4u << 20)
-#define SCOMM_COLL_SHM_BCAST_BYTES  (1u << 20)
+/* From this size (all_gather: total; all_to_all: a rank's send buffer)
+ * broadcast, all_gather and all_to_all read each other's buffers where
+ * they lie (single_copy) when all ranks are local; up to the tiny size,
+ * broadcast and all_to_all go through one cache line. */
+#define SCOMM_COLL_SHM_SINGLE_BYTES (256u << 10)
+#define SCOMM_COLL_TINY_BYTES       48u
 #define SCOMM_COLL_NAME_MAX         32
 
 static const scomm_coll_algo_t scomm_coll_algos[] = {
@@ -88,6 +104,8 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
      scomm_allgather_rd},
     {"direct", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
      scomm_allgather_direct},
+    {"single_copy", SCOMM_COLL_ALLGATHER, scomm_coll_direct_supports,
+     scomm_allgather_single_copy},
     {"hierarchical", SCOMM_COLL_ALLGATHER, scomm_coll_hier_move_supports,
      scomm_allgather_hier},
     {"ring", SCOMM_COLL_REDUCESCATTER, NULL, scomm_reducescatter_ring},
@@ -100,10 +118,14 @@ static const scomm_coll_algo_t scomm_coll_algos[] = {
     {"chain", SCOMM_COLL_BROADCAST, NULL, scomm_bcast_chain},
     {"direct", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
      scomm_bcast_direct},
+    {"single_copy", SCOMM_COLL_BROADCAST, scomm_coll_direct_supports,
+     scomm_bcast_single_copy},
     {"hierarchical", SCOMM_COLL_BROADCAST, scomm_coll_hier_supports,
      scomm_bcast_hier},
     {"binomial", SCOMM_COLL_REDUCE, NULL, scomm_reduce_binomial},
     {"pairwise", SCOMM_COLL_ALLTOALL, NULL, scomm_alltoall_pairwise},
+    {"single_copy", SCOMM_COLL_ALLTOALL, scomm_coll_direct_supports,
+     scomm_alltoall_single_copy},
     {"pairwise", SCOMM_COLL_ALLTOALLV, NULL, scomm_alltoallv_pairwise},
     {"linear", SCOMM_COLL_GATHER, NULL, scomm_gather_linear},
     {"linear", SCOMM_COLL_SCATTER, NULL, scomm_scatter_linear},
@@ -140,14 +162,15 @@ static const scomm_param_t scomm_coll_params[] = {
                         "ring,recursive_doubling,rabenseifner,direct,"
                         "hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLGATHER_ALGO", "all_gather",
-                        "ring,recursive_doubling,direct,hierarchical"),
+                        "ring,recursive_doubling,direct,single_copy,"
+                        "hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCESCATTER_ALGO", "reduce_scatter",
                         "ring,direct,shm_direct,hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_BROADCAST_ALGO", "broadcast",
-                        "binomial,chain,direct,hierarchical"),
+                        "binomial,chain,direct,single_copy,hierarchical"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_REDUCE_ALGO", "reduce", "binomial"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALL_ALGO", "all_to_all",
-                        "pairwise"),
+                        "pairwise,single_copy"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_ALLTOALLV_ALGO", "all_to_allv",
                         "pairwise"),
     SCOMM_COLL_ALGO_ROW("SCOMM_COLL_GATHER_ALGO", "gather", "linear"),
@@ -156,6 +179,13 @@ static const scomm_param_t scomm_coll_params[] = {
      .type = SCOMM_PARAM_STRING,
      .help = "JSON policy file of selection rules (docs/design.md), read "
              "once per process"},
+    {.name = "SCOMM_TUNE_CACHE", .defval = "", .type = SCOMM_PARAM_STRING,
+     .max = 255,
+     .help = "the tuned selector policy (scomm tune) that scomm_init loads: "
+             "unset, the file of this CPU, rank layout and version in "
+             "${XDG_CACHE_HOME:-~/.cache}/scomm/; a path: that file; off: "
+             "none. Rank 0's value and file count; SCOMM_SELECTOR_CONFIG "
+             "wins over it"},
     {.name = "SCOMM_COLL_SHM_CHUNK", .defval = "1m", .type = SCOMM_PARAM_SIZE,
      .min = 64 << 10, .max = 64 << 20,
      .help = "bytes of each of the two staging buffers per rank of the "
@@ -430,13 +460,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_ALLGATHER:
-        if ((bytes >= SCOMM_COLL_SHM_MOVE_BYTES) &&
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
-            *rule = "allgather.shm_direct";
+            *rule = "allgather.single_copy";
             snprintf(reason, rlen, "all %d ranks on this host (local_size "
-                     "%d), every peer over shm, %zu B total >= 4 MiB: direct "
-                     "shared-memory copies", p, comm->local_size, bytes);
-            return scomm_coll_find(a->op, "direct");
+                     "%d), every peer over shm, %zu B total >= 256 KiB: "
+                     "each rank reads every block where it lies",
+                     p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "single_copy");
         }
         if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "allgather.hier";
@@ -483,14 +514,22 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "pipelined ring", bytes, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_BROADCAST:
-        if ((bytes >= SCOMM_COLL_SHM_BCAST_BYTES) &&
+        if ((bytes <= SCOMM_COLL_TINY_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
-            *rule = "broadcast.shm_direct";
+            *rule = "broadcast.shm_tiny";
             snprintf(reason, rlen, "all %d ranks on this host (local_size "
-                     "%d), every peer over shm, %zu B >= 1 MiB: the root "
-                     "stages, the others copy from shared memory", p,
-                     comm->local_size, bytes);
+                     "%d), every peer over shm, %zu B <= 48 B: one cache "
+                     "line from the root", p, comm->local_size, bytes);
             return scomm_coll_find(a->op, "direct");
+        }
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "broadcast.single_copy";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B >= 256 KiB: every "
+                     "rank reads the root's buffer where it lies", p,
+                     comm->local_size, bytes);
+            return scomm_coll_find(a->op, "single_copy");
         }
         if (scomm_coll_hier_default(comm, a, bytes, layout, sizeof(layout))) {
             *rule = "broadcast.hier";
@@ -516,6 +555,21 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "reduce algorithm)", bytes, p);
         return scomm_coll_find(a->op, "binomial");
     case SCOMM_COLL_ALLTOALL:
+        if (((bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ||
+             (bytes * (size_t)p >= SCOMM_COLL_SHM_SINGLE_BYTES)) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "alltoall.single_copy";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B per rank %s: %s", p,
+                     comm->local_size, bytes * (size_t)p,
+                     (bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ?
+                     "<= 48 B" : ">= 256 KiB",
+                     (bytes * (size_t)p <= SCOMM_COLL_TINY_BYTES) ?
+                     "one cache line per rank" :
+                     "each rank reads its blocks where they lie");
+            return scomm_coll_find(a->op, "single_copy");
+        }
+        /* fall through */
     case SCOMM_COLL_ALLTOALLV:
         *rule = "alltoall.pairwise";
         snprintf(reason, rlen, "%d ranks: pairwise exchange, %d steps%s", p,
@@ -559,6 +613,37 @@ static int scomm_coll_comm_tl(const scomm_comm_t *comm)
 
 static const char *const scomm_coll_tl_names[] = {"any", "shm", "tcp",
                                                   "mock"};
+
+/* The first rule of pol matching the call: op's algorithm index, the
+ * record's rule "policy:<id>" and the words for its reason (label: which
+ * policy, "SCOMM_SELECTOR_CONFIG" or "tuned <file>"); -1 if none. */
+static int scomm_coll_policy_pick(const scomm_comm_t *comm,
+                                  const scomm_coll_args_t *a,
+                                  const scomm_coll_policy_t *pol,
+                                  const char *label, char *rule,
+                                  size_t rlen, char *how, size_t hlen)
+{
+    const scomm_coll_policy_rule_t *r;
+    uint64_t bytes = scomm_coll_rule_bytes(comm, a);
+    int local = (comm->local_size == comm->size);
+    int tl;
+
+    if (pol->n == 0) {
+        return -1;
+    }
+    tl = scomm_coll_comm_tl(comm);
+    r  = scomm_coll_policy_match(pol, a->op, bytes, comm->size, local, tl);
+    if (r == NULL) {
+        return -1;
+    }
+    snprintf(rule, rlen, "policy:%s", r->id);
+    snprintf(how, hlen, "%s rule '%s' (%llu B in [%llu, %llu], %d ranks, "
+             "%s%s)", label, r->id, (unsigned long long)bytes,
+             (unsigned long long)r->min_bytes,
+             (unsigned long long)r->max_bytes, comm->size,
+             scomm_coll_tl_names[tl], local ? ", all local" : "");
+    return scomm_coll_find(a->op, r->algo);
+}
 
 /* The rules, uncached. */
 static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
@@ -609,26 +694,25 @@ static scomm_status_t scomm_coll_select_slow(scomm_comm_t *comm,
             how      = "SCOMM_ALGO";
         }
     }
-    if ((want < 0) && (scomm_coll_pol.n > 0)) {
-        const scomm_coll_policy_rule_t *r;
-        uint64_t bytes = scomm_coll_rule_bytes(comm, a);
-        int local = (comm->local_size == comm->size);
-        int tl    = scomm_coll_comm_tl(comm);
+    if (want < 0) {
+        want = scomm_coll_policy_pick(comm, a, &scomm_coll_pol,
+                                      "SCOMM_SELECTOR_CONFIG", pol_rule,
+                                      sizeof(pol_rule), how_buf,
+                                      sizeof(how_buf));
+    }
+    if ((want < 0) && (comm->world->coll_tuned != NULL)) {
+        const char *base = strrchr(comm->world->coll_tuned->path, '/');
+        char label[96];
 
-        r = scomm_coll_policy_match(&scomm_coll_pol, a->op, bytes,
-                                    comm->size, local, tl);
-        if (r != NULL) {
-            want = scomm_coll_find(a->op, r->algo);
-            snprintf(pol_rule, sizeof(pol_rule), "policy:%s", r->id);
-            src_rule = pol_rule;
-            snprintf(how_buf, sizeof(how_buf), "SCOMM_SELECTOR_CONFIG rule "
-                     "'%s' (%llu B in [%llu, %llu], %d ranks, %s%s)", r->id,
-                     (unsigned long long)bytes,
-                     (unsigned long long)r->min_bytes,
-                     (unsigned long long)r->max_bytes, comm->size,
-                     scomm_coll_tl_names[tl], local ? ", all local" : "");
-            how = how_buf;
-        }
+        snprintf(label, sizeof(label), "tuned %.88s",
+                 (base != NULL) ? base + 1 : comm->world->coll_tuned->path);
+        want = scomm_coll_policy_pick(comm, a, comm->world->coll_tuned,
+                                      label, pol_rule, sizeof(pol_rule),
+                                      how_buf, sizeof(how_buf));
+    }
+    if ((want >= 0) && (src_rule == NULL)) {
+        src_rule = pol_rule;
+        how      = how_buf;
     }
     def = scomm_coll_default(comm, a, &rule, reason, sizeof(reason));
     if (def < 0) {
@@ -719,5 +803,7 @@ const scomm_module_t scomm_module_coll = {
     .name         = "coll",
     .params       = scomm_coll_params,
     .nparams      = SCOMM_ARRAY_SIZE(scomm_coll_params),
+    .world_up     = scomm_coll_tune_world_up,
     .comm_release = scomm_coll_comm_release,
+    .comm_gone    = scomm_coll_tune_comm_gone,
 };

@@ -151,6 +151,10 @@ struct scomm_world {
     /* The vendor backends' watchdog thread of this world (src/backend);
      * NULL while the world has no vendor communicator. */
     struct scomm_vendor_wd *vendor_wd;
+    /* The selector's tuned policy, the same on every rank (coll/tuned.c:
+     * rank 0 read it at scomm_init, the others received its bytes); NULL
+     * when none applies. */
+    struct scomm_coll_policy *coll_tuned;
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */
 

@@ -210,6 +210,10 @@ bad --master-port 65535 launch --nnodes 2 --node-rank 0 --master-addr \
 bad --join-timeout 0 launch --join-timeout 0 -n 1 true
 bad --master-addr "" launch --master-addr "" -n 1 true
 
+bad --max-size 7 tune --max-size 7
+bad --max-size 1x tune -e 1x
+bad --out "" tune --out ""
+
 # ---- presets ----------------------------------------------------------------
 bad command bogus presets bogus
 
@@ -227,6 +231,8 @@ usage "'--bogus'" probe --bogus
 usage "--topo-file" probe --topo-file
 usage "'--bogus'" demo --bogus
 usage "'x'" demo x
+usage "'--bogus'" tune --bogus
+usage "'x'" tune x
 usage "'--bogus'" presets list --bogus
 usage "presets" presets
 usage "'x'" version x
@@ -251,7 +257,7 @@ bad -n 0 bench p2p -n0
 # ---- good values ------------------------------------------------------------
 good '^usage: scomm <command>' --help
 good '^usage: scomm <command>' help
-for c in launch demo probe presets kv-bench version help; do
+for c in launch demo probe presets tune kv-bench version help; do
     good '^usage: scomm' "$c" --help
 done
 good '^usage: scomm bench <op' bench --help

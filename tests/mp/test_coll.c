@@ -941,7 +941,7 @@ static void test_all_to_all(const tctx_t *t, const size_t *counts,
     static const scomm_dtype_t dts[] = {SCOMM_UINT8, SCOMM_INT64};
     size_t maxc = 0, es, c, b;
     char *send, *recv;
-    int d, k, q, inplace, p = t->size, r = t->rank;
+    int d, k, q, a, inplace, p = t->size, r = t->rank;
 
     for (k = 0; k < ncounts; k++) {
         maxc = SCOMM_MAX(maxc, counts[k]);
@@ -954,29 +954,78 @@ static void test_all_to_all(const tctx_t *t, const size_t *counts,
         for (k = 0; k < ncounts; k++) {
             c = counts[k];
             b = c * es;
-            for (inplace = 0; inplace < 2; inplace++) {
-                char *out = inplace ? send : recv;
+            for (a = 0; a < 2 * nalgos(SCOMM_COLL_ALLTOALL); a++) {
+                const char *name = force(SCOMM_COLL_ALLTOALL, a / 2);
+                char *out;
 
+                inplace = a % 2;
+                out     = inplace ? send : recv;
                 for (q = 0; q < p; q++) {
                     st_fill_pattern(send + (size_t)q * b, b,
                                     blk_seed(r, q, k));
                 }
                 memset(recv, 0xa5, b * (size_t)p + 1);
+                if (inplace) {
+                    send[b * (size_t)p] = (char)0xa5;
+                }
                 ST_ASSERT_OK(st_all_to_all(send, out, c, dts[d], t->comm));
-                expect_algo(t, SCOMM_COLL_ALLTOALL, NULL, c);
+                expect_algo(t, SCOMM_COLL_ALLTOALL, name, c);
                 for (q = 0; q < p; q++) {
                     ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
                                                   blk_seed(q, r, k)),
                                  SIZE_MAX);
                 }
-                if (!inplace) {
-                    ST_ASSERT_EQ((unsigned char)recv[b * (size_t)p], 0xa5);
-                }
+                ST_ASSERT_EQ((unsigned char)out[b * (size_t)p], 0xa5);
             }
         }
     }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
     free(send);
     free(recv);
+}
+
+/*
+ * Runs of tiny broadcasts (one root, then the next) and all_to_alls with
+ * new data every call, through every algorithm: a root that runs ahead of
+ * its readers (the tiny broadcast's eight lines) or a reader of a stale
+ * line shows up as an old value.
+ */
+static void test_tiny_streams(const tctx_t *t)
+{
+    uint64_t v[6], want;
+    int a, i, q, root, p = t->size, r = t->rank;
+
+    ST_ASSERT(p <= 6);
+    for (a = 0; a < nalgos(SCOMM_COLL_BROADCAST); a++) {
+        const char *name = force(SCOMM_COLL_BROADCAST, a);
+
+        for (root = 0; root < p; root++) {
+            for (i = 0; i < 40; i++) {
+                want = blk_seed(root, i, a);
+                v[0] = (r == root) ? want : 0;
+                ST_ASSERT_OK(scomm_broadcast(v, 1, SCOMM_UINT64, root,
+                                             t->comm));
+                expect_algo(t, SCOMM_COLL_BROADCAST, name, 1);
+                ST_ASSERT_EQ(v[0], want);
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLTOALL); a++) {
+        const char *name = force(SCOMM_COLL_ALLTOALL, a);
+
+        for (i = 0; i < 40; i++) {
+            for (q = 0; q < p; q++) {
+                v[q] = blk_seed(r, q, i);
+            }
+            ST_ASSERT_OK(scomm_all_to_all(v, v, 1, SCOMM_UINT64, t->comm));
+            expect_algo(t, SCOMM_COLL_ALLTOALL, name, 1);
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(v[q], blk_seed(q, r, i));
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
 }
 
 /* Elements rank i sends to rank j; symmetric so in-place works too. */
@@ -1597,6 +1646,7 @@ static void test_mem_allreduce(const tctx_t *t, char *zs, char *zr,
 static void test_mem_moves(const tctx_t *t, char *zs, char *zr,
                            size_t zbytes)
 {
+    static const char *const mem_algos[] = {"direct", "single_copy"};
     static const size_t counts[] = {1, 1021, 65539, (1u << 18) + 3};
     int p = t->size, r = t->rank, k, mode, root, q;
     size_t c, b, i;
@@ -1608,19 +1658,21 @@ static void test_mem_moves(const tctx_t *t, char *zs, char *zr,
         b = c * 4;
         ST_ASSERT(b * (size_t)p + 1 <= zbytes);
         /* all_gather: 0 send shared, 1 in place in shared memory, 2 send
-         * shared on even ranks only. */
-        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, "direct"));
-        for (mode = 0; mode < 3; mode++) {
-            char *out = (mode == 1) ? zr : m;
-            char *in  = (mode == 1) ? zr + (size_t)r * b :
-                        ((mode == 2) && (r % 2 == 1)) ? m + b * (size_t)p + 64
-                                                      : zs;
+         * shared on even ranks only; staged ("direct") and single_copy. */
+        for (mode = 0; mode < 6; mode++) {
+            const char *algo = mem_algos[mode / 3];
+            int m3 = mode % 3;
+            char *out = (m3 == 1) ? zr : m;
+            char *in  = (m3 == 1) ? zr + (size_t)r * b :
+                        ((m3 == 2) && (r % 2 == 1)) ? m + b * (size_t)p + 64
+                                                    : zs;
 
+            ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, algo));
             memset(out, 0xa5, b * (size_t)p + 1);
             st_fill_pattern(in, b, blk_seed(r, 1, k));
             ST_ASSERT_OK(scomm_all_gather(in, out, c, SCOMM_FLOAT32,
                                           t->comm));
-            expect_algo(t, SCOMM_COLL_ALLGATHER, "direct", c);
+            expect_algo(t, SCOMM_COLL_ALLGATHER, algo, c);
             for (q = 0; q < p; q++) {
                 ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
                                               blk_seed(q, 1, k)),
@@ -1630,21 +1682,51 @@ static void test_mem_moves(const tctx_t *t, char *zs, char *zr,
         }
         /* broadcast from shared memory, every root; odd ranks receive
          * into malloc memory. */
-        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, "direct"));
-        for (root = 0; root < p; root++) {
-            char *buf = ((r % 2 == 1) && (r != root)) ? m : zs;
+        for (root = 0; root < 2 * p; root++) {
+            const char *algo = mem_algos[root % 2];
+            char *buf = ((r % 2 == 1) && (r != root / 2)) ? m : zs;
 
+            ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, algo));
             memset(buf, 0xa5, b + 1);
-            if (r == root) {
-                st_fill_pattern(buf, b, blk_seed(root, 2, k));
+            if (r == root / 2) {
+                st_fill_pattern(buf, b, blk_seed(root / 2, 2, k));
             }
-            ST_ASSERT_OK(scomm_broadcast(buf, c, SCOMM_FLOAT32, root,
+            ST_ASSERT_OK(scomm_broadcast(buf, c, SCOMM_FLOAT32, root / 2,
                                          t->comm));
-            expect_algo(t, SCOMM_COLL_BROADCAST, "direct", c);
-            ST_ASSERT_EQ(st_check_pattern(buf, b, blk_seed(root, 2, k)),
+            expect_algo(t, SCOMM_COLL_BROADCAST, algo, c);
+            ST_ASSERT_EQ(st_check_pattern(buf, b, blk_seed(root / 2, 2, k)),
                          SIZE_MAX);
             ST_ASSERT_EQ((unsigned char)buf[b], 0xa5);
         }
+        /* all_to_all single_copy: 0 send shared, 1 in place in shared
+         * memory, 2 send shared on even ranks only. */
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL,
+                                           "single_copy"));
+        for (mode = 0; mode < 3; mode++) {
+            char *in  = (mode == 1) ? zr :
+                        ((mode == 2) && (r % 2 == 1)) ? m + b * (size_t)p + 64
+                                                      : zs;
+            char *out = (mode == 1) ? zr : m;
+
+            for (q = 0; q < p; q++) {
+                st_fill_pattern(in + (size_t)q * b, b, blk_seed(r, q, k));
+            }
+            if (mode != 1) {
+                memset(out, 0xa5, b * (size_t)p + 1);
+            }
+            ST_ASSERT_OK(scomm_all_to_all(in, out, c, SCOMM_FLOAT32,
+                                          t->comm));
+            expect_algo(t, SCOMM_COLL_ALLTOALL, "single_copy", c);
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * b, b,
+                                              blk_seed(q, r, k)),
+                             SIZE_MAX);
+            }
+            if (mode != 1) {
+                ST_ASSERT_EQ((unsigned char)out[b * (size_t)p], 0xa5);
+            }
+        }
+        ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
         /* reduce_scatter: 0 send shared, 1 in place in shared memory. */
         ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER,
                                            "shm_direct"));
@@ -1674,6 +1756,72 @@ static void test_mem_moves(const tctx_t *t, char *zs, char *zr,
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER, NULL));
     free(m);
     free(ref);
+}
+
+/* single_copy where process_vm_readv is off: broadcast and all_gather
+ * fall back to the staged "direct", all_to_all to "pairwise"; the data
+ * is right and the record says so. (On a communicator across hosts the
+ * selector falls back before: expect_algo's rule.) */
+static void expect_no_cma(const tctx_t *t, scomm_coll_op_t op,
+                          const char *alt)
+{
+    scomm_coll_record_t rec;
+
+    if (scomm_local_size(t->comm) < t->size) {
+        expect_algo(t, op, "single_copy", 1);
+        return;
+    }
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    ST_ASSERT(strcmp(rec.algo, alt) == 0);
+    ST_ASSERT(strcmp(rec.rule_id, "fallback:single_copy") == 0);
+    ST_ASSERT(strstr(rec.reason, "process_vm_readv") != NULL);
+}
+
+static void test_single_no_cma(const tctx_t *t)
+{
+    const size_t c = 1021;
+    int p = t->size, r = t->rank, q;
+    char *in = malloc(c * (size_t)p), *out = malloc(c * (size_t)p + 1);
+
+    ST_ASSERT((in != NULL) && (out != NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, "single_copy"));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, "single_copy"));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, "single_copy"));
+    memset(out, 0xa5, c + 1);
+    if (r == p - 1) {
+        st_fill_pattern(out, c, blk_seed(p - 1, 5, 0));
+    }
+    ST_ASSERT_OK(scomm_broadcast(out, c, SCOMM_UINT8, p - 1, t->comm));
+    ST_ASSERT_EQ(st_check_pattern(out, c, blk_seed(p - 1, 5, 0)), SIZE_MAX);
+    ST_ASSERT_EQ((unsigned char)out[c], 0xa5);
+    expect_no_cma(t, SCOMM_COLL_BROADCAST, "direct");
+
+    st_fill_pattern(in, c, blk_seed(r, 6, 0));
+    memset(out, 0xa5, c * (size_t)p + 1);
+    ST_ASSERT_OK(scomm_all_gather(in, out, c, SCOMM_UINT8, t->comm));
+    for (q = 0; q < p; q++) {
+        ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * c, c,
+                                      blk_seed(q, 6, 0)), SIZE_MAX);
+    }
+    expect_no_cma(t, SCOMM_COLL_ALLGATHER, "direct");
+
+    for (q = 0; q < p; q++) {
+        st_fill_pattern(in + (size_t)q * (c / (size_t)p),
+                        c / (size_t)p, blk_seed(r, q, 7));
+    }
+    ST_ASSERT_OK(scomm_all_to_all(in, out, c / (size_t)p, SCOMM_UINT8,
+                                  t->comm));
+    for (q = 0; q < p; q++) {
+        ST_ASSERT_EQ(st_check_pattern(out + (size_t)q * (c / (size_t)p),
+                                      c / (size_t)p, blk_seed(q, r, 7)),
+                     SIZE_MAX);
+    }
+    expect_no_cma(t, SCOMM_COLL_ALLTOALL, "pairwise");
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
+    free(in);
+    free(out);
 }
 
 static void test_mem(const tctx_t *t)
@@ -1727,6 +1875,7 @@ static void test_mem(const tctx_t *t)
         ST_ASSERT_OK(scomm_comm_split(t->comm, 0, t->rank, &sub.comm));
         w->cfg.shm_cma = 0;
         test_mem_allreduce(&sub, zs, zr, zbytes);
+        test_single_no_cma(&sub);
         w->cfg.shm_cma = cma;
         ST_ASSERT_OK(scomm_comm_destroy(sub.comm));
     }
@@ -2145,6 +2294,7 @@ static int run(int rank, int size, void *arg)
     test_all_gather(&t, counts, n);
     test_broadcast(&t, counts, n);
     test_all_to_all(&t, counts, n);
+    test_tiny_streams(&t);
     test_all_to_allv(&t);
     test_gather_scatter(&t, counts, n);
     section_done(&t, "data movement", t0);
@@ -2167,8 +2317,10 @@ static int run(int rank, int size, void *arg)
 
 /*
  * Faults inside the direct algorithm, each in a world of its own (`test_coll
- * --direct-fault KIND [NP]`; the fault fails the world). The last rank,
- * instead of joining a forced "direct" all_reduce of 4 MiB,
+ * --direct-fault KIND [NP [OP]]`; the fault fails the world). The last
+ * rank, instead of joining a forced "direct" all_reduce of 4 MiB (OP
+ * broadcast, all_gather, all_to_all: a forced "single_copy" one of 4 MiB
+ * in all),
  *   absent  sleeps 4 s, past the others' 2 s timeout,
  *   stop    SIGSTOPs itself,
  *   kill    SIGKILLs itself,
@@ -2176,9 +2328,38 @@ static int run(int rank, int size, void *arg)
  * SCOMM_ERR_TIMED_OUT (absent, stop: within about the timeout) or
  * SCOMM_ERR_PEER_LOST (kill: within 1 s), naming that rank, never hang.
  */
+typedef struct fault_arg {
+    const char     *kind;
+    scomm_coll_op_t op;
+} fault_arg_t;
+
+/* The faulted call: op over n floats of buf (4 MiB in all); the last
+ * rank is the broadcast's root. */
+static scomm_status_t fault_call(scomm_coll_op_t op, float *buf, size_t n,
+                                 scomm_comm_t *comm)
+{
+    size_t per = n / (size_t)scomm_size(comm);
+
+    switch (op) {
+    case SCOMM_COLL_BROADCAST:
+        /* From the victim: every other rank waits for it. */
+        return scomm_broadcast(buf, n, SCOMM_FLOAT32, scomm_size(comm) - 1,
+                               comm);
+    case SCOMM_COLL_ALLGATHER:
+        return scomm_all_gather(buf + (size_t)scomm_rank(comm) * per,
+                                buf, per, SCOMM_FLOAT32, comm);
+    case SCOMM_COLL_ALLTOALL:
+        return scomm_all_to_all(buf, buf, per, SCOMM_FLOAT32, comm);
+    default:
+        return scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM,
+                                comm);
+    }
+}
+
 static int direct_fault_rank(int rank, int size, void *arg)
 {
-    const char *kind = arg;
+    const fault_arg_t *fa = arg;
+    const char *kind = fa->kind;
     const size_t n = 1u << 20;
     int victim = size - 1;
     scomm_comm_t *comm = NULL;
@@ -2189,12 +2370,13 @@ static int direct_fault_rank(int rank, int size, void *arg)
 
     ST_ASSERT_OK(scomm_init_from_env(&comm));
     ST_ASSERT_OK(scomm_comm_set_timeout(comm, 2000));
-    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, "direct"));
+    ST_ASSERT_OK(scomm_coll_force_algo(fa->op,
+                                       (fa->op == SCOMM_COLL_ALLREDUCE) ?
+                                       "direct" : "single_copy"));
     buf = calloc(n, sizeof(float));
     ST_ASSERT(buf != NULL);
     /* Once healthy: the arena exists, every rank went through it. */
-    ST_ASSERT_OK(scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM,
-                                  comm));
+    ST_ASSERT_OK(fault_call(fa->op, buf, n, comm));
     ST_ASSERT_OK(scomm_barrier(comm));
     if (rank == victim) {
         /* Leaving the barrier first does not mean the others have: give
@@ -2209,7 +2391,7 @@ static int direct_fault_rank(int rank, int size, void *arg)
         usleep(3800000);
         /* The others gave up and told us: fail at once, not hang. */
         t0 = now_s();
-        s  = scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM, comm);
+        s  = fault_call(fa->op, buf, n, comm);
         ST_ASSERT(SCOMM_IS_ERR(s));
         ST_ASSERT(now_s() - t0 < 3.0);
         ST_ASSERT_OK(scomm_comm_destroy(comm));
@@ -2220,7 +2402,7 @@ static int direct_fault_rank(int rank, int size, void *arg)
                                           SCOMM_ERR_TIMED_OUT;
     limit = (strcmp(kind, "kill") == 0) ? 1.5 : 3.5;
     t0    = now_s();
-    s     = scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32, SCOMM_SUM, comm);
+    s     = fault_call(fa->op, buf, n, comm);
     took  = now_s() - t0;
     fprintf(stderr, "rank %d: %s after %.3f s: %s\n", rank,
             scomm_status_name(s), took, scomm_comm_last_error(comm));
@@ -2230,8 +2412,7 @@ static int direct_fault_rank(int rank, int size, void *arg)
     ST_ASSERT(took < limit);
     /* Later calls fail at once; destroy is always safe. */
     t0 = now_s();
-    ST_ASSERT(SCOMM_IS_ERR(scomm_all_reduce(buf, buf, n, SCOMM_FLOAT32,
-                                            SCOMM_SUM, comm)));
+    ST_ASSERT(SCOMM_IS_ERR(fault_call(fa->op, buf, n, comm)));
     ST_ASSERT(now_s() - t0 < 0.5);
     ST_ASSERT_OK(scomm_comm_destroy(comm));
     free(buf);
@@ -2242,15 +2423,25 @@ int main(int argc, char **argv)
 {
     if ((argc >= 3) && (strcmp(argv[1], "--direct-fault") == 0)) {
         int np = (argc >= 4) ? atoi(argv[3]) : 3;
+        fault_arg_t fa = {argv[2], SCOMM_COLL_ALLREDUCE};
         int rc;
 
+        if ((argc >= 5) && (strcmp(argv[4], "broadcast") == 0)) {
+            fa.op = SCOMM_COLL_BROADCAST;
+        } else if ((argc >= 5) && (strcmp(argv[4], "all_gather") == 0)) {
+            fa.op = SCOMM_COLL_ALLGATHER;
+        } else if ((argc >= 5) && (strcmp(argv[4], "all_to_all") == 0)) {
+            fa.op = SCOMM_COLL_ALLTOALL;
+        } else if ((argc >= 5) && (strcmp(argv[4], "all_reduce") != 0)) {
+            np = 0;
+        }
         if ((np < 2) || (np > 16)) {
             fprintf(stderr, "usage: %s --direct-fault absent|stop|kill "
-                    "[NP 2..16]\n", argv[0]);
+                    "[NP 2..16 [all_reduce|broadcast|all_gather|"
+                    "all_to_all]]\n", argv[0]);
             return 2;
         }
-        rc = st_run_ranks_victim(np, direct_fault_rank, argv[2], 60,
-                                 np - 1);
+        rc = st_run_ranks_victim(np, direct_fault_rank, &fa, 60, np - 1);
         if (rc == 0) {
             printf("1 passed, 0 failed\n");
         }

@@ -15,6 +15,8 @@ int scomm_cli_bench_overlap(int argc, char **argv);
 int scomm_cli_kv_bench(int argc, char **argv);
 int scomm_cli_probe(int argc, char **argv);
 int scomm_cli_presets(int argc, char **argv);
+/* `scomm tune` (tune.c). */
+int scomm_cli_tune(int argc, char **argv);
 
 /* Shared helpers. */
 double scomm_cli_now(void);

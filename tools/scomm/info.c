@@ -3,7 +3,9 @@
  * scomm reads, by module, with its default, what it accepts and its help:
  * the registry's own tables (core/config.h, scomm_modules[]), so this is
  * always in sync. `-c --markdown` writes the same as docs/env.md (a test
- * checks that the committed file is current).
+ * checks that the committed file is current). Without --markdown it also
+ * says which selector policy a run here would use (SCOMM_SELECTOR_CONFIG,
+ * a tuned file of `scomm tune`, or the default rules).
  *
  * Invariants:
  *  1. Options go through the shared parser (opts.h): a usage error is one
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "coll/coll.h"
 #include "core/config.h"
 #include "core/module.h"
 #include "opts.h"
@@ -144,6 +147,7 @@ static void info_markdown(void)
 int scomm_cli_info(int argc, char **argv)
 {
     int config = 0, markdown = 0, rc, first;
+    char sel[700];
     const scomm_cli_opt_t opts[] = {
         CLI_FLAG("config", 'c', &config),
         CLI_FLAG("markdown", 0, &markdown),
@@ -170,6 +174,9 @@ int scomm_cli_info(int argc, char **argv)
     printf("backends:   native\n");
     printf("features:   %s\n", (scomm_build_features()[0] != '\0')
                                     ? scomm_build_features() : "(none)");
+    memcpy(sel, "selector:   ", 12);
+    scomm_coll_tune_describe(sel + 12, sizeof(sel) - 12);
+    info_wrap(sel, 0);
     if (config) {
         info_text();
     }

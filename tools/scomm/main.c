@@ -57,6 +57,13 @@ static void scomm_cli_usage(FILE *f)
             "                 topology of this host (--world: of every "
             "rank, under\n"
             "                 launch), link matrix, recommended preset\n"
+            "  tune [--quick] [-e MAX] [--out PATH]\n"
+            "                 run under launch: measure every algorithm per "
+            "op and size\n"
+            "                 band, write the selector policy this machine "
+            "and layout\n"
+            "                 load at init (${XDG_CACHE_HOME:-~/.cache}/"
+            "scomm/)\n"
             "  presets list | show NAME | validate FILE\n"
             "                 transport presets "
             "(config/kv_transport_presets.yaml)\n"
@@ -99,7 +106,8 @@ static const struct {
     {"launch", scomm_cli_launch},     {"info", scomm_cli_info},
     {"demo", scomm_cli_demo},         {"bench", scomm_cli_bench},
     {"kv-bench", scomm_cli_kv_bench}, {"probe", scomm_cli_probe},
-    {"presets", scomm_cli_presets},   {"version", scomm_cli_version},
+    {"presets", scomm_cli_presets},   {"tune", scomm_cli_tune},
+    {"version", scomm_cli_version},
     {"help", scomm_cli_help},
 };
 
