@@ -300,7 +300,10 @@ static void body_delay(tcase_t *t, int rank, scomm_status_t init_status,
          * but must not overtake it. */
         stamp[0] = now_ns();
         ST_ASSERT_OK(scomm_send(&stamp[0], 1, SCOMM_UINT64, 1, 1, comm));
-        stamp[1] = now_ns();
+        /* Message 3 is timed from message 2's send too: its 50 ms hold
+         * starts there, not after the first send returned (a slow send,
+         * under ASan, made "held 50 ms" read 49.9). */
+        stamp[1] = stamp[0];
         ST_ASSERT_OK(scomm_send(&stamp[1], 1, SCOMM_UINT64, 1, 2, comm));
     } else if (rank == 1) {
         ST_ASSERT_OK(scomm_recv(&got, 1, SCOMM_UINT64, 0, 2, comm));
