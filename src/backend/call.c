@@ -226,7 +226,15 @@ static scomm_status_t scomm_vendor_async_check(scomm_comm_t *comm,
     char err[SCOMM_VENDOR_ERR_MAX];
     const char *last = atomic_load(&v->last_what);
     scomm_status_t st = SCOMM_OK;
+    int fault = atomic_load(&comm->world->fault.status);
 
+    if (fault != 0) {
+        /* An abort ends the stream's work, so its events read as done:
+         * after the world failed (the watchdog fails it before it aborts
+         * the vendor), "reached" is not success. */
+        return scomm_set_error(comm, (scomm_status_t)fault, "%s: %s", name,
+                               comm->world->fault.msg);
+    }
     pthread_mutex_lock(&v->poll_lock);
     if (atomic_load(&v->state) != SCOMM_VENDOR_DEAD) {
         st = v->ops->async(v, (last != NULL) ? last : name, err,
