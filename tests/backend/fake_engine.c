@@ -53,6 +53,7 @@ typedef struct fk_comm {
     int            rank;
     int            size;
     char           name[FK_NAME_MAX]; /* until unlinked */
+    _Atomic uint32_t aborted_here;    /* fkv_abort in this process */
 } fk_comm_t;
 
 /* ---- logging ---- */
@@ -339,9 +340,14 @@ static void fk_pause(void)
     nanosleep(&ts, NULL);
 }
 
+/* The shared flag is a wait given up (FK_WAIT_MS) or an init that failed:
+ * every rank stops. An abort stops only this process's kernels: a peer's
+ * kernel waiting on this rank goes on waiting, as NCCL's do, until its own
+ * process aborts (invariant 5). */
 static int fk_aborted(const fk_comm_t *c)
 {
-    return atomic_load(&c->sh->aborted) != 0;
+    return (atomic_load(&c->sh->aborted) != 0) ||
+           (atomic_load(&c->aborted_here) != 0);
 }
 
 static int fk_barrier(fk_comm_t *c)
@@ -842,7 +848,7 @@ int fkv_rank(const fkv_comm_t *c)
 void fkv_abort(fkv_comm_t *c)
 {
     fkv_log(c, "abort");
-    atomic_store(&c->fk->sh->aborted, 1u); /* here and at the peers */
+    atomic_store(&c->fk->aborted_here, 1u); /* here only: invariant 5 */
     fkv_unref(c);
 }
 

@@ -27,9 +27,12 @@
  *     holding all its calls.
  *  5. A failure inside a kernel (a peer aborted, a size mismatch) becomes
  *     the communicator's asynchronous error, first one wins; abort makes
- *     every kernel of the communicator, here and at the peers, stop at
- *     once. No wait is unbounded: a barrier or ring wait gives up after
- *     FK_WAIT_MS and aborts the communicator.
+ *     every kernel of the communicator in this process stop at once. A
+ *     peer's abort ends no kernel here (NCCL's kernels go on waiting for
+ *     the rank that left until their own process aborts them), so a
+ *     library without an error query sees a peer's failure only through
+ *     its own deadline. No wait is unbounded: a barrier or ring wait gives
+ *     up after FK_WAIT_MS and aborts the communicator at every rank.
  */
 #ifndef FAKE_ENGINE_H
 #define FAKE_ENGINE_H
