@@ -921,7 +921,7 @@ static void fkv_run(void *arg)
         break;
     case FK_EABORT:
         fkv_fail(c, c->codes.remote, L->call, "the communicator was "
-                 "aborted (here or by a peer)");
+                 "aborted");
         break;
     default:
         fkv_fail(c, c->codes.remote, L->call, "a peer did not come");
