@@ -1,7 +1,7 @@
 /*
- * stage.c - collectives and blocking point-to-point calls on device
- * buffers of a native communicator (stage.h), through page-locked host
- * memory:
+ * stage.c - collectives and point-to-point calls on device buffers of a
+ * native communicator (stage.h), through page-locked host memory. A
+ * blocking collective runs here, start to end:
  *
  *   caller's stream --ev_in--> internal stream: copies device -> pinned
  *   --ev_ready--> host: the native collective on the pinned copies (wire)
@@ -15,6 +15,13 @@
  * collectives and point-to-point calls are staged whole (their output
  * layout is not elementwise; a point-to-point message stays one message,
  * so a receiver with host buffers still matches it).
+ *
+ * A non-blocking or grouped collective, and every send and receive, is a
+ * job instead (stage.h invariants 4-6): set up and its copies in enqueued
+ * when the call is made, its wire run by the progress engine (src/overlap,
+ * through the hooks api/coll.c gives it) or the transports, its copies
+ * back enqueued after the wire, and handed to the caller's stream by
+ * scomm_wait/scomm_test.
  *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot
