@@ -278,17 +278,24 @@ static scomm_status_t stage_copy(scomm_comm_t *comm, stage_t *st, void *dst,
     return SCOMM_OK;
 }
 
-/* Host ready: an event after everything on the internal stream so far. */
-static scomm_status_t stage_sync_in(scomm_comm_t *comm, stage_t *st, int b,
-                                    const char *op)
+/* ev after everything on the internal stream so far. */
+static scomm_status_t stage_mark(scomm_comm_t *comm, stage_t *st, void *ev,
+                                 const char *op)
 {
     char err[256];
 
-    if (scomm_devrt_event_record(st->rt, st->ev_ready[b], st->stream, err,
+    if (scomm_devrt_event_record(st->rt, ev, st->stream, err,
                                  sizeof(err)) != 0) {
         return stage_rt_fail(comm, op, err);
     }
     return SCOMM_OK;
+}
+
+/* Host ready: the copies in so far are enqueued. */
+static scomm_status_t stage_sync_in(scomm_comm_t *comm, stage_t *st, int b,
+                                    const char *op)
+{
+    return stage_mark(comm, st, st->ev_ready[b], op);
 }
 
 /* "path staged ...; " before the selector's reason. */
@@ -716,14 +723,11 @@ static scomm_status_t stage_job_new(scomm_comm_t *comm, const char *name,
 static scomm_status_t stage_job_sync_in(scomm_comm_t *comm,
                                         scomm_stage_job_t *job)
 {
-    char err[256];
+    scomm_status_t status = stage_mark(comm, job->st, job->slot->ev_ready,
+                                       job->name);
 
-    if (scomm_devrt_event_record(job->st->rt, job->slot->ev_ready,
-                                 job->st->stream, err, sizeof(err)) != 0) {
-        return stage_rt_fail(comm, job->name, err);
-    }
-    job->in_rec = 1;
-    return SCOMM_OK;
+    job->in_rec = (status == SCOMM_OK);
+    return status;
 }
 
 void scomm_stage_job_release(scomm_comm_t *comm, void *arg)
@@ -817,7 +821,6 @@ scomm_status_t scomm_stage_job_ready(scomm_comm_t *comm, void *arg)
 static scomm_status_t stage_job_back(scomm_comm_t *comm,
                                      scomm_stage_job_t *job, size_t n)
 {
-    char err[256];
     scomm_status_t status = SCOMM_OK;
 
     if ((job->back_len > 0) && (n > 0)) {
@@ -825,15 +828,12 @@ static scomm_status_t stage_job_back(scomm_comm_t *comm,
                             (n < job->back_len) ? n : job->back_len,
                             job->name);
     }
-    if (status != SCOMM_OK) {
-        return status;
+    if (status == SCOMM_OK) {
+        status       = stage_mark(comm, job->st, job->slot->ev_out,
+                                  job->name);
+        job->out_rec = (status == SCOMM_OK);
     }
-    if (scomm_devrt_event_record(job->st->rt, job->slot->ev_out,
-                                 job->st->stream, err, sizeof(err)) != 0) {
-        return stage_rt_fail(comm, job->name, err);
-    }
-    job->out_rec = 1;
-    return SCOMM_OK;
+    return status;
 }
 
 scomm_status_t scomm_stage_job_done(scomm_comm_t *comm, void *arg)
