@@ -40,6 +40,11 @@
  *  8. Fusion happens only at scomm_group_end(), over the ops of one group,
  *     in issue order, by a rule that depends only on the arguments every
  *     rank passes, so every rank forms the same batches.
+ *  9. An op's hooks (overlap.h: the staging of device buffers) never change
+ *     what goes on the wire: ready/done run on the executor with no lock
+ *     held, around the op (around the whole batch for fused members), reap
+ *     in the waiter; release runs when the op is freed, possibly under
+ *     ovl->lock (an abandoned op), so it takes only locks of its own.
  */
 #include <errno.h>
 #include <sched.h>
