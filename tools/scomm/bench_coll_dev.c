@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "bench_coll.h"
+#include "core/config.h"
 
 enum { BC_H2D = 1, BC_D2H = 2 };
 
@@ -57,10 +58,23 @@ int bc_dev_open(void)
     static const char *const names[] = {"libcudart.so", "libcudart.so.13",
                                         "libcudart.so.12",
                                         "libcudart.so.11.0"};
-    const char *lib = getenv("SCOMM_CUDART_LIBRARY");
+    const char *lib = NULL;
+    scomm_pval_t pv;
+    char why[256];
     size_t i;
 
-    if ((lib != NULL) && (lib[0] != '\0')) {
+    if (scomm_param_get("SCOMM_CUDART_LIBRARY", NULL, &pv, why,
+                        sizeof(why)) != SCOMM_OK) {
+        fprintf(stderr, "scomm bench: --device: %s\n", why);
+        return 1;
+    }
+    if (strcmp(pv.text, "none") == 0) {
+        fprintf(stderr, "scomm bench: --device needs the CUDA runtime, and "
+                "SCOMM_CUDART_LIBRARY=none says there is none\n");
+        return 1;
+    }
+    if (pv.text[0] != '\0') {
+        lib        = pv.text;
         bc_dev.dl  = dlopen(lib, RTLD_NOW | RTLD_GLOBAL);
         bc_dev.lib = lib;
     }
