@@ -868,12 +868,14 @@ SCOMM_API scomm_status_t scomm_comm_set_stream(scomm_comm_t *comm,
                                                void *stream);
 
 /*
- * Device memory on native communicators (docs/device.md): a collective or
- * a blocking send/recv whose buffers are CUDA (or HIP) device memory is
- * staged through page-locked host buffers with asynchronous copies on an
- * internal stream that waits for the communicator's stream
- * (scomm_comm_set_stream) first and that stream waits for the copies back:
- * the call is stream-ordered. scomm finds each buffer's kind through the
+ * Device memory on native communicators (docs/device.md): a collective
+ * (blocking, non-blocking or in a group) or a send/recv (blocking or not)
+ * whose buffers are CUDA (or HIP) device memory is staged through
+ * page-locked host buffers with asynchronous copies on an internal stream
+ * that waits for the communicator's stream (scomm_comm_set_stream) first
+ * and that stream waits for the copies back: the call is stream-ordered.
+ * A non-blocking call's result is on the stream it was made on once
+ * scomm_wait (or a scomm_test saying done) returns. scomm finds each buffer's kind through the
  * runtime (cudaPointerGetAttributes, loaded with dlopen; only when a
  * runtime is already in the process or SCOMM_CUDART_LIBRARY /
  * SCOMM_HIPRT_LIBRARY names one), cached per device range; a caller that

@@ -24,9 +24,17 @@
 #             collective, dtype, op, algorithm; all_reduce pipelined in
 #             4 MiB chunks), both with ST_BUF=device, built here with cc
 #             against the build's libscomm.a
-# Not here yet (not built in issue 19's first part): CUDA IPC, KV device
-# region to device region, torch CUDA tensors, 1 GiB sizes, bandwidth of
-# staging against a device-to-device copy.
+#   staged-icoll  the same for tests/mp/test_icoll.c: non-blocking and
+#             grouped collectives (and isend/irecv) on device buffers
+#   bench-device  `scomm bench --device --check` all_reduce and all_gather
+#             between two processes on GPU 0 over tcp, 1 KiB to 64 MiB,
+#             then bench/device_vs_host.sh (2 rounds, 64 MiB all_reduce):
+#             the device / host time ratio as a NUMBER (acceptance: <= 1.3)
+#   torch-cuda  torch.distributed backend "scomm" on CUDA tensors, two
+#             processes on GPU 0 (python/tests/torch_cuda.py), when torch
+#             has CUDA
+# Not here yet: CUDA IPC, KV device region to device region, 1 GiB sizes,
+# bandwidth of staging against a device-to-device copy.
 #
 # Finding things (override any with the variable):
 #   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
@@ -222,7 +230,7 @@ build_cmake() {
     echo "cmake options: ${opts[*]+${opts[*]}}"
     cmake -S "$REPO" -B "$BUILD/cmake" -DCMAKE_BUILD_TYPE=Release \
           -DSCOMM_BUILD_TESTS=OFF ${opts[@]+"${opts[@]}"} &&
-        cmake --build "$BUILD/cmake" -j "$JOBS" --target vendor_check scomm_cli
+        cmake --build "$BUILD/cmake" -j "$JOBS" --target vendor_check scomm_cli scomm
 }
 
 # Without cmake (or when it fails): every source with cc, no optional
@@ -290,9 +298,9 @@ for c in $CHECKS; do
 done
 
 # ---- 5b. device buffers on a native communicator (docs/device.md) ----
-build_dev_tests() { # test_p2p and test_coll, on the cmake build's libscomm.a
+build_dev_tests() { # the mp tests, on the cmake build's libscomm.a
     local t
-    for t in test_p2p test_coll; do
+    for t in test_p2p test_coll test_icoll; do
         cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
            -I"$REPO/tests/harness" -o "$BUILD/$t" "$REPO/tests/mp/$t.c" \
            "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
@@ -302,7 +310,7 @@ build_dev_tests() { # test_p2p and test_coll, on the cmake build's libscomm.a
 export -f build_dev_tests
 if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
    run_step build_dev 60 bash -c build_dev_tests; then
-    for t in p2p coll; do
+    for t in p2p coll icoll; do
         run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
             SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
         if [ $? -eq 0 ]; then
@@ -313,6 +321,37 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
     done
 else
     echo "CHECK staged FAIL not built (no libcudart, or see build_dev.log)" > "$OUT/check-staged.log"
+fi
+
+# ---- 5c. scomm bench --device; torch CUDA tensors (docs/device.md) ----
+if [ -n "$SCOMM_BIN" ] && [ -x "$SCOMM_BIN" ] && [ -n "$CUDART" ]; then
+    run_step check-bench-device 60 env SCOMM_TRANSPORTS=tcp "$SCOMM_BIN" \
+        launch -n 2 --timeout 55 -- "$SCOMM_BIN" bench all_reduce,all_gather \
+        --device --check --sizes 1K,1M,64M -n 3 -w 1 --quiet --out none
+    if [ $? -eq 0 ] && grep -q "0 wrong elements" "$OUT/check-bench-device.log"; then
+        echo "CHECK bench-device PASS all_reduce, all_gather on device buffers over tcp, 1 KiB to 64 MiB, every element checked" >> "$OUT/check-bench-device.log"
+    else
+        echo "CHECK bench-device FAIL see check-bench-device.log" >> "$OUT/check-bench-device.log"
+    fi
+    run_step device-vs-host 60 env SCOMM="$SCOMM_BIN" SIZES=64M TARGET=0.5 \
+        OUT="$OUT/device_vs_host" bash "$REPO/bench/device_vs_host.sh" 2
+    ratio=$(sed -n 's/^| all_reduce | [0-9]* | .* | \([0-9.]*\)x |$/\1/p' \
+            "$OUT/device-vs-host.log" | tail -1)
+    echo "NUMBER staged_allreduce_64M_tcp_device_over_host ${ratio:-none} (acceptance <= 1.3; bench/device_vs_host.sh, 2 rounds)" >> "$OUT/check-bench-device.log"
+else
+    echo "CHECK bench-device FAIL not built (no scomm CLI or no libcudart)" > "$OUT/check-bench-device.log"
+fi
+if timeout 60 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null &&
+   [ -f "$BUILD/cmake/libscomm.so" ]; then
+    run_step check-torch-cuda 120 env SCOMM_LIBRARY="$BUILD/cmake/libscomm.so" \
+        python3 "$REPO/python/tests/torch_cuda.py" 2
+    if [ $? -eq 0 ]; then
+        echo "CHECK torch-cuda PASS backend scomm on CUDA tensors, 2 ranks on GPU 0 (torch_cuda.py)" >> "$OUT/check-torch-cuda.log"
+    else
+        echo "CHECK torch-cuda FAIL see check-torch-cuda.log" >> "$OUT/check-torch-cuda.log"
+    fi
+else
+    echo "CHECK torch-cuda FAIL torch without CUDA here, or no libscomm.so in the build" > "$OUT/check-torch-cuda.log"
 fi
 
 # ---- 6. the report ----

@@ -59,9 +59,9 @@ def register(dist: Any = None) -> bool:
         if "extended_api" in params:
             kwargs["extended_api"] = True
         if "devices" in params:
-            # Host tensors: the works are non-blocking calls, which
-            # libscomm does not stage on device memory (docs/device.md).
-            kwargs["devices"] = ["cpu"]
+            # CUDA tensors: libscomm stages its non-blocking calls through
+            # pinned host memory, stream-ordered (docs/device.md).
+            kwargs["devices"] = ["cpu", "cuda"]
         backend.register_backend(BACKEND_NAME, _create, **kwargs)
     return True
 

@@ -29,9 +29,14 @@ Invariants:
     call's name, and by the Communicator's ``BufferView`` when it takes the
     pointer): CPU and CUDA tensors pass (a CUDA tensor as its device
     pointer and torch.cuda.current_stream(), staged by libscomm:
-    docs/device.md), other devices are refused there. This backend is
-    registered for "cpu" only: its works are libscomm's non-blocking
-    calls, which libscomm does not stage on device memory yet.
+    docs/device.md), other devices are refused there. The backend is
+    registered for "cpu" and "cuda".
+ 5. On CUDA tensors a call is stream-ordered: libscomm's copies to host
+    wait for the current stream when the call is made; ``wait()`` blocks
+    the host until the data is on the wire's far side and the copies back
+    are enqueued, and leaves the current stream (the one the call was made
+    on, and the current one at ``wait()`` if that differs) waiting for
+    them, as ProcessGroupNCCL's works leave it.
  3. A work keeps its tensors (and scratch buffers) alive until it has
     completed; its error is raised by ``wait()`` and returned by
     ``exception()``; the finish step runs once, only after success.
@@ -183,6 +188,21 @@ class ScommWork(dist.Work):
         self._done = False
         self._lock = threading.Lock()
         self._source = source_rank
+        # CUDA outputs: the stream the call was made on (invariant 5)
+        self._stream = None
+        cuda = [t for t in self._outputs
+                if isinstance(t, torch.Tensor) and t.device.type == "cuda"]
+        if cuda:
+            self._stream = torch.cuda.current_stream(cuda[0].device)
+
+    def _order_current(self) -> None:
+        """The current stream waits for the call's own (invariant 5):
+        libscomm's wait made the call's stream wait for the copies back."""
+        if self._stream is None:
+            return
+        cur = torch.cuda.current_stream(self._stream.device)
+        if cur != self._stream:
+            cur.wait_stream(self._stream)
 
     def _complete(self, error: Optional[BaseException]) -> None:
         # Called with self._lock held.
@@ -229,6 +249,7 @@ class ScommWork(dist.Work):
                     self._drain()
             if self._error is not None:
                 raise self._error
+        self._order_current()
         return True
 
     def _poll(self) -> bool:
@@ -273,7 +294,9 @@ class ScommWork(dist.Work):
         return self._source
 
     def synchronize(self) -> None:
-        """Host memory: nothing to order against a device stream."""
+        """Complete the work; on CUDA tensors the current stream then
+        waits for it (invariant 5)."""
+        self.wait()
 
     def get_future(self) -> Any:
         """A torch Future holding the outputs. It is completed before it
@@ -559,7 +582,8 @@ class ProcessGroupScomm(dist.ProcessGroup):
         outs = _rank_list(output_tensors, t, self.size(), call,
                           "tensor_list")
         _check(t, call, "tensor")
-        flat = torch.empty(self.size() * t.numel(), dtype=t.dtype)
+        flat = torch.empty(self.size() * t.numel(), dtype=t.dtype,
+                               device=t.device)
         req = self._issue(call, self._comm.all_gather, t.contiguous(), flat)
 
         return self._work(call, [req], outs, lambda: _unflatten(flat, outs),
@@ -696,7 +720,8 @@ class ProcessGroupScomm(dist.ProcessGroup):
         if len(counts) == 1:
             per = counts.pop()
             flat_in = torch.cat([t.reshape(-1) for t in ins])
-            flat_out = torch.empty(n * per, dtype=ins[0].dtype)
+            flat_out = torch.empty(n * per, dtype=ins[0].dtype,
+                                   device=ins[0].device)
             req = self._issue(call, self._comm.all_to_all, flat_in,
                               flat_out)
 
@@ -716,7 +741,8 @@ class ProcessGroupScomm(dist.ProcessGroup):
         if self.rank() == root:
             outs = _rank_list(output_tensors, t, self.size(), call,
                               "gather_list")
-            flat = torch.empty(self.size() * t.numel(), dtype=t.dtype)
+            flat = torch.empty(self.size() * t.numel(), dtype=t.dtype,
+                               device=t.device)
         self._blocking(call, self._comm.gather, t.contiguous(), flat, root)
         if flat is not None:
             _unflatten(flat, outs)

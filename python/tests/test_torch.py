@@ -20,6 +20,16 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 class TorchTest(unittest.TestCase):
     """all_reduce and friends on torch tensors, checked against torch."""
 
+    def test_cuda_np2(self) -> None:
+        """Backend "scomm" on CUDA tensors (torch_cuda.py): only where
+        torch has a CUDA device; skipped here otherwise."""
+        import torch
+        if not torch.cuda.is_available():
+            self.skipTest("torch has no CUDA device")
+        res = mp_util.run_ranks(2, "torch_cuda:worker", 150)
+        self.assertTrue(all(rc == 0 for rc, _, _ in res),
+                        mp_util.describe(res))
+
     def test_torch_np2(self) -> None:
         res = mp_util.run_ranks(2, "workers:torch_tensors", 240)
         self.assertTrue(all(rc == 0 for rc, _, _ in res),

@@ -393,8 +393,8 @@ class _FakeCuda:
 
 def device_buffers() -> None:
     """Objects with __cuda_array_interface__ on the strict fake device:
-    all_reduce, all_gather, broadcast, send/recv; CPU and device buffers in
-    one call are refused."""
+    all_reduce, all_gather, broadcast, send/recv, blocking and not; CPU and
+    device buffers in one call are refused."""
     b = _init()
     r, n = b.get_rank(), b.get_world_size()
     x = _FakeCuda([float(r + 1), 2.0, -float(r)])
@@ -417,5 +417,40 @@ def device_buffers() -> None:
             _expect(m.get() == [7.0, 8.0], f"recv {m.get()}")
     _raises(ValueError, "mixed", b.all_gather,
             _FakeCuda([1.0]), output=array.array("f", [0.0] * n))
+    _device_nonblocking(b.communicator, r, n)
     b.destroy()
     print(f"rank {r}: device buffers OK")
+
+
+def _bf16(x: float) -> int:
+    """The bfloat16 bits of x (exact for small integers)."""
+    return struct.unpack("<I", struct.pack("<f", x))[0] >> 16
+
+
+def _device_nonblocking(comm, r: int, n: int) -> None:
+    """Non-blocking calls on the fake device, all in flight before one
+    wait each (what the torch backend's works do on CUDA tensors): an odd
+    count all_reduce, a bfloat16 one (dtype=), an all_gather, and a ring of
+    isend/irecv; the buffers live until their requests are waited for."""
+    x = _FakeCuda([float(r + k) for k in range(7)])
+    h = _FakeCuda([_bf16(float(r + 1))] * 3, "<u2", "H")
+    mine = _FakeCuda([float(r)] * 3)
+    g = _FakeCuda([0.0] * (3 * n))
+    out = _FakeCuda([float(100 + r)] * 5)
+    into = _FakeCuda([-1.0] * 5)
+    reqs = [comm.all_reduce(x, nonblocking=True),
+            comm.all_reduce(h, dtype="bfloat16", nonblocking=True),
+            comm.all_gather(mine, g, nonblocking=True),
+            comm.recv(into, (r - 1) % n, 9, nonblocking=True),
+            comm.send(out, (r + 1) % n, 9, nonblocking=True)]
+    for req in reversed(reqs):
+        req.wait()
+    tot = sum(range(n))
+    _expect(x.get() == [float(tot + n * k) for k in range(7)],
+            f"iall_reduce {x.get()}")
+    _expect(h.get() == [_bf16(float(sum(range(1, n + 1))))] * 3,
+            f"iall_reduce bfloat16 {h.get()}")
+    _expect(g.get() == [float(q) for q in range(n) for _ in range(3)],
+            f"iall_gather {g.get()}")
+    _expect(into.get() == [float(100 + (r - 1) % n)] * 5,
+            f"irecv {into.get()}")

@@ -20,6 +20,43 @@
 #include "../coll/coll.h"
 #include "../overlap/overlap.h"
 
+/* Device buffers on a native communicator (src/backend/stage.c): a
+ * non-blocking or grouped call is staged by a job whose hooks the engine
+ * runs; a blocking call through the engine runs staged whole (and
+ * pipelined), keeping its place in the order. */
+static const scomm_ovl_hook_t api_stage_job_hook = {
+    .ready   = scomm_stage_job_ready,
+    .done    = scomm_stage_job_done,
+    .reap    = scomm_stage_job_reap,
+    .release = scomm_stage_job_release,
+};
+
+static const scomm_ovl_hook_t api_stage_run_hook = {
+    .run = scomm_stage_coll,
+};
+
+static scomm_status_t api_coll_staged(scomm_comm_t *comm, const char *name,
+                                      const scomm_coll_args_t *a,
+                                      scomm_req_t **req_p)
+{
+    scomm_stage_job_t *job;
+    scomm_coll_args_t c;
+    scomm_status_t status;
+
+    if ((req_p == NULL) && !scomm_ovl_in_group()) {
+        return scomm_ovl_route(comm)
+                   ? scomm_ovl_post_hooked(comm, name, a, NULL,
+                                           &api_stage_run_hook, NULL)
+                   : scomm_stage_coll(comm, name, a);
+    }
+    status = scomm_stage_coll_post(comm, name, a, &c, &job);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    return scomm_ovl_post_hooked(comm, name, &c, req_p, &api_stage_job_hook,
+                                 job);
+}
+
 /* Run a validated call now, or hand it to the overlap engine (src/overlap)
  * when it is non-blocking, inside a group, or the communicator has
  * non-blocking operations that must keep their place in the order; a
@@ -42,16 +79,8 @@ static scomm_status_t api_coll_post(scomm_comm_t *comm, const char *name,
         if (status != SCOMM_OK) {
             return status;
         }
-        if (dev && ((req_p != NULL) || scomm_ovl_route(comm))) {
-            return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                                   "%s: device buffers on a native "
-                                   "communicator: only blocking "
-                                   "collectives outside groups are staged "
-                                   "(use the blocking call, or a vendor "
-                                   "backend)", name);
-        }
         if (dev) {
-            return scomm_stage_coll(comm, name, a);
+            return api_coll_staged(comm, name, a, req_p);
         }
     }
     if (SCOMM_UNLIKELY((req_p != NULL) || scomm_ovl_route(comm))) {

@@ -84,12 +84,29 @@ static scomm_status_t scomm_p2p_dev(scomm_comm_t *comm, const char *op,
     return status;
 }
 
+/* A staged call's job goes with its request (released with it, under the
+ * world lock: src/backend/stage.c), or back if posting failed. */
+static void api_p2p_attach(scomm_stage_job_t *job, scomm_req_t *req)
+{
+    if (job == NULL) {
+        return;
+    }
+    if (req == NULL) {
+        scomm_stage_job_release(NULL, job);
+        return;
+    }
+    req->stage_job = job;
+    req->stage_end = scomm_stage_p2p_end;
+}
+
 static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                      scomm_dtype_t dtype, int32_t peer,
                                      int32_t tag, scomm_comm_t *comm,
                                      scomm_req_t **req_p, int is_send,
                                      const char *op)
 {
+    scomm_stage_job_t *job = NULL;
+    void *wbuf = (void *)buf; /* what goes on the wire */
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
@@ -110,10 +127,8 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
         status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
         if ((status == SCOMM_OK) && dev) {
-            status = scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
-                                     "%s: device buffers on a native "
-                                     "communicator: only blocking "
-                                     "scomm_send/scomm_recv are staged", op);
+            status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf,
+                                          bytes, &wbuf, &job);
         }
         if (status != SCOMM_OK) {
             return status;
@@ -124,12 +139,13 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                          : SCOMM_TM_OP_IRECV);
     comm->cur_op = op;
     if (is_send) {
-        status = scomm_p2p_isend(comm, peer, tag, buf, bytes, req_p);
+        status = scomm_p2p_isend(comm, peer, tag, wbuf, bytes, req_p);
     } else {
-        status = scomm_p2p_irecv(comm, peer, tag, (void *)buf, bytes, req_p);
+        status = scomm_p2p_irecv(comm, peer, tag, wbuf, bytes, req_p);
     }
     scomm_tm_op_end(comm, is_send ? SCOMM_TM_OP_ISEND : SCOMM_TM_OP_IRECV,
                     "p2p", bytes, peer, status, tm_t0);
+    api_p2p_attach(job, (status == SCOMM_OK) ? *req_p : NULL);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }
@@ -155,6 +171,8 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
                                          int32_t tag, scomm_comm_t *comm,
                                          int is_send, const char *op)
 {
+    scomm_stage_job_t *job = NULL;
+    void *wbuf = (void *)buf; /* what goes on the wire */
     scomm_req_t *req = NULL;
     scomm_status_t status;
     size_t bytes = 0;
@@ -172,8 +190,9 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
         status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
         if ((status == SCOMM_OK) && dev) {
-            return scomm_stage_p2p(comm, op, is_send, (void *)buf, bytes,
-                                   peer, tag);
+            /* staged like scomm_isend/irecv, then waited for */
+            status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf,
+                                          bytes, &wbuf, &job);
         }
         if (status != SCOMM_OK) {
             return status;
@@ -184,10 +203,11 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
                                          : SCOMM_TM_OP_RECV);
     comm->cur_op = op;
     if (is_send) {
-        status = scomm_p2p_isend(comm, peer, tag, buf, bytes, &req);
+        status = scomm_p2p_isend(comm, peer, tag, wbuf, bytes, &req);
     } else {
-        status = scomm_p2p_irecv(comm, peer, tag, (void *)buf, bytes, &req);
+        status = scomm_p2p_irecv(comm, peer, tag, wbuf, bytes, &req);
     }
+    api_p2p_attach(job, (status == SCOMM_OK) ? req : NULL);
     if (status == SCOMM_OK) {
         status = scomm_p2p_waitall(comm, &req, 1);
     }

@@ -1,7 +1,7 @@
 /*
- * stage.c - collectives and blocking point-to-point calls on device
- * buffers of a native communicator (stage.h), through page-locked host
- * memory:
+ * stage.c - collectives and point-to-point calls on device buffers of a
+ * native communicator (stage.h), through page-locked host memory. A
+ * blocking collective runs here, start to end:
  *
  *   caller's stream --ev_in--> internal stream: copies device -> pinned
  *   --ev_ready--> host: the native collective on the pinned copies (wire)
@@ -15,6 +15,13 @@
  * collectives and point-to-point calls are staged whole (their output
  * layout is not elementwise; a point-to-point message stays one message,
  * so a receiver with host buffers still matches it).
+ *
+ * A non-blocking or grouped collective, and every send and receive, is a
+ * job instead (stage.h invariants 4-6): set up and its copies in enqueued
+ * when the call is made, its wire run by the progress engine (src/overlap,
+ * through the hooks api/coll.c gives it) or the transports, its copies
+ * back enqueued after the wire, and handed to the caller's stream by
+ * scomm_wait/scomm_test.
  *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot
@@ -40,11 +47,27 @@
 #include <time.h>
 
 #include "../core/config.h"
+#include "../core/log.h"
 #include "../core/util.h"
 #include "backend.h"
 
+/* The staging memory and events of one non-blocking call (a slot): its
+ * own, so calls in flight never share pinned memory. */
+typedef struct stage_slot {
+    struct stage_slot *next;      /* in the free pool */
+    char              *pin;       /* page-locked */
+    size_t             pin_len;
+    void              *ev_in;     /* recorded on the caller's stream */
+    void              *ev_ready;  /* copies in done */
+    void              *ev_out;    /* copies back done */
+    void              *busy;      /* an event to pass before reuse */
+} stage_slot_t;
+
 struct scomm_dev_stage {
     pthread_mutex_t      lock;
+    pthread_mutex_t      pool_lock;  /* pool, npool */
+    stage_slot_t        *pool;
+    int                  npool;
     const scomm_devrt_t *rt;
     void                *stream;      /* internal, non-blocking */
     void                *ev_in;       /* recorded on the caller's stream */
@@ -92,6 +115,7 @@ static scomm_status_t stage_get(scomm_comm_t *comm, const char *op,
                                "%s: no memory for the staging state", op);
     }
     pthread_mutex_init(&st->lock, NULL);
+    pthread_mutex_init(&st->pool_lock, NULL);
     st->rt = rt;
     scomm_param_get_or_warn("SCOMM_DEVICE_CHUNK", &pv);
     st->chunk = (size_t)pv.u;
@@ -115,6 +139,15 @@ static scomm_status_t stage_get(scomm_comm_t *comm, const char *op,
     return SCOMM_OK;
 }
 
+static void stage_slot_free(stage_t *st, stage_slot_t *sl)
+{
+    scomm_devrt_host_free(st->rt, sl->pin); /* synchronises */
+    scomm_devrt_event_destroy(st->rt, sl->ev_in);
+    scomm_devrt_event_destroy(st->rt, sl->ev_ready);
+    scomm_devrt_event_destroy(st->rt, sl->ev_out);
+    free(sl);
+}
+
 void scomm_dev_stage_free(scomm_comm_t *comm)
 {
     stage_t *st = comm->dev_stage;
@@ -127,6 +160,13 @@ void scomm_dev_stage_free(scomm_comm_t *comm)
     /* cudaFreeHost synchronises the device first: no copy is left using
      * the pinned buffer when it goes */
     scomm_devrt_host_free(st->rt, st->pin);
+    while (st->pool != NULL) {
+        stage_slot_t *sl = st->pool;
+
+        st->pool = sl->next;
+        stage_slot_free(st, sl);
+    }
+    pthread_mutex_destroy(&st->pool_lock);
     scomm_devrt_event_destroy(st->rt, st->ev_in);
     for (i = 0; i < 2; i++) {
         scomm_devrt_event_destroy(st->rt, st->ev_ready[i]);
@@ -238,17 +278,24 @@ static scomm_status_t stage_copy(scomm_comm_t *comm, stage_t *st, void *dst,
     return SCOMM_OK;
 }
 
-/* Host ready: an event after everything on the internal stream so far. */
-static scomm_status_t stage_sync_in(scomm_comm_t *comm, stage_t *st, int b,
-                                    const char *op)
+/* ev after everything on the internal stream so far. */
+static scomm_status_t stage_mark(scomm_comm_t *comm, stage_t *st, void *ev,
+                                 const char *op)
 {
     char err[256];
 
-    if (scomm_devrt_event_record(st->rt, st->ev_ready[b], st->stream, err,
+    if (scomm_devrt_event_record(st->rt, ev, st->stream, err,
                                  sizeof(err)) != 0) {
         return stage_rt_fail(comm, op, err);
     }
     return SCOMM_OK;
+}
+
+/* Host ready: the copies in so far are enqueued. */
+static scomm_status_t stage_sync_in(scomm_comm_t *comm, stage_t *st, int b,
+                                    const char *op)
+{
+    return stage_mark(comm, st, st->ev_ready[b], op);
 }
 
 /* "path staged ...; " before the selector's reason. */
@@ -437,66 +484,86 @@ static int stage_inside(const stage_side_t *s, const stage_side_t *in)
            (s->p + s->len <= in->p + in->len);
 }
 
-static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
-                                  const char *name,
-                                  const scomm_coll_args_t *a,
-                                  const stage_side_t *in,
-                                  const stage_side_t *out)
+/* Where a call staged whole puts its sides in pinned memory. */
+typedef struct {
+    size_t need;     /* pinned bytes */
+    char  *hin;      /* the host copies (NULL: that side is host) */
+    char  *hout;
+} stage_plan_t;
+
+/* Plan the call at pin (NULL: only size it) and, with pin, enqueue its
+ * copies in on the internal stream. */
+static scomm_status_t stage_plan(scomm_comm_t *comm, stage_t *st,
+                                 const char *name, const scomm_coll_args_t *a,
+                                 const stage_side_t *in,
+                                 const stage_side_t *out, char *pin,
+                                 stage_plan_t *pl)
 {
     const stage_side_t *reg = NULL; /* one region holding both sides */
-    scomm_status_t status;
-    scomm_coll_args_t c = *a;
-    char *hin = NULL, *hout = NULL;
-    size_t need;
+    scomm_status_t status   = SCOMM_OK;
 
     if (in->dev && out->dev && stage_inside(in, out)) {
         reg = out;
     } else if (in->dev && out->dev && stage_inside(out, in)) {
         reg = in;
     }
-    need = (reg != NULL) ? reg->len
-                         : (in->dev ? in->len : 0) + (out->dev ? out->len : 0);
-    if (((status = stage_pin(comm, st, need + 64, name)) != SCOMM_OK) ||
-        ((status = stage_after_caller(comm, st, name)) != SCOMM_OK)) {
-        return status;
+    pl->need = (reg != NULL) ? reg->len
+                             : (in->dev ? in->len : 0) +
+                                   (out->dev ? out->len : 0);
+    pl->hin = pl->hout = NULL;
+    if (pin == NULL) {
+        return SCOMM_OK;
     }
     if (reg != NULL) {
-        hin  = st->pin + (in->p - reg->p);
-        hout = st->pin + (out->p - reg->p);
-        status = stage_copy(comm, st, st->pin, reg->p, reg->len, name);
-    } else {
-        if (in->dev) {
-            hin    = st->pin;
-            status = stage_copy(comm, st, hin, in->p, in->len, name);
+        pl->hin  = pin + (in->p - reg->p);
+        pl->hout = pin + (out->p - reg->p);
+        return stage_copy(comm, st, pin, reg->p, reg->len, name);
+    }
+    if (in->dev) {
+        pl->hin = pin;
+        status  = stage_copy(comm, st, pin, in->p, in->len, name);
+    }
+    if (out->dev) {
+        pl->hout = pin + (in->dev ? in->len : 0);
+        /* all_to_allv writes blocks, not the whole vector: keep its gaps
+         * by bringing them along */
+        if ((status == SCOMM_OK) && (a->op == SCOMM_COLL_ALLTOALLV)) {
+            status = stage_copy(comm, st, pl->hout, out->p, out->len, name);
         }
-        if (out->dev) {
-            hout = st->pin + (in->dev ? in->len : 0);
-            /* all_to_allv writes blocks, not the whole vector: keep its
-             * gaps by bringing them along */
-            if ((status == SCOMM_OK) && (a->op == SCOMM_COLL_ALLTOALLV)) {
-                status = stage_copy(comm, st, hout, out->p, out->len, name);
-            }
-        }
     }
-    if (status == SCOMM_OK) {
-        status = stage_sync_in(comm, st, 0, name);
-    }
-    if (status == SCOMM_OK) {
-        status = stage_wait(comm, st, st->ev_ready[0], name,
-                            "the copy to host");
-    }
-    if (status != SCOMM_OK) {
+    return status;
+}
+
+static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
+                                  const char *name,
+                                  const scomm_coll_args_t *a,
+                                  const stage_side_t *in,
+                                  const stage_side_t *out)
+{
+    scomm_status_t status;
+    scomm_coll_args_t c = *a;
+    stage_plan_t pl;
+
+    (void)stage_plan(comm, st, name, a, in, out, NULL, &pl);
+    if (((status = stage_pin(comm, st, pl.need + 64, name)) != SCOMM_OK) ||
+        ((status = stage_after_caller(comm, st, name)) != SCOMM_OK) ||
+        ((status = stage_plan(comm, st, name, a, in, out, st->pin,
+                              &pl)) != SCOMM_OK) ||
+        ((status = stage_sync_in(comm, st, 0, name)) != SCOMM_OK) ||
+        ((status = stage_wait(comm, st, st->ev_ready[0], name,
+                              "the copy to host")) != SCOMM_OK)) {
         return status;
     }
     if (in->dev) {
-        c.sendbuf = hin;
+        c.sendbuf = pl.hin;
     }
     if (out->dev) {
-        c.recvbuf = hout;
+        c.recvbuf = pl.hout;
     }
     status = scomm_coll_run(comm, name, &c);
     if ((status == SCOMM_OK) && out->dev) {
-        status = stage_copy(comm, st, (void *)out->p, hout, out->len, name);
+        status = stage_copy(comm, st, (void *)out->p, pl.hout, out->len,
+                            name);
     }
     if (status == SCOMM_OK) {
         status = stage_to_caller(comm, st, name);
@@ -537,53 +604,311 @@ scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
     return status;
 }
 
-/* ---- point-to-point ---- */
+/* ---- non-blocking and grouped calls, point-to-point (invariants 4-6) ---- */
 
-scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
-                               int is_send, void *buf, size_t bytes,
-                               int peer, int32_t tag)
+#define STAGE_POOL_MAX 16 /* free slots kept per communicator */
+
+enum { STAGE_JOB_COLL, STAGE_JOB_SEND, STAGE_JOB_RECV };
+
+struct scomm_stage_job {
+    stage_t      *st;
+    stage_slot_t *slot;
+    void         *stream;    /* the caller's, when the call was made */
+    const char   *name;
+    int           kind;
+    char         *back_dst;  /* device memory the result goes back to */
+    const char   *back_src;  /* from the slot's pinned memory */
+    size_t        back_len;
+    int           in_rec;    /* ev_ready recorded */
+    int           out_rec;   /* ev_out recorded */
+};
+
+/* A free slot of at least n pinned bytes: from the pool when one has
+ * passed its busy event (invariant 1), else a new one. */
+static scomm_status_t stage_slot_get(scomm_comm_t *comm, stage_t *st,
+                                     size_t n, const char *op,
+                                     stage_slot_t **sl_p)
 {
-    scomm_req_t *req = NULL;
+    stage_slot_t *sl = NULL, **pp;
+    char err[256];
+    int rc = 0;
+
+    pthread_mutex_lock(&st->pool_lock);
+    for (pp = &st->pool; *pp != NULL; pp = &(*pp)->next) {
+        if (((*pp)->busy == NULL) ||
+            (scomm_devrt_event_query(st->rt, (*pp)->busy, err,
+                                     sizeof(err)) == SCOMM_RT_DONE)) {
+            sl  = *pp;
+            *pp = sl->next;
+            st->npool--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->pool_lock);
+    if (sl == NULL) {
+        sl = calloc(1, sizeof(*sl));
+        if (sl == NULL) {
+            return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                                   "%s: no memory for a staging slot", op);
+        }
+        rc = scomm_devrt_event_create(st->rt, &sl->ev_in, err, sizeof(err));
+        if (rc == 0) {
+            rc = scomm_devrt_event_create(st->rt, &sl->ev_ready, err,
+                                          sizeof(err));
+        }
+        if (rc == 0) {
+            rc = scomm_devrt_event_create(st->rt, &sl->ev_out, err,
+                                          sizeof(err));
+        }
+        if (rc != 0) {
+            stage_slot_free(st, sl);
+            return stage_rt_fail(comm, op, err);
+        }
+    }
+    sl->busy = NULL;
+    sl->next = NULL;
+    if (sl->pin_len < n) {
+        size_t len = SCOMM_ALIGN_UP(n, (size_t)(64u << 10));
+
+        scomm_devrt_host_free(st->rt, sl->pin); /* idle: nothing waits */
+        sl->pin_len = 0;
+        if (scomm_devrt_host_alloc(st->rt, (void **)&sl->pin, len, err,
+                                   sizeof(err)) != 0) {
+            stage_slot_free(st, sl);
+            return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                                   "%s: device buffers: %zu bytes of pinned "
+                                   "staging memory: %s", op, len, err);
+        }
+        sl->pin_len = len;
+    }
+    *sl_p = sl;
+    return SCOMM_OK;
+}
+
+static scomm_status_t stage_job_new(scomm_comm_t *comm, const char *name,
+                                    int kind, size_t n,
+                                    scomm_stage_job_t **job_p)
+{
+    scomm_stage_job_t *job;
     scomm_status_t status;
     stage_t *st;
 
     if ((status = stage_get(comm, name, &st)) != SCOMM_OK) {
         return status;
     }
-    pthread_mutex_lock(&st->lock);
-    status = stage_pin(comm, st, bytes + 64, name);
+    job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                               "%s: no memory for a staged request", name);
+    }
+    job->st     = st;
+    job->name   = name;
+    job->kind   = kind;
+    job->stream = comm->dev_stream; /* read once per call, like the hint */
+    status = stage_slot_get(comm, st, n + 64, name, &job->slot);
     if (status == SCOMM_OK) {
-        status = stage_after_caller(comm, st, name);
+        /* the internal stream waits for the caller's stream */
+        status = stage_order(comm, st, job->slot->ev_in, job->stream,
+                             st->stream, name);
     }
-    if ((status == SCOMM_OK) && is_send) {
-        status = stage_copy(comm, st, st->pin, buf, bytes, name);
+    if (status != SCOMM_OK) {
+        scomm_stage_job_release(comm, job);
+        return status;
     }
-    if (status == SCOMM_OK) {
-        status = stage_sync_in(comm, st, 0, name);
-    }
-    if (status == SCOMM_OK) {
-        status = stage_wait(comm, st, st->ev_ready[0], name,
-                            is_send ? "the copy to host"
-                                    : "the last copy of the staging buffer");
-    }
-    if (status == SCOMM_OK) {
-        pthread_mutex_lock(&comm->world->lock);
-        comm->cur_op = name;
-        status = is_send ? scomm_p2p_isend(comm, peer, tag, st->pin, bytes,
-                                           &req)
-                         : scomm_p2p_irecv(comm, peer, tag, st->pin, bytes,
-                                           &req);
-        if (status == SCOMM_OK) {
-            status = scomm_p2p_waitall(comm, &req, 1);
-        }
-        pthread_mutex_unlock(&comm->world->lock);
-    }
-    if ((status == SCOMM_OK) && !is_send) {
-        status = stage_copy(comm, st, buf, st->pin, bytes, name);
-    }
-    if (status == SCOMM_OK) {
-        status = stage_to_caller(comm, st, name);
-    }
-    pthread_mutex_unlock(&st->lock);
+    *job_p = job;
+    return SCOMM_OK;
+}
+
+/* The copies in are enqueued: an event after them. */
+static scomm_status_t stage_job_sync_in(scomm_comm_t *comm,
+                                        scomm_stage_job_t *job)
+{
+    scomm_status_t status = stage_mark(comm, job->st, job->slot->ev_ready,
+                                       job->name);
+
+    job->in_rec = (status == SCOMM_OK);
     return status;
+}
+
+void scomm_stage_job_release(scomm_comm_t *comm, void *arg)
+{
+    scomm_stage_job_t *job = arg;
+    stage_slot_t *sl;
+    stage_t *st;
+
+    (void)comm;
+    if (job == NULL) {
+        return;
+    }
+    st = job->st;
+    sl = job->slot;
+    if (sl != NULL) {
+        /* a copy may still use it: the last event recorded after one */
+        sl->busy = job->out_rec  ? sl->ev_out
+                   : job->in_rec ? sl->ev_ready
+                                 : sl->ev_in;
+        pthread_mutex_lock(&st->pool_lock);
+        if (st->npool < STAGE_POOL_MAX) {
+            sl->next = st->pool;
+            st->pool = sl;
+            st->npool++;
+            sl = NULL;
+        }
+        pthread_mutex_unlock(&st->pool_lock);
+        if (sl != NULL) {
+            stage_slot_free(st, sl); /* synchronises */
+        }
+    }
+    free(job);
+}
+
+scomm_status_t scomm_stage_coll_post(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a,
+                                     scomm_coll_args_t *c,
+                                     scomm_stage_job_t **job_p)
+{
+    scomm_stage_job_t *job = NULL;
+    stage_side_t in, out;
+    scomm_status_t status;
+    stage_plan_t pl;
+
+    *c     = *a;
+    *job_p = NULL;
+    if ((status = stage_sides(comm, name, a, &in, &out)) != SCOMM_OK) {
+        return status;
+    }
+    if (comm->dev_stage != NULL) {
+        (void)stage_plan(comm, comm->dev_stage, name, a, &in, &out, NULL,
+                         &pl);
+    } else {
+        pl.need = in.len + out.len; /* at most; sized once the state is */
+    }
+    status = stage_job_new(comm, name, STAGE_JOB_COLL, pl.need, &job);
+    if (status == SCOMM_OK) {
+        status = stage_plan(comm, job->st, name, a, &in, &out,
+                            job->slot->pin, &pl);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_job_sync_in(comm, job);
+    }
+    if (status != SCOMM_OK) {
+        scomm_stage_job_release(comm, job);
+        return status;
+    }
+    if (in.dev) {
+        c->sendbuf = pl.hin;
+    }
+    if (out.dev) {
+        c->recvbuf      = pl.hout;
+        job->back_dst = (char *)out.p;
+        job->back_src = pl.hout;
+        job->back_len = out.len;
+    }
+    *job_p = job;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_stage_job_ready(scomm_comm_t *comm, void *arg)
+{
+    scomm_stage_job_t *job = arg;
+
+    return stage_wait(comm, job->st, job->slot->ev_ready, job->name,
+                      "the copy to host");
+}
+
+/* The wire is done: the copy back and the event after it (invariant 5).
+ * n bytes of the result (a receive may get less than it can hold). */
+static scomm_status_t stage_job_back(scomm_comm_t *comm,
+                                     scomm_stage_job_t *job, size_t n)
+{
+    scomm_status_t status = SCOMM_OK;
+
+    if ((job->back_len > 0) && (n > 0)) {
+        status = stage_copy(comm, job->st, job->back_dst, job->back_src,
+                            (n < job->back_len) ? n : job->back_len,
+                            job->name);
+    }
+    if (status == SCOMM_OK) {
+        status       = stage_mark(comm, job->st, job->slot->ev_out,
+                                  job->name);
+        job->out_rec = (status == SCOMM_OK);
+    }
+    return status;
+}
+
+scomm_status_t scomm_stage_job_done(scomm_comm_t *comm, void *arg)
+{
+    scomm_stage_job_t *job = arg;
+
+    return stage_job_back(comm, job, job->back_len);
+}
+
+scomm_status_t scomm_stage_job_reap(scomm_comm_t *comm, void *arg)
+{
+    scomm_stage_job_t *job = arg;
+    char err[256];
+
+    if (job->out_rec &&
+        (scomm_devrt_stream_wait(job->st->rt, job->stream,
+                                 job->slot->ev_out, err, sizeof(err)) != 0)) {
+        return stage_rt_fail(comm, job->name, err);
+    }
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
+                                    int is_send, void *buf, size_t bytes,
+                                    void **pin_p, scomm_stage_job_t **job_p)
+{
+    scomm_stage_job_t *job = NULL;
+    scomm_status_t status;
+
+    *job_p = NULL;
+    status = stage_job_new(comm, name, is_send ? STAGE_JOB_SEND
+                                               : STAGE_JOB_RECV,
+                           bytes, &job);
+    if ((status == SCOMM_OK) && is_send) {
+        /* the wire takes host memory: wait for the copy (invariant 4) */
+        status = stage_copy(comm, job->st, job->slot->pin, buf, bytes, name);
+        if (status == SCOMM_OK) {
+            status = stage_job_sync_in(comm, job);
+        }
+        if (status == SCOMM_OK) {
+            status = scomm_stage_job_ready(comm, job);
+        }
+    }
+    if (status != SCOMM_OK) {
+        scomm_stage_job_release(comm, job);
+        return status;
+    }
+    if (!is_send) {
+        job->back_dst = buf;
+        job->back_src = job->slot->pin;
+        job->back_len = bytes;
+    }
+    *pin_p = job->slot->pin;
+    *job_p = job;
+    return SCOMM_OK;
+}
+
+void scomm_stage_p2p_end(scomm_req_t *req)
+{
+    scomm_stage_job_t *job = req->stage_job;
+    scomm_status_t status;
+
+    req->stage_end = NULL;
+    req->stage_job = NULL;
+    if ((job->kind == STAGE_JOB_RECV) &&
+        atomic_load_explicit(&req->done, memory_order_acquire) &&
+        (req->status == SCOMM_OK)) {
+        status = stage_job_back(req->comm, job, req->xfer);
+        if (status == SCOMM_OK) {
+            status = scomm_stage_job_reap(req->comm, job);
+        }
+        if (status != SCOMM_OK) {
+            /* the request's status was taken already: say it loudly */
+            scomm_error(SCOMM_SUB_P2P, "%s", scomm_last_error());
+        }
+    }
+    scomm_stage_job_release(req->comm, job);
 }

@@ -16,6 +16,18 @@
  *     caller's stream waits for an event after the last copy back; the
  *     host waits only for input it must put on the wire (a native
  *     collective runs on host threads), never for the copies back.
+ *  4. A non-blocking or grouped call (and every point-to-point call) owns
+ *     a job: a slot of pinned memory and events of its own, taken when the
+ *     call is made, its copies in enqueued then. A send waits there for
+ *     its copy in (the wire takes it at once); a collective's executor
+ *     waits for it (scomm_stage_job_ready), never the caller.
+ *  5. The copies back run only after the wire succeeded: a collective's
+ *     on the executor (scomm_stage_job_done), a receive's when its request
+ *     is released (scomm_stage_p2p_end, in scomm_wait/scomm_test), only the
+ *     bytes received; the caller's stream waits for them then
+ *     (scomm_stage_job_reap), the stream the call was made on.
+ *  6. A slot goes back to its pool once its job is released, and is used
+ *     again only after the last event recorded after a copy through it.
  */
 #ifndef SCOMM_STAGE_H
 #define SCOMM_STAGE_H
@@ -65,10 +77,31 @@ scomm_status_t scomm_stage_coll_kind(scomm_comm_t *comm, const char *name,
 /* Run a (blocking) collective with device buffers, staged. */
 scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
                                 const scomm_coll_args_t *a);
-/* A blocking send or receive of bytes at buf (device memory), staged. */
-scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
-                               int is_send, void *buf, size_t bytes,
-                               int peer, int32_t tag);
+
+/* ---- jobs (invariants 4-6) ---- */
+typedef struct scomm_stage_job scomm_stage_job_t;
+
+/* Stage validated call a for the progress engine: *c is a on the pinned
+ * copies, whose copies in are enqueued. */
+scomm_status_t scomm_stage_coll_post(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a,
+                                     scomm_coll_args_t *c,
+                                     scomm_stage_job_t **job_p);
+/* The engine's hooks of a job (src/overlap, scomm_ovl_hook_t): wait for
+ * the input; after the wire, the copy back; when reaped, hand the result
+ * to the caller's stream; free (always, once). */
+scomm_status_t scomm_stage_job_ready(scomm_comm_t *comm, void *job);
+scomm_status_t scomm_stage_job_done(scomm_comm_t *comm, void *job);
+scomm_status_t scomm_stage_job_reap(scomm_comm_t *comm, void *job);
+void scomm_stage_job_release(scomm_comm_t *comm, void *job);
+
+/* A send or receive of bytes at buf (device memory): *pin_p is the host
+ * memory to post instead (a send's, filled). Attach the job to the request
+ * (stage_end = scomm_stage_p2p_end), or release it if posting fails. */
+scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
+                                    int is_send, void *buf, size_t bytes,
+                                    void **pin_p, scomm_stage_job_t **job_p);
+void scomm_stage_p2p_end(scomm_req_t *req);
 /* Free comm's staging state (comm_stop hook). */
 void scomm_dev_stage_free(scomm_comm_t *comm);
 

@@ -82,6 +82,9 @@ void scomm_req_release(scomm_req_t *req)
     scomm_world_t *w = req->world;
     uint32_t slot    = (uint32_t)req->id;
 
+    if (req->stage_end != NULL) {
+        req->stage_end(req); /* copy back or give the staging back */
+    }
     w->req_slots[slot] = NULL;
     w->req_gen[slot]++;
     w->req_free[w->req_nfree++] = slot;

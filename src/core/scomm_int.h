@@ -118,6 +118,10 @@ struct scomm_req {
     uint64_t         id;        /* slot | generation << 32 */
     uint64_t         tl_u64[6]; /* transport scratch */
     void            *tl_ptr[2];
+    /* A staged call on device memory (src/backend/stage.c): run once by
+     * scomm_req_release, under the world lock, done or not. */
+    void           (*stage_end)(scomm_req_t *req);
+    void            *stage_job;
 };
 
 struct scomm_world {

@@ -40,6 +40,11 @@
  *  8. Fusion happens only at scomm_group_end(), over the ops of one group,
  *     in issue order, by a rule that depends only on the arguments every
  *     rank passes, so every rank forms the same batches.
+ *  9. An op's hooks (overlap.h: the staging of device buffers) never change
+ *     what goes on the wire: ready/done run on the executor with no lock
+ *     held, around the op (around the whole batch for fused members), reap
+ *     in the waiter; release runs when the op is freed, possibly under
+ *     ovl->lock (an abandoned op), so it takes only locks of its own.
  */
 #include <errno.h>
 #include <sched.h>
@@ -75,6 +80,8 @@ struct scomm_ovl_op {
     int               abandoned;
     int               queued;   /* reached the engine's queue */
     int               deferred; /* a blocking call inside a group */
+    const scomm_ovl_hook_t *hook; /* overlap.h; NULL: none */
+    void             *job;
     scomm_ovl_op_t  **members;  /* fused batch */
     int               nmembers;
     char              msg[SCOMM_ERRMSG_MAX];
@@ -197,6 +204,9 @@ static scomm_status_t scomm_ovl_get(scomm_comm_t *comm,
 
 static void scomm_ovl_op_free(scomm_ovl_op_t *op)
 {
+    if ((op->hook != NULL) && (op->hook->release != NULL)) {
+        op->hook->release(op->req->comm, op->job);
+    }
     free(op->varr);
     free(op->members);
     free(op->req);
@@ -307,7 +317,24 @@ static scomm_ovl_op_t *scomm_ovl_dequeue(scomm_overlap_t *ovl)
 
 /* ---- execution ----------------------------------------------------------- */
 
-/* Run a fused batch: pack, one all_reduce in place, unpack. */
+static scomm_status_t scomm_ovl_hook_ready(scomm_comm_t *comm,
+                                           scomm_ovl_op_t *op)
+{
+    return ((op->hook != NULL) && (op->hook->ready != NULL))
+               ? op->hook->ready(comm, op->job)
+               : SCOMM_OK;
+}
+
+static scomm_status_t scomm_ovl_hook_done(scomm_comm_t *comm,
+                                          scomm_ovl_op_t *op)
+{
+    return ((op->hook != NULL) && (op->hook->done != NULL))
+               ? op->hook->done(comm, op->job)
+               : SCOMM_OK;
+}
+
+/* Run a fused batch: pack, one all_reduce in place, unpack; the members'
+ * hooks before and after (their buffers may be staging copies). */
 static scomm_status_t scomm_ovl_run_fused(scomm_overlap_t *ovl,
                                           scomm_ovl_op_t *b)
 {
@@ -320,6 +347,10 @@ static scomm_status_t scomm_ovl_run_fused(scomm_overlap_t *ovl,
 
     for (i = 0; i < b->nmembers; i++) {
         total += b->members[i]->a.bytes;
+        status = scomm_ovl_hook_ready(comm, b->members[i]);
+        if (status != SCOMM_OK) {
+            return status;
+        }
     }
     if (ovl->fbuf_cap < total) {
         free(ovl->fbuf);
@@ -345,12 +376,29 @@ static scomm_status_t scomm_ovl_run_fused(scomm_overlap_t *ovl,
     a.inplace = 1;
     status    = scomm_coll_run(comm, "scomm_group_end (fused all_reduce)",
                                &a);
+    for (i = 0, off = 0; (i < b->nmembers) && (status == SCOMM_OK); i++) {
+        memcpy(b->members[i]->a.recvbuf, buf + off, b->members[i]->a.bytes);
+        off += b->members[i]->a.bytes;
+        status = scomm_ovl_hook_done(comm, b->members[i]);
+    }
+    return status;
+}
+
+/* Run one collective op with its hooks (overlap.h). */
+static scomm_status_t scomm_ovl_run_coll(scomm_overlap_t *ovl,
+                                         scomm_ovl_op_t *op)
+{
+    scomm_status_t status;
+
+    if ((op->hook != NULL) && (op->hook->run != NULL)) {
+        return op->hook->run(ovl->comm, op->name, &op->a);
+    }
+    status = scomm_ovl_hook_ready(ovl->comm, op);
     if (status == SCOMM_OK) {
-        for (i = 0, off = 0; i < b->nmembers; i++) {
-            memcpy(b->members[i]->a.recvbuf, buf + off,
-                   b->members[i]->a.bytes);
-            off += b->members[i]->a.bytes;
-        }
+        status = scomm_coll_run(ovl->comm, op->name, &op->a);
+    }
+    if (status == SCOMM_OK) {
+        status = scomm_ovl_hook_done(ovl->comm, op);
     }
     return status;
 }
@@ -374,7 +422,7 @@ static void scomm_ovl_execute(scomm_overlap_t *ovl, scomm_ovl_op_t *op)
         } else if (op->kind == SCOMM_OVL_FUSED) {
             status = scomm_ovl_run_fused(ovl, op);
         } else {
-            status = scomm_coll_run(ovl->comm, op->name, &op->a);
+            status = scomm_ovl_run_coll(ovl, op);
         }
         if (status != SCOMM_OK) {
             snprintf(msg, sizeof(msg), "%s", scomm_last_error());
@@ -498,41 +546,59 @@ static void scomm_ovl_direct_done(scomm_overlap_t *ovl)
     pthread_mutex_unlock(&ovl->lock);
 }
 
+/* A blocking call run now, in the caller (note 2). */
+static scomm_status_t scomm_ovl_run_now(scomm_comm_t *comm, int kind,
+                                        const char *name,
+                                        const scomm_coll_args_t *a,
+                                        const scomm_ovl_hook_t *hook)
+{
+    if (kind == SCOMM_OVL_BARRIER) {
+        return scomm_barrier_run(comm);
+    }
+    return ((hook != NULL) && (hook->run != NULL))
+               ? hook->run(comm, name, a)
+               : scomm_coll_run(comm, name, a);
+}
+
 static scomm_status_t scomm_ovl_submit(scomm_comm_t *comm, int kind,
                                        const char *name,
                                        const scomm_coll_args_t *a,
-                                       scomm_req_t **req_p)
+                                       scomm_req_t **req_p,
+                                       const scomm_ovl_hook_t *hook,
+                                       void *job)
 {
     scomm_overlap_t *ovl = comm->overlap;
     scomm_ovl_group_t *g = &scomm_ovl_group;
     scomm_ovl_op_t *op;
     scomm_status_t status;
 
-    if ((req_p == NULL) && (g->depth == 0)) {
+    if ((req_p == NULL) && (g->depth == 0) && (job == NULL)) {
         /* A blocking call: runs now when no engine exists, or when its
          * engine has nothing queued or running (note 2). */
         if (ovl == NULL) {
-            return (kind == SCOMM_OVL_BARRIER) ? scomm_barrier_run(comm)
-                                               : scomm_coll_run(comm, name,
-                                                                a);
+            return scomm_ovl_run_now(comm, kind, name, a, hook);
         }
         if (scomm_ovl_try_direct(ovl)) {
-            status = (kind == SCOMM_OVL_BARRIER)
-                         ? scomm_barrier_run(comm)
-                         : scomm_coll_run(comm, name, a);
+            status = scomm_ovl_run_now(comm, kind, name, a, hook);
             scomm_ovl_direct_done(ovl);
             return status;
         }
     }
     status = scomm_ovl_get(comm, &ovl);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    op = scomm_ovl_op_new(comm, kind, name, a);
+    op     = (status == SCOMM_OK) ? scomm_ovl_op_new(comm, kind, name, a)
+                                  : NULL;
     if (op == NULL) {
-        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
-                               "%s: out of memory for a request", name);
+        if ((hook != NULL) && (hook->release != NULL)) {
+            hook->release(comm, job);
+        }
+        return (status != SCOMM_OK)
+                   ? status
+                   : scomm_set_error(comm, SCOMM_ERR_NO_MEMORY,
+                                     "%s: out of memory for a request",
+                                     name);
     }
+    op->hook     = hook;
+    op->job      = job;
     op->deferred = (req_p == NULL);
     pthread_mutex_lock(&ovl->lock);
     ovl->st.ops_submitted++;
@@ -568,7 +634,22 @@ scomm_status_t scomm_ovl_post(scomm_comm_t *comm, const char *name,
                               const scomm_coll_args_t *a,
                               scomm_req_t **req_p)
 {
-    return scomm_ovl_submit(comm, SCOMM_OVL_COLL, name, a, req_p);
+    return scomm_ovl_submit(comm, SCOMM_OVL_COLL, name, a, req_p, NULL,
+                            NULL);
+}
+
+scomm_status_t scomm_ovl_post_hooked(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a,
+                                     scomm_req_t **req_p,
+                                     const scomm_ovl_hook_t *hook, void *job)
+{
+    return scomm_ovl_submit(comm, SCOMM_OVL_COLL, name, a, req_p, hook,
+                            job);
+}
+
+int scomm_ovl_in_group(void)
+{
+    return scomm_ovl_group.depth > 0;
 }
 
 scomm_status_t scomm_ovl_barrier(scomm_comm_t *comm, scomm_req_t **req_p)
@@ -576,7 +657,7 @@ scomm_status_t scomm_ovl_barrier(scomm_comm_t *comm, scomm_req_t **req_p)
     return scomm_ovl_submit(comm, SCOMM_OVL_BARRIER,
                             (req_p != NULL) ? "scomm_ibarrier"
                                             : "scomm_barrier",
-                            NULL, req_p);
+                            NULL, req_p, NULL, NULL);
 }
 
 /* ---- test and wait ------------------------------------------------------- */
@@ -588,6 +669,8 @@ static scomm_status_t scomm_ovl_reap(scomm_comm_t *comm, scomm_ovl_op_t *op)
 
     if (status != SCOMM_OK) {
         scomm_set_error(comm, status, "%s", op->msg);
+    } else if ((op->hook != NULL) && (op->hook->reap != NULL)) {
+        status = op->hook->reap(comm, op->job);
     }
     scomm_ovl_op_free(op);
     return status;

@@ -51,6 +51,36 @@ scomm_status_t scomm_ovl_post(scomm_comm_t *comm, const char *name,
                               const scomm_coll_args_t *a,
                               scomm_req_t **req_p);
 
+/*
+ * What an op of the engine runs besides (or instead of) scomm_coll_run:
+ * the staging of device buffers (src/backend/stage.c), which this layer
+ * knows only through these calls (api/coll.c fills them in). Every hook
+ * may be NULL.
+ *  run:     instead of scomm_coll_run (a blocking call run whole);
+ *  ready:   on the executor, before the op runs (its input is there);
+ *  done:    on the executor, after it ran without error;
+ *  reap:    in scomm_wait/scomm_test, when the request is reaped without
+ *           error (hand the result over);
+ *  release: once, when the op is freed, whatever happened.
+ */
+typedef struct scomm_ovl_hook {
+    scomm_status_t (*run)(scomm_comm_t *comm, const char *name,
+                          const scomm_coll_args_t *a);
+    scomm_status_t (*ready)(scomm_comm_t *comm, void *job);
+    scomm_status_t (*done)(scomm_comm_t *comm, void *job);
+    scomm_status_t (*reap)(scomm_comm_t *comm, void *job);
+    void           (*release)(scomm_comm_t *comm, void *job);
+} scomm_ovl_hook_t;
+
+/* scomm_ovl_post with hooks; takes job (released on every failure too). */
+scomm_status_t scomm_ovl_post_hooked(scomm_comm_t *comm, const char *name,
+                                     const scomm_coll_args_t *a,
+                                     scomm_req_t **req_p,
+                                     const scomm_ovl_hook_t *hook, void *job);
+
+/* 1 inside a group on this thread. */
+int scomm_ovl_in_group(void);
+
 /* req_p of an i-form is NULL: the error, naming the call. */
 scomm_status_t scomm_ovl_null_req(scomm_comm_t *comm, const char *name);
 

@@ -855,9 +855,78 @@ static int fkd_alloc_add(const fkd_alloc_t *a)
     return FKD_OK;
 }
 
+/*
+ * Device address space stays device address space (as under CUDA's unified
+ * addressing): a freed device range is kept reserved (PROT_NONE, no
+ * memory behind it) and only a later device allocation maps over it, so a
+ * host allocation never lands where device memory was (scomm's memory-kind
+ * cache relies on that: docs/device.md).
+ */
+typedef struct {
+    uintptr_t addr;
+    size_t    len;
+} fkd_hole_t;
+
+static pthread_mutex_t fkd_hole_lock = PTHREAD_MUTEX_INITIALIZER;
+static fkd_hole_t *fkd_holes;
+static size_t fkd_nholes, fkd_capholes;
+
+/* A reserved range of at least len bytes (taken from the list), or 0. */
+static uintptr_t fkd_hole_take(size_t len)
+{
+    uintptr_t addr = 0;
+    size_t i;
+
+    pthread_mutex_lock(&fkd_hole_lock);
+    for (i = 0; i < fkd_nholes; i++) {
+        if (fkd_holes[i].len >= len) {
+            addr = fkd_holes[i].addr;
+            fkd_holes[i].addr += len;
+            fkd_holes[i].len -= len;
+            if (fkd_holes[i].len == 0) {
+                fkd_holes[i] = fkd_holes[--fkd_nholes];
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fkd_hole_lock);
+    return addr;
+}
+
+/* Keep [addr, addr + len) reserved; unmapped only if the list cannot grow
+ * (or the reservation fails). */
+static void fkd_hole_put(uintptr_t addr, size_t len)
+{
+    fkd_hole_t *t;
+    void *r = mmap((void *)addr, len, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+                   -1, 0);
+
+    if (r == MAP_FAILED) {
+        munmap((void *)addr, len);
+        return;
+    }
+    pthread_mutex_lock(&fkd_hole_lock);
+    if (fkd_nholes == fkd_capholes) {
+        t = realloc(fkd_holes, (fkd_capholes * 2 + 64) * sizeof(*t));
+        if (t == NULL) {
+            pthread_mutex_unlock(&fkd_hole_lock);
+            munmap((void *)addr, len);
+            return;
+        }
+        fkd_holes    = t;
+        fkd_capholes = fkd_capholes * 2 + 64;
+    }
+    fkd_holes[fkd_nholes].addr = addr;
+    fkd_holes[fkd_nholes].len  = len;
+    fkd_nholes++;
+    pthread_mutex_unlock(&fkd_hole_lock);
+}
+
 FKD_API int fkd_malloc(void **p, size_t n)
 {
     long page = sysconf(_SC_PAGESIZE);
+    uintptr_t hole;
     fkd_alloc_t a;
     void *dev, *w;
     int fd;
@@ -882,8 +951,10 @@ FKD_API int fkd_malloc(void **p, size_t n)
         }
         return FKD_ENOMEM;
     }
-    dev = mmap(NULL, a.len, PROT_NONE, MAP_SHARED, fd, 0);
-    w   = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    hole = fkd_hole_take(a.len);
+    dev  = mmap((void *)hole, a.len, PROT_NONE,
+                MAP_SHARED | ((hole != 0) ? MAP_FIXED : 0), fd, 0);
+    w    = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if ((dev == MAP_FAILED) || (w == MAP_FAILED)) {
         if (dev != MAP_FAILED) {
@@ -964,7 +1035,7 @@ FKD_API int fkd_free(void *p)
         return FKD_EINVAL;
     }
     if (a.kind == FKD_MEM_DEVICE) {
-        munmap((void *)a.dev, a.len);
+        fkd_hole_put(a.dev, a.len); /* stays device address space */
     }
     munmap(a.w, a.len);
     return FKD_OK;

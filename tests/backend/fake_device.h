@@ -24,7 +24,9 @@
  *     PROT_NONE (a host read or write of it crashes at once), the other
  *     mapping is writable and only the stream threads use it, through
  *     fkd_translate(). Freeing device memory waits for every stream first
- *     (cudaFree synchronises).
+ *     (cudaFree synchronises), and its addresses stay reserved for later
+ *     device allocations: a host allocation never lands where device
+ *     memory was, as under CUDA's unified addressing.
  *  5. Every counter a test asserts on (launches, event records, event
  *     queries, captured nodes, graph launches) is read with fkd_stat().
  */

@@ -22,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -239,6 +240,33 @@ static void test_capture_modes(void)
 
 /* ---- memory ---- */
 
+/* Freed device addresses stay device address space: host mappings made
+ * after the free never land there, a later device allocation may. */
+static void test_memory_reserved(void)
+{
+    enum { N = 64, LEN = 1 << 20 };
+    void *d = NULL, *h[N], *again = NULL;
+    uintptr_t lo, hi;
+    int i;
+
+    ST_ASSERT_EQ(cudaMalloc(&d, LEN), 0);
+    lo = (uintptr_t)d;
+    hi = lo + LEN;
+    ST_ASSERT_EQ(cudaFree(d), 0);
+    for (i = 0; i < N; i++) {
+        h[i] = mmap(NULL, LEN, PROT_READ | PROT_WRITE,
+                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ST_ASSERT(h[i] != MAP_FAILED);
+        ST_ASSERT(((uintptr_t)h[i] + LEN <= lo) || ((uintptr_t)h[i] >= hi));
+    }
+    ST_ASSERT_EQ(cudaMalloc(&again, LEN), 0);
+    ST_ASSERT_EQ((uintptr_t)again, lo); /* the reserved range, reused */
+    ST_ASSERT_EQ(cudaFree(again), 0);
+    for (i = 0; i < N; i++) {
+        munmap(h[i], LEN);
+    }
+}
+
 static void test_memory(void)
 {
     unsigned char in[4096], out[4096];
@@ -277,6 +305,7 @@ static void test_memory(void)
               (WIFEXITED(status) && (WEXITSTATUS(status) != 0)));
     ST_ASSERT_EQ(cudaFree(d), 0);
     ST_ASSERT_EQ(cudaFree(d), 1); /* twice */
+    test_memory_reserved();
 }
 
 int main(void)

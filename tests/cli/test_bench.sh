@@ -2,7 +2,8 @@
 #
 # test_bench.sh - smoke test of `scomm bench <op>`: a 2-rank all_reduce with
 # --check over a few sizes must exit 0, report no wrong element, and leave
-# the JSON, CSV and Markdown records with the benchmark fields in --out.
+# the JSON, CSV and Markdown records with the benchmark fields in --out;
+# with SCOMM_TEST_FAKE_CUDART, the same on device buffers (--device).
 #
 # Usage: test_bench.sh /path/to/scomm
 # Exits 0 when every check passes, 1 when one fails, 2 on bad usage.
@@ -60,9 +61,38 @@ if command -v python3 > /dev/null; then
     check "JSON parses" python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert len(d) == 5' "${json:-/dev/null}"
 fi
 
+# --device on the strict fake runtime (SCOMM_TEST_FAKE_CUDART, from ctest):
+# every call staged (the selection record says so), every element right
+# over tcp; a runtime that is not there is one line and exit 1.
+if [ -n "${SCOMM_TEST_FAKE_CUDART:-}" ]; then
+    SCOMM_CUDART_LIBRARY=$SCOMM_TEST_FAKE_CUDART SCOMM_TRANSPORTS=tcp \
+        "$SCOMM" launch -n 2 --timeout 100 -- "$SCOMM" bench \
+        all_reduce,all_gather,broadcast -b 8 -e 64K -f 64 --check -n 2 -w 1 \
+        --device --out none --json "$TMP/dev.json" \
+        > "$TMP/dev.stdout" 2> "$TMP/dev.stderr"
+    rc=$?
+    check "bench --device exits 0 (rc=$rc)" test "$rc" -eq 0
+    check "bench --device says device buffers" \
+        grep -q "device buffers" "$TMP/dev.stdout"
+    check "bench --device: 0 wrong elements, three ops" \
+        test "$(grep -c ": 0 wrong elements" "$TMP/dev.stdout")" -eq 3
+    # 8, 512, 32K and 64K bytes of three ops: twelve records, all staged
+    check "bench --device: every call staged" \
+        test "$(grep -c '"selection_reason": "path staged' "$TMP/dev.json")" -eq 12
+    SCOMM_CUDART_LIBRARY=$TMP/none.so "$SCOMM" bench all_reduce --device \
+        --out none > "$TMP/nodev.stdout" 2> "$TMP/nodev.stderr"
+    rc=$?
+    check "bench --device without a runtime exits 1 (rc=$rc)" test "$rc" -eq 1
+    check "bench --device without a runtime says so" \
+        grep -q "needs the CUDA runtime" "$TMP/nodev.stderr"
+fi
+
 if [ "$FAILS" -ne 0 ]; then
     echo "--- stdout"; cat "$TMP/stdout"
     echo "--- stderr"; cat "$TMP/stderr"
+    for f in dev.stdout dev.stderr nodev.stderr; do
+        [ -f "$TMP/$f" ] && { echo "--- $f"; cat "$TMP/$f"; }
+    done
     echo "$FAILS check(s) failed"
     exit 1
 fi

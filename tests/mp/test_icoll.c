@@ -25,6 +25,10 @@
  *  - the chunked all_reduce with produce/consume callbacks;
  *  - argument errors name the argument and leave no request;
  *  - idle CPU of a communicator with a progress thread (< 2 % of a core);
+ *  - ST_BUF=device|mixed (tests/harness/st_dev.h): every case's buffers
+ *    are fake device memory (all ranks, or even ranks), staged by
+ *    src/backend/stage.c; the ring traffic stays on host memory, so one
+ *    scomm_wait_all mixes staged and host requests;
  *  - `--abort`: scomm_comm_abort from another thread ends a wait on a
  *    collective the peer never joins within 1 s; `--lost`: a peer exits
  *    with operations queued, the survivor's wait names it; `--destroy`:
@@ -40,6 +44,7 @@
 #include <unistd.h>
 
 #include "scomm.h"
+#include "st_dev.h"
 #include "st_test.h"
 
 static double now_s(void)
@@ -147,6 +152,8 @@ typedef struct icase {
     size_t        rc[64];   /* all_to_allv receive counts / displs */
     size_t        rd[64];
     scomm_req_t  *req;
+    int           dv_on;    /* ST_BUF: on device copies (st_dev.h) */
+    st_dev_call_t dv;
 } icase_t;
 
 typedef struct {
@@ -220,7 +227,36 @@ static void check_elem(const tctx_t *t, const icase_t *c, const void *buf,
 }
 
 /* Issue case c as a non-blocking call (or blocking when req_p NULL). */
+/* ST_BUF: the case's buffers to device copies, sl and rl bytes of them;
+ * the call carries the device hint in device mode (st_dev.h). */
+static void dv_begin(const tctx_t *t, icase_t *c, size_t sl, size_t rl)
+{
+    c->dv_on = st_dev_on(t->comm);
+    if (!c->dv_on) {
+        return;
+    }
+    st_dev_begin(&c->dv, c->send, sl, c->recv, rl);
+    if (st_dev.mode == 1) {
+        ST_ASSERT_OK(scomm_mem_kind_hint(t->comm, SCOMM_MEM_CUDA));
+    }
+}
+
+#define SB(c) ((c)->dv_on ? (void *)(c)->dv.ds : (c)->send)
+#define RB(c) ((c)->dv_on ? (void *)(c)->dv.dr : (c)->recv)
+
+static scomm_status_t issue_(const tctx_t *t, icase_t *c, int blocking);
+
 static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
+{
+    scomm_status_t s = issue_(t, c, blocking);
+
+    if (c->dv_on) {
+        ST_ASSERT_OK(scomm_mem_kind_hint(t->comm, SCOMM_MEM_AUTO));
+    }
+    return s;
+}
+
+static scomm_status_t issue_(const tctx_t *t, icase_t *c, int blocking)
 {
     int p = t->size, r = t->rank, q;
     size_t es = esz(c->dt), n = c->count, i, off;
@@ -240,9 +276,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
         if (!c->inplace) {
             fill_garbage(c->recv, c->rbytes);
         }
-        return blocking ? scomm_all_reduce(c->send, c->recv, n, c->dt, c->op,
+        dv_begin(t, c, c->rbytes, c->rbytes);
+        return blocking ? scomm_all_reduce(SB(c), RB(c), n, c->dt, c->op,
                                            t->comm)
-                        : scomm_iall_reduce(c->send, c->recv, n, c->dt,
+                        : scomm_iall_reduce(SB(c), RB(c), n, c->dt,
                                             c->op, t->comm, rq);
     case K_RS:
         c->sbytes = n * es * (size_t)p;
@@ -256,9 +293,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
             c->recv = malloc(n * es + 1);
             fill_garbage(c->recv, n * es);
         }
-        return blocking ? scomm_reduce_scatter(c->send, c->recv, n, c->dt,
+        dv_begin(t, c, n * es * (size_t)p, n * es);
+        return blocking ? scomm_reduce_scatter(SB(c), RB(c), n, c->dt,
                                                c->op, t->comm)
-                        : scomm_ireduce_scatter(c->send, c->recv, n, c->dt,
+                        : scomm_ireduce_scatter(SB(c), RB(c), n, c->dt,
                                                 c->op, t->comm, rq);
     case K_RED:
         c->send = malloc(n * es + 1);
@@ -272,9 +310,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
                 fill_garbage(c->recv, n * es);
             }
         }
-        return blocking ? scomm_reduce(c->send, c->recv, n, c->dt, c->op,
+        dv_begin(t, c, n * es, n * es);
+        return blocking ? scomm_reduce(SB(c), RB(c), n, c->dt, c->op,
                                        c->root, t->comm)
-                        : scomm_ireduce(c->send, c->recv, n, c->dt, c->op,
+                        : scomm_ireduce(SB(c), RB(c), n, c->dt, c->op,
                                         c->root, t->comm, rq);
     case K_AG:
         c->recv = malloc(n * es * (size_t)p + 1);
@@ -284,9 +323,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
         for (i = 0; i < n; i++) {
             put(c->send, c->dt, i, (double)(pat(c->seed, r, i) & 0x7f));
         }
-        return blocking ? scomm_all_gather(c->send, c->recv, n, c->dt,
+        dv_begin(t, c, n * es, n * es * (size_t)p);
+        return blocking ? scomm_all_gather(SB(c), RB(c), n, c->dt,
                                            t->comm)
-                        : scomm_iall_gather(c->send, c->recv, n, c->dt,
+                        : scomm_iall_gather(SB(c), RB(c), n, c->dt,
                                             t->comm, rq);
     case K_BC:
         c->send = malloc(n * es + 1);
@@ -297,9 +337,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
                 put(c->send, c->dt, i, (double)(pat(c->seed, r, i) & 0x7f));
             }
         }
-        return blocking ? scomm_broadcast(c->send, n, c->dt, c->root,
+        dv_begin(t, c, n * es, n * es);
+        return blocking ? scomm_broadcast(RB(c), n, c->dt, c->root,
                                           t->comm)
-                        : scomm_ibroadcast(c->send, n, c->dt, c->root,
+                        : scomm_ibroadcast(RB(c), n, c->dt, c->root,
                                            t->comm, rq);
     case K_A2A:
         c->recv = malloc(n * es * (size_t)p + 1);
@@ -310,9 +351,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
         for (i = 0; i < n * (size_t)p; i++) {
             put(c->send, c->dt, i, (double)(pat(c->seed, r, i) & 0x7f));
         }
-        return blocking ? scomm_all_to_all(c->send, c->recv, n, c->dt,
+        dv_begin(t, c, n * es * (size_t)p, n * es * (size_t)p);
+        return blocking ? scomm_all_to_all(SB(c), RB(c), n, c->dt,
                                            t->comm)
-                        : scomm_iall_to_all(c->send, c->recv, n, c->dt,
+                        : scomm_iall_to_all(SB(c), RB(c), n, c->dt,
                                             t->comm, rq);
     case K_A2AV:
         sc = malloc((size_t)p * sizeof(size_t));
@@ -326,7 +368,8 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
             sd[q] = off;
             off += sc[q] + 1; /* gaps between blocks */
         }
-        c->send = malloc(off * es + 1);
+        c->sbytes = off * es;
+        c->send   = malloc(off * es + 1);
         for (q = 0; q < p; q++) {
             for (i = 0; i < sc[q]; i++) {
                 put(c->send, c->dt, sd[q] + i,
@@ -344,9 +387,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
         c->rbytes = off * es;
         c->recv   = malloc(c->rbytes + 1);
         fill_garbage(c->recv, c->rbytes);
-        s = blocking ? scomm_all_to_allv(c->send, sc, sd, c->recv, rc, rd,
+        dv_begin(t, c, c->sbytes, c->rbytes);
+        s = blocking ? scomm_all_to_allv(SB(c), sc, sd, RB(c), rc, rd,
                                          c->dt, t->comm)
-                     : scomm_iall_to_allv(c->send, sc, sd, c->recv, rc, rd,
+                     : scomm_iall_to_allv(SB(c), sc, sd, RB(c), rc, rd,
                                           c->dt, t->comm, rq);
         /* The arrays may go at once: the library copied them. */
         memset(sc, 0xff, (size_t)p * sizeof(size_t));
@@ -372,9 +416,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
                 c->send = (char *)c->recv + (size_t)r * n * es;
             }
         }
-        return blocking ? scomm_gather(c->send, c->recv, n, c->dt, c->root,
+        dv_begin(t, c, n * es, n * es * (size_t)p);
+        return blocking ? scomm_gather(SB(c), RB(c), n, c->dt, c->root,
                                        t->comm)
-                        : scomm_igather(c->send, c->recv, n, c->dt, c->root,
+                        : scomm_igather(SB(c), RB(c), n, c->dt, c->root,
                                         t->comm, rq);
     case K_SC:
         c->send = NULL;
@@ -390,9 +435,10 @@ static scomm_status_t issue(const tctx_t *t, icase_t *c, int blocking)
             c->recv = malloc(n * es + 1);
             fill_garbage(c->recv, n * es);
         }
-        return blocking ? scomm_scatter(c->send, c->recv, n, c->dt, c->root,
+        dv_begin(t, c, n * es * (size_t)p, n * es);
+        return blocking ? scomm_scatter(SB(c), RB(c), n, c->dt, c->root,
                                         t->comm)
-                        : scomm_iscatter(c->send, c->recv, n, c->dt,
+                        : scomm_iscatter(SB(c), RB(c), n, c->dt,
                                          c->root, t->comm, rq);
     default:
         c->send = NULL;
@@ -408,6 +454,11 @@ static void verify(const tctx_t *t, icase_t *c)
     int p = t->size, r = t->rank, q;
     size_t n = c->count, i;
     int own_send = 1, own_recv = 1;
+
+    if (c->dv_on) {
+        st_dev_end(&c->dv); /* the output back to the test's buffer */
+        c->dv_on = 0;
+    }
 
     switch (c->kind) {
     case K_AR:
@@ -917,6 +968,7 @@ static int rank_main(int rank, int size, void *arg)
     (void)arg;
     t.rank = rank;
     t.size = size;
+    st_dev_init();
     ST_ASSERT_OK(scomm_init_from_env(&t.comm));
     sec_errors(&t);
     sec_reductions(&t);

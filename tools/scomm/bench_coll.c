@@ -158,10 +158,18 @@ static int bc_buffers(bc_ctx_t *c, int op)
     free(c->sbuf);
     free(c->rbuf);
     free(c->ref);
+    bc_dev_free(c->dsbuf);
+    bc_dev_free(c->drbuf);
+    c->dsbuf = c->drbuf = NULL;
     c->sbuf = bc_alloc(smax);
     c->rbuf = bc_alloc(rmax);
     c->ref  = c->o->check ? bc_alloc(rmax) : NULL;
+    if (c->o->device) {
+        c->dsbuf = bc_dev_alloc(smax);
+        c->drbuf = bc_dev_alloc(rmax);
+    }
     if ((c->sbuf == NULL) || (c->rbuf == NULL) ||
+        (c->o->device && ((c->dsbuf == NULL) || (c->drbuf == NULL))) ||
         (c->o->check && (c->ref == NULL))) {
         fprintf(stderr, "scomm bench: cannot allocate %zu + %zu bytes for "
                 "%s\n", smax, rmax, bc_ops[op].name);
@@ -278,6 +286,10 @@ void scomm_cli_bench_coll_usage(FILE *f)
         "  --peer-csv FILE   overlay a peer's results (anchors' CSV); "
         "repeatable, 16 at most\n"
         "  --quiet           no progress line, no file notes\n"
+        "  --device          buffers in CUDA device memory (the runtime of "
+        "SCOMM_CUDART_LIBRARY,\n"
+        "                    else libcudart.so); each call is timed with a "
+        "stream sync\n"
         "\n"
         "size: all_reduce, broadcast, reduce: the buffer; all_gather, "
         "gather: total\n"
@@ -508,6 +520,7 @@ static int bc_parse(int argc, char **argv, bc_opts_t *o)
         CLI_FLAG("plot", 0, &o->plot),
         CLI_FUNC("peer-csv", 0, o, bc_opt_peer),
         CLI_FLAG("quiet", 0, &o->quiet),
+        CLI_FLAG("device", 0, &o->device),
     };
     const scomm_cli_cmd_t cmd = {"bench", scomm_cli_bench_coll_usage, opts,
                                  CLI_NOPTS(opts), 0, 0};
@@ -564,6 +577,9 @@ int scomm_cli_bench_coll(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     c.o     = &o;
     c.esize = scomm_dtype_size(o.dtype);
+    if (o.device && (bc_dev_open() != 0)) { /* before scomm_init */
+        return 1;
+    }
     s = scomm_init_from_env(&c.comm);
     if (s != SCOMM_OK) {
         return bc_fail(NULL, s, "init");
@@ -597,8 +613,9 @@ int scomm_cli_bench_coll(int argc, char **argv)
     }
     if (c.rank == 0) {
         printf("# scomm %s bench: %d ranks, transport to rank 1: %s, "
-               "sizes %zu..%zu B (%d)\n", scomm_version_string(), c.size,
-               c.transport, o.sizes[0], o.sizes[o.nsizes - 1], o.nsizes);
+               "sizes %zu..%zu B (%d)%s\n", scomm_version_string(), c.size,
+               c.transport, o.sizes[0], o.sizes[o.nsizes - 1], o.nsizes,
+               o.device ? ", device buffers" : "");
     }
     for (i = 0; (i < o.nops) && (rc == 0); i++) {
         rc = bc_run_op(&c, o.ops[i], &wrong);
@@ -637,6 +654,8 @@ int scomm_cli_bench_coll(int argc, char **argv)
         }
     }
     scomm_comm_destroy(c.comm);
+    bc_dev_free(c.dsbuf);
+    bc_dev_free(c.drbuf);
     free(c.sbuf);
     free(c.rbuf);
     free(c.ref);

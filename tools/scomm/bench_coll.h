@@ -15,6 +15,7 @@
  *                        records
  *   bench_coll_plot.c    busbw and latency curves with gnuplot, peers' CSV
  *                        files overlaid
+ *   bench_coll_dev.c     --device: the buffers in device memory
  *
  * Design notes:
  *  1. Rank 0 alone prints, keeps records and writes files; every other
@@ -97,6 +98,7 @@ typedef struct bc_opts {
     const char    *peer_csv[BC_MAX_PEERS];
     int            npeer;
     int            quiet;
+    int            device;      /* --device: buffers in device memory */
 } bc_opts_t;
 
 typedef struct bc_result {
@@ -118,6 +120,7 @@ typedef struct bc_ctx {
     size_t           esize;
     const char      *transport;
     unsigned char   *sbuf, *rbuf, *ref;
+    void            *dsbuf, *drbuf; /* --device: what the calls use */
     double          *tl, *tmax;
     long             tcap;
     int              tty;
@@ -147,6 +150,15 @@ int bc_measure(bc_ctx_t *c, int op, size_t req, bc_result_t *res);
 size_t bc_prepare(bc_ctx_t *c, int op, const bc_geo_t *g, int *poison);
 long long bc_count_wrong(const unsigned char *got, const unsigned char *ref,
                          size_t bytes, size_t es);
+
+/* bench_coll_dev.c (--device) */
+int bc_dev_open(void);
+void *bc_dev_alloc(size_t n);
+void bc_dev_free(void *p);
+int bc_dev_put(bc_ctx_t *c, size_t sbytes, size_t rbytes);
+int bc_dev_get(bc_ctx_t *c, size_t rbytes);
+scomm_status_t bc_dev_begin(bc_ctx_t *c);
+scomm_status_t bc_dev_end(bc_ctx_t *c, scomm_status_t s);
 
 /* bench_coll_report.c */
 typedef void (*bc_writer_t)(FILE *, const bc_ctx_t *, const bc_result_t *,

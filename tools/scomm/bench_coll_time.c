@@ -23,6 +23,8 @@
  * call's output is first poisoned (alternating two byte patterns), the
  * ranks meet in a barrier, the call alone is timed, and every element of
  * the output is compared with its reference (bench_coll_check.c).
+ * --device: the calls take device copies and each is timed with a stream
+ * sync (bench_coll_dev.c).
  *
  * Invariants:
  *  1. Every rank runs the same number of calls of a size: the iteration
@@ -94,36 +96,52 @@ void bc_geometry(const bc_ctx_t *c, int op, size_t req, bc_geo_t *g)
     }
 }
 
-static scomm_status_t bc_call(bc_ctx_t *c, int op, size_t count)
+static scomm_status_t bc_call_on(bc_ctx_t *c, int op, size_t count,
+                                  void *sbuf, void *rbuf)
 {
     const bc_opts_t *o = c->o;
     int root = (c->rank == o->root);
 
     switch (op) {
     case BC_ALLREDUCE:
-        return scomm_all_reduce(c->sbuf, c->rbuf, count, o->dtype, o->redop,
+        return scomm_all_reduce(sbuf, rbuf, count, o->dtype, o->redop,
                                 c->comm);
     case BC_ALLGATHER:
-        return scomm_all_gather(c->sbuf, c->rbuf, count, o->dtype, c->comm);
+        return scomm_all_gather(sbuf, rbuf, count, o->dtype, c->comm);
     case BC_REDUCESCATTER:
-        return scomm_reduce_scatter(c->sbuf, c->rbuf, count, o->dtype,
+        return scomm_reduce_scatter(sbuf, rbuf, count, o->dtype,
                                     o->redop, c->comm);
     case BC_BROADCAST:
-        return scomm_broadcast(c->rbuf, count, o->dtype, o->root, c->comm);
+        return scomm_broadcast(rbuf, count, o->dtype, o->root, c->comm);
     case BC_REDUCE:
-        return scomm_reduce(c->sbuf, root ? c->rbuf : NULL, count, o->dtype,
+        return scomm_reduce(sbuf, root ? rbuf : NULL, count, o->dtype,
                             o->redop, o->root, c->comm);
     case BC_ALLTOALL:
-        return scomm_all_to_all(c->sbuf, c->rbuf, count, o->dtype, c->comm);
+        return scomm_all_to_all(sbuf, rbuf, count, o->dtype, c->comm);
     case BC_GATHER:
-        return scomm_gather(c->sbuf, root ? c->rbuf : NULL, count, o->dtype,
+        return scomm_gather(sbuf, root ? rbuf : NULL, count, o->dtype,
                             o->root, c->comm);
     case BC_SCATTER:
-        return scomm_scatter(root ? c->sbuf : NULL, c->rbuf, count, o->dtype,
+        return scomm_scatter(root ? sbuf : NULL, rbuf, count, o->dtype,
                              o->root, c->comm);
     default:
         return scomm_barrier(c->comm);
     }
+}
+
+/* One call, on the device buffers under --device (bench_coll_dev.c). */
+static scomm_status_t bc_call(bc_ctx_t *c, int op, size_t count)
+{
+    scomm_status_t s;
+
+    if (!c->o->device) {
+        return bc_call_on(c, op, count, c->sbuf, c->rbuf);
+    }
+    s = bc_dev_begin(c);
+    if (s == SCOMM_OK) {
+        s = bc_call_on(c, op, count, c->dsbuf, c->drbuf);
+    }
+    return bc_dev_end(c, s);
 }
 
 /* ---- measuring one size -------------------------------------------------- */
@@ -199,6 +217,10 @@ int bc_measure(bc_ctx_t *c, int op, size_t req, bc_result_t *res)
 
     bc_geometry(c, op, req, &g);
     vbytes = bc_prepare(c, op, &g, &poison);
+    if (o->device && (bc_dev_put(c, g.sbytes, g.rbytes) != 0)) {
+        scomm_comm_abort(c->comm);
+        return 1;
+    }
     warmup = o->warmup;
     if (warmup < 0) {
         warmup = (g.bytes >= (64u << 20)) ? 2 : 5;
@@ -233,6 +255,10 @@ int bc_measure(bc_ctx_t *c, int op, size_t req, bc_result_t *res)
         for (it = 0; (it < iters) && (s == SCOMM_OK); it++) {
             if (poison && (vbytes > 0)) {
                 memset(c->rbuf, (it & 1) ? BC_POISON_B : BC_POISON_A, vbytes);
+                if (o->device && (bc_dev_put(c, 0, vbytes) != 0)) {
+                    s = SCOMM_ERR_SYSTEM;
+                    break;
+                }
             }
             s = scomm_barrier(c->comm);
             if (s != SCOMM_OK) {
@@ -242,6 +268,11 @@ int bc_measure(bc_ctx_t *c, int op, size_t req, bc_result_t *res)
             s = bc_call(c, op, g.count);
             c->tl[it] = scomm_cli_now() - t0;
             total += c->tl[it];
+            if (o->device && (s == SCOMM_OK) && (vbytes > 0) &&
+                (bc_dev_get(c, vbytes) != 0)) {
+                s = SCOMM_ERR_SYSTEM;
+                break;
+            }
             if (vbytes > 0) {
                 wrong += bc_count_wrong(c->rbuf, c->ref, vbytes, c->esize);
             }
