@@ -36,6 +36,7 @@
 #include "core/util.h"
 #include "kv/kv.h"
 #include "kv_ref.h"
+#include "kv_dev.h"
 
 #define SENTINEL 0x5a
 
@@ -269,9 +270,29 @@ static int run_pair(const scomm_kv_opts_t *lo, child_fn child,
         _exit(port);
     }
     g_lst_closed = 0;
-    rc = parent(l, arg, pid);
-    if (!g_lst_closed) {
+    if (kv_dev.mode != 0) {
+        /* Device regions: this process stays off the device (kv_dev.h,
+         * invariant 2); the parent's side runs in a second child. */
+        pid_t p2 = fork();
+
+        ST_ASSERT(p2 >= 0);
+        if (p2 == 0) {
+            alarm(55);
+            rc = parent(l, arg, pid);
+            fflush(NULL);
+            _exit(rc);
+        }
         scomm_kv_listener_close(l);
+        ST_ASSERT(waitpid(p2, &ws, 0) == p2);
+        rc = (WIFEXITED(ws) && (WEXITSTATUS(ws) == 0)) ? 0 : 1;
+        if (rc != 0) {
+            fprintf(stderr, "parent's side ended with status 0x%x\n", ws);
+        }
+    } else {
+        rc = parent(l, arg, pid);
+        if (!g_lst_closed) {
+            scomm_kv_listener_close(l);
+        }
     }
     ST_ASSERT(waitpid(pid, &ws, 0) == pid);
     if (expect_child >= 0) {
@@ -347,17 +368,21 @@ static int xfer_child_recv(int port, void *arg)
                                c->dl.block_tokens);
     int32_t *dtbl = malloc(4 * ndst), id;
     uint8_t *base = malloc(region_bytes(&c->dl));
+    void *reg;
     long bad;
     int l;
 
     memset(base, SENTINEL, region_bytes(&c->dl));
+    reg = kv_dev_region(kv_dev.recv, base, region_bytes(&c->dl));
     table(dtbl, ndst, c->dl.num_blocks, 777);
     ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
     if (!g_cma) {
         scomm_kv_debug_no_cma(ep, 1);
     }
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
-                                   &id));
+    /* a device region by hint here, found by the runtime on the sender */
+    ST_ASSERT_OK(scomm_kv_register_mem(ep, &c->dl, reg, region_bytes(&c->dl),
+                                       kv_dev.recv ? SCOMM_MEM_CUDA
+                                                   : SCOMM_MEM_AUTO, &id));
     ST_ASSERT_EQ(id, 0);
     if (x->stray) {
         char one = 1;
@@ -400,9 +425,10 @@ static int xfer_child_recv(int port, void *arg)
                (unsigned long long)reconnects(),
                (unsigned long long)s.chunks_recv);
     }
+    kv_dev_back(kv_dev.recv, base, reg, region_bytes(&c->dl));
     bad = check_dst(c, base, dtbl, ndst);
     if (bad != 0) {
-        fprintf(stderr, "%ld bad elements\n", bad);
+        fprintf(stderr, "%ld bad elements (%s)\n", bad, kv_dev_name());
         return 1;
     }
     if (x->corrupt > 0) {
@@ -413,7 +439,8 @@ static int xfer_child_recv(int port, void *arg)
          * clean close, not a loss). */
         ST_ASSERT_EQ(s.streams_lost, 1);
     }
-    if (g_cma && (c->wire == 0) && (c->comp == 0)) {
+    if (g_cma && (c->wire == 0) && (c->comp == 0) && !kv_dev.send &&
+        !kv_dev.recv) {
         ST_ASSERT(s.same_host == 1);
         ST_ASSERT(s.bytes_zero_copy > 0);
     } else {
@@ -500,14 +527,16 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
     uint8_t *base = malloc(region_bytes(&c->sl));
     struct pollfd p_wait;
+    void *reg;
     char one;
 
     (void)pid;
     table(stbl, nsrc, c->sl.num_blocks, 123);
     table(dtbl, ndst, c->dl.num_blocks, 777);
     fill_src(c, base, stbl, nsrc);
+    reg = kv_dev_region(kv_dev.send, base, region_bytes(&c->sl));
     ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, reg, region_bytes(&c->sl),
                                    &id));
     if (x->stray) {
         double t0 = now_s();
@@ -562,6 +591,7 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT_EQ(reconnects(), 1);
     }
     scomm_kv_ep_close(ep);
+    kv_dev_back(kv_dev.send, base, reg, region_bytes(&c->sl));
     free(base);
     free(stbl);
     free(dtbl);
@@ -629,6 +659,7 @@ static int case_layouts(void)
                     x.c.first_layer = (n % 3 == 0) ? 1 : 0;
                     x.c.num_layers = (n % 3 == 0) ? 2 : 3;
                     x.c.streams = 1 + (n % 3);
+                    kv_dev_sides(n);
                     if (run_xcase(&x) != 0) {
                         fprintf(stderr, "FAILED: order %d->%d block %d->%d "
                                 "%s->%s\n", so, dord, bts[b][0], bts[b][1],
@@ -640,7 +671,9 @@ static int case_layouts(void)
             }
         }
     }
-    printf("layouts: %d pairs exact\n", n);
+    printf("layouts: %d pairs exact (regions: %s)\n", n,
+           (kv_dev.mode == 0) ? "host" : (kv_dev.mode == 1) ? "device"
+                                       : "mixed");
     return 0;
 }
 
@@ -669,6 +702,7 @@ static int case_codecs(void)
                     x.c.dl.dtype = dts[(d + so) % 3];
                     x.c.sl.order = so;
                     x.c.dl.block_tokens = so ? 32 : 16;
+                    kv_dev_sides(n);
                     if (run_xcase(&x) != 0) {
                         fprintf(stderr, "FAILED: wire %d compression %d "
                                 "%s->%s order %d\n", wires[w], cp,
@@ -1885,6 +1919,7 @@ int main(int argc, char **argv)
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
     signal(SIGPIPE, SIG_IGN);
+    kv_dev_init();
     for (k = 0; k < SCOMM_ARRAY_SIZE(cases); k++) {
         if (strcmp(which, cases[k].name) == 0) {
             return cases[k].fn();
