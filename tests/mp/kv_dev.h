@@ -34,6 +34,7 @@ typedef struct {
     int (*stream_create)(void **s);
     int (*stream_sync)(void *s);
     int (*stream_destroy)(void *s);
+    int (*spin)(void *s, int ms); /* the fake's kernel that takes time */
     int mode;         /* 0 host, 1 device (both sides), 2 mixed */
     int send, recv;   /* this case: the sender's / receiver's region */
 } kv_dev_rt_t;
@@ -64,11 +65,12 @@ static inline void kv_dev_init(void)
     *(void **)&kv_dev.stream_create  = dlsym(dl, "cudaStreamCreate");
     *(void **)&kv_dev.stream_sync    = dlsym(dl, "cudaStreamSynchronize");
     *(void **)&kv_dev.stream_destroy = dlsym(dl, "cudaStreamDestroy");
+    *(void **)&kv_dev.spin           = dlsym(dl, "fkd_spin");
     ST_ASSERT((kv_dev.malloc_ != NULL) && (kv_dev.free_ != NULL) &&
               (kv_dev.memcpy_async != NULL) &&
               (kv_dev.stream_create != NULL) &&
               (kv_dev.stream_sync != NULL) &&
-              (kv_dev.stream_destroy != NULL));
+              (kv_dev.stream_destroy != NULL) && (kv_dev.spin != NULL));
 }
 
 /* Mixed mode: case n has the sender's region on the device when n is

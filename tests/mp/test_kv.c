@@ -314,6 +314,9 @@ typedef struct xcase {
     int   break_recv;    /* receiver breaks stream 0 after layer 2 */
     int   stray;         /* receiver sends stray re-dials first */
     int   sync[2];       /* stray: child -> parent "strays done" pipe */
+    int   stream_wait;   /* device regions: the receiver waits for every
+                            layer on a stream, the sender fills its region
+                            on a stream and submits after it */
 } xcase_t;
 
 static int strays(scomm_kv_ep_t *ep);
@@ -357,6 +360,53 @@ static int wait_streams(scomm_kv_ep_t *ep, int n, double secs)
     return -1;
 }
 
+/* stream_wait, receiver: every layer's wait enqueued on a stream without
+ * blocking (the sender submits 100 ms later, after 300 ms of work on its stream), then a copy of the region
+ * on that stream, which must see every layer landed. */
+static int sw_recv(scomm_kv_ep_t *ep, const xcase_t *x, uint8_t *base,
+                   void *reg, int32_t *dtbl, uint32_t ndst)
+{
+    const cfg_t *c = &x->c;
+    int last = c->first_layer + c->num_layers - 1, l;
+    void *s;
+    double t0, dt;
+    long bad;
+
+    ST_ASSERT(kv_dev.recv);
+    ST_ASSERT_EQ(kv_dev.stream_create(&s), 0);
+    t0 = now_s();
+    for (l = c->first_layer; l <= last; l++) {
+        ST_ASSERT_OK(scomm_kv_wait_layer_stream(ep, 42, l, s, 20000));
+    }
+    dt = now_s() - t0;
+    /* the host did not block: nothing has landed yet */
+    ST_ASSERT_STATUS(scomm_kv_wait_layer(ep, 42, c->first_layer, 1),
+                     SCOMM_ERR_TIMED_OUT);
+    ST_ASSERT(dt < 0.2);
+    ST_ASSERT_EQ(kv_dev.memcpy_async(base, reg, region_bytes(&c->dl), 4, s),
+                 0);
+    ST_ASSERT_EQ(kv_dev.stream_sync(s), 0);
+    t0 = now_s() - t0;
+    bad = check_dst(c, base, dtbl, ndst);
+    if (bad != 0) {
+        fprintf(stderr, "%ld bad elements: the stream went on before the "
+                "layers landed\n", bad);
+        return 1;
+    }
+    /* a layer already landed: nothing to enqueue */
+    ST_ASSERT_OK(scomm_kv_wait_layer_stream(ep, 42, last, s, 20000));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
+    printf("stream_wait: %d layer waits enqueued in %.1f ms, the stream's "
+           "copy saw them all after %.0f ms\n", c->num_layers, dt * 1e3,
+           t0 * 1e3);
+    ST_ASSERT_EQ(kv_dev.stream_destroy(s), 0);
+    scomm_kv_ep_close(ep);
+    ST_ASSERT_EQ(kv_dev.free_(reg), 0);
+    free(base);
+    free(dtbl);
+    return 0;
+}
+
 static int xfer_child_recv(int port, void *arg)
 {
     xcase_t *x = arg;
@@ -396,6 +446,9 @@ static int xfer_child_recv(int port, void *arg)
         ST_ASSERT(write(x->sync[1], &one, 1) == 1);
     }
     scomm_kv_debug_corrupt(ep, x->corrupt);
+    if (x->stream_wait) {
+        return sw_recv(ep, x, base, reg, dtbl, ndst);
+    }
     /* The plan's destination table travels with BEGIN; the receiver only
      * needs the same seed here to check. Layers arrive in order. */
     for (l = c->first_layer; l < c->first_layer + c->num_layers; l++) {
@@ -455,10 +508,11 @@ static int xfer_child_recv(int port, void *arg)
 
 /* Submit c's transfer xfer_id: c's layers, source blocks stbl (region
  * src_region) to destination blocks dtbl (the receiver's region 0). */
-static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
-                                   uint64_t xfer_id, int32_t src_region,
-                                   int32_t *stbl, uint32_t nsrc,
-                                   int32_t *dtbl, uint32_t ndst)
+static scomm_kv_xfer_t *submit_cfg_on(scomm_kv_ep_t *ep, const cfg_t *c,
+                                      uint64_t xfer_id, int32_t src_region,
+                                      int32_t *stbl, uint32_t nsrc,
+                                      int32_t *dtbl, uint32_t ndst,
+                                      void *stream)
 {
     scomm_kv_xfer_t *xf;
     scomm_kv_plan_t p;
@@ -474,8 +528,17 @@ static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
     p.num_src_blocks = nsrc;
     p.dst_blocks = dtbl;
     p.num_dst_blocks = ndst;
-    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    ST_ASSERT_OK(scomm_kv_submit_stream(ep, &p, 0, stream, &xf));
     return xf;
+}
+
+static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
+                                   uint64_t xfer_id, int32_t src_region,
+                                   int32_t *stbl, uint32_t nsrc,
+                                   int32_t *dtbl, uint32_t ndst)
+{
+    return submit_cfg_on(ep, c, xfer_id, src_region, stbl, nsrc, dtbl, ndst,
+                         NULL);
 }
 
 /* Once chunks move, cut all `streams` streams, up to `rounds` times while
@@ -527,14 +590,21 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
     uint8_t *base = malloc(region_bytes(&c->sl));
     struct pollfd p_wait;
-    void *reg;
+    void *reg, *sstream = NULL;
     char one;
 
     (void)pid;
     table(stbl, nsrc, c->sl.num_blocks, 123);
     table(dtbl, ndst, c->dl.num_blocks, 777);
     fill_src(c, base, stbl, nsrc);
-    reg = kv_dev_region(kv_dev.send, base, region_bytes(&c->sl));
+    if (x->stream_wait) {
+        /* filled on a stream after the submit returned: the transfer must
+         * read it after that copy (scomm_kv_submit_stream) */
+        ST_ASSERT_EQ(kv_dev.malloc_(&reg, region_bytes(&c->sl)), 0);
+        ST_ASSERT_EQ(kv_dev.stream_create(&sstream), 0);
+    } else {
+        reg = kv_dev_region(kv_dev.send, base, region_bytes(&c->sl));
+    }
     ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
     ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, reg, region_bytes(&c->sl),
                                    &id));
@@ -556,7 +626,17 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT(poll(&p_wait, 1, 10000) == 1);
         ST_ASSERT(read(x->sync[0], &one, 1) == 1);
     }
-    xf = submit_cfg(ep, c, 42, id, stbl, nsrc, dtbl, ndst);
+    if (x->stream_wait) {
+        usleep(100000); /* the receiver's stream waits meanwhile */
+        /* 300 ms of "kernel" first: a transfer not ordered after the
+         * stream would read the region before the copy fills it */
+        ST_ASSERT_EQ(kv_dev.spin(sstream, 300), 0);
+        ST_ASSERT_EQ(kv_dev.memcpy_async(reg, base, region_bytes(&c->sl), 4,
+                                         sstream), 0);
+        xf = submit_cfg_on(ep, c, 42, id, stbl, nsrc, dtbl, ndst, sstream);
+    } else {
+        xf = submit_cfg(ep, c, 42, id, stbl, nsrc, dtbl, ndst);
+    }
     if (x->break_stream) {
         usleep(20000);
         scomm_kv_debug_break_stream(ep, 0);
@@ -591,6 +671,9 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT_EQ(reconnects(), 1);
     }
     scomm_kv_ep_close(ep);
+    if (sstream != NULL) {
+        ST_ASSERT_EQ(kv_dev.stream_destroy(sstream), 0);
+    }
     kv_dev_back(kv_dev.send, base, reg, region_bytes(&c->sl));
     free(base);
     free(stbl);
@@ -745,6 +828,21 @@ static int case_corrupt(void)
     }
     printf("corrupt: 5 damaged chunks detected and re-sent, data exact\n");
     return 0;
+}
+
+static int case_stream_wait(void)
+{
+    xcase_t x;
+
+    if (!kv_dev.send || !kv_dev.recv) {
+        fprintf(stderr, "stream_wait: needs ST_BUF=device\n");
+        return 77;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.streams = 1;
+    x.stream_wait = 1;
+    return run_xcase(&x);
 }
 
 static int case_break(void)
@@ -1898,6 +1996,7 @@ static const struct {
     { "codecs", case_codecs },
     { "corrupt", case_corrupt },
     { "break", case_break },
+    { "stream_wait", case_stream_wait },
     { "kill", case_kill },
     { "priority", case_priority },
     { "mismatch", case_mismatch },
