@@ -24,50 +24,46 @@
 #include <string.h>
 
 #include "scomm.h"
+#include "st_dev.h"
 #include "st_test.h"
 
 typedef struct {
-    int (*malloc_)(void **p, size_t n);
-    int (*free_)(void *p);
     int (*memcpy_async)(void *d, const void *s, size_t n, int kind,
                         void *st);
     int (*stream_create)(void **s);
     int (*stream_sync)(void *s);
     int (*stream_destroy)(void *s);
     int (*spin)(void *s, int ms); /* the fake's kernel that takes time */
+    int (*malloc_)(void **p, size_t n);
+    int (*free_)(void *p);
     int mode;         /* 0 host, 1 device (both sides), 2 mixed */
     int send, recv;   /* this case: the sender's / receiver's region */
 } kv_dev_rt_t;
 
 static kv_dev_rt_t kv_dev;
 
+/* ST_BUF and the runtime as st_dev.h reads and loads them, plus the
+ * stream calls. */
 static inline void kv_dev_init(void)
 {
-    const char *m = getenv("ST_BUF"), *lib;
     void *dl;
 
-    kv_dev.mode = (m == NULL) ? 0 : (strcmp(m, "device") == 0) ? 1
-                                  : (strcmp(m, "mixed") == 0)  ? 2 : 0;
+    st_dev_init();
+    kv_dev.mode = st_dev.mode;
     kv_dev.send = kv_dev.recv = (kv_dev.mode == 1);
     if (kv_dev.mode == 0) {
         return;
     }
-    lib = getenv("SCOMM_CUDART_LIBRARY");
-    dl  = (lib != NULL) ? dlopen(lib, RTLD_NOW | RTLD_GLOBAL) : NULL;
-    if (dl == NULL) {
-        fprintf(stderr, "kv_dev: ST_BUF=%s needs SCOMM_CUDART_LIBRARY (the "
-                "fake runtime): %s\n", m, dlerror());
-        exit(2);
-    }
-    *(void **)&kv_dev.malloc_        = dlsym(dl, "cudaMalloc");
-    *(void **)&kv_dev.free_          = dlsym(dl, "cudaFree");
+    dl = dlopen(getenv("SCOMM_CUDART_LIBRARY"), RTLD_NOW | RTLD_NOLOAD);
+    ST_ASSERT(dl != NULL);
+    kv_dev.malloc_ = st_dev.malloc_;
+    kv_dev.free_   = st_dev.free_;
     *(void **)&kv_dev.memcpy_async   = dlsym(dl, "cudaMemcpyAsync");
     *(void **)&kv_dev.stream_create  = dlsym(dl, "cudaStreamCreate");
     *(void **)&kv_dev.stream_sync    = dlsym(dl, "cudaStreamSynchronize");
     *(void **)&kv_dev.stream_destroy = dlsym(dl, "cudaStreamDestroy");
     *(void **)&kv_dev.spin           = dlsym(dl, "fkd_spin");
-    ST_ASSERT((kv_dev.malloc_ != NULL) && (kv_dev.free_ != NULL) &&
-              (kv_dev.memcpy_async != NULL) &&
+    ST_ASSERT((kv_dev.memcpy_async != NULL) &&
               (kv_dev.stream_create != NULL) &&
               (kv_dev.stream_sync != NULL) &&
               (kv_dev.stream_destroy != NULL) && (kv_dev.spin != NULL));
