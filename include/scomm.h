@@ -1192,6 +1192,26 @@ SCOMM_API scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
                                            void *base, uint64_t bytes,
                                            int32_t *id_p);
 
+/**
+ * @brief scomm_kv_register with the memory kind of the region said (or
+ * found): SCOMM_MEM_AUTO asks the device runtime (scomm_mem_kind; what
+ * scomm_kv_register does), SCOMM_MEM_HOST / _CUDA_PINNED / _CUDA_MANAGED
+ * are host-accessible, SCOMM_MEM_CUDA / SCOMM_MEM_ROCM a device region
+ * (docs/device.md, "The KV channel"): the sender stages each chunk device
+ * -> pinned host memory on an internal stream (the next chunk's copy runs
+ * while this one is on the wire), the receiver checks CRC32C on the host
+ * bytes and copies host -> device; fp8/int4 and compression run on the
+ * host staging copy; no same-host zero copy (process_vm_readv) for it.
+ * @return as scomm_kv_register(), ERR_UNSUPPORTED (Ascend, MLU, XPU
+ *         memory, or a device kind with no runtime in the process),
+ *         ERR_SYSTEM (the runtime failed to tell the kind)
+ */
+SCOMM_API scomm_status_t scomm_kv_register_mem(scomm_kv_ep_t *ep,
+                                               const scomm_kv_layout_t *layout,
+                                               void *base, uint64_t bytes,
+                                               scomm_mem_kind_t kind,
+                                               int32_t *id_p);
+
 /** @brief Forget a region; no transfer may use it any more. */
 SCOMM_API scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id);
 
@@ -1246,6 +1266,20 @@ SCOMM_API scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep,
                                          scomm_kv_xfer_t **xfer_p);
 
 /**
+ * @brief scomm_kv_submit, its reads of a device source region ordered
+ * after the work enqueued so far on stream (cudaStream_t / hipStream_t;
+ * NULL: the default stream): an event recorded on it now, which the
+ * internal staging stream waits for. For a host source the stream is not
+ * used.
+ * @return as scomm_kv_submit(), ERR_SYSTEM (the runtime's event calls)
+ */
+SCOMM_API scomm_status_t scomm_kv_submit_stream(scomm_kv_ep_t *ep,
+                                                const scomm_kv_plan_t *plan,
+                                                int32_t priority,
+                                                void *stream,
+                                                scomm_kv_xfer_t **xfer_p);
+
+/**
  * @brief Wait until the receiver acknowledged every chunk.
  * @param[in] timeout_ms  <= 0: the endpoint's timeout
  * @return SCOMM_OK, ERR_TIMED_OUT (the transfer goes on), ERR_MISMATCH
@@ -1276,6 +1310,25 @@ SCOMM_API void scomm_kv_xfer_free(scomm_kv_xfer_t *xfer);
 SCOMM_API scomm_status_t scomm_kv_wait_layer(scomm_kv_ep_t *ep,
                                              uint64_t xfer_id, int32_t layer,
                                              int64_t timeout_ms);
+
+/**
+ * @brief Receiver, device region: make stream (cudaStream_t; NULL: the
+ * default stream) wait until layer of xfer_id has landed, without blocking
+ * the host: returns at once, having enqueued on stream a host function
+ * (cudaLaunchHostFunc) that holds it until the layer is in device memory,
+ * the transfer failed, or timeout_ms (<= 0: the endpoint's) passed. A
+ * layer already landed enqueues nothing. The stream goes on in every case
+ * (a host function cannot fail a stream): scomm_kv_wait_layer() reports
+ * the transfer's outcome. The layer's data is in device memory before it
+ * counts as landed, so no event is needed for the copies.
+ * @return SCOMM_OK (enqueued, or landed), ERR_UNSUPPORTED (no runtime, or
+ *         one without LaunchHostFunc), ERR_NO_MEMORY, the endpoint's fault
+ */
+SCOMM_API scomm_status_t scomm_kv_wait_layer_stream(scomm_kv_ep_t *ep,
+                                                    uint64_t xfer_id,
+                                                    int32_t layer,
+                                                    void *stream,
+                                                    int64_t timeout_ms);
 
 /**
  * @brief Receiver: wait for every layer of xfer_id, then forget the

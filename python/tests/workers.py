@@ -418,6 +418,9 @@ def device_buffers() -> None:
     _raises(ValueError, "mixed", b.all_gather,
             _FakeCuda([1.0]), output=array.array("f", [0.0] * n))
     _device_nonblocking(b.communicator, r, n)
+    if r < 2 and n >= 2:
+        _kv_device(b, r)
+    b.barrier()
     b.destroy()
     print(f"rank {r}: device buffers OK")
 
@@ -454,3 +457,31 @@ def _device_nonblocking(comm, r: int, n: int) -> None:
             f"iall_gather {g.get()}")
     _expect(into.get() == [float(100 + (r - 1) % n)] * 5,
             f"irecv {into.get()}")
+
+
+def _kv_device(b, r: int) -> None:
+    """The KV channel between two device caches (rank 1 sends blocks 3, 0
+    to rank 0's blocks 1, 2); rank 0's stream waits for layer 1 without
+    blocking the host."""
+    from sagellm_comm import kv
+    lay = kv.KVLayout(2, 1, 16, 8, 4, "float32")
+    bf = lay.region_bytes // 4 // 8  # floats per block (2 layers x 4)
+    ep = kv.connect_comm(b, 1 - r)
+    if r == 1:
+        ep.register(_FakeCuda([float(i) for i in range(8 * bf)]), lay)
+        with ep.submit(kv.KVPlan(11, [3, 0], [1, 2], 16)) as x:
+            x.wait()
+    else:
+        dst = _FakeCuda([-1.0] * (8 * bf))
+        ep.register(dst, lay)
+        ep.wait_layer(11, 1, stream=1)  # enqueued: the host goes on
+        ep.wait_xfer(11)
+        got = dst.get()
+        for layer in range(2):
+            for s_blk, d_blk in ((3, 1), (0, 2)):
+                d0, s0 = (layer * 4 + d_blk) * bf, (layer * 4 + s_blk) * bf
+                _expect(got[d0:d0 + bf] == [float(i) for i in
+                                            range(s0, s0 + bf)],
+                        f"kv device block {s_blk} -> {d_blk} layer {layer}")
+        _expect(got[:bf] == [-1.0] * bf, "kv device: block 0 untouched")
+    ep.close()

@@ -120,6 +120,7 @@ struct scomm_devrt {
     int (*stream_destroy)(void *s);
     int (*stream_wait)(void *s, void *ev, unsigned flags);
     int (*last_error)(void);
+    int (*host_func)(void *s, void (*fn)(void *), void *arg); /* optional */
 };
 
 static pthread_mutex_t devrt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -269,6 +270,7 @@ static const devrt_sym_t devrt_cuda_syms[] = { /* CUDA and HIP */
     {DEVRT_F(stream_destroy), "StreamDestroy", 1},
     {DEVRT_F(stream_wait), "StreamWaitEvent", 1},
     {DEVRT_F(last_error), "GetLastError", 1},
+    {DEVRT_F(host_func), "LaunchHostFunc", 1},
     {0, NULL, 0}};
 static const devrt_sym_t devrt_acl_syms[] = {
     {DEVRT_F(create), "aclrtCreateEvent", 0},
@@ -709,4 +711,18 @@ int scomm_devrt_stream_wait(const scomm_devrt_t *rt, void *stream, void *ev,
     int rc = rt->stream_wait(stream, ev, 0);
 
     return (rc == 0) ? 0 : devrt_fail(rt, "StreamWaitEvent", rc, err, len);
+}
+
+int scomm_devrt_host_func(const scomm_devrt_t *rt, void *stream,
+                          void (*fn)(void *), void *arg, char *err,
+                          size_t len)
+{
+    int rc;
+
+    if (rt->host_func == NULL) {
+        snprintf(err, len, "%s has no %sLaunchHostFunc", rt->path, rt->d->p);
+        return -1;
+    }
+    rc = rt->host_func(stream, fn, arg);
+    return (rc == 0) ? 0 : devrt_fail(rt, "LaunchHostFunc", rc, err, len);
 }

@@ -115,4 +115,13 @@ void scomm_devrt_stream_destroy(const scomm_devrt_t *rt, void *s);
 int scomm_devrt_stream_wait(const scomm_devrt_t *rt, void *stream, void *ev,
                             char *err, size_t len);
 
+/* Enqueue fn(arg) on stream, run on the runtime's host thread when the
+ * stream gets there (cudaLaunchHostFunc / hipLaunchHostFunc; optional:
+ * -1 with err naming it when the runtime lacks it). The KV channel's
+ * layer waits on a caller's stream (kv_dev.c); fn must not call the
+ * runtime. */
+int scomm_devrt_host_func(const scomm_devrt_t *rt, void *stream,
+                          void (*fn)(void *), void *arg, char *err,
+                          size_t len);
+
 #endif /* SCOMM_DEVRT_H */

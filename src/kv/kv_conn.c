@@ -93,6 +93,7 @@ static void kv_ep_free(scomm_kv_ep_t *ep)
         free(st->ftmp);
         free(st->ftx);
         scomm_kv_codec_free(st);
+        scomm_kv_dev_stream_free(st);
     }
     while ((rx = ep->rx_head) != NULL) {
         ep->rx_head = rx->next;
@@ -690,5 +691,6 @@ void scomm_kv_ep_close(scomm_kv_ep_t *ep)
             sx->ep = NULL;
         }
     }
+    scomm_kv_dev_ep_close(ep);
     kv_ep_free(ep);
 }

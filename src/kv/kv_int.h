@@ -16,6 +16,8 @@
  *   kv_redial.c  a stream's loss and its re-dial (the keeper thread)
  *   kv_codec.c   lz4 and zstd, each only where the build found it
  *   kv_xfer.c    regions, submit, waits, statistics, test hooks
+ *   kv_dev.c     device regions: staging through pinned host memory,
+ *                layer waits on a caller's stream
  *
  * Threads: each stream (one TCP socket) has a TX thread, the only writer of
  * its socket, and an RX thread, the only reader; each endpoint has a
@@ -73,6 +75,7 @@ typedef struct kv_region {
     uint8_t          *base;
     uint64_t          bytes;
     size_t            bb;    /* block bytes */
+    int               dev;   /* device memory (CUDA, ROCm): staged */
 } kv_region_t;
 
 typedef struct scomm_kv_xfer kv_sx_t;
@@ -98,6 +101,8 @@ struct scomm_kv_xfer {
     uint32_t       *resend;
     uint64_t        nresend;
     uint64_t        t_submit;     /* scomm_now_ns() at submit (telemetry) */
+    void           *ev_in;        /* device source: recorded on the
+                                     caller's stream at submit, or NULL */
     int             refs;         /* in-flight chunks + BEGIN in progress */
     int             user_freed;
     int             orphan;       /* endpoint closed */
@@ -164,6 +169,23 @@ typedef struct kv_stream {
     size_t         ftxcap;
     void          *zc;     /* TX thread's ZSTD_CCtx (kv_codec.c) */
     void          *zd;     /* RX thread's ZSTD_DCtx */
+    /* Device regions (kv_dev.c). TX thread's: an internal stream, two
+     * pinned chunks and their events; the chunk staged ahead. */
+    void          *dstream;
+    void          *dev_ev[2];
+    uint8_t       *dpin[2];
+    size_t         dpcap[2];
+    int            dnext;        /* pinned chunk the next staging uses */
+    kv_sx_t       *pre_sx;       /* picked and staged ahead, in st->inf */
+    uint32_t       pre_seq;
+    int            pre_buf;      /* its pinned chunk, -1: host source */
+    /* RX thread's: internal stream, event, pinned bounce image, table */
+    void          *rstream;
+    void          *rev;
+    uint8_t       *rpin;
+    size_t         rpcap;
+    int32_t       *rmap;
+    size_t         rmapcap;
     char           why[160];     /* RX thread's last error */
     char           why_tx[160];  /* TX thread's last error */
     char           lost_why[160]; /* why it was lost (lock held) */
@@ -220,6 +242,9 @@ struct scomm_kv_ep {
     uint64_t        session;
     int             pidfd;         /* peer process, when same host */
     int             hold;          /* test hook: no reconnection */
+    /* Layer waits enqueued on callers' streams (kv_dev.c) */
+    struct kv_dwctl *dwctl;
+    int             dw_running;    /* their host functions now running */
 };
 
 struct scomm_kv_listener {
@@ -306,5 +331,42 @@ void scomm_kv_stream_give_up(scomm_kv_ep_t *ep, kv_stream_t *st,
                              const char *how);
 void scomm_kv_redial_listen(scomm_kv_ep_t *ep);
 void *scomm_kv_keeper_main(void *arg);
+
+/* ---- device regions (kv_dev.c) ---- */
+/* Resolve the kind of a region at base (hint: scomm_mem_kind_t; AUTO asks
+ * the runtime): *dev 1 for CUDA / ROCm device memory. ERR_UNSUPPORTED for
+ * a kind the channel cannot copy or no runtime; the reason in why. */
+scomm_status_t scomm_kv_dev_kind(const void *base, int hint, int *dev,
+                                 char *why, size_t whylen);
+/* Sender: enqueue the copies of chunk seq of sx (device source) into the
+ * pinned chunk b, then an event after them. 0, or -1 (why_tx). TX
+ * thread. */
+int scomm_kv_dev_tx_stage(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
+                          int b);
+/* Wait (bounded) for pinned chunk b's copies: 0 or -1 (why_tx). */
+int scomm_kv_dev_tx_wait(kv_stream_t *st, int b);
+/* Receiver: pinned image of n bytes for the RX thread; NULL (st->why) when
+ * it cannot be had. */
+uint8_t *scomm_kv_dev_rx_image(kv_stream_t *st, size_t n);
+/* Receiver: table mapping destination blocks [jlo, jhi] of a table of n
+ * entries to image slots 0..; NULL when out of memory. */
+int32_t *scomm_kv_dev_rx_map(kv_stream_t *st, uint32_t n, uint32_t jlo,
+                             uint32_t jhi);
+/* Receiver: copy what a chunk wrote into the image (slots for destination
+ * blocks jlo..jhi of table dtbl) to the device layer dlayer and wait for
+ * the copies (bounded). Tokens [g0, g1) of the sequence, heads
+ * [dho, dho + hn); whole == 1: whole blocks (the image holds slots of
+ * nb blocks in chunk order, dtbl[i0..]). 0 or -1 (st->why). */
+int scomm_kv_dev_rx_store(kv_stream_t *st, const kv_region_t *r,
+                          uint8_t *dlayer, const int32_t *dtbl, int whole,
+                          uint32_t i0, uint32_t nb, uint64_t g0, uint64_t g1,
+                          int dho, int hn);
+/* Free a stream's device state (threads ended). */
+void scomm_kv_dev_stream_free(kv_stream_t *st);
+/* A transfer's caller event (scomm_kv_sx_free). */
+void scomm_kv_dev_sx_free(kv_sx_t *sx);
+/* Endpoint close: detach the layer waits not yet run, wait for running
+ * ones (lock not held). */
+void scomm_kv_dev_ep_close(scomm_kv_ep_t *ep);
 
 #endif /* SCOMM_KV_INT_H */

@@ -223,7 +223,9 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
                      (r->l.order == rx->sl.order) &&
                      (r->l.block_tokens == rx->sl.block_tokens) &&
                      (r->l.num_kv_heads == rx->sl.num_kv_heads);
-        rx->cma = rx->b.zero_copy && ep->cma_read_ok && !ep->no_cma;
+        /* process_vm_readv cannot write a device region */
+        rx->cma = rx->b.zero_copy && ep->cma_read_ok && !ep->no_cma &&
+                  !r->dev;
         rx->layer_left = calloc((size_t)rx->b.num_layers, sizeof(uint32_t));
         rx->got = calloc(rx->b.nchunks + 1, 1);
         if ((rx->layer_left == NULL) || (rx->got == NULL)) {
@@ -303,7 +305,10 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
     size_t sbb, wbb, rawlen, n;
     uint8_t *dlayer, *raw = NULL;
     struct iovec *liov = NULL, *riov = NULL;
-    uint64_t sbase;
+    uint64_t sbase, g0 = 0, g1 = 0;
+    uint8_t *img = NULL;          /* device region: pinned image */
+    const int32_t *dtbl;
+    uint32_t jlo = 0, jhi = 0;
     uint32_t crc;
     int ok = 1, store = 1, rc = 0, k;
 
@@ -358,6 +363,32 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         rc = -1;
         goto release;
     }
+    dtbl = rx->b.dst_blocks;
+    if (r->dev) {
+        /* Device region: everything lands in a pinned image first (its
+         * CRC is checked there), then goes to the device (kv_dev.c). */
+        uint64_t sbt = (uint64_t)rx->sl.block_tokens;
+        uint64_t dbt = (uint64_t)r->l.block_tokens;
+
+        g0 = (uint64_t)i0 * sbt;
+        g1 = (uint64_t)i1 * sbt;
+        if (sbt != dbt) {
+            g1 = SCOMM_MIN(g1, rx->b.num_tokens);
+        }
+        jlo = (uint32_t)(g0 / dbt);
+        jhi = (uint32_t)((g1 - 1) / dbt);
+        img = scomm_kv_dev_rx_image(st, rx->direct
+                                            ? (size_t)nb * r->bb
+                                            : (size_t)(jhi - jlo + 1) *
+                                                  r->bb);
+        if ((img == NULL) ||
+            (!rx->direct &&
+             ((dtbl = scomm_kv_dev_rx_map(st, rx->b.num_dst_blocks, jlo,
+                                          jhi)) == NULL))) {
+            rc = -1;
+            goto release;
+        }
+    }
     if (rx->direct) {
         liov = malloc(sizeof(*liov) * nb);
         if (liov == NULL) {
@@ -365,8 +396,9 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
             goto release;
         }
         for (i = i0; i < i1; i++) {
-            liov[i - i0].iov_base = dlayer + (size_t)rx->b.dst_blocks[i] *
-                                                 r->bb;
+            liov[i - i0].iov_base = (img != NULL)
+                                        ? img + (size_t)(i - i0) * r->bb
+                                        : dlayer + (size_t)dtbl[i] * r->bb;
             liov[i - i0].iov_len  = r->bb;
         }
     } else {
@@ -427,8 +459,9 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
             goto release;
         }
         for (i = i0; i < i1; i++) { /* scomm_kv_iov_io consumed the iovec */
-            liov[i - i0].iov_base = dlayer + (size_t)rx->b.dst_blocks[i] *
-                                                 r->bb;
+            liov[i - i0].iov_base = (img != NULL)
+                                        ? img + (size_t)(i - i0) * r->bb
+                                        : dlayer + (size_t)dtbl[i] * r->bb;
             liov[i - i0].iov_len  = r->bb;
         }
     } else if (scomm_kv_io(st, raw, hh->len, 0) != 0) {
@@ -495,7 +528,8 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
             } else if ((rx->b.wire_dtype != 0) &&
                        (scomm_kv_decode_block_into(
                             &rx->sl, sblk, rx->b.wire_dtype, &r->l,
-                            dlayer + (size_t)rx->b.dst_blocks[i] * r->bb) ==
+                            ((img != NULL) ? img : dlayer) +
+                                (size_t)dtbl[i] * r->bb) ==
                         0)) {
                 continue; /* decoded straight into its block */
             }
@@ -504,9 +538,18 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
                 scomm_kv_dequant_block(&rx->sl, sblk, rx->b.wire_dtype, fr);
             }
             scomm_kv_scatter_rows(&rx->sl, sblk, fr, gbase, 0, t1, &r->l,
-                                  rx->b.dst_head_off, dlayer,
-                                  rx->b.dst_blocks, st->ftmp);
+                                  rx->b.dst_head_off,
+                                  (img != NULL) ? img : dlayer, dtbl,
+                                  st->ftmp);
         }
+    }
+    if ((img != NULL) &&
+        (scomm_kv_dev_rx_store(st, r, dlayer, rx->b.dst_blocks,
+                               rx->direct, i0, nb, g0, g1,
+                               rx->b.dst_head_off, rx->sl.num_kv_heads) !=
+         0)) {
+        rc = -1;
+        goto release;
     }
 release:
     pthread_mutex_lock(&ep->lock);

@@ -93,6 +93,7 @@ void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
 
 void scomm_kv_sx_free(kv_sx_t *sx)
 {
+    scomm_kv_dev_sx_free(sx);
     free(sx->tbl);
     free(sx->acked_map);
     free(sx->nacks);
@@ -167,8 +168,20 @@ static void kv_send_count(scomm_kv_ep_t *ep, const kv_sx_t *sx,
     pthread_mutex_unlock(&ep->lock);
 }
 
-/* Pack and write chunk seq of sx. 0 or -1 (stream broken). */
-static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+/* Block i of a chunk starting at block i0: in the region, or in the
+ * pinned copy of a device region's chunk (pin, blocks in chunk order). */
+static inline uint8_t *kv_src_block(uint8_t *lbase, const uint8_t *pin,
+                                    const kv_sx_t *sx, size_t bb, uint32_t i,
+                                    uint32_t i0)
+{
+    return (pin != NULL) ? (uint8_t *)pin + (size_t)(i - i0) * bb
+                         : lbase + (size_t)sx->tbl[i] * bb;
+}
+
+/* Pack and write chunk seq of sx (a device source: from its pinned copy
+ * pin). 0 or -1 (stream broken). */
+static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
+                         const uint8_t *pin)
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_region_t *r = &ep->regions[sx->plan.src_region];
@@ -199,7 +212,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     if ((sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) &&
         (sx->compression == SCOMM_KV_COMPRESS_NONE) && !sx->part) {
         for (i = i0; i < i1; i++) {
-            crc = scomm_kv_crc32c(crc, lbase + (size_t)sx->tbl[i] * r->bb,
+            crc = scomm_kv_crc32c(crc, kv_src_block(lbase, pin, sx, r->bb, i, i0),
                                   r->bb);
         }
         h.crc = crc;
@@ -223,7 +236,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         rc = 0;
         for (i = i0, k = 1; (rc == 0) && (i < i1); k = 0) {
             for (; (i < i1) && (k < KV_IOV_BATCH + 1); i++, k++) {
-                iov[k].iov_base = lbase + (size_t)sx->tbl[i] * r->bb;
+                iov[k].iov_base = kv_src_block(lbase, pin, sx, r->bb, i, i0);
                 iov[k].iov_len  = r->bb;
             }
             rc = scomm_kv_iov_io(st, iov, k, 1);
@@ -239,11 +252,11 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     if (sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) {
         for (i = i0; i < i1; i++) {
             if (sx->part) {
-                scomm_kv_pack_heads(&r->l, lbase + (size_t)sx->tbl[i] * r->bb,
+                scomm_kv_pack_heads(&r->l, kv_src_block(lbase, pin, sx, r->bb, i, i0),
                                     h0, hn, raw + (size_t)(i - i0) * wbb);
             } else {
                 memcpy(raw + (size_t)(i - i0) * wbb,
-                       lbase + (size_t)sx->tbl[i] * r->bb, r->bb);
+                       kv_src_block(lbase, pin, sx, r->bb, i, i0), r->bb);
             }
         }
     } else {
@@ -256,7 +269,7 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
             return -1;
         }
         for (i = i0; i < i1; i++) {
-            const uint8_t *blk = lbase + (size_t)sx->tbl[i] * r->bb;
+            const uint8_t *blk = kv_src_block(lbase, pin, sx, r->bb, i, i0);
 
             if (sx->part) { /* tbuf[1] is free until compression */
                 scomm_kv_pack_heads(&r->l, blk, h0, hn, st->tbuf[1]);
@@ -331,7 +344,8 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
     b.blocks_per_chunk = sx->bpc;
     b.num_src_blocks   = sx->plan.num_src_blocks;
     b.num_dst_blocks   = sx->plan.num_dst_blocks;
-    b.zero_copy        = (uint32_t)(ep->zero_copy &&
+    /* a device region cannot be read with process_vm_readv */
+    b.zero_copy        = (uint32_t)(ep->zero_copy && !r->dev &&
                                     (sx->wire_dtype == 0) &&
                                     (sx->compression == 0) && !sx->part);
     b.num_tokens       = sx->plan.num_tokens;
@@ -364,6 +378,86 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
     return rc;
 }
 
+/* Chunk seq of sx goes in flight on st (lock held): one reference for
+ * the in-flight entry (dropped when the reply comes, possibly before
+ * kv_send_chunk returns: with CMA the receiver pulls and ACKs at once),
+ * one for the TX thread's own use of sx. */
+static void kv_tx_inflight(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+{
+    int slot = (st->inf_head + st->inf_n) % st->ep->depth;
+
+    st->inf[slot].sx  = sx;
+    st->inf[slot].seq = seq;
+    st->inf_n++;
+    sx->refs += 2;
+}
+
+/* Stage the next chunk ahead, if one may go in flight and its source is
+ * device memory: its copy to host runs while this one is on the wire. */
+static void kv_tx_prefetch(kv_stream_t *st, int b)
+{
+    scomm_kv_ep_t *ep = st->ep;
+    kv_sx_t *nx;
+    uint32_t nseq;
+
+    pthread_mutex_lock(&ep->lock);
+    if ((st->pre_sx != NULL) || (st->inf_n >= ep->depth) || ep->closing ||
+        ((nx = kv_sx_pick(ep, &nseq)) == NULL)) {
+        pthread_mutex_unlock(&ep->lock);
+        return;
+    }
+    kv_tx_inflight(st, nx, nseq);
+    st->pre_sx  = nx;
+    st->pre_seq = nseq;
+    st->pre_buf = -1;
+    pthread_mutex_unlock(&ep->lock);
+    if (ep->regions[nx->plan.src_region].dev &&
+        (scomm_kv_dev_tx_stage(st, nx, nseq, b) == 0)) {
+        st->pre_buf = b;
+    }
+    /* a staging that failed is tried again when the chunk's turn comes */
+}
+
+/* Write chunk seq of sx; a device source is staged first (into pinned
+ * chunk b when >= 0 it already is), the next chunk staged meanwhile. */
+static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq, int b)
+{
+    if (!st->ep->regions[sx->plan.src_region].dev) {
+        return kv_send_chunk(st, sx, seq, NULL);
+    }
+    if (b < 0) {
+        b = st->dnext;
+        if (scomm_kv_dev_tx_stage(st, sx, seq, b) != 0) {
+            return -1;
+        }
+    }
+    st->dnext = b ^ 1;
+    kv_tx_prefetch(st, b ^ 1);
+    if (scomm_kv_dev_tx_wait(st, b) != 0) {
+        return -1;
+    }
+    return kv_send_chunk(st, sx, seq, st->dpin[b]);
+}
+
+/* The TX thread ends (lock held): a chunk staged ahead is in st->inf
+ * (re-sent from there); drop the thread's own reference, once its copy is
+ * done (the pinned chunk outlives the thread). */
+static void kv_tx_drop_pre(kv_stream_t *st)
+{
+    kv_sx_t *sx = st->pre_sx;
+
+    if (sx == NULL) {
+        return;
+    }
+    st->pre_sx = NULL;
+    if (st->pre_buf >= 0) {
+        pthread_mutex_unlock(&st->ep->lock);
+        (void)scomm_kv_dev_tx_wait(st, st->pre_buf);
+        pthread_mutex_lock(&st->ep->lock);
+    }
+    scomm_kv_sx_unref(st->ep, sx);
+}
+
 void *scomm_kv_tx_main(void *arg)
 {
     kv_stream_t *st = arg;
@@ -373,7 +467,7 @@ void *scomm_kv_tx_main(void *arg)
     kv_sx_t *sx;
     uint32_t seq;
     struct timespec ts;
-    int rc, slot;
+    int rc;
 
     pthread_mutex_lock(&ep->lock);
     /* On close, replies already queued (the last ACKs) still go out. */
@@ -416,18 +510,24 @@ void *scomm_kv_tx_main(void *arg)
             }
             continue;
         }
-        if ((st->inf_n < ep->depth) && ((sx = kv_sx_pick(ep, &seq)) != NULL)) {
-            slot = (st->inf_head + st->inf_n) % ep->depth;
-            st->inf[slot].sx  = sx;
-            st->inf[slot].seq = seq;
-            st->inf_n++;
-            /* One reference for the in-flight entry (dropped when the
-             * reply comes, possibly before kv_send_chunk returns: with CMA
-             * the receiver pulls and ACKs at once), one for kv_send_chunk's
-             * own use of sx. */
-            sx->refs += 2;
+        if (st->pre_sx != NULL) {
+            /* staged ahead (device source): already in flight */
+            sx = st->pre_sx;
+            seq = st->pre_seq;
+            st->pre_sx = NULL;
             pthread_mutex_unlock(&ep->lock);
-            rc = kv_send_chunk(st, sx, seq);
+            rc = kv_tx_chunk(st, sx, seq, st->pre_buf);
+            pthread_mutex_lock(&ep->lock);
+            scomm_kv_sx_unref(ep, sx);
+            if (rc != 0) {
+                break;
+            }
+            continue;
+        }
+        if ((st->inf_n < ep->depth) && ((sx = kv_sx_pick(ep, &seq)) != NULL)) {
+            kv_tx_inflight(st, sx, seq);
+            pthread_mutex_unlock(&ep->lock);
+            rc = kv_tx_chunk(st, sx, seq, -1);
             pthread_mutex_lock(&ep->lock);
             scomm_kv_sx_unref(ep, sx);
             if (rc != 0) {
@@ -454,6 +554,7 @@ void *scomm_kv_tx_main(void *arg)
         }
         pthread_cond_timedwait(&ep->tx_cond, &ep->lock, &ts);
     }
+    kv_tx_drop_pre(st);
     if (ep->closing && st->alive) {
         pthread_mutex_unlock(&ep->lock);
         memset(&h, 0, sizeof(h));

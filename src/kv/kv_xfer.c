@@ -25,15 +25,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/devrt.h"
+#include "core/util.h"
 #include "kv_int.h"
+
+extern _Atomic(const void *) scomm_memkind_rt; /* memkind.c */
 
 scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
                                  const scomm_kv_layout_t *layout, void *base,
                                  uint64_t bytes, int32_t *id_p)
 {
+    return scomm_kv_register_mem(ep, layout, base, bytes, SCOMM_MEM_AUTO,
+                                 id_p);
+}
+
+scomm_status_t scomm_kv_register_mem(scomm_kv_ep_t *ep,
+                                     const scomm_kv_layout_t *layout,
+                                     void *base, uint64_t bytes,
+                                     scomm_mem_kind_t kind, int32_t *id_p)
+{
+    scomm_status_t status;
     char why[256];
     uint64_t need;
-    int id;
+    int id, dev;
 
     if ((ep == NULL) || (base == NULL) || (id_p == NULL)) {
         return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv_register: NULL "
@@ -51,6 +65,10 @@ scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
                              (unsigned long long)bytes,
                              (unsigned long long)need);
     }
+    status = scomm_kv_dev_kind(base, (int)kind, &dev, why, sizeof(why));
+    if (status != SCOMM_OK) {
+        return scomm_kv_fail(status, "kv_register: %s", why);
+    }
     pthread_mutex_lock(&ep->lock);
     for (id = 0; id < SCOMM_KV_MAX_REGIONS; id++) {
         if (!ep->regions[id].used) {
@@ -67,6 +85,7 @@ scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
     ep->regions[id].base  = base;
     ep->regions[id].bytes = bytes;
     ep->regions[id].bb    = (size_t)scomm_kv_block_bytes(layout);
+    ep->regions[id].dev   = dev;
     pthread_cond_broadcast(&ep->done_cond); /* a BEGIN may wait for it */
     pthread_mutex_unlock(&ep->lock);
     *id_p = id;
@@ -89,6 +108,35 @@ scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id)
 scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
                                int32_t priority, scomm_kv_xfer_t **xfer_p)
 {
+    return scomm_kv_submit_stream(ep, plan, priority, NULL, xfer_p);
+}
+
+/* A device source's order after the caller's stream: an event recorded on
+ * it now, which the internal stream waits for before each copy. */
+static scomm_status_t kv_submit_event(kv_sx_t *sx, void *stream)
+{
+    const scomm_devrt_t *rt = atomic_load(&scomm_memkind_rt);
+    char err[200];
+
+    if (scomm_devrt_event_create(rt, &sx->ev_in, err, sizeof(err)) != 0) {
+        sx->ev_in = NULL;
+        return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv_submit: device region: "
+                             "%s", err);
+    }
+    if (scomm_devrt_event_record(rt, sx->ev_in, stream, err,
+                                 sizeof(err)) != 0) {
+        return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv_submit: device region: "
+                             "%s", err);
+    }
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_kv_submit_stream(scomm_kv_ep_t *ep,
+                                      const scomm_kv_plan_t *plan,
+                                      int32_t priority, void *stream,
+                                      scomm_kv_xfer_t **xfer_p)
+{
+    scomm_status_t status;
     kv_region_t *r;
     kv_sx_t *sx, *o;
     uint64_t nsrc;
@@ -181,6 +229,11 @@ scomm_status_t scomm_kv_submit(scomm_kv_ep_t *ep, const scomm_kv_plan_t *plan,
         || (sx->resend == NULL) || (sx->nchunks > UINT32_MAX)) {
         scomm_kv_sx_free(sx);
         return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv_submit: out of memory");
+    }
+    if (r->dev &&
+        ((status = kv_submit_event(sx, stream)) != SCOMM_OK)) {
+        scomm_kv_sx_free(sx);
+        return status;
     }
     memcpy(sx->tbl, plan->src_blocks, 4 * (size_t)plan->num_src_blocks);
     memcpy(sx->tbl + plan->num_src_blocks, plan->dst_blocks,

@@ -126,6 +126,9 @@ FKR_BOTH(int, EventSynchronize, (void *e),
          { return fkr_cuda(fkd_event_sync(e)); })
 FKR_BOTH(int, EventDestroy, (void *e),
          { return fkr_cuda(fkd_event_destroy(e)); })
+/* Host functions run on the stream's thread, in order, like kernels. */
+FKR_BOTH(int, LaunchHostFunc, (void *s, void (*fn)(void *), void *arg),
+         { return fkr_cuda(fkd_launch(s, fn, NULL, arg)); })
 FKR_BOTH(int, Malloc, (void **p, size_t n),
          { return fkr_cuda(fkd_malloc(p, n)); })
 FKR_BOTH(int, Free, (void *p), { return fkr_cuda(fkd_free(p)); })

@@ -36,6 +36,7 @@
 #include "core/util.h"
 #include "kv/kv.h"
 #include "kv_ref.h"
+#include "kv_dev.h"
 
 #define SENTINEL 0x5a
 
@@ -269,9 +270,29 @@ static int run_pair(const scomm_kv_opts_t *lo, child_fn child,
         _exit(port);
     }
     g_lst_closed = 0;
-    rc = parent(l, arg, pid);
-    if (!g_lst_closed) {
+    if (kv_dev.mode != 0) {
+        /* Device regions: this process stays off the device (kv_dev.h,
+         * invariant 2); the parent's side runs in a second child. */
+        pid_t p2 = fork();
+
+        ST_ASSERT(p2 >= 0);
+        if (p2 == 0) {
+            alarm(55);
+            rc = parent(l, arg, pid);
+            fflush(NULL);
+            _exit(rc);
+        }
         scomm_kv_listener_close(l);
+        ST_ASSERT(waitpid(p2, &ws, 0) == p2);
+        rc = (WIFEXITED(ws) && (WEXITSTATUS(ws) == 0)) ? 0 : 1;
+        if (rc != 0) {
+            fprintf(stderr, "parent's side ended with status 0x%x\n", ws);
+        }
+    } else {
+        rc = parent(l, arg, pid);
+        if (!g_lst_closed) {
+            scomm_kv_listener_close(l);
+        }
     }
     ST_ASSERT(waitpid(pid, &ws, 0) == pid);
     if (expect_child >= 0) {
@@ -293,6 +314,9 @@ typedef struct xcase {
     int   break_recv;    /* receiver breaks stream 0 after layer 2 */
     int   stray;         /* receiver sends stray re-dials first */
     int   sync[2];       /* stray: child -> parent "strays done" pipe */
+    int   stream_wait;   /* device regions: the receiver waits for every
+                            layer on a stream, the sender fills its region
+                            on a stream and submits after it */
 } xcase_t;
 
 static int strays(scomm_kv_ep_t *ep);
@@ -336,6 +360,53 @@ static int wait_streams(scomm_kv_ep_t *ep, int n, double secs)
     return -1;
 }
 
+/* stream_wait, receiver: every layer's wait enqueued on a stream without
+ * blocking (the sender submits 100 ms later, after 300 ms of work on its stream), then a copy of the region
+ * on that stream, which must see every layer landed. */
+static int sw_recv(scomm_kv_ep_t *ep, const xcase_t *x, uint8_t *base,
+                   void *reg, int32_t *dtbl, uint32_t ndst)
+{
+    const cfg_t *c = &x->c;
+    int last = c->first_layer + c->num_layers - 1, l;
+    void *s;
+    double t0, dt;
+    long bad;
+
+    ST_ASSERT(kv_dev.recv);
+    ST_ASSERT_EQ(kv_dev.stream_create(&s), 0);
+    t0 = now_s();
+    for (l = c->first_layer; l <= last; l++) {
+        ST_ASSERT_OK(scomm_kv_wait_layer_stream(ep, 42, l, s, 20000));
+    }
+    dt = now_s() - t0;
+    /* the host did not block: nothing has landed yet */
+    ST_ASSERT_STATUS(scomm_kv_wait_layer(ep, 42, c->first_layer, 1),
+                     SCOMM_ERR_TIMED_OUT);
+    ST_ASSERT(dt < 0.2);
+    ST_ASSERT_EQ(kv_dev.memcpy_async(base, reg, region_bytes(&c->dl), 4, s),
+                 0);
+    ST_ASSERT_EQ(kv_dev.stream_sync(s), 0);
+    t0 = now_s() - t0;
+    bad = check_dst(c, base, dtbl, ndst);
+    if (bad != 0) {
+        fprintf(stderr, "%ld bad elements: the stream went on before the "
+                "layers landed\n", bad);
+        return 1;
+    }
+    /* a layer already landed: nothing to enqueue */
+    ST_ASSERT_OK(scomm_kv_wait_layer_stream(ep, 42, last, s, 20000));
+    ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
+    printf("stream_wait: %d layer waits enqueued in %.1f ms, the stream's "
+           "copy saw them all after %.0f ms\n", c->num_layers, dt * 1e3,
+           t0 * 1e3);
+    ST_ASSERT_EQ(kv_dev.stream_destroy(s), 0);
+    scomm_kv_ep_close(ep);
+    ST_ASSERT_EQ(kv_dev.free_(reg), 0);
+    free(base);
+    free(dtbl);
+    return 0;
+}
+
 static int xfer_child_recv(int port, void *arg)
 {
     xcase_t *x = arg;
@@ -347,17 +418,21 @@ static int xfer_child_recv(int port, void *arg)
                                c->dl.block_tokens);
     int32_t *dtbl = malloc(4 * ndst), id;
     uint8_t *base = malloc(region_bytes(&c->dl));
+    void *reg;
     long bad;
     int l;
 
     memset(base, SENTINEL, region_bytes(&c->dl));
+    reg = kv_dev_region(kv_dev.recv, base, region_bytes(&c->dl));
     table(dtbl, ndst, c->dl.num_blocks, 777);
     ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
     if (!g_cma) {
         scomm_kv_debug_no_cma(ep, 1);
     }
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
-                                   &id));
+    /* a device region by hint here, found by the runtime on the sender */
+    ST_ASSERT_OK(scomm_kv_register_mem(ep, &c->dl, reg, region_bytes(&c->dl),
+                                       kv_dev.recv ? SCOMM_MEM_CUDA
+                                                   : SCOMM_MEM_AUTO, &id));
     ST_ASSERT_EQ(id, 0);
     if (x->stray) {
         char one = 1;
@@ -371,6 +446,9 @@ static int xfer_child_recv(int port, void *arg)
         ST_ASSERT(write(x->sync[1], &one, 1) == 1);
     }
     scomm_kv_debug_corrupt(ep, x->corrupt);
+    if (x->stream_wait) {
+        return sw_recv(ep, x, base, reg, dtbl, ndst);
+    }
     /* The plan's destination table travels with BEGIN; the receiver only
      * needs the same seed here to check. Layers arrive in order. */
     for (l = c->first_layer; l < c->first_layer + c->num_layers; l++) {
@@ -400,9 +478,10 @@ static int xfer_child_recv(int port, void *arg)
                (unsigned long long)reconnects(),
                (unsigned long long)s.chunks_recv);
     }
+    kv_dev_back(kv_dev.recv, base, reg, region_bytes(&c->dl));
     bad = check_dst(c, base, dtbl, ndst);
     if (bad != 0) {
-        fprintf(stderr, "%ld bad elements\n", bad);
+        fprintf(stderr, "%ld bad elements (%s)\n", bad, kv_dev_name());
         return 1;
     }
     if (x->corrupt > 0) {
@@ -413,7 +492,8 @@ static int xfer_child_recv(int port, void *arg)
          * clean close, not a loss). */
         ST_ASSERT_EQ(s.streams_lost, 1);
     }
-    if (g_cma && (c->wire == 0) && (c->comp == 0)) {
+    if (g_cma && (c->wire == 0) && (c->comp == 0) && !kv_dev.send &&
+        !kv_dev.recv) {
         ST_ASSERT(s.same_host == 1);
         ST_ASSERT(s.bytes_zero_copy > 0);
     } else {
@@ -428,10 +508,11 @@ static int xfer_child_recv(int port, void *arg)
 
 /* Submit c's transfer xfer_id: c's layers, source blocks stbl (region
  * src_region) to destination blocks dtbl (the receiver's region 0). */
-static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
-                                   uint64_t xfer_id, int32_t src_region,
-                                   int32_t *stbl, uint32_t nsrc,
-                                   int32_t *dtbl, uint32_t ndst)
+static scomm_kv_xfer_t *submit_cfg_on(scomm_kv_ep_t *ep, const cfg_t *c,
+                                      uint64_t xfer_id, int32_t src_region,
+                                      int32_t *stbl, uint32_t nsrc,
+                                      int32_t *dtbl, uint32_t ndst,
+                                      void *stream)
 {
     scomm_kv_xfer_t *xf;
     scomm_kv_plan_t p;
@@ -447,8 +528,17 @@ static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
     p.num_src_blocks = nsrc;
     p.dst_blocks = dtbl;
     p.num_dst_blocks = ndst;
-    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    ST_ASSERT_OK(scomm_kv_submit_stream(ep, &p, 0, stream, &xf));
     return xf;
+}
+
+static scomm_kv_xfer_t *submit_cfg(scomm_kv_ep_t *ep, const cfg_t *c,
+                                   uint64_t xfer_id, int32_t src_region,
+                                   int32_t *stbl, uint32_t nsrc,
+                                   int32_t *dtbl, uint32_t ndst)
+{
+    return submit_cfg_on(ep, c, xfer_id, src_region, stbl, nsrc, dtbl, ndst,
+                         NULL);
 }
 
 /* Once chunks move, cut all `streams` streams, up to `rounds` times while
@@ -500,14 +590,23 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     int32_t *stbl = malloc(4 * nsrc), *dtbl = malloc(4 * ndst), id;
     uint8_t *base = malloc(region_bytes(&c->sl));
     struct pollfd p_wait;
+    void *reg, *sstream = NULL;
     char one;
 
     (void)pid;
     table(stbl, nsrc, c->sl.num_blocks, 123);
     table(dtbl, ndst, c->dl.num_blocks, 777);
     fill_src(c, base, stbl, nsrc);
+    if (x->stream_wait) {
+        /* filled on a stream after the submit returned: the transfer must
+         * read it after that copy (scomm_kv_submit_stream) */
+        ST_ASSERT_EQ(kv_dev.malloc_(&reg, region_bytes(&c->sl)), 0);
+        ST_ASSERT_EQ(kv_dev.stream_create(&sstream), 0);
+    } else {
+        reg = kv_dev_region(kv_dev.send, base, region_bytes(&c->sl));
+    }
     ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
-    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, reg, region_bytes(&c->sl),
                                    &id));
     if (x->stray) {
         double t0 = now_s();
@@ -527,7 +626,17 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT(poll(&p_wait, 1, 10000) == 1);
         ST_ASSERT(read(x->sync[0], &one, 1) == 1);
     }
-    xf = submit_cfg(ep, c, 42, id, stbl, nsrc, dtbl, ndst);
+    if (x->stream_wait) {
+        usleep(100000); /* the receiver's stream waits meanwhile */
+        /* 300 ms of "kernel" first: a transfer not ordered after the
+         * stream would read the region before the copy fills it */
+        ST_ASSERT_EQ(kv_dev.spin(sstream, 300), 0);
+        ST_ASSERT_EQ(kv_dev.memcpy_async(reg, base, region_bytes(&c->sl), 4,
+                                         sstream), 0);
+        xf = submit_cfg_on(ep, c, 42, id, stbl, nsrc, dtbl, ndst, sstream);
+    } else {
+        xf = submit_cfg(ep, c, 42, id, stbl, nsrc, dtbl, ndst);
+    }
     if (x->break_stream) {
         usleep(20000);
         scomm_kv_debug_break_stream(ep, 0);
@@ -562,6 +671,10 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT_EQ(reconnects(), 1);
     }
     scomm_kv_ep_close(ep);
+    if (sstream != NULL) {
+        ST_ASSERT_EQ(kv_dev.stream_destroy(sstream), 0);
+    }
+    kv_dev_back(kv_dev.send, base, reg, region_bytes(&c->sl));
     free(base);
     free(stbl);
     free(dtbl);
@@ -629,6 +742,7 @@ static int case_layouts(void)
                     x.c.first_layer = (n % 3 == 0) ? 1 : 0;
                     x.c.num_layers = (n % 3 == 0) ? 2 : 3;
                     x.c.streams = 1 + (n % 3);
+                    kv_dev_sides(n);
                     if (run_xcase(&x) != 0) {
                         fprintf(stderr, "FAILED: order %d->%d block %d->%d "
                                 "%s->%s\n", so, dord, bts[b][0], bts[b][1],
@@ -640,7 +754,9 @@ static int case_layouts(void)
             }
         }
     }
-    printf("layouts: %d pairs exact\n", n);
+    printf("layouts: %d pairs exact (regions: %s)\n", n,
+           (kv_dev.mode == 0) ? "host" : (kv_dev.mode == 1) ? "device"
+                                       : "mixed");
     return 0;
 }
 
@@ -669,6 +785,7 @@ static int case_codecs(void)
                     x.c.dl.dtype = dts[(d + so) % 3];
                     x.c.sl.order = so;
                     x.c.dl.block_tokens = so ? 32 : 16;
+                    kv_dev_sides(n);
                     if (run_xcase(&x) != 0) {
                         fprintf(stderr, "FAILED: wire %d compression %d "
                                 "%s->%s order %d\n", wires[w], cp,
@@ -713,6 +830,21 @@ static int case_corrupt(void)
     return 0;
 }
 
+static int case_stream_wait(void)
+{
+    xcase_t x;
+
+    if (!kv_dev.send || !kv_dev.recv) {
+        fprintf(stderr, "stream_wait: needs ST_BUF=device\n");
+        return 77;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.streams = 1;
+    x.stream_wait = 1;
+    return run_xcase(&x);
+}
+
 static int case_break(void)
 {
     xcase_t x;
@@ -729,6 +861,10 @@ static int case_break(void)
     x.c.depth = 4;
     x.c.chunk = 64 << 10;
     x.break_stream = 1;
+    if (kv_dev.mode != 0) {
+        /* device regions: 64 MiB, not 256 (the fake's copies are slow) */
+        x.c.sl.num_layers = x.c.dl.num_layers = x.c.num_layers = 8;
+    }
     if (run_xcase(&x) != 0) {
         return 1;
     }
@@ -1864,6 +2000,7 @@ static const struct {
     { "codecs", case_codecs },
     { "corrupt", case_corrupt },
     { "break", case_break },
+    { "stream_wait", case_stream_wait },
     { "kill", case_kill },
     { "priority", case_priority },
     { "mismatch", case_mismatch },
@@ -1885,6 +2022,7 @@ int main(int argc, char **argv)
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
     signal(SIGPIPE, SIG_IGN);
+    kv_dev_init();
     for (k = 0; k < SCOMM_ARRAY_SIZE(cases); k++) {
         if (strcmp(which, cases[k].name) == 0) {
             return cases[k].fn();

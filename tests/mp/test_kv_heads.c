@@ -35,6 +35,7 @@
 #include "core/util.h"
 #include "kv/kv.h"
 #include "kv_ref.h"
+#include "kv_dev.h"
 
 #define SENTINEL 0x5a
 #define H_ALL    8
@@ -312,6 +313,7 @@ static int prefill_rank(const tp_t *c, int p)
     scomm_kv_plan_t pl;
     scomm_kv_stats_t s;
     int port[MAXR], q, lo, hi;
+    void *reg;
 
     for (q = 0; q < c->Q; q++) {
         port[q] = scomm_kv_listener_port(g_lst[p][q]);
@@ -319,6 +321,7 @@ static int prefill_rank(const tp_t *c, int p)
     close_listeners(c);
     table(stbl, ns, 100 + (uint64_t)p);
     fill(&sl, base, stbl, ns, p * sl.num_kv_heads);
+    reg = kv_dev_region(kv_dev.send, base, region_bytes(&sl));
     for (q = 0; q < c->Q; q++) {
         if (!overlap(c, p, q, &lo, &hi)) {
             continue;
@@ -327,7 +330,7 @@ static int prefill_rank(const tp_t *c, int p)
         if (!g_cma) {
             scomm_kv_debug_no_cma(ep[q], 1);
         }
-        ST_ASSERT_OK(scomm_kv_register(ep[q], &sl, base, region_bytes(&sl),
+        ST_ASSERT_OK(scomm_kv_register(ep[q], &sl, reg, region_bytes(&sl),
                                        &id));
         table(dtbl, nd, 200 + (uint64_t)q); /* the decode rank's table */
         memset(&pl, 0, sizeof(pl));
@@ -366,6 +369,7 @@ static int prefill_rank(const tp_t *c, int p)
         scomm_kv_xfer_free(xf[q]);
         scomm_kv_ep_close(ep[q]);
     }
+    kv_dev_back(kv_dev.send, base, reg, region_bytes(&sl));
     free(base);
     return 0;
 }
@@ -382,8 +386,10 @@ static int decode_rank(const tp_t *c, int q)
     long long r0, r1;
     long bad;
     int p, lo, hi, zc = 0;
+    void *reg;
 
     memset(base, SENTINEL, region_bytes(&dl));
+    reg = kv_dev_region(kv_dev.recv, base, region_bytes(&dl));
     table(dtbl, nd, 200 + (uint64_t)q);
     for (p = 0; p < c->P; p++) {
         if (overlap(c, p, q, &lo, &hi)) {
@@ -400,7 +406,7 @@ static int decode_rank(const tp_t *c, int q)
     r0 = rchar();
     for (p = 0; p < c->P; p++) {
         if (ep[p] != NULL) {
-            ST_ASSERT_OK(scomm_kv_register(ep[p], &dl, base,
+            ST_ASSERT_OK(scomm_kv_register(ep[p], &dl, reg,
                                            region_bytes(&dl), &id));
             ST_ASSERT_EQ(id, 0);
         }
@@ -420,11 +426,12 @@ static int decode_rank(const tp_t *c, int q)
             scomm_kv_ep_close(ep[p]);
         }
     }
+    kv_dev_back(kv_dev.recv, base, reg, region_bytes(&dl));
     bad = check(&dl, base, dtbl, nd, c->first_layer, c->num_layers, 0,
                 dl.num_kv_heads, q * dl.num_kv_heads, c->wire, c->sbt);
     if (bad != 0) {
-        fprintf(stderr, "%s decode rank %d: %ld bad elements\n", c->name, q,
-                bad);
+        fprintf(stderr, "%s decode rank %d: %ld bad elements (%s)\n",
+                c->name, q, bad, kv_dev_name());
         return 1;
     }
     if (!g_cma && (c->wire == 0) && (r0 >= 0)) {
@@ -437,7 +444,7 @@ static int decode_rank(const tp_t *c, int q)
         ST_ASSERT(r1 - r0 >= (long long)want);
         ST_ASSERT(r1 - r0 <= (long long)(want + 64 * chunks + 16384));
     }
-    if (g_cma && (c->wire == 0)) {
+    if (g_cma && (c->wire == 0) && !kv_dev.send && !kv_dev.recv) {
         /* All of a prefill rank's heads: copied from its memory; only some
          * of them: they come packed over the socket. */
         ST_ASSERT_EQ(zc, (c->P < c->Q) ? 0 : c->P / c->Q);
@@ -511,6 +518,7 @@ static int case_tp(void)
     int fail = 0;
 
     for (k = 0; k < SCOMM_ARRAY_SIZE(cs); k++) {
+        kv_dev_sides((int)k);
         fail |= run_tp(&cs[k]);
     }
     return fail;
@@ -646,6 +654,7 @@ int main(int argc, char **argv)
     const char *which = (argc > 1) ? argv[1] : "tp";
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
+    kv_dev_init();
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(which, "tp") == 0) {
         return case_tp();

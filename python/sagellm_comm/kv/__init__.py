@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -385,6 +386,24 @@ def _region_object(cache: Any, writable: bool, name: str) -> BufferView:
         raise CommInvalidArgumentError(f"kv register: {exc}") from None
 
 
+def _stream_handle(stream: Any) -> Optional[int]:
+    """A cudaStream_t from a torch.cuda.Stream, an int or None."""
+    if stream is None:
+        return None
+    handle = getattr(stream, "cuda_stream", stream)
+    return int(handle) or None
+
+
+def _region_stream(region: "KVRegion") -> Any:
+    """The stream a CUDA cache's reads follow by default: torch's current
+    stream for a torch tensor, else its __cuda_array_interface__'s."""
+    obj = region.obj
+    if is_torch_tensor(obj):
+        torch = sys.modules["torch"]
+        return int(torch.cuda.current_stream(obj.device).cuda_stream)
+    return region._view.stream if region._view is not None else None
+
+
 class _Closable:
     """close() on ``with`` exit and on garbage collection."""
 
@@ -432,9 +451,12 @@ class KVEndpoint(_Closable):
     def register(self, cache: Any, layout: Optional[KVLayout] = None, *,
                  order: KVOrder = KVOrder.HEAD_MAJOR,
                  writable: bool = True) -> KVRegion:
-        """Register a paged cache: a torch CPU tensor, a numpy array or a
-        writable buffer (bytearray, mmap, ...). ``layout`` defaults to the
-        one of a 6-D (or 5-D, one layer) tensor/array in ``order``.
+        """Register a paged cache: a torch tensor (CPU or CUDA), an object
+        with ``__cuda_array_interface__``, a numpy array or a writable
+        buffer (bytearray, mmap, ...). ``layout`` defaults to the one of a
+        6-D (or 5-D, one layer) tensor/array in ``order``. A CUDA cache is
+        registered as device memory (scomm_kv_register_mem): its chunks
+        are staged through pinned host memory (docs/device.md).
         ``writable=False`` allows read-only memory on a side that only
         sends. Ids count from 0 in registration order on each side."""
         if layout is None:
@@ -457,9 +479,11 @@ class KVEndpoint(_Closable):
                     f"{layout.dtype.name.lower()})")
             rid = ctypes.c_int32(-1)
             clayout = layout._to_c()
-            self._check(self._lib.scomm_kv_register(
+            # SCOMM_MEM_CUDA for a CUDA cache, else SCOMM_MEM_AUTO
+            kind = 2 if view.device == "cuda" else 0
+            self._check(self._lib.scomm_kv_register_mem(
                 self._h(), ctypes.byref(clayout), view.ptr, view.nbytes,
-                ctypes.byref(rid)), "kv register")
+                kind, ctypes.byref(rid)), "kv register")
         except BaseException:
             view.release()
             raise
@@ -485,16 +509,25 @@ class KVEndpoint(_Closable):
 
     # -- sender ---------------------------------------------------------------
 
-    def submit(self, plan: KVPlan, priority: int = 0) -> KVTransfer:
-        """Submit a transfer (sender side); higher priority goes first."""
+    def submit(self, plan: KVPlan, priority: int = 0,
+               stream: Any = None) -> KVTransfer:
+        """Submit a transfer (sender side); higher priority goes first.
+        A CUDA source cache is read after the work enqueued so far on
+        ``stream`` (a torch.cuda.Stream, a cudaStream_t as int; default:
+        torch's current stream for a torch cache, else the stream its
+        ``__cuda_array_interface__`` named)."""
         with self._lock:
             region = self._regions.get(int(plan.src_region))
         layers = region.layout.num_layers if region is not None else 0
         cplan, keep = plan._to_c(layers)
         xfer = ctypes.c_void_p()
-        self._check(self._lib.scomm_kv_submit(
+        if stream is None and region is not None and \
+                region._view is not None and region._view.device == "cuda":
+            stream = _region_stream(region)
+        self._check(self._lib.scomm_kv_submit_stream(
             self._h(), ctypes.byref(cplan), int(priority),
-            ctypes.byref(xfer)), f"kv submit {plan.xfer_id}")
+            _stream_handle(stream), ctypes.byref(xfer)),
+            f"kv submit {plan.xfer_id}")
         handle = KVTransfer(self, xfer, plan, keep)
         with self._lock:
             self._xfers[id(handle)] = handle
@@ -507,9 +540,18 @@ class KVEndpoint(_Closable):
     # -- receiver -------------------------------------------------------------
 
     def wait_layer(self, xfer_id: int, layer: int,
-                   timeout_ms: int = 0) -> None:
+                   timeout_ms: int = 0, stream: Any = None) -> None:
         """Until ``layer`` (absolute index) of transfer xfer_id landed,
-        verified (<= 0: the endpoint's timeout)."""
+        verified (<= 0: the endpoint's timeout). With ``stream`` (a CUDA
+        cache: a torch.cuda.Stream or a cudaStream_t as int) the host does
+        not wait: the stream waits for the layer
+        (scomm_kv_wait_layer_stream); call it without ``stream`` to learn
+        the outcome."""
+        if stream is not None:
+            self._check(self._lib.scomm_kv_wait_layer_stream(
+                self._h(), int(xfer_id), int(layer), _stream_handle(stream),
+                int(timeout_ms)), f"kv wait_layer {xfer_id}/{layer}")
+            return
         self._check(self._lib.scomm_kv_wait_layer(
             self._h(), int(xfer_id), int(layer), int(timeout_ms)),
             f"kv wait_layer {xfer_id}/{layer}")
