@@ -574,7 +574,14 @@ scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
                          : scomm_p2p_irecv(comm, peer, tag, st->pin, bytes,
                                            &req);
         if (status == SCOMM_OK) {
-            status = scomm_p2p_waitall(comm, &req, 1);
+            /* a shorter message than the buffer: only its bytes go back,
+             * the rest of buf stays as it was */
+            status = scomm_world_wait(comm->world, comm, &req, 1,
+                                      scomm_comm_deadline(comm));
+            if ((status == SCOMM_OK) && !is_send && (req->xfer < bytes)) {
+                bytes = req->xfer;
+            }
+            status = scomm_p2p_waitall(comm, &req, 1); /* releases it */
         }
         pthread_mutex_unlock(&comm->world->lock);
     }
