@@ -16,6 +16,10 @@
  * layout is not elementwise; a point-to-point message stays one message,
  * so a receiver with host buffers still matches it).
  *
+ * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, all_gather,
+ * broadcast, all_to_all and send/recv go to ipc.c first (CUDA IPC:
+ * device-to-device copies); what it declines is staged here.
+ *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot
  * return before its input reached the host: a native collective runs on
@@ -42,6 +46,7 @@
 #include "../core/config.h"
 #include "../core/util.h"
 #include "backend.h"
+#include "ipc.h"
 
 struct scomm_dev_stage {
     pthread_mutex_t      lock;
@@ -120,6 +125,7 @@ void scomm_dev_stage_free(scomm_comm_t *comm)
     stage_t *st = comm->dev_stage;
     int i;
 
+    scomm_ipc_free(comm); /* closes the peers' memory it opened */
     if (st == NULL) {
         return;
     }
@@ -142,6 +148,12 @@ void scomm_dev_stage_free(scomm_comm_t *comm)
 static scomm_status_t stage_wait(scomm_comm_t *comm, stage_t *st, void *ev,
                                  const char *op, const char *what)
 {
+    return scomm_dev_wait(comm, st->rt, ev, op, what);
+}
+
+scomm_status_t scomm_dev_wait(scomm_comm_t *comm, const scomm_devrt_t *rt,
+                              void *ev, const char *op, const char *what)
+{
     uint64_t deadline = scomm_deadline_ms(
         (comm->timeout_ms > 0) ? comm->timeout_ms : 600000);
     struct timespec nap = {0, 20000};
@@ -149,7 +161,7 @@ static scomm_status_t stage_wait(scomm_comm_t *comm, stage_t *st, void *ev,
     int spins = 0, r;
 
     for (;;) {
-        r = scomm_devrt_event_query(st->rt, ev, err, sizeof(err));
+        r = scomm_devrt_event_query(rt, ev, err, sizeof(err));
         if (r == SCOMM_RT_DONE) {
             return SCOMM_OK;
         }
@@ -504,9 +516,19 @@ static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
     return status;
 }
 
+/* What ipc.c borrows (ipc.h): the stream and the outer events. */
+static void stage_ipc_ctx(const stage_t *st, scomm_ipc_ctx_t *x)
+{
+    x->rt     = st->rt;
+    x->stream = st->stream;
+    x->ev_in  = st->ev_in;
+    x->ev_out = st->ev_out;
+}
+
 scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
                                 const scomm_coll_args_t *a)
 {
+    scomm_ipc_ctx_t x;
     stage_side_t in, out;
     scomm_status_t status;
     char path[96];
@@ -517,6 +539,11 @@ scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
         return status;
     }
     pthread_mutex_lock(&st->lock);
+    stage_ipc_ctx(st, &x);
+    if (scomm_ipc_coll(comm, name, a, &x, &status)) {
+        pthread_mutex_unlock(&st->lock); /* ran over CUDA IPC (ipc.c) */
+        return status;
+    }
     /* The pipeline splits the call into chunk-sized all_reduces, which
      * every rank must do alike: only under a device hint, the caller's
      * promise that every rank's buffers are device memory (a rank with host
@@ -545,12 +572,19 @@ scomm_status_t scomm_stage_p2p(scomm_comm_t *comm, const char *name,
 {
     scomm_req_t *req = NULL;
     scomm_status_t status;
+    scomm_ipc_ctx_t x;
     stage_t *st;
 
     if ((status = stage_get(comm, name, &st)) != SCOMM_OK) {
         return status;
     }
     pthread_mutex_lock(&st->lock);
+    stage_ipc_ctx(st, &x);
+    if (scomm_ipc_p2p(comm, name, is_send, buf, bytes, peer, tag, &x,
+                      &status)) {
+        pthread_mutex_unlock(&st->lock); /* ran over CUDA IPC (ipc.c) */
+        return status;
+    }
     status = stage_pin(comm, st, bytes + 64, name);
     if (status == SCOMM_OK) {
         status = stage_after_caller(comm, st, name);
