@@ -360,8 +360,8 @@ static int ipc_agree(scomm_comm_t *comm, ipc_t *s, const char *op,
     }
     s->agreed = ((bad < 0) && (twin < 0)) ? 1 : 2;
     if (bad >= 0) {
-        ipc_declined(s, op, "rank %d cannot use it%s", bad,
-                     (bad == comm->rank) ? s->why : "");
+        ipc_declined(s, op, "rank %d cannot use it (%s)", bad,
+                     (bad == comm->rank) ? s->why : "see its log");
     } else if (twin >= 0) {
         ipc_declined(s, op, "rank %d shares its process with another "
                      "rank%s", twin, "");
