@@ -59,12 +59,14 @@ enum {
     IPC_WHY_LOCAL,   /* SCOMM_DEVICE_IPC=0 or no IPC calls: s->why */
     IPC_WHY_FORCED,  /* an algorithm was forced */
     IPC_WHY_INPLACE, /* in-place all_to_all */
-    IPC_WHY_HANDLE   /* no handle for the buffer */
+    IPC_WHY_HANDLE,  /* no handle for the buffer */
+    IPC_WHY_ERROR    /* the call failed on this rank (its stream) */
 };
 
 static const char *const ipc_why_text[] = {
     "", "cannot use CUDA IPC", "an algorithm is forced",
-    "in-place all_to_all", "no IPC handle for its buffer"};
+    "in-place all_to_all", "no IPC handle for its buffer",
+    "the call failed there"};
 
 /* One opened peer allocation. */
 typedef struct {
@@ -98,8 +100,9 @@ typedef struct {
     int32_t                  inl;   /* send: the data follows the record */
     int32_t                  pad;
     uint64_t                 off;   /* of the source in its allocation */
-    uint64_t                 bytes; /* send: message bytes */
-    uint64_t                 seq;   /* send: its reply tag */
+    uint64_t                 bytes; /* message or block bytes */
+    uint64_t                 seq;   /* send: its reply tag; collective:
+                                     * op << 16 | root */
     scomm_devrt_ipc_handle_t h;
 } ipc_rec_t;
 
@@ -403,6 +406,9 @@ static void ipc_coll_rec(scomm_comm_t *comm, const ipc_t *s,
     memset(r, 0, sizeof(*r));
     r->magic = IPC_REC_MAGIC;
     r->pid   = (int32_t)getpid();
+    r->bytes = a->bytes; /* every rank checks the others' (a mismatch) */
+    r->seq   = (uint64_t)(((uint32_t)a->op << 16) |
+                          (uint32_t)(a->root & 0xffff));
     /* a forced algorithm (SCOMM_ALGO, a test hook) is run as asked */
     pthread_mutex_lock(&comm->world->lock);
     (void)scomm_coll_select(comm, a, &algo);
@@ -571,7 +577,8 @@ int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
     *status = ipc_caller_done(comm, name, x);
     ipc_coll_rec(comm, s, a, &recs[comm->rank]);
     if (*status != SCOMM_OK) {
-        recs[comm->rank].ok = 0; /* still say so (invariant 1) */
+        recs[comm->rank].ok  = 0; /* still say so (invariant 1) */
+        recs[comm->rank].why = IPC_WHY_ERROR;
     }
     if (ipc_exchange(comm, name, recs, sizeof(*recs)) != SCOMM_OK) {
         *status = (*status != SCOMM_OK) ? *status : SCOMM_ERR_ABORTED;
@@ -581,6 +588,28 @@ int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
     if (*status != SCOMM_OK) {
         free(recs);
         return 1;
+    }
+    for (q = 0; q < comm->size; q++) {
+        if (recs[q].why == IPC_WHY_ERROR) {
+            *status = scomm_set_error(comm, SCOMM_ERR_ABORTED, "%s: rank %d "
+                                      "failed before the CUDA IPC copies "
+                                      "(see its error)", name, q);
+            free(recs);
+            return 1;
+        }
+        /* the others' counts and roots: what this rank would read of
+         * theirs must be what they have (SCOMM_CHECK's check, free here) */
+        if ((recs[q].bytes != a->bytes) ||
+            (recs[q].seq != recs[comm->rank].seq)) {
+            *status = scomm_set_error(comm, SCOMM_ERR_MISMATCH, "%s: "
+                                      "argument mismatch: rank %d has %llu "
+                                      "bytes per block (or another root), "
+                                      "rank %d %zu", name, q,
+                                      (unsigned long long)recs[q].bytes,
+                                      comm->rank, a->bytes);
+            free(recs);
+            return 1;
+        }
     }
     for (q = 0; q < comm->size; q++) {
         if (!recs[q].ok) {

@@ -249,6 +249,23 @@ static void forced(scomm_comm_t *comm)
     t.free_(d);
 }
 
+/* Counts that differ between ranks: every rank's error, nobody reads past
+ * a peer's buffer, and the communicator goes on (IPC mode: the records
+ * carry the counts). */
+static void mismatch(scomm_comm_t *comm)
+{
+    int p = scomm_size(comm), r = scomm_rank(comm);
+    char *s = dput(NULL, 64), *d = dput(NULL, 64 * (size_t)p);
+
+    ST_ASSERT_STATUS(scomm_all_gather(s, d, (r == 0) ? 16 : 8, SCOMM_INT32,
+                                      comm),
+                     SCOMM_ERR_MISMATCH);
+    ST_ASSERT(strstr(scomm_last_error(), "mismatch") != NULL);
+    ST_ASSERT_OK(scomm_all_gather(s, d, 16, SCOMM_INT32, comm));
+    t.free_(s);
+    t.free_(d);
+}
+
 /* Every rank sends to the next and receives from the one before: even
  * ranks send first. 0 bytes, inline sizes and IPC sizes. */
 static void send_recv(scomm_comm_t *comm)
@@ -320,6 +337,9 @@ static int run(int rank, int size, void *arg)
     broadcast(comm);
     all_to_all(comm);
     forced(comm);
+    if (t.expect == EXPECT_IPC) {
+        mismatch(comm);
+    }
     send_recv(comm);
     opens = t.stat("ipc_opens");
     if (t.expect == EXPECT_IPC) {
