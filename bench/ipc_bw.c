@@ -52,7 +52,7 @@ static void load(void)
     static const char *const names[] = {"libcudart.so.13", "libcudart.so.12",
                                         "libcudart.so"};
     const char *lib = getenv("SCOMM_CUDART_LIBRARY");
-    void *dl = NULL;
+    void *dl = NULL, *probe = NULL;
     size_t i;
 
     if ((lib != NULL) && (lib[0] != '\0')) {
@@ -73,6 +73,10 @@ static void load(void)
     ST_ASSERT((rt.malloc_ != NULL) && (rt.free_ != NULL) &&
               (rt.memcpy_ != NULL) && (rt.memset_ != NULL) &&
               (rt.sync != NULL));
+    if (rt.malloc_(&probe, 1) != 0) {
+        ST_SKIP("the CUDA runtime has no usable device");
+    }
+    rt.free_(probe);
 }
 
 /* "64m" -> bytes; 0 when not a size. */
