@@ -33,8 +33,14 @@
 #   torch-cuda  torch.distributed backend "scomm" on CUDA tensors, two
 #             processes on GPU 0 (python/tests/torch_cuda.py), when torch
 #             has CUDA
-# Not here yet: CUDA IPC, KV device region to device region, 1 GiB sizes,
-# bandwidth of staging against a device-to-device copy.
+#   ipc-bw (docs/device.md, "CUDA IPC")  two processes on GPU 0, a
+#             broadcast of device memory under the hint SCOMM_MEM_CUDA
+#             over CUDA IPC (bench/ipc_bw.c, built here with cc like the
+#             tests above) at 64 MiB and 1 GiB, against a plain
+#             device-to-device cudaMemcpy of the same size on the
+#             receiver; passes at >= 80 % of the copy rate, and when the
+#             all_gather's record says "path cuda_ipc"
+# Not here yet: KV device region to device region, 1 GiB staged sizes.
 #
 # Finding things (override any with the variable):
 #   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
@@ -352,6 +358,25 @@ if timeout 60 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_availab
     fi
 else
     echo "CHECK torch-cuda FAIL torch without CUDA here, or no libscomm.so in the build" > "$OUT/check-torch-cuda.log"
+# ---- 5c. CUDA IPC between two processes of one GPU (docs/device.md) ----
+build_ipc_bw() {
+    cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
+       -I"$REPO/tests/harness" -o "$BUILD/ipc_bw" "$REPO/bench/ipc_bw.c" \
+       "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
+       -ldl -lpthread -lm -lrt
+}
+export -f build_ipc_bw
+if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
+   run_step build_ipc_bw 60 bash -c build_ipc_bw; then
+    run_step check-ipc-bw 120 env SCOMM_TRANSPORTS=shm SCOMM_DEVICE_IPC=1 \
+        IPC_BW_SIZES=64m,1g IPC_BW_ITERS=5 IPC_BW_MIN_RATIO=0.8 \
+        "$BUILD/ipc_bw" -n 2 -t 110
+    rc=$?
+    if ! grep -q "^CHECK ipc-bw" "$OUT/check-ipc-bw.log"; then
+        echo "CHECK ipc-bw FAIL no result (exit status $rc: see check-ipc-bw.log)" >> "$OUT/check-ipc-bw.log"
+    fi
+else
+    echo "CHECK ipc-bw FAIL not built (no libcudart, or see build_ipc_bw.log)" > "$OUT/check-ipc-bw.log"
 fi
 
 # ---- 6. the report ----

@@ -46,6 +46,13 @@ static const scomm_param_t scomm_backend_params[] = {
      .help = "chunk of the pipelined staging of an all_reduce on device "
              "buffers of a native communicator (two pinned chunks; "
              "docs/device.md)"},
+    {.name = "SCOMM_DEVICE_IPC", .defval = "auto", .type = SCOMM_PARAM_ENUM,
+     .values = "auto,0,1",
+     .help = "CUDA IPC (device-to-device copies) for all_gather, broadcast, "
+             "all_to_all and send/recv on device buffers between the ranks "
+             "of one host under the hint SCOMM_MEM_CUDA; auto: where every "
+             "rank can, else staged; 0: always staged; 1: as auto, with a "
+             "warning naming why when it falls back (docs/device.md)"},
     {.name = "SCOMM_BACKEND", .defval = "native", .type = SCOMM_PARAM_ENUM,
      .values = "native,gloo,mock,nccl,rccl,hccl,cncl,bkcl",
      .help = "backend of scomm_init (gloo = native; mock: ranks as "

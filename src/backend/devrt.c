@@ -12,6 +12,14 @@
  *     cudaThreadExchangeStreamCaptureMode(enum cudaStreamCaptureMode *)
  *     (Global 0, ThreadLocal 1, Relaxed 2), cudaGetErrorString,
  *     cudaRuntimeGetVersion(int *) (1000 * major + 10 * minor);
+ *   CUDA IPC: cudaIpcGetMemHandle(cudaIpcMemHandle_t *, void *) of the
+ *     base of a cudaMalloc allocation, cudaIpcOpenMemHandle(void **,
+ *     cudaIpcMemHandle_t (64 bytes, by value), unsigned) with
+ *     cudaIpcMemLazyEnablePeerAccess = 1, cudaIpcCloseMemHandle(void *);
+ *     the base from the driver API, cuMemGetAddressRange_v2(CUdeviceptr *,
+ *     size_t *, CUdeviceptr) in libcuda.so.1 (the runtime API documents
+ *     no call that returns an allocation's base; HIP's is
+ *     hipMemGetAddressRange);
  *   HIP: the same calls and codes under hip*, hipRuntimeGetVersion
  *     (major * 10^7 + minor * 10^5 + patch);
  *   ACL (CANN 7/8): aclrtCreateEvent(aclrtEvent *), aclrtRecordEvent(event,
@@ -121,6 +129,10 @@ struct scomm_devrt {
     int (*stream_wait)(void *s, void *ev, unsigned flags);
     int (*last_error)(void);
     int (*host_func)(void *s, void (*fn)(void *), void *arg); /* optional */
+    /* IPC (CUDA, HIP; optional) */
+    int (*ipc_get)(scomm_devrt_ipc_handle_t *h, void *p);
+    int (*ipc_open)(void **p, scomm_devrt_ipc_handle_t h, unsigned flags);
+    int (*ipc_close)(void *p);
 };
 
 static pthread_mutex_t devrt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -271,6 +283,9 @@ static const devrt_sym_t devrt_cuda_syms[] = { /* CUDA and HIP */
     {DEVRT_F(stream_wait), "StreamWaitEvent", 1},
     {DEVRT_F(last_error), "GetLastError", 1},
     {DEVRT_F(host_func), "LaunchHostFunc", 1},
+    {DEVRT_F(ipc_get), "IpcGetMemHandle", 1},
+    {DEVRT_F(ipc_open), "IpcOpenMemHandle", 1},
+    {DEVRT_F(ipc_close), "IpcCloseMemHandle", 1},
     {0, NULL, 0}};
 static const devrt_sym_t devrt_acl_syms[] = {
     {DEVRT_F(create), "aclrtCreateEvent", 0},
@@ -725,4 +740,119 @@ int scomm_devrt_host_func(const scomm_devrt_t *rt, void *stream,
     }
     rc = rt->host_func(stream, fn, arg);
     return (rc == 0) ? 0 : devrt_fail(rt, "LaunchHostFunc", rc, err, len);
+}
+
+/* ---- IPC (CUDA, HIP; invariant 5) ---- */
+
+#define DEVRT_IPC_LAZY_PEER 1 /* cudaIpcMemLazyEnablePeerAccess */
+
+/* cuMemGetAddressRange_v2 (CUdeviceptr as unsigned long long) or
+ * hipMemGetAddressRange (pointers): the same three arguments. */
+typedef int (*devrt_range_fn_t)(void *base, size_t *n, const void *p);
+
+static devrt_range_fn_t devrt_range[SCOMM_RT_KINDS];
+static int devrt_range_state[SCOMM_RT_KINDS]; /* 0 not looked, 1, 2 none */
+static char devrt_range_why[SCOMM_RT_KINDS][160];
+
+static devrt_range_fn_t devrt_range_get(const scomm_devrt_t *rt, char *why,
+                                        size_t len)
+{
+    void *dl, *fn = NULL;
+    int k = (int)rt->kind;
+
+    pthread_mutex_lock(&devrt_lock);
+    if (devrt_range_state[k] == 0) {
+        if (rt->kind == SCOMM_RT_HIP) {
+            fn = dlsym(rt->dl, "hipMemGetAddressRange");
+        } else {
+            /* the runtime has loaded the driver already; never a second
+             * copy of it from elsewhere */
+            dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+            if (dl == NULL) {
+                dl = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+            }
+            fn = (dl != NULL) ? dlsym(dl, "cuMemGetAddressRange_v2") : NULL;
+        }
+        memcpy(&devrt_range[k], &fn, sizeof(fn));
+        devrt_range_state[k] = (fn != NULL) ? 1 : 2;
+        snprintf(devrt_range_why[k], sizeof(devrt_range_why[k]), "%s",
+                 (rt->kind == SCOMM_RT_HIP)
+                     ? "the HIP runtime has no hipMemGetAddressRange"
+                     : "no cuMemGetAddressRange_v2 (libcuda.so.1, the CUDA "
+                       "driver, not found)");
+    }
+    pthread_mutex_unlock(&devrt_lock);
+    if (devrt_range_state[k] != 1) {
+        snprintf(why, len, "%s", devrt_range_why[k]);
+        return NULL;
+    }
+    return devrt_range[k];
+}
+
+int scomm_devrt_has_ipc(const scomm_devrt_t *rt, char *why, size_t len)
+{
+    if ((rt == NULL) || (rt->kind > SCOMM_RT_HIP)) {
+        snprintf(why, len, "no CUDA or HIP runtime");
+        return 0;
+    }
+    if ((rt->ipc_get == NULL) || (rt->ipc_open == NULL) ||
+        (rt->ipc_close == NULL)) {
+        snprintf(why, len, "%s has no %sIpcGetMemHandle/OpenMemHandle/"
+                 "CloseMemHandle", rt->path, rt->d->p);
+        return 0;
+    }
+    return devrt_range_get(rt, why, len) != NULL;
+}
+
+int scomm_devrt_mem_range(const scomm_devrt_t *rt, const void *p,
+                          void **base, size_t *n, char *err, size_t len)
+{
+    devrt_range_fn_t fn = devrt_range_get(rt, err, len);
+    unsigned long long b = 0;
+    int rc;
+
+    *base = NULL;
+    *n    = 0;
+    if (fn == NULL) {
+        return -1;
+    }
+    /* CUdeviceptr and hipDeviceptr_t are both one 64-bit word here */
+    rc = fn(&b, n, p);
+    if (rc != 0) {
+        snprintf(err, len, "%s: error %d for %p",
+                 (rt->kind == SCOMM_RT_HIP) ? "hipMemGetAddressRange"
+                                            : "cuMemGetAddressRange_v2",
+                 rc, p);
+        return -1;
+    }
+    *base = (void *)(uintptr_t)b;
+    return 0;
+}
+
+int scomm_devrt_ipc_get(const scomm_devrt_t *rt, scomm_devrt_ipc_handle_t *h,
+                        void *base, char *err, size_t len)
+{
+    int rc = rt->ipc_get(h, base);
+
+    return (rc == 0) ? 0 : devrt_fail(rt, "IpcGetMemHandle", rc, err, len);
+}
+
+int scomm_devrt_ipc_open(const scomm_devrt_t *rt, void **p,
+                         const scomm_devrt_ipc_handle_t *h, char *err,
+                         size_t len)
+{
+    int rc = rt->ipc_open(p, *h, DEVRT_IPC_LAZY_PEER);
+
+    if (rc != 0) {
+        *p = NULL;
+        return devrt_fail(rt, "IpcOpenMemHandle", rc, err, len);
+    }
+    return 0;
+}
+
+void scomm_devrt_ipc_close(const scomm_devrt_t *rt, void *p)
+{
+    if (p != NULL) {
+        (void)rt->ipc_close(p);
+    }
 }

@@ -24,6 +24,8 @@
  *  4. The memory calls are optional symbols: a runtime without them still
  *     serves the vendor backends; scomm_devrt_has_mem() says whether they
  *     are all there.
+ *  5. The IPC calls (ipc.c) are optional too, and the driver library
+ *     (libcuda.so.1) is looked for only when an IPC path first asks.
  */
 #ifndef SCOMM_DEVRT_H
 #define SCOMM_DEVRT_H
@@ -123,5 +125,27 @@ int scomm_devrt_stream_wait(const scomm_devrt_t *rt, void *stream, void *ev,
 int scomm_devrt_host_func(const scomm_devrt_t *rt, void *stream,
                           void (*fn)(void *), void *arg, char *err,
                           size_t len);
+/* ---- IPC between processes of one host (CUDA, HIP; ipc.c) ---- */
+
+/* cudaIpcMemHandle_t / hipIpcMemHandle_t: 64 opaque bytes, by value. */
+typedef struct {
+    char reserved[64];
+} scomm_devrt_ipc_handle_t;
+
+/* 1 if rt has the IPC calls and a way to the base of an allocation (CUDA:
+ * the driver's cuMemGetAddressRange_v2 from libcuda.so.1, loaded on the
+ * first call; HIP: hipMemGetAddressRange); 0 with why. */
+int scomm_devrt_has_ipc(const scomm_devrt_t *rt, char *why, size_t len);
+/* The allocation holding p: its base and size. */
+int scomm_devrt_mem_range(const scomm_devrt_t *rt, const void *p,
+                          void **base, size_t *n, char *err, size_t len);
+/* cudaIpcGetMemHandle of an allocation's base. */
+int scomm_devrt_ipc_get(const scomm_devrt_t *rt, scomm_devrt_ipc_handle_t *h,
+                        void *base, char *err, size_t len);
+/* cudaIpcOpenMemHandle(..., cudaIpcMemLazyEnablePeerAccess). */
+int scomm_devrt_ipc_open(const scomm_devrt_t *rt, void **p,
+                         const scomm_devrt_ipc_handle_t *h, char *err,
+                         size_t len);
+void scomm_devrt_ipc_close(const scomm_devrt_t *rt, void *p);
 
 #endif /* SCOMM_DEVRT_H */

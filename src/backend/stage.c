@@ -22,6 +22,9 @@
  * through the hooks api/coll.c gives it) or the transports, its copies
  * back enqueued after the wire, and handed to the caller's stream by
  * scomm_wait/scomm_test.
+ * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, blocking
+ * all_gather, broadcast and all_to_all go to ipc.c first (CUDA IPC:
+ * device-to-device copies); what it declines is staged here.
  *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot
@@ -50,6 +53,7 @@
 #include "../core/log.h"
 #include "../core/util.h"
 #include "backend.h"
+#include "ipc.h"
 
 /* The staging memory and events of one non-blocking call (a slot): its
  * own, so calls in flight never share pinned memory. */
@@ -153,6 +157,7 @@ void scomm_dev_stage_free(scomm_comm_t *comm)
     stage_t *st = comm->dev_stage;
     int i;
 
+    scomm_ipc_free(comm); /* closes the peers' memory it opened */
     if (st == NULL) {
         return;
     }
@@ -182,6 +187,12 @@ void scomm_dev_stage_free(scomm_comm_t *comm)
 static scomm_status_t stage_wait(scomm_comm_t *comm, stage_t *st, void *ev,
                                  const char *op, const char *what)
 {
+    return scomm_dev_wait(comm, st->rt, ev, op, what);
+}
+
+scomm_status_t scomm_dev_wait(scomm_comm_t *comm, const scomm_devrt_t *rt,
+                              void *ev, const char *op, const char *what)
+{
     uint64_t deadline = scomm_deadline_ms(
         (comm->timeout_ms > 0) ? comm->timeout_ms : 600000);
     struct timespec nap = {0, 20000};
@@ -189,7 +200,7 @@ static scomm_status_t stage_wait(scomm_comm_t *comm, stage_t *st, void *ev,
     int spins = 0, r;
 
     for (;;) {
-        r = scomm_devrt_event_query(st->rt, ev, err, sizeof(err));
+        r = scomm_devrt_event_query(rt, ev, err, sizeof(err));
         if (r == SCOMM_RT_DONE) {
             return SCOMM_OK;
         }
@@ -571,9 +582,19 @@ static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
     return status;
 }
 
+/* What ipc.c borrows (ipc.h): the stream and the outer events. */
+static void stage_ipc_ctx(const stage_t *st, scomm_ipc_ctx_t *x)
+{
+    x->rt     = st->rt;
+    x->stream = st->stream;
+    x->ev_in  = st->ev_in;
+    x->ev_out = st->ev_out;
+}
+
 scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
                                 const scomm_coll_args_t *a)
 {
+    scomm_ipc_ctx_t x;
     stage_side_t in, out;
     scomm_status_t status;
     char path[96];
@@ -584,6 +605,11 @@ scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
         return status;
     }
     pthread_mutex_lock(&st->lock);
+    stage_ipc_ctx(st, &x);
+    if (scomm_ipc_coll(comm, name, a, &x, &status)) {
+        pthread_mutex_unlock(&st->lock); /* ran over CUDA IPC (ipc.c) */
+        return status;
+    }
     /* The pipeline splits the call into chunk-sized all_reduces, which
      * every rank must do alike: only under a device hint, the caller's
      * promise that every rank's buffers are device memory (a rank with host

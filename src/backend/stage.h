@@ -102,6 +102,12 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
                                     int is_send, void *buf, size_t bytes,
                                     void **pin_p, scomm_stage_job_t **job_p);
 void scomm_stage_p2p_end(scomm_req_t *req);
+/* Poll event ev of rt until done, bounded by comm's timeout
+ * (SCOMM_ERR_TIMED_OUT naming what was waited for); stage.c and ipc.c. */
+struct scomm_devrt;
+scomm_status_t scomm_dev_wait(scomm_comm_t *comm,
+                              const struct scomm_devrt *rt, void *ev,
+                              const char *op, const char *what);
 /* Free comm's staging state (comm_stop hook). */
 void scomm_dev_stage_free(scomm_comm_t *comm);
 

@@ -215,6 +215,9 @@ struct scomm_comm {
     void                   *dev_stream;
     int                     dev_hint;
     struct scomm_dev_stage *dev_stage;
+    /* CUDA IPC between the ranks of one host (src/backend/ipc.c): the
+     * agreement and the peers' opened memory; NULL until first used. */
+    struct scomm_dev_ipc   *dev_ipc;
 };
 
 /* ---- errors ---- */

@@ -13,7 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +80,10 @@ typedef struct {
     size_t         n;    /* bytes asked for */
     size_t         len;  /* bytes mapped */
     int            kind;
+    int            fd;   /* own device memory: its memfd (IPC), else -1 */
+    uint64_t       tag;  /* device memory: random, in the memfd's name */
+    int            ipc;  /* opened from another process's handle */
+    int            refs; /* ipc: opens of the same handle */
 } fkd_alloc_t;
 
 static pthread_mutex_t fkd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -96,6 +104,7 @@ static struct {
     _Atomic int64_t captured;
     _Atomic int64_t graph_launches;
     _Atomic int64_t capture_violations;
+    _Atomic int64_t ipc_opens;
 } fkd_stats;
 
 /* ---- helpers ---- */
@@ -927,6 +936,7 @@ FKD_API int fkd_malloc(void **p, size_t n)
 {
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t hole;
+    char name[64];
     fkd_alloc_t a;
     void *dev, *w;
     int fd;
@@ -944,7 +954,12 @@ FKD_API int fkd_malloc(void **p, size_t n)
     memset(&a, 0, sizeof(a));
     a.n   = n;
     a.len = (n + (size_t)page - 1) / (size_t)page * (size_t)page;
-    fd    = memfd_create("scomm-fake-device", MFD_CLOEXEC);
+    if (getrandom(&a.tag, sizeof(a.tag), 0) != (ssize_t)sizeof(a.tag)) {
+        a.tag = (uint64_t)fkd_now_ms() * 2654435761u ^ (uint64_t)getpid();
+    }
+    snprintf(name, sizeof(name), "scomm-fake-device:%016llx",
+             (unsigned long long)a.tag);
+    fd = memfd_create(name, MFD_CLOEXEC);
     if ((fd < 0) || (ftruncate(fd, (off_t)a.len) != 0)) {
         if (fd >= 0) {
             close(fd);
@@ -955,7 +970,6 @@ FKD_API int fkd_malloc(void **p, size_t n)
     dev  = mmap((void *)hole, a.len, PROT_NONE,
                 MAP_SHARED | ((hole != 0) ? MAP_FIXED : 0), fd, 0);
     w    = mmap(NULL, a.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
     if ((dev == MAP_FAILED) || (w == MAP_FAILED)) {
         if (dev != MAP_FAILED) {
             munmap(dev, a.len);
@@ -963,14 +977,17 @@ FKD_API int fkd_malloc(void **p, size_t n)
         if (w != MAP_FAILED) {
             munmap(w, a.len);
         }
+        close(fd);
         return FKD_ENOMEM;
     }
     a.dev  = (uintptr_t)dev;
     a.w    = w;
     a.kind = FKD_MEM_DEVICE;
+    a.fd   = fd; /* kept for IPC handles (invariant 6) */
     if (fkd_alloc_add(&a) != FKD_OK) {
         munmap(dev, a.len);
         munmap(w, a.len);
+        close(fd);
         return FKD_ENOMEM;
     }
     *p = dev;
@@ -1001,6 +1018,7 @@ FKD_API int fkd_malloc_host(void **p, size_t n)
     a.dev  = (uintptr_t)h;
     a.w    = h;
     a.kind = FKD_MEM_PINNED;
+    a.fd   = -1;
     if (fkd_alloc_add(&a) != FKD_OK) {
         munmap(h, a.len);
         return FKD_ENOMEM;
@@ -1023,7 +1041,7 @@ FKD_API int fkd_free(void *p)
     }
     pthread_rwlock_wrlock(&fkd_mem_lock);
     for (i = 0; i < fkd_nallocs; i++) {
-        if (fkd_allocs[i].dev == (uintptr_t)p) {
+        if ((fkd_allocs[i].dev == (uintptr_t)p) && !fkd_allocs[i].ipc) {
             a             = fkd_allocs[i];
             fkd_allocs[i] = fkd_allocs[--fkd_nallocs];
             found         = 1;
@@ -1038,7 +1056,243 @@ FKD_API int fkd_free(void *p)
         fkd_hole_put(a.dev, a.len); /* stays device address space */
     }
     munmap(a.w, a.len);
+    if (a.fd >= 0) {
+        close(a.fd);
+    }
     return FKD_OK;
+}
+
+/* ---- IPC (invariant 6) ---- */
+
+#define FKD_IPC_MAGIC 0x50494b46u /* "FKIP" */
+
+typedef struct {
+    uint32_t magic;
+    int32_t  pid;
+    int32_t  fd;
+    uint32_t pad;
+    uint64_t len; /* bytes mapped */
+    uint64_t n;   /* bytes asked for */
+    uint64_t tag;
+} fkd_ipc_wire_t;
+
+FKD_API int fkd_ipc_get(fkd_ipc_handle_t *h, void *p)
+{
+    fkd_ipc_wire_t wire;
+    size_t i;
+    int rc = FKD_EINVAL;
+
+    if ((h == NULL) || (p == NULL)) {
+        return FKD_EINVAL;
+    }
+    memset(&wire, 0, sizeof(wire));
+    pthread_rwlock_rdlock(&fkd_mem_lock);
+    for (i = 0; i < fkd_nallocs; i++) {
+        const fkd_alloc_t *a = &fkd_allocs[i];
+
+        /* the base of an allocation of this process's own (cudaMalloc) */
+        if ((a->dev == (uintptr_t)p) && (a->kind == FKD_MEM_DEVICE) &&
+            !a->ipc && (a->fd >= 0)) {
+            wire.magic = FKD_IPC_MAGIC;
+            wire.pid   = (int32_t)getpid();
+            wire.fd    = a->fd;
+            wire.len   = a->len;
+            wire.n     = a->n;
+            wire.tag   = a->tag;
+            rc         = FKD_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&fkd_mem_lock);
+    memset(h, 0, sizeof(*h));
+    memcpy(h->reserved, &wire, sizeof(wire));
+    return rc;
+}
+
+/* The owner's fd in this process: pidfd_getfd, else /proc/PID/fd/N. */
+static int fkd_ipc_fd(const fkd_ipc_wire_t *wire)
+{
+    char path[64];
+    int fd = -1;
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)wire->pid, 0);
+
+    if (pfd >= 0) {
+        fd = (int)syscall(SYS_pidfd_getfd, pfd, wire->fd, 0);
+        close(pfd);
+    }
+#endif
+    if (fd < 0) {
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)wire->pid,
+                 (int)wire->fd);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    return fd;
+}
+
+/* 1 if fd is the memfd of that tag (its name carries it) and big enough. */
+static int fkd_ipc_check(int fd, const fkd_ipc_wire_t *wire)
+{
+    char path[64], name[256], want[64];
+    struct stat sb;
+    ssize_t k;
+
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    k = readlink(path, name, sizeof(name) - 1);
+    if (k <= 0) {
+        return 0;
+    }
+    name[k] = '\0';
+    snprintf(want, sizeof(want), "scomm-fake-device:%016llx",
+             (unsigned long long)wire->tag);
+    return (strstr(name, want) != NULL) && (fstat(fd, &sb) == 0) &&
+           ((uint64_t)sb.st_size >= wire->len);
+}
+
+FKD_API int fkd_ipc_open(void **p, const fkd_ipc_handle_t *h)
+{
+    const char *fail = getenv("FAKE_IPC_OPEN_FAIL");
+    fkd_ipc_wire_t wire;
+    fkd_alloc_t a;
+    void *dev, *w;
+    size_t i;
+    int fd;
+
+    if ((p == NULL) || (h == NULL)) {
+        return FKD_EINVAL;
+    }
+    *p = NULL;
+    memcpy(&wire, h->reserved, sizeof(wire));
+    if ((wire.magic != FKD_IPC_MAGIC) || (wire.len == 0) ||
+        (wire.n > wire.len)) {
+        return FKD_EHANDLE;
+    }
+    if (wire.pid == (int32_t)getpid()) {
+        return FKD_ECONTEXT; /* one's own memory is not opened */
+    }
+    if ((fail != NULL) && (fail[0] != '\0') && (strcmp(fail, "0") != 0)) {
+        return FKD_EMAP;
+    }
+    /* opened before: the same pointer, one more reference */
+    pthread_rwlock_wrlock(&fkd_mem_lock);
+    for (i = 0; i < fkd_nallocs; i++) {
+        if (fkd_allocs[i].ipc && (fkd_allocs[i].tag == wire.tag)) {
+            fkd_allocs[i].refs++;
+            *p = (void *)fkd_allocs[i].dev;
+            pthread_rwlock_unlock(&fkd_mem_lock);
+            return FKD_OK;
+        }
+    }
+    pthread_rwlock_unlock(&fkd_mem_lock);
+    if ((fd = fkd_ipc_fd(&wire)) < 0) {
+        return FKD_EMAP;
+    }
+    if (!fkd_ipc_check(fd, &wire)) {
+        close(fd);
+        return FKD_EHANDLE; /* that fd is no longer this allocation */
+    }
+    dev = mmap(NULL, wire.len, PROT_NONE, MAP_SHARED, fd, 0);
+    w   = mmap(NULL, wire.len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if ((dev == MAP_FAILED) || (w == MAP_FAILED)) {
+        if (dev != MAP_FAILED) {
+            munmap(dev, wire.len);
+        }
+        if (w != MAP_FAILED) {
+            munmap(w, wire.len);
+        }
+        return FKD_EMAP;
+    }
+    memset(&a, 0, sizeof(a));
+    a.dev  = (uintptr_t)dev;
+    a.w    = w;
+    a.n    = wire.n;
+    a.len  = wire.len;
+    a.kind = FKD_MEM_DEVICE;
+    a.fd   = -1;
+    a.tag  = wire.tag;
+    a.ipc  = 1;
+    a.refs = 1;
+    if (fkd_alloc_add(&a) != FKD_OK) {
+        munmap(dev, wire.len);
+        munmap(w, wire.len);
+        return FKD_ENOMEM;
+    }
+    atomic_fetch_add(&fkd_stats.ipc_opens, 1);
+    *p = dev;
+    return FKD_OK;
+}
+
+FKD_API int fkd_ipc_close(void *p)
+{
+    fkd_alloc_t a;
+    size_t i;
+    int found = 0, last = 0;
+
+    if (p == NULL) {
+        return FKD_EINVAL;
+    }
+    pthread_rwlock_wrlock(&fkd_mem_lock);
+    for (i = 0; i < fkd_nallocs; i++) {
+        if (fkd_allocs[i].ipc && (fkd_allocs[i].dev == (uintptr_t)p)) {
+            found = 1;
+            last  = (--fkd_allocs[i].refs == 0);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&fkd_mem_lock);
+    if (!found) {
+        return FKD_EINVAL;
+    }
+    if (!last) {
+        return FKD_OK;
+    }
+    /* copies still queued may use the mapping: let them finish first */
+    if (fkd_device_sync() != FKD_OK) {
+        return FKD_EILLEGAL;
+    }
+    found = 0;
+    pthread_rwlock_wrlock(&fkd_mem_lock);
+    for (i = 0; i < fkd_nallocs; i++) {
+        if (fkd_allocs[i].ipc && (fkd_allocs[i].dev == (uintptr_t)p) &&
+            (fkd_allocs[i].refs == 0)) {
+            a             = fkd_allocs[i];
+            fkd_allocs[i] = fkd_allocs[--fkd_nallocs];
+            found         = 1;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&fkd_mem_lock);
+    if (found) {
+        fkd_hole_put(a.dev, a.len); /* stays device address space */
+        munmap(a.w, a.len);
+    }
+    return FKD_OK;
+}
+
+FKD_API int fkd_range(const void *p, void **base, size_t *n)
+{
+    uintptr_t u = (uintptr_t)p;
+    size_t i;
+    int rc = FKD_EINVAL;
+
+    if ((base == NULL) || (n == NULL)) {
+        return FKD_EINVAL;
+    }
+    pthread_rwlock_rdlock(&fkd_mem_lock);
+    for (i = 0; i < fkd_nallocs; i++) {
+        const fkd_alloc_t *a = &fkd_allocs[i];
+
+        if ((a->kind == FKD_MEM_DEVICE) && (u >= a->dev) &&
+            (u < a->dev + a->n)) {
+            *base = (void *)a->dev;
+            *n    = a->n;
+            rc    = FKD_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&fkd_mem_lock);
+    return rc;
 }
 
 FKD_API int fkd_translate(const void *p, size_t n, void **w, int *kind)
@@ -1193,6 +1447,9 @@ FKD_API int64_t fkd_stat(const char *name)
     if (strcmp(name, "capture_violations") == 0) {
         return atomic_load(&fkd_stats.capture_violations);
     }
+    if (strcmp(name, "ipc_opens") == 0) {
+        return atomic_load(&fkd_stats.ipc_opens);
+    }
     return -1;
 }
 
@@ -1204,4 +1461,5 @@ FKD_API void fkd_stat_reset(void)
     atomic_store(&fkd_stats.captured, 0);
     atomic_store(&fkd_stats.graph_launches, 0);
     atomic_store(&fkd_stats.capture_violations, 0);
+    atomic_store(&fkd_stats.ipc_opens, 0);
 }

@@ -29,6 +29,14 @@
  *     memory was, as under CUDA's unified addressing.
  *  5. Every counter a test asserts on (launches, event records, event
  *     queries, captured nodes, graph launches) is read with fkd_stat().
+ *  6. An IPC handle (fkd_ipc_get) names the memfd of one device
+ *     allocation: the owner's pid, the fd number, the size and a random
+ *     tag that is also in the memfd's name. Another process opens it
+ *     (fkd_ipc_open) with pidfd_getfd, or /proc/PID/fd/N, checks the tag,
+ *     and maps it twice as for its own device memory, so its copies work
+ *     on it; opening a handle of the same process is FKD_ECONTEXT, and
+ *     FAKE_IPC_OPEN_FAIL=1 (read at each open) makes every open
+ *     FKD_EMAP, as a failed mapping would be.
  */
 #ifndef FAKE_DEVICE_H
 #define FAKE_DEVICE_H
@@ -46,7 +54,10 @@ enum {
     FKD_ECAPTURE    = 3, /* not allowed while a stream captures */
     FKD_EINVALIDATED = 4, /* the capture was invalidated */
     FKD_ENOMEM      = 5,
-    FKD_EILLEGAL    = 6  /* e.g. end capture on a stream that does not */
+    FKD_EILLEGAL    = 6, /* e.g. end capture on a stream that does not */
+    FKD_ECONTEXT    = 7, /* an IPC handle of this very process */
+    FKD_EMAP        = 8, /* an IPC handle that cannot be mapped here */
+    FKD_EHANDLE     = 9  /* not an IPC handle, or one of freed memory */
 };
 
 /* Kinds of memory fkd_translate() finds. */
@@ -102,8 +113,20 @@ FKD_API int fkd_memcpy(void *dst, const void *src, size_t n, int dst_dev,
                        int src_dev, void *s, int async);
 FKD_API int fkd_memset(void *dst, int v, size_t n, void *s, int async);
 
+/* IPC (invariant 6): a handle of the base of a device allocation; the
+ * 64 bytes of cudaIpcMemHandle_t. */
+typedef struct {
+    char reserved[64];
+} fkd_ipc_handle_t;
+FKD_API int fkd_ipc_get(fkd_ipc_handle_t *h, void *p);
+FKD_API int fkd_ipc_open(void **p, const fkd_ipc_handle_t *h);
+FKD_API int fkd_ipc_close(void *p);
+/* The device allocation holding p (own or opened): base and size. */
+FKD_API int fkd_range(const void *p, void **base, size_t *n);
+
 /* Counters (invariant 5): "launches", "event_records", "event_queries",
- * "captured", "graph_launches", "capture_violations"; -1 unknown. */
+ * "captured", "graph_launches", "capture_violations", "ipc_opens" (new
+ * mappings of another process's memory); -1 unknown. */
 FKD_API int64_t fkd_stat(const char *name);
 FKD_API void fkd_stat_reset(void);
 

@@ -42,6 +42,9 @@ static int fkr_cuda(int rc)
     case FKD_ECAPTURE:     return 900;
     case FKD_EINVALIDATED: return 901;
     case FKD_ENOMEM:       return 2;
+    case FKD_ECONTEXT:     return 201;
+    case FKD_EMAP:         return 205;
+    case FKD_EHANDLE:      return 400;
     default:               return 401;
     }
 }
@@ -52,6 +55,9 @@ static const char *fkr_cuda_string(int code)
     case 0:   return "no error";
     case 1:   return "invalid argument";
     case 2:   return "out of memory";
+    case 101: return "invalid device ordinal";
+    case 201: return "invalid device context";
+    case 205: return "mapping of buffer object failed";
     case 400: return "invalid resource handle";
     case 401: return "the operation is not permitted in this state";
     case 600: return "device not ready";
@@ -160,6 +166,41 @@ FKR_BOTH(int, MemcpyAsync, (void *d, const void *s, size_t n, int kind,
     fkr_kind(kind, &dd, &sd);
     return fkr_cuda(fkd_memcpy(d, s, n, dd, sd, st, 1));
 })
+
+/* IPC: cudaIpcGetMemHandle(cudaIpcMemHandle_t *, void *devPtr) for the
+ * base of a cudaMalloc allocation (the handle names the whole of it);
+ * cudaIpcOpenMemHandle(void **, cudaIpcMemHandle_t by value, unsigned
+ * flags), flags must be cudaIpcMemLazyEnablePeerAccess (1); opening a
+ * handle twice returns the same pointer, counted;
+ * cudaIpcCloseMemHandle(void *). hipIpc* the same. */
+FKR_BOTH(int, IpcGetMemHandle, (fkd_ipc_handle_t *h, void *p),
+         { return fkr_cuda(fkd_ipc_get(h, p)); })
+FKR_BOTH(int, IpcOpenMemHandle, (void **p, fkd_ipc_handle_t h,
+                                 unsigned flags), {
+    if (flags != 1) {
+        return 1;
+    }
+    return fkr_cuda(fkd_ipc_open(p, &h));
+})
+FKR_BOTH(int, IpcCloseMemHandle, (void *p),
+         { return fkr_cuda(fkd_ipc_close(p)); })
+
+/* cudaDeviceCanAccessPeer(int *, device, peerDevice): one device here, so
+ * no peer; a device that does not exist is cudaErrorInvalidDevice. */
+FKR_BOTH(int, DeviceCanAccessPeer, (int *can, int dev, int peer), {
+    if (can == NULL) {
+        return 1;
+    }
+    *can = 0;
+    return ((dev == 0) && (peer == 0)) ? 0 : 101;
+})
+
+/* hipMemGetAddressRange(hipDeviceptr_t *base, size_t *size, ptr): HIP's
+ * public form of the driver's cuMemGetAddressRange. */
+FKD_API int hipMemGetAddressRange(void **base, size_t *n, void *p)
+{
+    return fkr_cuda(fkd_range(p, base, n));
+}
 
 /* CUDA 12 and 13: cudaGraphInstantiate(exec, graph, flags). */
 FKD_API int cudaGraphInstantiate(void **x, void *g, unsigned long long f)

@@ -16,6 +16,11 @@
  *   memory    device memory copied in and out through cudaMemcpy is
  *             intact; a host read of it kills the process (SIGSEGV); a
  *             copy with the wrong direction or past the allocation fails
+ *   ipc       a handle of an allocation's base opens in another process
+ *             (a forked child) as device memory with the owner's bytes,
+ *             counted and closed once; an inner pointer has no handle;
+ *             the owner cannot open its own (201); FAKE_IPC_OPEN_FAIL
+ *             makes an open fail (205)
  */
 #include <pthread.h>
 #include <signal.h>
@@ -49,6 +54,10 @@ int cudaEventDestroy(void *e);
 int cudaMalloc(void **p, size_t n);
 int cudaFree(void *p);
 int cudaMemcpy(void *d, const void *s, size_t n, int kind);
+int cudaIpcGetMemHandle(fkd_ipc_handle_t *h, void *p);
+int cudaIpcOpenMemHandle(void **p, fkd_ipc_handle_t h, unsigned flags);
+int cudaIpcCloseMemHandle(void *p);
+int cudaPointerGetAttributes(void *attr, const void *p);
 
 static double now_ms(void)
 {
@@ -308,6 +317,66 @@ static void test_memory(void)
     test_memory_reserved();
 }
 
+/* In a forked child: open the parent's handle, read, close; exit 0 if
+ * all went as documented. */
+static int ipc_child(fkd_ipc_handle_t h, const unsigned char *want)
+{
+    struct {
+        int   type;
+        int   device;
+        void *dp;
+        void *hp;
+        char  more[64];
+    } attr;
+    unsigned char out[256];
+    void *p = NULL, *p2 = NULL;
+
+    if ((cudaIpcOpenMemHandle(&p, h, 0) != 1) ||  /* flags must be 1 */
+        (cudaIpcOpenMemHandle(&p, h, 1) != 0) ||
+        (cudaIpcOpenMemHandle(&p2, h, 1) != 0) || (p2 != p) ||
+        (cudaPointerGetAttributes(&attr, (char *)p + 10) != 0) ||
+        (attr.type != 2) ||
+        (cudaMemcpy(out, (char *)p + 100, 256, 2) != 0) ||
+        (memcmp(out, want + 100, 256) != 0) ||
+        (cudaFree(p) != 1) ||                     /* not its own memory */
+        (cudaIpcCloseMemHandle(p) != 0) ||
+        (cudaIpcCloseMemHandle(p) != 0) ||        /* the second open */
+        (cudaIpcCloseMemHandle(p) != 1)) {        /* gone */
+        return 1;
+    }
+    setenv("FAKE_IPC_OPEN_FAIL", "1", 1);
+    return (cudaIpcOpenMemHandle(&p, h, 1) == 205) ? 0 : 2;
+}
+
+static void test_ipc(void)
+{
+    unsigned char in[4096];
+    fkd_ipc_handle_t h;
+    void *d = NULL, *self = NULL;
+    int status, i;
+    pid_t pid;
+
+    for (i = 0; i < (int)sizeof(in); i++) {
+        in[i] = (unsigned char)(i * 7 + 3);
+    }
+    ST_ASSERT_EQ(cudaMalloc(&d, sizeof(in)), 0);
+    ST_ASSERT_EQ(cudaMemcpy(d, in, sizeof(in), 1), 0);
+    ST_ASSERT_EQ(cudaIpcGetMemHandle(&h, (char *)d + 100), 1); /* inner */
+    ST_ASSERT_EQ(cudaIpcGetMemHandle(&h, in), 1);              /* host */
+    ST_ASSERT_EQ(cudaIpcGetMemHandle(&h, d), 0);
+    ST_ASSERT_EQ(cudaIpcOpenMemHandle(&self, h, 1), 201);      /* own */
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        _exit(ipc_child(h, in));
+    }
+    ST_ASSERT(pid > 0);
+    ST_ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ST_ASSERT(WIFEXITED(status));
+    ST_ASSERT_EQ(WEXITSTATUS(status), 0);
+    ST_ASSERT_EQ(cudaFree(d), 0);
+}
+
 int main(void)
 {
     test_later();
@@ -316,6 +385,8 @@ int main(void)
     test_capture();
     test_capture_modes();
     test_memory();
-    printf("fake device: later, delay, events, capture, modes, memory ok\n");
+    test_ipc();
+    printf("fake device: later, delay, events, capture, modes, memory, "
+           "ipc ok\n");
     return 0;
 }

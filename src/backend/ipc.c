@@ -1,0 +1,591 @@
+/*
+ * ipc.c - CUDA IPC between the ranks of one host (ipc.h): the data-moving
+ * collectives on device buffers copy straight out of the peers' device
+ * memory, on the communicator's internal stream.
+ *
+ *   collective: caller's stream done (host waits ev_in)
+ *     --> exchange records {handle of my source's allocation, offset, ok}
+ *     --> open the peers' handles (cached) --> exchange "opened"
+ *     --> device-to-device copies, each rank into its own output
+ *     --> host waits ev_out --> exchange "done" --> caller's stream waits
+ *
+ * Send and receive stay staged (stage.c jobs): an IPC send needs a
+ * handshake its receiver takes part in, and a blocking receive may match
+ * a non-blocking send, which is staged; the two sides could then disagree
+ * on what the first message is. Carrying the handle in the transport's
+ * rendezvous (RTS) would lift that: not built.
+ *
+ * Why the host waits at both ends instead of cross-process events
+ * (cudaIpcGetEventHandle): the exchanges already block the host (a native
+ * collective runs on host threads, as in stage.c), the copies are the
+ * whole call, and a host wait behaves the same on every runtime and on
+ * the fake device; an IPC event would save the caller's stream one host
+ * round trip per call, no bandwidth.
+ *
+ * all_reduce and reduce_scatter need a reduction kernel on the device,
+ * which scomm does not have (no build-time CUDA): they stay staged.
+ *
+ * Invariants: ipc.h's, and
+ *  1. Every exchange of a collective happens on every rank whatever it
+ *     found (a rank that cannot go on still says so), so a "no" never
+ *     leaves a peer waiting; only a failed wire (a dead peer) ends one
+ *     early, with the world's fault.
+ *  2. A rank writes only its own output; it reads a peer's source only
+ *     between the "records" and "done" exchanges, while the peer is held
+ *     in the call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../core/config.h"
+#include "../core/log.h"
+#include "backend.h"
+#include "ipc.h"
+
+#define IPC_CACHE_MAX 64
+#define IPC_REC_MAGIC 0x43504953u /* "SIPC" */
+
+enum { IPC_KNOB_AUTO = 0, IPC_KNOB_OFF = 1, IPC_KNOB_ON = 2 };
+
+/* Why a rank said no (in its record), for the log. */
+enum {
+    IPC_WHY_NONE = 0,
+    IPC_WHY_LOCAL,   /* SCOMM_DEVICE_IPC=0 or no IPC calls: s->why */
+    IPC_WHY_FORCED,  /* an algorithm was forced */
+    IPC_WHY_INPLACE, /* in-place all_to_all */
+    IPC_WHY_HANDLE,  /* no handle for the buffer */
+    IPC_WHY_ERROR    /* the call failed on this rank (its stream) */
+};
+
+static const char *const ipc_why_text[] = {
+    "", "cannot use CUDA IPC", "an algorithm is forced",
+    "in-place all_to_all", "no IPC handle for its buffer",
+    "the call failed there"};
+
+/* One opened peer allocation. */
+typedef struct {
+    int                      peer;
+    scomm_devrt_ipc_handle_t h;
+    void                    *p;
+    uint64_t                 used;
+} ipc_open_t;
+
+struct scomm_dev_ipc {
+    const scomm_devrt_t *rt;
+    int                  knob;     /* SCOMM_DEVICE_IPC */
+    int                  local_ok; /* knob not 0 and the runtime can */
+    char                 why[192]; /* when not local_ok */
+    int                  agreed;   /* collectives: 0 not yet, 1 on, 2 off */
+    uint64_t             clock;
+    int                  ncache;
+    ipc_open_t           cache[IPC_CACHE_MAX];
+};
+
+typedef struct scomm_dev_ipc ipc_t;
+
+/* A rank's record: its source's allocation, or why not. */
+typedef struct {
+    uint32_t                 magic;
+    int32_t                  ok;
+    int32_t                  why;
+    int32_t                  pid;
+    int32_t                  pad;
+    uint64_t                 off;   /* of the source in its allocation */
+    uint64_t                 bytes; /* block bytes */
+    uint64_t                 seq;   /* op << 16 | root */
+    scomm_devrt_ipc_handle_t h;
+} ipc_rec_t;
+
+/* ---- state ---- */
+
+static ipc_t *ipc_state(scomm_comm_t *comm, const scomm_ipc_ctx_t *x)
+{
+    ipc_t *s = comm->dev_ipc;
+    scomm_pval_t pv;
+
+    if (s != NULL) {
+        return s;
+    }
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        return NULL;
+    }
+    s->rt = x->rt;
+    scomm_param_get_or_warn("SCOMM_DEVICE_IPC", &pv);
+    s->knob = (int)pv.i;
+    if (s->knob == IPC_KNOB_OFF) {
+        snprintf(s->why, sizeof(s->why), "SCOMM_DEVICE_IPC=0");
+    } else {
+        s->local_ok = scomm_devrt_has_ipc(x->rt, s->why, sizeof(s->why));
+    }
+    comm->dev_ipc = s;
+    return s;
+}
+
+void scomm_ipc_free(scomm_comm_t *comm)
+{
+    ipc_t *s = comm->dev_ipc;
+    int i;
+
+    if (s == NULL) {
+        return;
+    }
+    comm->dev_ipc = NULL;
+    for (i = 0; i < s->ncache; i++) {
+        scomm_devrt_ipc_close(s->rt, s->cache[i].p);
+    }
+    free(s);
+}
+
+/* Why IPC did not run: a warning when SCOMM_DEVICE_IPC=1 asked for it. */
+static void ipc_declined(const ipc_t *s, const char *name, const char *fmt,
+                         int a, const char *b)
+{
+    char why[256];
+
+    snprintf(why, sizeof(why), fmt, a, b);
+    if (s->knob == IPC_KNOB_ON) {
+        scomm_warn(SCOMM_SUB_COLL, "%s: CUDA IPC not used (SCOMM_DEVICE_IPC"
+                   "=1): %s; staged instead", name, why);
+    } else {
+        scomm_debug(SCOMM_SUB_COLL, "%s: CUDA IPC not used: %s; staged",
+                    name, why);
+    }
+}
+
+/* ---- the runtime ---- */
+
+/* A record for [p, p + n): the handle of its allocation and its offset. */
+static void ipc_rec_make(const ipc_t *s, const void *p, size_t n,
+                         ipc_rec_t *r)
+{
+    char err[256];
+    void *base;
+    size_t len;
+
+    r->ok = 0;
+    if ((scomm_devrt_mem_range(s->rt, p, &base, &len, err,
+                               sizeof(err)) != 0) ||
+        ((const char *)p + n > (const char *)base + len) ||
+        (scomm_devrt_ipc_get(s->rt, &r->h, base, err, sizeof(err)) != 0)) {
+        scomm_debug(SCOMM_SUB_COLL, "CUDA IPC: no handle for %p (%zu "
+                    "bytes): %s", p, n, err);
+        r->why = IPC_WHY_HANDLE;
+        return;
+    }
+    r->off = (uint64_t)((const char *)p - (const char *)base);
+    r->ok  = 1;
+}
+
+/* Peer's allocation named by h, opened once (invariant 4 of ipc.h). */
+static int ipc_open(ipc_t *s, int peer, const scomm_devrt_ipc_handle_t *h,
+                    char **p, char *err, size_t len)
+{
+    ipc_open_t *e;
+    int i, old = 0;
+
+    for (i = 0; i < s->ncache; i++) {
+        e = &s->cache[i];
+        if ((e->peer == peer) && (memcmp(&e->h, h, sizeof(*h)) == 0)) {
+            e->used = ++s->clock;
+            *p      = e->p;
+            return 0;
+        }
+    }
+    if (s->ncache == IPC_CACHE_MAX) {
+        /* full: close the least recently used (no copy uses it: every
+         * call waits for its copies) */
+        for (i = 1; i < s->ncache; i++) {
+            if (s->cache[i].used < s->cache[old].used) {
+                old = i;
+            }
+        }
+        scomm_devrt_ipc_close(s->rt, s->cache[old].p);
+        s->cache[old] = s->cache[--s->ncache];
+    }
+    e = &s->cache[s->ncache];
+    if (scomm_devrt_ipc_open(s->rt, &e->p, h, err, len) != 0) {
+        return -1;
+    }
+    e->peer = peer;
+    e->h    = *h;
+    e->used = ++s->clock;
+    s->ncache++;
+    *p = e->p;
+    return 0;
+}
+
+static scomm_status_t ipc_rt_fail(scomm_comm_t *comm, const char *op,
+                                  const char *err)
+{
+    return scomm_set_error(comm, SCOMM_ERR_SYSTEM, "%s: CUDA IPC: %s", op,
+                           err);
+}
+
+/* The host waits for everything on the caller's stream so far. */
+static scomm_status_t ipc_caller_done(scomm_comm_t *comm, const char *op,
+                                      const scomm_ipc_ctx_t *x)
+{
+    char err[256];
+
+    if (scomm_devrt_event_record(x->rt, x->ev_in, comm->dev_stream, err,
+                                 sizeof(err)) != 0) {
+        return ipc_rt_fail(comm, op, err);
+    }
+    return scomm_dev_wait(comm, x->rt, x->ev_in, op,
+                          "the caller's stream before the IPC copies");
+}
+
+/* The host waits for the copies; then the caller's stream is after them
+ * too (free: they are done). */
+static scomm_status_t ipc_copies_done(scomm_comm_t *comm, const char *op,
+                                      const scomm_ipc_ctx_t *x)
+{
+    scomm_status_t status;
+    char err[256];
+
+    if (scomm_devrt_event_record(x->rt, x->ev_out, x->stream, err,
+                                 sizeof(err)) != 0) {
+        return ipc_rt_fail(comm, op, err);
+    }
+    status = scomm_dev_wait(comm, x->rt, x->ev_out, op, "the IPC copies");
+    if ((status == SCOMM_OK) &&
+        (scomm_devrt_stream_wait(x->rt, comm->dev_stream, x->ev_out, err,
+                                 sizeof(err)) != 0)) {
+        status = ipc_rt_fail(comm, op, err);
+    }
+    return status;
+}
+
+static scomm_status_t ipc_copy(scomm_comm_t *comm, const char *op,
+                               const scomm_ipc_ctx_t *x, void *dst,
+                               const void *src, size_t n)
+{
+    char err[256];
+
+    if ((dst == src) ||
+        (scomm_devrt_copy_async(x->rt, dst, src, n, x->stream, err,
+                                sizeof(err)) == 0)) {
+        return SCOMM_OK;
+    }
+    return ipc_rt_fail(comm, op, err);
+}
+
+/* ---- the wire ---- */
+
+/* Every rank's each bytes at all + rank * each (invariant 1). */
+static scomm_status_t ipc_exchange(scomm_comm_t *comm, const char *op,
+                                   void *all, size_t each)
+{
+    scomm_status_t status;
+
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = op;
+    status = scomm_coll_ring_allgather_bytes(comm, all, each);
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}
+
+/* ---- collectives ---- */
+
+/* Is IPC agreed on comm? The first eligible call asks every rank once:
+ * whether it can (knob, runtime), and its pid (ranks of one process
+ * cannot open each other's handles). -1 with *status when the wire
+ * failed. */
+static int ipc_agree(scomm_comm_t *comm, ipc_t *s, const char *op,
+                     scomm_status_t *status)
+{
+    int32_t (*all)[2];
+    int q, r, bad = -1, twin = -1;
+
+    if (s->agreed != 0) {
+        return s->agreed == 1;
+    }
+    all = calloc((size_t)comm->size, sizeof(*all));
+    if (all == NULL) {
+        *status = scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: no memory "
+                                  "for the CUDA IPC agreement", op);
+        return -1;
+    }
+    all[comm->rank][0] = s->local_ok;
+    all[comm->rank][1] = (int32_t)getpid();
+    *status = ipc_exchange(comm, op, all, sizeof(*all));
+    for (q = 0; (q < comm->size) && (*status == SCOMM_OK); q++) {
+        if ((all[q][0] == 0) && (bad < 0)) {
+            bad = q;
+        }
+        for (r = q + 1; r < comm->size; r++) {
+            if ((all[q][1] == all[r][1]) && (twin < 0)) {
+                twin = q;
+            }
+        }
+    }
+    free(all);
+    if (*status != SCOMM_OK) {
+        return -1;
+    }
+    s->agreed = ((bad < 0) && (twin < 0)) ? 1 : 2;
+    if (bad >= 0) {
+        ipc_declined(s, op, "rank %d cannot use it (%s)", bad,
+                     (bad == comm->rank) ? s->why : "see its log");
+    } else if (twin >= 0) {
+        ipc_declined(s, op, "rank %d shares its process with another "
+                     "rank%s", twin, "");
+    }
+    return s->agreed == 1;
+}
+
+/* The source every peer reads of this rank, and its length. */
+static void ipc_source(const scomm_comm_t *comm, const scomm_coll_args_t *a,
+                       const void **p, size_t *n)
+{
+    *p = a->sendbuf;
+    *n = (a->op == SCOMM_COLL_ALLTOALL) ? a->bytes * (size_t)comm->size
+                                        : a->bytes;
+    if ((a->op == SCOMM_COLL_BROADCAST) && (comm->rank != a->root)) {
+        *p = NULL; /* nobody reads a non-root */
+    }
+}
+
+/* Does this rank read q's source? */
+static int ipc_reads(const scomm_comm_t *comm, const scomm_coll_args_t *a,
+                     int q)
+{
+    if (q == comm->rank) {
+        return 0;
+    }
+    return (a->op != SCOMM_COLL_BROADCAST) || (q == a->root);
+}
+
+/* This rank's record for a collective (its "no" too: invariant 1). */
+static void ipc_coll_rec(scomm_comm_t *comm, const ipc_t *s,
+                         const scomm_coll_args_t *a, ipc_rec_t *r)
+{
+    const scomm_coll_algo_t *algo = NULL;
+    const char *rule;
+    const void *p;
+    size_t n;
+
+    memset(r, 0, sizeof(*r));
+    r->magic = IPC_REC_MAGIC;
+    r->pid   = (int32_t)getpid();
+    r->bytes = a->bytes; /* every rank checks the others' (a mismatch) */
+    r->seq   = (uint64_t)(((uint32_t)a->op << 16) |
+                          (uint32_t)(a->root & 0xffff));
+    /* a forced algorithm (SCOMM_ALGO, a test hook) is run as asked */
+    pthread_mutex_lock(&comm->world->lock);
+    (void)scomm_coll_select(comm, a, &algo);
+    rule = comm->last_sel.rule_id;
+    if ((strncmp(rule, "forced", 6) == 0) ||
+        (strncmp(rule, "fallback", 8) == 0)) {
+        r->why = IPC_WHY_FORCED;
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    if (r->why != IPC_WHY_NONE) {
+        return;
+    }
+    if ((a->op == SCOMM_COLL_ALLTOALL) && a->inplace) {
+        r->why = IPC_WHY_INPLACE; /* peers would read what it overwrites */
+        return;
+    }
+    ipc_source(comm, a, &p, &n);
+    if (p == NULL) {
+        r->ok = 1;
+        return;
+    }
+    ipc_rec_make(s, p, n, r);
+}
+
+/* Enqueue this rank's copies: each block of its output from its owner. */
+static scomm_status_t ipc_coll_copies(scomm_comm_t *comm, const char *op,
+                                      const scomm_ipc_ctx_t *x,
+                                      const scomm_coll_args_t *a,
+                                      char *const *peer)
+{
+    size_t b = a->bytes, me = (size_t)comm->rank;
+    char *out = a->recvbuf;
+    const char *in = a->sendbuf;
+    scomm_status_t status = SCOMM_OK;
+    int q;
+
+    if (a->op == SCOMM_COLL_BROADCAST) {
+        return (comm->rank == a->root) ? SCOMM_OK
+                                       : ipc_copy(comm, op, x, out,
+                                                  peer[a->root], b);
+    }
+    for (q = 0; (q < comm->size) && (status == SCOMM_OK); q++) {
+        const char *src;
+
+        if (a->op == SCOMM_COLL_ALLGATHER) {
+            src = (q == comm->rank) ? in : peer[q];
+        } else { /* all_to_all: block `me` of q's send buffer */
+            src = ((q == comm->rank) ? in : peer[q]) + me * b;
+        }
+        status = ipc_copy(comm, op, x, out + (size_t)q * b, src, b);
+    }
+    return status;
+}
+
+/* The record of a collective that ran here. */
+static void ipc_coll_record(scomm_comm_t *comm, const scomm_coll_args_t *a)
+{
+    char reason[160];
+    int peers = (a->op == SCOMM_COLL_BROADCAST)
+                    ? (comm->rank != a->root)
+                    : comm->size - 1;
+
+    snprintf(reason, sizeof(reason), "path cuda_ipc; device-to-device "
+             "copies out of %d peer%s device memory (CUDA IPC, one host)",
+             peers, (peers == 1) ? "'s" : "s'");
+    pthread_mutex_lock(&comm->world->lock);
+    comm->op_seq++;
+    scomm_coll_record_special(comm, "cuda_ipc", "device.cuda_ipc", reason);
+    pthread_mutex_unlock(&comm->world->lock);
+}
+
+/* After the records: open what this rank reads, agree, copy, agree. */
+static int ipc_coll_run(scomm_comm_t *comm, ipc_t *s, const char *name,
+                        const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
+                        const ipc_rec_t *recs, scomm_status_t *status)
+{
+    char **peer, err[256] = "";
+    int32_t *votes;
+    int q, bad = -1;
+
+    peer  = calloc((size_t)comm->size, sizeof(*peer));
+    votes = calloc((size_t)comm->size, sizeof(*votes));
+    if ((peer == NULL) || (votes == NULL)) {
+        free(peer);
+        free(votes);
+        *status = scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: no "
+                                  "memory for CUDA IPC", name);
+        return 1; /* the others time out in the exchange */
+    }
+    for (q = 0; q < comm->size; q++) {
+        if (ipc_reads(comm, a, q) &&
+            (ipc_open(s, q, &recs[q].h, &peer[q], err, sizeof(err)) != 0)) {
+            votes[comm->rank] = 1;
+            scomm_debug(SCOMM_SUB_COLL, "%s: CUDA IPC: rank %d's handle: "
+                        "%s", name, q, err);
+            break;
+        }
+        if (peer[q] != NULL) {
+            peer[q] += recs[q].off;
+        }
+    }
+    *status = ipc_exchange(comm, name, votes, sizeof(*votes));
+    for (q = 0; (q < comm->size) && (*status == SCOMM_OK); q++) {
+        if ((votes[q] != 0) && (bad < 0)) {
+            bad = q;
+        }
+    }
+    if ((*status != SCOMM_OK) || (bad >= 0)) {
+        free(peer);
+        free(votes);
+        if (bad >= 0) {
+            ipc_declined(s, name, "rank %d could not open a peer's handle"
+                         "%s", bad, "");
+        }
+        return (*status != SCOMM_OK); /* no: stage it (invariant 2) */
+    }
+    /* copy, wait, then tell the others this rank is done reading */
+    *status = ipc_coll_copies(comm, name, x, a, peer);
+    if (*status == SCOMM_OK) {
+        *status = ipc_copies_done(comm, name, x);
+    }
+    memset(votes, 0, (size_t)comm->size * sizeof(*votes));
+    votes[comm->rank] = (int32_t)*status;
+    if (ipc_exchange(comm, name, votes, sizeof(*votes)) != SCOMM_OK) {
+        *status = (*status != SCOMM_OK) ? *status : SCOMM_ERR_ABORTED;
+    }
+    free(peer);
+    free(votes);
+    if (*status == SCOMM_OK) {
+        ipc_coll_record(comm, a);
+    }
+    return 1;
+}
+
+int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
+                   const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
+                   scomm_status_t *status)
+{
+    ipc_rec_t *recs;
+    ipc_t *s;
+    int q, on, ran;
+
+    *status = SCOMM_OK;
+    if (((a->op != SCOMM_COLL_ALLGATHER) &&
+         (a->op != SCOMM_COLL_BROADCAST) &&
+         (a->op != SCOMM_COLL_ALLTOALL)) ||
+        (comm->dev_hint != SCOMM_MEM_CUDA) || (comm->size < 2) ||
+        (comm->local_size != comm->size) || (a->bytes == 0)) {
+        return 0; /* the same on every rank (invariant 1 of ipc.h) */
+    }
+    if ((s = ipc_state(comm, x)) == NULL) {
+        *status = scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: no memory "
+                                  "for the CUDA IPC state", name);
+        return 1;
+    }
+    if ((on = ipc_agree(comm, s, name, status)) <= 0) {
+        return on < 0;
+    }
+    recs = calloc((size_t)comm->size, sizeof(*recs));
+    if (recs == NULL) {
+        *status = scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: no memory "
+                                  "for CUDA IPC records", name);
+        return 1;
+    }
+    /* the peers read this rank's source only once it is there */
+    *status = ipc_caller_done(comm, name, x);
+    ipc_coll_rec(comm, s, a, &recs[comm->rank]);
+    if (*status != SCOMM_OK) {
+        recs[comm->rank].ok  = 0; /* still say so (invariant 1) */
+        recs[comm->rank].why = IPC_WHY_ERROR;
+    }
+    if (ipc_exchange(comm, name, recs, sizeof(*recs)) != SCOMM_OK) {
+        *status = (*status != SCOMM_OK) ? *status : SCOMM_ERR_ABORTED;
+        free(recs);
+        return 1;
+    }
+    if (*status != SCOMM_OK) {
+        free(recs);
+        return 1;
+    }
+    for (q = 0; q < comm->size; q++) {
+        if (recs[q].why == IPC_WHY_ERROR) {
+            *status = scomm_set_error(comm, SCOMM_ERR_ABORTED, "%s: rank %d "
+                                      "failed before the CUDA IPC copies "
+                                      "(see its error)", name, q);
+            free(recs);
+            return 1;
+        }
+        /* the others' counts and roots: what this rank would read of
+         * theirs must be what they have (SCOMM_CHECK's check, free here) */
+        if ((recs[q].bytes != a->bytes) ||
+            (recs[q].seq != recs[comm->rank].seq)) {
+            *status = scomm_set_error(comm, SCOMM_ERR_MISMATCH, "%s: "
+                                      "argument mismatch: rank %d has %llu "
+                                      "bytes per block (or another root), "
+                                      "rank %d %zu", name, q,
+                                      (unsigned long long)recs[q].bytes,
+                                      comm->rank, a->bytes);
+            free(recs);
+            return 1;
+        }
+    }
+    for (q = 0; q < comm->size; q++) {
+        if (!recs[q].ok) {
+            if (recs[q].why != IPC_WHY_FORCED) {
+                ipc_declined(s, name, "rank %d: %s", q,
+                             ipc_why_text[recs[q].why]);
+            }
+            free(recs);
+            return 0;
+        }
+    }
+    ran = ipc_coll_run(comm, s, name, a, x, recs, status);
+    free(recs);
+    return ran;
+}

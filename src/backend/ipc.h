@@ -1,0 +1,49 @@
+/*
+ * ipc.h - CUDA IPC between the ranks of one host (internal): blocking
+ * all_gather, broadcast and all_to_all on device buffers of a
+ * native communicator as device-to-device copies out of the peers' own
+ * memory (cudaIpcGetMemHandle / cudaIpcOpenMemHandle), no host staging.
+ * stage.c asks here first and stages what this declines.
+ *
+ * Invariants:
+ *  1. Only under the hint SCOMM_MEM_CUDA (every rank's buffers are device
+ *     memory, so every rank of a collective takes the same path) on a
+ *     communicator whose ranks are all on this
+ *     host; a call that declines does so on every rank alike, before any
+ *     byte moved, so the staged path then runs everywhere.
+ *  2. Whether IPC runs is agreed: a collective exchanges every rank's
+ *     record (its handle, or why not) and then every rank's open result.
+ *     Any "no" (SCOMM_DEVICE_IPC=0,
+ *     no IPC calls or driver, a handle that cannot be made or opened, a
+ *     forced algorithm) makes every party stage instead.
+ *  3. Nobody reads a peer's buffer before the peer's data is there (each
+ *     rank's host waits for its caller's stream before the exchange), and
+ *     nobody returns while a peer may still read its buffer (a last
+ *     exchange after every rank's copies are done).
+ *  4. A peer's allocation is opened once per communicator (cache by peer
+ *     and handle, bounded) and closed when the communicator goes.
+ */
+#ifndef SCOMM_IPC_H
+#define SCOMM_IPC_H
+
+#include "../coll/coll.h"
+#include "../core/scomm_int.h"
+#include "devrt.h"
+
+/* What ipc.c borrows of comm's staging state (stage.c holds its lock). */
+typedef struct {
+    const scomm_devrt_t *rt;
+    void                *stream; /* internal, non-blocking */
+    void                *ev_in;  /* for the caller's stream */
+    void                *ev_out; /* for the internal stream */
+} scomm_ipc_ctx_t;
+
+/* Run validated collective a over CUDA IPC: 1 if it ran here (*status is
+ * its result), 0 if it declined (stage it; invariant 1). */
+int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
+                   const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
+                   scomm_status_t *status);
+/* Close every opened peer allocation and free comm's IPC state. */
+void scomm_ipc_free(scomm_comm_t *comm);
+
+#endif /* SCOMM_IPC_H */
