@@ -67,6 +67,11 @@ scomm_status_t scomm_kv_register(scomm_kv_ep_t *ep,
     ep->regions[id].base  = base;
     ep->regions[id].bytes = bytes;
     ep->regions[id].bb    = (size_t)scomm_kv_block_bytes(layout);
+    if (scomm_kv_ofi_reg(ep, id) != SCOMM_OK) {
+        ep->regions[id].used = 0;
+        pthread_mutex_unlock(&ep->lock);
+        return SCOMM_ERR_SYSTEM; /* the reason is set */
+    }
     pthread_cond_broadcast(&ep->done_cond); /* a BEGIN may wait for it */
     pthread_mutex_unlock(&ep->lock);
     *id_p = id;
@@ -82,6 +87,7 @@ scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id)
     }
     pthread_mutex_lock(&ep->lock);
     ep->regions[id].used = 0;
+    scomm_kv_ofi_dereg(ep, id);
     pthread_mutex_unlock(&ep->lock);
     return SCOMM_OK;
 }
@@ -439,4 +445,14 @@ void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on)
 void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on)
 {
     __atomic_store_n(&ep->no_codecs, on, __ATOMIC_RELAXED);
+}
+
+uint64_t scomm_kv_debug_rma_chunks(scomm_kv_ep_t *ep)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&ep->lock);
+    n = ep->rma_chunks;
+    pthread_mutex_unlock(&ep->lock);
+    return n;
 }
