@@ -5,8 +5,9 @@
  * SCOMM_ERR_PEER_LOST within 5 s, priorities, a broken stream survived,
  * metadata mismatch, a compression not built in (refused on either side as
  * SCOMM_ERR_UNSUPPORTED, the endpoint unharmed), a wrong token, the
- * sender's memory bound, and the communicator form; lost streams
- * re-established (reconnect.*): the only stream cut mid-transfer on either
+ * sender's memory bound, and the communicator form; over ofi (RMA) the
+ * same cases, and an ofi sender refused by a tcp receiver (mixed); lost
+ * streams re-established (reconnect.*): the only stream cut mid-transfer on either
  * side, every stream cut repeatedly, a peer killed while a stream is down,
  * stray and replayed re-dials refused.
  *
@@ -1095,6 +1096,72 @@ static int case_mismatch(void)
     return run_pair(&lo, mm_child_recv, mm_parent_send, &c, 0);
 }
 
+/* ---- ofi sender, tcp receiver: refused as unsupported ---- */
+
+static int mx_child_recv(int port, void *arg)
+{
+    cfg_t *c = arg;
+    scomm_kv_opts_t o = opts_of(c);
+    scomm_kv_ep_t *ep;
+    uint8_t *base = calloc(1, region_bytes(&c->dl));
+    int32_t id;
+
+    o.transport = SCOMM_KV_TRANSPORT_TCP; /* the sender's is ofi */
+    ST_ASSERT_OK(scomm_kv_connect("127.0.0.1", port, &o, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->dl, base, region_bytes(&c->dl),
+                                   &id));
+    ST_ASSERT_STATUS(scomm_kv_wait_layer(ep, 42, 0, 20000),
+                     SCOMM_ERR_UNSUPPORTED);
+    printf("receiver: %s\n", scomm_last_error());
+    ST_ASSERT(strstr(scomm_last_error(), "transport is tcp") != NULL);
+    sleep(1);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+static int mx_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
+{
+    cfg_t *c = arg;
+    scomm_kv_ep_t *ep;
+    scomm_kv_xfer_t *xf;
+    scomm_kv_plan_t p;
+    int32_t tbl[10] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 }, id;
+    uint8_t *base = calloc(1, region_bytes(&c->sl));
+
+    (void)pid;
+    ST_ASSERT_OK(scomm_kv_accept(lst, 20000, &ep));
+    ST_ASSERT_OK(scomm_kv_register(ep, &c->sl, base, region_bytes(&c->sl),
+                                   &id));
+    memset(&p, 0, sizeof(p));
+    p.xfer_id = 42;
+    p.num_layers = 1;
+    p.num_tokens = 160;
+    p.src_blocks = p.dst_blocks = tbl;
+    p.num_src_blocks = p.num_dst_blocks = 10;
+    ST_ASSERT_OK(scomm_kv_submit(ep, &p, 0, &xf));
+    ST_ASSERT_STATUS(scomm_kv_xfer_wait(xf, 20000), SCOMM_ERR_UNSUPPORTED);
+    printf("sender: %s\n", scomm_last_error());
+    scomm_kv_xfer_free(xf);
+    scomm_kv_ep_close(ep);
+    free(base);
+    return 0;
+}
+
+/* The sender writes by RMA, the receiver has no libfabric endpoint: the
+ * transfer is refused on both sides, naming why. */
+static int case_mixed(void)
+{
+    cfg_t c = base_cfg();
+    scomm_kv_opts_t lo = opts_of(&c);
+
+    if (!g_ofi) {
+        printf("SKIP: mixed is an ofi case (test_kv mixed ofi)\n");
+        return 77;
+    }
+    return run_pair(&lo, mx_child_recv, mx_parent_send, &c, 0);
+}
+
 /* ---- a compression that is not built in ---- */
 
 /* 1 if the thread's last error names codec, the package and "not built
@@ -1888,6 +1955,7 @@ static const struct {
     { "corrupt", case_corrupt },
     { "break", case_break },
     { "kill", case_kill },
+    { "mixed", case_mixed },
     { "priority", case_priority },
     { "mismatch", case_mismatch },
     { "nocodec", case_nocodec },
