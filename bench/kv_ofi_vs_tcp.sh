@@ -52,7 +52,8 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-[[ -s $out/kv.jsonl ]] || { echo "kv_ofi_vs_tcp: no results (see $out)"; exit 1; }
+[[ -s $out/kv.jsonl ]] \
+    || { echo "kv_ofi_vs_tcp: no results (see $out)"; exit 1; }
 python3 - "$out/kv.jsonl" <<'PY'
 import json, statistics as st, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

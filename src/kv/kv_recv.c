@@ -7,8 +7,9 @@
  * stored into the destination blocks (kv_on_chunk: in place, regrouped,
  * dequantised or decompressed; DESC chunks copied from the sender's memory
  * with process_vm_readv; RDATA chunks already written by the sender, in
- * place or into a landing slot, once all their writes landed), a reply to one of our own transfers
- * (scomm_kv_on_reply, kv_send.c), BYE and heartbeats.
+ * place or into a landing slot, once all their writes landed), a reply
+ * to one of our own transfers (scomm_kv_on_reply, kv_send.c), BYE and
+ * heartbeats.
  *
  * Design notes (invariants):
  *  1. The RX thread never writes a socket: every answer (ACK, NACK,

@@ -7,9 +7,9 @@
  * SCOMM_ERR_UNSUPPORTED, the endpoint unharmed), a wrong token, the
  * sender's memory bound, and the communicator form; over ofi (RMA) the
  * same cases, and an ofi sender refused by a tcp receiver (mixed); lost
- * streams re-established (reconnect.*): the only stream cut mid-transfer on either
- * side, every stream cut repeatedly, a peer killed while a stream is down,
- * stray and replayed re-dials refused.
+ * streams re-established (reconnect.*): the only stream cut mid-transfer
+ * on either side, every stream cut repeatedly, a peer killed while a
+ * stream is down, stray and replayed re-dials refused.
  *
  * Usage: test_kv CASE [tcp|cma|ofi]   (cma: same-host copy allowed; ofi:
  *        chunks by libfabric RMA, SCOMM_KV_TRANSPORT_OFI on both sides)
