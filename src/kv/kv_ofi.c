@@ -494,9 +494,12 @@ scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd)
         o->thr_started = (rc == 0);
     }
     if (rc != 0) {
+        char prov_name[sizeof(o->prov)];
+
+        snprintf(prov_name, sizeof(prov_name), "%s", o->prov);
         scomm_kv_ofi_close(ep);
         return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv transport ofi: %s on "
-                             "provider %s: %s", step, pick ? "" : "?",
+                             "provider %s: %s", step, prov_name,
                              fi_strerror(-rc));
     }
     scomm_info(SCOMM_SUB_KV, "kv transport ofi: provider %s, domain %s%s%s",

@@ -22,6 +22,9 @@
  *     source's heads go to the socket straight from the region (writev);
  *     converted or compressed ones, and those of a head range (only its
  *     heads are packed: pack_heads), use the stream's staging (tbuf, ftx).
+ *     Over ofi (sx->rma) the same bytes go by RMA writes instead of the
+ *     socket (kv_send_rma), then an RDATA header; a chunk that needs a
+ *     landing slot holds it (kv_sx_pick) until its reply.
  *  4. Replies come in order on each stream: a reply that is not for the
  *     oldest unanswered chunk (the head of st->inf) breaks the stream.
  *  5. A chunk NACKed more than KV_MAX_NACKS times fails its transfer with
