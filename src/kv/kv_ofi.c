@@ -59,6 +59,7 @@
 #include <rdma/fi_rma.h>
 
 #include "core/sock.h"
+#include "transport/ofi.h"
 
 #define KV_OFI_API       FI_VERSION(1, 9)
 #define KV_OFI_BATCH     16
@@ -266,25 +267,6 @@ static void kv_ofi_kick(kv_ofi_t *o)
     }
 }
 
-static struct fi_info *kv_ofi_hints(const char *prov)
-{
-    struct fi_info *h = fi_allocinfo();
-
-    if (h == NULL) {
-        return NULL;
-    }
-    h->caps                   = FI_RMA | FI_WRITE | FI_REMOTE_WRITE;
-    h->mode                   = FI_CONTEXT | FI_CONTEXT2;
-    h->ep_attr->type          = FI_EP_RDM;
-    h->domain_attr->mr_mode   = FI_MR_LOCAL | FI_MR_VIRT_ADDR |
-                                FI_MR_ALLOCATED | FI_MR_PROV_KEY;
-    h->domain_attr->threading = FI_THREAD_DOMAIN;
-    if ((prov != NULL) && (prov[0] != '\0')) {
-        h->fabric_attr->prov_name = strdup(prov);
-    }
-    return h;
-}
-
 /* "tcp" for "tcp;ofi_rxm". */
 static int kv_ofi_is(const struct fi_info *i, const char *name)
 {
@@ -372,8 +354,6 @@ scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd)
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
     struct fi_info *hints, *list = NULL, *pick;
-    struct fi_cq_attr cqa;
-    struct fi_av_attr ava;
     scomm_pval_t pv;
     char host[SCOMM_ADDR_MAX], err[200];
     const char *prov = "", *step = "fi_getinfo";
@@ -399,7 +379,8 @@ scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd)
         return scomm_kv_fail(SCOMM_ERR_SYSTEM, "kv ofi: pipe: %s",
                              strerror(errno));
     }
-    hints = kv_ofi_hints(prov);
+    hints = scomm_ofi_hints(prov, FI_RMA | FI_WRITE | FI_REMOTE_WRITE,
+                            FI_CONTEXT | FI_CONTEXT2);
     if (hints == NULL) {
         scomm_kv_ofi_close(ep);
         return scomm_kv_fail(SCOMM_ERR_NO_MEMORY, "kv ofi: out of memory");
@@ -444,49 +425,10 @@ scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd)
     o->virt_addr = (o->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
     o->max_write = (size_t)SCOMM_MIN(o->info->ep_attr->max_msg_size,
                                      (uint64_t)1 << 30);
-    step = "fi_fabric";
-    rc   = fi_fabric(o->info->fabric_attr, &o->fabric, NULL);
-    if (rc == 0) {
-        step = "fi_domain";
-        rc   = fi_domain(o->fabric, o->info, &o->domain, NULL);
-    }
-    if (rc == 0) {
-        memset(&cqa, 0, sizeof(cqa));
-        cqa.format   = FI_CQ_FORMAT_DATA;
-        cqa.wait_obj = FI_WAIT_FD;
-        cqa.size     = 4096;
-        step         = "fi_cq_open";
-        rc           = fi_cq_open(o->domain, &cqa, &o->cq, NULL);
-        if (rc != 0) {
-            cqa.wait_obj = FI_WAIT_NONE; /* polled, then */
-            rc = fi_cq_open(o->domain, &cqa, &o->cq, NULL);
-        } else if (fi_control(&o->cq->fid, FI_GETWAIT, &o->cq_fd) != 0) {
-            o->cq_fd = -1;
-        }
-    }
-    if (rc == 0) {
-        memset(&ava, 0, sizeof(ava));
-        ava.type  = FI_AV_TABLE;
-        ava.count = 4;
-        step      = "fi_av_open";
-        rc        = fi_av_open(o->domain, &ava, &o->av, NULL);
-    }
-    if (rc == 0) {
-        step = "fi_endpoint";
-        rc   = fi_endpoint(o->domain, o->info, &o->ep, NULL);
-    }
-    if (rc == 0) {
-        step = "fi_ep_bind(cq)";
-        rc   = fi_ep_bind(o->ep, &o->cq->fid, FI_TRANSMIT | FI_RECV);
-    }
-    if (rc == 0) {
-        step = "fi_ep_bind(av)";
-        rc   = fi_ep_bind(o->ep, &o->av->fid, 0);
-    }
-    if (rc == 0) {
-        step = "fi_enable";
-        rc   = fi_enable(o->ep);
-    }
+    rc = scomm_ofi_rdm_open(o->info, 4096, 4,
+                            &(scomm_ofi_rdm_t){&o->fabric, &o->domain,
+                                               &o->cq, &o->cq_fd, &o->av,
+                                               &o->ep}, &step);
     if (rc == 0) {
         step = "progress thread";
         rc = (pthread_create(&o->thr, NULL, kv_ofi_progress_main, o) == 0)

@@ -660,20 +660,8 @@ int main(int argc, char **argv)
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
     g_ofi = (argc > 2) && (strcmp(argv[2], "ofi") == 0);
     signal(SIGPIPE, SIG_IGN);
-    if (g_ofi) {
-        scomm_kv_opts_t o;
-        scomm_kv_listener_t *l = NULL;
-        scomm_status_t st;
-
-        memset(&o, 0, sizeof(o));
-        o.field_mask = SCOMM_KV_FIELD_TRANSPORT;
-        o.transport  = SCOMM_KV_TRANSPORT_OFI;
-        st = scomm_kv_listen("127.0.0.1", 0, &o, &l);
-        scomm_kv_listener_close(l);
-        if (st == SCOMM_ERR_UNSUPPORTED) {
-            printf("SKIP: %s\n", scomm_last_error());
-            return 77;
-        }
+    if (g_ofi && kv_ofi_missing()) {
+        return 77;
     }
     if (strcmp(which, "tp") == 0) {
         return case_tp();

@@ -149,10 +149,11 @@ static scomm_kv_opts_t opts_of(const kvb_t *b)
     }
     o.field_mask |= SCOMM_KV_FIELD_ZERO_COPY;
     o.zero_copy = (b->tcp == 0);
-    if (b->tcp == 2) {
-        o.field_mask |= SCOMM_KV_FIELD_TRANSPORT;
-        o.transport = SCOMM_KV_TRANSPORT_OFI;
-    }
+    /* --transport decides, as it does zero copy (not SCOMM_KV_TRANSPORT
+     * or the preset), so the path printed is the one taken. */
+    o.field_mask |= SCOMM_KV_FIELD_TRANSPORT;
+    o.transport = (b->tcp == 2) ? SCOMM_KV_TRANSPORT_OFI
+                                : SCOMM_KV_TRANSPORT_TCP;
     return o;
 }
 
