@@ -129,6 +129,7 @@ typedef struct kv_rx {
     int               rma;        /* chunks come by RMA (RDATA) */
     uint64_t          tag;        /* its completion data's high half */
     void             *bounce_mr;  /* landing slots (not direct) */
+    struct kv_ofi    *bounce_ofi; /* whose domain registered them */
     uint8_t          *bounce;
     uint64_t          slot_bytes;
     uint32_t          nslots;

@@ -561,7 +561,8 @@ size_t scomm_kv_ofi_offer(scomm_kv_ep_t *ep, kv_rx_t *rx, uint8_t *out,
                      o->prov, fi_strerror(-rc));
             return 0;
         }
-        rx->bounce_mr = mr;
+        rx->bounce_mr  = mr;
+        rx->bounce_ofi = o;
         of.base       = o->virt_addr ? (uint64_t)(uintptr_t)rx->bounce : 0;
         of.key        = fi_mr_key(mr);
         of.slot_bytes = rx->slot_bytes;
@@ -573,8 +574,12 @@ size_t scomm_kv_ofi_offer(scomm_kv_ep_t *ep, kv_rx_t *rx, uint8_t *out,
 
 void scomm_kv_ofi_rx_free(kv_rx_t *rx)
 {
+    kv_ofi_t *o = rx->bounce_ofi;
+
     if (rx->bounce_mr != NULL) {
+        pthread_mutex_lock(&o->lk); /* a call into the domain (note 1) */
         fi_close(&((struct fid_mr *)rx->bounce_mr)->fid);
+        pthread_mutex_unlock(&o->lk);
         rx->bounce_mr = NULL;
     }
     free(rx->bounce);
