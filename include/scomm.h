@@ -1086,8 +1086,17 @@ enum {
     SCOMM_KV_FIELD_TIMEOUT        = 1u << 7,
     SCOMM_KV_FIELD_TOKEN          = 1u << 8,
     SCOMM_KV_FIELD_COMPRESS_LEVEL = 1u << 9,
-    SCOMM_KV_FIELD_RECONNECT_MS   = 1u << 10
+    SCOMM_KV_FIELD_RECONNECT_MS   = 1u << 10,
+    SCOMM_KV_FIELD_TRANSPORT      = 1u << 11
 };
+
+/** How a KV endpoint moves chunk bytes (docs/kv.md). Control frames always
+ * go on the endpoint's TCP streams. */
+typedef enum {
+    SCOMM_KV_TRANSPORT_TCP = 0, /**< chunks on the TCP streams (and CMA) */
+    SCOMM_KV_TRANSPORT_OFI = 1  /**< chunks by libfabric RMA writes into
+                                     the receiver's registered memory */
+} scomm_kv_transport_t;
 
 /**
  * Options of an endpoint. Precedence: fields set in field_mask > the named
@@ -1095,7 +1104,11 @@ enum {
  * and friends applied by the preset loader) > built-in defaults (chunk 1 MiB,
  * 2 streams, prefetch depth 4, zero copy on, native, no compression,
  * SCOMM_TIMEOUT_MS or 30 s, token SCOMM_KV_TOKEN or "", reconnect window
- * SCOMM_KV_RECONNECT_MS or 2000 ms). A NULL opts means all defaults.
+ * SCOMM_KV_RECONNECT_MS or 2000 ms, transport SCOMM_KV_TRANSPORT or tcp).
+ * A NULL opts means all defaults. A sender with transport ofi writes its
+ * chunks by RMA and needs a receiver with transport ofi too (else its
+ * transfers fail ERR_UNSUPPORTED); a build without libfabric refuses
+ * transport ofi at listen/connect with ERR_UNSUPPORTED.
  * Sender-side choices (chunk, encoding) travel with each transfer, so the
  * two sides need not agree on them; the connecting side's stream count and
  * reconnect window are used (0 on either side: no reconnection).
@@ -1115,6 +1128,10 @@ typedef struct scomm_kv_opts {
     const char *token;             /**< shared secret, <= 63 bytes */
     int64_t     reconnect_ms;      /**< how long a lost stream is re-dialled
                                         (docs/kv.md), 0..600000, 0: never */
+    int32_t     transport;         /**< scomm_kv_transport_t; default
+                                        SCOMM_KV_TRANSPORT, else the
+                                        preset's backend (rdma: ofi), else
+                                        tcp */
 } scomm_kv_opts_t;
 
 /**

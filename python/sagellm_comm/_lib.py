@@ -108,7 +108,7 @@ class KVOptsC(ctypes.Structure):
                 ("zero_copy", c_int32), ("compression", c_int32),
                 ("compression_level", c_int32), ("wire_dtype", c_int32),
                 ("timeout_ms", c_int64), ("token", c_char_p),
-                ("reconnect_ms", c_int64)]
+                ("reconnect_ms", c_int64), ("transport", c_int32)]
 
 
 class KVPlanC(ctypes.Structure):
@@ -145,6 +145,8 @@ KV_FIELD_TIMEOUT = 1 << 7
 KV_FIELD_TOKEN = 1 << 8
 KV_FIELD_COMPRESS_LEVEL = 1 << 9
 KV_FIELD_RECONNECT_MS = 1 << 10
+KV_FIELD_TRANSPORT = 1 << 11
+KV_TRANSPORTS = {"tcp": 0, "ofi": 1}  # scomm_kv_transport_t
 
 INIT_FIELD_RANK = 1 << 0
 INIT_FIELD_WORLD_SIZE = 1 << 1

@@ -22,7 +22,15 @@
  *     unanswered on a stream that broke, is packed again from the source.
  *  6. Chunks are idempotent: a chunk stored twice writes the same bytes, and
  *     the receiver counts each (transfer, seq) once.
- *  7. A lost stream is re-dialled by the side that dialled it, to the port
+ *  7. RDATA (the RMA data plane, docs/kv.md "Over libfabric RMA") is a
+ *     header only: the chunk's `len` bytes were written into the
+ *     receiver's memory with libfabric RMA writes, `aux` of them, each
+ *     with the completion data (tag << 32 | seq) the receiver counts;
+ *     `flags` names the landing slot (bounce) or is KV_RDATA_DIRECT. It
+ *     is answered by ACK or NACK like DATA. BEGIN_OK answers a BEGIN that
+ *     asked for RMA (zero_copy & SCOMM_KV_BEGIN_ZC_RMA) with the offer
+ *     (scomm_kv_offer_t) as its payload.
+ *  8. A lost stream is re-dialled by the side that dialled it, to the port
  *     the other side named in its HELLO_OK, with a HELLO that carries the
  *     RESUME flag, the session and stream index and an epoch larger than
  *     any before for that stream; anything else on that port is refused.
@@ -58,6 +66,7 @@ typedef enum {
     SCOMM_KV_T_NACK,
     SCOMM_KV_T_HEARTBEAT,
     SCOMM_KV_T_BYE,
+    SCOMM_KV_T_RDATA,
     SCOMM_KV_T_MAX
 } scomm_kv_type_t;
 
@@ -101,6 +110,29 @@ typedef struct scomm_kv_hello {
 #define SCOMM_KV_BEGIN_ERR_MISMATCH    0u /* plan or layout disagree */
 #define SCOMM_KV_BEGIN_ERR_UNSUPPORTED 1u /* compression not built in */
 
+/* BEGIN zero_copy bits: the receiver may copy from our region (CMA), and
+ * we ask for the RMA data plane (we write, it answers with an offer). */
+#define SCOMM_KV_BEGIN_ZC_CMA 0x1u
+#define SCOMM_KV_BEGIN_ZC_RMA 0x2u
+
+/* BEGIN_OK payload of an RMA transfer (the receiver's offer), fixed 64
+ * bytes then the receiver's libfabric endpoint address (addrlen bytes):
+ *   0 flags u32 (1: direct, chunks land in place)  4 addrlen u32
+ *   8 tag u64    16 base u64   24 key u64   32 block_bytes u64
+ *  40 blocks_per_layer u64      48 slot_bytes u64  56 nslots u32, pad u32
+ * Direct: base/key are the destination region's; else its landing
+ * (bounce) area's, nslots slots of slot_bytes each. base is 0 when the
+ * provider addresses registrations by offset (no FI_MR_VIRT_ADDR). */
+#define SCOMM_KV_OFFER_FIXED   64
+#define SCOMM_KV_OFFER_ADDRMAX 128
+#define SCOMM_KV_OFFER_DIRECT  0x1u
+typedef struct scomm_kv_offer {
+    uint32_t flags, addrlen;
+    uint64_t tag, base, key, block_bytes, blocks_per_layer, slot_bytes;
+    uint32_t nslots;
+    uint8_t  addr[SCOMM_KV_OFFER_ADDRMAX];
+} scomm_kv_offer_t;
+
 /* BEGIN payload: the plan, the source layout and the encoding; after the
  * block tables, only when the plan names a head range, 4 i32 (src_head_off,
  * src_head_cnt, dst_head_off, dst_head_cnt). A BEGIN without them moves
@@ -142,6 +174,10 @@ void scomm_kv_begin_encode(const scomm_kv_begin_t *b, uint8_t *out);
 int scomm_kv_begin_decode(const uint8_t *in, size_t len,
                           scomm_kv_begin_t *b, char *why, size_t whylen);
 void scomm_kv_begin_free(scomm_kv_begin_t *b);
+/* Encoded size of an offer (SCOMM_KV_OFFER_FIXED + addrlen). */
+size_t scomm_kv_offer_encode(const scomm_kv_offer_t *o, uint8_t *out);
+int scomm_kv_offer_decode(const uint8_t *in, size_t len, scomm_kv_offer_t *o,
+                          char *why, size_t whylen);
 
 /* ---- CRC32C (kv_crc.c) ---- */
 uint32_t scomm_kv_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -218,6 +254,8 @@ void scomm_kv_debug_hold_reconnect(scomm_kv_ep_t *ep, int on);
 /* Behave (1) as if this library had no lz4 and no zstd, or not (0): a
  * submit or a peer's BEGIN that asks for one is refused as unsupported. */
 void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on);
+/* Chunks this endpoint stored after they came by RMA (RDATA). */
+uint64_t scomm_kv_debug_rma_chunks(scomm_kv_ep_t *ep);
 /* The port that re-dials of this endpoint go to (the accepting side's own
  * port, or the peer's on the connecting side; 0: none) and the session. */
 int scomm_kv_debug_redial_port(scomm_kv_ep_t *ep, uint64_t *session);

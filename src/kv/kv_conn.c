@@ -63,6 +63,7 @@ static scomm_kv_ep_t *kv_ep_new(const kv_cfg_t *c)
     ep->compression = c->compression;
     ep->level       = c->level;
     ep->wire_dtype  = c->wire_dtype;
+    ep->transport   = c->transport;
     ep->timeout_ms  = c->timeout_ms;
     scomm_random_bytes(&ep->probe_val, sizeof(ep->probe_val));
     for (i = 0; i < SCOMM_KV_MAX_STREAMS; i++) {
@@ -99,6 +100,7 @@ static void kv_ep_free(scomm_kv_ep_t *ep)
         ep->rx_head = rx->next;
         scomm_kv_rx_free(rx);
     }
+    scomm_kv_ofi_close(ep); /* after the landing slots it registered */
     if (ep->lfd >= 0) {
         close(ep->lfd);
     }
@@ -319,8 +321,9 @@ scomm_status_t scomm_kv_listen(const char *host, int32_t port,
         SCOMM_KV_FIELD_PREFETCH_DEPTH | SCOMM_KV_FIELD_ZERO_COPY |
         SCOMM_KV_FIELD_COMPRESSION | SCOMM_KV_FIELD_COMPRESS_LEVEL |
         SCOMM_KV_FIELD_WIRE_DTYPE | SCOMM_KV_FIELD_TIMEOUT |
-        SCOMM_KV_FIELD_RECONNECT_MS;
+        SCOMM_KV_FIELD_RECONNECT_MS | SCOMM_KV_FIELD_TRANSPORT;
     l->opts.reconnect_ms = c.reconnect_ms;
+    l->opts.transport = c.transport;
     l->opts.chunk_size = c.chunk_size;
     l->opts.streams = c.streams;
     l->opts.prefetch_depth = c.depth;
@@ -455,6 +458,11 @@ scomm_status_t scomm_kv_accept(scomm_kv_listener_t *lst, int64_t timeout_ms,
         ep->redial_ms = first.redial_ms;
         scomm_kv_redial_listen(ep);
     }
+    if ((ep->transport == SCOMM_KV_TRANSPORT_OFI) &&
+        ((status = scomm_kv_ofi_open(ep, fds[0])) != SCOMM_OK)) {
+        kv_ep_free(ep);
+        return status;
+    }
     for (i = 0; i < want; i++) {
         if (!scomm_kv_hs_send_hello(ep, fds[i], SCOMM_KV_T_HELLO_OK, i, 0,
                                     deadline)) {
@@ -570,6 +578,11 @@ scomm_status_t scomm_kv_connect(const char *host, int32_t port,
                 ep->redial_ms = 0;
             }
         }
+    }
+    if ((ep->transport == SCOMM_KV_TRANSPORT_OFI) &&
+        ((status = scomm_kv_ofi_open(ep, ep->st[0].fd)) != SCOMM_OK)) {
+        kv_ep_free(ep);
+        return status;
     }
     status = kv_ep_start(ep);
     if (status != SCOMM_OK) {

@@ -18,6 +18,7 @@
  *   kv_xfer.c    regions, submit, waits, statistics, test hooks
  *   kv_dev.c     device regions: staging through pinned host memory,
  *                layer waits on a caller's stream
+ *   kv_ofi.c     the RMA data plane over libfabric (transport ofi)
  *
  * Threads: each stream (one TCP socket) has a TX thread, the only writer of
  * its socket, and an RX thread, the only reader; each endpoint has a
@@ -80,6 +81,16 @@ typedef struct kv_region {
 
 typedef struct scomm_kv_xfer kv_sx_t;
 
+/* The sender's view of an RMA transfer's destination (from the
+ * receiver's offer, kv_ofi.c); busy[] marks landing slots holding a chunk
+ * that has no reply yet (lock held). */
+typedef struct kv_rma {
+    int       direct;
+    uint64_t  tag, base, key, block_bytes, blocks_per_layer, slot_bytes;
+    uint32_t  nslots;
+    uint8_t  *busy;
+} kv_rma_t;
+
 struct scomm_kv_xfer {
     kv_sx_t        *next;
     scomm_kv_ep_t  *ep;
@@ -103,6 +114,7 @@ struct scomm_kv_xfer {
     uint64_t        t_submit;     /* scomm_now_ns() at submit (telemetry) */
     void           *ev_in;        /* device source: recorded on the
                                      caller's stream at submit, or NULL */
+    kv_rma_t       *rma;          /* RMA data plane (BEGIN_OK's offer) */
     int             refs;         /* in-flight chunks + BEGIN in progress */
     int             user_freed;
     int             orphan;       /* endpoint closed */
@@ -119,6 +131,15 @@ typedef struct kv_rx {
     int               region;
     int               direct;     /* bytes land in place, no regrouping */
     int               cma;
+    int               rma;        /* chunks come by RMA (RDATA) */
+    uint64_t          tag;        /* its completion data's high half */
+    void             *bounce_mr;  /* landing slots (not direct) */
+    struct kv_ofi    *bounce_ofi; /* whose domain registered them */
+    uint8_t          *bounce;
+    uint64_t          slot_bytes;
+    uint32_t          nslots;
+    uint8_t          *offer;      /* BEGIN_OK's payload (rma), offer_len */
+    size_t            offer_len;
     uint32_t         *layer_left;
     uint8_t          *got;        /* per chunk: KV_CHUNK_* */
     uint64_t          ndone;
@@ -139,12 +160,14 @@ enum {
 
 typedef struct kv_ctl {
     scomm_kv_hdr_t h;
+    uint32_t       plen;  /* binary payload of text (0: a string) */
     char           text[SCOMM_KV_ERRTEXT_MAX];
 } kv_ctl_t;
 
 typedef struct kv_inf {
     kv_sx_t *sx;
     uint32_t seq;
+    int      slot;        /* RMA landing slot it holds, or -1 */
 } kv_inf_t;
 
 typedef struct kv_stream {
@@ -178,6 +201,7 @@ typedef struct kv_stream {
     int            dnext;        /* pinned chunk the next staging uses */
     kv_sx_t       *pre_sx;       /* picked and staged ahead, in st->inf */
     uint32_t       pre_seq;
+    int            pre_slot;     /* its landing slot (ofi), or -1 */
     int            pre_buf;      /* its pinned chunk, -1: host source */
     /* RX thread's: internal stream, event, pinned bounce image, table */
     void          *rstream;
@@ -224,6 +248,9 @@ struct scomm_kv_ep {
     int             no_cma;
     _Atomic int     corrupt_n;
     int             no_codecs;     /* test hook: as if built without */
+    int             transport;     /* scomm_kv_transport_t */
+    struct kv_ofi  *ofi;           /* transport ofi: kv_ofi.c */
+    uint64_t        rma_chunks;    /* stored from RDATA (test hook) */
     uint64_t        probe_val;
     scomm_kv_stats_t stats;
     /* Reconnection: the keeper thread re-dials lost streams (dialler) or
@@ -259,6 +286,7 @@ struct scomm_kv_listener {
 typedef struct kv_cfg {
     size_t  chunk_size;
     int     streams, depth, zero_copy, compression, level, wire_dtype;
+    int     transport;
     int64_t timeout_ms;
     int64_t reconnect_ms;
     char    token[SCOMM_KV_TOKEN_MAX];
@@ -302,6 +330,11 @@ void scomm_kv_codec_free(kv_stream_t *st);
 /* ---- sender (kv_send.c) ---- */
 int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
                       const char *text);
+/* As scomm_kv_ctl_push with a binary payload of plen (<= ERRTEXT_MAX). */
+int scomm_kv_ctl_push_bin(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                          const void *pl, uint32_t plen);
+/* Give back the landing slot an in-flight chunk held (lock held). */
+void scomm_kv_rma_slot_put(kv_sx_t *sx, int slot);
 void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg);
 void scomm_kv_sx_free(kv_sx_t *sx);
 void scomm_kv_sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx);
@@ -313,6 +346,45 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
 kv_rx_t *scomm_kv_rx_find(scomm_kv_ep_t *ep, uint64_t id);
 void scomm_kv_rx_free(kv_rx_t *rx);
 void *scomm_kv_rx_main(void *arg);
+
+/* ---- RMA data plane (kv_ofi.c) ---- */
+/* One RMA write of a chunk: len bytes from src to offset off of the
+ * destination (region or landing area) the transfer's offer names. */
+typedef struct kv_piece {
+    const void *src;
+    size_t      len;
+    uint64_t    off;
+} kv_piece_t;
+/* Open the endpoint's libfabric endpoint on the interface of socket fd
+ * (a stream's); SCOMM_ERR_UNSUPPORTED naming the package without
+ * libfabric. */
+scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd);
+void scomm_kv_ofi_close(scomm_kv_ep_t *ep);
+/* Register region id with the provider (after it is filled in), and
+ * forget it. */
+scomm_status_t scomm_kv_ofi_reg(scomm_kv_ep_t *ep, int id);
+void scomm_kv_ofi_dereg(scomm_kv_ep_t *ep, int id);
+/* Receiver at BEGIN (lock held): tag rx, make its landing slots when its
+ * chunks cannot land in place, and encode the offer into out (at least
+ * SCOMM_KV_OFFER_FIXED + SCOMM_KV_OFFER_ADDRMAX bytes); its length, or 0
+ * with a reason. */
+size_t scomm_kv_ofi_offer(scomm_kv_ep_t *ep, kv_rx_t *rx, uint8_t *out,
+                          char *why, size_t whylen);
+void scomm_kv_ofi_rx_free(kv_rx_t *rx);
+/* Sender at BEGIN_OK (lock held): take the receiver's offer into sx. */
+int scomm_kv_ofi_take_offer(scomm_kv_ep_t *ep, kv_sx_t *sx,
+                            const uint8_t *pl, size_t len, char *why,
+                            size_t whylen);
+/* TX thread: write the n pieces of chunk seq (completion data tag << 32 |
+ * seq on each) and wait for their local completion; the number of writes
+ * in *nwrites. 0, or -1 with the reason in st->why_tx. */
+int scomm_kv_ofi_put(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
+                     kv_piece_t *pc, int n, uint32_t *nwrites);
+/* RX thread: wait until nwrites writes of chunk seq of rx have landed,
+ * and count them consumed. 0, or -1 when they did not come within
+ * KV_STALL_MS (the chunk is asked again). */
+int scomm_kv_ofi_landed(kv_stream_t *st, kv_rx_t *rx, uint32_t seq,
+                        uint32_t nwrites);
 
 /* ---- handshake (kv_conn.c) ---- */
 int scomm_kv_hs_read_hello(int fd, uint64_t deadline, scomm_kv_hello_t *hello,

@@ -4,7 +4,8 @@
  * copy on, timeout 30 s), then the configuration registry (SCOMM_TIMEOUT_MS
  * and the rows of kv_params.c: SCOMM_KV_RECONNECT_MS, SCOMM_KV_TOKEN),
  * then a preset named in the options (scomm_preset_get: chunk size,
- * streams, depth, zero copy, compression, target dtype), then each field
+ * streams, depth, zero copy, compression, target dtype, backend rdma as
+ * transport ofi), then SCOMM_KV_TRANSPORT when set, then each field
  * the caller set in scomm_kv_opts_t; the result is range-checked once.
  *
  * Design notes (invariants):
@@ -39,7 +40,7 @@ scomm_status_t scomm_kv_fail(scomm_status_t status, const char *fmt, ...)
 
 scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
 {
-    scomm_pval_t to, rd, tok;
+    scomm_pval_t to, rd, tok, tr;
     scomm_preset_t p;
     char err[SCOMM_ERRMSG_MAX];
     uint64_t m = (o != NULL) ? o->field_mask : 0;
@@ -54,6 +55,8 @@ scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
         (scomm_param_get("SCOMM_KV_RECONNECT_MS", NULL, &rd, err,
                          sizeof(err)) != SCOMM_OK) ||
         (scomm_param_get("SCOMM_KV_TOKEN", NULL, &tok, err,
+                         sizeof(err)) != SCOMM_OK) ||
+        (scomm_param_get("SCOMM_KV_TRANSPORT", NULL, &tr, err,
                          sizeof(err)) != SCOMM_OK)) {
         return scomm_kv_fail(SCOMM_ERR_BAD_CONFIG, "kv: %s", err);
     }
@@ -81,10 +84,20 @@ scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
                              : ((p.target_dtype == SCOMM_PRESET_DTYPE_INT4)
                                     ? SCOMM_KV_WIRE_INT4
                                     : SCOMM_KV_WIRE_NATIVE);
+        c->transport   = (p.backend == SCOMM_PRESET_BACKEND_RDMA)
+                             ? SCOMM_KV_TRANSPORT_OFI
+                             : SCOMM_KV_TRANSPORT_TCP;
         if (p.target_dtype == SCOMM_PRESET_DTYPE_FP8_E5M2) {
             scomm_warn(SCOMM_SUB_KV, "preset %s: fp8 e5m2 KV is not "
                        "supported, sending native values", o->preset);
         }
+    }
+    /* The environment's transport over the preset's backend. */
+    if ((tr.src != SCOMM_PARAM_SRC_DEFAULT) && (tr.text[0] != '\0')) {
+        c->transport = (int)tr.i;
+    }
+    if (m & SCOMM_KV_FIELD_TRANSPORT) {
+        c->transport = o->transport;
     }
     if (m & SCOMM_KV_FIELD_CHUNK_SIZE) {
         c->chunk_size = o->chunk_size;
@@ -125,17 +138,27 @@ scomm_status_t scomm_kv_cfg_resolve(const scomm_kv_opts_t *o, kv_cfg_t *c)
         (c->depth < 1) || (c->depth > 1024) || (c->timeout_ms <= 0) ||
         (c->compression < 0) || (c->compression > 2) ||
         (c->wire_dtype < 0) || (c->wire_dtype > 2) ||
-        (c->reconnect_ms < 0) ||
+        (c->reconnect_ms < 0) || (c->transport < 0) ||
+        (c->transport > SCOMM_KV_TRANSPORT_OFI) ||
         (c->reconnect_ms > (int64_t)SCOMM_KV_REDIAL_MAX_MS)) {
         return scomm_kv_fail(SCOMM_ERR_INVALID_ARG, "kv: options out of range: "
                              "chunk_size %zu (4 KiB..256 MiB), streams %d "
                              "(1..%d), prefetch_depth %d (1..1024), timeout "
                              "%lld ms, compression %d, wire dtype %d, "
-                             "reconnect %lld ms (0..%u)", c->chunk_size,
+                             "reconnect %lld ms (0..%u), transport %d "
+                             "(0 tcp, 1 ofi)", c->chunk_size,
                              c->streams, SCOMM_KV_MAX_STREAMS, c->depth,
                              (long long)c->timeout_ms, c->compression,
                              c->wire_dtype, (long long)c->reconnect_ms,
-                             SCOMM_KV_REDIAL_MAX_MS);
+                             SCOMM_KV_REDIAL_MAX_MS, c->transport);
     }
+#ifndef SCOMM_HAVE_OFI
+    if (c->transport == SCOMM_KV_TRANSPORT_OFI) {
+        return scomm_kv_fail(SCOMM_ERR_UNSUPPORTED, "kv transport ofi: this "
+                             "library was built without libfabric (install "
+                             "libfabric-dev and rebuild with "
+                             "SCOMM_WITH_OFI)");
+    }
+#endif
     return SCOMM_OK;
 }

@@ -18,6 +18,13 @@ static const scomm_param_t scomm_kv_params[] = {
      .type = SCOMM_PARAM_INT, .min = 0, .max = SCOMM_KV_REDIAL_MAX_MS,
      .help = "how long a KV stream that broke is re-dialled before the "
              "transfer fails (0: never)"},
+    {.name = "SCOMM_KV_TRANSPORT", .defval = "", .type = SCOMM_PARAM_ENUM,
+     .values = "tcp,ofi",
+     .help = "how KV chunks move: tcp (the endpoint's TCP streams) or ofi "
+             "(libfabric RMA writes into the receiver's registered cache, "
+             "SCOMM_OFI_PROVIDER's provider); default: the preset's "
+             "backend (rdma: ofi), else tcp (scomm_kv_opts_t transport "
+             "wins)"},
 };
 
 const scomm_module_t scomm_module_kv = {

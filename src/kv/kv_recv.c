@@ -2,11 +2,14 @@
  * kv_recv.c - the receiving half of a KV endpoint: the RX thread, its
  * socket's only reader, and what it does with each frame: a BEGIN checked
  * against the destination region and the codecs built in (kv_on_begin:
- * BEGIN_ERR says MISMATCH or UNSUPPORTED in its aux), a DATA or DESC chunk
+ * BEGIN_ERR says MISMATCH or UNSUPPORTED in its aux; a BEGIN that asks for
+ * RMA is answered with the offer, kv_ofi.c), a DATA, DESC or RDATA chunk
  * stored into the destination blocks (kv_on_chunk: in place, regrouped,
  * dequantised or decompressed; DESC chunks copied from the sender's memory
- * with process_vm_readv), a reply to one of our own transfers
- * (scomm_kv_on_reply, kv_send.c), BYE and heartbeats.
+ * with process_vm_readv; RDATA chunks already written by the sender, in
+ * place or into a landing slot, once all their writes landed), a reply
+ * to one of our own transfers (scomm_kv_on_reply, kv_send.c), BYE and
+ * heartbeats.
  *
  * Design notes (invariants):
  *  1. The RX thread never writes a socket: every answer (ACK, NACK,
@@ -69,6 +72,8 @@ kv_rx_t *scomm_kv_rx_find(scomm_kv_ep_t *ep, uint64_t id)
 
 void scomm_kv_rx_free(kv_rx_t *rx)
 {
+    scomm_kv_ofi_rx_free(rx);
+    free(rx->offer);
     scomm_kv_begin_free(&rx->b);
     free(rx->layer_left);
     free(rx->got);
@@ -202,7 +207,12 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
         h.xfer_id = rx->id;
         h.type    = SCOMM_KV_T_BEGIN_OK;
         h.aux     = (uint32_t)old->cma;
-        scomm_kv_ctl_push(st, &h, NULL);
+        if (old->offer != NULL) {
+            scomm_kv_ctl_push_bin(st, &h, old->offer,
+                                  (uint32_t)old->offer_len);
+        } else {
+            scomm_kv_ctl_push(st, &h, NULL);
+        }
         pthread_mutex_unlock(&ep->lock);
         scomm_kv_rx_free(rx);
         return;
@@ -224,8 +234,8 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
                      (r->l.block_tokens == rx->sl.block_tokens) &&
                      (r->l.num_kv_heads == rx->sl.num_kv_heads);
         /* process_vm_readv cannot write a device region */
-        rx->cma = rx->b.zero_copy && ep->cma_read_ok && !ep->no_cma &&
-                  !r->dev;
+        rx->cma = (rx->b.zero_copy & SCOMM_KV_BEGIN_ZC_CMA) &&
+                  ep->cma_read_ok && !ep->no_cma && !r->dev;
         rx->layer_left = calloc((size_t)rx->b.num_layers, sizeof(uint32_t));
         rx->got = calloc(rx->b.nchunks + 1, 1);
         if ((rx->layer_left == NULL) || (rx->got == NULL)) {
@@ -236,6 +246,18 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
                 rx->layer_left[i] = (uint32_t)(rx->b.nchunks /
                                                (uint64_t)rx->b.num_layers);
             }
+        }
+    }
+    if ((bad == 0) && (rx->b.zero_copy & SCOMM_KV_BEGIN_ZC_RMA)) {
+        /* The sender writes: offer the region, or landing slots. */
+        rx->offer = malloc(SCOMM_KV_OFFER_FIXED + SCOMM_KV_OFFER_ADDRMAX);
+        rx->offer_len = (rx->offer != NULL)
+                            ? scomm_kv_ofi_offer(ep, rx, rx->offer, why,
+                                                 sizeof(why))
+                            : 0;
+        if (rx->offer_len == 0) {
+            refuse = SCOMM_ERR_UNSUPPORTED;
+            bad = -1;
         }
     }
     memset(&h, 0, sizeof(h));
@@ -260,7 +282,11 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
     } else {
         h.type = SCOMM_KV_T_BEGIN_OK;
         h.aux  = (uint32_t)rx->cma;
-        scomm_kv_ctl_push(st, &h, NULL);
+        if (rx->offer != NULL) {
+            scomm_kv_ctl_push_bin(st, &h, rx->offer, (uint32_t)rx->offer_len);
+        } else {
+            scomm_kv_ctl_push(st, &h, NULL);
+        }
         rx->next = ep->rx_head;
         ep->rx_head = rx;
     }
@@ -352,9 +378,14 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
     dlayer = r->base + (size_t)(rx->b.first_layer + (int)li) *
                            r->l.num_blocks * r->bb;
     if ((hh->raw_len != rawlen) ||
-        ((hh->type == SCOMM_KV_T_DATA) && (rx->b.compression == 0) &&
+        ((hh->type != SCOMM_KV_T_DESC) && (rx->b.compression == 0) &&
          (hh->len != rawlen)) ||
-        ((hh->type == SCOMM_KV_T_DESC) && !rx->cma)) {
+        ((hh->type == SCOMM_KV_T_DESC) && !rx->cma) ||
+        ((hh->type == SCOMM_KV_T_RDATA) &&
+         (!rx->rma || (rx->direct ? (hh->flags != UINT32_MAX)
+                                  : ((hh->flags >= rx->nslots) ||
+                                     (hh->len > rx->slot_bytes))))) ||
+        ((hh->type != SCOMM_KV_T_RDATA) && rx->rma)) {
         snprintf(st->why, sizeof(st->why), "chunk %u of transfer %llu: %llu "
                  "bytes (%llu raw), expected %zu", hh->seq,
                  (unsigned long long)hh->xfer_id,
@@ -453,6 +484,19 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         pthread_mutex_lock(&ep->lock);
         ep->stats.bytes_zero_copy += rawlen;
         pthread_mutex_unlock(&ep->lock);
+    } else if (hh->type == SCOMM_KV_T_RDATA) {
+        /* Written by the sender (kv_ofi.c): wait for all its writes. */
+        if (scomm_kv_ofi_landed(st, rx, hh->seq, hh->aux) != 0) {
+            ok = 0;
+            scomm_info(SCOMM_SUB_KV, "chunk %u of transfer %llu: %u RMA "
+                       "writes did not land in %d ms: asking again",
+                       hh->seq, (unsigned long long)hh->xfer_id, hh->aux,
+                       KV_STALL_MS);
+            goto release;
+        }
+        if (!rx->direct) {
+            raw = rx->bounce + (size_t)hh->flags * rx->slot_bytes;
+        }
     } else if (rx->direct) {
         if (scomm_kv_iov_io(st, liov, (int)nb, 0) != 0) {
             rc = -1;
@@ -494,8 +538,10 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
         goto release;
     }
     if (!rx->direct) {
-        if ((hh->type == SCOMM_KV_T_DATA) && (rx->b.compression != 0)) {
-            uint8_t *dst = raw + hh->len;
+        if ((hh->type != SCOMM_KV_T_DESC) && (rx->b.compression != 0)) {
+            /* A landing slot is not followed by room: staging then. */
+            uint8_t *dst = (hh->type == SCOMM_KV_T_RDATA) ? st->rbuf[0]
+                                                          : raw + hh->len;
 
             k = scomm_kv_decompress(st, rx->b.compression, raw, hh->len, dst,
                                     rawlen);
@@ -568,6 +614,7 @@ release:
     if ((rc == 0) && ok) {
         rx->got[hh->seq] = KV_CHUNK_STORED;
         rx->ndone++;
+        ep->rma_chunks += (hh->type == SCOMM_KV_T_RDATA);
         ep->stats.chunks_recv++;
         --rx->layer_left[li];
     } else {
@@ -622,6 +669,7 @@ void *scomm_kv_rx_main(void *arg)
             break;
         case SCOMM_KV_T_DATA:
         case SCOMM_KV_T_DESC:
+        case SCOMM_KV_T_RDATA:
             if (kv_on_chunk(st, &h) != 0) {
                 goto out;
             }

@@ -142,6 +142,7 @@ void scomm_kv_stream_dead(kv_stream_t *st, const char *why)
         e = &st->inf[st->inf_head];
         st->inf_head = (st->inf_head + 1) % ep->depth;
         st->inf_n--;
+        scomm_kv_rma_slot_put(e->sx, e->slot);
         if ((e->sx->state == SX_RUN) && !e->sx->acked_map[e->seq]) {
             e->sx->resend[e->sx->nresend++] = e->seq;
             ep->stats.chunks_resent++;

@@ -22,6 +22,9 @@
  *     source's heads go to the socket straight from the region (writev);
  *     converted or compressed ones, and those of a head range (only its
  *     heads are packed: pack_heads), use the stream's staging (tbuf, ftx).
+ *     Over ofi (sx->rma) the same bytes go by RMA writes instead of the
+ *     socket (kv_send_rma), then an RDATA header; a chunk that needs a
+ *     landing slot holds it (kv_sx_pick) until its reply.
  *  4. Replies come in order on each stream: a reply that is not for the
  *     oldest unanswered chunk (the head of st->inf) breaks the stream.
  *  5. A chunk NACKed more than KV_MAX_NACKS times fails its transfer with
@@ -50,6 +53,29 @@
 #include "kv_int.h"
 #include "telemetry/tm.h"
 
+int scomm_kv_ctl_push_bin(kv_stream_t *st, const scomm_kv_hdr_t *h,
+                          const void *pl, uint32_t plen)
+{
+    kv_ctl_t *c;
+
+    if ((plen > SCOMM_KV_ERRTEXT_MAX) || (scomm_kv_ctl_push(st, h,
+                                                            NULL) != 0)) {
+        return -1;
+    }
+    c = &st->ctl[(st->ctl_head + st->ctl_n - 1) % st->ctl_cap];
+    memcpy(c->text, pl, plen);
+    c->plen = plen;
+    return 0;
+}
+
+void scomm_kv_rma_slot_put(kv_sx_t *sx, int slot)
+{
+    if ((slot >= 0) && (sx->rma != NULL) &&
+        ((uint32_t)slot < sx->rma->nslots)) {
+        sx->rma->busy[slot] = 0;
+    }
+}
+
 int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
                       const char *text)
 {
@@ -71,6 +97,7 @@ int scomm_kv_ctl_push(kv_stream_t *st, const scomm_kv_hdr_t *h,
     }
     i = (st->ctl_head + st->ctl_n) % st->ctl_cap;
     st->ctl[i].h = *h;
+    st->ctl[i].plen = 0;
     st->ctl[i].text[0] = '\0';
     if (text != NULL) {
         snprintf(st->ctl[i].text, sizeof(st->ctl[i].text), "%s", text);
@@ -94,6 +121,10 @@ void scomm_kv_sx_fail(kv_sx_t *sx, scomm_status_t status, const char *msg)
 void scomm_kv_sx_free(kv_sx_t *sx)
 {
     scomm_kv_dev_sx_free(sx);
+    if (sx->rma != NULL) {
+        free(sx->rma->busy);
+        free(sx->rma);
+    }
     free(sx->tbl);
     free(sx->acked_map);
     free(sx->nacks);
@@ -119,13 +150,30 @@ void scomm_kv_sx_unref(scomm_kv_ep_t *ep, kv_sx_t *sx)
     scomm_kv_sx_free(sx);
 }
 
-static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
+/* A free landing slot of sx, or -1 (none needed: -2). Lock held. */
+static int kv_sx_slot(const kv_sx_t *sx)
+{
+    uint32_t i;
+
+    if ((sx->rma == NULL) || sx->rma->direct) {
+        return -2;
+    }
+    for (i = 0; i < sx->rma->nslots; i++) {
+        if (!sx->rma->busy[i]) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq, int *slot)
 {
     kv_sx_t *sx, *best = NULL;
 
     for (sx = ep->sx_head; sx != NULL; sx = sx->next) {
         if ((sx->state != SX_RUN) ||
-            ((sx->nresend == 0) && (sx->next_seq >= sx->nchunks))) {
+            ((sx->nresend == 0) && (sx->next_seq >= sx->nchunks)) ||
+            (kv_sx_slot(sx) == -1)) {
             continue;
         }
         if ((best == NULL) || (sx->priority > best->priority) ||
@@ -140,6 +188,12 @@ static kv_sx_t *kv_sx_pick(scomm_kv_ep_t *ep, uint32_t *seq)
         *seq = best->resend[--best->nresend];
     } else {
         *seq = (uint32_t)best->next_seq++;
+    }
+    *slot = kv_sx_slot(best);
+    if (*slot >= 0) {
+        best->rma->busy[*slot] = 1;
+    } else {
+        *slot = -1;
     }
     return best;
 }
@@ -178,10 +232,75 @@ static inline uint8_t *kv_src_block(uint8_t *lbase, const uint8_t *pin,
                          : lbase + (size_t)sx->tbl[i] * bb;
 }
 
-/* Pack and write chunk seq of sx (a device source: from its pinned copy
- * pin). 0 or -1 (stream broken). */
+/* Write chunk seq of sx by RMA (docs/kv.md, "Over libfabric RMA"), then
+ * its RDATA header h (crc, len and raw_len set) on the stream: from buf (the
+ * staging, buflen bytes) or, buf NULL, from the source blocks [i0, i1) of
+ * layer lbase; to the destination blocks (direct) or to landing slot
+ * slot. 0 or -1 (stream broken, the reason in why_tx). */
+static int kv_send_rma(kv_stream_t *st, kv_sx_t *sx, uint32_t seq, int slot,
+                       scomm_kv_hdr_t *h, const uint8_t *buf, size_t buflen,
+                       const uint8_t *lbase, uint32_t i0, uint32_t i1,
+                       size_t wbb)
+{
+    const kv_rma_t *m = sx->rma;
+    const kv_region_t *r = &st->ep->regions[sx->plan.src_region];
+    const int32_t *dtbl = sx->tbl + sx->plan.num_src_blocks;
+    uint64_t layer = (uint64_t)h->aux, soff;
+    uint8_t hb[SCOMM_KV_HDR_SIZE];
+    kv_piece_t *pc;
+    uint32_t nb = i1 - i0, k, nw = 0;
+    int n = 0, rc;
+
+    if ((m->direct && (wbb != m->block_bytes)) ||
+        (!m->direct && ((slot < 0) || ((uint32_t)slot >= m->nslots) ||
+                        (buflen > m->slot_bytes) ||
+                        ((uint64_t)nb * wbb > m->slot_bytes)))) {
+        snprintf(st->why_tx, sizeof(st->why_tx), "chunk %u of %zu bytes does "
+                 "not fit the receiver's offer (slot %d of %u, %llu bytes)",
+                 seq, (buf != NULL) ? buflen : (size_t)nb * wbb, slot,
+                 m->nslots, (unsigned long long)(m->direct ? m->block_bytes
+                                                           : m->slot_bytes));
+        return -1;
+    }
+    pc = malloc(sizeof(*pc) * (nb + 1));
+    if (pc == NULL) {
+        snprintf(st->why_tx, sizeof(st->why_tx), "out of memory");
+        return -1;
+    }
+    soff = m->direct ? 0 : (uint64_t)slot * m->slot_bytes;
+    if (sx->compression != SCOMM_KV_COMPRESS_NONE) {
+        pc[n].src = buf;
+        pc[n].len = buflen;
+        pc[n].off = soff;
+        n++;
+    } else {
+        for (k = 0; k < nb; k++, n++) {
+            pc[n].src = (buf != NULL) ? buf + (size_t)k * wbb
+                                      : lbase + (size_t)sx->tbl[i0 + k] *
+                                                    r->bb;
+            pc[n].len = wbb;
+            pc[n].off = m->direct
+                            ? (layer * m->blocks_per_layer +
+                               (uint64_t)dtbl[i0 + k]) * m->block_bytes
+                            : soff + (uint64_t)k * wbb;
+        }
+    }
+    h->type  = SCOMM_KV_T_RDATA;
+    rc = scomm_kv_ofi_put(st, sx, seq, pc, n, &nw);
+    free(pc);
+    if (rc != 0) {
+        return -1;
+    }
+    h->aux   = nw;
+    h->flags = m->direct ? UINT32_MAX : (uint32_t)slot;
+    scomm_kv_hdr_encode(h, hb);
+    return scomm_kv_io(st, hb, sizeof(hb), 1);
+}
+
+/* Pack and write chunk seq of sx (by RMA into landing slot slot, or -1;
+ * a device source: from its pinned copy pin). 0 or -1 (stream broken). */
 static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
-                         const uint8_t *pin)
+                         int slot, const uint8_t *pin)
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_region_t *r = &ep->regions[sx->plan.src_region];
@@ -216,6 +335,13 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
                                   r->bb);
         }
         h.crc = crc;
+        if (sx->rma != NULL) {
+            h.len = rawlen;
+            kv_send_count(ep, sx, &h, nb, 1);
+            rc = kv_send_rma(st, sx, seq, slot, &h, NULL, 0, lbase, i0, i1,
+                             wbb);
+            goto out;
+        }
         if (sx->cma) {
             h.type = SCOMM_KV_T_DESC;
             h.len  = 0;
@@ -301,6 +427,12 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
     h.type = SCOMM_KV_T_DATA;
     h.crc  = scomm_kv_crc32c(0, out, outlen);
     h.len  = outlen;
+    if (sx->rma != NULL) {
+        kv_send_count(ep, sx, &h, nb, 1);
+        rc = kv_send_rma(st, sx, seq, slot, &h, out, outlen, lbase, i0, i1,
+                         wbb);
+        goto out;
+    }
     scomm_kv_hdr_encode(&h, hb);
     iov[0].iov_base = hb;
     iov[0].iov_len  = sizeof(hb);
@@ -344,10 +476,14 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
     b.blocks_per_chunk = sx->bpc;
     b.num_src_blocks   = sx->plan.num_src_blocks;
     b.num_dst_blocks   = sx->plan.num_dst_blocks;
-    /* a device region cannot be read with process_vm_readv */
-    b.zero_copy        = (uint32_t)(ep->zero_copy && !r->dev &&
-                                    (sx->wire_dtype == 0) &&
-                                    (sx->compression == 0) && !sx->part);
+    /* RMA (transport ofi) replaces the same-host copy: we write; a
+     * device region cannot be read with process_vm_readv */
+    b.zero_copy        = (ep->ofi != NULL)
+                             ? SCOMM_KV_BEGIN_ZC_RMA
+                             : (uint32_t)(ep->zero_copy && !r->dev &&
+                                          (sx->wire_dtype == 0) &&
+                                          (sx->compression == 0) &&
+                                          !sx->part);
     b.num_tokens       = sx->plan.num_tokens;
     b.src_base         = (uint64_t)(uintptr_t)r->base;
     b.src_bytes        = r->bytes;
@@ -382,12 +518,14 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
  * the in-flight entry (dropped when the reply comes, possibly before
  * kv_send_chunk returns: with CMA the receiver pulls and ACKs at once),
  * one for the TX thread's own use of sx. */
-static void kv_tx_inflight(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+static void kv_tx_inflight(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
+                           int lslot)
 {
     int slot = (st->inf_head + st->inf_n) % st->ep->depth;
 
-    st->inf[slot].sx  = sx;
-    st->inf[slot].seq = seq;
+    st->inf[slot].sx   = sx;
+    st->inf[slot].seq  = seq;
+    st->inf[slot].slot = lslot; /* landing slot (ofi), or -1 */
     st->inf_n++;
     sx->refs += 2;
 }
@@ -399,17 +537,19 @@ static void kv_tx_prefetch(kv_stream_t *st, int b)
     scomm_kv_ep_t *ep = st->ep;
     kv_sx_t *nx;
     uint32_t nseq;
+    int lslot;
 
     pthread_mutex_lock(&ep->lock);
     if ((st->pre_sx != NULL) || (st->inf_n >= ep->depth) || ep->closing ||
-        ((nx = kv_sx_pick(ep, &nseq)) == NULL)) {
+        ((nx = kv_sx_pick(ep, &nseq, &lslot)) == NULL)) {
         pthread_mutex_unlock(&ep->lock);
         return;
     }
-    kv_tx_inflight(st, nx, nseq);
-    st->pre_sx  = nx;
-    st->pre_seq = nseq;
-    st->pre_buf = -1;
+    kv_tx_inflight(st, nx, nseq, lslot);
+    st->pre_sx   = nx;
+    st->pre_seq  = nseq;
+    st->pre_slot = lslot;
+    st->pre_buf  = -1;
     pthread_mutex_unlock(&ep->lock);
     if (ep->regions[nx->plan.src_region].dev &&
         (scomm_kv_dev_tx_stage(st, nx, nseq, b) == 0)) {
@@ -420,10 +560,11 @@ static void kv_tx_prefetch(kv_stream_t *st, int b)
 
 /* Write chunk seq of sx; a device source is staged first (into pinned
  * chunk b when >= 0 it already is), the next chunk staged meanwhile. */
-static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq, int b)
+static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
+                       int lslot, int b)
 {
     if (!st->ep->regions[sx->plan.src_region].dev) {
-        return kv_send_chunk(st, sx, seq, NULL);
+        return kv_send_chunk(st, sx, seq, lslot, NULL);
     }
     if (b < 0) {
         b = st->dnext;
@@ -436,7 +577,7 @@ static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq, int b)
     if (scomm_kv_dev_tx_wait(st, b) != 0) {
         return -1;
     }
-    return kv_send_chunk(st, sx, seq, st->dpin[b]);
+    return kv_send_chunk(st, sx, seq, lslot, st->dpin[b]);
 }
 
 /* The TX thread ends (lock held): a chunk staged ahead is in st->inf
@@ -467,7 +608,7 @@ void *scomm_kv_tx_main(void *arg)
     kv_sx_t *sx;
     uint32_t seq;
     struct timespec ts;
-    int rc;
+    int rc, lslot;
 
     pthread_mutex_lock(&ep->lock);
     /* On close, replies already queued (the last ACKs) still go out. */
@@ -478,8 +619,9 @@ void *scomm_kv_tx_main(void *arg)
             st->ctl_n--;
             pthread_mutex_unlock(&ep->lock);
             rc = scomm_kv_send_hdr(st, &c.h, c.text,
-                                   (c.text[0] != '\0') ? strlen(c.text) + 1
-                                                       : 0);
+                                   (c.plen > 0) ? c.plen
+                                   : (c.text[0] != '\0') ? strlen(c.text) + 1
+                                                         : 0);
             pthread_mutex_lock(&ep->lock);
             if (rc != 0) {
                 break;
@@ -516,7 +658,7 @@ void *scomm_kv_tx_main(void *arg)
             seq = st->pre_seq;
             st->pre_sx = NULL;
             pthread_mutex_unlock(&ep->lock);
-            rc = kv_tx_chunk(st, sx, seq, st->pre_buf);
+            rc = kv_tx_chunk(st, sx, seq, st->pre_slot, st->pre_buf);
             pthread_mutex_lock(&ep->lock);
             scomm_kv_sx_unref(ep, sx);
             if (rc != 0) {
@@ -524,10 +666,11 @@ void *scomm_kv_tx_main(void *arg)
             }
             continue;
         }
-        if ((st->inf_n < ep->depth) && ((sx = kv_sx_pick(ep, &seq)) != NULL)) {
-            kv_tx_inflight(st, sx, seq);
+        if ((st->inf_n < ep->depth) &&
+            ((sx = kv_sx_pick(ep, &seq, &lslot)) != NULL)) {
+            kv_tx_inflight(st, sx, seq, lslot);
             pthread_mutex_unlock(&ep->lock);
-            rc = kv_tx_chunk(st, sx, seq, -1);
+            rc = kv_tx_chunk(st, sx, seq, lslot, -1);
             pthread_mutex_lock(&ep->lock);
             scomm_kv_sx_unref(ep, sx);
             if (rc != 0) {
@@ -574,7 +717,7 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
                       const char *text)
 {
     scomm_kv_ep_t *ep = st->ep;
-    char msg[SCOMM_KV_ERRTEXT_MAX];
+    char msg[SCOMM_KV_ERRTEXT_MAX], why[160];
     kv_sx_t *sx;
     kv_inf_t *e;
     int rc = 0;
@@ -589,7 +732,15 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
             }
         }
         if (sx != NULL) {
-            if (h->type == SCOMM_KV_T_BEGIN_OK) {
+            if ((h->type == SCOMM_KV_T_BEGIN_OK) && (ep->ofi != NULL) &&
+                (scomm_kv_ofi_take_offer(ep, sx, (const uint8_t *)text,
+                                         (size_t)h->len, why,
+                                         sizeof(why)) != 0)) {
+                snprintf(msg, sizeof(msg), "kv transfer %llu: the "
+                         "receiver's RMA offer: %s",
+                         (unsigned long long)h->xfer_id, why);
+                scomm_kv_sx_fail(sx, SCOMM_ERR_PROTOCOL, msg);
+            } else if (h->type == SCOMM_KV_T_BEGIN_OK) {
                 sx->state = SX_RUN;
                 sx->cma   = (int)(h->aux & 1u);
             } else {
@@ -622,6 +773,7 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
         return -1;
     }
     sx = e->sx;
+    scomm_kv_rma_slot_put(sx, e->slot);
     st->inf_head = (st->inf_head + 1) % ep->depth;
     st->inf_n--;
     if (sx->state == SX_RUN) {

@@ -128,7 +128,20 @@ int scomm_kv_hdr_check(const scomm_kv_hdr_t *h, uint64_t chunk_max,
             return -1;
         }
         break;
-    case SCOMM_KV_T_BEGIN_OK:
+    case SCOMM_KV_T_BEGIN_OK: /* the RMA offer, if any */
+        max = SCOMM_KV_OFFER_FIXED + SCOMM_KV_OFFER_ADDRMAX;
+        break;
+    case SCOMM_KV_T_RDATA:
+        /* len counts bytes written by RMA: none follow on the socket. */
+        if ((h->len > SCOMM_KV_CHUNK_MAX) ||
+            (h->raw_len > SCOMM_KV_CHUNK_MAX)) {
+            snprintf(why, whylen, "rma chunk of %llu bytes (%llu raw), "
+                     "limit %llu", (unsigned long long)h->len,
+                     (unsigned long long)h->raw_len,
+                     (unsigned long long)SCOMM_KV_CHUNK_MAX);
+            return -1;
+        }
+        return 0;
     case SCOMM_KV_T_DESC:
     case SCOMM_KV_T_ACK:
     case SCOMM_KV_T_NACK:
@@ -290,7 +303,8 @@ static int kv_begin_heads(scomm_kv_begin_t *b, const uint8_t *ext, char *why,
                  b->dst_head_cnt);
         return -1;
     }
-    if (b->zero_copy && (b->src_head_cnt != b->heads)) {
+    if ((b->zero_copy & SCOMM_KV_BEGIN_ZC_CMA) &&
+        (b->src_head_cnt != b->heads)) {
         snprintf(why, whylen, "same-host copy asked for %d of %d heads",
                  b->src_head_cnt, b->heads);
         return -1;
@@ -431,4 +445,55 @@ void scomm_kv_begin_free(scomm_kv_begin_t *b)
     free(b->src_blocks);
     b->src_blocks = NULL;
     b->dst_blocks = NULL;
+}
+
+size_t scomm_kv_offer_encode(const scomm_kv_offer_t *o, uint8_t *out)
+{
+    memset(out, 0, SCOMM_KV_OFFER_FIXED);
+    kv_put32(out + 0, o->flags);
+    kv_put32(out + 4, o->addrlen);
+    kv_put64(out + 8, o->tag);
+    kv_put64(out + 16, o->base);
+    kv_put64(out + 24, o->key);
+    kv_put64(out + 32, o->block_bytes);
+    kv_put64(out + 40, o->blocks_per_layer);
+    kv_put64(out + 48, o->slot_bytes);
+    kv_put32(out + 56, o->nslots);
+    memcpy(out + SCOMM_KV_OFFER_FIXED, o->addr, o->addrlen);
+    return SCOMM_KV_OFFER_FIXED + o->addrlen;
+}
+
+int scomm_kv_offer_decode(const uint8_t *in, size_t len, scomm_kv_offer_t *o,
+                          char *why, size_t whylen)
+{
+    memset(o, 0, sizeof(*o));
+    if (len < SCOMM_KV_OFFER_FIXED) {
+        snprintf(why, whylen, "rma offer of %zu bytes, below %d", len,
+                 SCOMM_KV_OFFER_FIXED);
+        return -1;
+    }
+    o->flags            = kv_get32(in + 0);
+    o->addrlen          = kv_get32(in + 4);
+    o->tag              = kv_get64(in + 8);
+    o->base             = kv_get64(in + 16);
+    o->key              = kv_get64(in + 24);
+    o->block_bytes      = kv_get64(in + 32);
+    o->blocks_per_layer = kv_get64(in + 40);
+    o->slot_bytes       = kv_get64(in + 48);
+    o->nslots           = kv_get32(in + 56);
+    if ((o->addrlen == 0) || (o->addrlen > SCOMM_KV_OFFER_ADDRMAX) ||
+        (len != SCOMM_KV_OFFER_FIXED + (size_t)o->addrlen) ||
+        ((o->flags & ~SCOMM_KV_OFFER_DIRECT) != 0) ||
+        ((o->flags & SCOMM_KV_OFFER_DIRECT)
+             ? ((o->block_bytes == 0) || (o->blocks_per_layer == 0))
+             : ((o->nslots == 0) || (o->nslots > 4096) ||
+                (o->slot_bytes == 0) ||
+                (o->slot_bytes > SCOMM_KV_CHUNK_MAX)))) {
+        snprintf(why, whylen, "bad rma offer: %zu bytes, address of %u, "
+                 "flags 0x%x, %u slots of %llu bytes", len, o->addrlen,
+                 o->flags, o->nslots, (unsigned long long)o->slot_bytes);
+        return -1;
+    }
+    memcpy(o->addr, in + SCOMM_KV_OFFER_FIXED, o->addrlen);
+    return 0;
 }

@@ -86,6 +86,12 @@ scomm_status_t scomm_kv_register_mem(scomm_kv_ep_t *ep,
     ep->regions[id].bytes = bytes;
     ep->regions[id].bb    = (size_t)scomm_kv_block_bytes(layout);
     ep->regions[id].dev   = dev;
+    status = scomm_kv_ofi_reg(ep, id);
+    if (status != SCOMM_OK) {
+        ep->regions[id].used = 0;
+        pthread_mutex_unlock(&ep->lock);
+        return status; /* the reason is set */
+    }
     pthread_cond_broadcast(&ep->done_cond); /* a BEGIN may wait for it */
     pthread_mutex_unlock(&ep->lock);
     *id_p = id;
@@ -101,6 +107,7 @@ scomm_status_t scomm_kv_deregister(scomm_kv_ep_t *ep, int32_t id)
     }
     pthread_mutex_lock(&ep->lock);
     ep->regions[id].used = 0;
+    scomm_kv_ofi_dereg(ep, id);
     pthread_mutex_unlock(&ep->lock);
     return SCOMM_OK;
 }
@@ -492,4 +499,14 @@ void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on)
 void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on)
 {
     __atomic_store_n(&ep->no_codecs, on, __ATOMIC_RELAXED);
+}
+
+uint64_t scomm_kv_debug_rma_chunks(scomm_kv_ep_t *ep)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&ep->lock);
+    n = ep->rma_chunks;
+    pthread_mutex_unlock(&ep->lock);
+    return n;
 }

@@ -285,15 +285,16 @@ static void ofi_core_name(const char *prov, char *out, size_t len)
     out[n] = '\0';
 }
 
-static struct fi_info *ofi_hints(const char *prov)
+struct fi_info *scomm_ofi_hints(const char *prov, uint64_t caps,
+                                uint64_t mode)
 {
     struct fi_info *h = fi_allocinfo();
 
     if (h == NULL) {
         return NULL;
     }
-    h->caps                  = FI_TAGGED | FI_RMA;
-    h->mode                  = FI_CONTEXT | FI_CONTEXT2 | FI_RX_CQ_DATA;
+    h->caps                  = caps;
+    h->mode                  = mode;
     h->ep_attr->type         = FI_EP_RDM;
     h->tx_attr->msg_order    = FI_ORDER_SAS;
     h->rx_attr->msg_order    = FI_ORDER_SAS;
@@ -304,6 +305,12 @@ static struct fi_info *ofi_hints(const char *prov)
         h->fabric_attr->prov_name = strdup(prov);
     }
     return h;
+}
+
+static struct fi_info *ofi_hints(const char *prov)
+{
+    return scomm_ofi_hints(prov, FI_TAGGED | FI_RMA,
+                           FI_CONTEXT | FI_CONTEXT2 | FI_RX_CQ_DATA);
 }
 
 /* Does info fit: provider as asked (full or core name), domain as asked,
@@ -1435,6 +1442,60 @@ static scomm_status_t ofi_getinfo(ofi_ctx_t *c)
     return (c->info != NULL) ? SCOMM_OK : SCOMM_ERR_NO_MEMORY;
 }
 
+int scomm_ofi_rdm_open(struct fi_info *info, size_t cq_size,
+                       size_t av_count, const scomm_ofi_rdm_t *r,
+                       const char **step)
+{
+    struct fi_cq_attr cqa;
+    struct fi_av_attr ava;
+    int rc;
+
+    *r->cq_fd = -1;
+    *step = "fi_fabric";
+    rc    = fi_fabric(info->fabric_attr, r->fabric, NULL);
+    if (rc == 0) {
+        *step = "fi_domain";
+        rc    = fi_domain(*r->fabric, info, r->domain, NULL);
+    }
+    if (rc == 0) {
+        memset(&cqa, 0, sizeof(cqa));
+        cqa.format   = FI_CQ_FORMAT_DATA;
+        cqa.wait_obj = FI_WAIT_FD;
+        cqa.size     = cq_size;
+        *step        = "fi_cq_open";
+        rc           = fi_cq_open(*r->domain, &cqa, r->cq, NULL);
+        if (rc != 0) {
+            cqa.wait_obj = FI_WAIT_NONE; /* polled, then */
+            rc = fi_cq_open(*r->domain, &cqa, r->cq, NULL);
+        } else if (fi_control(&(*r->cq)->fid, FI_GETWAIT, r->cq_fd) != 0) {
+            *r->cq_fd = -1;
+        }
+    }
+    if (rc == 0) {
+        memset(&ava, 0, sizeof(ava));
+        ava.type  = FI_AV_TABLE;
+        ava.count = av_count;
+        *step     = "fi_av_open";
+        rc        = fi_av_open(*r->domain, &ava, r->av, NULL);
+    }
+    if (rc == 0) {
+        *step = "fi_endpoint";
+        rc    = fi_endpoint(*r->domain, info, r->ep, NULL);
+    }
+    if (rc == 0) {
+        *step = "fi_ep_bind";
+        rc    = fi_ep_bind(*r->ep, &(*r->cq)->fid, FI_TRANSMIT | FI_RECV);
+    }
+    if (rc == 0) {
+        rc = fi_ep_bind(*r->ep, &(*r->av)->fid, 0);
+    }
+    if (rc == 0) {
+        *step = "fi_enable";
+        rc    = fi_enable(*r->ep);
+    }
+    return rc;
+}
+
 static scomm_status_t ofi_slabs(ofi_ctx_t *c)
 {
     size_t bytes;
@@ -1481,8 +1542,6 @@ static scomm_status_t ofi_slabs(ofi_ctx_t *c)
 
 static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
 {
-    struct fi_cq_attr cqa;
-    struct fi_av_attr ava;
     ofi_ctx_t *c;
     const char *step;
     size_t alen;
@@ -1528,48 +1587,11 @@ static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
     c->chunk        = SCOMM_MIN(w->cfg.ofi_rma_chunk,
                                 SCOMM_MIN(c->info->ep_attr->max_msg_size,
                                           (uint64_t)UINT32_MAX & ~4095ull));
-    step = "fi_fabric";
-    rc   = fi_fabric(c->info->fabric_attr, &c->fabric, NULL);
-    if (rc == 0) {
-        step = "fi_domain";
-        rc   = fi_domain(c->fabric, c->info, &c->domain, NULL);
-    }
-    if (rc == 0) {
-        memset(&cqa, 0, sizeof(cqa));
-        cqa.format   = FI_CQ_FORMAT_DATA;
-        cqa.wait_obj = FI_WAIT_FD;
-        cqa.size     = (size_t)w->cfg.ofi_depth * 4;
-        step         = "fi_cq_open";
-        rc           = fi_cq_open(c->domain, &cqa, &c->cq, NULL);
-        if (rc != 0) {
-            cqa.wait_obj = FI_WAIT_NONE; /* polled, then */
-            rc = fi_cq_open(c->domain, &cqa, &c->cq, NULL);
-        } else if (fi_control(&c->cq->fid, FI_GETWAIT, &c->cq_fd) != 0) {
-            c->cq_fd = -1;
-        }
-    }
-    if (rc == 0) {
-        memset(&ava, 0, sizeof(ava));
-        ava.type = FI_AV_TABLE;
-        ava.count = (size_t)w->size;
-        step     = "fi_av_open";
-        rc       = fi_av_open(c->domain, &ava, &c->av, NULL);
-    }
-    if (rc == 0) {
-        step = "fi_endpoint";
-        rc   = fi_endpoint(c->domain, c->info, &c->ep, NULL);
-    }
-    if (rc == 0) {
-        step = "fi_ep_bind";
-        rc   = fi_ep_bind(c->ep, &c->cq->fid, FI_TRANSMIT | FI_RECV);
-    }
-    if (rc == 0) {
-        rc = fi_ep_bind(c->ep, &c->av->fid, 0);
-    }
-    if (rc == 0) {
-        step = "fi_enable";
-        rc   = fi_enable(c->ep);
-    }
+    rc = scomm_ofi_rdm_open(c->info, (size_t)w->cfg.ofi_depth * 4,
+                            (size_t)w->size,
+                            &(scomm_ofi_rdm_t){&c->fabric, &c->domain,
+                                               &c->cq, &c->cq_fd, &c->av,
+                                               &c->ep}, &step);
     if (rc == 0) {
         step = "fi_getname";
         alen = OFI_ADDR_MAX;

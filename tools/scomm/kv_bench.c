@@ -37,7 +37,8 @@
 typedef struct kvb {
     int      layers, heads, dim, block;
     uint64_t tokens;
-    int      wire, comp, streams, depth, iters, tcp, ttft, json, hidden;
+    int      wire, comp, streams, depth, iters, ttft, json, hidden;
+    int      tcp;       /* --transport: 0 shm, 1 tcp, 2 ofi */
     int      thp;
     size_t   chunk;
     char     host[64];
@@ -68,9 +69,14 @@ static void usage(FILE *f)
         "  --heads N            1..4096     } heads x dim at most 8192\n"
         "  --dim N              1..65536    }\n"
         "  --block N            tokens per block, 1..65536 (default 16)\n"
-        "  --transport shm|tcp  shm (default): same-host copy from the "
-        "sender's region;\n"
-        "                       tcp: through the sockets even on one host\n"
+        "  --transport shm|tcp|ofi  shm (default): same-host copy from "
+        "the sender's\n"
+        "                       region; tcp: through the sockets even on "
+        "one host; ofi:\n"
+        "                       libfabric RMA writes into the receiver's "
+        "region\n"
+        "                       (SCOMM_OFI_PROVIDER; needs libfabric-dev "
+        "at build)\n"
         "  --wire native|fp8|int4    values on the wire (default: the "
         "preset's)\n"
         "  --compress none|lz4|zstd  lossless compression of each chunk\n"
@@ -142,7 +148,12 @@ static scomm_kv_opts_t opts_of(const kvb_t *b)
         o.compression = b->comp;
     }
     o.field_mask |= SCOMM_KV_FIELD_ZERO_COPY;
-    o.zero_copy = !b->tcp;
+    o.zero_copy = (b->tcp == 0);
+    /* --transport decides, as it does zero copy (not SCOMM_KV_TRANSPORT
+     * or the preset), so the path printed is the one taken. */
+    o.field_mask |= SCOMM_KV_FIELD_TRANSPORT;
+    o.transport = (b->tcp == 2) ? SCOMM_KV_TRANSPORT_OFI
+                                : SCOMM_KV_TRANSPORT_TCP;
     return o;
 }
 
@@ -279,7 +290,8 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
         double ratio = (s1.bytes_wire > s0.bytes_wire)
             ? (double)(s1.bytes_raw - s0.bytes_raw) /
                   (double)(s1.bytes_wire - s0.bytes_wire) : 0.0;
-        const char *path = s1.bytes_zero_copy > s0.bytes_zero_copy
+        const char *path = (b->tcp == 2) ? "ofi"
+                           : (s1.bytes_zero_copy > s0.bytes_zero_copy)
                                ? "shm" : "tcp";
 
         if (b->json) {
@@ -513,7 +525,7 @@ static int ttft_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base,
 /* ---- driver ---- */
 
 static const char *const kvb_shapes[]     = {"8b", "1b", NULL};
-static const char *const kvb_transports[] = {"shm", "tcp", NULL};
+static const char *const kvb_transports[] = {"shm", "tcp", "ofi", NULL};
 /* Indexed by scomm_kv_wire_dtype_t and scomm_kv_compress_t. */
 static const char *const kvb_wires[]      = {"native", "fp8", "int4", NULL};
 static const char *const kvb_comps[]      = {"none", "lz4", "zstd", NULL};

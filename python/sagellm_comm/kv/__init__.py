@@ -180,6 +180,7 @@ class KVOptions:
     timeout_ms: Optional[int] = None
     token: Optional[str] = None
     reconnect_ms: Optional[int] = None
+    transport: Optional[str] = None  # "tcp" or "ofi" (libfabric RMA)
 
     _FIELDS = (("preset", _lib.KV_FIELD_PRESET),
                ("chunk_size", _lib.KV_FIELD_CHUNK_SIZE),
@@ -208,6 +209,13 @@ class KVOptions:
             setattr(c, name, value)
         if self.preset_file is not None:
             c.preset_file = self.preset_file.encode()
+        if self.transport is not None:
+            if self.transport not in _lib.KV_TRANSPORTS:
+                raise CommInvalidArgumentError(
+                    f"transport {self.transport!r}: expected one of "
+                    f"{', '.join(_lib.KV_TRANSPORTS)}")
+            mask |= _lib.KV_FIELD_TRANSPORT
+            c.transport = _lib.KV_TRANSPORTS[self.transport]
         c.field_mask = mask
         return c
 
