@@ -48,9 +48,10 @@ static const scomm_param_t scomm_backend_params[] = {
              "docs/device.md)"},
     {.name = "SCOMM_DEVICE_IPC", .defval = "auto", .type = SCOMM_PARAM_ENUM,
      .values = "auto,0,1",
-     .help = "CUDA IPC (device-to-device copies) for all_gather, broadcast, "
-             "all_to_all and send/recv on device buffers between the ranks "
-             "of one host under the hint SCOMM_MEM_CUDA; auto: where every "
+     .help = "CUDA IPC (device-to-device copies) for the blocking "
+             "all_gather, broadcast and all_to_all on device buffers between "
+             "the ranks of one host under the hint SCOMM_MEM_CUDA (send/recv "
+             "stay staged); auto: where every "
              "rank can, else staged; 0: always staged; 1: as auto, with a "
              "warning naming why when it falls back (docs/device.md)"},
     {.name = "SCOMM_BACKEND", .defval = "native", .type = SCOMM_PARAM_ENUM,
