@@ -460,12 +460,11 @@ scomm_status_t scomm_kv_ofi_reg(scomm_kv_ep_t *ep, int id)
         return SCOMM_OK;
     }
     if (r->dev) {
-        /* the provider would read and write it from the host: FI_HMEM
-         * registration (iface CUDA) is not built */
-        return scomm_kv_fail(SCOMM_ERR_UNSUPPORTED, "kv_register: a device "
-                             "region on an ofi KV endpoint (%s) needs "
-                             "FI_HMEM, not built; use the tcp KV transport, "
-                             "which stages device regions", o->prov);
+        /* The provider would read and write it from the host (FI_HMEM
+         * registration, iface CUDA, is not built): its transfers go over
+         * the TCP streams, staged (kv_dev.c), not by RMA. */
+        o->mr[id] = NULL;
+        return SCOMM_OK;
     }
     pthread_mutex_lock(&o->lk);
     rc = fi_mr_reg(o->domain, r->base, (size_t)r->bytes,

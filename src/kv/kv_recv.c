@@ -248,7 +248,9 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
             }
         }
     }
-    if ((bad == 0) && (rx->b.zero_copy & SCOMM_KV_BEGIN_ZC_RMA)) {
+    if ((bad == 0) && (rx->b.zero_copy & SCOMM_KV_BEGIN_ZC_RMA) &&
+        !ep->regions[rx->region].dev) {
+        /* (a device region: no offer, the sender uses the streams) */
         /* The sender writes: offer the region, or landing slots. */
         rx->offer = malloc(SCOMM_KV_OFFER_FIXED + SCOMM_KV_OFFER_ADDRMAX);
         rx->offer_len = (rx->offer != NULL)

@@ -478,7 +478,7 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
     b.num_dst_blocks   = sx->plan.num_dst_blocks;
     /* RMA (transport ofi) replaces the same-host copy: we write; a
      * device region cannot be read with process_vm_readv */
-    b.zero_copy        = (ep->ofi != NULL)
+    b.zero_copy        = ((ep->ofi != NULL) && !r->dev)
                              ? SCOMM_KV_BEGIN_ZC_RMA
                              : (uint32_t)(ep->zero_copy && !r->dev &&
                                           (sx->wire_dtype == 0) &&
@@ -732,7 +732,9 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
             }
         }
         if (sx != NULL) {
+            /* no offer (h->len 0): a device region, by the streams */
             if ((h->type == SCOMM_KV_T_BEGIN_OK) && (ep->ofi != NULL) &&
+                (h->len > 0) &&
                 (scomm_kv_ofi_take_offer(ep, sx, (const uint8_t *)text,
                                          (size_t)h->len, why,
                                          sizeof(why)) != 0)) {
