@@ -86,7 +86,9 @@ openmpi_tcp() {
         | grep -v '^#' | grep -v '^label,' >> "$out/mpi.csv" || true
 }
 openmpi_ofi() {
+    # the MTL leaves the tcp provider out by default (its exclude list)
     FI_PROVIDER=tcp timeout 1800 mpirun.openmpi --mca pml cm --mca mtl ofi \
+        --mca mtl_ofi_provider_exclude shm,sockets,udp,rstream \
         --mca oob_tcp_if_include lo -np 2 "$out/bin/mpi_bench" \
         --ops "$mpi_ops" --sizes "$SIZES" --target "$TARGET" \
         --label openmpi_ofi 2> "$out/logs/openmpi_ofi_$1.err" \
