@@ -48,10 +48,12 @@
 extern _Atomic(const void *) scomm_memkind_rt; /* memkind.c */
 void scomm_memkind_probe(void);
 
+/* Lock order: ctl->lock before ep->lock (kv_dw_run), never the reverse;
+ * refs is atomic so that a wait is counted under ep->lock alone. */
 typedef struct kv_dwctl {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* ep */
     scomm_kv_ep_t  *ep;   /* NULL once the endpoint closed */
-    int             refs; /* the endpoint's, and one per enqueued wait */
+    _Atomic int     refs; /* the endpoint's, and one per enqueued wait */
 } kv_dwctl_t;
 
 static const scomm_devrt_t *kv_rt(void)
@@ -435,12 +437,7 @@ typedef struct {
 
 static void kv_dwctl_unref(kv_dwctl_t *ctl)
 {
-    int last;
-
-    pthread_mutex_lock(&ctl->lock);
-    last = (--ctl->refs == 0);
-    pthread_mutex_unlock(&ctl->lock);
-    if (last) {
+    if (atomic_fetch_sub(&ctl->refs, 1) == 1) {
         pthread_mutex_destroy(&ctl->lock);
         free(ctl);
     }
@@ -517,15 +514,13 @@ scomm_status_t scomm_kv_wait_layer_stream(scomm_kv_ep_t *ep,
         ep->dwctl = calloc(1, sizeof(*ep->dwctl));
         if (ep->dwctl != NULL) {
             pthread_mutex_init(&ep->dwctl->lock, NULL);
-            ep->dwctl->ep   = ep;
-            ep->dwctl->refs = 1;
+            ep->dwctl->ep = ep;
+            atomic_init(&ep->dwctl->refs, 1);
         }
     }
     ctl = ep->dwctl;
     if (!landed && (ctl != NULL)) {
-        pthread_mutex_lock(&ctl->lock);
-        ctl->refs++;
-        pthread_mutex_unlock(&ctl->lock);
+        atomic_fetch_add(&ctl->refs, 1); /* ep->lock held: not ctl->lock */
     }
     pthread_mutex_unlock(&ep->lock);
     if (landed) {
