@@ -84,6 +84,24 @@ static scomm_status_t scomm_p2p_dev(scomm_comm_t *comm, const char *op,
     return status;
 }
 
+/* A send or receive of device memory is staged (a job; *wbuf_p the pinned
+ * copy to post instead); host memory is posted as it is. */
+static scomm_status_t api_p2p_stage(scomm_comm_t *comm, const char *op,
+                                    int is_send, const void *buf,
+                                    size_t bytes, void **wbuf_p,
+                                    scomm_stage_job_t **job_p)
+{
+    scomm_status_t status;
+    int dev = 0;
+
+    status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
+    if ((status == SCOMM_OK) && dev) {
+        status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf, bytes,
+                                      wbuf_p, job_p);
+    }
+    return status;
+}
+
 /* A staged call's job goes with its request (released with it, under the
  * world lock: src/backend/stage.c), or back if posting failed. */
 static void api_p2p_attach(scomm_stage_job_t *job, scomm_req_t *req)
@@ -110,7 +128,6 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
-    int dev = 0;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -125,11 +142,7 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                  dtype, peer, req_p);
     }
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
-        status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
-        if ((status == SCOMM_OK) && dev) {
-            status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf,
-                                          bytes, &wbuf, &job);
-        }
+        status = api_p2p_stage(comm, op, is_send, buf, bytes, &wbuf, &job);
         if (status != SCOMM_OK) {
             return status;
         }
@@ -177,7 +190,6 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
-    int dev = 0;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -188,12 +200,8 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
                                  dtype, peer, NULL);
     }
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
-        status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
-        if ((status == SCOMM_OK) && dev) {
-            /* staged like scomm_isend/irecv, then waited for */
-            status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf,
-                                          bytes, &wbuf, &job);
-        }
+        /* staged like scomm_isend/irecv, then waited for */
+        status = api_p2p_stage(comm, op, is_send, buf, bytes, &wbuf, &job);
         if (status != SCOMM_OK) {
             return status;
         }
