@@ -28,11 +28,21 @@ if str(PKG_ROOT) not in sys.path:
     sys.path.insert(0, str(PKG_ROOT))
 
 
+# Sockets that hold the ports free_port() handed out (see there).
+_HELD: List[socket.socket] = []
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 reserved for this test process: a socket
+    bound to it with SO_REUSEADDR, never listening, stays open until the
+    process ends. Rank 0's listener (SO_REUSEADDR too) may bind it; no
+    other program's bind(0) or connect() is handed it meanwhile, so a test
+    running beside this one cannot take it before rank 0 binds."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return int(s.getsockname()[1])
 
 
 def rank_env(rank: int, world: int, port: int,

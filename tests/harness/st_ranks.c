@@ -24,6 +24,9 @@
  *     caller's mask.
  *  5. stdio is flushed before fork() and before a rank exits, so output is
  *     neither duplicated nor lost.
+ *  6. The rendezvous port stays reserved (st_reserve_port) from the pick
+ *     until every rank is gone: no other program is handed it meanwhile,
+ *     so rank 0's bind cannot lose it to a test running beside this one.
  */
 #include "st_test.h"
 
@@ -70,27 +73,38 @@ static int64_t st_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A free TCP port on 127.0.0.1, found by binding port 0; -1 on error. */
-static int st_pick_port(void)
+/*
+ * A TCP port on 127.0.0.1 reserved for rank 0's rendezvous: a socket bound
+ * to port 0 with SO_REUSEADDR and never listening, kept open (*fd) while
+ * the ranks run. Rank 0's listener (SO_REUSEADDR too, scomm_sock_listen)
+ * may bind the same port; nobody else's bind(0) or connect() is handed a
+ * port that a socket holds, so no other test can take it between the
+ * pick and rank 0's bind. -1 on error.
+ */
+static int st_reserve_port(int *fd)
 {
     struct sockaddr_in addr;
     socklen_t          alen = sizeof(addr);
-    int                fd;
+    int                one  = 1;
     int                port = -1;
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0) {
         return -1;
     }
     memset(&addr, 0, sizeof(addr));
     addr.sin_family      = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port        = 0;
-    if ((bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) &&
-        (getsockname(fd, (struct sockaddr *)&addr, &alen) == 0)) {
+    if ((setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) &&
+        (bind(*fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) &&
+        (getsockname(*fd, (struct sockaddr *)&addr, &alen) == 0)) {
         port = ntohs(addr.sin_port);
     }
-    close(fd);
+    if (port <= 0) {
+        close(*fd);
+        *fd = -1;
+    }
     return port;
 }
 
@@ -352,6 +366,7 @@ int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
     struct timespec  zero = {0, 0};
     sigset_t         chld;
     int              port;
+    int              port_fd = -1;
     int              failed;
     int              result;
     int              r;
@@ -366,13 +381,6 @@ int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
     job.victim = victim;
     job.fn     = fn;
     job.arg    = arg;
-    port       = st_pick_port();
-    if (port <= 0) {
-        fprintf(stderr, "st_run_ranks: cannot find a free port on 127.0.0.1: "
-                "%s\n", strerror(errno));
-        return 1;
-    }
-    snprintf(job.port, sizeof(job.port), "%d", port);
     if (st_make_token(job.token) != 0) {
         fprintf(stderr, "st_run_ranks: getrandom failed: %s\n",
                 strerror(errno));
@@ -383,6 +391,14 @@ int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
         fprintf(stderr, "st_run_ranks: out of memory\n");
         return 1;
     }
+    port = st_reserve_port(&port_fd);
+    if (port <= 0) {
+        fprintf(stderr, "st_run_ranks: cannot reserve a port on 127.0.0.1: "
+                "%s\n", strerror(errno));
+        free(job.ranks);
+        return 1;
+    }
+    snprintf(job.port, sizeof(job.port), "%d", port);
 
     /* A caller that ignores SIGCHLD would have the ranks reaped by the
      * kernel and their statuses lost; use the default for the run. */
@@ -419,6 +435,7 @@ int st_run_ranks_victim(int nranks, st_rank_fn fn, void *arg,
     sigprocmask(SIG_SETMASK, &job.old_mask, NULL);
     sigaction(SIGCHLD, &job.old_chld, NULL);
 
+    close(port_fd); /* the rendezvous port is free again (note 6) */
     result = st_summarize(&job, failed);
     free(job.ranks);
     return result;

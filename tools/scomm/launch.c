@@ -152,6 +152,7 @@ typedef struct {
     pid_t            pgid;          /* process group of the ranks, 0 before */
     int              nrunning;
     char             port_str[16];
+    int              port_fd;       /* holds a picked port, or -1 */
     char             token[SCOMM_TOKEN_MAX]; /* made, or SCOMM_JOB_TOKEN */
     int              wake_pipe[2];
     struct rlimit    orig_nofile;   /* given back to the children */
@@ -442,27 +443,36 @@ static int launch_shared_token(launch_t *l)
     return 0;
 }
 
-/* A free TCP port on 127.0.0.1, found by binding port 0; -1 on error. */
-static int launch_pick_port(void)
+/* A TCP port on 127.0.0.1 reserved for the ranks' rendezvous: a socket
+ * bound to port 0 with SO_REUSEADDR and never listening, kept open (*fd)
+ * until the launcher ends. Rank 0's listener (SO_REUSEADDR too) may bind
+ * the same port; no other program's bind(0) or connect() is handed a port
+ * a socket holds, so nothing beside us takes it before rank 0 binds (the
+ * ranks do not inherit it: close-on-exec). -1 on error. */
+static int launch_pick_port(int *fd)
 {
     struct sockaddr_in addr;
     socklen_t          alen = sizeof(addr);
-    int                fd;
+    int                one  = 1;
     int                port = -1;
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    *fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0) {
         return -1;
     }
     memset(&addr, 0, sizeof(addr));
     addr.sin_family      = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port        = 0;
-    if ((bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) &&
-        (getsockname(fd, (struct sockaddr *)&addr, &alen) == 0)) {
+    if ((setsockopt(*fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) &&
+        (bind(*fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) &&
+        (getsockname(*fd, (struct sockaddr *)&addr, &alen) == 0)) {
         port = ntohs(addr.sin_port);
     }
-    close(fd);
+    if (port <= 0) {
+        close(*fd);
+        *fd = -1;
+    }
     return port;
 }
 
@@ -1246,6 +1256,9 @@ static void launch_free(launch_t *l)
     if (l->raised_nofile) {
         (void)setrlimit(RLIMIT_NOFILE, &l->orig_nofile);
     }
+    if (l->port_fd >= 0) {
+        close(l->port_fd);
+    }
 }
 
 int scomm_cli_launch(int argc, char **argv)
@@ -1260,6 +1273,7 @@ int scomm_cli_launch(int argc, char **argv)
     memset(&l, 0, sizeof(l));
     l.wake_pipe[0] = -1;
     l.wake_pipe[1] = -1;
+    l.port_fd      = -1;
     l.exit_code    = -1;
     rc = launch_parse(argc, argv, &l.opts);
     if (rc >= 0) {
@@ -1274,7 +1288,7 @@ int scomm_cli_launch(int argc, char **argv)
         }
     }
     if (l.opts.master_port == 0) {
-        l.opts.master_port = launch_pick_port();
+        l.opts.master_port = launch_pick_port(&l.port_fd);
         if (l.opts.master_port <= 0) {
             fprintf(stderr, "scomm launch: cannot find a free port on "
                     "127.0.0.1: %s\n", strerror(errno));
@@ -1287,6 +1301,7 @@ int scomm_cli_launch(int argc, char **argv)
     } else if (launch_make_token(l.token) != 0) {
         fprintf(stderr, "scomm launch: getrandom failed: %s\n",
                 strerror(errno));
+        launch_free(&l);
         return 1;
     }
 
