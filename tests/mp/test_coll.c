@@ -26,6 +26,19 @@
  * 1 Mi + 5 and 64 Mi + 7), and on a copy of the communicator with
  * process_vm_readv off. `test_coll --direct-fault absent|stop|kill [NP]`
  * runs the direct algorithm's fault cases, each in a world of its own.
+ *
+ * Scope (TEST_COLL_SCOPE, tests/CMakeLists.txt says which run has which):
+ *   full    (default) all of the above;
+ *   nohuge  all but the 64 Mi + 7 all_reduces (1 Mi sizes still run);
+ *   wire    nohuge, and the exact reductions on one dtype per element
+ *           width (fp8 e4m3, bfloat16, float32, int64) with every op,
+ *           algorithm, count and in-place form; scomm_mem_alloc's
+ *           arguments, sizes and collective frees, not its sweep of the
+ *           direct algorithms (shared memory whatever the transport). The
+ *           reduction kernels are the same code on every transport; what
+ *           a transport changes (framing, segmenting, element boundaries
+ *           on the wire) depends on the element width, not the type. Each
+ *           transport keeps one full run, and shm every rank count.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -43,6 +56,37 @@
 
 #define NDT SCOMM_DTYPE_COUNT
 #define NOP SCOMM_REDOP_COUNT
+
+/* TEST_COLL_SCOPE (see the header): the 64 Mi + 7 runs, all dtypes. */
+static int scope_huge = 1;
+static int scope_all_dtypes = 1;
+
+static void scope_init(void)
+{
+    const char *v = getenv("TEST_COLL_SCOPE");
+
+    if ((v == NULL) || (*v == '\0') || (strcmp(v, "full") == 0)) {
+        return;
+    }
+    if (strcmp(v, "nohuge") == 0) {
+        scope_huge = 0;
+    } else if (strcmp(v, "wire") == 0) {
+        scope_huge       = 0;
+        scope_all_dtypes = 0;
+    } else {
+        fprintf(stderr, "test_coll: TEST_COLL_SCOPE='%s': expected full, "
+                "nohuge or wire\n", v);
+        exit(2);
+    }
+}
+
+/* 1 if the exact reductions run dtype dt in this scope. */
+static int dtype_in_scope(int dt)
+{
+    return scope_all_dtypes || (dt == SCOMM_FP8_E4M3) ||
+           (dt == SCOMM_BFLOAT16) || (dt == SCOMM_FLOAT32) ||
+           (dt == SCOMM_INT64);
+}
 
 typedef struct {
     scomm_comm_t *comm;
@@ -595,6 +639,9 @@ static void test_allreduce_exact(const tctx_t *t, const size_t *counts,
     ref  = malloc(maxc * 8 + 1);
     ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
     for (dt = 0; dt < NDT; dt++) {
+        if (!dtype_in_scope(dt)) {
+            continue;
+        }
         es = scomm_dtype_size((scomm_dtype_t)dt);
         for (op = 0; op < NOP; op++) {
             for (k = 0; k < ncounts; k++) {
@@ -663,6 +710,9 @@ static void test_reduce_scatter_exact(const tctx_t *t, const size_t *counts,
     ref  = malloc(maxc * 8 + 1);
     ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
     for (dt = 0; dt < NDT; dt++) {
+        if (!dtype_in_scope(dt)) {
+            continue;
+        }
         es = scomm_dtype_size((scomm_dtype_t)dt);
         for (op = 0; op < NOP; op++) {
             for (k = 0; k < ncounts; k++) {
@@ -725,6 +775,9 @@ static void test_reduce_exact(const tctx_t *t, const size_t *counts,
     ref  = malloc(maxc * 8 + 1);
     ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
     for (dt = 0; dt < NDT; dt++) {
+        if (!dtype_in_scope(dt)) {
+            continue;
+        }
         es = scomm_dtype_size((scomm_dtype_t)dt);
         for (op = 0; op < NOP; op++) {
             for (k = 0; k < ncounts; k++) {
@@ -1858,6 +1911,11 @@ static void test_mem(const tctx_t *t)
     ST_ASSERT_OK(scomm_mem_free(t->comm, y));
     ST_ASSERT_STATUS(scomm_mem_free(t->comm, x), SCOMM_ERR_INVALID_ARG);
 
+    if (!scope_all_dtypes) {
+        /* wire: the direct algorithms read shared memory whatever the
+         * transport; the full runs sweep them (test_coll.c header). */
+        return;
+    }
     ST_ASSERT_OK(scomm_mem_alloc(t->comm, zbytes, (void **)&zs));
     ST_ASSERT_OK(scomm_mem_alloc(t->comm, zbytes, (void **)&zr));
     test_mem_allreduce(t, zs, zr, zbytes);
@@ -2259,9 +2317,10 @@ static int run(int rank, int size, void *arg)
     counts[n++] = 65536 + 3;
 
     if (rank == 0) {
-        printf("test_coll: %d ranks over %s, %s buffers\n", size,
+        printf("test_coll: %d ranks over %s, %s buffers, scope %s\n", size,
                st_getenv_default("SCOMM_TRANSPORTS", "default"),
-               st_dev_mode_name());
+               st_dev_mode_name(),
+               st_getenv_default("TEST_COLL_SCOPE", "full"));
     }
     if (st_dev.mode != 0) {
         run_device(&t, counts, n);
@@ -2302,8 +2361,8 @@ static int run(int rank, int size, void *arg)
     test_allreduce_random(&t);
     section_done(&t, "random floats, NaN, cross-rank bits", t0);
     t0 = now_s();
-    test_large(&t, 1);
-    section_done(&t, "1 Mi and 64 Mi + 7", t0);
+    test_large(&t, scope_huge);
+    section_done(&t, scope_huge ? "1 Mi and 64 Mi + 7" : "1 Mi", t0);
     t0 = now_s();
     test_skew(&t);
     section_done(&t, "skewed arrival", t0);
@@ -2447,5 +2506,6 @@ int main(int argc, char **argv)
         }
         return rc;
     }
+    scope_init();
     return st_main_ranks(argc, argv, run, NULL);
 }
