@@ -18,6 +18,13 @@
  *  3. At the deadline rank 0 names the ranks that never joined, to the
  *     caller and to every rank that did join.
  *  4. The token is compared in constant time.
+ *  5. A rank that cannot join (its transports failed to open, say) sends
+ *     FAILED (a hello and the reason) instead of HELLO; rank 0 then
+ *     REJECTs everyone, those waiting and those still to come, with
+ *     "rank R failed to join: REASON", the first such report, and gives
+ *     up itself. Failing rank 0 keeps its store up to refuse every hello
+ *     the same way. Both are bounded by SCOMM_BOOT_REPORT_MS: the others
+ *     fail within moments, naming the rank, not at their deadline.
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,7 +36,8 @@
 #include "bootstrap.h"
 #include "sock.h"
 
-#define SCOMM_BOOT_GRACE_MS 3000
+#define SCOMM_BOOT_GRACE_MS  3000
+#define SCOMM_BOOT_REPORT_MS 10000
 
 typedef struct scomm_boot_conn {
     int      fd;
@@ -97,13 +105,16 @@ static int scomm_boot_admit(scomm_world_t *w, scomm_boot_conn_t *c,
         scomm_boot_reject(c->fd, SCOMM_ERR_PROTOCOL, err);
         return -1;
     }
-    if (hdr->type != SCOMM_BOOT_HELLO) {
+    if ((hdr->type != SCOMM_BOOT_HELLO) && (hdr->type != SCOMM_BOOT_FAILED)) {
         scomm_warn(SCOMM_SUB_BOOT, "dropped a connection that sent message "
                    "type %u before HELLO", hdr->type);
         return -1;
     }
-    if (scomm_boot_decode_hello(c->body, c->body_len, &h, err,
-                                sizeof(err)) != 0) {
+    if (scomm_boot_decode_hello(c->body,
+                                (hdr->type == SCOMM_BOOT_FAILED) ?
+                                scomm_boot_hello_len(c->body, c->body_len) :
+                                c->body_len,
+                                &h, err, sizeof(err)) != 0) {
         scomm_warn(SCOMM_SUB_BOOT, "refused a malformed hello: %s", err);
         scomm_boot_reject(c->fd, SCOMM_ERR_PROTOCOL, err);
         return -1;
@@ -129,12 +140,37 @@ static int scomm_boot_admit(scomm_world_t *w, scomm_boot_conn_t *c,
         scomm_boot_reject(c->fd, SCOMM_ERR_MISMATCH, err);
         return -1;
     }
-    w->info[h.rank] = h.info;
+    if (hdr->type == SCOMM_BOOT_HELLO) {
+        w->info[h.rank] = h.info;
+    }
     return h.rank;
 }
 
+/* Rank `rank` reported it cannot join (FAILED): the message every other
+ * rank gets, with the reason made printable. */
+static void scomm_boot_failed_msg(char *out, size_t outlen, int rank,
+                                  const scomm_boot_conn_t *c)
+{
+    size_t hlen = scomm_boot_hello_len(c->body, c->body_len);
+    size_t o, k;
+
+    o = (size_t)snprintf(out, outlen, "rank %d failed to join: ", rank);
+    for (k = hlen; (k < c->body_len) && (o + 1 < outlen); k++) {
+        unsigned char ch = c->body[k];
+
+        out[o++] = ((ch < 0x20) || (ch == 0x7f)) ? '?' : (char)ch;
+    }
+    if (k == hlen) {
+        o += (size_t)snprintf(out + o, outlen - o, "no reason given");
+    }
+    out[SCOMM_MIN(o, outlen - 1)] = '\0';
+}
+
+/* The store (rank 0). refuse: rank 0's own reason not to join (note 5),
+ * or NULL. */
 static scomm_status_t scomm_boot_root(scomm_world_t *w, uint64_t deadline,
-                                      char *err, size_t errlen)
+                                      const char *refuse, char *err,
+                                      size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -143,12 +179,17 @@ static scomm_status_t scomm_boot_root(scomm_world_t *w, uint64_t deadline,
     int *joined              = NULL;
     uint8_t *table           = NULL;
     size_t table_len, o;
-    int nconn_max, njoined = 1, lfd = -1, i, n, fd, rank;
+    int nconn_max, njoined = 1, lfd = -1, i, j, n, fd, rank, ntold = 0;
     scomm_status_t status = SCOMM_OK;
     scomm_boot_hdr_t hdr;
     char herr[256];
+    char failed[SCOMM_ERRMSG_MAX] = ""; /* note 5: why nobody joins */
     ssize_t r;
 
+    if (refuse != NULL) {
+        snprintf(failed, sizeof(failed), "rank 0 failed to join: %s",
+                 refuse);
+    }
     if (scomm_sock_resolve(w->master_addr, w->master_port, &ss, &sslen, herr,
                            sizeof(herr)) != 0) {
         snprintf(err, errlen, "bootstrap: master address %s: %s",
@@ -177,7 +218,9 @@ static scomm_status_t scomm_boot_root(scomm_world_t *w, uint64_t deadline,
     }
     joined[0] = 1;
 
-    while (njoined < w->size) {
+    /* Until all have joined, or, once one failed, all have been told. */
+    while ((failed[0] == '\0') ? (njoined < w->size)
+                               : (ntold < w->size - 1)) {
         if (scomm_now_ns() >= deadline) {
             break;
         }
@@ -262,6 +305,32 @@ static scomm_status_t scomm_boot_root(scomm_world_t *w, uint64_t deadline,
                 scomm_boot_conn_close(c);
                 continue;
             }
+            if (hdr.type == SCOMM_BOOT_FAILED) {
+                /* Note 5: the first report is the one everybody gets. */
+                joined[rank] = 1;
+                ntold++;
+                if (failed[0] == '\0') {
+                    scomm_boot_failed_msg(failed, sizeof(failed), rank, c);
+                    scomm_warn(SCOMM_SUB_BOOT, "%s", failed);
+                    for (j = 0; j < nconn_max; j++) {
+                        if (conns[j].rank > 0) {
+                            scomm_boot_reject(conns[j].fd,
+                                              SCOMM_ERR_PEER_LOST, failed);
+                            scomm_boot_conn_close(&conns[j]);
+                            ntold++;
+                        }
+                    }
+                }
+                scomm_boot_conn_close(c);
+                continue;
+            }
+            if (failed[0] != '\0') {
+                joined[rank] = 1;
+                scomm_boot_reject(c->fd, SCOMM_ERR_PEER_LOST, failed);
+                scomm_boot_conn_close(c);
+                ntold++;
+                continue;
+            }
             c->rank      = rank;
             joined[rank] = 1;
             njoined++;
@@ -270,6 +339,11 @@ static scomm_status_t scomm_boot_root(scomm_world_t *w, uint64_t deadline,
         }
     }
 
+    if (failed[0] != '\0') {
+        snprintf(err, errlen, "bootstrap: %s", failed);
+        status = SCOMM_ERR_PEER_LOST;
+        goto out;
+    }
     if (njoined < w->size) {
         o = (size_t)snprintf(err, errlen,
                              "bootstrap: timed out after %lld ms: %d of %d "
@@ -460,7 +534,48 @@ scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,
         return SCOMM_OK;
     }
     if (w->rank == 0) {
-        return scomm_boot_root(w, deadline, err, errlen);
+        return scomm_boot_root(w, deadline, NULL, err, errlen);
     }
     return scomm_boot_peer(w, deadline, err, errlen);
+}
+
+void scomm_bootstrap_fail(scomm_world_t *w, uint64_t deadline,
+                          const char *why)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    scomm_boot_hello_t hello;
+    uint8_t *body;
+    size_t len, wlen = strnlen(why, SCOMM_ERRMSG_MAX - 1);
+    char err[SCOMM_ERRMSG_MAX];
+    int fd = -1;
+
+    if (w->size == 1) {
+        return;
+    }
+    deadline = SCOMM_MIN(deadline, scomm_deadline_ms(SCOMM_BOOT_REPORT_MS));
+    if (w->rank == 0) {
+        (void)scomm_boot_root(w, deadline, why, err, sizeof(err));
+        return;
+    }
+    if ((scomm_sock_resolve(w->master_addr, w->master_port, &ss, &sslen, err,
+                            sizeof(err)) != 0) ||
+        (scomm_sock_connect(&ss, sslen, deadline, 1, &fd) != SCOMM_SOCK_OK)) {
+        return; /* best effort: the others time out as before */
+    }
+    memset(&hello, 0, sizeof(hello));
+    hello.rank       = w->rank;
+    hello.world_size = w->size;
+    snprintf(hello.token, sizeof(hello.token), "%s", w->token);
+    hello.info = w->info[w->rank];
+    body       = malloc(12 + SCOMM_TOKEN_MAX + SCOMM_BOOT_INFO_SIZE + wlen);
+    if (body != NULL) {
+        len = scomm_boot_encode_hello(body, 12 + SCOMM_TOKEN_MAX +
+                                                SCOMM_BOOT_INFO_SIZE, &hello);
+        memcpy(body + len, why, wlen);
+        (void)scomm_boot_send(fd, SCOMM_BOOT_FAILED, body,
+                              (uint32_t)(len + wlen), deadline);
+        free(body);
+    }
+    close(fd);
 }

@@ -22,7 +22,8 @@
 enum {
     SCOMM_BOOT_HELLO  = 1,
     SCOMM_BOOT_TABLE  = 2,
-    SCOMM_BOOT_REJECT = 3
+    SCOMM_BOOT_REJECT = 3,
+    SCOMM_BOOT_FAILED = 4  /* a hello, then why the rank cannot join */
 };
 
 typedef struct scomm_boot_hdr {
@@ -52,6 +53,9 @@ size_t scomm_boot_encode_hello(uint8_t *out, size_t cap,
                                const scomm_boot_hello_t *h);
 int scomm_boot_decode_hello(const uint8_t *in, size_t len,
                             scomm_boot_hello_t *h, char *err, size_t errlen);
+/* FAILED: the hello's bytes, then the reason (not terminated); the
+ * length of the hello part, 0 if len cannot hold one. */
+size_t scomm_boot_hello_len(const uint8_t *in, size_t len);
 /* Table: world_size then one info per rank; entry i must have rank i. */
 int scomm_boot_decode_table(const uint8_t *in, size_t len, int world_size,
                             scomm_rankinfo_t *infos, char *err,

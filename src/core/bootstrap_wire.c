@@ -70,7 +70,7 @@ int scomm_boot_decode_hdr(const uint8_t *in, scomm_boot_hdr_t *hdr,
                  "the %u-byte limit", hdr->len, SCOMM_BOOT_BODY_MAX);
         return -1;
     }
-    if ((hdr->type < SCOMM_BOOT_HELLO) || (hdr->type > SCOMM_BOOT_REJECT)) {
+    if ((hdr->type < SCOMM_BOOT_HELLO) || (hdr->type > SCOMM_BOOT_FAILED)) {
         snprintf(err, errlen, "unknown bootstrap message type %u",
                  hdr->type);
         return -1;
@@ -155,6 +155,17 @@ size_t scomm_boot_encode_hello(uint8_t *out, size_t cap,
     memcpy(out + 12, h->token, tlen);
     scomm_boot_encode_info(out + 12 + tlen, &h->info);
     return need;
+}
+
+size_t scomm_boot_hello_len(const uint8_t *in, size_t len)
+{
+    size_t need;
+
+    if (len < 12) {
+        return 0;
+    }
+    need = 12 + (size_t)get32(in + 8) + SCOMM_BOOT_INFO_SIZE;
+    return (need <= len) ? need : 0;
 }
 
 int scomm_boot_decode_hello(const uint8_t *in, size_t len,

@@ -421,7 +421,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     const scomm_tl_ops_t *tl, *own_tl;
     char names[SCOMM_ERRMSG_MAX / 2];
     size_t i;
-    int p, port;
+    int p, port, report = 0; /* a failure is told to the others */
 
     scomm_log_init();
     if (comm_p == NULL) {
@@ -582,6 +582,10 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         snprintf(w->info[w->rank].boot_id, sizeof(w->info[w->rank].boot_id),
                  "id:%.35s", w->cfg.host_id);
     }
+    /* From here until the exchange, a rank that gives up tells the others
+     * through rank 0's store (bootstrap.c note 5): they fail at once,
+     * naming it, instead of at the bootstrap deadline. */
+    report     = 1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) {
         status = SCOMM_ERR_SYSTEM;
@@ -593,6 +597,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
      * of this process, meeting in-process by master address, port and
      * token) is the only one, and the TCP bootstrap is skipped. */
     if (own_tl != NULL) {
+        report    = 0;
         w->tls[0] = own_tl;
         status    = own_tl->init(w, &w->tl_ctx[0]);
         if (status != SCOMM_OK) {
@@ -652,6 +657,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         goto err_free;
     }
 
+    report = 0;
     status = scomm_bootstrap_exchange(w, deadline, err, sizeof(err));
     if (status != SCOMM_OK) {
         scomm_set_thread_error("scomm_init: %s", err);
@@ -702,6 +708,11 @@ connect:
     return SCOMM_OK;
 
 err_free:
+    if (report) {
+        snprintf(err, sizeof(err), "%s", scomm_last_error());
+        scomm_bootstrap_fail(w, deadline, err);
+        scomm_set_thread_error("%s", err);
+    }
     /* Peers that got as far as connecting learn why we give up, instead of
      * only seeing us leave. */
     if (w->ntl > 0) {

@@ -359,6 +359,10 @@ scomm_status_t scomm_world_wait_until(scomm_comm_t *comm,
 /* ---- bootstrap ---- */
 scomm_status_t scomm_bootstrap_exchange(scomm_world_t *w, uint64_t deadline,
                                         char *err, size_t errlen);
+/* This rank cannot join (why): tell the others through rank 0's store, so
+ * they fail at once naming it (bootstrap.c note 5); best effort, bounded. */
+void scomm_bootstrap_fail(scomm_world_t *w, uint64_t deadline,
+                          const char *why);
 
 /* ---- validation shared by API entry points ---- */
 scomm_status_t scomm_comm_check(scomm_comm_t *comm, const char *op);

@@ -5,7 +5,11 @@
  *   token:   an intruder with a wrong job token claims rank 1 before the
  *            real rank 1: it gets SCOMM_ERR_ACCESS_DENIED, the job goes on;
  *   version: an intruder speaking protocol version 99 claims rank 1: it
- *            gets SCOMM_ERR_PROTOCOL naming both versions, the job goes on.
+ *            gets SCOMM_ERR_PROTOCOL naming both versions, the job goes on;
+ *   failed:  rank 1, then rank 0, cannot join (its tcp transport fails to
+ *            open: SCOMM_TCP_IFNAME names no interface): the others, one of them arriving after the
+ *            failure, get SCOMM_ERR_PEER_LOST naming that rank and its
+ *            reason within seconds, not at their 30 s deadline.
  * Run with -n 3 (the third process plays the missing rank or the intruder).
  */
 #include <stdio.h>
@@ -145,6 +149,41 @@ static int strays(int rank, int size, void *arg)
     return 0;
 }
 
+/* arg: the rank that cannot join, as text. */
+static int failed(int rank, int size, void *arg)
+{
+    int bad = atoi(arg);
+    scomm_comm_t *comm = NULL;
+    scomm_status_t s;
+    char want[64];
+    double t0;
+
+    (void)size;
+    setenv("SCOMM_TIMEOUT_MS", "30000", 1);
+    if (rank == bad) {
+        setenv("SCOMM_TRANSPORTS", "tcp", 1);
+        setenv("SCOMM_TCP_IFNAME", "nosuch0", 1);
+    } else if (rank == 2) {
+        usleep(300000); /* arrives after the failure was reported */
+    }
+    t0 = now_s();
+    s  = scomm_init_from_env(&comm);
+    ST_ASSERT(comm == NULL);
+    fprintf(stderr, "rank %d: %s after %.2f s: %s\n", rank,
+            scomm_status_name(s), now_s() - t0, scomm_last_error());
+    if (rank == bad) {
+        ST_ASSERT(SCOMM_IS_ERR(s));
+        ST_ASSERT(strstr(scomm_last_error(), "nosuch0") != NULL);
+        return 0;
+    }
+    ST_ASSERT_STATUS(s, SCOMM_ERR_PEER_LOST);
+    snprintf(want, sizeof(want), "rank %d failed to join", bad);
+    ST_ASSERT(strstr(scomm_last_error(), want) != NULL);
+    ST_ASSERT(strstr(scomm_last_error(), "nosuch0") != NULL);
+    ST_ASSERT(now_s() - t0 < 8.0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int rc;
@@ -171,6 +210,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "stray-connection case failed\n");
         return rc;
     }
-    printf("4 passed, 0 failed\n");
+    rc = st_run_ranks(3, failed, "1", 30);
+    if (rc != 0) {
+        fprintf(stderr, "failed-peer case failed\n");
+        return rc;
+    }
+    rc = st_run_ranks(3, failed, "0", 30);
+    if (rc != 0) {
+        fprintf(stderr, "failed-root case failed\n");
+        return rc;
+    }
+    printf("6 passed, 0 failed\n");
     return 0;
 }
