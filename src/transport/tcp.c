@@ -30,6 +30,12 @@
  *  3. EOF or an error on any socket fails the world naming the peer, at once.
  *  4. Sends never block; progress writes until EAGAIN, with MSG_NOSIGNAL
  *     (a vanished peer is an error, never a SIGPIPE).
+ *  5. A peer that fails first tells us why (ABORT on socket 0) and then
+ *     leaves: the cause it names wins over its own leaving. Before any
+ *     other socket's EOF or error blames the peer, socket 0 is read; and
+ *     a rank leaving after a fault half-closes and drains like a clean
+ *     close (tcp_linger), so its peers get FINs after the ABORT, not a
+ *     reset that would drop the ABORT unread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -128,6 +134,7 @@ typedef struct tcp_ctx {
     int            nsocks;
     uint64_t       eager_max;
     tcp_peer_t   **by_rank;
+    int            failing;   /* inside tcp_fail_sock (note 5) */
     tcp_peer_t    *peers;
     int            npeers;
     char          *discard;
@@ -470,10 +477,22 @@ static void tcp_item_done(tcp_ctx_t *c, tcp_sitem_t *it)
     free(it);
 }
 
+static int tcp_read(tcp_ctx_t *c, tcp_sock_t *s);
+
 static int tcp_fail_sock(tcp_ctx_t *c, tcp_sock_t *s, const char *what,
                          int err)
 {
     scomm_world_t *w = c->w;
+    tcp_peer_t *p    = c->by_rank[s->peer];
+
+    /* Socket 0 first: an ABORT the peer sent before it left names the
+     * first cause, which then wins over its leaving (note 5). */
+    if (!c->failing && (p != NULL) && (p->socks != NULL) &&
+        (p->socks[0].fd >= 0) && (p->socks[0].fd != s->fd)) {
+        c->failing = 1;
+        (void)tcp_read(c, &p->socks[0]);
+        c->failing = 0;
+    }
 
     scomm_world_fail(w, SCOMM_ERR_PEER_LOST, s->peer,
                      "rank %d (tcp %s:%d) lost: %s%s%s", s->peer,
@@ -1083,8 +1102,12 @@ static void tcp_fini(void *vctx)
     if (c == NULL) {
         return;
     }
-    if ((c->peers != NULL) && (atomic_load(&c->w->fault.status) == 0)) {
-        tcp_broadcast_push(c, TCP_BYE, 0, c->w->rank, NULL, -1);
+    if (c->peers != NULL) {
+        /* After a fault no BYE (we are not leaving cleanly), but the same
+         * half-close and drain (note 5). */
+        if (atomic_load(&c->w->fault.status) == 0) {
+            tcp_broadcast_push(c, TCP_BYE, 0, c->w->rank, NULL, -1);
+        }
         tcp_linger(c);
     }
     for (i = 0; i < c->npeers; i++) {
