@@ -9,7 +9,6 @@ import os
 import random
 
 import numpy as np
-import torch
 
 import sagellm_comm as sc
 from sagellm_comm import kv
@@ -57,6 +56,8 @@ def _tokens(layout: kv.KVLayout, cache: np.ndarray, table: list,
 
 
 def channel() -> None:
+    import torch  # here, not at the top: tp_heads's 6 ranks need none
+
     b = _backend()
     r = b.get_rank()
     opts = kv.KVOptions(token="t0ken", timeout_ms=20000, streams=2)
@@ -171,7 +172,9 @@ def channel() -> None:
 def comm_form() -> None:
     """connect_comm over the seed backend, then over a torch process
     group of backend "scomm"."""
+    import torch
     import torch.distributed as dist
+
     b = _backend()
     r = b.get_rank()
     lay = kv.KVLayout(2, 1, 16, 8, 4, "float32")
