@@ -78,7 +78,7 @@ static void fuzz_hdr(const uint8_t *data, size_t size)
     FUZZ_CHECK(hdr.magic == SCOMM_BOOT_MAGIC);
     FUZZ_CHECK(hdr.len <= SCOMM_BOOT_BODY_MAX);
     FUZZ_CHECK((hdr.type >= SCOMM_BOOT_HELLO) &&
-               (hdr.type <= SCOMM_BOOT_REJECT));
+               (hdr.type <= SCOMM_BOOT_FAILED));
     /* The encoder writes this process's version: all else is the input. */
     scomm_boot_encode_hdr(buf, hdr.type, hdr.len);
     FUZZ_CHECK(memcmp(buf, in, 4) == 0);
@@ -97,6 +97,10 @@ static void fuzz_hello(const uint8_t *data, size_t size)
     uint8_t *in = fuzz_dup(data, size);
     size_t n;
 
+    /* A FAILED body's hello part: within the input, and a whole hello. */
+    n = scomm_boot_hello_len(in, size);
+    FUZZ_CHECK(n <= size);
+    FUZZ_CHECK((n == 0) || (n >= 12 + SCOMM_BOOT_INFO_SIZE));
     memset(why, FUZZ_WHY_FILL, sizeof(why));
     if (scomm_boot_decode_hello(in, size, &h, why, sizeof(why)) != 0) {
         fuzz_check_why(why, sizeof(why));

@@ -84,7 +84,8 @@ def gen_bootstrap():
     write(t, "hdr-too-long", b"\0" + boot_hdr(BOOT_TABLE, BODY_MAX + 1))
     write(t, "hdr-bad-magic", b"\0" + boot_hdr(BOOT_HELLO, 8, magic=0x50545448))
     write(t, "hdr-type0", b"\0" + boot_hdr(0, 8))
-    write(t, "hdr-type4", b"\0" + boot_hdr(4, 8))
+    write(t, "hdr-failed", b"\0" + boot_hdr(4, 8))
+    write(t, "hdr-type5", b"\0" + boot_hdr(5, 8))
     write(t, "hdr-version9", b"\0" + boot_hdr(BOOT_HELLO, 8, version=9))
     write(t, "hdr-short", b"\0" + boot_hdr(BOOT_HELLO, 8)[:10])
     # 1: hello
