@@ -961,27 +961,6 @@ int scomm_kv_ofi_take_offer(scomm_kv_ep_t *ep, kv_sx_t *sx,
     return -1;
 }
 
-/* o->lk held, dropped inside. The TX thread waiting for a chunk's writes
- * writes no frame: after KV_HB_MS it sends a heartbeat, between frames
- * (the chunk's RDATA comes after), so the receiver's RX thread does not
- * take a chunk that moves for longer than KV_STALL_MS for a dead stream.
- * 0, or -1 when the stream broke (st->why_tx says why). */
-static int kv_ofi_keepalive(kv_stream_t *st, kv_ofi_t *o)
-{
-    scomm_kv_hdr_t h;
-    int rc;
-
-    if (scomm_now_ns() - st->last_tx <= (uint64_t)KV_HB_MS * 1000000ull) {
-        return 0;
-    }
-    pthread_mutex_unlock(&o->lk);
-    memset(&h, 0, sizeof(h));
-    h.type = SCOMM_KV_T_HEARTBEAT;
-    rc = scomm_kv_send_hdr(st, &h, NULL, 0);
-    pthread_mutex_lock(&o->lk);
-    return rc;
-}
-
 int scomm_kv_ofi_put(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
                      kv_piece_t *pc, int n, uint32_t *nwrites)
 {
