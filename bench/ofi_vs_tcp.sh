@@ -27,6 +27,11 @@ ROUNDS=${1:-${ROUNDS:-3}}
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$here/build}
 anchors=${ANCHORS:-$here/../shared/anchors}
+if [[ -z ${ANCHORS:-} && ! -d $anchors ]]; then
+    # A git worktree elsewhere: next to the main checkout's.
+    common=$(git -C "$here" rev-parse --path-format=absolute --git-common-dir 2> /dev/null || true)
+    [[ -n $common && -d $common/../../shared/anchors ]] && anchors=$common/../../shared/anchors
+fi
 cluster=$here/tests/cluster/cluster.sh
 out=${OUT:-$here/bench/out/ofi_vs_tcp_$(date +%Y%m%d_%H%M%S)}
 SIZES=${SIZES:-8,4K,64K,1M,16M,64M}

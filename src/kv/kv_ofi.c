@@ -29,13 +29,18 @@
  *     names have landed: no write ordering (FI_ORDER_WAW) is assumed. A
  *     re-sent chunk writes the same bytes (kv.h, wire note 6).
  *  3. Nothing waits forever: local completions and landings are waited
- *     for at most KV_STALL_MS since the last progress; a sender that gives
- *     up abandons its batch (freed when its writes complete, or at close),
- *     a receiver answers NACK and the chunk is written again.
+ *     for at most KV_STALL_MS since the last progress (a write of the
+ *     chunk completed or landed; writes are at most KV_OFI_WRITE_MAX); a
+ *     sender that gives up abandons its batch (freed when its writes
+ *     complete, or at close), a receiver answers NACK and the chunk is
+ *     written again.
  *  4. A region is registered at scomm_kv_register and closed at
  *     scomm_kv_deregister or close; landing slots at the BEGIN that needs
  *     them and closed with the receiver's transfer record.
  *  5. Without libfabric every entry point says so, naming the package.
+ *  6. A sender waiting for its writes keeps its stream alive: its TX
+ *     thread sends a heartbeat every KV_HB_MS meanwhile (kv_ofi_keepalive),
+ *     so a chunk slower than KV_STALL_MS is not a dead stream.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +69,10 @@
 #define KV_OFI_API       FI_VERSION(1, 9)
 #define KV_OFI_BATCH     16
 #define KV_OFI_SLOTS     4    /* landing slots per stream */
+/* Bytes per RMA write: a chunk is written in pieces of at most this, so
+ * completions (the sender's progress) and landings (the receiver's) come
+ * at least every piece, even for a 256 MiB chunk on a slow link. */
+#define KV_OFI_WRITE_MAX (1u << 20)
 
 /* One chunk's writes: the sender waits for pending to reach 0. */
 typedef struct kv_ofi_batch {
@@ -424,7 +433,7 @@ scomm_status_t scomm_kv_ofi_open(scomm_kv_ep_t *ep, int fd)
     o->mr_local  = (o->info->domain_attr->mr_mode & FI_MR_LOCAL) != 0;
     o->virt_addr = (o->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;
     o->max_write = (size_t)SCOMM_MIN(o->info->ep_attr->max_msg_size,
-                                     (uint64_t)1 << 30);
+                                     (uint64_t)KV_OFI_WRITE_MAX);
     rc = scomm_ofi_rdm_open(o->info, 4096, 4,
                             &(scomm_ofi_rdm_t){&o->fabric, &o->domain,
                                                &o->cq, &o->cq_fd, &o->av,
@@ -703,6 +712,27 @@ static int kv_ofi_stage(kv_ofi_t *o, scomm_kv_ep_t *ep, kv_sx_t *sx,
     return 0;
 }
 
+/* o->lk held, dropped inside. The TX thread waiting for a chunk's writes
+ * writes no frame: after KV_HB_MS it sends a heartbeat, between frames
+ * (the chunk's RDATA comes after), so the receiver's RX thread does not
+ * take a chunk that moves for longer than KV_STALL_MS for a dead stream.
+ * 0, or -1 when the stream broke (st->why_tx says why). */
+static int kv_ofi_keepalive(kv_stream_t *st, kv_ofi_t *o)
+{
+    scomm_kv_hdr_t h;
+    int rc;
+
+    if (scomm_now_ns() - st->last_tx <= (uint64_t)KV_HB_MS * 1000000ull) {
+        return 0;
+    }
+    pthread_mutex_unlock(&o->lk);
+    memset(&h, 0, sizeof(h));
+    h.type = SCOMM_KV_T_HEARTBEAT;
+    rc = scomm_kv_send_hdr(st, &h, NULL, 0);
+    pthread_mutex_lock(&o->lk);
+    return rc;
+}
+
 int scomm_kv_ofi_put(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
                      kv_piece_t *pc, int n, uint32_t *nwrites)
 {
@@ -778,6 +808,10 @@ int scomm_kv_ofi_put(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
                 pthread_mutex_unlock(&o->lk);
                 sched_yield();
                 pthread_mutex_lock(&o->lk);
+                if (kv_ofi_keepalive(st, o) != 0) {
+                    rc = -1;
+                    break;
+                }
             }
             if (rc != 0) {
                 break;
@@ -796,6 +830,10 @@ int scomm_kv_ofi_put(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
             snprintf(st->why_tx, sizeof(st->why_tx), "RMA writes of chunk "
                      "%u on %s: no completion in %d ms", seq, o->prov,
                      KV_STALL_MS);
+            rc = -1;
+            break;
+        }
+        if (kv_ofi_keepalive(st, o) != 0) {
             rc = -1;
             break;
         }
@@ -827,6 +865,7 @@ int scomm_kv_ofi_landed(kv_stream_t *st, kv_rx_t *rx, uint32_t seq,
     uint64_t key = (rx->tag << 32) | seq;
     uint64_t deadline = scomm_now_ns() + (uint64_t)KV_STALL_MS * 1000000ull;
     struct timespec ts;
+    uint32_t seen = 0;
     size_t i;
     int rc = -1;
 
@@ -847,6 +886,11 @@ int scomm_kv_ofi_landed(kv_stream_t *st, kv_rx_t *rx, uint32_t seq,
             }
             rc = 0;
             break;
+        }
+        if ((i < o->nland) && (o->land[i].n > seen)) {
+            /* Writes still landing: the chunk moves, however slowly. */
+            seen     = o->land[i].n;
+            deadline = scomm_now_ns() + (uint64_t)KV_STALL_MS * 1000000ull;
         }
         if (__atomic_load_n(&ep->closing, __ATOMIC_ACQUIRE) ||
             (scomm_now_ns() > deadline)) {

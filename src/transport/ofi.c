@@ -115,6 +115,7 @@ static const scomm_param_t ofi_params[] = {
 #define OFI_ABORT_MAX   512
 #define OFI_CQ_BATCH    16
 #define OFI_LINGER_MS   200
+#define OFI_BIND_TRIES  4    /* endpoints opened on EADDRINUSE */
 #define OFI_STASH_MAX   4096 /* out-of-order messages held per peer */
 #define OFI_RNDV_MAGIC  0x4f46524e44565258ull /* tl_u64[2] of a receive */
 
@@ -1442,9 +1443,16 @@ static scomm_status_t ofi_getinfo(ofi_ctx_t *c)
     return (c->info != NULL) ? SCOMM_OK : SCOMM_ERR_NO_MEMORY;
 }
 
-int scomm_ofi_rdm_open(struct fi_info *info, size_t cq_size,
-                       size_t av_count, const scomm_ofi_rdm_t *r,
-                       const char **step)
+static void ofi_close_fid(struct fid *fid)
+{
+    if (fid != NULL) {
+        fi_close(fid);
+    }
+}
+
+static int ofi_rdm_open_once(struct fi_info *info, size_t cq_size,
+                             size_t av_count, const scomm_ofi_rdm_t *r,
+                             const char **step)
 {
     struct fi_cq_attr cqa;
     struct fi_av_attr ava;
@@ -1496,6 +1504,39 @@ int scomm_ofi_rdm_open(struct fi_info *info, size_t cq_size,
     return rc;
 }
 
+int scomm_ofi_rdm_open(struct fi_info *info, size_t cq_size,
+                       size_t av_count, const scomm_ofi_rdm_t *r,
+                       const char **step)
+{
+    int rc, tries;
+
+    for (tries = 1;; tries++) {
+        rc = ofi_rdm_open_once(info, cq_size, av_count, r, step);
+        if ((rc != -FI_EADDRINUSE) || (tries == OFI_BIND_TRIES)) {
+            return rc;
+        }
+        /* The port the kernel gave the provider's listening socket (port
+         * 0) was taken before its listen() by a socket bound to it
+         * explicitly with SO_REUSEADDR: fresh objects get a fresh port.
+         * All of them: tcp;ofi_rxm leaves the completion queue unusable
+         * (a crash in fi_trywait) once an endpoint bound to it failed to
+         * enable. Children before parents. */
+        scomm_debug(SCOMM_SUB_RDMA, "ofi %s: %s: %s, opening the endpoint "
+                    "again (%d of %d)", info->fabric_attr->prov_name,
+                    *step, fi_strerror(-rc), tries + 1, OFI_BIND_TRIES);
+        ofi_close_fid(*r->ep ? &(*r->ep)->fid : NULL);
+        ofi_close_fid(*r->av ? &(*r->av)->fid : NULL);
+        ofi_close_fid(*r->cq ? &(*r->cq)->fid : NULL);
+        ofi_close_fid(*r->domain ? &(*r->domain)->fid : NULL);
+        ofi_close_fid(*r->fabric ? &(*r->fabric)->fid : NULL);
+        *r->ep     = NULL;
+        *r->av     = NULL;
+        *r->cq     = NULL;
+        *r->domain = NULL;
+        *r->fabric = NULL;
+    }
+}
+
 static scomm_status_t ofi_slabs(ofi_ctx_t *c)
 {
     size_t bytes;
@@ -1540,11 +1581,11 @@ static scomm_status_t ofi_slabs(ofi_ctx_t *c)
     return SCOMM_OK;
 }
 
+static scomm_status_t ofi_open(ofi_ctx_t *c);
+
 static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
 {
     ofi_ctx_t *c;
-    const char *step;
-    size_t alen;
     int rc;
 
     c = calloc(1, sizeof(*c));
@@ -1564,15 +1605,27 @@ static scomm_status_t ofi_init(scomm_world_t *w, void **ctx_p)
         return SCOMM_OK;
     }
     rc = (int)ofi_getinfo(c);
-    if (rc == SCOMM_ERR_UNSUPPORTED) {
-        /* The core forgets a transport that refuses (another may carry
-         * on) and calls no fini: release everything here. */
+    if (rc == SCOMM_OK) {
+        rc = (int)ofi_open(c);
+    }
+    if (rc != SCOMM_OK) {
+        /* The core forgets a transport whose init fails (another may
+         * carry on after UNSUPPORTED) and calls no fini: release
+         * everything here. */
         ofi_fini(c);
         *ctx_p = NULL;
     }
-    if (rc != SCOMM_OK) {
-        return (scomm_status_t)rc;
-    }
+    return (scomm_status_t)rc;
+}
+
+/* The endpoint, its address in this rank's record, the slots. */
+static scomm_status_t ofi_open(ofi_ctx_t *c)
+{
+    scomm_world_t *w = c->w;
+    const char *step;
+    size_t alen;
+    int rc;
+
     ofi_core_name(c->info->fabric_attr->prov_name, c->prov, sizeof(c->prov));
     c->mr_local     = (c->info->domain_attr->mr_mode & FI_MR_LOCAL) != 0;
     c->virt_addr    = (c->info->domain_attr->mr_mode & FI_MR_VIRT_ADDR) != 0;

@@ -51,6 +51,9 @@ typedef struct scomm_ofi_rdm {
  * (FI_CQ_FORMAT_DATA, with a wait fd when the provider has one), an
  * address vector table of av_count, and the RDM endpoint bound to both and
  * enabled (the ofi transport's and the KV channel's, src/kv/kv_ofi.c).
+ * An endpoint whose enabling finds its address in use (-FI_EADDRINUSE:
+ * the tcp provider's listening socket lost its kernel-chosen port to a
+ * socket bound to it explicitly) is closed and opened again, a few times.
  * 0, or a negative fi_errno with *step naming the call that failed; what
  * was opened is left in *r for the caller to close. */
 int scomm_ofi_rdm_open(struct fi_info *info, size_t cq_size,
