@@ -11,8 +11,10 @@
  * on either side, every stream cut repeatedly, a peer killed while a
  * stream is down, stray and replayed re-dials refused.
  *
- * Usage: test_kv CASE [tcp|cma|ofi]   (cma: same-host copy allowed; ofi:
- *        chunks by libfabric RMA, SCOMM_KV_TRANSPORT_OFI on both sides)
+ * Usage: test_kv CASE [tcp|cma|ofi|ipc]   (cma: same-host copy allowed;
+ *        ofi: chunks by libfabric RMA, SCOMM_KV_TRANSPORT_OFI on both
+ *        sides; ipc: device regions may use same-host CUDA IPC, which
+ *        the other paths turn off with SCOMM_KV_IPC=0 unless it is set)
  *
  * The receiver checks every element against an independently computed
  * expectation (kv_ref_val(), kv_ref.h), never against the sender's
@@ -44,6 +46,7 @@
 
 static int g_cma; /* 1: allow the same-host path */
 static int g_ofi; /* 1: transport ofi (RMA writes) on both sides */
+static int g_ipc; /* 1: same-host CUDA IPC allowed (SCOMM_KV_IPC auto) */
 static int g_lst_closed; /* the parent closed the listener itself */
 
 static double now_s(void)
@@ -67,6 +70,7 @@ static size_t region_bytes(const scomm_kv_layout_t *l)
 {
     return (size_t)l->num_layers * l->num_blocks * scomm_kv_block_bytes(l);
 }
+
 
 /* Block tables: a permutation of the region's blocks, seeded. */
 static void table(int32_t *t, uint32_t n, int nblocks, uint64_t seed)
@@ -324,14 +328,29 @@ typedef struct xcase {
     int   stream_wait;   /* device regions: the receiver waits for every
                             layer on a stream, the sender fills its region
                             on a stream and submits after it */
+    char *env_recv;      /* putenv'd by the receiver's process, or NULL */
+    char *env_send;      /* ... by the sender's */
+    int   no_ipc;        /* path ipc: this case must fall back (staged) */
 } xcase_t;
+
+/* Must x's transfer go over CUDA IPC (path ipc)? Both regions on the
+ * device, native and uncompressed, the same dtype, order and block size
+ * (the copies cannot convert or regroup), no refusal asked for. */
+static int ipc_expected(const xcase_t *x)
+{
+    const cfg_t *c = &x->c;
+
+    return g_ipc && !x->no_ipc && kv_dev.send && kv_dev.recv &&
+           (c->wire == 0) && (c->comp == 0) &&
+           (c->sl.dtype == c->dl.dtype) && (c->sl.order == c->dl.order) &&
+           (c->sl.block_tokens == c->dl.block_tokens);
+}
 
 static int strays(scomm_kv_ep_t *ep);
 
-/* The process's scomm_kv_streams_reconnected_total (public metrics). */
-static uint64_t reconnects(void)
+/* A process-wide counter of the public metrics (key: its name and "{"). */
+static uint64_t process_metric(const char *key)
 {
-    static const char key[] = "scomm_kv_streams_reconnected_total{";
     char *t, *p;
     size_t n;
     uint64_t v = 0;
@@ -347,6 +366,19 @@ static uint64_t reconnects(void)
     }
     scomm_metrics_free(t);
     return v;
+}
+
+/* The process's scomm_kv_streams_reconnected_total. */
+static uint64_t reconnects(void)
+{
+    return process_metric("scomm_kv_streams_reconnected_total{");
+}
+
+/* The process's scomm_kv_ipc_bytes_total: each side runs in a process of
+ * its own, so the bytes this sender wrote over CUDA IPC. */
+static uint64_t ipc_metric(void)
+{
+    return process_metric("scomm_kv_ipc_bytes_total{");
 }
 
 /* Wait until the endpoint has n streams alive again; 0 or -1. */
@@ -429,6 +461,9 @@ static int xfer_child_recv(int port, void *arg)
     long bad;
     int l;
 
+    if (x->env_recv != NULL) {
+        putenv(x->env_recv);
+    }
     memset(base, SENTINEL, region_bytes(&c->dl));
     reg = kv_dev_region(kv_dev.recv, base, region_bytes(&c->dl));
     table(dtbl, ndst, c->dl.num_blocks, 777);
@@ -511,8 +546,17 @@ static int xfer_child_recv(int port, void *arg)
         !kv_dev.recv) {
         ST_ASSERT(s.same_host == 1);
         ST_ASSERT(s.bytes_zero_copy > 0);
+    } else if (ipc_expected(x) && !x->break_recv && !x->break_rounds) {
+        /* the record: every chunk stored came over CUDA IPC */
+        ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), s.chunks_recv);
+        ST_ASSERT(s.chunks_recv > 0);
+        ST_ASSERT(s.bytes_zero_copy > 0);
+    } else if (ipc_expected(x)) {
+        /* re-sends after a lost stream go staged */
+        ST_ASSERT(scomm_kv_debug_ipc_chunks(ep) > 0);
     } else {
         ST_ASSERT_EQ(s.bytes_zero_copy, 0);
+        ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), 0);
     }
     /* Closing flushes the last acknowledgements to the sender. */
     scomm_kv_ep_close(ep);
@@ -609,6 +653,9 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     char one;
 
     (void)pid;
+    if (x->env_send != NULL) {
+        putenv(x->env_send);
+    }
     table(stbl, nsrc, c->sl.num_blocks, 123);
     table(dtbl, ndst, c->dl.num_blocks, 777);
     fill_src(c, base, stbl, nsrc);
@@ -684,6 +731,14 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     if (x->stray) {
         ST_ASSERT_EQ(s.streams_lost, 1);
         ST_ASSERT_EQ(reconnects(), 1);
+    }
+    if (ipc_expected(x) && !x->break_stream && !x->break_rounds &&
+        !x->break_recv) {
+        /* every chunk written device to device, once */
+        ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), s.chunks_sent);
+        ST_ASSERT_EQ(ipc_metric(), s.bytes_raw);
+    } else if (!ipc_expected(x)) {
+        ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), 0);
     }
     scomm_kv_ep_close(ep);
     if (sstream != NULL) {
@@ -869,6 +924,52 @@ static int case_stream_wait(void)
     x.c = base_cfg();
     x.c.streams = 1;
     x.stream_wait = 1;
+    return run_xcase(&x);
+}
+
+/* Same-host CUDA IPC refused, each way: the transfer falls back to the
+ * staged path silently, exact, nothing counted as IPC (path ipc). */
+static int case_ipc_refused(void)
+{
+    static const struct {
+        const char *what;
+        char *env_recv, *env_send;
+        int wire, recv_host;
+    } rs[] = {
+        { "receiver's SCOMM_KV_IPC=0", "SCOMM_KV_IPC=0", NULL, 0, 0 },
+        { "sender's SCOMM_KV_IPC=0", NULL, "SCOMM_KV_IPC=0", 0, 0 },
+        { "the sender cannot open the handle", NULL, "FAKE_IPC_OPEN_FAIL=1",
+          0, 0 },
+        { "different hosts", "SCOMM_HOST_ID=host-a", "SCOMM_HOST_ID=host-b",
+          0, 0 },
+        { "fp8 on the wire", NULL, NULL, SCOMM_KV_WIRE_FP8_E4M3, 0 },
+        { "a host receiver", NULL, NULL, 0, 1 },
+    };
+    xcase_t x;
+    size_t k;
+
+    if (!g_ipc || !kv_dev.send || !kv_dev.recv) {
+        fprintf(stderr, "ipc_refused: needs path ipc and ST_BUF=device\n");
+        return 77;
+    }
+    for (k = 0; k < SCOMM_ARRAY_SIZE(rs); k++) {
+        memset(&x, 0, sizeof(x));
+        x.c = base_cfg();
+        x.c.wire = rs[k].wire;
+        x.env_recv = rs[k].env_recv;
+        x.env_send = rs[k].env_send;
+        x.no_ipc = 1;
+        kv_dev.recv = !rs[k].recv_host;
+        if (run_xcase(&x) != 0) {
+            fprintf(stderr, "FAILED: %s\n", rs[k].what);
+            return 1;
+        }
+        kv_dev.recv = 1;
+        printf("ipc_refused: %s: staged, exact\n", rs[k].what);
+    }
+    /* and the same pair with nothing refused does go over IPC */
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
     return run_xcase(&x);
 }
 
@@ -2078,6 +2179,7 @@ static const struct {
     { "corrupt", case_corrupt },
     { "break", case_break },
     { "stream_wait", case_stream_wait },
+    { "ipc_refused", case_ipc_refused },
     { "kill", case_kill },
     { "mixed", case_mixed },
     { "priority", case_priority },
@@ -2100,6 +2202,12 @@ int main(int argc, char **argv)
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
     g_ofi = (argc > 2) && (strcmp(argv[2], "ofi") == 0);
+    g_ipc = (argc > 2) && (strcmp(argv[2], "ipc") == 0);
+    g_cma |= g_ipc; /* ipc: the same-host paths all allowed */
+    if (!g_ipc) {
+        /* the staged path stays what these cases test */
+        setenv("SCOMM_KV_IPC", "0", 0);
+    }
     signal(SIGPIPE, SIG_IGN);
     if (g_ofi && kv_ofi_missing()) {
         return 77;
