@@ -570,8 +570,8 @@ static int case_tp(void)
         if (g_ofi && (k != 0) && (k != 2) && (k != 3)) {
             continue; /* ofi: 1->2, 4->2, 2->4 (endpoints cost ~0.3 s) */
         }
-        if (g_ipc && (k != 0) && (k != 5)) {
-            continue; /* ipc: a regrouping and fp8 stay staged */
+        if (g_ipc) {
+            break; /* staged: mp.kv.dev.device.heads (and ipc_refused) */
         }
         kv_dev_sides((int)k);
         fail |= run_tp(&cs[k]);
