@@ -2,10 +2,12 @@
  * kv_dev.c - the KV channel on device regions (CUDA, ROCm device memory):
  * the kind of a region (scomm_kv_register_mem), the sender's staging of
  * each chunk device -> pinned host memory on an internal stream, the
- * receiver's pinned bounce image copied host -> device, and layer waits
- * enqueued on a caller's stream (scomm_kv_wait_layer_stream). Through the
- * runtime devrt.c binds with dlopen (no build-time CUDA), the one
- * memkind.c found (scomm_memkind_rt).
+ * receiver's pinned bounce image copied host -> device, layer waits
+ * enqueued on a caller's stream (scomm_kv_wait_layer_stream), and
+ * same-host CUDA IPC between two device regions (the sender copies into
+ * the receiver's region, no staging). Through the runtime devrt.c binds
+ * with dlopen (no build-time CUDA), the one memkind.c found
+ * (scomm_memkind_rt).
  *
  *   sender:   caller's stream --ev_in (submit)--> internal stream:
  *             chunk i+1 device -> pinned[b^1] while chunk i (pinned[b])

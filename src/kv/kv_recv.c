@@ -6,7 +6,9 @@
  * RMA is answered with the offer, kv_ofi.c), a DATA, DESC or RDATA chunk
  * stored into the destination blocks (kv_on_chunk: in place, regrouped,
  * dequantised or decompressed; DESC chunks copied from the sender's memory
- * with process_vm_readv; RDATA chunks already written by the sender, in
+ * with process_vm_readv, or already written into a device region by the
+ * sender over CUDA IPC (kv_dev.c: a BEGIN that asks is answered with the
+ * region's IPC offer); RDATA chunks already written by the sender, in
  * place or into a landing slot, once all their writes landed), a reply
  * to one of our own transfers (scomm_kv_on_reply, kv_send.c), BYE and
  * heartbeats.

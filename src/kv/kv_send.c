@@ -3,7 +3,9 @@
  * control frames (scomm_kv_ctl_push: replies the RX thread queues, so it
  * never writes), the chunk scheduler (kv_sx_pick), packing a chunk from the
  * registered region (kv_send_chunk: zero copy, CMA descriptor, or
- * converted and compressed into staging), the BEGIN (kv_send_begin), the TX
+ * converted and compressed into staging; kv_send_ipc_desc: a chunk
+ * kv_dev.c already copied into the receiver's device region over CUDA
+ * IPC), the BEGIN (kv_send_begin), the TX
  * thread, and the replies that move our transfers on (scomm_kv_on_reply,
  * run by the RX thread that read them).
  *
