@@ -454,8 +454,12 @@ void scomm_kv_dev_ipc_init(scomm_kv_ep_t *ep)
 {
     kv_ipc_t *x;
     scomm_pval_t pv;
+    int have;
 
-    if (ep->ipc != NULL) { /* only register_mem sets it: no race */
+    pthread_mutex_lock(&ep->lock);
+    have = (ep->ipc != NULL); /* set once, under the lock */
+    pthread_mutex_unlock(&ep->lock);
+    if (have) {
         return;
     }
     x = calloc(1, sizeof(*x));
