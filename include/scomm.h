@@ -1365,7 +1365,9 @@ typedef struct scomm_kv_stats {
     uint64_t bytes_raw;       /**< bytes of KV moved (sender's dtype) */
     uint64_t bytes_wire;      /**< payload bytes sent on the sockets */
     uint64_t bytes_zero_copy; /**< bytes the receiver copied from the
-                                   sender's region directly */
+                                   sender's region directly, or (device
+                                   regions) the sender wrote into the
+                                   receiver's over CUDA IPC */
     uint64_t streams_lost;    /**< streams that broke before the peer
                                    closed the endpoint (re-established
                                    ones too: the metric

@@ -44,7 +44,6 @@
 #include "backend.h"
 #include "ipc.h"
 
-#define IPC_CACHE_MAX 64
 #define IPC_REC_MAGIC 0x43504953u /* "SIPC" */
 
 enum { IPC_KNOB_AUTO = 0, IPC_KNOB_OFF = 1, IPC_KNOB_ON = 2 };
@@ -64,23 +63,14 @@ static const char *const ipc_why_text[] = {
     "in-place all_to_all", "no IPC handle for its buffer",
     "the call failed there"};
 
-/* One opened peer allocation. */
-typedef struct {
-    int                      peer;
-    scomm_devrt_ipc_handle_t h;
-    void                    *p;
-    uint64_t                 used;
-} ipc_open_t;
-
 struct scomm_dev_ipc {
     const scomm_devrt_t *rt;
     int                  knob;     /* SCOMM_DEVICE_IPC */
     int                  local_ok; /* knob not 0 and the runtime can */
     char                 why[192]; /* when not local_ok */
     int                  agreed;   /* collectives: 0 not yet, 1 on, 2 off */
-    uint64_t             clock;
-    int                  ncache;
-    ipc_open_t           cache[IPC_CACHE_MAX];
+    scomm_ipc_cache_t    cache;    /* evicts: every call waits for its
+                                      copies, so none uses an old entry */
 };
 
 typedef struct scomm_dev_ipc ipc_t;
@@ -112,6 +102,7 @@ static ipc_t *ipc_state(scomm_comm_t *comm, const scomm_ipc_ctx_t *x)
         return NULL;
     }
     s->rt = x->rt;
+    scomm_ipc_cache_init(&s->cache, x->rt, 1);
     scomm_param_get_or_warn("SCOMM_DEVICE_IPC", &pv);
     s->knob = (int)pv.i;
     if (s->knob == IPC_KNOB_OFF) {
@@ -126,15 +117,12 @@ static ipc_t *ipc_state(scomm_comm_t *comm, const scomm_ipc_ctx_t *x)
 void scomm_ipc_free(scomm_comm_t *comm)
 {
     ipc_t *s = comm->dev_ipc;
-    int i;
 
     if (s == NULL) {
         return;
     }
     comm->dev_ipc = NULL;
-    for (i = 0; i < s->ncache; i++) {
-        scomm_devrt_ipc_close(s->rt, s->cache[i].p);
-    }
+    scomm_ipc_cache_fini(&s->cache);
     free(s);
 }
 
@@ -156,64 +144,106 @@ static void ipc_declined(const ipc_t *s, const char *name, const char *fmt,
 
 /* ---- the runtime ---- */
 
+int scomm_ipc_export(const scomm_devrt_t *rt, const void *p, size_t n,
+                     scomm_devrt_ipc_handle_t *h, uint64_t *off, char *err,
+                     size_t len)
+{
+    void *base;
+    size_t bytes;
+
+    if (scomm_devrt_mem_range(rt, p, &base, &bytes, err, len) != 0) {
+        return -1;
+    }
+    if ((const char *)p + n > (const char *)base + bytes) {
+        snprintf(err, len, "[%p, +%zu) runs past its allocation [%p, "
+                 "+%zu)", p, n, base, bytes);
+        return -1;
+    }
+    if (scomm_devrt_ipc_get(rt, h, base, err, len) != 0) {
+        return -1;
+    }
+    *off = (uint64_t)((const char *)p - (const char *)base);
+    return 0;
+}
+
 /* A record for [p, p + n): the handle of its allocation and its offset. */
 static void ipc_rec_make(const ipc_t *s, const void *p, size_t n,
                          ipc_rec_t *r)
 {
     char err[256];
-    void *base;
-    size_t len;
 
     r->ok = 0;
-    if ((scomm_devrt_mem_range(s->rt, p, &base, &len, err,
-                               sizeof(err)) != 0) ||
-        ((const char *)p + n > (const char *)base + len) ||
-        (scomm_devrt_ipc_get(s->rt, &r->h, base, err, sizeof(err)) != 0)) {
+    if (scomm_ipc_export(s->rt, p, n, &r->h, &r->off, err,
+                         sizeof(err)) != 0) {
         scomm_debug(SCOMM_SUB_COLL, "CUDA IPC: no handle for %p (%zu "
                     "bytes): %s", p, n, err);
         r->why = IPC_WHY_HANDLE;
         return;
     }
-    r->off = (uint64_t)((const char *)p - (const char *)base);
-    r->ok  = 1;
+    r->ok = 1;
 }
 
-/* Peer's allocation named by h, opened once (invariant 4 of ipc.h). */
-static int ipc_open(ipc_t *s, int peer, const scomm_devrt_ipc_handle_t *h,
-                    char **p, char *err, size_t len)
+/* ---- opened peer allocations (invariant 4 of ipc.h) ---- */
+
+void scomm_ipc_cache_init(scomm_ipc_cache_t *c, const scomm_devrt_t *rt,
+                          int evict)
 {
-    ipc_open_t *e;
+    memset(c, 0, sizeof(*c));
+    c->rt    = rt;
+    c->evict = evict;
+}
+
+int scomm_ipc_cache_open(scomm_ipc_cache_t *c, int peer,
+                         const scomm_devrt_ipc_handle_t *h, char **p,
+                         char *err, size_t len)
+{
+    scomm_ipc_open_t *e;
     int i, old = 0;
 
-    for (i = 0; i < s->ncache; i++) {
-        e = &s->cache[i];
+    for (i = 0; i < c->n; i++) {
+        e = &c->e[i];
         if ((e->peer == peer) && (memcmp(&e->h, h, sizeof(*h)) == 0)) {
-            e->used = ++s->clock;
+            e->used = ++c->clock;
             *p      = e->p;
             return 0;
         }
     }
-    if (s->ncache == IPC_CACHE_MAX) {
-        /* full: close the least recently used (no copy uses it: every
-         * call waits for its copies) */
-        for (i = 1; i < s->ncache; i++) {
-            if (s->cache[i].used < s->cache[old].used) {
+    if ((c->n == SCOMM_IPC_CACHE_MAX) && !c->evict) {
+        snprintf(err, len, "%d peer allocations open already",
+                 SCOMM_IPC_CACHE_MAX);
+        return -1;
+    }
+    if (c->n == SCOMM_IPC_CACHE_MAX) {
+        /* full: close the least recently used (the owner says no copy
+         * uses it) */
+        for (i = 1; i < c->n; i++) {
+            if (c->e[i].used < c->e[old].used) {
                 old = i;
             }
         }
-        scomm_devrt_ipc_close(s->rt, s->cache[old].p);
-        s->cache[old] = s->cache[--s->ncache];
+        scomm_devrt_ipc_close(c->rt, c->e[old].p);
+        c->e[old] = c->e[--c->n];
     }
-    e = &s->cache[s->ncache];
-    if (scomm_devrt_ipc_open(s->rt, &e->p, h, err, len) != 0) {
+    e = &c->e[c->n];
+    if (scomm_devrt_ipc_open(c->rt, &e->p, h, err, len) != 0) {
         return -1;
     }
     e->peer = peer;
     e->h    = *h;
-    e->used = ++s->clock;
-    s->ncache++;
+    e->used = ++c->clock;
+    c->n++;
     *p = e->p;
     return 0;
+}
+
+void scomm_ipc_cache_fini(scomm_ipc_cache_t *c)
+{
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        scomm_devrt_ipc_close(c->rt, c->e[i].p);
+    }
+    c->n = 0;
 }
 
 static scomm_status_t ipc_rt_fail(scomm_comm_t *comm, const char *op,
@@ -464,7 +494,8 @@ static int ipc_coll_run(scomm_comm_t *comm, ipc_t *s, const char *name,
     }
     for (q = 0; q < comm->size; q++) {
         if (ipc_reads(comm, a, q) &&
-            (ipc_open(s, q, &recs[q].h, &peer[q], err, sizeof(err)) != 0)) {
+            (scomm_ipc_cache_open(&s->cache, q, &recs[q].h, &peer[q], err,
+                                  sizeof(err)) != 0)) {
             votes[comm->rank] = 1;
             scomm_debug(SCOMM_SUB_COLL, "%s: CUDA IPC: rank %d's handle: "
                         "%s", name, q, err);

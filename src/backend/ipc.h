@@ -21,7 +21,9 @@
  *     nobody returns while a peer may still read its buffer (a last
  *     exchange after every rank's copies are done).
  *  4. A peer's allocation is opened once per communicator (cache by peer
- *     and handle, bounded) and closed when the communicator goes.
+ *     and handle, bounded) and closed when the communicator goes. The
+ *     KV channel (kv_dev.c) uses the same export and cache for its
+ *     same-host path.
  */
 #ifndef SCOMM_IPC_H
 #define SCOMM_IPC_H
@@ -37,6 +39,47 @@ typedef struct {
     void                *ev_in;  /* for the caller's stream */
     void                *ev_out; /* for the internal stream */
 } scomm_ipc_ctx_t;
+
+/* ---- shared with the KV channel (src/kv/kv_dev.c) ---- */
+
+/* The IPC handle of the allocation holding [p, p + n) and p's offset in
+ * it (cuMemGetAddressRange_v2 + cudaIpcGetMemHandle): 0, or -1 with err
+ * (no base found, [p, p + n) not inside one allocation, no handle, e.g.
+ * cudaMallocAsync pool memory). */
+int scomm_ipc_export(const scomm_devrt_t *rt, const void *p, size_t n,
+                     scomm_devrt_ipc_handle_t *h, uint64_t *off, char *err,
+                     size_t len);
+
+/* Peer allocations opened with cudaIpcOpenMemHandle, once each (keyed by
+ * peer and handle), closed by scomm_ipc_cache_fini. Not locked: its
+ * owner serialises the calls. */
+#define SCOMM_IPC_CACHE_MAX 64
+typedef struct {
+    int                      peer;
+    scomm_devrt_ipc_handle_t h;
+    void                    *p;
+    uint64_t                 used;
+} scomm_ipc_open_t;
+
+typedef struct {
+    const scomm_devrt_t *rt;
+    int                  evict; /* full: 1 closes the least recently
+                                   used (no copy may use it then), 0
+                                   refuses the new handle */
+    uint64_t             clock;
+    int                  n;
+    scomm_ipc_open_t     e[SCOMM_IPC_CACHE_MAX];
+} scomm_ipc_cache_t;
+
+void scomm_ipc_cache_init(scomm_ipc_cache_t *c, const scomm_devrt_t *rt,
+                          int evict);
+/* The peer's allocation named by h, mapped here, in *p: 0, or -1 with
+ * err (the open failed, or the cache is full and does not evict). */
+int scomm_ipc_cache_open(scomm_ipc_cache_t *c, int peer,
+                         const scomm_devrt_ipc_handle_t *h, char **p,
+                         char *err, size_t len);
+/* Close every opened allocation (no copy may use one any more). */
+void scomm_ipc_cache_fini(scomm_ipc_cache_t *c);
 
 /* Run validated collective a over CUDA IPC: 1 if it ran here (*status is
  * its result), 0 if it declined (stage it; invariant 1). */

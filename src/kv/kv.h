@@ -34,6 +34,14 @@
  *     the other side named in its HELLO_OK, with a HELLO that carries the
  *     RESUME flag, the session and stream index and an epoch larger than
  *     any before for that stream; anything else on that port is refused.
+ *  9. Same-host CUDA IPC (device regions on both sides, docs/kv.md "CUDA
+ *     IPC"): a BEGIN may ask (zero_copy & SCOMM_KV_BEGIN_ZC_IPC); a
+ *     BEGIN_OK that grants it has aux & SCOMM_KV_BEGIN_OK_IPC and the
+ *     receiver's offer (scomm_kv_ipc_offer_t) as its payload. A chunk the
+ *     sender copied device to device into the receiver's region is then a
+ *     DESC header with flags SCOMM_KV_DESC_IPC (no payload, crc 0),
+ *     answered by ACK; any chunk of such a transfer may still come as
+ *     DATA (the sender staged it).
  */
 #ifndef SCOMM_KV_H
 #define SCOMM_KV_H
@@ -114,6 +122,36 @@ typedef struct scomm_kv_hello {
  * we ask for the RMA data plane (we write, it answers with an offer). */
 #define SCOMM_KV_BEGIN_ZC_CMA 0x1u
 #define SCOMM_KV_BEGIN_ZC_RMA 0x2u
+/* ... and the sender can write into a device region of the receiver over
+ * CUDA IPC (its own region is device memory, the encoding native). */
+#define SCOMM_KV_BEGIN_ZC_IPC 0x4u
+
+/* BEGIN_OK aux: the receiver copies from our region (CMA), or it offers
+ * its device region over CUDA IPC (the payload is the IPC offer). */
+#define SCOMM_KV_BEGIN_OK_CMA 0x1u
+#define SCOMM_KV_BEGIN_OK_IPC 0x2u
+/* DESC flags: 0 the receiver reads the chunk (CMA); IPC: the sender
+ * already wrote it into the receiver's device region. */
+#define SCOMM_KV_DESC_IPC 0x1u
+
+/* BEGIN_OK payload granting CUDA IPC, fixed SCOMM_KV_IPC_OFFER_SIZE bytes:
+ *   0 magic u32 "SKVI"   4 pid i32          8 off u64      16 bytes u64
+ *  24 num_layers i32    28 num_kv_heads i32 32 head_dim i32
+ *  36 block_tokens i32  40 num_blocks i32   44 dtype i32   48 order i32
+ *  52 pad u32           56 host[40], NUL-padded            96 handle[64]
+ * The destination region's layout, its offset `off` in the allocation the
+ * handle (cudaIpcMemHandle_t) names and its size; the receiver's pid and
+ * host identity (boot id, or "id:" SCOMM_HOST_ID). */
+#define SCOMM_KV_IPC_MAGIC      0x49564b53u /* "SKVI" little endian */
+#define SCOMM_KV_IPC_OFFER_SIZE 160
+#define SCOMM_KV_IPC_HOST_MAX   40
+typedef struct scomm_kv_ipc_offer {
+    int32_t           pid;
+    uint64_t          off, bytes;
+    scomm_kv_layout_t l;
+    char              host[SCOMM_KV_IPC_HOST_MAX]; /* NUL-terminated */
+    uint8_t           handle[64];
+} scomm_kv_ipc_offer_t;
 
 /* BEGIN_OK payload of an RMA transfer (the receiver's offer), fixed 64
  * bytes then the receiver's libfabric endpoint address (addrlen bytes):
@@ -178,6 +216,12 @@ void scomm_kv_begin_free(scomm_kv_begin_t *b);
 size_t scomm_kv_offer_encode(const scomm_kv_offer_t *o, uint8_t *out);
 int scomm_kv_offer_decode(const uint8_t *in, size_t len, scomm_kv_offer_t *o,
                           char *why, size_t whylen);
+void scomm_kv_ipc_offer_encode(const scomm_kv_ipc_offer_t *o, uint8_t *out);
+/* Decode and check (size, magic, a valid layout, the region's bytes
+ * covering it); 0 or -1 with a reason. */
+int scomm_kv_ipc_offer_decode(const uint8_t *in, size_t len,
+                              scomm_kv_ipc_offer_t *o, char *why,
+                              size_t whylen);
 
 /* ---- CRC32C (kv_crc.c) ---- */
 uint32_t scomm_kv_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -256,6 +300,9 @@ void scomm_kv_debug_hold_reconnect(scomm_kv_ep_t *ep, int on);
 void scomm_kv_debug_no_codecs(scomm_kv_ep_t *ep, int on);
 /* Chunks this endpoint stored after they came by RMA (RDATA). */
 uint64_t scomm_kv_debug_rma_chunks(scomm_kv_ep_t *ep);
+/* Chunks this endpoint wrote (sender) or stored (receiver) over CUDA IPC
+ * (DESC with SCOMM_KV_DESC_IPC). */
+uint64_t scomm_kv_debug_ipc_chunks(scomm_kv_ep_t *ep);
 /* The port that re-dials of this endpoint go to (the accepting side's own
  * port, or the peer's on the connecting side; 0: none) and the session. */
 int scomm_kv_debug_redial_port(scomm_kv_ep_t *ep, uint64_t *session);

@@ -79,6 +79,7 @@ static void kv_ep_free(scomm_kv_ep_t *ep)
     kv_rx_t *rx;
     int i;
 
+    scomm_kv_dev_ep_free(ep); /* before the streams its copies ran on */
     for (i = 0; i < SCOMM_KV_MAX_STREAMS; i++) {
         kv_stream_t *st = &ep->st[i];
 

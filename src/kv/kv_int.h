@@ -77,6 +77,10 @@ typedef struct kv_region {
     uint64_t          bytes;
     size_t            bb;    /* block bytes */
     int               dev;   /* device memory (CUDA, ROCm): staged */
+    int               ipc;   /* its CUDA IPC export: 0 not tried yet,
+                                1 made (ipc_h, ipc_off), -1 none */
+    uint8_t           ipc_h[64];
+    uint64_t          ipc_off;
 } kv_region_t;
 
 typedef struct scomm_kv_xfer kv_sx_t;
@@ -114,6 +118,8 @@ struct scomm_kv_xfer {
     uint64_t        t_submit;     /* scomm_now_ns() at submit (telemetry) */
     void           *ev_in;        /* device source: recorded on the
                                      caller's stream at submit, or NULL */
+    struct kv_sx_ipc *ipc;        /* the receiver's CUDA IPC offer
+                                     (kv_dev.c), or NULL */
     kv_rma_t       *rma;          /* RMA data plane (BEGIN_OK's offer) */
     int             refs;         /* in-flight chunks + BEGIN in progress */
     int             user_freed;
@@ -131,6 +137,8 @@ typedef struct kv_rx {
     int               region;
     int               direct;     /* bytes land in place, no regrouping */
     int               cma;
+    int               ipc;        /* CUDA IPC offered: DESC chunks were
+                                     written by the sender */
     int               rma;        /* chunks come by RMA (RDATA) */
     uint64_t          tag;        /* its completion data's high half */
     void             *bounce_mr;  /* landing slots (not direct) */
@@ -203,6 +211,8 @@ typedef struct kv_stream {
     uint32_t       pre_seq;
     int            pre_slot;     /* its landing slot (ofi), or -1 */
     int            pre_buf;      /* its pinned chunk, -1: host source */
+    int            dipc[2];      /* chunk b's copies went into the
+                                    receiver's region (CUDA IPC) */
     /* RX thread's: internal stream, event, pinned bounce image, table */
     void          *rstream;
     void          *rev;
@@ -271,6 +281,9 @@ struct scomm_kv_ep {
     int             hold;          /* test hook: no reconnection */
     /* Layer waits enqueued on callers' streams (kv_dev.c) */
     struct kv_dwctl *dwctl;
+    /* CUDA IPC (kv_dev.c): made when a device region is registered */
+    struct kv_ipc  *ipc;
+    uint64_t        ipc_chunks;    /* sent or stored over IPC (hook) */
     int             dw_running;    /* their host functions now running */
 };
 
@@ -435,6 +448,23 @@ int scomm_kv_dev_rx_store(kv_stream_t *st, const kv_region_t *r,
                           int dho, int hn);
 /* Free a stream's device state (threads ended). */
 void scomm_kv_dev_stream_free(kv_stream_t *st);
+/* ---- same-host CUDA IPC (kv_dev.c; docs/kv.md "CUDA IPC") ---- */
+/* A device region was registered: make the endpoint's IPC state (knob,
+ * runtime, host identity) if it has none (lock not held). */
+void scomm_kv_dev_ipc_init(scomm_kv_ep_t *ep);
+/* Sender: SCOMM_KV_BEGIN_ZC_IPC if the BEGIN of sx may ask, else 0. */
+uint32_t scomm_kv_dev_ipc_ask(scomm_kv_ep_t *ep, const kv_sx_t *sx);
+/* Receiver at BEGIN (lock held): if rx's sender asked and its region can
+ * take it, set rx->ipc and encode the offer into out
+ * (SCOMM_KV_IPC_OFFER_SIZE bytes); its size, or 0 (staged). */
+size_t scomm_kv_dev_ipc_offer(scomm_kv_ep_t *ep, kv_rx_t *rx, uint8_t *out);
+/* Sender at BEGIN_OK (lock held): the receiver's answer; an offer that
+ * this side can use becomes sx->ipc, anything else leaves it staged. */
+void scomm_kv_dev_ipc_take(scomm_kv_ep_t *ep, kv_sx_t *sx,
+                           const scomm_kv_hdr_t *h, const uint8_t *pl);
+/* Endpoint freed (threads ended): wait for the copies, close the peers'
+ * allocations, free the IPC state. */
+void scomm_kv_dev_ep_free(scomm_kv_ep_t *ep);
 /* A transfer's caller event (scomm_kv_sx_free). */
 void scomm_kv_dev_sx_free(kv_sx_t *sx);
 /* Endpoint close: detach the layer waits not yet run, wait for running

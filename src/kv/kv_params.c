@@ -25,6 +25,14 @@ static const scomm_param_t scomm_kv_params[] = {
              "SCOMM_OFI_PROVIDER's provider); default: the preset's "
              "backend (rdma: ofi), else tcp (scomm_kv_opts_t transport "
              "wins)"},
+    {.name = "SCOMM_KV_IPC", .defval = "auto", .type = SCOMM_PARAM_ENUM,
+     .values = "auto,0,1",
+     .help = "same-host CUDA IPC for KV transfers between device regions "
+             "(the sender copies device to device into the receiver's "
+             "cache, no host staging, no CRC32C); auto: where both sides "
+             "can, else staged; 0: always staged; 1: as auto, with a "
+             "warning naming why when a transfer falls back "
+             "(docs/kv.md)"},
 };
 
 const scomm_module_t scomm_module_kv = {

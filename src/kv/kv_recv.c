@@ -6,7 +6,9 @@
  * RMA is answered with the offer, kv_ofi.c), a DATA, DESC or RDATA chunk
  * stored into the destination blocks (kv_on_chunk: in place, regrouped,
  * dequantised or decompressed; DESC chunks copied from the sender's memory
- * with process_vm_readv; RDATA chunks already written by the sender, in
+ * with process_vm_readv, or already written into a device region by the
+ * sender over CUDA IPC (kv_dev.c: a BEGIN that asks is answered with the
+ * region's IPC offer); RDATA chunks already written by the sender, in
  * place or into a landing slot, once all their writes landed), a reply
  * to one of our own transfers (scomm_kv_on_reply, kv_send.c), BYE and
  * heartbeats.
@@ -206,7 +208,8 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
         memset(&h, 0, sizeof(h));
         h.xfer_id = rx->id;
         h.type    = SCOMM_KV_T_BEGIN_OK;
-        h.aux     = (uint32_t)old->cma;
+        h.aux     = (uint32_t)old->cma |
+                    (old->ipc ? SCOMM_KV_BEGIN_OK_IPC : 0u);
         if (old->offer != NULL) {
             scomm_kv_ctl_push_bin(st, &h, old->offer,
                                   (uint32_t)old->offer_len);
@@ -262,6 +265,17 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
             bad = -1;
         }
     }
+    if ((bad == 0) && (rx->b.zero_copy & SCOMM_KV_BEGIN_ZC_IPC) &&
+        (rx->offer == NULL) &&
+        ((rx->offer = malloc(SCOMM_KV_IPC_OFFER_SIZE)) != NULL)) {
+        /* Same-host CUDA IPC: the sender writes into our device region
+         * (kv_dev.c); no offer means staged, never a refusal. */
+        rx->offer_len = scomm_kv_dev_ipc_offer(ep, rx, rx->offer);
+        if (rx->offer_len == 0) {
+            free(rx->offer);
+            rx->offer = NULL;
+        }
+    }
     memset(&h, 0, sizeof(h));
     h.xfer_id = rx->id;
     if (bad != 0) {
@@ -283,7 +297,7 @@ static void kv_on_begin(kv_stream_t *st, const scomm_kv_hdr_t *hh, uint8_t *pl)
         }
     } else {
         h.type = SCOMM_KV_T_BEGIN_OK;
-        h.aux  = (uint32_t)rx->cma;
+        h.aux  = (uint32_t)rx->cma | (rx->ipc ? SCOMM_KV_BEGIN_OK_IPC : 0u);
         if (rx->offer != NULL) {
             scomm_kv_ctl_push_bin(st, &h, rx->offer, (uint32_t)rx->offer_len);
         } else {
@@ -382,7 +396,9 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
     if ((hh->raw_len != rawlen) ||
         ((hh->type != SCOMM_KV_T_DESC) && (rx->b.compression == 0) &&
          (hh->len != rawlen)) ||
-        ((hh->type == SCOMM_KV_T_DESC) && !rx->cma) ||
+        ((hh->type == SCOMM_KV_T_DESC) &&
+         !(rx->cma ? (hh->flags == 0)
+                   : (rx->ipc && (hh->flags == SCOMM_KV_DESC_IPC)))) ||
         ((hh->type == SCOMM_KV_T_RDATA) &&
          (!rx->rma || (rx->direct ? (hh->flags != UINT32_MAX)
                                   : ((hh->flags >= rx->nslots) ||
@@ -394,6 +410,16 @@ static int kv_on_chunk(kv_stream_t *st, const scomm_kv_hdr_t *hh)
                  (unsigned long long)hh->len,
                  (unsigned long long)hh->raw_len, rawlen);
         rc = -1;
+        goto release;
+    }
+    if ((hh->type == SCOMM_KV_T_DESC) && rx->ipc) {
+        /* The sender's copies into our region are done: no bytes on the
+         * wire, nothing to check on the host (docs/kv.md, "CUDA IPC"). */
+        pthread_mutex_lock(&ep->lock);
+        ep->stats.bytes_zero_copy += rawlen;
+        ep->ipc_chunks++;
+        pthread_mutex_unlock(&ep->lock);
+        st->last_rx = scomm_now_ns();
         goto release;
     }
     dtbl = rx->b.dst_blocks;

@@ -3,7 +3,9 @@
  * control frames (scomm_kv_ctl_push: replies the RX thread queues, so it
  * never writes), the chunk scheduler (kv_sx_pick), packing a chunk from the
  * registered region (kv_send_chunk: zero copy, CMA descriptor, or
- * converted and compressed into staging), the BEGIN (kv_send_begin), the TX
+ * converted and compressed into staging; kv_send_ipc_desc: a chunk
+ * kv_dev.c already copied into the receiver's device region over CUDA
+ * IPC), the BEGIN (kv_send_begin), the TX
  * thread, and the replies that move our transfers on (scomm_kv_on_reply,
  * run by the RX thread that read them).
  *
@@ -450,6 +452,49 @@ out:
     return rc;
 }
 
+/* Chunk seq of sx was written into the receiver's region over CUDA IPC
+ * (kv_dev.c) and its copies are done: say so with a DESC. 0 or -1. */
+static int kv_send_ipc_desc(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
+{
+    uint32_t c = seq % sx->cpl, i0 = c * sx->bpc;
+    uint32_t nb = SCOMM_MIN(i0 + sx->bpc, sx->plan.num_src_blocks) - i0;
+    uint8_t hb[SCOMM_KV_HDR_SIZE];
+    scomm_kv_hdr_t h;
+    int rc;
+
+    memset(&h, 0, sizeof(h));
+    h.magic   = SCOMM_KV_MAGIC;
+    h.version = SCOMM_KV_VERSION;
+    h.type    = SCOMM_KV_T_DESC;
+    h.flags   = SCOMM_KV_DESC_IPC;
+    h.xfer_id = sx->plan.xfer_id;
+    h.seq     = seq;
+    h.aux     = (uint32_t)(sx->plan.first_layer + (int)(seq / sx->cpl));
+    h.raw_len = (uint64_t)nb * scomm_kv_wire_block_bytes(&sx->sl,
+                                                         sx->wire_dtype);
+    scomm_kv_hdr_encode(&h, hb);
+    /* counted before the write, as kv_send_count says why */
+    kv_send_count(st->ep, sx, &h, nb, 1);
+    pthread_mutex_lock(&st->ep->lock);
+    st->ep->ipc_chunks++;
+    pthread_mutex_unlock(&st->ep->lock);
+    scomm_tm_add(NULL, SCOMM_TM_KV_IPC_BYTES, (uint64_t)nb * sx->sbb);
+    rc = scomm_kv_io(st, hb, sizeof(hb), 1);
+    if (rc != 0) {
+        kv_send_count(st->ep, sx, &h, nb, -1);
+        pthread_mutex_lock(&st->ep->lock);
+        st->ep->ipc_chunks--;
+        pthread_mutex_unlock(&st->ep->lock);
+        /* modulo 2^64: takes the bytes back */
+        scomm_tm_add(NULL, SCOMM_TM_KV_IPC_BYTES,
+                     (uint64_t)0 - (uint64_t)nb * sx->sbb);
+        return rc;
+    }
+    scomm_tm_add(NULL, SCOMM_TM_KV_CHUNKS, 1);
+    scomm_tm_add(NULL, SCOMM_TM_KV_BYTES, (uint64_t)nb * sx->sbb);
+    return 0;
+}
+
 static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
 {
     scomm_kv_ep_t *ep = st->ep;
@@ -484,6 +529,8 @@ static int kv_send_begin(kv_stream_t *st, kv_sx_t *sx)
                                           (sx->wire_dtype == 0) &&
                                           (sx->compression == 0) &&
                                           !sx->part);
+    /* a device region: it may write into the receiver's over CUDA IPC */
+    b.zero_copy       |= scomm_kv_dev_ipc_ask(ep, sx);
     b.num_tokens       = sx->plan.num_tokens;
     b.src_base         = (uint64_t)(uintptr_t)r->base;
     b.src_bytes        = r->bytes;
@@ -576,6 +623,9 @@ static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
     kv_tx_prefetch(st, b ^ 1);
     if (scomm_kv_dev_tx_wait(st, b) != 0) {
         return -1;
+    }
+    if (st->dipc[b]) { /* already in the receiver's region */
+        return kv_send_ipc_desc(st, sx, seq);
     }
     return kv_send_chunk(st, sx, seq, lslot, st->dpin[b]);
 }
@@ -732,9 +782,13 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
             }
         }
         if (sx != NULL) {
-            /* no offer (h->len 0): a device region, by the streams */
+            /* no offer (h->len 0): a device region, by the streams;
+             * its payload may be a CUDA IPC offer instead */
+            if (h->type == SCOMM_KV_T_BEGIN_OK) {
+                scomm_kv_dev_ipc_take(ep, sx, h, (const uint8_t *)text);
+            }
             if ((h->type == SCOMM_KV_T_BEGIN_OK) && (ep->ofi != NULL) &&
-                (h->len > 0) &&
+                (h->len > 0) && !(h->aux & SCOMM_KV_BEGIN_OK_IPC) &&
                 (scomm_kv_ofi_take_offer(ep, sx, (const uint8_t *)text,
                                          (size_t)h->len, why,
                                          sizeof(why)) != 0)) {
@@ -744,7 +798,7 @@ int scomm_kv_on_reply(kv_stream_t *st, const scomm_kv_hdr_t *h,
                 scomm_kv_sx_fail(sx, SCOMM_ERR_PROTOCOL, msg);
             } else if (h->type == SCOMM_KV_T_BEGIN_OK) {
                 sx->state = SX_RUN;
-                sx->cma   = (int)(h->aux & 1u);
+                sx->cma   = (int)(h->aux & SCOMM_KV_BEGIN_OK_CMA);
             } else {
                 snprintf(msg, sizeof(msg), "kv transfer %llu refused by the "
                          "receiver: %s", (unsigned long long)h->xfer_id,

@@ -497,3 +497,64 @@ int scomm_kv_offer_decode(const uint8_t *in, size_t len, scomm_kv_offer_t *o,
     memcpy(o->addr, in + SCOMM_KV_OFFER_FIXED, o->addrlen);
     return 0;
 }
+
+void scomm_kv_ipc_offer_encode(const scomm_kv_ipc_offer_t *o, uint8_t *out)
+{
+    memset(out, 0, SCOMM_KV_IPC_OFFER_SIZE);
+    kv_put32(out + 0, SCOMM_KV_IPC_MAGIC);
+    kv_put32(out + 4, (uint32_t)o->pid);
+    kv_put64(out + 8, o->off);
+    kv_put64(out + 16, o->bytes);
+    kv_put32(out + 24, (uint32_t)o->l.num_layers);
+    kv_put32(out + 28, (uint32_t)o->l.num_kv_heads);
+    kv_put32(out + 32, (uint32_t)o->l.head_dim);
+    kv_put32(out + 36, (uint32_t)o->l.block_tokens);
+    kv_put32(out + 40, (uint32_t)o->l.num_blocks);
+    kv_put32(out + 44, (uint32_t)o->l.dtype);
+    kv_put32(out + 48, (uint32_t)o->l.order);
+    memcpy(out + 56, o->host, strnlen(o->host, SCOMM_KV_IPC_HOST_MAX - 1));
+    memcpy(out + 96, o->handle, sizeof(o->handle));
+}
+
+int scomm_kv_ipc_offer_decode(const uint8_t *in, size_t len,
+                              scomm_kv_ipc_offer_t *o, char *why,
+                              size_t whylen)
+{
+    char lwhy[160];
+    uint64_t need;
+
+    memset(o, 0, sizeof(*o));
+    if ((len != SCOMM_KV_IPC_OFFER_SIZE) ||
+        (kv_get32(in) != SCOMM_KV_IPC_MAGIC)) {
+        snprintf(why, whylen, "ipc offer of %zu bytes (expected %d) or bad "
+                 "magic", len, SCOMM_KV_IPC_OFFER_SIZE);
+        return -1;
+    }
+    o->pid            = (int32_t)kv_get32(in + 4);
+    o->off            = kv_get64(in + 8);
+    o->bytes          = kv_get64(in + 16);
+    o->l.num_layers   = (int32_t)kv_get32(in + 24);
+    o->l.num_kv_heads = (int32_t)kv_get32(in + 28);
+    o->l.head_dim     = (int32_t)kv_get32(in + 32);
+    o->l.block_tokens = (int32_t)kv_get32(in + 36);
+    o->l.num_blocks   = (int32_t)kv_get32(in + 40);
+    o->l.dtype        = (scomm_dtype_t)kv_get32(in + 44);
+    o->l.order        = (int32_t)kv_get32(in + 48);
+    memcpy(o->host, in + 56, SCOMM_KV_IPC_HOST_MAX - 1);
+    memcpy(o->handle, in + 96, sizeof(o->handle));
+    if (scomm_kv_layout_check(&o->l, lwhy, sizeof(lwhy)) != 0) {
+        snprintf(why, whylen, "ipc offer: %s", lwhy);
+        return -1;
+    }
+    if (__builtin_mul_overflow((uint64_t)o->l.num_layers,
+                               (uint64_t)o->l.num_blocks, &need) ||
+        __builtin_mul_overflow(need, scomm_kv_block_bytes(&o->l), &need) ||
+        (o->bytes < need) || (o->off + o->bytes < o->off)) {
+        snprintf(why, whylen, "ipc offer: region of %llu bytes at offset "
+                 "%llu, its layout needs %llu",
+                 (unsigned long long)o->bytes, (unsigned long long)o->off,
+                 (unsigned long long)need);
+        return -1;
+    }
+    return 0;
+}

@@ -69,6 +69,9 @@ scomm_status_t scomm_kv_register_mem(scomm_kv_ep_t *ep,
     if (status != SCOMM_OK) {
         return scomm_kv_fail(status, "kv_register: %s", why);
     }
+    if (dev) {
+        scomm_kv_dev_ipc_init(ep);
+    }
     pthread_mutex_lock(&ep->lock);
     for (id = 0; id < SCOMM_KV_MAX_REGIONS; id++) {
         if (!ep->regions[id].used) {
@@ -86,6 +89,7 @@ scomm_status_t scomm_kv_register_mem(scomm_kv_ep_t *ep,
     ep->regions[id].bytes = bytes;
     ep->regions[id].bb    = (size_t)scomm_kv_block_bytes(layout);
     ep->regions[id].dev   = dev;
+    ep->regions[id].ipc   = 0; /* its IPC handle: made when first asked */
     status = scomm_kv_ofi_reg(ep, id);
     if (status != SCOMM_OK) {
         ep->regions[id].used = 0;

@@ -295,6 +295,10 @@ static const struct {
     [SCOMM_TM_KV_RECONNECTS]  = {"scomm_kv_streams_reconnected_total",
                                  "KV-cache streams re-established after "
                                  "a break.", 1},
+    [SCOMM_TM_KV_IPC_BYTES]   = {"scomm_kv_ipc_bytes_total",
+                                 "KV-cache bytes a sender wrote device to "
+                                 "device into the receiver's region over "
+                                 "CUDA IPC (same host).", 1},
 };
 
 static void scomm_expo_num(scomm_expo_buf_t *b, const char *name,

@@ -99,6 +99,7 @@ typedef enum {
     SCOMM_TM_KV_TRANSFERS,         /* KV transfers completed */
     SCOMM_TM_KV_ERRORS,            /* KV transfers that failed */
     SCOMM_TM_KV_RECONNECTS,        /* KV streams re-established */
+    SCOMM_TM_KV_IPC_BYTES,         /* KV bytes written over CUDA IPC */
     SCOMM_TM_COUNTER_COUNT
 } scomm_tm_counter_t;
 

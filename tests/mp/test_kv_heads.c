@@ -42,6 +42,7 @@
 #define MAXR     4
 
 static int g_cma;
+static int g_ipc; /* path ipc: same-host CUDA IPC allowed */
 static int g_ofi; /* transport ofi: chunks by RMA writes */
 
 
@@ -58,6 +59,15 @@ typedef struct tp {
 #define DIM    32
 #define NTOK   150
 #define NBLK   24
+
+/* Must c go over CUDA IPC (path ipc)? Device regions on both sides, the
+ * native encoding, the same dtype, order and block size. */
+static int ipc_expected(const tp_t *c)
+{
+    return g_ipc && kv_dev.send && kv_dev.recv && (c->wire == 0) &&
+           (c->sdt == c->ddt) && (c->sorder == c->dorder) &&
+           (c->sbt == c->dbt);
+}
 
 static scomm_kv_layout_t lay(int heads, int bt, int order, scomm_dtype_t dt)
 {
@@ -371,6 +381,13 @@ static int prefill_rank(const tp_t *c, int p)
         if (!g_cma) {
             ST_ASSERT_EQ(s.bytes_zero_copy, 0);
         }
+        if (ipc_expected(c)) {
+            /* heads lo..hi-1 written device to device, every chunk */
+            ST_ASSERT_EQ(s.bytes_zero_copy, pair_bytes(c, lo, hi));
+            ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep[q]), s.chunks_sent);
+        } else {
+            ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep[q]), 0);
+        }
         scomm_kv_xfer_free(xf[q]);
         scomm_kv_ep_close(ep[q]);
     }
@@ -428,6 +445,8 @@ static int decode_rank(const tp_t *c, int q)
             ST_ASSERT_OK(scomm_kv_ep_stats(ep[p], &s));
             chunks += s.chunks_recv;
             zc += (s.bytes_zero_copy > 0);
+            ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep[p]),
+                         ipc_expected(c) ? s.chunks_recv : 0);
             if (g_ofi) { /* by RMA, unless a device region is in it */
                 ST_ASSERT_EQ(scomm_kv_debug_rma_chunks(ep[p]),
                              (!kv_dev.send && !kv_dev.recv) ? s.chunks_recv
@@ -524,12 +543,35 @@ static int case_tp(void)
           SCOMM_KV_ORDER_HEAD_MAJOR, SCOMM_FLOAT16, SCOMM_FLOAT16, 0,
           LAYERS, SCOMM_KV_WIRE_FP8_E4M3 },
     };
+
+    /* ipc: the copies take blocks as they are, so the same layout on both
+     * sides; parts of the heads into parts of the heads, a layer range */
+    static const tp_t ipc[] = {
+        { "ipc tp1->2", 1, 2, 16, SCOMM_KV_ORDER_HEAD_MAJOR, 16,
+          SCOMM_KV_ORDER_HEAD_MAJOR, SCOMM_FLOAT16, SCOMM_FLOAT16, 0,
+          LAYERS, 0 },
+        { "ipc tp2->1", 2, 1, 32, SCOMM_KV_ORDER_TOKEN_MAJOR, 32,
+          SCOMM_KV_ORDER_TOKEN_MAJOR, SCOMM_BFLOAT16, SCOMM_BFLOAT16, 0,
+          LAYERS, 0 },
+        { "ipc tp4->2", 4, 2, 8, SCOMM_KV_ORDER_TOKEN_MAJOR, 8,
+          SCOMM_KV_ORDER_TOKEN_MAJOR, SCOMM_FLOAT32, SCOMM_FLOAT32, 1, 2,
+          0 },
+        { "ipc tp2->4", 2, 4, 16, SCOMM_KV_ORDER_HEAD_MAJOR, 16,
+          SCOMM_KV_ORDER_HEAD_MAJOR, SCOMM_FLOAT16, SCOMM_FLOAT16, 0,
+          LAYERS, 0 },
+    };
     size_t k;
     int fail = 0;
 
+    for (k = 0; g_ipc && (k < SCOMM_ARRAY_SIZE(ipc)); k++) {
+        fail |= run_tp(&ipc[k]);
+    }
     for (k = 0; k < SCOMM_ARRAY_SIZE(cs); k++) {
         if (g_ofi && (k != 0) && (k != 2) && (k != 3)) {
             continue; /* ofi: 1->2, 4->2, 2->4 (endpoints cost ~0.3 s) */
+        }
+        if (g_ipc) {
+            break; /* staged: mp.kv.dev.device.heads (and ipc_refused) */
         }
         kv_dev_sides((int)k);
         fail |= run_tp(&cs[k]);
@@ -667,6 +709,11 @@ int main(int argc, char **argv)
     const char *which = (argc > 1) ? argv[1] : "tp";
 
     g_cma = (argc > 2) && (strcmp(argv[2], "cma") == 0);
+    g_ipc = (argc > 2) && (strcmp(argv[2], "ipc") == 0);
+    g_cma |= g_ipc;
+    if (!g_ipc) {
+        setenv("SCOMM_KV_IPC", "0", 0); /* these cases test staging */
+    }
     kv_dev_init();
     g_ofi = (argc > 2) && (strcmp(argv[2], "ofi") == 0);
     signal(SIGPIPE, SIG_IGN);
