@@ -62,11 +62,20 @@
  *                   as a two-rank ring, measured as fast); staged where
  *                   CMA is refused; mem_alloc: read in place
  *   >= 8 MiB        input staged or (mem_alloc) read in place; results
- *                   always through the arena, which stays in the caches,
- *                   and into recvbuf by non-temporal stores: reducing
- *                   straight into recvbuf would first read every line of
- *                   it from memory (write allocate). Main memory then sees
- *                   input read once and recvbuf written once per rank.
+ *                   always through the arena, and into recvbuf by
+ *                   non-temporal stores: reducing straight into recvbuf
+ *                   would first read every line of it from memory (write
+ *                   allocate). From ordinary memory, what the others read
+ *                   in my arena (staged input, my result slice: reduced
+ *                   into an L1 block, then stored to recvbuf and arena)
+ *                   goes there by non-temporal stores too, so it crosses
+ *                   through main memory: on the AMD EPYC VM of
+ *                   PERFORMANCE.md one core reads lines another core's
+ *                   cache holds at 5-6 GB/s (c2c latency bound), the same
+ *                   lines from memory at 25-33 GB/s. Per rank: input read
+ *                   once, N/2 staged, N/2 of the peer's read, result half
+ *                   written twice, the peer's half read and written (4 x N
+ *                   of memory traffic for 2 ranks, none between caches).
  * With both buffers from scomm_mem_alloc nothing is staged: per rank, own
  * half + peer half read, result half written, the peer's result half read
  * and written (2.5 x N for 2 ranks).
@@ -75,7 +84,8 @@
  * place), then copies every rank's chunk out. broadcast: the root stages,
  * the others copy out. reduce_scatter: each rank stages the blocks of the
  * others (chunks of chunk/p bytes per block), then reduces its own block
- * from everybody's.
+ * from everybody's. All three stage with non-temporal stores from 8 MiB
+ * (all_gather, reduce_scatter: total) on, for the reason above.
  *
  * Waits (direct_wait) go through the core's wait loop
  * (scomm_world_wait_until, core/progress.c) with the peers' counters as

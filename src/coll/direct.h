@@ -25,6 +25,9 @@
  * stores) when the whole result is at least this large: it cannot stay in
  * the caches anyway, and the stores then need no read-for-ownership. */
 #define DIRECT_NT_BYTES      (8u << 20)
+/* Bytes of the block a large all_reduce reduces into before storing it
+ * out with non-temporal stores: it stays in L1. */
+#define DIRECT_NT_PIECE      (16u << 10)
 /* all_reduce of ordinary memory from this size on: the others read this
  * rank's sendbuf and recvbuf with process_vm_readv (one kernel copy each,
  * the same work as a two-rank ring) instead of this rank staging them. */

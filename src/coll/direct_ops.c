@@ -107,6 +107,33 @@ static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
     return SCOMM_OK;
 }
 
+/*
+ * Reduce nb bytes of slices (srcs, rank order) into an L1-sized block and
+ * store it twice with non-temporal stores: into recvbuf (dst) and into my
+ * arena (pub) for the others. The stores bypass the caches, so the others
+ * read the result from memory, not out of this core's cache.
+ */
+static void direct_reduce_nt2(const direct_call_t *c, char *dst, char *pub,
+                              const void *const *srcs, size_t nb)
+{
+    const scomm_coll_args_t *a = c->a;
+    const void *s[DIRECT_MAX_RANKS];
+    char blk[DIRECT_NT_PIECE] __attribute__((aligned(64)));
+    size_t po, pn;
+    int q;
+
+    for (po = 0; po < nb; po += pn) {
+        pn = SCOMM_MIN((size_t)DIRECT_NT_PIECE, nb - po);
+        for (q = 0; q < c->p; q++) {
+            s[q] = (const char *)srcs[q] + po;
+        }
+        scomm_reduce_n(blk, s, c->p, pn / a->esize, a->dtype, a->redop,
+                       c->p);
+        scomm_direct_copy(dst + po, blk, pn, 1);
+        scomm_direct_copy(pub + po, blk, pn, 1);
+    }
+}
+
 static scomm_status_t direct_allreduce(scomm_comm_t *comm,
                                        const scomm_coll_args_t *a)
 {
@@ -117,7 +144,7 @@ static scomm_status_t direct_allreduce(scomm_comm_t *comm,
     size_t C, off, nb, lo, hi, qlo, qhi, es = a->esize;
     uint64_t i, k, nchunks;
     scomm_status_t status;
-    int q, t, stage, zrecv;
+    int q, t, stage, zrecv, ntx;
 
     status = scomm_direct_begin(&c, comm, a, send, a->bytes, recv, a->bytes);
     if (status == SCOMM_ERR_UNSUPPORTED) {
@@ -152,6 +179,10 @@ static scomm_status_t direct_allreduce(scomm_comm_t *comm,
     }
     stage   = (c.desc.send_set == DIRECT_AT_ARENA);
     zrecv   = (c.desc.recv_set != DIRECT_AT_ARENA);
+    /* Large, from ordinary memory: what the others read from my arena
+     * (staged input, my result slice) goes there by non-temporal stores,
+     * so it crosses through memory, not from this core's cache. */
+    ntx     = c.nt && stage && !zrecv;
     for (i = 0; i < nchunks; i++) {
         k    = c.k0 + i;
         off  = (size_t)i * C;
@@ -168,8 +199,8 @@ static scomm_status_t direct_allreduce(scomm_comm_t *comm,
         }
         /* 2. stage all but my own slice, which only I read */
         if (stage) {
-            scomm_direct_copy(mine, send + off, lo, 0);
-            scomm_direct_copy(mine + hi, send + off + hi, nb - hi, 0);
+            scomm_direct_copy(mine, send + off, lo, ntx);
+            scomm_direct_copy(mine + hi, send + off + hi, nb - hi, ntx);
         }
         if (i == 0) {
             scomm_direct_put_desc(&c);
@@ -203,8 +234,13 @@ static scomm_status_t direct_allreduce(scomm_comm_t *comm,
                 }
             }
             dst = zrecv ? recv + off + lo : mine + lo;
-            scomm_reduce_n(dst, srcs, c.p, (hi - lo) / es, a->dtype,
-                           a->redop, c.p);
+            if (ntx) {
+                direct_reduce_nt2(&c, recv + off + lo, mine + lo, srcs,
+                                  hi - lo);
+            } else {
+                scomm_reduce_n(dst, srcs, c.p, (hi - lo) / es, a->dtype,
+                               a->redop, c.p);
+            }
         }
         direct_publish(&c, DIRECT_REDUCED, k + 1);
         /* 5. everybody's result slice of chunk k is there: copy out */
@@ -216,7 +252,7 @@ static scomm_status_t direct_allreduce(scomm_comm_t *comm,
             q = (c.me + t) % c.p;
             scomm_direct_slice(nb, c.p, q, &qlo, &qhi);
             if (q == c.me) {
-                src = zrecv ? NULL : mine + qlo;
+                src = (zrecv || ntx) ? NULL : mine + qlo;
             } else if (c.precv[q] != NULL) {
                 src = c.precv[q] + off + qlo;
             } else if (c.crecv[q] != 0) {
@@ -278,7 +314,8 @@ static scomm_status_t direct_allgather(scomm_comm_t *comm,
             }
         }
         if (stage) {
-            scomm_direct_copy(direct_buf(&c, c.me, k), send + off, nb, 0);
+            scomm_direct_copy(direct_buf(&c, c.me, k), send + off, nb,
+                              c.nt);
         }
         if (i == 0) {
             scomm_direct_put_desc(&c);
@@ -349,7 +386,8 @@ static scomm_status_t direct_bcast(scomm_comm_t *comm,
             }
         }
         if (stage) {
-            scomm_direct_copy(direct_buf(&c, root, k), buf + off, nb, 0);
+            scomm_direct_copy(direct_buf(&c, root, k), buf + off, nb,
+                              c.nt);
         }
         if (i == 0) {
             scomm_direct_put_desc(&c);
@@ -387,7 +425,7 @@ static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
     size_t Cb, off, nb, bytes = a->bytes, es = a->esize;
     uint64_t i, k, nchunks;
     scomm_status_t status;
-    int q, stage;
+    int q, stage, xnt;
 
     status = scomm_direct_begin(&c, comm, a, send, bytes * (size_t)comm->size,
                                 NULL, 0);
@@ -402,6 +440,9 @@ static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
     Cb      = (c.d->chunk / (size_t)c.p) & ~(size_t)63;
     nchunks = (bytes + Cb - 1) / Cb;
     stage   = (c.desc.send_set == DIRECT_AT_ARENA);
+    /* Large: the staged blocks go out by non-temporal stores, so the
+     * others read them from memory, not out of this core's cache. */
+    xnt     = (bytes * (size_t)c.p >= DIRECT_NT_BYTES);
     for (i = 0; i < nchunks; i++) {
         k    = c.k0 + i;
         off  = (size_t)i * Cb;
@@ -417,7 +458,8 @@ static scomm_status_t direct_reducescatter(scomm_comm_t *comm,
             for (q = 0; q < c.p; q++) {
                 if (q != c.me) {
                     scomm_direct_copy(mine + (size_t)q * Cb,
-                                      send + (size_t)q * bytes + off, nb, 0);
+                                      send + (size_t)q * bytes + off, nb,
+                                      xnt);
                 }
             }
         }

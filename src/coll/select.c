@@ -32,7 +32,8 @@
  *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
- *   all_gather      all local over shm and total >= 256 KiB:
+ *   all_gather      all local over shm and total >= 8 MiB: direct
+ *                   (staged by non-temporal stores); >= 256 KiB:
  *                   single_copy;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB and p a power of two:
@@ -41,7 +42,8 @@
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB: direct; else ring
  *   broadcast       all local over shm: <= 48 B direct (its one cache
- *                   line path), >= 256 KiB single_copy;
+ *                   line path), >= 8 MiB direct (staged by non-temporal
+ *                   stores), >= 256 KiB single_copy;
  *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
  *   all_to_all      all local over shm and a rank's send buffer <= 48 B
@@ -87,6 +89,13 @@
  * they lie (single_copy) when all ranks are local; up to the tiny size,
  * broadcast and all_to_all go through one cache line. */
 #define SCOMM_COLL_SHM_SINGLE_BYTES (256u << 10)
+/* From this size (all_gather: total) broadcast and all_gather go back to
+ * the staged "direct": it stages with non-temporal stores from 8 MiB on
+ * (direct.c), so each byte crosses through memory at memory speed, where
+ * process_vm_readv pins every 4 KiB page and copies it in the kernel
+ * (2026-12-07, the AMD EPYC VM, 2 ranks: broadcast 256 MiB 11-16 against
+ * 3.5-7.7 GB/s, all_gather 11 against 5-8). */
+#define SCOMM_COLL_SHM_STAGED_BYTES (8u << 20)
 #define SCOMM_COLL_TINY_BYTES       48u
 #define SCOMM_COLL_NAME_MAX         32
 
@@ -460,6 +469,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_ALLGATHER:
+        if ((bytes >= SCOMM_COLL_SHM_STAGED_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "allgather.shm_staged";
+            snprintf(reason, rlen, "all %d ranks on this host, every "
+                     "peer over shm, %zu B total >= 8 MiB: blocks staged "
+                     "by non-temporal stores", p, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
         if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
             *rule = "allgather.single_copy";
@@ -520,6 +537,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
             snprintf(reason, rlen, "all %d ranks on this host (local_size "
                      "%d), every peer over shm, %zu B <= 48 B: one cache "
                      "line from the root", p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
+        if ((bytes >= SCOMM_COLL_SHM_STAGED_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "broadcast.shm_staged";
+            snprintf(reason, rlen, "all %d ranks on this host, every "
+                     "peer over shm, %zu B >= 8 MiB: the root stages by "
+                     "non-temporal stores", p, bytes);
             return scomm_coll_find(a->op, "direct");
         }
         if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&

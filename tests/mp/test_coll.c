@@ -1380,21 +1380,24 @@ static void test_large(const tctx_t *t, int huge)
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLREDUCE, NULL));
     free(buf);
 
-    /* broadcast 1 Mi x 4 B with both algorithms, root 1 % p. */
-    big = malloc(4 * mi);
+    /* broadcast (2 Mi + 3) x 4 B with every algorithm, root 1 % p: past
+     * 8 MiB, where the staged paths store with non-temporal stores, and
+     * with a tail that is not a whole cache line. */
+    c   = 2 * mi + 3;
+    big = malloc(4 * c);
     ST_ASSERT(big != NULL);
     for (a = 0; a < nalgos(SCOMM_COLL_BROADCAST); a++) {
         const char *name = force(SCOMM_COLL_BROADCAST, a);
         int root = 1 % t->size;
 
         if (t->rank == root) {
-            st_fill_pattern(big, 4 * mi, 99);
+            st_fill_pattern(big, 4 * c, 99);
         } else {
-            memset(big, 0, 4 * mi);
+            memset(big, 0, 4 * c);
         }
-        ST_ASSERT_OK(st_broadcast(big, mi, SCOMM_FLOAT32, root, t->comm));
-        expect_algo(t, SCOMM_COLL_BROADCAST, name, mi);
-        ST_ASSERT_EQ(st_check_pattern(big, 4 * mi, 99), SIZE_MAX);
+        ST_ASSERT_OK(st_broadcast(big, c, SCOMM_FLOAT32, root, t->comm));
+        expect_algo(t, SCOMM_COLL_BROADCAST, name, c);
+        ST_ASSERT_EQ(st_check_pattern(big, 4 * c, 99), SIZE_MAX);
     }
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_BROADCAST, NULL));
     free(big);
