@@ -40,7 +40,12 @@
 #             device-to-device cudaMemcpy of the same size on the
 #             receiver; passes at >= 80 % of the copy rate, and when the
 #             all_gather's record says "path cuda_ipc"
-# Not here yet: KV device region to device region, 1 GiB staged sizes.
+#   kv-device  the KV channel between two processes on GPU 0, both caches
+#             device memory (tests/mp/test_kv.c, test_kv_heads.c with
+#             ST_BUF=device, built here with cc): every layout staged and
+#             over CUDA IPC, the stream wait, head ranges over IPC
+# Not here yet: a timed 32K-token Llama-3-8B KV transfer device to device
+# (kv-bench has no device regions), 1 GiB staged sizes.
 #
 # Finding things (override any with the variable):
 #   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
@@ -358,7 +363,9 @@ if timeout 60 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_availab
     fi
 else
     echo "CHECK torch-cuda FAIL torch without CUDA here, or no libscomm.so in the build" > "$OUT/check-torch-cuda.log"
-# ---- 5c. CUDA IPC between two processes of one GPU (docs/device.md) ----
+fi
+
+# ---- 5d. CUDA IPC between two processes of one GPU (docs/device.md) ----
 build_ipc_bw() {
     cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
        -I"$REPO/tests/harness" -o "$BUILD/ipc_bw" "$REPO/bench/ipc_bw.c" \
@@ -377,6 +384,45 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
     fi
 else
     echo "CHECK ipc-bw FAIL not built (no libcudart, or see build_ipc_bw.log)" > "$OUT/check-ipc-bw.log"
+fi
+
+# ---- 5e. the KV channel on device regions (docs/kv.md, docs/device.md) ----
+# tests/mp/test_kv.c and test_kv_heads.c with ST_BUF=device: both caches
+# in cudaMalloc memory on GPU 0, one process per side. "cma" stages
+# through pinned memory (SCOMM_KV_IPC=0: a device region never takes the
+# process_vm_readv copy); "ipc" copies device to device over CUDA IPC and
+# fails unless the IPC path carried the chunks (scomm_kv_debug_ipc_chunks).
+build_kv_tests() {
+    local t
+    for t in test_kv test_kv_heads; do
+        cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
+           -I"$REPO/tests/harness" -o "$BUILD/$t" "$REPO/tests/mp/$t.c" \
+           "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
+           -ldl -lpthread -lm -lrt || return 1
+    done
+}
+export -f build_kv_tests
+if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
+   run_step build_kv 60 bash -c build_kv_tests; then
+    for c in "layouts cma staged" "layouts ipc ipc" "stream_wait ipc ipc"; do
+        set -- $c
+        run_step "check-kv-$3-$1" 60 env ST_BUF=device \
+            SCOMM_CUDART_LIBRARY="$CUDART" "$BUILD/test_kv" "$1" "$2"
+        if [ $? -eq 0 ]; then
+            echo "CHECK kv-$3-$1 PASS KV $1, device region to device region ($3), every byte checked" >> "$OUT/check-kv-$3-$1.log"
+        else
+            echo "CHECK kv-$3-$1 FAIL see check-kv-$3-$1.log" >> "$OUT/check-kv-$3-$1.log"
+        fi
+    done
+    run_step check-kv-ipc-heads 60 env ST_BUF=device \
+        SCOMM_CUDART_LIBRARY="$CUDART" "$BUILD/test_kv_heads" tp ipc
+    if [ $? -eq 0 ]; then
+        echo "CHECK kv-ipc-heads PASS head ranges (TP 1->2 ... 2->4) over CUDA IPC" >> "$OUT/check-kv-ipc-heads.log"
+    else
+        echo "CHECK kv-ipc-heads FAIL see check-kv-ipc-heads.log" >> "$OUT/check-kv-ipc-heads.log"
+    fi
+else
+    echo "CHECK kv-device FAIL not built (no libcudart, or see build_kv.log)" > "$OUT/check-kv-device.log"
 fi
 
 # ---- 6. the report ----
