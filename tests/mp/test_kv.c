@@ -691,8 +691,11 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
     if (x->stream_wait) {
         usleep(100000); /* the receiver's stream waits meanwhile */
         /* 300 ms of "kernel" first: a transfer not ordered after the
-         * stream would read the region before the copy fills it */
-        ST_ASSERT_EQ(kv_dev.spin(sstream, 300), 0);
+         * stream would read the region before the copy fills it (a real
+         * runtime has no such kernel: the copy alone orders it there) */
+        if (kv_dev.spin != NULL) {
+            ST_ASSERT_EQ(kv_dev.spin(sstream, 300), 0);
+        }
         ST_ASSERT_EQ(kv_dev.memcpy_async(reg, base, region_bytes(&c->sl), 4,
                                          sstream), 0);
         xf = submit_cfg_on(ep, c, 42, id, stbl, nsrc, dtbl, ndst, sstream);
