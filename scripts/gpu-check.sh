@@ -309,9 +309,9 @@ for c in $CHECKS; do
 done
 
 # ---- 5b. device buffers on a native communicator (docs/device.md) ----
-build_dev_tests() { # the mp tests, on the cmake build's libscomm.a
+build_dev_tests() { # the mp tests named, on the cmake build's libscomm.a
     local t
-    for t in test_p2p test_coll test_icoll; do
+    for t in "$@"; do
         cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
            -I"$REPO/tests/harness" -o "$BUILD/$t" "$REPO/tests/mp/$t.c" \
            "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
@@ -320,7 +320,7 @@ build_dev_tests() { # the mp tests, on the cmake build's libscomm.a
 }
 export -f build_dev_tests
 if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
-   run_step build_dev 60 bash -c build_dev_tests; then
+   run_step build_dev 60 bash -c 'build_dev_tests test_p2p test_coll test_icoll'; then
     for t in p2p coll icoll; do
         run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
             SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
@@ -392,18 +392,8 @@ fi
 # through pinned memory (SCOMM_KV_IPC=0: a device region never takes the
 # process_vm_readv copy); "ipc" copies device to device over CUDA IPC and
 # fails unless the IPC path carried the chunks (scomm_kv_debug_ipc_chunks).
-build_kv_tests() {
-    local t
-    for t in test_kv test_kv_heads; do
-        cc -O2 -std=c11 -D_GNU_SOURCE -I"$REPO/include" -I"$REPO/src" \
-           -I"$REPO/tests/harness" -o "$BUILD/$t" "$REPO/tests/mp/$t.c" \
-           "$REPO/tests/harness/st_ranks.c" "$BUILD/cmake/libscomm.a" \
-           -ldl -lpthread -lm -lrt || return 1
-    done
-}
-export -f build_kv_tests
 if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
-   run_step build_kv 60 bash -c build_kv_tests; then
+   run_step build_kv 60 bash -c 'build_dev_tests test_kv test_kv_heads'; then
     for c in "layouts cma staged" "layouts ipc ipc" "stream_wait ipc ipc"; do
         set -- $c
         run_step "check-kv-$3-$1" 60 env ST_BUF=device \
