@@ -299,6 +299,29 @@ static int kv_send_rma(kv_stream_t *st, kv_sx_t *sx, uint32_t seq, int slot,
     return scomm_kv_io(st, hb, sizeof(hb), 1);
 }
 
+/* The header fields every frame of chunk seq of sx carries (type, len,
+ * crc and flags are the caller's); *i0 := its first block, unless NULL.
+ * Its number of blocks. */
+static uint32_t kv_chunk_hdr(const kv_sx_t *sx, uint32_t seq,
+                             scomm_kv_hdr_t *h, uint32_t *i0)
+{
+    uint32_t first = (seq % sx->cpl) * sx->bpc, nb;
+
+    nb = SCOMM_MIN(first + sx->bpc, sx->plan.num_src_blocks) - first;
+    if (i0 != NULL) {
+        *i0 = first;
+    }
+    memset(h, 0, sizeof(*h));
+    h->magic   = SCOMM_KV_MAGIC;
+    h->version = SCOMM_KV_VERSION;
+    h->xfer_id = sx->plan.xfer_id;
+    h->seq     = seq;
+    h->aux     = (uint32_t)(sx->plan.first_layer + (int)(seq / sx->cpl));
+    h->raw_len = (uint64_t)nb * scomm_kv_wire_block_bytes(&sx->sl,
+                                                          sx->wire_dtype);
+    return nb;
+}
+
 /* Pack and write chunk seq of sx (by RMA into landing slot slot, or -1;
  * a device source: from its pinned copy pin). 0 or -1 (stream broken). */
 static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
@@ -306,8 +329,8 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
 {
     scomm_kv_ep_t *ep = st->ep;
     kv_region_t *r = &ep->regions[sx->plan.src_region];
-    uint32_t li = seq / sx->cpl, c = seq % sx->cpl, i0, i1, i, nb;
-    int layer = sx->plan.first_layer + (int)li;
+    uint32_t i0, i1, i, nb;
+    int layer = sx->plan.first_layer + (int)(seq / sx->cpl);
     uint8_t *lbase = r->base + (size_t)layer * r->l.num_blocks * r->bb;
     size_t wbb = scomm_kv_wire_block_bytes(&sx->sl, sx->wire_dtype);
     int h0 = sx->plan.src_head_off, hn = sx->plan.src_head_cnt;
@@ -319,17 +342,9 @@ static int kv_send_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
     uint32_t crc = 0;
     int rc, k;
 
-    i0 = c * sx->bpc;
-    i1 = SCOMM_MIN(i0 + sx->bpc, sx->plan.num_src_blocks);
-    nb = i1 - i0;
-    memset(&h, 0, sizeof(h));
-    h.magic   = SCOMM_KV_MAGIC;
-    h.version = SCOMM_KV_VERSION;
-    h.xfer_id = sx->plan.xfer_id;
-    h.seq     = seq;
-    h.aux     = (uint32_t)layer;
-    rawlen    = (size_t)nb * wbb;
-    h.raw_len = rawlen;
+    nb     = kv_chunk_hdr(sx, seq, &h, &i0);
+    i1     = i0 + nb;
+    rawlen = (size_t)h.raw_len;
     if ((sx->wire_dtype == SCOMM_KV_WIRE_NATIVE) &&
         (sx->compression == SCOMM_KV_COMPRESS_NONE) && !sx->part) {
         for (i = i0; i < i1; i++) {
@@ -456,22 +471,13 @@ out:
  * (kv_dev.c) and its copies are done: say so with a DESC. 0 or -1. */
 static int kv_send_ipc_desc(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
 {
-    uint32_t c = seq % sx->cpl, i0 = c * sx->bpc;
-    uint32_t nb = SCOMM_MIN(i0 + sx->bpc, sx->plan.num_src_blocks) - i0;
     uint8_t hb[SCOMM_KV_HDR_SIZE];
     scomm_kv_hdr_t h;
+    uint32_t nb = kv_chunk_hdr(sx, seq, &h, NULL);
     int rc;
 
-    memset(&h, 0, sizeof(h));
-    h.magic   = SCOMM_KV_MAGIC;
-    h.version = SCOMM_KV_VERSION;
-    h.type    = SCOMM_KV_T_DESC;
-    h.flags   = SCOMM_KV_DESC_IPC;
-    h.xfer_id = sx->plan.xfer_id;
-    h.seq     = seq;
-    h.aux     = (uint32_t)(sx->plan.first_layer + (int)(seq / sx->cpl));
-    h.raw_len = (uint64_t)nb * scomm_kv_wire_block_bytes(&sx->sl,
-                                                         sx->wire_dtype);
+    h.type  = SCOMM_KV_T_DESC;
+    h.flags = SCOMM_KV_DESC_IPC;
     scomm_kv_hdr_encode(&h, hb);
     /* counted before the write, as kv_send_count says why */
     kv_send_count(st->ep, sx, &h, nb, 1);
