@@ -111,6 +111,15 @@ run_step() {
     return $rc
 }
 
+# The CHECK line of step check-NAME from its exit status RC.
+check_line() { # NAME RC PASS-DETAIL
+    if [ "$2" -eq 0 ]; then
+        echo "CHECK $1 PASS $3"
+    else
+        echo "CHECK $1 FAIL see check-$1.log"
+    fi >> "$OUT/check-$1.log"
+}
+
 # ---- 1. is there a GPU? ----
 gpu_reason=""
 if [ "${SCOMM_GPU_CHECK_DRY:-0}" = "1" ]; then
@@ -324,11 +333,7 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
     for t in p2p coll icoll; do
         run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
             SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
-        if [ $? -eq 0 ]; then
-            echo "CHECK staged-$t PASS device buffers staged, 2 ranks on GPU 0 ($(tail -1 "$OUT/check-staged-$t.log"))" >> "$OUT/check-staged-$t.log"
-        else
-            echo "CHECK staged-$t FAIL see check-staged-$t.log" >> "$OUT/check-staged-$t.log"
-        fi
+        check_line "staged-$t" $? "device buffers staged, 2 ranks on GPU 0 ($(tail -1 "$OUT/check-staged-$t.log"))"
     done
 else
     echo "CHECK staged FAIL not built (no libcudart, or see build_dev.log)" > "$OUT/check-staged.log"
@@ -356,11 +361,7 @@ if timeout 60 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_availab
    [ -f "$BUILD/cmake/libscomm.so" ]; then
     run_step check-torch-cuda 120 env SCOMM_LIBRARY="$BUILD/cmake/libscomm.so" \
         python3 "$REPO/python/tests/torch_cuda.py" 2
-    if [ $? -eq 0 ]; then
-        echo "CHECK torch-cuda PASS backend scomm on CUDA tensors, 2 ranks on GPU 0 (torch_cuda.py)" >> "$OUT/check-torch-cuda.log"
-    else
-        echo "CHECK torch-cuda FAIL see check-torch-cuda.log" >> "$OUT/check-torch-cuda.log"
-    fi
+    check_line "torch-cuda" $? "backend scomm on CUDA tensors, 2 ranks on GPU 0 (torch_cuda.py)"
 else
     echo "CHECK torch-cuda FAIL torch without CUDA here, or no libscomm.so in the build" > "$OUT/check-torch-cuda.log"
 fi
@@ -398,19 +399,11 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
         set -- $c
         run_step "check-kv-$3-$1" 60 env ST_BUF=device \
             SCOMM_CUDART_LIBRARY="$CUDART" "$BUILD/test_kv" "$1" "$2"
-        if [ $? -eq 0 ]; then
-            echo "CHECK kv-$3-$1 PASS KV $1, device region to device region ($3), every byte checked" >> "$OUT/check-kv-$3-$1.log"
-        else
-            echo "CHECK kv-$3-$1 FAIL see check-kv-$3-$1.log" >> "$OUT/check-kv-$3-$1.log"
-        fi
+        check_line "kv-$3-$1" $? "KV $1, device region to device region ($3), every byte checked"
     done
     run_step check-kv-ipc-heads 60 env ST_BUF=device \
         SCOMM_CUDART_LIBRARY="$CUDART" "$BUILD/test_kv_heads" tp ipc
-    if [ $? -eq 0 ]; then
-        echo "CHECK kv-ipc-heads PASS head ranges (TP 1->2 ... 2->4) over CUDA IPC" >> "$OUT/check-kv-ipc-heads.log"
-    else
-        echo "CHECK kv-ipc-heads FAIL see check-kv-ipc-heads.log" >> "$OUT/check-kv-ipc-heads.log"
-    fi
+    check_line "kv-ipc-heads" $? "head ranges (TP 1->2 ... 2->4) over CUDA IPC"
 else
     echo "CHECK kv-device FAIL not built (no libcudart, or see build_kv.log)" > "$OUT/check-kv-device.log"
 fi
