@@ -5,7 +5,8 @@
  * receiver's pinned bounce image copied host -> device, layer waits
  * enqueued on a caller's stream (scomm_kv_wait_layer_stream), and
  * same-host CUDA IPC between two device regions (the sender copies into
- * the receiver's region, no staging). Through the runtime devrt.c binds
+ * the receiver's region, no staging; in one process the same copies
+ * without an open). Through the runtime devrt.c binds
  * with dlopen (no build-time CUDA), the one memkind.c found
  * (scomm_memkind_rt).
  *
@@ -44,10 +45,20 @@
  *     goes staged as DATA, which the receiver drops when it stored the
  *     chunk already, so the sender never writes into a region whose
  *     transfer the receiver may have finished with.
- *  7. Any refusal (SCOMM_KV_IPC=0, no IPC calls, no handle, another host
- *     or process, a layout the copies cannot regroup, an encoding, an
- *     open that fails) leaves the transfer staged, logged at debug level
- *     (a warning under SCOMM_KV_IPC=1), never an error.
+ *  7. Any refusal (SCOMM_KV_IPC=0, no IPC calls, no handle, another host,
+ *     a layout the copies cannot regroup, an encoding, an open that
+ *     fails) leaves the transfer staged, logged at debug level (a warning
+ *     under SCOMM_KV_IPC=1), never an error.
+ *  8. Both endpoints in one process (the offer's pid is ours): a handle
+ *     does not open in its own process (cudaIpcOpenMemHandle refuses it),
+ *     and need not: the receiver's region is valid here as it is. Each
+ *     offer records its allocation's handle and base in a table of the
+ *     process (kv_local_put, before the offer leaves); the sender takes
+ *     the base from there, never a pointer from the wire, checks it as
+ *     an opened one (the allocation's base, the region inside it) and
+ *     copies device to device with the same ordering, events and DESC as
+ *     invariant 6. An offer naming our pid that no receiver here made is
+ *     refused (staged).
  *
  *   sender                                 receiver
  *   BEGIN (zero_copy | ZC_IPC) --------->  kv_on_begin:
@@ -296,6 +307,8 @@ typedef struct kv_ipc {
     char                 why[192];
     char                 host[SCOMM_KV_IPC_HOST_MAX];
     scomm_ipc_cache_t    cache; /* never evicts: a transfer may copy */
+    int                  local_used; /* wrote into a region of this
+                                        process (invariant 8) */
 } kv_ipc_t;
 
 /* A sender transfer's IPC state (lock: kv_ipc_t's). */
@@ -425,6 +438,63 @@ static void kv_ipc_declined(const kv_ipc_t *x, uint64_t id, const char *side,
         scomm_debug(SCOMM_SUB_KV, "kv transfer %llu: CUDA IPC not used "
                     "(%s): %s; staged", (unsigned long long)id, side, why);
     }
+}
+
+/* ---- one process: the receivers' regions, for senders of this process
+ * (invariant 8) ---- */
+
+/* An allocation a receiver of this process offered: its handle as sent,
+ * and its base here. Refreshed by every offer, before the offer leaves,
+ * so a sender always finds the base the receiver just exported. */
+#define KV_LOCAL_MAX 64
+typedef struct {
+    uint8_t  h[64];
+    uint8_t *base;
+} kv_local_t;
+
+static pthread_mutex_t kv_local_lock = PTHREAD_MUTEX_INITIALIZER;
+static kv_local_t      kv_local[KV_LOCAL_MAX];
+static unsigned        kv_local_n, kv_local_next;
+
+static void kv_local_put(const uint8_t *h, uint8_t *base)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&kv_local_lock);
+    for (i = 0; i < kv_local_n; i++) {
+        if (memcmp(kv_local[i].h, h, sizeof(kv_local[i].h)) == 0) {
+            break;
+        }
+    }
+    if (i == kv_local_n) {
+        if (kv_local_n < KV_LOCAL_MAX) {
+            kv_local_n++;
+        } else {
+            i = kv_local_next; /* full: the oldest goes (round robin) */
+            kv_local_next = (kv_local_next + 1) % KV_LOCAL_MAX;
+        }
+        memcpy(kv_local[i].h, h, sizeof(kv_local[i].h));
+    }
+    kv_local[i].base = base;
+    pthread_mutex_unlock(&kv_local_lock);
+}
+
+/* The base in this process of the allocation handle h names, or NULL
+ * when no receiver of this process offered it. */
+static uint8_t *kv_local_get(const uint8_t *h)
+{
+    uint8_t *base = NULL;
+    unsigned i;
+
+    pthread_mutex_lock(&kv_local_lock);
+    for (i = 0; i < kv_local_n; i++) {
+        if (memcmp(kv_local[i].h, h, sizeof(kv_local[i].h)) == 0) {
+            base = kv_local[i].base;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&kv_local_lock);
+    return base;
 }
 
 /* This host's identity: its boot id, or "id:" SCOMM_HOST_ID (tests tell
@@ -560,6 +630,8 @@ size_t scomm_kv_dev_ipc_offer(scomm_kv_ep_t *ep, kv_rx_t *rx, uint8_t *out)
         kv_ipc_declined(x, rx->id, "receiver", why);
         return 0;
     }
+    /* a sender of this process writes through the base itself */
+    kv_local_put(r->ipc_h, r->base - r->ipc_off);
     memset(&o, 0, sizeof(o));
     o.pid   = (int32_t)getpid();
     o.off   = r->ipc_off;
@@ -585,9 +657,9 @@ static int kv_ipc_fits(const scomm_kv_ep_t *ep, const kv_sx_t *sx,
                  "%.40s)", o->host, ep->ipc->host);
         return 0;
     }
-    if (o->pid == (int32_t)getpid()) {
-        snprintf(why, len, "the receiver is this process (an IPC handle "
-                 "does not open in its own process)");
+    if ((o->pid == (int32_t)getpid()) && (kv_local_get(o->handle) == NULL)) {
+        snprintf(why, len, "the receiver claims to be this process, but no "
+                 "receiver here offered that allocation");
         return 0;
     }
     if ((o->l.dtype != sl->dtype) || (o->l.order != sl->order) ||
@@ -655,9 +727,10 @@ static uint8_t *kv_ipc_dst(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
     kv_sx_ipc_t *p = sx->ipc;
     uint8_t *dst = NULL;
     char err[200], why[300];
-    char *base;
+    char *base = NULL;
     void *b0;
     size_t n;
+    int local;
 
     if ((p == NULL) || (x == NULL) || (seq >= sx->nchunks)) {
         return NULL;
@@ -668,8 +741,18 @@ static uint8_t *kv_ipc_dst(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
 
         memcpy(h.reserved, p->o.handle, sizeof(h.reserved));
         p->state = KV_IPC_REFUSED;
-        if (scomm_ipc_cache_open(&x->cache, p->o.pid, &h, &base, err,
-                                 sizeof(err)) != 0) {
+        local = (p->o.pid == (int32_t)getpid());
+        if (local) {
+            /* one process: the receiver's pointer as it is (invariant 8) */
+            base = (char *)kv_local_get(p->o.handle);
+            x->local_used |= (base != NULL);
+        }
+        if (local && (base == NULL)) {
+            snprintf(why, sizeof(why), "no receiver of this process "
+                     "offered the allocation named");
+        } else if (!local &&
+                   (scomm_ipc_cache_open(&x->cache, p->o.pid, &h, &base, err,
+                                         sizeof(err)) != 0)) {
             snprintf(why, sizeof(why), "opening the receiver's handle: %s",
                      err);
         } else if ((scomm_devrt_mem_range(x->rt, base, &b0, &n, err,
@@ -683,10 +766,18 @@ static uint8_t *kv_ipc_dst(kv_stream_t *st, kv_sx_t *sx, uint32_t seq)
         } else {
             p->dst   = (uint8_t *)base + p->o.off;
             p->state = KV_IPC_OPEN;
-            scomm_info(SCOMM_SUB_KV, "kv transfer %llu: CUDA IPC, device-to-"
-                       "device copies into pid %d's region (no host "
-                       "staging)", (unsigned long long)sx->plan.xfer_id,
-                       (int)p->o.pid);
+            if (local) {
+                scomm_info(SCOMM_SUB_KV, "kv transfer %llu: receiver in this "
+                           "process: device-to-device copies into its "
+                           "region (no IPC open, no host staging)",
+                           (unsigned long long)sx->plan.xfer_id);
+            } else {
+                scomm_info(SCOMM_SUB_KV, "kv transfer %llu: CUDA IPC, "
+                           "device-to-device copies into pid %d's region "
+                           "(no host staging)",
+                           (unsigned long long)sx->plan.xfer_id,
+                           (int)p->o.pid);
+            }
         }
         if (p->state != KV_IPC_OPEN) {
             kv_ipc_declined(x, sx->plan.xfer_id, "sender", why);
@@ -710,8 +801,10 @@ void scomm_kv_dev_ep_free(scomm_kv_ep_t *ep)
     }
     ep->ipc = NULL;
     /* a copy enqueued by a chunk whose stream failed may still run: wait
-     * (bounded) before unmapping what it writes */
-    for (i = 0; (x->cache.n > 0) && (i < ep->nstreams); i++) {
+     * (bounded) before unmapping what it writes, or, in one process,
+     * before the receiver's region may be freed */
+    for (i = 0; ((x->cache.n > 0) || x->local_used) && (i < ep->nstreams);
+         i++) {
         kv_stream_t *st = &ep->st[i];
 
         if ((st->dstream != NULL) && (st->dev_ev[0] != NULL) &&

@@ -542,6 +542,11 @@ int scomm_kv_ipc_offer_decode(const uint8_t *in, size_t len,
     o->l.order        = (int32_t)kv_get32(in + 48);
     memcpy(o->host, in + 56, SCOMM_KV_IPC_HOST_MAX - 1);
     memcpy(o->handle, in + 96, sizeof(o->handle));
+    if (o->pid <= 0) {
+        snprintf(why, whylen, "ipc offer: pid %d (a process id is above 0)",
+                 (int)o->pid);
+        return -1;
+    }
     if (scomm_kv_layout_check(&o->l, lwhy, sizeof(lwhy)) != 0) {
         snprintf(why, whylen, "ipc offer: %s", lwhy);
         return -1;

@@ -23,6 +23,7 @@
  */
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2243,6 +2244,105 @@ static int case_reconnect_all(void)
                    "mid-transfer");
 }
 
+/* ---- both endpoints in one process (path ipc, ST_BUF=device) ---- */
+
+typedef struct {
+    xcase_t *x;
+    int      port;
+    int      rc;
+} op_arg_t;
+
+static void *op_recv(void *arg)
+{
+    op_arg_t *a = arg;
+
+    a->rc = xfer_child_recv(a->port, a->x);
+    return NULL;
+}
+
+/* x with the receiver on a thread of this process and the sender on this
+ * one: the checks of xfer_child_recv / xfer_parent_send, among them that
+ * every chunk went device to device (ipc_expected) and none staged. */
+static int op_pair(xcase_t *x)
+{
+    scomm_kv_opts_t lo = opts_of(&x->c);
+    scomm_kv_listener_t *l;
+    pthread_t t;
+    op_arg_t a;
+    int rc;
+
+    ST_ASSERT_OK(scomm_kv_listen("127.0.0.1", 0, &lo, &l));
+    a.x    = x;
+    a.port = scomm_kv_listener_port(l);
+    a.rc   = -1;
+    ST_ASSERT_EQ(pthread_create(&t, NULL, op_recv, &a), 0);
+    rc = xfer_parent_send(l, x, getpid());
+    ST_ASSERT_EQ(pthread_join(t, NULL), 0);
+    scomm_kv_listener_close(l);
+    return (rc != 0) || (a.rc != 0);
+}
+
+/* Each configuration in a child of its own (kv_dev.h invariant 2; and the
+ * process's IPC byte counter then holds this transfer's bytes alone). */
+static int op_run(xcase_t *x, const char *what)
+{
+    pid_t pid;
+    int ws;
+
+    fflush(NULL);
+    pid = fork();
+    ST_ASSERT(pid >= 0);
+    if (pid == 0) {
+        alarm(50);
+        ws = op_pair(x);
+        fflush(NULL);
+        _exit(ws);
+    }
+    ST_ASSERT(waitpid(pid, &ws, 0) == pid);
+    if (!WIFEXITED(ws) || (WEXITSTATUS(ws) != 0)) {
+        fprintf(stderr, "one_process: %s: status 0x%x\n", what, ws);
+        return 1;
+    }
+    printf("one_process: %s: device to device in one process, exact\n",
+           what);
+    return 0;
+}
+
+/* one_process: sender and receiver endpoints in one process on device
+ * regions: the chunks go device to device without an IPC open (kv_dev.c
+ * invariant 8), counted as IPC on both sides, never staged. */
+static int case_one_process(void)
+{
+    xcase_t x;
+
+    if (!g_ipc || !kv_dev.send || !kv_dev.recv) {
+        fprintf(stderr, "one_process: needs path ipc and ST_BUF=device\n");
+        return 77;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    if (op_run(&x, "fp16 head-major, 2 streams") != 0) {
+        return 1;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.sl.dtype = x.c.dl.dtype = SCOMM_BFLOAT16;
+    x.c.sl.order = x.c.dl.order = SCOMM_KV_ORDER_TOKEN_MAJOR;
+    x.c.dl.num_blocks = 40;
+    x.c.first_layer = 1;
+    x.c.num_layers = 2;
+    x.c.streams = 3;
+    if (op_run(&x, "bf16 token-major, layers 1-2 into a larger cache, 3 "
+               "streams") != 0) {
+        return 1;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = base_cfg();
+    x.c.streams = 1;
+    x.stream_wait = 1;
+    return op_run(&x, "submit after a stream, layer waits on a stream");
+}
+
 static const struct {
     const char *name;
     int (*fn)(void);
@@ -2253,6 +2353,7 @@ static const struct {
     { "break", case_break },
     { "stream_wait", case_stream_wait },
     { "ipc_refused", case_ipc_refused },
+    { "one_process", case_one_process },
     { "kill", case_kill },
     { "mixed", case_mixed },
     { "priority", case_priority },
