@@ -363,9 +363,47 @@ def gen_kv():
           kv_begin(heads=(1, 1, 0, 0), zero_copy=1))
 
 
+KV_IPC_MAGIC = 0x49564B53
+KV_IPC_OFFER_SIZE = 160
+
+
+def kv_ipc_offer(pid=4242, off=4096, nbytes=None,
+                 layout=(2, 2, 64, 16, 8, 6, 0),
+                 host="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+                 magic=KV_IPC_MAGIC, handle=bytes(range(64))):
+    """layout: layers, kv heads, head_dim, block tokens, blocks, dtype (6:
+    SCOMM_FLOAT16, 9: SCOMM_BFLOAT16), order; nbytes defaults to what it needs."""
+    layers, heads, dim, bt, blocks, dtype, order = layout
+    need = layers * blocks * 2 * heads * bt * dim * 2
+    return (struct.pack("<IiQQ7iI", magic, pid, off,
+                        need if nbytes is None else nbytes, layers, heads,
+                        dim, bt, blocks, dtype, order, 0) +
+            fixed(host, 40) + handle)
+
+
+def gen_kv_ipc_offer():
+    t = "fuzz_kv_ipc_offer"
+    write(t, "ok", kv_ipc_offer())
+    write(t, "ok-token-major-host-id", kv_ipc_offer(layout=(32, 8, 128, 16,
+                                                            4, 9, 1),
+                                                    host="id:node7"))
+    write(t, "short", kv_ipc_offer()[:KV_IPC_OFFER_SIZE - 1])
+    write(t, "long", kv_ipc_offer() + b"\0")
+    write(t, "bad-magic", kv_ipc_offer(magic=0x49564B54))
+    write(t, "pid-zero", kv_ipc_offer(pid=0))
+    write(t, "region-too-small", kv_ipc_offer(nbytes=100))
+    write(t, "end-wraps", kv_ipc_offer(off=(1 << 64) - 16))
+    write(t, "layout-zero-heads", kv_ipc_offer(layout=(2, 0, 64, 16, 8, 6,
+                                                       0)))
+    write(t, "layout-bad-dtype", kv_ipc_offer(layout=(2, 2, 64, 16, 8, 99,
+                                                      0)))
+    write(t, "host-unterminated", kv_ipc_offer(host="H" * 40))
+
+
 if __name__ == "__main__":
     gen_bootstrap()
     gen_tcp()
     gen_shm()
     gen_config()
     gen_kv()
+    gen_kv_ipc_offer()
