@@ -155,6 +155,12 @@ long long bc_count_wrong(const unsigned char *got, const unsigned char *ref,
 int bc_dev_open(void);
 void *bc_dev_alloc(size_t n);
 void bc_dev_free(void *p);
+/* The prefix of the messages ("scomm bench: --device" by default). */
+void bc_dev_name(const char *who);
+/* cudaMemcpy of n bytes (kind 1 host -> device, 2 device -> host, 3 device
+ * -> device), then the default stream synchronised: 0, or 1 with a
+ * message. */
+int bc_dev_memcpy(void *d, const void *s, size_t n, int kind);
 int bc_dev_put(bc_ctx_t *c, size_t sbytes, size_t rbytes);
 int bc_dev_get(bc_ctx_t *c, size_t rbytes);
 scomm_status_t bc_dev_begin(bc_ctx_t *c);

@@ -41,6 +41,8 @@ struct bc_dev {
 };
 
 static struct bc_dev bc_dev;
+/* What the messages name (kv-bench sets its own). */
+static const char *bc_dev_who = "scomm bench: --device";
 
 static const char *bc_dev_err(int rc)
 {
@@ -65,12 +67,12 @@ int bc_dev_open(void)
 
     if (scomm_param_get("SCOMM_CUDART_LIBRARY", NULL, &pv, why,
                         sizeof(why)) != SCOMM_OK) {
-        fprintf(stderr, "scomm bench: --device: %s\n", why);
+        fprintf(stderr, "%s: %s\n", bc_dev_who, why);
         return 1;
     }
     if (strcmp(pv.text, "none") == 0) {
-        fprintf(stderr, "scomm bench: --device needs the CUDA runtime, and "
-                "SCOMM_CUDART_LIBRARY=none says there is none\n");
+        fprintf(stderr, "%s needs the CUDA runtime, and "
+                "SCOMM_CUDART_LIBRARY=none says there is none\n", bc_dev_who);
         return 1;
     }
     if (pv.text[0] != '\0') {
@@ -85,8 +87,9 @@ int bc_dev_open(void)
         bc_dev.lib = names[i];
     }
     if (bc_dev.dl == NULL) {
-        fprintf(stderr, "scomm bench: --device needs the CUDA runtime "
-                "(libcudart.so, or SCOMM_CUDART_LIBRARY): %s\n", dlerror());
+        fprintf(stderr, "%s needs the CUDA runtime "
+                "(libcudart.so, or SCOMM_CUDART_LIBRARY): %s\n", bc_dev_who,
+                dlerror());
         return 1;
     }
     *(void **)&bc_dev.malloc_ = dlsym(bc_dev.dl, "cudaMalloc");
@@ -96,9 +99,9 @@ int bc_dev_open(void)
     *(void **)&bc_dev.errstr_ = dlsym(bc_dev.dl, "cudaGetErrorString");
     if ((bc_dev.malloc_ == NULL) || (bc_dev.free_ == NULL) ||
         (bc_dev.memcpy_ == NULL) || (bc_dev.sync_ == NULL)) {
-        fprintf(stderr, "scomm bench: --device: %s lacks cudaMalloc, "
+        fprintf(stderr, "%s: %s lacks cudaMalloc, "
                 "cudaFree, cudaMemcpy or cudaStreamSynchronize\n",
-                bc_dev.lib);
+                bc_dev_who, bc_dev.lib);
         return 1;
     }
     return 0;
@@ -110,8 +113,8 @@ void *bc_dev_alloc(size_t n)
     int rc  = bc_dev.malloc_(&p, (n > 0) ? n : 1);
 
     if (rc != 0) {
-        fprintf(stderr, "scomm bench: --device: cudaMalloc of %zu bytes: "
-                "%s\n", n, bc_dev_err(rc));
+        fprintf(stderr, "%s: cudaMalloc of %zu bytes: %s\n", bc_dev_who,
+                n, bc_dev_err(rc));
         return NULL;
     }
     return p;
@@ -122,6 +125,31 @@ void bc_dev_free(void *p)
     if ((p != NULL) && (bc_dev.free_ != NULL)) {
         (void)bc_dev.free_(p);
     }
+}
+
+void bc_dev_name(const char *who)
+{
+    bc_dev_who = who;
+}
+
+int bc_dev_memcpy(void *d, const void *s, size_t n, int kind)
+{
+    int rc;
+
+    if (n == 0) {
+        return 0;
+    }
+    rc = bc_dev.memcpy_(d, s, n, kind);
+    if (rc == 0) {
+        rc = bc_dev.sync_(NULL); /* a device-to-device one may return
+                                    before it is done */
+    }
+    if (rc != 0) {
+        fprintf(stderr, "%s: cudaMemcpy (kind %d) of %zu bytes: %s\n",
+                bc_dev_who, kind, n, bc_dev_err(rc));
+        return 1;
+    }
+    return 0;
 }
 
 /* n bytes between host h and device d (dir BC_H2D or BC_D2H). */

@@ -15,6 +15,18 @@
  * The numbers: seconds from submit to the last acknowledgement (median of
  * --iters), GB/s = KV bytes in the sender's dtype / seconds (10^9 bytes),
  * one line per run, also as JSON with --json.
+ *
+ * Device regions (--src-mem / --dst-mem device, --device for both): the
+ * regions come from cudaMalloc of the runtime `scomm bench --device` loads
+ * (SCOMM_CUDART_LIBRARY, else libcudart.so; bench_coll_dev.c), each
+ * process its own after the fork. The source is filled on the host and
+ * copied in; after the timed transfers the receiver copies its region
+ * back and compares it with the pattern made again on the host (an
+ * independent reference, not the sender's memory): a difference fails the
+ * run. The path printed: "ipc" when every byte went device to device
+ * (CUDA IPC, the KV stats' bytes_zero_copy), "staged" when none did.
+ * --memcpy times a plain cudaMemcpy device to device of the same bytes
+ * instead (one process, no transfer): the rate the IPC path compares to.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_coll.h"
 #include "cli.h"
 #include "opts.h"
 #include "scomm.h"
@@ -40,6 +53,9 @@ typedef struct kvb {
     int      wire, comp, streams, depth, iters, ttft, json, hidden;
     int      tcp;       /* --transport: 0 shm, 1 tcp, 2 ofi */
     int      thp;
+    int      src_dev, dst_dev; /* --src-mem / --dst-mem device */
+    int      dtype_id;  /* index in kvb_dtypes */
+    int      memcpy_only;
     size_t   chunk;
     char     host[64];
     int      port;
@@ -69,6 +85,23 @@ static void usage(FILE *f)
         "  --heads N            1..4096     } heads x dim at most 8192\n"
         "  --dim N              1..65536    }\n"
         "  --block N            tokens per block, 1..65536 (default 16)\n"
+        "  --dtype fp16|bf16|fp32  the cache's values (default fp16)\n"
+        "  --src-mem host|device  the sender's region: host (default) or "
+        "CUDA device\n"
+        "                       memory (cudaMalloc of SCOMM_CUDART_LIBRARY "
+        "or libcudart.so)\n"
+        "  --dst-mem host|device  the receiver's region, the same\n"
+        "  --device             both regions in device memory; a device "
+        "region is\n"
+        "                       checked after the run (--tokens a multiple "
+        "of --block);\n"
+        "                       path ipc (device to device, one host) or "
+        "staged\n"
+        "                       (SCOMM_KV_IPC=0 forces staging)\n"
+        "  --memcpy             with --device: no transfer, time one "
+        "cudaMemcpy device\n"
+        "                       to device of the same bytes (the reference "
+        "rate)\n"
         "  --transport shm|tcp|ofi  shm (default): same-host copy from "
         "the sender's\n"
         "                       region; tcp: through the sockets even on "
@@ -99,6 +132,10 @@ static void usage(FILE *f)
         "  -h, --help           this text\n");
 }
 
+static const char *const   kvb_dtypes[]    = {"fp16", "bf16", "fp32", NULL};
+static const scomm_dtype_t kvb_dtype_val[] = {SCOMM_FLOAT16, SCOMM_BFLOAT16,
+                                              SCOMM_FLOAT32};
+
 static scomm_kv_layout_t layout_of(const kvb_t *b)
 {
     scomm_kv_layout_t l;
@@ -110,7 +147,7 @@ static scomm_kv_layout_t layout_of(const kvb_t *b)
     l.block_tokens = b->block;
     l.num_blocks   = (int)((b->tokens + (uint64_t)b->block - 1) /
                            (uint64_t)b->block);
-    l.dtype        = SCOMM_FLOAT16;
+    l.dtype        = kvb_dtype_val[b->dtype_id];
     l.order        = SCOMM_KV_ORDER_HEAD_MAJOR;
     return l;
 }
@@ -185,6 +222,158 @@ static void fill_kv(uint8_t *base, size_t bytes, uint64_t seed)
     }
 }
 
+/* ---- device regions ---- */
+
+#define KVB_DEV_STAGE ((size_t)64 << 20) /* host bounce of the checks */
+#define KVB_MIN(a, b) (((a) < (b)) ? (a) : (b))
+
+static double median_of(const double *v, int n);
+
+enum { KVB_H2D = 1, KVB_D2H = 2, KVB_D2D = 3 }; /* cudaMemcpyKind */
+
+static int kvb_verify(const kvb_t *b)
+{
+    return (b->src_dev || b->dst_dev) && (b->wire <= 0);
+}
+
+static const char *mem_name(int dev)
+{
+    return dev ? "device" : "host";
+}
+
+/* A device region of bytes: the sender's holds the pattern (made on the
+ * host, copied in), the receiver's zeros. */
+static uint8_t *dev_region(size_t bytes, int sender)
+{
+    uint8_t *d = bc_dev_alloc(bytes), *h;
+    size_t off, n;
+    int rc = 0;
+
+    if (d == NULL) {
+        return NULL;
+    }
+    if (sender) {
+        h = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (h == MAP_FAILED) {
+            bc_dev_free(d);
+            return NULL;
+        }
+        fill_kv(h, bytes, 1);
+        rc = bc_dev_memcpy(d, h, bytes, KVB_H2D);
+        munmap(h, bytes);
+    } else {
+        h = calloc(1, KVB_MIN(bytes, KVB_DEV_STAGE));
+        for (off = 0; (h != NULL) && (rc == 0) && (off < bytes); off += n) {
+            n = KVB_MIN(bytes - off, KVB_DEV_STAGE);
+            rc = bc_dev_memcpy(d + off, h, n, KVB_H2D);
+        }
+        rc |= (h == NULL);
+        free(h);
+    }
+    if (rc != 0) {
+        bc_dev_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The receiver's region (device: copied back in pieces) against the
+ * pattern made again here: 0, or 1 naming the first byte that differs. */
+static int check_region(const kvb_t *b, const uint8_t *reg, size_t bytes)
+{
+    uint8_t *ref, *bounce = NULL;
+    size_t off, n, i;
+    int rc = 0;
+
+    ref = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ref == MAP_FAILED) {
+        fprintf(stderr, "kv-bench: check: cannot allocate %zu bytes\n",
+                bytes);
+        return 1;
+    }
+    fill_kv(ref, bytes, 1);
+    if (b->dst_dev &&
+        ((bounce = malloc(KVB_MIN(bytes, KVB_DEV_STAGE))) == NULL)) {
+        munmap(ref, bytes);
+        return 1;
+    }
+    for (off = 0; (rc == 0) && (off < bytes); off += n) {
+        const uint8_t *got = reg + off;
+
+        n = KVB_MIN(bytes - off, KVB_DEV_STAGE);
+        if (b->dst_dev) {
+            if (bc_dev_memcpy(bounce, reg + off, n, KVB_D2H) != 0) {
+                rc = 1;
+                break;
+            }
+            got = bounce;
+        }
+        if (memcmp(got, ref + off, n) != 0) {
+            for (i = 0; got[i] == ref[off + i]; i++) {
+            }
+            fprintf(stderr, "kv-bench: check FAILED: the receiver's %s "
+                    "region differs from the pattern at byte %zu of %zu "
+                    "(0x%02x, expected 0x%02x)\n", mem_name(b->dst_dev),
+                    off + i, bytes, got[i], ref[off + i]);
+            rc = 1;
+        }
+    }
+    if (rc == 0) {
+        fprintf(stderr, "kv-bench: check: the receiver's %s region matches "
+                "the pattern (%zu bytes)\n", mem_name(b->dst_dev), bytes);
+    }
+    free(bounce);
+    munmap(ref, bytes);
+    return rc;
+}
+
+/* --memcpy: one cudaMemcpy device to device of the region's bytes, timed
+ * like a transfer (median of --iters after one warm-up), then checked. */
+static int bench_memcpy(const kvb_t *b)
+{
+    scomm_kv_layout_t l = layout_of(b);
+    size_t bytes = region_bytes(&l);
+    uint8_t *src = dev_region(bytes, 1), *dst = dev_region(bytes, 0);
+    double *sec = calloc((size_t)b->iters + 1, sizeof(double)), t0, med;
+    int it, rc = 1;
+
+    if ((src == NULL) || (dst == NULL) || (sec == NULL)) {
+        fprintf(stderr, "kv-bench --memcpy: cannot set up two device "
+                "regions of %zu bytes\n", bytes);
+        goto out;
+    }
+    for (it = 0; it <= b->iters; it++) {
+        t0 = scomm_cli_now();
+        if (bc_dev_memcpy(dst, src, bytes, KVB_D2D) != 0) {
+            goto out;
+        }
+        sec[it] = scomm_cli_now() - t0;
+    }
+    if (check_region(b, dst, bytes) != 0) {
+        goto out;
+    }
+    med = median_of(sec + 1, b->iters);
+    if (b->json) {
+        printf("{\"bench\":\"kv_memcpy\",\"shape\":\"%s\",\"tokens\":%llu,"
+               "\"bytes\":%zu,\"path\":\"memcpy_d2d\",\"seconds\":%.6f,"
+               "\"gbps\":%.4f}\n", b->shape, (unsigned long long)b->tokens,
+               bytes, med, (double)bytes / med / 1e9);
+    } else {
+        printf("kv-bench %-3s %7llu tokens %6.0f MiB cudaMemcpy device to "
+               "device: %8.4f s %7.3f GB/s\n", b->shape,
+               (unsigned long long)b->tokens, (double)bytes / 1048576.0, med,
+               (double)bytes / med / 1e9);
+    }
+    rc = 0;
+out:
+    bc_dev_free(src);
+    bc_dev_free(dst);
+    free(sec);
+    return rc;
+}
+
 /* ---- throughput ---- */
 
 static int bench_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
@@ -193,7 +382,9 @@ static int bench_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
     int32_t id;
     int it;
 
-    if (scomm_kv_register(ep, &l, base, region_bytes(&l), &id) != SCOMM_OK) {
+    if (scomm_kv_register_mem(ep, &l, base, region_bytes(&l),
+                              b->dst_dev ? SCOMM_MEM_CUDA : SCOMM_MEM_AUTO,
+                              &id) != SCOMM_OK) {
         fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
         return 1;
     }
@@ -203,6 +394,9 @@ static int bench_recv(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
                     scomm_last_error());
             return 1;
         }
+    }
+    if (kvb_verify(b) && (check_region(b, base, region_bytes(&l)) != 0)) {
+        return 1;
     }
     /* The sender reports; give it time to read its acknowledgements. */
     usleep(300000);
@@ -246,7 +440,9 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
     size_t bytes = region_bytes(&l);
     int it, i;
 
-    if (scomm_kv_register(ep, &l, base, bytes, &id) != SCOMM_OK) {
+    if (scomm_kv_register_mem(ep, &l, base, bytes,
+                              b->src_dev ? SCOMM_MEM_CUDA : SCOMM_MEM_AUTO,
+                              &id) != SCOMM_OK) {
         fprintf(stderr, "kv-bench: register: %s\n", scomm_last_error());
         return 1;
     }
@@ -290,22 +486,34 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
         double ratio = (s1.bytes_wire > s0.bytes_wire)
             ? (double)(s1.bytes_raw - s0.bytes_raw) /
                   (double)(s1.bytes_wire - s0.bytes_wire) : 0.0;
+        uint64_t zc  = s1.bytes_zero_copy - s0.bytes_zero_copy;
+        uint64_t raw = s1.bytes_raw - s0.bytes_raw;
         const char *path = (b->tcp == 2) ? "ofi"
-                           : (s1.bytes_zero_copy > s0.bytes_zero_copy)
-                               ? "shm" : "tcp";
+                           : (zc > 0) ? "shm" : "tcp";
+
+        if (b->src_dev || b->dst_dev) {
+            /* a device region never takes the process_vm_readv copy: the
+             * zero-copy bytes of a device source went over CUDA IPC */
+            path = (zc == 0) ? "staged"
+                   : (zc < raw) ? "mixed" : b->src_dev ? "ipc" : "shm";
+        }
 
         if (b->json) {
             printf("{\"bench\":\"kv\",\"shape\":\"%s\",\"tokens\":%llu,"
                    "\"bytes\":%zu,\"path\":\"%s\",\"wire\":\"%s\","
                    "\"compression\":\"%s\",\"streams\":%d,\"chunk\":%zu,"
                    "\"thp\":%d,\"seconds\":%.6f,\"gbps\":%.4f,"
-                   "\"wire_ratio\":%.3f,\"resent\":%llu,\"iters_s\":[",
+                   "\"wire_ratio\":%.3f,\"resent\":%llu,\"dtype\":\"%s\","
+                   "\"src_mem\":\"%s\",\"dst_mem\":\"%s\","
+                   "\"zero_copy_bytes\":%llu,\"iters_s\":[",
                    b->shape,
                    (unsigned long long)b->tokens, bytes, path,
                    wire_name(b->wire < 0 ? 0 : b->wire),
                    comp_name(b->comp < 0 ? 0 : b->comp), s1.streams,
                    b->chunk, b->thp, med, gbs, ratio,
-                   (unsigned long long)(s1.chunks_resent - s0.chunks_resent));
+                   (unsigned long long)(s1.chunks_resent - s0.chunks_resent),
+                   kvb_dtypes[b->dtype_id], mem_name(b->src_dev),
+                   mem_name(b->dst_dev), (unsigned long long)zc);
             for (it = 1; it <= b->iters; it++) {
                 printf("%s%.6f", (it > 1) ? "," : "", sec[it]);
             }
@@ -313,11 +521,16 @@ static int bench_send(const kvb_t *b, scomm_kv_ep_t *ep, uint8_t *base)
         } else {
             printf("kv-bench %-3s %7llu tokens %6.0f MiB path %-3s wire %-6s "
                    "comp %-4s streams %d: %8.4f s %7.3f GB/s (raw/wire "
-                   "%.2f)\n", b->shape, (unsigned long long)b->tokens,
+                   "%.2f)", b->shape, (unsigned long long)b->tokens,
                    (double)bytes / 1048576.0, path,
                    wire_name(b->wire < 0 ? 0 : b->wire),
                    comp_name(b->comp < 0 ? 0 : b->comp), s1.streams, med,
                    gbs, ratio);
+            if (b->src_dev || b->dst_dev) {
+                printf(" %s %s -> %s", kvb_dtypes[b->dtype_id],
+                       mem_name(b->src_dev), mem_name(b->dst_dev));
+            }
+            printf("\n");
         }
     }
     free(tbl);
@@ -530,6 +743,7 @@ static const char *const kvb_transports[] = {"shm", "tcp", "ofi", NULL};
 static const char *const kvb_wires[]      = {"native", "fp8", "int4", NULL};
 static const char *const kvb_comps[]      = {"none", "lz4", "zstd", NULL};
 static const char *const kvb_onoff[]      = {"on", "off", NULL};
+static const char *const kvb_mems[]       = {"host", "device", NULL};
 static const int         kvb_onoff_val[]  = {1, 0};
 
 /* HOST:PORT of --serve or --connect into b. */
@@ -566,6 +780,7 @@ static int kvb_connect(const char *text, void *dst, char *want, size_t len)
 /* Returns -1 to run, or the exit code (0 after --help, 2 on an error). */
 static int parse(int argc, char **argv, kvb_t *b)
 {
+    int device = 0;
     const scomm_cli_opt_t opts[] = {
         CLI_ENUM("shape", 0, &b->shape_id, kvb_shapes),
         CLI_SIZE("tokens", 0, &b->tokens, 1, 16u << 20),
@@ -584,6 +799,11 @@ static int parse(int argc, char **argv, kvb_t *b)
         CLI_STR("preset", 0, &b->preset),
         CLI_ENUMV("thp", 0, &b->thp, kvb_onoff, kvb_onoff_val),
         CLI_FLAG("ttft", 0, &b->ttft),
+        CLI_ENUM("dtype", 0, &b->dtype_id, kvb_dtypes),
+        CLI_ENUM("src-mem", 0, &b->src_dev, kvb_mems),
+        CLI_ENUM("dst-mem", 0, &b->dst_dev, kvb_mems),
+        CLI_FLAG("device", 0, &device),
+        CLI_FLAG("memcpy", 0, &b->memcpy_only),
         CLI_FLAG("json", 0, &b->json),
         CLI_FUNC("serve", 0, b, kvb_serve),
         CLI_FUNC("connect", 0, b, kvb_connect),
@@ -622,6 +842,30 @@ static int parse(int argc, char **argv, kvb_t *b)
         b->layers = b->layers ? b->layers : 32;
         b->heads = b->heads ? b->heads : 8;
         b->dim = b->dim ? b->dim : 128;
+    }
+    if (device) {
+        b->src_dev = b->dst_dev = 1;
+    }
+    if ((b->src_dev || b->dst_dev) && b->ttft) {
+        return scomm_cli_usage_error("kv-bench", "--ttft computes on host "
+                                     "regions (no --device, --src-mem or "
+                                     "--dst-mem device)");
+    }
+    if (b->memcpy_only && (!b->src_dev || !b->dst_dev || b->serve ||
+                           b->connect)) {
+        return scomm_cli_usage_error("kv-bench", "--memcpy copies device to "
+                                     "device in this process: give it "
+                                     "--device, no --serve or --connect");
+    }
+    if ((b->src_dev || b->dst_dev) && (b->wire < 0)) {
+        b->wire = SCOMM_KV_WIRE_NATIVE; /* exact, so it can be checked */
+    }
+    if ((b->src_dev || b->dst_dev) && (b->tokens % (uint64_t)b->block != 0)) {
+        return scomm_cli_usage_error("kv-bench", "a device region is checked "
+                                     "whole blocks at a time: --tokens %llu "
+                                     "must be a multiple of --block %d",
+                                     (unsigned long long)b->tokens,
+                                     b->block);
     }
     if (b->heads * b->dim > KVB_MAX_HEAD_VALUES) {
         return scomm_cli_usage_error("kv-bench", "--heads %d x --dim %d = "
@@ -665,7 +909,9 @@ static int run_side(const kvb_t *b, int sender, scomm_kv_ep_t *ep, int fd)
 {
     scomm_kv_layout_t l = layout_of(b);
     size_t bytes = region_bytes(&l);
-    uint8_t *base = region_alloc(b, bytes, sender);
+    int dev = sender ? b->src_dev : b->dst_dev;
+    uint8_t *base = dev ? dev_region(bytes, sender)
+                        : region_alloc(b, bytes, sender);
     int rc;
 
     if (base == NULL) {
@@ -678,7 +924,11 @@ static int run_side(const kvb_t *b, int sender, scomm_kv_ep_t *ep, int fd)
         rc = sender ? bench_send(b, ep, base) : bench_recv(b, ep, base);
     }
     scomm_kv_ep_close(ep);
-    munmap(base, bytes);
+    if (dev) {
+        bc_dev_free(base);
+    } else {
+        munmap(base, bytes);
+    }
     return rc;
 }
 
@@ -694,6 +944,17 @@ int scomm_cli_kv_bench(int argc, char **argv)
     rc = parse(argc, argv, &b);
     if (rc >= 0) {
         return rc;
+    }
+    if (b.src_dev || b.dst_dev) {
+        /* loaded before the library looks for it, and before the fork: a
+         * dlopen, no CUDA call (each process makes its own context) */
+        bc_dev_name("kv-bench: device regions");
+        if (bc_dev_open() != 0) {
+            return 1;
+        }
+    }
+    if (b.memcpy_only) {
+        return bench_memcpy(&b);
     }
     o = opts_of(&b);
     signal(SIGPIPE, SIG_IGN);
