@@ -44,8 +44,14 @@
 #             device memory (tests/mp/test_kv.c, test_kv_heads.c with
 #             ST_BUF=device, built here with cc): every layout staged and
 #             over CUDA IPC, the stream wait, head ranges over IPC
-# Not here yet: a timed 32K-token Llama-3-8B KV transfer device to device
-# (kv-bench has no device regions), 1 GiB staged sizes.
+#   kv-llama  a timed 32K-token Llama-3-8B-shaped KV transfer (32 layers,
+#             8 KV heads, head_dim 128, bf16, K and V: 4 GiB), device
+#             region to device region between two processes on GPU 0
+#             (`scomm kv-bench --device`), over CUDA IPC and staged
+#             (SCOMM_KV_IPC=0), the receiver's region checked; and
+#             `kv-bench --memcpy`, one cudaMemcpy device to device of the
+#             same 4 GiB: the GB/s of each, ipc / staged, ipc / memcpy
+# Not here yet: 1 GiB staged sizes.
 #
 # Finding things (override any with the variable):
 #   SCOMM_NCCL_LIBRARY    libnccl.so.2: the nvidia-nccl-cu13/-cu12 wheel
@@ -406,6 +412,47 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
     check_line "kv-ipc-heads" $? "head ranges (TP 1->2 ... 2->4) over CUDA IPC"
 else
     echo "CHECK kv-device FAIL not built (no libcudart, or see build_kv.log)" > "$OUT/check-kv-device.log"
+fi
+
+# ---- 5f. a 32K-token Llama-3-8B KV transfer, device to device (docs/kv.md) ----
+# Each run forks its two processes, fills 4 GiB on the host and copies it
+# in, moves it (one warm-up, then the median of the timed transfers) and
+# copies the receiver's 4 GiB back to compare: about 15 s, at most 90.
+kv_gbps() { # the path and GB/s of kv-bench's JSON line in log $1
+    sed -n 's/.*"path":"\([a-z0-9_]*\)".*"gbps":\([0-9.]*\).*/\1 \2/p' "$1" | tail -1
+}
+if [ -n "$SCOMM_BIN" ] && [ -x "$SCOMM_BIN" ] && [ -n "$CUDART" ]; then
+    kvb="kv-bench --device --shape 8b --dtype bf16 --tokens 32768 --json"
+    # shellcheck disable=SC2086
+    run_step check-kv-llama-ipc 90 env SCOMM_KV_IPC=1 "$SCOMM_BIN" $kvb --iters 5
+    rc=$?
+    set -- $(kv_gbps "$OUT/check-kv-llama-ipc.log") none 0
+    [ "$1" = ipc ] || rc=1
+    check_line kv-llama-ipc $rc "32K tokens Llama-3-8B bf16 (4 GiB) device to device over CUDA IPC, checked: $2 GB/s"
+    kv_ipc=$2
+    # shellcheck disable=SC2086
+    run_step check-kv-llama-staged 90 env SCOMM_KV_IPC=0 "$SCOMM_BIN" $kvb --iters 2
+    rc=$?
+    set -- $(kv_gbps "$OUT/check-kv-llama-staged.log") none 0
+    [ "$1" = staged ] || rc=1
+    check_line kv-llama-staged $rc "the same, staged through pinned memory (SCOMM_KV_IPC=0), checked: $2 GB/s"
+    kv_staged=$2
+    # shellcheck disable=SC2086
+    run_step check-kv-llama-memcpy 60 "$SCOMM_BIN" $kvb --memcpy --iters 5
+    rc=$?
+    set -- $(kv_gbps "$OUT/check-kv-llama-memcpy.log") none 0
+    [ "$1" = memcpy_d2d ] || rc=1
+    check_line kv-llama-memcpy $rc "one cudaMemcpy device to device of the same 4 GiB, checked: $2 GB/s"
+    kv_memcpy=$2
+    {
+        echo "NUMBER kv_llama8b_32k_ipc_gbps $kv_ipc (kv-bench --device, median of 5)"
+        echo "NUMBER kv_llama8b_32k_staged_gbps $kv_staged (SCOMM_KV_IPC=0, median of 2)"
+        echo "NUMBER kv_llama8b_32k_memcpy_d2d_gbps $kv_memcpy (kv-bench --memcpy, median of 5)"
+        echo "NUMBER kv_llama8b_32k_ipc_over_staged $(awk -v a="$kv_ipc" -v b="$kv_staged" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "none" }')"
+        echo "NUMBER kv_llama8b_32k_ipc_over_memcpy $(awk -v a="$kv_ipc" -v b="$kv_memcpy" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "none" }') (acceptance >= 0.8)"
+    } >> "$OUT/check-kv-llama-ipc.log"
+else
+    echo "CHECK kv-llama FAIL not built (no scomm CLI or no libcudart)" > "$OUT/check-kv-llama-ipc.log"
 fi
 
 # ---- 6. the report ----
