@@ -165,7 +165,7 @@ static scomm_req_t *scomm_p2p_match_posted(scomm_peer_t *p, uint32_t ctx,
     return NULL;
 }
 
-static void scomm_p2p_truncated(scomm_req_t *r, size_t len)
+static void scomm_p2p_truncated_error(scomm_req_t *r, size_t len)
 {
     char msg[160];
 
@@ -174,6 +174,11 @@ static void scomm_p2p_truncated(scomm_req_t *r, size_t len)
              "longer than the %zu-byte buffer",
              r->peer, (int)r->tag, len, r->len);
     scomm_set_error(r->comm, SCOMM_ERR_TRUNCATED, "%s", msg);
+}
+
+static void scomm_p2p_truncated(scomm_req_t *r, size_t len)
+{
+    scomm_p2p_truncated_error(r, len);
     scomm_req_complete(r, SCOMM_ERR_TRUNCATED);
 }
 
@@ -229,18 +234,25 @@ static void scomm_p2p_offer_pull(scomm_world_t *w, int peer, scomm_req_t *r,
 }
 
 /* The reply to an offer, sent from a request of its own that the
- * progress releases once it went (the receive may complete first). */
+ * progress releases once it went. A receive the offer completes (done,
+ * truncated, failed: status) completes only then, so nobody leaves while
+ * its sender still waits for the reply (a rendezvous, under a small eager
+ * limit, needs the receiver's progress); a declined one (status
+ * SCOMM_INPROGRESS) waits for its bytes anyway. */
 static void scomm_p2p_offer_reply(scomm_world_t *w, scomm_req_t *r,
-                                  uint32_t seq, int verdict, int why)
+                                  uint32_t seq, int verdict, int why,
+                                  scomm_status_t status)
 {
     scomm_peer_t *p = &w->peers[r->peer];
     scomm_req_t *q  = scomm_req_new(w, r->comm, SCOMM_REQ_SEND);
-    scomm_status_t status;
 
     if (q == NULL) {
         scomm_world_fail(w, SCOMM_ERR_NO_MEMORY, r->peer, "receive from "
                          "rank %d: out of memory for the reply to a CUDA "
                          "IPC offer", r->peer);
+        if (status != SCOMM_INPROGRESS) {
+            scomm_req_complete(r, SCOMM_ERR_NO_MEMORY);
+        }
         return;
     }
     q->peer      = r->peer;
@@ -250,12 +262,16 @@ static void scomm_p2p_offer_reply(scomm_world_t *w, scomm_req_t *r,
                                        why};
     q->buf       = &q->ipc_reply;
     q->len       = sizeof(q->ipc_reply);
-    status       = p->tl->send(w->tl_ctx[p->tl_idx], q);
-    if (status != SCOMM_OK) {
+    q->ipc_owner  = (status != SCOMM_INPROGRESS) ? r->id : 0;
+    q->ipc_result = status;
+    if (p->tl->send(w->tl_ctx[p->tl_idx], q) != SCOMM_OK) {
         scomm_req_release(q);
-        scomm_world_fail(w, status, r->peer, "receive from rank %d: the "
-                         "reply to a CUDA IPC offer could not be sent",
-                         r->peer);
+        scomm_world_fail(w, SCOMM_ERR_PEER_LOST, r->peer, "receive from "
+                         "rank %d: the reply to a CUDA IPC offer could not "
+                         "be sent", r->peer);
+        if (status != SCOMM_INPROGRESS) {
+            scomm_req_complete(r, SCOMM_ERR_PEER_LOST);
+        }
         return;
     }
     scomm_list_push_back(&w->ipc_replies, &q->ipc_link);
@@ -287,9 +303,9 @@ static void scomm_p2p_offer_handle(scomm_world_t *w, scomm_req_t *r)
     free(r->ipc_offer);
     r->ipc_offer = NULL;
     if (o.len > r->len) {
-        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_TRUNCATED, 0);
-        r->xfer = (size_t)o.len;
-        scomm_p2p_truncated(r, (size_t)o.len);
+        scomm_p2p_truncated_error(r, (size_t)o.len);
+        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_TRUNCATED, 0,
+                              SCOMM_ERR_TRUNCATED);
         return;
     }
     if ((r->ipc_take != NULL) && (r->comm != NULL) &&
@@ -297,18 +313,20 @@ static void scomm_p2p_offer_handle(scomm_world_t *w, scomm_req_t *r)
         verdict = r->ipc_take(r, &o, &status, &why);
     }
     if (verdict == SCOMM_IPC_DONE) {
-        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_DONE, 0);
         r->xfer     = (size_t)o.len;
         r->ipc_path = SCOMM_P2P_PATH_IPC;
         scomm_debug(SCOMM_SUB_P2P, "receive from rank %d tag %d: %llu "
                     "bytes over CUDA IPC", r->peer, (int)r->tag,
                     (unsigned long long)o.len);
-        scomm_req_complete(r, SCOMM_OK);
+        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_DONE, 0, SCOMM_OK);
         return;
     }
     if (verdict == SCOMM_IPC_FAILED) {
-        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_FAILED, (int)status);
-        scomm_req_complete(r, status);
+        if (status == SCOMM_OK) {
+            status = SCOMM_ERR_INTERNAL;
+        }
+        scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_FAILED, (int)status,
+                              status);
         return;
     }
     if ((why < SCOMM_IPC_WHY_HOST) || (why > SCOMM_IPC_WHY_OTHER)) {
@@ -322,7 +340,8 @@ static void scomm_p2p_offer_handle(scomm_world_t *w, scomm_req_t *r)
     r->ipc_path = SCOMM_P2P_PATH_DECLINED;
     r->tag      = (int32_t)(SCOMM_TAG_IPC_DATA + (o.seq & SCOMM_IPC_SEQ_MASK));
     scomm_p2p_post_recv(w, r);
-    scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_DECLINED, why);
+    scomm_p2p_offer_reply(w, r, o.seq, SCOMM_IPC_DECLINED, why,
+                          SCOMM_INPROGRESS);
 }
 
 int scomm_p2p_offers_progress(scomm_world_t *w)
@@ -333,10 +352,18 @@ int scomm_p2p_offers_progress(scomm_world_t *w)
 
     scomm_list_for_each_safe(e, t, &w->ipc_replies) {
         r = scomm_container_of(e, scomm_req_t, ipc_link);
-        if (atomic_load_explicit(&r->done, memory_order_acquire)) {
-            scomm_list_del(&r->ipc_link);
-            scomm_req_release(r);
+        if (!atomic_load_explicit(&r->done, memory_order_acquire)) {
+            continue;
         }
+        scomm_list_del(&r->ipc_link);
+        /* the receive it answered, if still there (ids are checked) */
+        s = (r->ipc_owner != 0) ? scomm_req_lookup(w, r->ipc_owner) : NULL;
+        if (s != NULL) {
+            scomm_req_complete(s, (r->status == SCOMM_OK) ? r->ipc_result
+                                                          : r->status);
+            n++;
+        }
+        scomm_req_release(r);
     }
     scomm_list_for_each_safe(e, t, &w->ipc_offers) {
         r = scomm_container_of(e, scomm_req_t, list);

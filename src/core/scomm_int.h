@@ -194,6 +194,9 @@ struct scomm_req {
     int              ipc_path;  /* SCOMM_P2P_PATH_* */
     scomm_list_t     ipc_link;
     scomm_p2p_reply_t ipc_reply;
+    uint64_t         ipc_owner; /* a reply's receive (id): completed with
+                                   its ipc_result once the reply went */
+    scomm_status_t   ipc_result;
 };
 
 struct scomm_world {
