@@ -26,7 +26,8 @@
  * ctest gives the transport):
  *   ipc      copied over IPC (FAKE_STREAM_DELAY_MS on the last rank makes
  *            its copies late: a sender that returned before the copy was
- *            done would have overwritten the bytes first);
+ *            done would have overwritten the bytes first); also run on a
+ *            GPU by scripts/gpu-check.sh (step ipc-p2p);
  *   staged   SCOMM_DEVICE_IPC=0 on every rank: nothing offered or opened;
  *   rxoff    the ranks but 0 set SCOMM_DEVICE_IPC=0: rank 0's offers are
  *            declined by its receivers, the others offer nothing;
@@ -72,8 +73,9 @@ static void load(void)
     *(void **)&t.free_   = dlsym(dl, "cudaFree");
     *(void **)&t.memcpy_ = dlsym(dl, "cudaMemcpy");
     *(void **)&t.stat    = dlsym(dl, "fkd_stat");
+    /* fkd_stat: the fake's only (scripts/gpu-check.sh runs this on a GPU) */
     ST_ASSERT((t.malloc_ != NULL) && (t.free_ != NULL) &&
-              (t.memcpy_ != NULL) && (t.stat != NULL));
+              (t.memcpy_ != NULL));
     t.mode  = (strcmp(m, "ipc") == 0)      ? MODE_IPC
               : (strcmp(m, "staged") == 0) ? MODE_STAGED
               : (strcmp(m, "rxoff") == 0)  ? MODE_RXOFF
@@ -382,8 +384,10 @@ static int run(int rank, int size, void *arg)
     order(comm);
     mixed(comm);
     trunc_(comm);
-    opens = t.stat("ipc_opens");
-    if (t.mode == MODE_IPC) {
+    opens = (t.stat != NULL) ? t.stat("ipc_opens") : -1;
+    if (opens < 0) {
+        /* a real runtime: the metrics checks above are the path's */
+    } else if (t.mode == MODE_IPC) {
         ST_ASSERT(opens > 0);
     } else {
         ST_ASSERT_EQ(opens, 0);
