@@ -24,7 +24,12 @@
  * scomm_wait/scomm_test.
  * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, blocking
  * all_gather, broadcast and all_to_all go to ipc.c first (CUDA IPC:
- * device-to-device copies); what it declines is staged here.
+ * device-to-device copies); what it declines is staged here. So does a
+ * blocking send of CUDA memory above the eager limit to a rank of this
+ * host (ipc.c offers it; a declined one is staged as any send), and a
+ * receive into CUDA memory takes such offers with scomm_stage_p2p_take:
+ * the copy out of the sender's memory goes straight into its device
+ * buffer on the internal stream, and no copy back follows.
  *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot

@@ -16,9 +16,10 @@
  *     caller's stream waits for an event after the last copy back; the
  *     host waits only for input it must put on the wire (a native
  *     collective runs on host threads), never for the copies back.
- *  4. A non-blocking or grouped call (and every point-to-point call) owns
- *     a job: a slot of pinned memory and events of its own, taken when the
- *     call is made, its copies in enqueued then. A send waits there for
+ *  4. A non-blocking or grouped call (and every point-to-point call but a
+ *     send offered over CUDA IPC, ipc.c) owns a job: a slot of pinned
+ *     memory and events of its own, taken when the call is made, its
+ *     copies in enqueued then. A send waits there for
  *     its copy in (the wire takes it at once); a collective's executor
  *     waits for it (scomm_stage_job_ready), never the caller.
  *  5. The copies back run only after the wire succeeded: a collective's
