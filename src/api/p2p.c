@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../backend/backend.h"
+#include "../backend/ipc.h"
 #include "../coll/coll.h"
 #include "../core/scomm_int.h"
 #include "../overlap/overlap.h"
@@ -60,14 +61,14 @@ static scomm_status_t scomm_p2p_check(scomm_comm_t *comm, const char *op,
     return SCOMM_OK;
 }
 
-/* *dev = 1 if buf is device memory scomm stages (src/backend/stage.c). */
+/* *kind: buf's memory kind when it is device memory scomm stages
+ * (src/backend/stage.c), else SCOMM_MEM_HOST. */
 static scomm_status_t scomm_p2p_dev(scomm_comm_t *comm, const char *op,
-                                    const void *buf, size_t bytes, int *dev)
+                                    const void *buf, size_t bytes, int *kind)
 {
     scomm_status_t status;
-    int kind = SCOMM_MEM_HOST;
 
-    *dev = 0;
+    *kind = SCOMM_MEM_HOST;
     if ((comm->dev_hint == SCOMM_MEM_ASCEND) ||
         (comm->dev_hint == SCOMM_MEM_MLU) || (comm->dev_hint == SCOMM_MEM_XPU)) {
         return scomm_set_error(comm, SCOMM_ERR_UNSUPPORTED,
@@ -79,32 +80,38 @@ static scomm_status_t scomm_p2p_dev(scomm_comm_t *comm, const char *op,
     if ((buf == NULL) || (bytes == 0)) {
         return SCOMM_OK;
     }
-    status = scomm_memkind_of(comm, op, buf, bytes, &kind);
-    *dev   = scomm_memkind_is_dev(kind);
+    status = scomm_memkind_of(comm, op, buf, bytes, kind);
+    if (!scomm_memkind_is_dev(*kind)) {
+        *kind = SCOMM_MEM_HOST;
+    }
     return status;
 }
 
 /* A send or receive of device memory is staged (a job; *wbuf_p the pinned
- * copy to post instead); host memory is posted as it is. */
+ * copy to post instead); host memory is posted as it is. A receive of
+ * CUDA memory readies the CUDA IPC state its offers need. */
 static scomm_status_t api_p2p_stage(scomm_comm_t *comm, const char *op,
                                     int is_send, const void *buf,
-                                    size_t bytes, void **wbuf_p,
+                                    size_t bytes, int kind, void **wbuf_p,
                                     scomm_stage_job_t **job_p)
 {
-    scomm_status_t status;
-    int dev = 0;
+    scomm_status_t status = SCOMM_OK;
 
-    status = scomm_p2p_dev(comm, op, buf, bytes, &dev);
-    if ((status == SCOMM_OK) && dev) {
+    if (kind != SCOMM_MEM_HOST) {
         status = scomm_stage_p2p_post(comm, op, is_send, (void *)buf, bytes,
                                       wbuf_p, job_p);
+    }
+    if ((status == SCOMM_OK) && !is_send && (kind == SCOMM_MEM_CUDA)) {
+        scomm_stage_p2p_ipc_ready(comm, op);
     }
     return status;
 }
 
 /* A staged call's job goes with its request (released with it, under the
- * world lock: src/backend/stage.c), or back if posting failed. */
-static void api_p2p_attach(scomm_stage_job_t *job, scomm_req_t *req)
+ * world lock: src/backend/stage.c), or back if posting failed. A receive
+ * of CUDA memory takes CUDA IPC offers (src/core/p2p.c). */
+static void api_p2p_attach(scomm_stage_job_t *job, scomm_req_t *req,
+                           int kind)
 {
     if (job == NULL) {
         return;
@@ -115,6 +122,16 @@ static void api_p2p_attach(scomm_stage_job_t *job, scomm_req_t *req)
     }
     req->stage_job = job;
     req->stage_end = scomm_stage_p2p_end;
+    if ((req->type == SCOMM_REQ_RECV) && (kind == SCOMM_MEM_CUDA)) {
+        req->ipc_take = scomm_stage_p2p_take;
+    }
+}
+
+/* The telemetry's algorithm of a point-to-point call: which way its bytes
+ * went (docs/device.md). */
+static const char *api_p2p_algo(int path)
+{
+    return (path == SCOMM_P2P_PATH_IPC) ? "cuda_ipc" : "p2p";
 }
 
 static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
@@ -128,6 +145,7 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
+    int kind = SCOMM_MEM_HOST;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -142,7 +160,13 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                  dtype, peer, req_p);
     }
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
-        status = api_p2p_stage(comm, op, is_send, buf, bytes, &wbuf, &job);
+        /* staged; a receive of CUDA memory takes offers too (a blocking
+         * send's; an isend stays staged: src/backend/ipc.c) */
+        status = scomm_p2p_dev(comm, op, buf, bytes, &kind);
+        if (status == SCOMM_OK) {
+            status = api_p2p_stage(comm, op, is_send, buf, bytes, kind,
+                                   &wbuf, &job);
+        }
         if (status != SCOMM_OK) {
             return status;
         }
@@ -158,7 +182,7 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
     }
     scomm_tm_op_end(comm, is_send ? SCOMM_TM_OP_ISEND : SCOMM_TM_OP_IRECV,
                     "p2p", bytes, peer, status, tm_t0);
-    api_p2p_attach(job, (status == SCOMM_OK) ? *req_p : NULL);
+    api_p2p_attach(job, (status == SCOMM_OK) ? *req_p : NULL, kind);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }
@@ -190,6 +214,7 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     scomm_status_t status;
     size_t bytes = 0;
     uint64_t tm_t0; /* telemetry (src/telemetry) */
+    int kind = SCOMM_MEM_HOST, path = SCOMM_P2P_PATH_WIRE;
 
     status = scomm_p2p_check(comm, op, buf, count, dtype, peer, tag, &bytes);
     if (status != SCOMM_OK) {
@@ -200,8 +225,28 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
                                  dtype, peer, NULL);
     }
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
+        status = scomm_p2p_dev(comm, op, buf, bytes, &kind);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        if (is_send && (kind == SCOMM_MEM_CUDA) &&
+            scomm_ipc_p2p_eligible(comm, peer, bytes)) {
+            /* to a rank of this host: offered over CUDA IPC, staged if
+             * declined (src/backend/ipc.c) */
+            pthread_mutex_lock(&comm->world->lock);
+            tm_t0 = scomm_tm_begin(comm, SCOMM_TM_OP_SEND);
+            pthread_mutex_unlock(&comm->world->lock);
+            status = scomm_ipc_p2p_send(comm, op, buf, bytes, peer, tag,
+                                        &path);
+            pthread_mutex_lock(&comm->world->lock);
+            scomm_tm_op_end(comm, SCOMM_TM_OP_SEND, api_p2p_algo(path),
+                            bytes, peer, status, tm_t0);
+            pthread_mutex_unlock(&comm->world->lock);
+            return status;
+        }
         /* staged like scomm_isend/irecv, then waited for */
-        status = api_p2p_stage(comm, op, is_send, buf, bytes, &wbuf, &job);
+        status = api_p2p_stage(comm, op, is_send, buf, bytes, kind, &wbuf,
+                               &job);
         if (status != SCOMM_OK) {
             return status;
         }
@@ -215,12 +260,12 @@ static scomm_status_t scomm_p2p_blocking(const void *buf, size_t count,
     } else {
         status = scomm_p2p_irecv(comm, peer, tag, wbuf, bytes, &req);
     }
-    api_p2p_attach(job, (status == SCOMM_OK) ? req : NULL);
+    api_p2p_attach(job, (status == SCOMM_OK) ? req : NULL, kind);
     if (status == SCOMM_OK) {
-        status = scomm_p2p_waitall(comm, &req, 1);
+        status = scomm_p2p_wait_path(comm, req, &path);
     }
     scomm_tm_op_end(comm, is_send ? SCOMM_TM_OP_SEND : SCOMM_TM_OP_RECV,
-                    "p2p", bytes, peer, status, tm_t0);
+                    api_p2p_algo(path), bytes, peer, status, tm_t0);
     pthread_mutex_unlock(&comm->world->lock);
     return status;
 }

@@ -50,10 +50,12 @@ static const scomm_param_t scomm_backend_params[] = {
      .values = "auto,0,1",
      .help = "CUDA IPC (device-to-device copies) for the blocking "
              "all_gather, broadcast and all_to_all on device buffers between "
-             "the ranks of one host under the hint SCOMM_MEM_CUDA (send/recv "
-             "stay staged); auto: where every "
-             "rank can, else staged; 0: always staged; 1: as auto, with a "
-             "warning naming why when it falls back (docs/device.md)"},
+             "the ranks of one host under the hint SCOMM_MEM_CUDA, and for "
+             "blocking sends of CUDA memory above the eager limit to a rank "
+             "of this host (its receiver's buffer CUDA memory too); auto: "
+             "where every rank can, else staged; 0: always staged; 1: as "
+             "auto, with a warning naming why when it falls back "
+             "(docs/device.md)"},
     {.name = "SCOMM_BACKEND", .defval = "native", .type = SCOMM_PARAM_ENUM,
      .values = "native,gloo,mock,nccl,rccl,hccl,cncl,bkcl",
      .help = "backend of scomm_init (gloo = native; mock: ranks as "

@@ -9,11 +9,31 @@
  *     --> device-to-device copies, each rank into its own output
  *     --> host waits ev_out --> exchange "done" --> caller's stream waits
  *
- * Send and receive stay staged (stage.c jobs): an IPC send needs a
- * handshake its receiver takes part in, and a blocking receive may match
- * a non-blocking send, which is staged; the two sides could then disagree
- * on what the first message is. Carrying the handle in the transport's
- * rendezvous (RTS) would lift that: not built.
+ * A blocking send (scomm_send) of CUDA device memory to a rank of this
+ * host, larger than its transport's eager limit, is an offer instead
+ * (core/p2p.c "IPC offers": the match keeps its place on (peer, tag)):
+ *
+ *   sender: caller's stream done (host waits ev_in) --> post the receive
+ *     of the reply --> offer {handle, offset, length, seq} on tag -1 - T
+ *   receiver (its progress, when a receive for T matched the offer):
+ *     device buffer, can open the handle --> copy device-to-device out of
+ *     the sender's buffer on the internal stream, after the caller's
+ *     stream (the job's order) --> host waits the copy --> reply "done"
+ *     otherwise --> post the receive again on SCOMM_TAG_IPC_DATA + seq
+ *     --> reply "declined" (or "truncated", as a message too long)
+ *   sender: "done" --> return (the receiver no longer reads its buffer);
+ *     "declined" --> the bytes staged as any send, on the data tag.
+ *
+ * Only above the eager limit: such a send already waits for its receiver
+ * (a rendezvous), so waiting for the reply changes no program's
+ * behaviour, whereas an eager send returns at once and programs may rely
+ * on it (send, send, then receive). Non-blocking sends stay staged: the
+ * sender's half of the handshake (the host waiting for the caller's
+ * stream, the fallback's copy) would have to run in the progress, whose
+ * waits hold the world lock; every receive, blocking or not, takes
+ * offers. Opened handles go in a cache of their own (p2p_cache, world
+ * lock), not the collectives' (stage lock), so neither evicts what the
+ * other is copying from; CUDA counts a handle opened twice.
  *
  * Why the host waits at both ends instead of cross-process events
  * (cudaIpcGetEventHandle): the exchanges already block the host (a native
@@ -71,6 +91,10 @@ struct scomm_dev_ipc {
     int                  agreed;   /* collectives: 0 not yet, 1 on, 2 off */
     scomm_ipc_cache_t    cache;    /* evicts: every call waits for its
                                       copies, so none uses an old entry */
+    /* point-to-point (world lock): the receives' opened handles (each
+     * take waits for its copy, so evicting is safe) and the sends' seq */
+    scomm_ipc_cache_t    p2p_cache;
+    uint32_t             p2p_seq;
 };
 
 typedef struct scomm_dev_ipc ipc_t;
@@ -103,6 +127,7 @@ static ipc_t *ipc_state(scomm_comm_t *comm, const scomm_ipc_ctx_t *x)
     }
     s->rt = x->rt;
     scomm_ipc_cache_init(&s->cache, x->rt, 1);
+    scomm_ipc_cache_init(&s->p2p_cache, x->rt, 1);
     scomm_param_get_or_warn("SCOMM_DEVICE_IPC", &pv);
     s->knob = (int)pv.i;
     if (s->knob == IPC_KNOB_OFF) {
@@ -123,6 +148,7 @@ void scomm_ipc_free(scomm_comm_t *comm)
     }
     comm->dev_ipc = NULL;
     scomm_ipc_cache_fini(&s->cache);
+    scomm_ipc_cache_fini(&s->p2p_cache);
     free(s);
 }
 
@@ -619,4 +645,245 @@ int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
     ran = ipc_coll_run(comm, s, name, a, x, recs, status);
     free(recs);
     return ran;
+}
+
+/* ---- point-to-point (see the top of the file) ---- */
+
+int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes)
+{
+    const scomm_world_t *w = comm->world;
+    int wpeer              = comm->ranks[peer];
+    const scomm_peer_t *p  = &w->peers[wpeer];
+
+    return (p->tl != NULL) && p->local &&
+           (bytes > w->tl_attr[p->tl_idx].eager_max) &&
+           (w->info[wpeer].pid != (int32_t)getpid());
+}
+
+void scomm_ipc_p2p_ready(scomm_comm_t *comm, const scomm_ipc_ctx_t *x)
+{
+    (void)ipc_state(comm, x); /* NULL (no memory): its receives decline */
+}
+
+/* Why a send went staged: a warning under SCOMM_DEVICE_IPC=1. */
+static void ipc_p2p_declined(const ipc_t *s, const char *op, int peer,
+                             const char *why)
+{
+    if ((s != NULL) && (s->knob == IPC_KNOB_ON)) {
+        scomm_warn(SCOMM_SUB_P2P, "%s to rank %d: CUDA IPC not used "
+                   "(SCOMM_DEVICE_IPC=1): %s; staged instead", op, peer,
+                   why);
+    } else {
+        scomm_debug(SCOMM_SUB_P2P, "%s to rank %d: CUDA IPC not used: %s; "
+                    "staged", op, peer, why);
+    }
+}
+
+/* The bytes of buf staged, as a send on wire tag `tag`, waited for. */
+static scomm_status_t ipc_p2p_staged(scomm_comm_t *comm, const char *op,
+                                     const void *buf, size_t bytes, int peer,
+                                     int32_t tag)
+{
+    scomm_stage_job_t *job = NULL;
+    scomm_req_t *req       = NULL;
+    scomm_status_t status;
+    void *pin = NULL;
+
+    status = scomm_stage_p2p_post(comm, op, 1, (void *)buf, bytes, &pin,
+                                  &job);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = op;
+    status       = scomm_p2p_isend(comm, peer, tag, pin, bytes, &req);
+    if (status != SCOMM_OK) {
+        scomm_stage_job_release(comm, job);
+    } else {
+        req->stage_job = job;
+        req->stage_end = scomm_stage_p2p_end;
+        status         = scomm_p2p_waitall(comm, &req, 1);
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    return status;
+}
+
+/* The offer of buf (its handle), once the caller's stream has written
+ * it; 1 with o filled, 0 to stage (why), -1 on an error (*status). */
+static int ipc_p2p_offer(scomm_comm_t *comm, const char *op, const void *buf,
+                         size_t bytes, ipc_t **s_p, scomm_p2p_offer_t *o,
+                         char *why, size_t len, scomm_status_t *status)
+{
+    scomm_devrt_ipc_handle_t h;
+    scomm_ipc_ctx_t x;
+    char err[256];
+    ipc_t *s;
+    int rc = 0;
+
+    if ((*status = scomm_stage_ipc_begin(comm, op, &x)) != SCOMM_OK) {
+        return -1;
+    }
+    if ((s = *s_p = ipc_state(comm, &x)) == NULL) {
+        snprintf(why, len, "no memory for the CUDA IPC state");
+    } else if (!s->local_ok) {
+        snprintf(why, len, "%s", s->why);
+    } else if (scomm_ipc_export(x.rt, buf, bytes, &h, &o->off, err,
+                                sizeof(err)) != 0) {
+        snprintf(why, len, "no IPC handle for its buffer: %s", err);
+    } else if ((*status = ipc_caller_done(comm, op, &x)) != SCOMM_OK) {
+        rc = -1; /* the peer reads only what the caller's stream wrote */
+    } else {
+        memcpy(o->handle, &h, sizeof(o->handle));
+        rc = 1;
+    }
+    scomm_stage_ipc_end(comm);
+    return rc;
+}
+
+static const char *const ipc_p2p_why[] = {
+    "", "its buffer is host memory", "it cannot use CUDA IPC",
+    "it is this process", "it could not open the handle",
+    "it could not use the handle"};
+
+scomm_status_t scomm_ipc_p2p_send(scomm_comm_t *comm, const char *op,
+                                  const void *buf, size_t bytes, int peer,
+                                  int32_t tag, int *path)
+{
+    scomm_p2p_offer_t o;
+    scomm_p2p_reply_t rep;
+    scomm_req_t *reqs[2] = {NULL, NULL};
+    scomm_status_t status = SCOMM_OK;
+    ipc_t *s = NULL;
+    char why[320];
+    uint32_t seq;
+    int rc;
+
+    *path = SCOMM_P2P_PATH_WIRE;
+    memset(&o, 0, sizeof(o));
+    memset(&rep, 0, sizeof(rep));
+    rc = ipc_p2p_offer(comm, op, buf, bytes, &s, &o, why, sizeof(why),
+                       &status);
+    if (rc < 0) {
+        return status;
+    }
+    if (rc == 0) {
+        ipc_p2p_declined(s, op, peer, why);
+        return ipc_p2p_staged(comm, op, buf, bytes, peer, tag);
+    }
+    pthread_mutex_lock(&comm->world->lock);
+    comm->cur_op = op;
+    seq          = s->p2p_seq++ & SCOMM_IPC_SEQ_MASK;
+    o.magic      = SCOMM_IPC_OFFER_MAGIC;
+    o.seq        = seq;
+    o.pid        = (int32_t)getpid();
+    o.len        = bytes;
+    /* the reply's receive first: it cannot arrive before the offer went,
+     * but nothing then waits unmatched */
+    status = scomm_p2p_irecv(comm, peer,
+                             (int32_t)(SCOMM_TAG_IPC_REPLY + seq), &rep,
+                             sizeof(rep), &reqs[0]);
+    if (status == SCOMM_OK) {
+        status = scomm_p2p_isend(comm, peer, scomm_tag_offer(tag), &o,
+                                 sizeof(o), &reqs[1]);
+        if (status != SCOMM_OK) {
+            scomm_list_del(&reqs[0]->list);
+            scomm_req_release(reqs[0]);
+        }
+    }
+    if (status == SCOMM_OK) {
+        /* bounded by comm's timeout; names the peer when it runs out */
+        status = scomm_p2p_waitall(comm, reqs, 2);
+    }
+    pthread_mutex_unlock(&comm->world->lock);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    if ((rep.magic != SCOMM_IPC_REPLY_MAGIC) || (rep.seq != seq)) {
+        return scomm_set_error(comm, SCOMM_ERR_PROTOCOL, "%s to rank %d: "
+                               "a malformed reply to its CUDA IPC offer",
+                               op, peer);
+    }
+    switch (rep.verdict) {
+    case SCOMM_IPC_DONE:
+        *path = SCOMM_P2P_PATH_IPC;
+        scomm_debug(SCOMM_SUB_P2P, "%s to rank %d tag %d: %zu bytes over "
+                    "CUDA IPC", op, peer, (int)tag, bytes);
+        return SCOMM_OK;
+    case SCOMM_IPC_TRUNCATED:
+        return scomm_set_error(comm, SCOMM_ERR_TRUNCATED, "%s: rank %d's "
+                               "receive buffer is smaller than the %zu-byte "
+                               "message", op, peer, bytes);
+    case SCOMM_IPC_FAILED:
+        return scomm_set_error(comm, scomm_status_from_peer(rep.why),
+                               "%s: rank %d failed to copy the %zu-byte "
+                               "message over CUDA IPC (its error says why)",
+                               op, peer, bytes);
+    case SCOMM_IPC_DECLINED:
+        *path = SCOMM_P2P_PATH_DECLINED;
+        snprintf(why, sizeof(why), "rank %d declined: %s", peer,
+                 ((rep.why > 0) && (rep.why <= SCOMM_IPC_WHY_OTHER))
+                     ? ipc_p2p_why[rep.why]
+                     : "no reason given");
+        scomm_debug(SCOMM_SUB_P2P, "%s to rank %d tag %d: %s; %zu bytes "
+                    "staged", op, peer, (int)tag, why, bytes);
+        return ipc_p2p_staged(comm, op, buf, bytes, peer,
+                              (int32_t)(SCOMM_TAG_IPC_DATA + seq));
+    default:
+        return scomm_set_error(comm, SCOMM_ERR_PROTOCOL, "%s to rank %d: "
+                               "an unknown answer %d to its CUDA IPC offer",
+                               op, peer, (int)rep.verdict);
+    }
+}
+
+int scomm_ipc_p2p_take(scomm_comm_t *comm, const scomm_ipc_ctx_t *x,
+                       void *dst, int wpeer, const scomm_p2p_offer_t *o,
+                       scomm_status_t *status, int *why)
+{
+    ipc_t *s = comm->dev_ipc;
+    scomm_devrt_ipc_handle_t h;
+    char err[256], what[96], *src = NULL;
+    void *base = NULL;
+    size_t n   = 0;
+    int rank   = scomm_comm_rank_of(comm, wpeer);
+
+    *why = SCOMM_IPC_WHY_OTHER;
+    if ((s == NULL) || !s->local_ok) {
+        *why = SCOMM_IPC_WHY_OFF;
+        return SCOMM_IPC_DECLINED;
+    }
+    if (o->pid == (int32_t)getpid()) {
+        *why = SCOMM_IPC_WHY_PROCESS;
+        return SCOMM_IPC_DECLINED;
+    }
+    memcpy(&h, o->handle, sizeof(h));
+    if (scomm_ipc_cache_open(&s->p2p_cache, wpeer, &h, &src, err,
+                             sizeof(err)) != 0) {
+        scomm_debug(SCOMM_SUB_P2P, "receive from rank %d: its handle: %s",
+                    rank, err);
+        *why = SCOMM_IPC_WHY_OPEN;
+        return SCOMM_IPC_DECLINED;
+    }
+    src += o->off;
+    /* the offer's bytes must lie in the allocation it names */
+    if ((scomm_devrt_mem_range(x->rt, src, &base, &n, err,
+                               sizeof(err)) != 0) ||
+        (src + o->len > (char *)base + n)) {
+        scomm_debug(SCOMM_SUB_P2P, "receive from rank %d: %llu bytes at "
+                    "offset %llu do not fit its allocation", rank,
+                    (unsigned long long)o->len, (unsigned long long)o->off);
+        return SCOMM_IPC_DECLINED;
+    }
+    if ((scomm_devrt_copy_async(x->rt, dst, src, (size_t)o->len, x->stream,
+                                err, sizeof(err)) != 0) ||
+        (scomm_devrt_event_record(x->rt, x->ev_out, x->stream, err,
+                                  sizeof(err)) != 0)) {
+        *status = scomm_set_error(comm, SCOMM_ERR_SYSTEM, "receive from "
+                                  "rank %d: CUDA IPC: %s", rank, err);
+        return SCOMM_IPC_FAILED;
+    }
+    /* the sender reuses its buffer once told: wait for the copy */
+    snprintf(what, sizeof(what), "the CUDA IPC copy of %llu bytes from "
+             "rank %d", (unsigned long long)o->len, rank);
+    *status = scomm_dev_wait(comm, x->rt, x->ev_out, "receive", what);
+    return (*status == SCOMM_OK) ? SCOMM_IPC_DONE : SCOMM_IPC_FAILED;
 }

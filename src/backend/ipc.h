@@ -33,7 +33,7 @@
 #include "devrt.h"
 
 /* What ipc.c borrows of comm's staging state (stage.c holds its lock). */
-typedef struct {
+typedef struct scomm_ipc_ctx {
     const scomm_devrt_t *rt;
     void                *stream; /* internal, non-blocking */
     void                *ev_in;  /* for the caller's stream */
@@ -86,6 +86,28 @@ void scomm_ipc_cache_fini(scomm_ipc_cache_t *c);
 int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
                    const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
                    scomm_status_t *status);
+/* ---- point-to-point (ipc.c, "A blocking send ...") ---- */
+
+/* Can a blocking send of bytes to comm rank peer be offered over CUDA IPC:
+ * a rank of this host, another process, above its transport's eager
+ * limit (the device and the knob are asked later). */
+int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes);
+/* The blocking send of device memory [buf, +bytes) as an offer; staged
+ * when it cannot be offered or the receiver declines. *path: which way
+ * the bytes went (SCOMM_P2P_PATH_*). Not under the world lock. */
+scomm_status_t scomm_ipc_p2p_send(scomm_comm_t *comm, const char *op,
+                                  const void *buf, size_t bytes, int peer,
+                                  int32_t tag, int *path);
+/* Make comm's IPC state (stage lock held), so that the receives' takes
+ * (world lock) find it. */
+void scomm_ipc_p2p_ready(scomm_comm_t *comm, const scomm_ipc_ctx_t *x);
+/* Copy offer o of world rank wpeer into device memory dst on x->stream,
+ * ev_out after it, and wait for it (bounded): SCOMM_IPC_DONE, _DECLINED
+ * (*why) or _FAILED (*status). World lock held. */
+int scomm_ipc_p2p_take(scomm_comm_t *comm, const scomm_ipc_ctx_t *x,
+                       void *dst, int wpeer, const scomm_p2p_offer_t *o,
+                       scomm_status_t *status, int *why);
+
 /* Close every opened peer allocation and free comm's IPC state. */
 void scomm_ipc_free(scomm_comm_t *comm);
 

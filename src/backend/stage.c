@@ -24,7 +24,12 @@
  * scomm_wait/scomm_test.
  * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, blocking
  * all_gather, broadcast and all_to_all go to ipc.c first (CUDA IPC:
- * device-to-device copies); what it declines is staged here.
+ * device-to-device copies); what it declines is staged here. So does a
+ * blocking send of CUDA memory above the eager limit to a rank of this
+ * host (ipc.c offers it; a declined one is staged as any send), and a
+ * receive into CUDA memory takes such offers with scomm_stage_p2p_take:
+ * the copy out of the sender's memory goes straight into its device
+ * buffer on the internal stream, and no copy back follows.
  *
  * Where the call returns: after the copies back are enqueued, without
  * waiting for them (the caller's stream waits for ev_out). It cannot
@@ -915,6 +920,63 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
     *pin_p = job->slot->pin;
     *job_p = job;
     return SCOMM_OK;
+}
+
+/* ---- CUDA IPC of point-to-point messages (ipc.c) ---- */
+
+scomm_status_t scomm_stage_ipc_begin(scomm_comm_t *comm, const char *op,
+                                     scomm_ipc_ctx_t *x)
+{
+    scomm_status_t status;
+    stage_t *st = NULL;
+
+    if ((status = stage_get(comm, op, &st)) != SCOMM_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&st->lock);
+    stage_ipc_ctx(st, x);
+    return SCOMM_OK;
+}
+
+void scomm_stage_ipc_end(scomm_comm_t *comm)
+{
+    pthread_mutex_unlock(&comm->dev_stage->lock);
+}
+
+void scomm_stage_p2p_ipc_ready(scomm_comm_t *comm, const char *op)
+{
+    scomm_ipc_ctx_t x;
+
+    if (scomm_stage_ipc_begin(comm, op, &x) == SCOMM_OK) {
+        scomm_ipc_p2p_ready(comm, &x);
+        scomm_stage_ipc_end(comm);
+    }
+}
+
+int scomm_stage_p2p_take(scomm_req_t *req, const scomm_p2p_offer_t *o,
+                         scomm_status_t *status, int *why)
+{
+    scomm_stage_job_t *job = req->stage_job;
+    scomm_ipc_ctx_t x;
+    int verdict;
+
+    if ((job == NULL) || (job->kind != STAGE_JOB_RECV)) {
+        *why = SCOMM_IPC_WHY_HOST;
+        return SCOMM_IPC_DECLINED;
+    }
+    /* the job's own stream order: its ev_in put the internal stream after
+     * the caller's when the receive was posted */
+    x.rt     = job->st->rt;
+    x.stream = job->st->stream;
+    x.ev_in  = NULL;
+    x.ev_out = job->slot->ev_out;
+    verdict  = scomm_ipc_p2p_take(req->comm, &x, job->back_dst, req->peer,
+                                  o, status, why);
+    job->out_rec = (verdict != SCOMM_IPC_DECLINED);
+    if (verdict == SCOMM_IPC_DONE) {
+        job->back_len = 0; /* the bytes are there: no copy back */
+    }
+    return verdict;
 }
 
 void scomm_stage_p2p_end(scomm_req_t *req)

@@ -16,9 +16,10 @@
  *     caller's stream waits for an event after the last copy back; the
  *     host waits only for input it must put on the wire (a native
  *     collective runs on host threads), never for the copies back.
- *  4. A non-blocking or grouped call (and every point-to-point call) owns
- *     a job: a slot of pinned memory and events of its own, taken when the
- *     call is made, its copies in enqueued then. A send waits there for
+ *  4. A non-blocking or grouped call (and every point-to-point call but a
+ *     send offered over CUDA IPC, ipc.c) owns a job: a slot of pinned
+ *     memory and events of its own, taken when the call is made, its
+ *     copies in enqueued then. A send waits there for
  *     its copy in (the wire takes it at once); a collective's executor
  *     waits for it (scomm_stage_job_ready), never the caller.
  *  5. The copies back run only after the wire succeeded: a collective's
@@ -102,6 +103,19 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
                                     int is_send, void *buf, size_t bytes,
                                     void **pin_p, scomm_stage_job_t **job_p);
 void scomm_stage_p2p_end(scomm_req_t *req);
+/* CUDA IPC of point-to-point messages (ipc.c): a receive of CUDA device
+ * memory readies comm's IPC state first (not under the world lock), and
+ * its request takes offers with scomm_stage_p2p_take (req->ipc_take):
+ * device-to-device into its buffer, on the job's stream order. */
+void scomm_stage_p2p_ipc_ready(scomm_comm_t *comm, const char *op);
+int scomm_stage_p2p_take(scomm_req_t *req, const scomm_p2p_offer_t *o,
+                         scomm_status_t *status, int *why);
+/* comm's staging state locked (stage_get first), and what ipc.c borrows of
+ * it; scomm_stage_ipc_end unlocks. */
+struct scomm_ipc_ctx;
+scomm_status_t scomm_stage_ipc_begin(scomm_comm_t *comm, const char *op,
+                                     struct scomm_ipc_ctx *x);
+void scomm_stage_ipc_end(scomm_comm_t *comm);
 /* Poll event ev of rt until done, bounded by comm's timeout
  * (SCOMM_ERR_TIMED_OUT naming what was waited for); stage.c and ipc.c. */
 struct scomm_devrt;

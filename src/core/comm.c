@@ -241,6 +241,16 @@ static void scomm_world_free(scomm_world_t *w)
         }
     }
     for (i = 0; i < w->req_cap; i++) {
+        if (w->req_slots[i] != NULL) {
+            /* requests never released: what CUDA IPC offers hang on them
+             * (before any request goes: a pull is a request too) */
+            free(w->req_slots[i]->ipc_offer);
+            if (w->req_slots[i]->ipc_pull != NULL) {
+                free(w->req_slots[i]->ipc_pull->buf);
+            }
+        }
+    }
+    for (i = 0; i < w->req_cap; i++) {
         free(w->req_slots[i]);
     }
     free(w->req_slots);
@@ -437,6 +447,8 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
         scomm_set_thread_error("scomm_init: out of memory");
         return SCOMM_ERR_NO_MEMORY;
     }
+    scomm_list_init(&w->ipc_offers);
+    scomm_list_init(&w->ipc_replies);
     w->wake_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->fault.lock, NULL);

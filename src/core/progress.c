@@ -46,6 +46,10 @@ int scomm_world_progress(scomm_world_t *w)
     for (i = 0; i < w->ntl; i++) {
         n += w->tls[i]->progress(w->tl_ctx[i]);
     }
+    if (SCOMM_UNLIKELY(!scomm_list_empty(&w->ipc_offers) ||
+                       !scomm_list_empty(&w->ipc_replies))) {
+        n += scomm_p2p_offers_progress(w); /* CUDA IPC offers (p2p.c) */
+    }
     return n;
 }
 

@@ -45,6 +45,14 @@
 #define SCOMM_TAG_COLL     0x40000000
 #define SCOMM_TAG_SPLIT    0x40000001
 #define SCOMM_TAG_BARRIER  0x40000002
+/* A send over CUDA IPC (core/p2p.c "IPC offers", backend/ipc.c): its
+ * offer travels on the user's tag T as tag -1 - T (negative, so no other
+ * tag is one), its receiver's reply on SCOMM_TAG_IPC_REPLY + seq and a
+ * declined message's bytes on SCOMM_TAG_IPC_DATA + seq (seq: the
+ * sender's count of offers on the communicator, SCOMM_IPC_SEQ_MASK). */
+#define SCOMM_TAG_IPC_REPLY 0x50000000
+#define SCOMM_TAG_IPC_DATA  0x60000000
+#define SCOMM_IPC_SEQ_MASK  0x0fffffffu
 
 #define SCOMM_COMM_MAGIC   0x53434f4du /* "SCOM" */
 #define SCOMM_COMM_DEAD    0xdeadc044u
@@ -102,6 +110,60 @@ typedef enum {
     SCOMM_REQ_VENDOR = 4 /* a call on a vendor stream (src/backend) */
 } scomm_req_type_t;
 
+/* ---- CUDA IPC offers of point-to-point messages (core/p2p.c) ---- */
+
+#define SCOMM_IPC_OFFER_MAGIC 0x52464f53u /* "SOFR" */
+#define SCOMM_IPC_REPLY_MAGIC 0x50455253u /* "SREP" */
+
+/* What a sender offers instead of the bytes: its buffer's allocation as
+ * an IPC handle (cudaIpcMemHandle_t, 64 opaque bytes) and offset. */
+typedef struct scomm_p2p_offer {
+    uint32_t magic;
+    uint32_t seq;        /* & SCOMM_IPC_SEQ_MASK */
+    int32_t  pid;        /* the sender's */
+    uint32_t pad;
+    uint64_t len;        /* the message's bytes */
+    uint64_t off;        /* of the buffer in its allocation */
+    char     handle[64];
+} scomm_p2p_offer_t;
+
+/* The receiver's answer to an offer. */
+enum {
+    SCOMM_IPC_DONE      = 1, /* copied: the sender may reuse its buffer */
+    SCOMM_IPC_DECLINED  = 2, /* send the bytes on SCOMM_TAG_IPC_DATA + seq */
+    SCOMM_IPC_TRUNCATED = 3, /* the receive buffer is shorter */
+    SCOMM_IPC_FAILED    = 4  /* the copy failed there (status) */
+};
+
+/* Why a receive declined (in the reply, for the sender's log). */
+enum {
+    SCOMM_IPC_WHY_HOST = 1, /* its buffer is host memory */
+    SCOMM_IPC_WHY_OFF,      /* SCOMM_DEVICE_IPC=0 or no IPC calls there */
+    SCOMM_IPC_WHY_PROCESS,  /* the same process as the sender */
+    SCOMM_IPC_WHY_OPEN,     /* the handle could not be opened there */
+    SCOMM_IPC_WHY_OTHER
+};
+
+typedef struct scomm_p2p_reply {
+    uint32_t magic;
+    uint32_t seq;
+    int32_t  verdict;    /* SCOMM_IPC_DONE, ... */
+    int32_t  why;        /* SCOMM_IPC_WHY_* (declined), status (failed) */
+} scomm_p2p_reply_t;
+
+/* Which way a receive's message came (req->ipc_path). */
+enum { SCOMM_P2P_PATH_WIRE = 0, SCOMM_P2P_PATH_IPC = 1,
+       SCOMM_P2P_PATH_DECLINED = 2 };
+
+/* A receive's hook for an offer (set by the layer that posted it: device
+ * memory it can copy into, backend/stage.c): SCOMM_IPC_DONE once the
+ * bytes are in its buffer, SCOMM_IPC_DECLINED (*why) or SCOMM_IPC_FAILED
+ * (*status, the error set on req->comm). World lock held; never waits for
+ * the wire. */
+typedef int (*scomm_p2p_take_fn)(scomm_req_t *req,
+                                 const scomm_p2p_offer_t *o,
+                                 scomm_status_t *status, int *why);
+
 struct scomm_req {
     scomm_list_t     list;      /* posted queue, or a transport queue */
     scomm_world_t   *world;
@@ -122,6 +184,19 @@ struct scomm_req {
      * scomm_req_release, under the world lock, done or not. */
     void           (*stage_end)(scomm_req_t *req);
     void            *stage_job;
+    /* CUDA IPC offers (core/p2p.c): a receive's hook and the offer it
+     * matched (its bytes, or the request pulling them); a reply's
+     * payload and its link in the world's replies in flight. */
+    scomm_p2p_take_fn ipc_take;
+    void            *ipc_offer; /* malloc'd */
+    size_t           ipc_offer_len;
+    scomm_req_t     *ipc_pull;
+    int              ipc_path;  /* SCOMM_P2P_PATH_* */
+    scomm_list_t     ipc_link;
+    scomm_p2p_reply_t ipc_reply;
+    uint64_t         ipc_owner; /* a reply's receive (id): completed with
+                                   its ipc_result once the reply went */
+    scomm_status_t   ipc_result;
 };
 
 struct scomm_world {
@@ -161,6 +236,10 @@ struct scomm_world {
     struct scomm_coll_policy *coll_tuned;
     pthread_mutex_t   lock;         /* guards everything below */
     int               refcount;     /* communicators alive */
+    /* CUDA IPC offers (core/p2p.c): receives that matched one and wait to
+     * be handled by the progress, and the replies still being sent. */
+    scomm_list_t      ipc_offers;
+    scomm_list_t      ipc_replies;
 
     scomm_req_t     **req_slots;    /* request table for wire ids */
     uint32_t         *req_gen;
@@ -270,6 +349,15 @@ void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
                           int32_t tag, const void *data, size_t len);
 void scomm_p2p_rts(scomm_world_t *w, int peer, uint32_t ctx, int32_t tag,
                    size_t len, const scomm_tl_cookie_t *cookie);
+/* The offers matched so far: each receive's hook takes or declines it,
+ * its reply goes out (scomm_world_progress, world lock held, outside the
+ * transports' callbacks). Returns how many moved on. */
+int scomm_p2p_offers_progress(scomm_world_t *w);
+/* The offer tag of user tag t (0..SCOMM_TAG_MAX). */
+static inline int32_t scomm_tag_offer(int32_t t)
+{
+    return -1 - t;
+}
 
 /* ---- point-to-point, used by the API and by collectives ---- */
 /* peer is a rank of comm; len in bytes. */
@@ -281,6 +369,10 @@ scomm_status_t scomm_p2p_irecv(scomm_comm_t *comm, int peer, int32_t tag,
 /* Wait for n requests under the comm's deadline; releases them all. */
 scomm_status_t scomm_p2p_waitall(scomm_comm_t *comm, scomm_req_t **reqs,
                                  int n);
+/* scomm_p2p_waitall of one request, and which way its message came
+ * (SCOMM_P2P_PATH_*, a receive's; 0 for a send). */
+scomm_status_t scomm_p2p_wait_path(scomm_comm_t *comm, scomm_req_t *req,
+                                   int *path);
 scomm_status_t scomm_p2p_sendrecv(scomm_comm_t *comm, const void *sbuf,
                                   size_t slen, int dst, void *rbuf,
                                   size_t rlen, int src, int32_t tag);

@@ -16,8 +16,9 @@
  *
  * In-place all_to_all is always staged (peers would read what it
  * overwrites), as is any call under a forced algorithm. Blocking
- * send/recv under the same hint run too, staged (ipc.c: p2p does not take
- * IPC), between the IPC collectives.
+ * send/recv under the same hint run too, between the IPC collectives:
+ * above the eager limit over IPC offers, below it staged
+ * (test_ipc_p2p.c checks that path).
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -269,7 +270,7 @@ static void mismatch(scomm_comm_t *comm)
 }
 
 /* Every rank sends to the next and receives from the one before: even
- * ranks send first; staged, between IPC collectives on the same buffers'
+ * ranks send first; between IPC collectives on the same buffers'
  * allocator. */
 static void send_recv(scomm_comm_t *comm)
 {

@@ -1,0 +1,402 @@
+/*
+ * test_ipc_p2p.c - blocking send/recv of CUDA device memory between the
+ * ranks of one host over CUDA IPC (src/backend/ipc.c, the offers of
+ * src/core/p2p.c), on the strict fake device, real processes. Every
+ * message is checked against the pattern its sender wrote
+ * (st_fill_pattern, seeded by sender, receiver and case), the bytes
+ * around it untouched; and which way it went, in the metrics
+ * (scomm_metrics_text: scomm_ops_total{op="send"|"recv",algo="cuda_ipc"}
+ * counts the messages the receiver copied out of the sender's memory).
+ *
+ *   sizes:  every ordered pair, 0, 1, 7, 4097, 65537 and 1 MiB + 3 bytes
+ *           (above the 64 KiB staging chunk ctest sets), sent from an odd
+ *           offset inside a larger allocation (a copy from the wrong
+ *           offset reads the 0x5a around it) into a receive buffer 16
+ *           bytes longer, the sender overwriting its buffer as soon as
+ *           the send returns (the receiver must have copied by then);
+ *   order:  six messages on one (peer, tag), blocking sends offered over
+ *           IPC between non-blocking (staged) ones, received by six
+ *           receives posted early, device and host buffers alternating;
+ *   mixed:  device -> host (declined, staged) and host -> device;
+ *   trunc:  a receive one byte short: SCOMM_ERR_TRUNCATED on both sides,
+ *           the receive buffer untouched.
+ *
+ * IPC_P2P_MODE (set by ctest) says what should happen to a message that
+ * can go over IPC (device to device, above P2P_EAGER, the eager limit
+ * ctest gives the transport):
+ *   ipc      copied over IPC (FAKE_STREAM_DELAY_MS on the last rank makes
+ *            its copies late: a sender that returned before the copy was
+ *            done would have overwritten the bytes first); also run on a
+ *            GPU by scripts/gpu-check.sh (step ipc-p2p);
+ *   staged   SCOMM_DEVICE_IPC=0 on every rank: nothing offered or opened;
+ *   rxoff    the ranks but 0 set SCOMM_DEVICE_IPC=0: rank 0's offers are
+ *            declined by its receivers, the others offer nothing;
+ *   openfail every rank's fake fails each open (FAKE_IPC_OPEN_FAIL):
+ *            every offer declined, the bytes staged, nobody hangs.
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "scomm.h"
+#include "st_test.h"
+
+#define NELEM(_a) (sizeof(_a) / sizeof((_a)[0]))
+#define FRONT     4133 /* bytes before a sent buffer in its allocation */
+
+enum { MODE_IPC, MODE_STAGED, MODE_RXOFF, MODE_OPENFAIL };
+
+static struct {
+    int (*malloc_)(void **p, size_t n);
+    int (*free_)(void *p);
+    int (*memcpy_)(void *d, const void *s, size_t n, int kind);
+    int64_t (*stat)(const char *name);
+    int    mode;
+    size_t eager;
+} t;
+
+static void load(void)
+{
+    const char *lib = getenv("SCOMM_CUDART_LIBRARY");
+    const char *m   = getenv("IPC_P2P_MODE");
+    const char *e   = getenv("P2P_EAGER");
+    void *dl;
+
+    dl = (lib != NULL) ? dlopen(lib, RTLD_NOW | RTLD_GLOBAL) : NULL;
+    if ((dl == NULL) || (m == NULL) || (e == NULL)) {
+        ST_SKIP("needs SCOMM_CUDART_LIBRARY (the fake runtime), "
+                "IPC_P2P_MODE and P2P_EAGER (ctest sets them)");
+    }
+    *(void **)&t.malloc_ = dlsym(dl, "cudaMalloc");
+    *(void **)&t.free_   = dlsym(dl, "cudaFree");
+    *(void **)&t.memcpy_ = dlsym(dl, "cudaMemcpy");
+    *(void **)&t.stat    = dlsym(dl, "fkd_stat");
+    /* fkd_stat: the fake's only (scripts/gpu-check.sh runs this on a GPU) */
+    ST_ASSERT((t.malloc_ != NULL) && (t.free_ != NULL) &&
+              (t.memcpy_ != NULL));
+    t.mode  = (strcmp(m, "ipc") == 0)      ? MODE_IPC
+              : (strcmp(m, "staged") == 0) ? MODE_STAGED
+              : (strcmp(m, "rxoff") == 0)  ? MODE_RXOFF
+                                           : MODE_OPENFAIL;
+    t.eager = (size_t)strtoull(e, NULL, 10);
+}
+
+/* Device memory of front + n + 64 bytes, all 0x5a but the n bytes at
+ * front, which hold h (when not NULL). */
+static char *dput(const void *h, size_t n, size_t front)
+{
+    size_t all = front + n + 64;
+    char *tmp  = malloc(all), *d = NULL;
+
+    ST_ASSERT(tmp != NULL);
+    memset(tmp, 0x5a, all);
+    if (h != NULL) {
+        memcpy(tmp + front, h, n);
+    }
+    ST_ASSERT(t.malloc_((void **)&d, all) == 0);
+    ST_ASSERT(t.memcpy_(d, tmp, all, 1) == 0);
+    free(tmp);
+    return d;
+}
+
+/* The whole allocation of dput(_, n, front) back on the host. */
+static char *dget(const char *d, size_t n, size_t front)
+{
+    char *h = malloc(front + n + 64);
+
+    ST_ASSERT(h != NULL);
+    ST_ASSERT(t.memcpy_(h, d, front + n + 64, 2) == 0);
+    return h;
+}
+
+static uint64_t seed(int from, int to, int what, size_t k)
+{
+    return (uint64_t)from * 1000003u + (uint64_t)to * 7919u +
+           (uint64_t)what * 131u + k;
+}
+
+/* scomm_ops_total of this process for op and algo (every communicator). */
+static uint64_t ops(const char *op, const char *algo)
+{
+    char *text = NULL, key[96], *p, *nl;
+    uint64_t sum = 0;
+    size_t len   = 0;
+
+    ST_ASSERT_OK(scomm_metrics_text(&text, &len));
+    snprintf(key, sizeof(key), "op=\"%s\",algo=\"%s\"", op, algo);
+    for (p = text; (p != NULL) && (*p != '\0'); p = nl ? nl + 1 : NULL) {
+        nl = strchr(p, '\n');
+        if ((strncmp(p, "scomm_ops_total{", 16) == 0) &&
+            (strstr(p, key) != NULL) &&
+            ((nl == NULL) || (strstr(p, key) < nl))) {
+            const char *v = strchr(p, '}');
+
+            ST_ASSERT(v != NULL);
+            sum += (uint64_t)strtoull(v + 1, NULL, 10);
+        }
+    }
+    scomm_metrics_free(text);
+    return sum;
+}
+
+/* Should a message of n bytes from device memory into device memory go
+ * over IPC? Eager (and empty) messages stay as they are; in the other
+ * modes nothing is copied over IPC (rxoff: rank 0's offers declined). */
+static int want_ipc(size_t n)
+{
+    return (t.mode == MODE_IPC) && (n > 0) && (n > t.eager);
+}
+
+static void check_bytes(const char *got, size_t n, uint64_t sd,
+                        const char *what, int rank)
+{
+    size_t bad = st_check_pattern(got, n, sd);
+
+    if (bad != SIZE_MAX) {
+        fprintf(stderr, "rank %d: %s: %zu bytes: first bad byte at %zu\n",
+                rank, what, n, bad);
+    }
+    ST_ASSERT_EQ(bad, SIZE_MAX);
+}
+
+/* The bytes around a received message are still 0x5a. */
+static void check_around(const char *all, size_t front, size_t n,
+                         size_t tail, int rank)
+{
+    size_t i;
+
+    for (i = 0; i < front; i++) {
+        ST_ASSERT_EQ((unsigned char)all[i], 0x5a);
+    }
+    for (i = front + n; i < front + n + tail; i++) {
+        if ((unsigned char)all[i] != 0x5a) {
+            fprintf(stderr, "rank %d: byte %zu after the message written\n",
+                    rank, i - front - n);
+        }
+        ST_ASSERT_EQ((unsigned char)all[i], 0x5a);
+    }
+}
+
+static void sizes(scomm_comm_t *comm)
+{
+    static const size_t sz[] = {0, 1, 7, 4097, 65537, (1u << 20) + 3};
+    int r = scomm_rank(comm), p = scomm_size(comm), src, dst;
+    size_t k, n, front;
+
+    for (k = 0; k < NELEM(sz); k++) {
+        n = sz[k];
+        for (src = 0; src < p; src++) {
+            for (dst = 0; dst < p; dst++) {
+                int ipc = want_ipc(n);
+                uint64_t sd = seed(src, dst, 1, k), before;
+                char *h, *d, *all;
+
+                if ((src == dst) || ((r != src) && (r != dst))) {
+                    continue;
+                }
+                front = FRONT + (size_t)src * 8 + 1; /* odd, per sender */
+                if (r == src) {
+                    h = malloc(n + 1);
+                    ST_ASSERT(h != NULL);
+                    st_fill_pattern(h, n, sd);
+                    d      = dput(h, n, front);
+                    before = ops("send", "cuda_ipc");
+                    ST_ASSERT_OK(scomm_send(d + front, n, SCOMM_UINT8, dst,
+                                            (int32_t)k, comm));
+                    /* the receiver is done with it: overwrite it now */
+                    memset(h, 0xa5, n + 1);
+                    ST_ASSERT(t.memcpy_(d + front, h, n, 1) == 0);
+                    ST_ASSERT_EQ(ops("send", "cuda_ipc") - before,
+                                 (uint64_t)ipc);
+                    free(h);
+                    t.free_(d);
+                } else {
+                    d      = dput(NULL, n + 16, 64);
+                    before = ops("recv", "cuda_ipc");
+                    ST_ASSERT_OK(scomm_recv(d + 64, n + 16, SCOMM_UINT8, src,
+                                            (int32_t)k, comm));
+                    ST_ASSERT_EQ(ops("recv", "cuda_ipc") - before,
+                                 (uint64_t)ipc);
+                    all = dget(d, n + 16, 64);
+                    check_bytes(all + 64, n, sd, "sizes", r);
+                    check_around(all, 64, n, 16 + 64, r);
+                    free(all);
+                    t.free_(d);
+                }
+            }
+        }
+    }
+}
+
+/* Rank 0 -> rank 1, one tag: blocking sends (offers) between isends
+ * (staged), six receives posted first, device and host buffers. */
+static void order(scomm_comm_t *comm)
+{
+    enum { K = 6 };
+    int r = scomm_rank(comm);
+    size_t n[K];
+    char *h[K], *d[K];
+    scomm_req_t *req[K];
+    int k, nipc = 0;
+    uint64_t before;
+
+    for (k = 0; k < K; k++) {
+        n[k] = t.eager + 1 + (size_t)k * 1001;
+    }
+    if (r == 1) {
+        for (k = 0; k < K; k++) {
+            h[k] = malloc(n[k]);
+            ST_ASSERT(h[k] != NULL);
+            memset(h[k], 0x5a, n[k]);
+            d[k] = (k % 2 == 0) ? dput(NULL, n[k], 0) : NULL;
+            ST_ASSERT_OK(scomm_irecv((d[k] != NULL) ? d[k] : h[k], n[k],
+                                     SCOMM_UINT8, 0, 77, comm, &req[k]));
+        }
+    }
+    ST_ASSERT_OK(scomm_barrier(comm));
+    if (r == 0) {
+        scomm_req_t *sreq[K];
+        int ns = 0;
+
+        before = ops("send", "cuda_ipc");
+        for (k = 0; k < K; k++) {
+            h[k] = malloc(n[k]);
+            ST_ASSERT(h[k] != NULL);
+            st_fill_pattern(h[k], n[k], seed(0, 1, 2, (size_t)k));
+            d[k] = dput(h[k], n[k], 0);
+            if (k % 3 == 2) {
+                ST_ASSERT_OK(scomm_isend(d[k], n[k], SCOMM_UINT8, 1, 77,
+                                         comm, &sreq[ns++]));
+            } else {
+                ST_ASSERT_OK(scomm_send(d[k], n[k], SCOMM_UINT8, 1, 77,
+                                        comm));
+                nipc += (k % 2 == 0) && want_ipc(n[k]);
+            }
+        }
+        ST_ASSERT_OK(scomm_wait_all((size_t)ns, sreq));
+        /* the blocking sends into device receives went over IPC */
+        ST_ASSERT_EQ(ops("send", "cuda_ipc") - before, (uint64_t)nipc);
+    } else if (r == 1) {
+        ST_ASSERT_OK(scomm_wait_all(K, req));
+        for (k = 0; k < K; k++) {
+            if (d[k] != NULL) {
+                ST_ASSERT(t.memcpy_(h[k], d[k], n[k], 2) == 0);
+            }
+            check_bytes(h[k], n[k], seed(0, 1, 2, (size_t)k), "order", r);
+        }
+    }
+    for (k = 0; (k < K) && (r <= 1); k++) {
+        free(h[k]);
+        t.free_(d[k]);
+    }
+    ST_ASSERT_OK(scomm_barrier(comm));
+}
+
+/* Device -> host (declined: staged) and host -> device (as always). */
+static void mixed(scomm_comm_t *comm)
+{
+    int r = scomm_rank(comm);
+    size_t n = t.eager + 3001, front = FRONT;
+    char *h = malloc(n + 16), *d;
+    uint64_t before_s = ops("send", "cuda_ipc");
+    uint64_t before_r = ops("recv", "cuda_ipc");
+
+    ST_ASSERT(h != NULL);
+    if (r == 0) {
+        st_fill_pattern(h, n, seed(0, 1, 3, 0));
+        d = dput(h, n, front);
+        ST_ASSERT_OK(scomm_send(d + front, n, SCOMM_UINT8, 1, 5, comm));
+        t.free_(d);
+        d = dput(NULL, n, 0);
+        ST_ASSERT_OK(scomm_recv(d, n, SCOMM_UINT8, 1, 6, comm));
+        ST_ASSERT(t.memcpy_(h, d, n, 2) == 0);
+        check_bytes(h, n, seed(1, 0, 3, 0), "host -> device", r);
+        t.free_(d);
+    } else if (r == 1) {
+        memset(h, 0x5a, n + 16);
+        ST_ASSERT_OK(scomm_recv(h, n + 16, SCOMM_UINT8, 0, 5, comm));
+        check_bytes(h, n, seed(0, 1, 3, 0), "device -> host", r);
+        for (size_t i = n; i < n + 16; i++) {
+            ST_ASSERT_EQ((unsigned char)h[i], 0x5a);
+        }
+        st_fill_pattern(h, n, seed(1, 0, 3, 0));
+        ST_ASSERT_OK(scomm_send(h, n, SCOMM_UINT8, 0, 6, comm));
+    }
+    /* neither went over IPC */
+    ST_ASSERT_EQ(ops("send", "cuda_ipc"), before_s);
+    ST_ASSERT_EQ(ops("recv", "cuda_ipc"), before_r);
+    free(h);
+    ST_ASSERT_OK(scomm_barrier(comm));
+}
+
+/* A receive one byte short: the truncation error on both sides (as for
+ * any message above the eager limit), the buffer untouched. Last: the
+ * pair's stream of messages is not resumed after it. */
+static void trunc_(scomm_comm_t *comm)
+{
+    int r = scomm_rank(comm);
+    size_t n = t.eager + 5001;
+    char *h, *d;
+
+    if (r == 0) {
+        h = malloc(n);
+        ST_ASSERT(h != NULL);
+        st_fill_pattern(h, n, 99);
+        d = dput(h, n, 0);
+        ST_ASSERT_STATUS(scomm_send(d, n, SCOMM_UINT8, 1, 9, comm),
+                         SCOMM_ERR_TRUNCATED);
+        free(h);
+        t.free_(d);
+    } else if (r == 1) {
+        d = dput(NULL, n - 1, 0);
+        ST_ASSERT_STATUS(scomm_recv(d, n - 1, SCOMM_UINT8, 0, 9, comm),
+                         SCOMM_ERR_TRUNCATED);
+        ST_ASSERT(strstr(scomm_comm_last_error(comm), "longer") != NULL);
+        h = dget(d, n - 1, 0);
+        check_around(h, n - 1 + 64, 0, 0, r); /* all of it still 0x5a */
+        free(h);
+        t.free_(d);
+    }
+}
+
+static int run(int rank, int size, void *arg)
+{
+    scomm_comm_t *comm = NULL;
+    int64_t opens;
+
+    (void)arg;
+    (void)size;
+    load();
+    if (t.mode == MODE_OPENFAIL) {
+        setenv("FAKE_IPC_OPEN_FAIL", "1", 1);
+    }
+    if ((t.mode == MODE_STAGED) || ((t.mode == MODE_RXOFF) && (rank > 0))) {
+        setenv("SCOMM_DEVICE_IPC", "0", 1);
+    }
+    if ((t.mode == MODE_IPC) && (rank == size - 1)) {
+        setenv("FAKE_STREAM_DELAY_MS", "20", 1); /* its copies run late */
+    }
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    ST_ASSERT_EQ(scomm_local_size(comm), size);
+    sizes(comm);
+    order(comm);
+    mixed(comm);
+    trunc_(comm);
+    opens = (t.stat != NULL) ? t.stat("ipc_opens") : -1;
+    if (opens < 0) {
+        /* a real runtime: the metrics checks above are the path's */
+    } else if (t.mode == MODE_IPC) {
+        ST_ASSERT(opens > 0);
+    } else {
+        ST_ASSERT_EQ(opens, 0);
+    }
+    ST_ASSERT_OK(scomm_comm_destroy(comm));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    return st_main_ranks(argc, argv, run, NULL);
+}
