@@ -274,6 +274,9 @@ static int scomm_wait_sleep(scomm_world_t *w, int (*done)(void *), void *arg,
     if (c->sleeping != NULL) {
         atomic_store(c->sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst);
+        if (c->asym_fence) {
+            scomm_membarrier_global();
+        }
     }
     if ((scomm_world_progress(w) == 0) && !done(arg)) {
         fds[nfds].fd      = w->wake_fd;

@@ -440,6 +440,11 @@ typedef struct scomm_wait_cond {
     uint64_t sleep_max_ns;
     /* Liveness checks of the peers at least this often. */
     uint64_t check_ns;
+    /* 1: after raising *sleeping, also issue the process-wide barrier
+     * (scomm_membarrier_global), so that publishers that ran no fence
+     * between their counter store and their look at *sleeping are
+     * ordered too (the direct algorithms, src/coll/direct.c). */
+    int      asym_fence;
 } scomm_wait_cond_t;
 
 /* Wait until cond->done, or the world's fault, or deadline (world lock

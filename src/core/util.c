@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,41 @@ int scomm_pidfd_open(pid_t pid)
 int scomm_pidfd_getfd(int pidfd, int fd)
 {
     return (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+}
+
+/* membarrier(2) commands (linux/membarrier.h, since 4.16). */
+#define SCOMM_MB_GLOBAL_EXPEDITED          (1 << 1)
+#define SCOMM_MB_REGISTER_GLOBAL_EXPEDITED (1 << 2)
+
+static int scomm_mb_state; /* 0 untried, 1 works, -1 refused */
+static pthread_once_t scomm_mb_once = PTHREAD_ONCE_INIT;
+
+static void scomm_mb_try(void)
+{
+#if defined(SYS_membarrier)
+    if ((syscall(SYS_membarrier, SCOMM_MB_REGISTER_GLOBAL_EXPEDITED, 0, 0) ==
+         0) &&
+        (syscall(SYS_membarrier, SCOMM_MB_GLOBAL_EXPEDITED, 0, 0) == 0)) {
+        scomm_mb_state = 1;
+        return;
+    }
+#endif
+    scomm_mb_state = -1;
+}
+
+int scomm_membarrier_register(void)
+{
+    pthread_once(&scomm_mb_once, scomm_mb_try);
+    return scomm_mb_state > 0;
+}
+
+void scomm_membarrier_global(void)
+{
+#if defined(SYS_membarrier)
+    if (scomm_mb_state > 0) {
+        (void)syscall(SYS_membarrier, SCOMM_MB_GLOBAL_EXPEDITED, 0, 0);
+    }
+#endif
 }
 
 int scomm_fd_ready(int fd, short events)

@@ -91,6 +91,20 @@ int scomm_set_nonblock(int fd);
  * (older than 5.3 / 5.6, or no permission). */
 int scomm_pidfd_open(pid_t pid);
 int scomm_pidfd_getfd(int pidfd, int fd);
+/*
+ * An asymmetric barrier between processes, with membarrier(2):
+ * scomm_membarrier_register() (once per process; 1 when both the
+ * registration and a first barrier worked, else 0) makes this process one
+ * that every later scomm_membarrier_global() -- in any registered
+ * process -- orders: on return, every running thread of a registered
+ * process has passed a full memory barrier. A publisher in such a process
+ * may then skip its own fence before looking at a sleeper's flag, as long
+ * as the sleeper calls scomm_membarrier_global() after raising it. Both
+ * return at once where the kernel lacks the calls (older than 4.16, or a
+ * filter refuses them).
+ */
+int scomm_membarrier_register(void);
+void scomm_membarrier_global(void);
 /* 1 when fd has one of events now (poll(2) without waiting; a pidfd:
  * POLLIN once its process exited), else 0. */
 int scomm_fd_ready(int fd, short events);
