@@ -128,6 +128,9 @@
  *  5. Every wait ends: at the world's fault, at a dead or departed peer,
  *     or at the communicator's timeout.
  */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <errno.h>
 #include <immintrin.h>
 #include <pthread.h>
@@ -152,11 +155,12 @@
 static const char *const direct_ctr_what[DIRECT_NCTR] = {
     "publish its input of", "publish its result of", "finish reading",
     "publish its input of tiny call", "publish its input of tiny call",
-    "finish tiny broadcast", "finish tiny broadcast",
-    "finish tiny broadcast", "finish tiny broadcast",
-    "finish tiny broadcast", "finish tiny broadcast",
-    "finish tiny broadcast", "finish tiny broadcast",
-    "publish its input of tiny call", "publish its input of tiny call"
+    "publish tiny broadcast", "publish tiny broadcast",
+    "publish tiny broadcast", "publish tiny broadcast",
+    "publish tiny broadcast", "publish tiny broadcast",
+    "publish tiny broadcast", "publish tiny broadcast",
+    "publish its input of tiny call", "publish its input of tiny call",
+    "finish tiny broadcast"
 };
 
 /* ---- knobs and copies ---------------------------------------------------- */
@@ -164,6 +168,8 @@ static const char *const direct_ctr_what[DIRECT_NCTR] = {
 static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
 static size_t direct_chunk_env = DIRECT_CHUNK_DEFAULT;
 static int direct_isa; /* 2: AVX-512F, 1: AVX2, 0: memcpy only */
+
+int scomm_direct_prefetchw_ok;
 
 static void direct_init_once(void)
 {
@@ -178,6 +184,14 @@ static void direct_init_once(void)
         direct_isa = 2;
     } else if (__builtin_cpu_supports("avx2")) {
         direct_isa = 1;
+    }
+    {
+        unsigned eax, ebx, ecx = 0, edx;
+
+        /* CPUID 0x80000001 ECX bit 8: PREFETCHW (3DNowPrefetch). */
+        if (__get_cpuid(0x80000001u, &eax, &ebx, &ecx, &edx)) {
+            scomm_direct_prefetchw_ok = (ecx >> 8) & 1u;
+        }
     }
 #endif
 }
@@ -456,6 +470,9 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
      * rank sleeping (a seq_cst store that follows these). */
     d->ctrl[comm->rank]->pid     = (int32_t)getpid();
     d->ctrl[comm->rank]->wake_fd = comm->world->wake_fd;
+    atomic_store_explicit(&d->ctrl[comm->rank]->mb,
+                          scomm_membarrier_register(), memory_order_release);
+    d->wake_fence = 1;
     status = direct_probe_cma(comm, d);
     if (status != SCOMM_OK) {
         return scomm_direct_fault(comm);
@@ -539,12 +556,40 @@ static int direct_peer_wfd(direct_state_t *d, int q)
 }
 
 /* Wake the peers that sleep in a wait (they re-check on waking). */
+/* 0 once this rank and every peer are registered for membarrier(2). */
+static int direct_need_fence(const direct_call_t *c)
+{
+    int q;
+
+    for (q = 0; q < c->p; q++) {
+        if (!atomic_load_explicit(&c->d->ctrl[q]->mb, memory_order_acquire)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * After publishing a counter: write the eventfd of every peer that sleeps.
+ * The store and the look at the flags must not pass each other (a sleeper
+ * raises its flag, then looks at the counters). A fence here would wait
+ * for the store's cache line to reach this core -- most of the time of a
+ * tiny call, since the peer polls that line. Where every rank is
+ * registered for membarrier(2), the sleepers issue a global barrier after
+ * raising their flag instead (scomm_wait_sleep), which orders this side
+ * too; until then, a fence.
+ */
 void scomm_direct_wake(const direct_call_t *c)
 {
     uint64_t one = 1;
     int q, fd;
 
-    atomic_thread_fence(memory_order_seq_cst);
+    if (SCOMM_UNLIKELY(c->d->wake_fence)) {
+        atomic_thread_fence(memory_order_seq_cst);
+        c->d->wake_fence = direct_need_fence(c);
+    } else {
+        atomic_signal_fence(memory_order_seq_cst); /* the compiler only */
+    }
     for (q = 0; q < c->p; q++) {
         if ((q == c->me) ||
             !atomic_load_explicit(&c->d->ctrl[q]->sleeping,
@@ -628,6 +673,7 @@ scomm_status_t scomm_direct_wait_slow(direct_call_t *c, int x,
         .sleep_min_ns = DIRECT_SLEEP_MIN_NS,
         .sleep_max_ns = DIRECT_SLEEP_MAX_NS,
         .check_ns     = DIRECT_CHECK_NS,
+        .asym_fence   = 1,
     };
 
     return scomm_world_wait_until(c->comm, &cond,

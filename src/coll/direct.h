@@ -47,7 +47,8 @@ enum {
     DIRECT_TINYB_N = 8,
     DIRECT_TINYA0  = 13, /* tiny all_to_all, odd and even calls */
     DIRECT_TINYA1  = 14,
-    DIRECT_NCTR    = 15
+    DIRECT_TINYB_DONE = 15, /* tiny broadcast: calls done, every 4th */
+    DIRECT_NCTR    = 16
 };
 
 /* A counter on its own cache line. The tiny lines also carry the call's
@@ -87,7 +88,10 @@ typedef struct direct_ctrl {
     _Atomic uint32_t sleeping;
     int32_t          pid;      /* owner's, for pidfd_getfd */
     int32_t          wake_fd;  /* owner's eventfd, in the owner's table */
-    char             pad[SCOMM_CACHELINE - 12];
+    /* 1: the owner is registered for membarrier(2) and issues the global
+     * barrier after raising sleeping (scomm_membarrier_register). */
+    _Atomic int32_t  mb;
+    char             pad[SCOMM_CACHELINE - 16];
     direct_desc_t    desc[2];
 } direct_ctrl_t;
 
@@ -107,7 +111,12 @@ typedef struct direct_state {
     uint64_t           seq;       /* calls */
     uint64_t           tseq;      /* tiny all_reduce calls */
     uint64_t           bseq;      /* tiny broadcast calls */
+    uint64_t           bdone;     /* the least TINYB_DONE of the others
+                                     seen so far (they only grow) */
     uint64_t           aseq;      /* tiny all_to_all calls */
+    /* 1 while a publisher must fence before it looks at the peers'
+     * sleeping flags: until this rank and every peer said mb. */
+    int                wake_fence;
     /* Peers' eventfds, dup'd here on first need: -2 not yet tried, -1
      * unavailable (the sleeper's timeout then bounds its sleep). */
     int                wfd[DIRECT_MAX_RANKS];
@@ -265,12 +274,50 @@ static inline int direct_lagging(const direct_call_t *c, int x,
     return -1;
 }
 
-/* Wait until counter x of every other rank (or of rank only) >= want. */
+/*
+ * Ask for a line ahead of need, off the critical path of the next tiny
+ * call: for writing (exclusive, so the next call's stores to it need no
+ * read-for-ownership that a fence or the world lock's unlock would wait
+ * for) or for reading (a peer's line that its owner may have written
+ * already). Hints only: the counters' protocol never depends on them.
+ * PREFETCHW is used where CPUID says the CPU has it (direct.c).
+ */
+extern int scomm_direct_prefetchw_ok;
+
+static inline void direct_prefetch_w(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (scomm_direct_prefetchw_ok) {
+        __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+    }
+#else
+    __builtin_prefetch(p, 1, 3);
+#endif
+}
+
+static inline void direct_prefetch_r(const void *p)
+{
+    __builtin_prefetch(p, 0, 3);
+}
+
+/*
+ * Wait until counter x of every other rank (or of rank only) >= want.
+ * Polls the lines a few hundred nanoseconds first: the wait loop reads
+ * the clock every turn, which on some VMs costs as much as a cache line
+ * from the other core, so a counter that arrives while the loop reads the
+ * clock would be seen one clock read late.
+ */
+#define DIRECT_FAST_POLLS 128
+
 static inline scomm_status_t direct_wait(direct_call_t *c, int x,
                                          uint64_t want, int only)
 {
-    if (SCOMM_LIKELY(direct_lagging(c, x, want, only) < 0)) {
-        return SCOMM_OK;
+    int i;
+
+    for (i = 0; i < DIRECT_FAST_POLLS; i++) {
+        if (SCOMM_LIKELY(direct_lagging(c, x, want, only) < 0)) {
+            return SCOMM_OK;
+        }
     }
     return scomm_direct_wait_slow(c, x, want, only);
 }

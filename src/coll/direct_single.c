@@ -87,6 +87,60 @@ static uint64_t tiny_meta(const scomm_coll_args_t *a, int root)
            ((uint64_t)(root + 1) << 48);
 }
 
+/*
+ * Tiny broadcast (<= 48 bytes, once the state exists). Call s of the kind
+ * uses line x = TINYB0 + s % 8: the root writes its arguments and data
+ * into its own line x and publishes s there; the others wait for that,
+ * check the arguments and copy the data out. The root may run up to 8
+ * calls ahead: before it rewrites line x it needs every other rank done
+ * with call s - 8. Every rank says how far it got on its TINYB_DONE line,
+ * but only at every 4th call, and a root reads the others' lines only
+ * when the least value it saw last (d->bdone) is too old, so those lines
+ * cross once per 4 calls, not every call. No deadlock: a rank at call s
+ * has said s - 4 or more, so the rank furthest behind is never stopped
+ * by the others' lines, and a root it waits for can always write.
+ */
+#define DIRECT_TINYB_EVERY 4u
+
+/* Ask now for the line call s will use when the root stays the same: a
+ * reader for the root's line (written already when the root runs ahead),
+ * the root for its own line, once every other rank is done with it. */
+static void direct_bcast_tiny_ahead(const direct_call_t *c, uint64_t s)
+{
+    int x = DIRECT_TINYB0 + (int)(s % DIRECT_TINYB_N), root = c->a->root;
+
+    if (c->me != root) {
+        direct_prefetch_r(&c->d->ctrl[root]->ctr[x]);
+    } else if ((s <= DIRECT_TINYB_N) || (c->d->bdone >= s - DIRECT_TINYB_N)) {
+        direct_prefetch_w(&c->d->ctrl[c->me]->ctr[x]);
+    }
+}
+
+/* Root of call s: every other rank is done with call s - 8. */
+static scomm_status_t direct_bcast_tiny_room(direct_call_t *c, uint64_t s)
+{
+    direct_state_t *d = c->d;
+    uint64_t least = UINT64_MAX, v;
+    scomm_status_t status;
+    int q;
+
+    if ((s <= DIRECT_TINYB_N) || (d->bdone >= s - DIRECT_TINYB_N)) {
+        return SCOMM_OK;
+    }
+    status = direct_wait(c, DIRECT_TINYB_DONE, s - DIRECT_TINYB_N, -1);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    for (q = 0; q < c->p; q++) {
+        if (q != c->me) {
+            v     = direct_ctr(c, q, DIRECT_TINYB_DONE);
+            least = SCOMM_MIN(least, v);
+        }
+    }
+    d->bdone = least;
+    return SCOMM_OK;
+}
+
 static scomm_status_t direct_bcast_tiny(scomm_comm_t *comm,
                                         const scomm_coll_args_t *a,
                                         direct_state_t *d)
@@ -101,9 +155,7 @@ static scomm_status_t direct_bcast_tiny(scomm_comm_t *comm,
     s = ++d->bseq;
     x = DIRECT_TINYB0 + (int)(s % DIRECT_TINYB_N);
     if (c.me == root) {
-        /* Everybody finished the line's last call, s - 8. */
-        status = direct_wait(&c, x, (s > DIRECT_TINYB_N) ?
-                                    s - DIRECT_TINYB_N : 0, -1);
+        status = direct_bcast_tiny_room(&c, s);
         if (status != SCOMM_OK) {
             return status;
         }
@@ -111,19 +163,21 @@ static scomm_status_t direct_bcast_tiny(scomm_comm_t *comm,
         l->meta = meta;
         memcpy(l->data, a->recvbuf, a->bytes);
         direct_publish(&c, x, s);
-        return SCOMM_OK;
+    } else {
+        status = direct_wait(&c, x, s, root);
+        if (status != SCOMM_OK) {
+            return status;
+        }
+        l = &d->ctrl[root]->ctr[x];
+        if (l->meta != meta) {
+            return tiny_mismatch(&c, root, l->meta, meta);
+        }
+        memcpy(a->recvbuf, l->data, a->bytes);
     }
-    status = direct_wait(&c, x, s, root);
-    if (status != SCOMM_OK) {
-        return status;
+    if ((s % DIRECT_TINYB_EVERY) == 0) {
+        direct_publish(&c, DIRECT_TINYB_DONE, s);
     }
-    l = &d->ctrl[root]->ctr[x];
-    if (l->meta != meta) {
-        return tiny_mismatch(&c, root, l->meta, meta);
-    }
-    memcpy(a->recvbuf, l->data, a->bytes);
-    /* The root's next call on this line waits for this. */
-    direct_publish(&c, x, s);
+    direct_bcast_tiny_ahead(&c, s + 1);
     return SCOMM_OK;
 }
 
