@@ -48,20 +48,28 @@ static scomm_status_t direct_allreduce_small(direct_call_t *c)
 }
 
 /*
- * Tiny all_reduce (<= 48 bytes, once the state exists): call s writes its
- * arguments and data into this rank's line TINY0 + s % 2 and publishes s
- * there; every rank reduces all lines in rank order. One cache line per
- * peer crosses, against five or more on the small path. Safe to rewrite
- * line s % 2 at call s + 2: this rank got there only after every peer
- * published s + 1, which each did only after finishing call s.
+ * Tiny all_reduce and reduce_scatter (the whole input <= 48 bytes, once
+ * the state exists): call s writes its arguments and input into this
+ * rank's line TINY0 + s % 2 and publishes s there; every rank reduces all
+ * lines in rank order -- the whole vector (all_reduce) or its own block
+ * (reduce_scatter). One cache line per peer crosses, against five or
+ * more on the small path. Safe to rewrite line s % 2 at call s + 2: this
+ * rank got there only after every peer published s + 1, which each did
+ * only after finishing call s. The two ops share the lines and their
+ * count; bit 56 of the meta tells them apart, so a rank that calls one
+ * while a peer calls the other gets a mismatch, not a wrong result.
  */
-static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
-                                            const scomm_coll_args_t *a,
-                                            direct_state_t *d)
+#define DIRECT_TINY_RS_BIT (1ull << 56)
+
+static scomm_status_t direct_reduce_tiny(scomm_comm_t *comm,
+                                         const scomm_coll_args_t *a,
+                                         direct_state_t *d, int rs)
 {
     const void *srcs[DIRECT_MAX_RANKS];
     direct_call_t c;
     direct_line_t *mine;
+    size_t nb = rs ? a->bytes * (size_t)comm->size : a->bytes;
+    size_t off;
     uint64_t s, meta;
     scomm_status_t status;
     int x, q;
@@ -74,11 +82,14 @@ static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
     c.k0   = d->k;
     s      = ++d->tseq;
     x      = DIRECT_TINY0 + (int)(s & 1);
-    meta   = (uint64_t)a->count | ((uint64_t)a->dtype << 40) |
-             ((uint64_t)a->redop << 48);
+    off    = rs ? (size_t)c.me * a->bytes : 0;
+    meta   = (uint64_t)(nb / a->esize) | ((uint64_t)a->dtype << 40) |
+             ((uint64_t)a->redop << 48) | (rs ? DIRECT_TINY_RS_BIT : 0);
     mine   = &d->ctrl[c.me]->ctr[x];
     mine->meta = meta;
-    memcpy(mine->data, a->sendbuf, a->bytes);
+    /* In place (reduce_scatter's recvbuf is inside sendbuf): the line
+     * holds the input before recvbuf is written below. */
+    memcpy(mine->data, a->sendbuf, nb);
     direct_publish(&c, x, s);
     status = direct_wait(&c, x, s, -1);
     if (status != SCOMM_OK) {
@@ -90,20 +101,26 @@ static scomm_status_t direct_allreduce_tiny(scomm_comm_t *comm,
         if (l->meta != meta) {
             return scomm_set_error(comm, SCOMM_ERR_MISMATCH,
                                    "%s (op #%llu): argument mismatch: rank "
-                                   "%d passed count %llu dtype %d op %d, "
-                                   "rank %d count %zu dtype %d op %d",
+                                   "%d passed %s count %llu dtype %d op %d, "
+                                   "rank %d %s count %zu dtype %d op %d",
                                    comm->cur_op,
                                    (unsigned long long)comm->op_seq, q,
+                                   (l->meta & DIRECT_TINY_RS_BIT)
+                                       ? "reduce_scatter" : "all_reduce",
                                    (unsigned long long)(l->meta &
                                                         0xffffffffffull),
                                    (int)((l->meta >> 40) & 0xff),
-                                   (int)(l->meta >> 48), c.me, a->count,
-                                   (int)a->dtype, (int)a->redop);
+                                   (int)((l->meta >> 48) & 0xff), c.me,
+                                   rs ? "reduce_scatter" : "all_reduce",
+                                   nb / a->esize, (int)a->dtype,
+                                   (int)a->redop);
         }
-        srcs[q] = l->data;
+        srcs[q] = l->data + off;
     }
     scomm_reduce_n(a->recvbuf, srcs, c.p, a->count, a->dtype, a->redop,
                    c.p);
+    /* The next call's line, for writing: every peer is done with it. */
+    direct_prefetch_w(&d->ctrl[c.me]->ctr[DIRECT_TINY0 + (int)((s + 1) & 1)]);
     return SCOMM_OK;
 }
 
@@ -503,7 +520,7 @@ scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
     direct_state_t *d = direct_state_peek(comm);
 
     if ((a->bytes <= DIRECT_TINY_BYTES) && (d != NULL)) {
-        return direct_allreduce_tiny(comm, a, d);
+        return direct_reduce_tiny(comm, a, d, 0);
     }
     return direct_allreduce(comm, a);
 }
@@ -523,5 +540,10 @@ scomm_status_t scomm_bcast_direct(scomm_comm_t *comm,
 scomm_status_t scomm_reducescatter_shm_direct(scomm_comm_t *comm,
                                               const scomm_coll_args_t *a)
 {
+    direct_state_t *d = direct_state_peek(comm);
+
+    if ((a->bytes * (size_t)comm->size <= DIRECT_TINY_BYTES) && (d != NULL)) {
+        return direct_reduce_tiny(comm, a, d, 1);
+    }
     return direct_reducescatter(comm, a);
 }

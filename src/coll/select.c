@@ -38,7 +38,8 @@
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
- *   reduce_scatter  all local over shm and total >= 4 MiB: shm_direct;
+ *   reduce_scatter  all local over shm and total <= 48 B (one cache line
+ *                   per rank) or >= 4 MiB: shm_direct;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB: direct; else ring
  *   broadcast       all local over shm: <= 48 B direct (its one cache
@@ -504,6 +505,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  p, pow2 ? "above 64 KiB" : "not a power of two");
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_REDUCESCATTER:
+        if ((bytes <= SCOMM_COLL_TINY_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "reducescatter.shm_tiny";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B total <= 48 B: one "
+                     "cache line per rank", p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "shm_direct");
+        }
         if ((bytes >= SCOMM_COLL_SHM_MOVE_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
             *rule = "reducescatter.shm_direct";
@@ -797,7 +806,8 @@ scomm_status_t scomm_coll_select(scomm_comm_t *comm,
     e = (comm->sel_cache != NULL) ? &comm->sel_cache[a->op] : NULL;
     if ((e != NULL) && (e->gen == gen) && (e->count == a->count) &&
         (e->bytes == a->bytes) && (e->inplace == a->inplace) &&
-        (strcmp(e->cfg_algo, comm->world->cfg.algo) == 0)) {
+        (((e->cfg_algo[0] == '\0') && (comm->world->cfg.algo[0] == '\0')) ||
+         (strcmp(e->cfg_algo, comm->world->cfg.algo) == 0))) {
         comm->last_sel = e->rec;
         *algo_p        = &scomm_coll_algos[e->algo];
         return SCOMM_OK;

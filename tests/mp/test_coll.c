@@ -1046,6 +1046,50 @@ static void test_all_to_all(const tctx_t *t, const size_t *counts,
 }
 
 /*
+ * Tiny reduce_scatter, through every algorithm, with an all_reduce after
+ * each (the two share the shared-memory path's cache lines): new data
+ * every call, every other call in place; a stale line or a block reduced
+ * from the wrong offset shows up as a wrong sum.
+ */
+static void test_tiny_reduce(const tctx_t *t)
+{
+    uint64_t v[6], out, x, want;
+    int a, i, q, p = t->size, r = t->rank;
+
+    for (a = 0; a < nalgos(SCOMM_COLL_REDUCESCATTER); a++) {
+        const char *name = force(SCOMM_COLL_REDUCESCATTER, a);
+
+        for (i = 0; i < 40; i++) {
+            for (q = 0; q < p; q++) {
+                v[q] = blk_seed(r, q, (size_t)(i + 64 * a));
+            }
+            if (i & 1) {
+                ST_ASSERT_OK(scomm_reduce_scatter(v, v + r, 1, SCOMM_UINT64,
+                                                  SCOMM_SUM, t->comm));
+                out = v[r];
+            } else {
+                ST_ASSERT_OK(scomm_reduce_scatter(v, &out, 1, SCOMM_UINT64,
+                                                  SCOMM_SUM, t->comm));
+            }
+            expect_algo(t, SCOMM_COLL_REDUCESCATTER, name, 1);
+            for (want = 0, q = 0; q < p; q++) {
+                want += blk_seed(q, r, (size_t)(i + 64 * a));
+            }
+            ST_ASSERT_EQ(out, want);
+            v[0] = blk_seed(r, r, (size_t)i);
+            ST_ASSERT_OK(scomm_all_reduce(v, &out, 1, SCOMM_UINT64,
+                                          SCOMM_MAX, t->comm));
+            for (want = 0, q = 0; q < p; q++) {
+                x    = blk_seed(q, q, (size_t)i);
+                want = (x > want) ? x : want;
+            }
+            ST_ASSERT_EQ(out, want);
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_REDUCESCATTER, NULL));
+}
+
+/*
  * Runs of tiny broadcasts (one root, then the next) and all_to_alls with
  * new data every call, through every algorithm: a root that runs ahead of
  * its readers (the tiny broadcast's eight lines) or a reader of a stale
@@ -1087,6 +1131,7 @@ static void test_tiny_streams(const tctx_t *t)
         }
     }
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
+    test_tiny_reduce(t);
 }
 
 /* Elements rank i sends to rank j; symmetric so in-place works too. */
