@@ -435,6 +435,11 @@ scomm_status_t scomm_alltoall_single_copy(scomm_comm_t *comm,
 int scomm_coll_direct_supports(const scomm_comm_t *comm,
                                const scomm_coll_args_t *a, char *why,
                                size_t whylen);
+/* 1 when the direct state exists and its set-up found the ranks' cores
+ * near (a cache line crosses in at most 120 ns one way; knob
+ * SCOMM_COLL_SHM_NEAR), with that time in *ns; 0 otherwise. The same on
+ * every rank of comm. */
+int scomm_coll_shm_near(const scomm_comm_t *comm, uint32_t *ns);
 /* Supported, and every peer is reached over shm: the default rules may
  * choose the direct algorithms. */
 int scomm_coll_direct_default(const scomm_comm_t *comm,

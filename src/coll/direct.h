@@ -48,7 +48,8 @@ enum {
     DIRECT_TINYA0  = 13, /* tiny all_to_all, odd and even calls */
     DIRECT_TINYA1  = 14,
     DIRECT_TINYB_DONE = 15, /* tiny broadcast: calls done, every 4th */
-    DIRECT_NCTR    = 16
+    DIRECT_PROBE   = 16, /* the set-up's cache-line latency probe */
+    DIRECT_NCTR    = 17
 };
 
 /* A counter on its own cache line. The tiny lines also carry the call's
@@ -114,6 +115,12 @@ typedef struct direct_state {
     uint64_t           bdone;     /* the least TINYB_DONE of the others
                                      seen so far (they only grow) */
     uint64_t           aseq;      /* tiny all_to_all calls */
+    /* Rank 0's verdict of the set-up's latency probe, the same on every
+     * rank: 1 when a cache line crosses between the ranks' cores in at
+     * most DIRECT_NEAR_NS one way (they share a cache: staging through it
+     * beats a kernel copy), 0 when not; near_ns the slowest pair's time. */
+    int                near;
+    uint32_t           near_ns;
     /* 1 while a publisher must fence before it looks at the peers'
      * sleeping flags: until this rank and every peer said mb. */
     int                wake_fence;

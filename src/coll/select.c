@@ -33,8 +33,9 @@
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
  *   all_gather      all local over shm and total >= 8 MiB: direct
- *                   (staged by non-temporal stores); >= 256 KiB:
- *                   single_copy;
+ *                   (staged by non-temporal stores); >= 256 KiB: direct
+ *                   when the cores are near (the direct set-up's probe:
+ *                   a cache line crosses in <= 120 ns), else single_copy;
  *                   >= 2 hosts, some with >= 2 ranks, total >= 64 KiB:
  *                   hierarchical; total <= 64 KiB and p a power of two:
  *                   recursive_doubling; else ring
@@ -44,7 +45,8 @@
  *                   hierarchical; total <= 64 KiB: direct; else ring
  *   broadcast       all local over shm: <= 48 B direct (its one cache
  *                   line path), >= 8 MiB direct (staged by non-temporal
- *                   stores), >= 256 KiB single_copy;
+ *                   stores), >= 256 KiB direct when the cores are near,
+ *                   else single_copy;
  *                   <= 256 KiB or p == 2: binomial; else chain
  *   reduce          binomial
  *   all_to_all      all local over shm and a rank's send buffer <= 48 B
@@ -196,6 +198,12 @@ static const scomm_param_t scomm_coll_params[] = {
              "${XDG_CACHE_HOME:-~/.cache}/scomm/; a path: that file; off: "
              "none. Rank 0's value and file count; SCOMM_SELECTOR_CONFIG "
              "wins over it"},
+    {.name = "SCOMM_COLL_SHM_NEAR", .defval = "auto", .type = SCOMM_PARAM_ENUM,
+     .values = "auto,yes,no",
+     .help = "whether the ranks' cores share a cache, for the default "
+             "rules of broadcast and all_gather from 256 KiB to 8 MiB "
+             "(yes: staged, no: single copy); auto measures it when the "
+             "shared-memory collectives start (<= 120 ns one way is near)"},
     {.name = "SCOMM_COLL_SHM_CHUNK", .defval = "1m", .type = SCOMM_PARAM_SIZE,
      .min = 64 << 10, .max = 64 << 20,
      .help = "bytes of each of the two staging buffers per rank of the "
@@ -427,6 +435,7 @@ static int scomm_coll_default(const scomm_comm_t *comm,
     size_t bytes = scomm_coll_rule_bytes(comm, a);
     size_t mid = pow2 ? SCOMM_COLL_MID_BYTES_POW2 : SCOMM_COLL_MID_BYTES;
     char layout[40];
+    uint32_t near_ns = 0;
 
     switch (a->op) {
     case SCOMM_COLL_ALLREDUCE:
@@ -476,6 +485,15 @@ static int scomm_coll_default(const scomm_comm_t *comm,
             snprintf(reason, rlen, "all %d ranks on this host, every "
                      "peer over shm, %zu B total >= 8 MiB: blocks staged "
                      "by non-temporal stores", p, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
+            scomm_coll_direct_default(comm, a) &&
+            scomm_coll_shm_near(comm, &near_ns)) {
+            *rule = "allgather.shm_near";
+            snprintf(reason, rlen, "%d ranks on this host over shm, %zu B "
+                     "total >= 256 KiB, cores near (%u ns one way): staged "
+                     "through the cache", p, bytes, near_ns);
             return scomm_coll_find(a->op, "direct");
         }
         if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
@@ -554,6 +572,15 @@ static int scomm_coll_default(const scomm_comm_t *comm,
             snprintf(reason, rlen, "all %d ranks on this host, every "
                      "peer over shm, %zu B >= 8 MiB: the root stages by "
                      "non-temporal stores", p, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
+        if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&
+            scomm_coll_direct_default(comm, a) &&
+            scomm_coll_shm_near(comm, &near_ns)) {
+            *rule = "broadcast.shm_near";
+            snprintf(reason, rlen, "%d ranks on this host over shm, %zu B "
+                     ">= 256 KiB, cores near (%u ns one way): staged through "
+                     "the cache", p, bytes, near_ns);
             return scomm_coll_find(a->op, "direct");
         }
         if ((bytes >= SCOMM_COLL_SHM_SINGLE_BYTES) &&

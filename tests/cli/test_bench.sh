@@ -3,7 +3,8 @@
 # test_bench.sh - smoke test of `scomm bench <op>`: a 2-rank all_reduce with
 # --check over a few sizes must exit 0, report no wrong element, and leave
 # the JSON, CSV and Markdown records with the benchmark fields in --out;
-# with SCOMM_TEST_FAKE_CUDART, the same on device buffers (--device).
+# with SCOMM_TEST_FAKE_CUDART, the same on device buffers (--device); the
+# 1 MiB broadcast and all_gather rules with SCOMM_COLL_SHM_NEAR yes and no.
 #
 # Usage: test_bench.sh /path/to/scomm
 # Exits 0 when every check passes, 1 when one fails, 2 on bad usage.
@@ -86,6 +87,22 @@ if [ -n "${SCOMM_TEST_FAKE_CUDART:-}" ]; then
     check "bench --device without a runtime says so" \
         grep -q "needs the CUDA runtime" "$TMP/nodev.stderr"
 fi
+
+# The default rules of a 1 MiB broadcast and all_gather follow how near the
+# ranks' cores are: staged (direct) when near, single copy when far; the
+# knob decides here so the check does not depend on the host's placement.
+# --check verifies the data on both paths.
+for near in yes no; do
+    SCOMM_TUNE_CACHE=off SCOMM_COLL_SHM_NEAR=$near "$SCOMM" launch -n 2 --timeout 100 -- \
+        "$SCOMM" bench broadcast,all_gather --sizes 1M --check -n 3 -w 1 \
+        --out none --csv "$TMP/near_$near.csv" > "$TMP/near_$near.out" 2>&1
+    rc=$?
+    check "bench with SCOMM_COLL_SHM_NEAR=$near exits 0 (rc=$rc)" test "$rc" -eq 0
+done
+check "near: broadcast.shm_near and allgather.shm_near ran" \
+    test "$(grep -c -e ',broadcast.shm_near,' -e ',allgather.shm_near,' "$TMP/near_yes.csv")" -eq 2
+check "far: broadcast.single_copy and allgather.single_copy ran" \
+    test "$(grep -c -e ',broadcast.single_copy,' -e ',allgather.single_copy,' "$TMP/near_no.csv")" -eq 2
 
 if [ "$FAILS" -ne 0 ]; then
     echo "--- stdout"; cat "$TMP/stdout"
