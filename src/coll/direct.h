@@ -237,6 +237,12 @@ static inline void direct_call_tiny(direct_call_t *c, scomm_comm_t *comm,
     c->k0   = d->k;
 }
 
+/* The tiny all_gather (direct_single.c): the whole output fits a line
+ * and the state exists. */
+scomm_status_t scomm_direct_allgather_tiny(scomm_comm_t *comm,
+                                           const scomm_coll_args_t *a,
+                                           direct_state_t *d);
+
 /* The tiny broadcast (direct_single.c) when the vector fits a line and
  * the state exists, else fn. */
 scomm_status_t scomm_direct_bcast_tiny_or(scomm_comm_t *comm,

@@ -528,6 +528,11 @@ scomm_status_t scomm_allreduce_direct(scomm_comm_t *comm,
 scomm_status_t scomm_allgather_direct(scomm_comm_t *comm,
                                       const scomm_coll_args_t *a)
 {
+    direct_state_t *d = direct_state_peek(comm);
+
+    if ((a->bytes * (size_t)comm->size <= DIRECT_TINY_BYTES) && (d != NULL)) {
+        return scomm_direct_allgather_tiny(comm, a, d);
+    }
     return direct_allgather(comm, a);
 }
 

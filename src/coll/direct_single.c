@@ -74,9 +74,11 @@ static scomm_status_t tiny_mismatch(direct_call_t *c, int q, uint64_t theirs,
                      "%d root %d", comm->cur_op,
                      (unsigned long long)comm->op_seq, q,
                      (unsigned long long)(theirs & 0xffffffffffull),
-                     (int)((theirs >> 40) & 0xff), (int)(theirs >> 48) - 1,
-                     c->me, (unsigned long long)(mine & 0xffffffffffull),
-                     (int)((mine >> 40) & 0xff), (int)(mine >> 48) - 1);
+                     (int)((theirs >> 40) & 0xff),
+                     (int)((theirs >> 48) & 0xff) - 1, c->me,
+                     (unsigned long long)(mine & 0xffffffffffull),
+                     (int)((mine >> 40) & 0xff),
+                     (int)((mine >> 48) & 0xff) - 1);
     return scomm_direct_fault(comm);
 }
 
@@ -225,6 +227,47 @@ static scomm_status_t direct_alltoall_tiny(scomm_comm_t *comm,
         memcpy((char *)a->recvbuf + (size_t)q * a->bytes,
                l->data + (size_t)c.me * a->bytes, a->bytes);
     }
+    return SCOMM_OK;
+}
+
+/*
+ * Tiny all_gather (the whole output <= 48 bytes): the tiny all_to_all's
+ * lines and count, each rank's line holding its one block; bit 56 of the
+ * arguments word tells the two ops apart.
+ */
+#define DIRECT_TINY_AG_BIT (1ull << 56)
+
+scomm_status_t scomm_direct_allgather_tiny(scomm_comm_t *comm,
+                                           const scomm_coll_args_t *a,
+                                           direct_state_t *d)
+{
+    direct_call_t c;
+    direct_line_t *mine;
+    uint64_t s, meta = tiny_meta(a, -1) | DIRECT_TINY_AG_BIT;
+    scomm_status_t status;
+    int x, q;
+
+    direct_call_tiny(&c, comm, a, d);
+    s          = ++d->aseq;
+    x          = DIRECT_TINYA0 + (int)(s & 1);
+    mine       = &d->ctrl[c.me]->ctr[x];
+    mine->meta = meta;
+    /* In place: the block is already at recvbuf + me * bytes. */
+    memcpy(mine->data, a->sendbuf, a->bytes);
+    direct_publish(&c, x, s);
+    status = direct_wait(&c, x, s, -1);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    for (q = 0; q < c.p; q++) {
+        const direct_line_t *l = &d->ctrl[q]->ctr[x];
+
+        if (l->meta != meta) {
+            return tiny_mismatch(&c, q, l->meta, meta);
+        }
+        memcpy((char *)a->recvbuf + (size_t)q * a->bytes, l->data, a->bytes);
+    }
+    direct_prefetch_w(&d->ctrl[c.me]->ctr[DIRECT_TINYA0 + (int)((s + 1) & 1)]);
     return SCOMM_OK;
 }
 

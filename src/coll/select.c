@@ -32,7 +32,8 @@
  *                   rabenseifner (bandwidth-optimal, 2 log2 p rounds), or
  *                   recursive_doubling if count < p';
  *                   larger: ring (bandwidth-optimal, pipelined)
- *   all_gather      all local over shm and total >= 8 MiB: direct
+ *   all_gather      all local over shm and total <= 48 B (one cache
+ *                   line per rank) or >= 8 MiB: direct
  *                   (staged by non-temporal stores); >= 256 KiB: direct
  *                   when the cores are near (the direct set-up's probe:
  *                   a cache line crosses in <= 120 ns), else single_copy;
@@ -479,6 +480,14 @@ static int scomm_coll_default(const scomm_comm_t *comm,
                  "bandwidth-bound: pipelined ring", bytes, mid >> 10, p);
         return scomm_coll_find(a->op, "ring");
     case SCOMM_COLL_ALLGATHER:
+        if ((bytes <= SCOMM_COLL_TINY_BYTES) &&
+            scomm_coll_direct_default(comm, a)) {
+            *rule = "allgather.shm_tiny";
+            snprintf(reason, rlen, "all %d ranks on this host (local_size "
+                     "%d), every peer over shm, %zu B total <= 48 B: one "
+                     "cache line per rank", p, comm->local_size, bytes);
+            return scomm_coll_find(a->op, "direct");
+        }
         if ((bytes >= SCOMM_COLL_SHM_STAGED_BYTES) &&
             scomm_coll_direct_default(comm, a)) {
             *rule = "allgather.shm_staged";

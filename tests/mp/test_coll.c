@@ -1131,6 +1131,36 @@ static void test_tiny_streams(const tctx_t *t)
         }
     }
     ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLTOALL, NULL));
+    /* Tiny all_gathers (in place every other call) with an all_to_all
+     * after each: the two share the one-line path's lines and count. */
+    for (a = 0; a < nalgos(SCOMM_COLL_ALLGATHER); a++) {
+        const char *name = force(SCOMM_COLL_ALLGATHER, a);
+
+        for (i = 0; i < 40; i++) {
+            uint64_t g[6], mine = blk_seed(r, a, i);
+
+            if (i & 1) {
+                g[r] = mine;
+                ST_ASSERT_OK(scomm_all_gather(g + r, g, 1, SCOMM_UINT64,
+                                              t->comm));
+            } else {
+                ST_ASSERT_OK(scomm_all_gather(&mine, g, 1, SCOMM_UINT64,
+                                              t->comm));
+            }
+            expect_algo(t, SCOMM_COLL_ALLGATHER, name, 1);
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(g[q], blk_seed(q, a, i));
+            }
+            for (q = 0; q < p; q++) {
+                v[q] = blk_seed(r, q, i + 1000);
+            }
+            ST_ASSERT_OK(scomm_all_to_all(v, v, 1, SCOMM_UINT64, t->comm));
+            for (q = 0; q < p; q++) {
+                ST_ASSERT_EQ(v[q], blk_seed(q, r, i + 1000));
+            }
+        }
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(SCOMM_COLL_ALLGATHER, NULL));
     test_tiny_reduce(t);
 }
 
