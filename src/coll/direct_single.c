@@ -8,7 +8,8 @@
  * goes through the staging arena of direct.c, whose control block,
  * descriptors, counters and waits these algorithms share (direct.h).
  *
- * Also here: the cache-line paths for tiny broadcast and all_to_all (the
+ * Also here: the cache-line paths for tiny broadcast, all_to_all and
+ * all_gather (the
  * idea of the tiny all_reduce in direct_ops.c): the data and the call's
  * arguments travel in one cache line per rank.
  *
@@ -31,15 +32,15 @@
  * and all_gather to the staged "direct", all_to_all to "pairwise", and the
  * record says so.
  *
- * Tiny paths (state made by an earlier call; vector, or all_to_all send
- * buffer, <= 48 bytes): call s of the kind uses line TINYB + s % 8
- * (broadcast) or TINYA + s % 2 (all_to_all).
- *   broadcast: the root waits until every rank published >= s-8 on its
- *     line s % 8 (all finished that line's last call: eight calls may be
- *     in flight, so a root that calls in a loop rarely waits), writes
- *     arguments and data into the line and publishes s; the others wait
- *     for it, check the arguments, copy, publish s.
- *   all_to_all: every rank writes its whole send buffer into its line,
+ * Tiny paths (state made by an earlier call; vector, all_to_all send
+ * buffer or all_gather output <= 48 bytes): call s of the kind uses line
+ * TINYB + s % 8 (broadcast) or TINYA + s % 2 (all_to_all, all_gather).
+ *   broadcast: the root waits until every rank said it finished call s-8
+ *     (its TINYB_DONE line, written every 4th call; eight calls may be in
+ *     flight, so a root that calls in a loop rarely waits), writes
+ *     arguments and data into its line and publishes s; the others wait
+ *     for it, check the arguments and copy.
+ *   all_to_all, all_gather: every rank writes its send blocks into its line,
  *     publishes s, waits for everybody's s and copies its block out of
  *     each line. Rewriting line s % 2 at call s + 2 is safe: a rank gets
  *     there only after every peer published s + 1, which each did after
@@ -195,24 +196,37 @@ scomm_status_t scomm_direct_bcast_tiny_or(scomm_comm_t *comm,
     return fn(comm, a);
 }
 
-static scomm_status_t direct_alltoall_tiny(scomm_comm_t *comm,
-                                           const scomm_coll_args_t *a,
-                                           direct_state_t *d)
+/*
+ * Tiny all_to_all and all_gather (the whole send buffer of a rank, or the
+ * whole output, <= 48 bytes): call s of either writes the arguments and
+ * this rank's send blocks (all_to_all: one per peer; all_gather: its one
+ * block) into its line TINYA0 + s % 2 and publishes s there; each rank
+ * then copies its block out of every line (all_to_all: block me of each;
+ * all_gather: the one block). The two ops share the lines and the call
+ * count; bit 56 of the arguments word tells them apart.
+ */
+#define DIRECT_TINY_AG_BIT (1ull << 56)
+
+static scomm_status_t direct_xchg_tiny(scomm_comm_t *comm,
+                                       const scomm_coll_args_t *a,
+                                       direct_state_t *d, int ag)
 {
     direct_call_t c;
     direct_line_t *mine;
-    uint64_t s, meta = tiny_meta(a, -1);
+    uint64_t s, meta = tiny_meta(a, -1) | (ag ? DIRECT_TINY_AG_BIT : 0);
+    size_t b = a->bytes, from;
     scomm_status_t status;
     int x, q;
 
     direct_call_tiny(&c, comm, a, d);
     s          = ++d->aseq;
     x          = DIRECT_TINYA0 + (int)(s & 1);
+    from       = ag ? 0 : (size_t)c.me * b;
     mine       = &d->ctrl[c.me]->ctr[x];
     mine->meta = meta;
     /* In place too: the line holds my send blocks before recvbuf (the
      * same buffer) is written below. */
-    memcpy(mine->data, a->sendbuf, a->bytes * (size_t)c.p);
+    memcpy(mine->data, a->sendbuf, ag ? b : b * (size_t)c.p);
     direct_publish(&c, x, s);
     status = direct_wait(&c, x, s, -1);
     if (status != SCOMM_OK) {
@@ -224,51 +238,18 @@ static scomm_status_t direct_alltoall_tiny(scomm_comm_t *comm,
         if (l->meta != meta) {
             return tiny_mismatch(&c, q, l->meta, meta);
         }
-        memcpy((char *)a->recvbuf + (size_t)q * a->bytes,
-               l->data + (size_t)c.me * a->bytes, a->bytes);
+        memcpy((char *)a->recvbuf + (size_t)q * b, l->data + from, b);
     }
+    /* The next call's line, for writing: every peer is done with it. */
+    direct_prefetch_w(&d->ctrl[c.me]->ctr[DIRECT_TINYA0 + (int)((s + 1) & 1)]);
     return SCOMM_OK;
 }
-
-/*
- * Tiny all_gather (the whole output <= 48 bytes): the tiny all_to_all's
- * lines and count, each rank's line holding its one block; bit 56 of the
- * arguments word tells the two ops apart.
- */
-#define DIRECT_TINY_AG_BIT (1ull << 56)
 
 scomm_status_t scomm_direct_allgather_tiny(scomm_comm_t *comm,
                                            const scomm_coll_args_t *a,
                                            direct_state_t *d)
 {
-    direct_call_t c;
-    direct_line_t *mine;
-    uint64_t s, meta = tiny_meta(a, -1) | DIRECT_TINY_AG_BIT;
-    scomm_status_t status;
-    int x, q;
-
-    direct_call_tiny(&c, comm, a, d);
-    s          = ++d->aseq;
-    x          = DIRECT_TINYA0 + (int)(s & 1);
-    mine       = &d->ctrl[c.me]->ctr[x];
-    mine->meta = meta;
-    /* In place: the block is already at recvbuf + me * bytes. */
-    memcpy(mine->data, a->sendbuf, a->bytes);
-    direct_publish(&c, x, s);
-    status = direct_wait(&c, x, s, -1);
-    if (status != SCOMM_OK) {
-        return status;
-    }
-    for (q = 0; q < c.p; q++) {
-        const direct_line_t *l = &d->ctrl[q]->ctr[x];
-
-        if (l->meta != meta) {
-            return tiny_mismatch(&c, q, l->meta, meta);
-        }
-        memcpy((char *)a->recvbuf + (size_t)q * a->bytes, l->data, a->bytes);
-    }
-    direct_prefetch_w(&d->ctrl[c.me]->ctr[DIRECT_TINYA0 + (int)((s + 1) & 1)]);
-    return SCOMM_OK;
+    return direct_xchg_tiny(comm, a, d, 1);
 }
 
 /* ---- single-copy calls --------------------------------------------------- */
@@ -500,7 +481,7 @@ scomm_status_t scomm_alltoall_single_copy(scomm_comm_t *comm,
     direct_state_t *d = direct_state_peek(comm);
 
     if ((a->bytes * (size_t)comm->size <= DIRECT_TINY_BYTES) && (d != NULL)) {
-        return direct_alltoall_tiny(comm, a, d);
+        return direct_xchg_tiny(comm, a, d, 0);
     }
     return single_alltoall(comm, a);
 }
