@@ -439,27 +439,30 @@ kv_gbps() { # the path and GB/s of kv-bench's JSON line in log $1
 }
 if [ -n "$SCOMM_BIN" ] && [ -x "$SCOMM_BIN" ] && [ -n "$CUDART" ]; then
     kvb="kv-bench --device --shape 8b --dtype bf16 --tokens 32768 --json"
+    # kv_step NAME MAXSEC PATH TEXT CMD...: run one transfer, check that it
+    # went by PATH, write its line; its GB/s in $kv_gbps (0 when it failed)
+    kv_step() {
+        local name=$1 maxsec=$2 want=$3 text=$4 rc
+        shift 4
+        run_step "check-$name" "$maxsec" "$@"
+        rc=$?
+        set -- $(kv_gbps "$OUT/check-$name.log") none 0
+        [ "$1" = "$want" ] || rc=1
+        check_line "$name" $rc "$text: $2 GB/s"
+        kv_gbps=$2
+    }
     # shellcheck disable=SC2086
-    run_step check-kv-llama-ipc 90 env SCOMM_KV_IPC=1 "$SCOMM_BIN" $kvb --iters 5
-    rc=$?
-    set -- $(kv_gbps "$OUT/check-kv-llama-ipc.log") none 0
-    [ "$1" = ipc ] || rc=1
-    check_line kv-llama-ipc $rc "32K tokens Llama-3-8B bf16 (4 GiB) device to device over CUDA IPC, checked: $2 GB/s"
-    kv_ipc=$2
+    kv_step kv-llama-ipc 90 ipc "32K tokens Llama-3-8B bf16 (4 GiB) device to device over CUDA IPC, checked" \
+        env SCOMM_KV_IPC=1 "$SCOMM_BIN" $kvb --iters 5
+    kv_ipc=$kv_gbps
     # shellcheck disable=SC2086
-    run_step check-kv-llama-staged 90 env SCOMM_KV_IPC=0 "$SCOMM_BIN" $kvb --iters 2
-    rc=$?
-    set -- $(kv_gbps "$OUT/check-kv-llama-staged.log") none 0
-    [ "$1" = staged ] || rc=1
-    check_line kv-llama-staged $rc "the same, staged through pinned memory (SCOMM_KV_IPC=0), checked: $2 GB/s"
-    kv_staged=$2
+    kv_step kv-llama-staged 90 staged "the same, staged through pinned memory (SCOMM_KV_IPC=0), checked" \
+        env SCOMM_KV_IPC=0 "$SCOMM_BIN" $kvb --iters 2
+    kv_staged=$kv_gbps
     # shellcheck disable=SC2086
-    run_step check-kv-llama-memcpy 60 "$SCOMM_BIN" $kvb --memcpy --iters 5
-    rc=$?
-    set -- $(kv_gbps "$OUT/check-kv-llama-memcpy.log") none 0
-    [ "$1" = memcpy_d2d ] || rc=1
-    check_line kv-llama-memcpy $rc "one cudaMemcpy device to device of the same 4 GiB, checked: $2 GB/s"
-    kv_memcpy=$2
+    kv_step kv-llama-memcpy 60 memcpy_d2d "one cudaMemcpy device to device of the same 4 GiB, checked" \
+        "$SCOMM_BIN" $kvb --memcpy --iters 5
+    kv_memcpy=$kv_gbps
     {
         echo "NUMBER kv_llama8b_32k_ipc_gbps $kv_ipc (kv-bench --device, median of 5)"
         echo "NUMBER kv_llama8b_32k_staged_gbps $kv_staged (SCOMM_KV_IPC=0, median of 2)"
