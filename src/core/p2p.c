@@ -239,6 +239,19 @@ static void scomm_p2p_offer_pull(scomm_world_t *w, int peer, scomm_req_t *r,
  * its sender still waits for the reply (a rendezvous, under a small eager
  * limit, needs the receiver's progress); a declined one (status
  * SCOMM_INPROGRESS) waits for its bytes anyway. */
+/* The reply could not go: fail the world naming the sender, and end a
+ * receive the offer completed with that error. */
+static void scomm_p2p_reply_failed(scomm_world_t *w, scomm_req_t *r,
+                                   scomm_status_t status,
+                                   scomm_status_t err, const char *what)
+{
+    scomm_world_fail(w, err, r->peer, "receive from rank %d: %s the reply "
+                     "to a CUDA IPC offer", r->peer, what);
+    if (status != SCOMM_INPROGRESS) {
+        scomm_req_complete(r, err);
+    }
+}
+
 static void scomm_p2p_offer_reply(scomm_world_t *w, scomm_req_t *r,
                                   uint32_t seq, int verdict, int why,
                                   scomm_status_t status)
@@ -247,12 +260,8 @@ static void scomm_p2p_offer_reply(scomm_world_t *w, scomm_req_t *r,
     scomm_req_t *q  = scomm_req_new(w, r->comm, SCOMM_REQ_SEND);
 
     if (q == NULL) {
-        scomm_world_fail(w, SCOMM_ERR_NO_MEMORY, r->peer, "receive from "
-                         "rank %d: out of memory for the reply to a CUDA "
-                         "IPC offer", r->peer);
-        if (status != SCOMM_INPROGRESS) {
-            scomm_req_complete(r, SCOMM_ERR_NO_MEMORY);
-        }
+        scomm_p2p_reply_failed(w, r, status, SCOMM_ERR_NO_MEMORY,
+                               "out of memory for");
         return;
     }
     q->peer      = r->peer;
@@ -266,12 +275,8 @@ static void scomm_p2p_offer_reply(scomm_world_t *w, scomm_req_t *r,
     q->ipc_result = status;
     if (p->tl->send(w->tl_ctx[p->tl_idx], q) != SCOMM_OK) {
         scomm_req_release(q);
-        scomm_world_fail(w, SCOMM_ERR_PEER_LOST, r->peer, "receive from "
-                         "rank %d: the reply to a CUDA IPC offer could not "
-                         "be sent", r->peer);
-        if (status != SCOMM_INPROGRESS) {
-            scomm_req_complete(r, SCOMM_ERR_PEER_LOST);
-        }
+        scomm_p2p_reply_failed(w, r, status, SCOMM_ERR_PEER_LOST,
+                               "could not send");
         return;
     }
     scomm_list_push_back(&w->ipc_replies, &q->ipc_link);
