@@ -405,10 +405,11 @@ static scomm_status_t direct_probe_cma(scomm_comm_t *comm, direct_state_t *d)
  * How near the ranks' cores are: rank 0 bounces a counter off each other
  * rank in turn, DIRECT_PROBE_TRIPS round trips a batch, and keeps the
  * quickest batch of each peer after a first that warms up (a preempted
- * batch only looks slower); the
- * slowest peer's one-way time decides, and rank 0 hands its verdict to
- * every rank on its probe line, so all agree. About 10 us on cores that
- * share a cache, 50 us on cores 300 ns apart.
+ * batch only looks slower); the slowest peer's one-way time decides, and
+ * rank 0 hands its verdict to every rank on its probe line, so all agree.
+ * About 10 us on cores that share a cache, 50 us on cores 300 ns apart.
+ * The peers are not woken: a peer asleep in a wait sees the counter when
+ * its timer ends the sleep (the first batch, which only warms up).
  */
 #define DIRECT_NEAR_NS       120u
 #define DIRECT_PROBE_TRIPS   16
@@ -434,7 +435,6 @@ static scomm_status_t direct_probe_near(scomm_comm_t *comm, direct_state_t *d)
             for (i = 0; (i < DIRECT_PROBE_TRIPS) && (status == SCOMM_OK);
                  i++) {
                 v++;
-                /* No wake-ups: a sleeper's timer ends its sleep. */
                 if (c.me == 0) {
                     direct_set(&c, DIRECT_PROBE, v);
                     status = direct_wait(&c, DIRECT_PROBE, v, q);
@@ -643,7 +643,6 @@ static int direct_peer_wfd(direct_state_t *d, int q)
     return d->wfd[q];
 }
 
-/* Wake the peers that sleep in a wait (they re-check on waking). */
 /* 0 once this rank and every peer are registered for membarrier(2). */
 static int direct_need_fence(const direct_call_t *c)
 {
