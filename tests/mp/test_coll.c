@@ -2567,8 +2567,69 @@ static int direct_fault_rank(int rank, int size, void *arg)
     return 0;
 }
 
+/*
+ * --tiny-mismatch reduce|gather (a world of its own, 3 ranks, no
+ * SCOMM_CHECK): once the direct state exists, rank 1 calls all_reduce
+ * where the others call reduce_scatter of the same total (reduce), or
+ * all_to_all where the others call all_gather (gather). The one-line
+ * paths share their lines between the two ops; every rank must get
+ * SCOMM_ERR_MISMATCH naming the disagreement within the timeout, not a
+ * wrong result and not a hang.
+ */
+static int tiny_mismatch_rank(int rank, int size, void *arg)
+{
+    const char *kind = arg;
+    scomm_comm_t *comm = NULL;
+    uint64_t in[3] = {1, 2, 3}, out[3] = {0, 0, 0};
+    float *big;
+    scomm_status_t s;
+    double t0;
+
+    (void)size;
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    ST_ASSERT_OK(scomm_comm_set_timeout(comm, 5000));
+    big = calloc(1u << 18, sizeof(float));
+    ST_ASSERT(big != NULL);
+    /* A direct all_reduce of 1 MiB makes the state; one healthy tiny
+     * call of each kind follows. */
+    ST_ASSERT_OK(scomm_all_reduce(big, big, 1u << 18, SCOMM_FLOAT32,
+                                  SCOMM_SUM, comm));
+    ST_ASSERT_OK(scomm_reduce_scatter(in, out, 1, SCOMM_UINT64, SCOMM_SUM,
+                                      comm));
+    ST_ASSERT_EQ(out[0], (uint64_t)(3 * in[rank]));
+    ST_ASSERT_OK(scomm_all_gather(in + rank, out, 1, SCOMM_UINT64, comm));
+    ST_ASSERT_EQ(out[2], in[2]);
+    t0 = now_s();
+    if (strcmp(kind, "reduce") == 0) {
+        s = (rank == 1) ? scomm_all_reduce(in, out, 3, SCOMM_UINT64,
+                                           SCOMM_SUM, comm)
+                        : scomm_reduce_scatter(in, out, 1, SCOMM_UINT64,
+                                               SCOMM_SUM, comm);
+    } else {
+        s = (rank == 1) ? scomm_all_to_all(in, out, 1, SCOMM_UINT64, comm)
+                        : scomm_all_gather(in + rank, out, 1, SCOMM_UINT64,
+                                           comm);
+    }
+    ST_ASSERT_STATUS(s, SCOMM_ERR_MISMATCH);
+    ST_ASSERT(strstr(scomm_comm_last_error(comm), "mismatch") != NULL);
+    ST_ASSERT(now_s() - t0 < 4.0);
+    (void)scomm_comm_abort(comm);
+    free(big);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if ((argc == 3) && (strcmp(argv[1], "--tiny-mismatch") == 0)) {
+        if ((strcmp(argv[2], "reduce") != 0) &&
+            (strcmp(argv[2], "gather") != 0)) {
+            fprintf(stderr, "usage: %s --tiny-mismatch reduce|gather\n",
+                    argv[0]);
+            return 2;
+        }
+        return st_run_ranks(3, tiny_mismatch_rank, argv[2], 60) == 0 ?
+               (printf("1 passed, 0 failed\n"), 0) : 1;
+    }
     if ((argc >= 3) && (strcmp(argv[1], "--direct-fault") == 0)) {
         int np = (argc >= 4) ? atoi(argv[3]) : 3;
         fault_arg_t fa = {argv[2], SCOMM_COLL_ALLREDUCE};
