@@ -28,9 +28,10 @@
 /* Bytes of the block a large all_reduce reduces into before storing it
  * out with non-temporal stores: it stays in L1. */
 #define DIRECT_NT_PIECE      (16u << 10)
-/* all_reduce of ordinary memory from this size on: the others read this
- * rank's sendbuf and recvbuf with process_vm_readv (one kernel copy each,
- * the same work as a two-rank ring) instead of this rank staging them. */
+/* all_reduce of ordinary memory from this size on, when the cores are not
+ * near: the others read this rank's sendbuf and recvbuf with
+ * process_vm_readv (one kernel copy each, the same work as a two-rank
+ * ring) instead of this rank staging them. */
 #define DIRECT_CMA_BYTES     (128u << 10)
 /* Where a rank's data is, in its descriptor: a set id (>= 0: in its
  * scomm_mem_alloc memory at an offset), or one of these. */
