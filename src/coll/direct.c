@@ -560,6 +560,13 @@ static scomm_status_t direct_state_get(scomm_comm_t *comm,
     d->wake_fence = 1;
     status = direct_probe_cma(comm, d);
     if (status == SCOMM_OK) {
+        /* Every rank wrote its mb before the probe's messages: decided
+         * once here, not looked at again on every publish. */
+        d->wake_fence = 0;
+        for (q = 0; q < d->p; q++) {
+            d->wake_fence |= !atomic_load_explicit(&d->ctrl[q]->mb,
+                                                   memory_order_acquire);
+        }
         status = direct_probe_near(comm, d);
     }
     if (status != SCOMM_OK) {
@@ -643,28 +650,15 @@ static int direct_peer_wfd(direct_state_t *d, int q)
     return d->wfd[q];
 }
 
-/* 0 once this rank and every peer are registered for membarrier(2). */
-static int direct_need_fence(const direct_call_t *c)
-{
-    int q;
-
-    for (q = 0; q < c->p; q++) {
-        if (!atomic_load_explicit(&c->d->ctrl[q]->mb, memory_order_acquire)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /*
  * After publishing a counter: write the eventfd of every peer that sleeps.
  * The store and the look at the flags must not pass each other (a sleeper
  * raises its flag, then looks at the counters). A fence here would wait
  * for the store's cache line to reach this core -- most of the time of a
  * tiny call, since the peer polls that line. Where every rank is
- * registered for membarrier(2), the sleepers issue a global barrier after
- * raising their flag instead (scomm_wait_sleep), which orders this side
- * too; until then, a fence.
+ * registered for membarrier(2) (decided at set-up), the sleepers issue a
+ * global barrier after raising their flag instead (scomm_wait_sleep),
+ * which orders this side too; otherwise, a fence.
  */
 void scomm_direct_wake(const direct_call_t *c)
 {
@@ -673,7 +667,6 @@ void scomm_direct_wake(const direct_call_t *c)
 
     if (SCOMM_UNLIKELY(c->d->wake_fence)) {
         atomic_thread_fence(memory_order_seq_cst);
-        c->d->wake_fence = direct_need_fence(c);
     } else {
         atomic_signal_fence(memory_order_seq_cst); /* the compiler only */
     }

@@ -122,8 +122,8 @@ typedef struct direct_state {
      * beats a kernel copy), 0 when not; near_ns the slowest pair's time. */
     int                near;
     uint32_t           near_ns;
-    /* 1 while a publisher must fence before it looks at the peers'
-     * sleeping flags: until this rank and every peer said mb. */
+    /* 1 when a publisher must fence before it looks at the peers'
+     * sleeping flags: some rank did not say mb (decided at set-up). */
     int                wake_fence;
     /* Peers' eventfds, dup'd here on first need: -2 not yet tried, -1
      * unavailable (the sleeper's timeout then bounds its sleep). */
