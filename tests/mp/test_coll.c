@@ -2613,6 +2613,9 @@ static int tiny_mismatch_rank(int rank, int size, void *arg)
     ST_ASSERT_STATUS(s, SCOMM_ERR_MISMATCH);
     ST_ASSERT(strstr(scomm_comm_last_error(comm), "mismatch") != NULL);
     ST_ASSERT(now_s() - t0 < 4.0);
+    /* Stay until the others have seen the mismatch too: a rank that
+     * exits at once is a dead peer to one still reading the lines. */
+    usleep(500000);
     (void)scomm_comm_abort(comm);
     free(big);
     return 0;
