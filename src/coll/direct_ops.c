@@ -98,6 +98,13 @@ static scomm_status_t direct_reduce_tiny(scomm_comm_t *comm,
     for (q = 0; q < c.p; q++) {
         const direct_line_t *l = &d->ctrl[q]->ctr[x];
 
+        if (q == c.me) {
+            /* My input from sendbuf, not from my line: a load of the line
+             * the peers are polling waits for it to come back (2x the
+             * time of the call on a host whose cores are far apart). */
+            srcs[q] = (const char *)a->sendbuf + off;
+            continue;
+        }
         if (l->meta != meta) {
             return scomm_set_error(comm, SCOMM_ERR_MISMATCH,
                                    "%s (op #%llu): argument mismatch: rank "

@@ -234,11 +234,20 @@ static scomm_status_t direct_xchg_tiny(scomm_comm_t *comm,
     }
     for (q = 0; q < c.p; q++) {
         const direct_line_t *l = &d->ctrl[q]->ctr[x];
+        char *dst = (char *)a->recvbuf + (size_t)q * b;
 
+        if (q == c.me) {
+            /* My block from sendbuf, not from my line (which the peers
+             * poll: see direct_reduce_tiny); in place it is there. */
+            if (dst != (const char *)a->sendbuf + from) {
+                memcpy(dst, (const char *)a->sendbuf + from, b);
+            }
+            continue;
+        }
         if (l->meta != meta) {
             return tiny_mismatch(&c, q, l->meta, meta);
         }
-        memcpy((char *)a->recvbuf + (size_t)q * b, l->data + from, b);
+        memcpy(dst, l->data + from, b);
     }
     /* The next call's line, for writing: every peer is done with it. */
     direct_prefetch_w(&d->ctrl[c.me]->ctr[DIRECT_TINYA0 + (int)((s + 1) & 1)]);
