@@ -56,10 +56,9 @@
  *  3. A failed call copies nothing back: the caller's output is untouched
  *     unless the wire failed half-way through a pipelined call (then, as
  *     on host buffers, the output is undefined and the world failed).
- *  4. A pipelined call's host side (the mixed case under the hint) is
- *     read or written in place where a chunk is contiguous in it; a host
- *     side of p blocks is packed by the host (memcpy), only after the
- *     chunk's ev_ready (invariant 1).
+ *  4. A pipelined call moves every side through pinned memory, on the
+ *     internal stream only: under the hint every buffer is taken for
+ *     device memory, and each chunk's pieces are packed by copies.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -552,8 +551,8 @@ typedef struct {
     int    nout;    /* ... of the output */
     int    rd;      /* this rank's input is read (copied in) */
     int    wr;      /* this rank's output is written (copied back) */
-    int    pin_in;  /* the input goes through pinned memory */
-    int    pin_out;
+    int    has_in;  /* there is an input (NULL: none), through pinned */
+    int    has_out; /* ... an output */
     int    merged;  /* one pinned area holds both sides (in place) */
     int    skip;    /* an output block not copied back, or -1 */
 } stage_lay_t;
@@ -577,22 +576,23 @@ static void stage_lay(const scomm_comm_t *comm, const scomm_coll_args_t *a,
      * input (NULL) */
     L->rd = (in->p != NULL) && !(bc && (comm->rank != a->root));
     L->wr = (out->p != NULL) && !(bc && (comm->rank == a->root));
-    /* a host side of p blocks is packed too: a chunk's pieces of it are
-     * not contiguous in the caller's buffer */
-    L->pin_in  = (in->p != NULL) && (in->dev || (L->nin > 1));
-    L->pin_out = (out->p != NULL) && (out->dev || (L->nout > 1));
+    /* every side there goes through pinned memory: under the hint every
+     * buffer is taken for device memory (scomm_memkind_of answers the
+     * hint), and a copy is cudaMemcpyDefault, right whatever the memory */
+    L->has_in  = (in->p != NULL);
+    L->has_out = (out->p != NULL);
     /* the in-place forms keep their form on the chunk (the smaller side
      * is the rank's own piece of the larger); an elementwise call runs
      * in place on its chunk, as the whole call staged would (one region,
      * half the pinned memory) */
-    L->merged = L->pin_in && L->pin_out &&
+    L->merged = L->has_in && L->has_out &&
                 (a->inplace || ((L->nin == 1) && (L->nout == 1)));
     /* an in-place all_gather's (gather's) own block is its input, as it
      * was: not copied back */
     L->skip = (L->merged && (L->nout > L->nin)) ? comm->rank : -1;
     L->half = L->merged ? (size_t)SCOMM_MAX(L->nin, L->nout) * cb
-                        : (L->pin_in ? (size_t)L->nin * cb : 0) +
-                              (L->pin_out ? (size_t)L->nout * cb : 0);
+                        : (L->has_in ? (size_t)L->nin * cb : 0) +
+                              (L->has_out ? (size_t)L->nout * cb : 0);
 }
 
 /* Where a chunk of n bytes per block sits in pinned buffer base. */
@@ -600,7 +600,7 @@ static void stage_lay_at(const stage_lay_t *L, int rank, char *base,
                          size_t n, char **hin, char **hout)
 {
     *hin  = base;
-    *hout = base + (L->pin_in ? (size_t)L->nin * L->cb : 0);
+    *hout = base + (L->has_in ? (size_t)L->nin * L->cb : 0);
     if (L->merged) {
         *hout = base;
         if (L->nin > L->nout) {
@@ -611,10 +611,9 @@ static void stage_lay_at(const stage_lay_t *L, int rank, char *base,
     }
 }
 
-/* Chunk pieces between side s (block r's at s->p + r * blk + off) and
- * pinned memory h (piece r at h + r * n), to_pin or back, but block skip.
- * A device side's on the internal stream; a host side's by the host, only
- * where the host owns h (after the chunk's ev_ready: invariant 1). */
+/* Enqueue the copies of a chunk's pieces between side s (block r's at
+ * s->p + r * blk + off) and pinned memory h (piece r at h + r * n), to_pin
+ * or back, but block skip. */
 static scomm_status_t stage_pieces(scomm_comm_t *comm, stage_t *st,
                                    const stage_lay_t *L,
                                    const stage_side_t *s, int nblk, char *h,
@@ -628,14 +627,9 @@ static scomm_status_t stage_pieces(scomm_comm_t *comm, stage_t *st,
         char *u = (char *)s->p + (size_t)r * L->blk + off;
         char *v = h + (size_t)r * n;
 
-        if (r == skip) {
-            continue;
-        }
-        if (s->dev) {
+        if (r != skip) {
             status = stage_copy(comm, st, to_pin ? v : u, to_pin ? u : v, n,
                                 name);
-        } else {
-            memcpy(to_pin ? v : u, to_pin ? u : v, n);
         }
     }
     return status;
@@ -649,8 +643,8 @@ static size_t stage_chunk_len(const stage_lay_t *L, size_t i)
     return (L->blk - off < L->cb) ? L->blk - off : L->cb;
 }
 
-/* Enqueue chunk i's copies in (a device input) into pinned buffer i % 2,
- * then its ev_ready. */
+/* Enqueue chunk i's copies in, into pinned buffer i % 2, then its
+ * ev_ready. */
 static scomm_status_t stage_chunk_in(scomm_comm_t *comm, stage_t *st,
                                      const stage_lay_t *L,
                                      const stage_side_t *in, size_t i,
@@ -662,7 +656,7 @@ static scomm_status_t stage_chunk_in(scomm_comm_t *comm, stage_t *st,
 
     stage_lay_at(L, comm->rank, st->pin + (i % 2) * L->half, n, &hin,
                  &hout);
-    if (L->rd && L->pin_in && in->dev) {
+    if (L->rd) {
         status = stage_pieces(comm, st, L, in, L->nin, hin, i * L->cb, n, 1,
                               -1, name);
     }
@@ -703,23 +697,17 @@ static scomm_status_t stage_chunked(scomm_comm_t *comm, stage_t *st,
                      &hout);
         status = stage_wait(comm, st, st->ev_ready[i % 2], name,
                             "the copy to host");
-        if ((status == SCOMM_OK) && L.rd && L.pin_in && !in->dev) {
-            status = stage_pieces(comm, st, &L, in, L.nin, hin, off, n, 1,
-                                  -1, name);
-        }
         if (status != SCOMM_OK) {
             break;
         }
         c         = *a;
         c.count   = n / a->esize;
         c.bytes   = n;
-        c.sendbuf = (in->p == NULL) ? NULL : L.pin_in ? hin : in->p + off;
-        c.recvbuf = (out->p == NULL) ? NULL
-                    : L.pin_out      ? hout
-                                     : (char *)out->p + off;
+        c.sendbuf = L.has_in ? hin : NULL;
+        c.recvbuf = L.has_out ? hout : NULL;
         c.inplace = L.merged;
         status    = scomm_coll_run(comm, name, &c);
-        if ((status == SCOMM_OK) && L.wr && L.pin_out) {
+        if ((status == SCOMM_OK) && L.wr) {
             status = stage_pieces(comm, st, &L, out, L.nout, hout, off, n, 0,
                                   L.skip, name);
         }
