@@ -21,8 +21,10 @@
 #             native communicator over shm, device buffers (cudaMalloc)
 #             staged through pinned memory: tests/mp/test_p2p.c (every
 #             pair, 0 B to 64 MiB) and test_coll.c's data sections (every
-#             collective, dtype, op, algorithm; all_reduce pipelined in
-#             4 MiB chunks), both with ST_BUF=device, built here with cc
+#             collective, dtype, op, algorithm; every collective
+#             pipelined in 64 KiB chunks, as in ctest, with the section
+#             "every collective over chunks"), both with ST_BUF=device,
+#             built here with cc
 #             against the build's libscomm.a
 #   staged-icoll  the same for tests/mp/test_icoll.c: non-blocking and
 #             grouped collectives (and isend/irecv) on device buffers
@@ -346,8 +348,12 @@ export -f build_dev_tests
 if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
    run_step build_dev 60 bash -c 'build_dev_tests test_p2p test_coll test_icoll'; then
     for t in p2p coll icoll; do
+        # test_coll at 64 KiB chunks: its sizes span several, and its
+        # "every collective over chunks" section runs (as in ctest)
+        chunk=4m
+        [ "$t" = coll ] && chunk=64k
         run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
-            SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
+            SCOMM_DEVICE_CHUNK=$chunk "$BUILD/test_$t" -n 2 -t 70
         check_line "staged-$t" $? "device buffers staged, 2 ranks on GPU 0 ($(tail -1 "$OUT/check-staged-$t.log"))"
     done
 else
