@@ -13,6 +13,9 @@
 #       SIZES=4K,64K bench/device_vs_host.sh 2       (a smoke run on the fake)
 #
 # Environment: SIZES (default 1M,16M,64M), OPS (default all_reduce),
+# SIDES (default "host device"; add "whole": device buffers with
+# SCOMM_DEVICE_CHUNK=1g, so blocks up to 1 GiB are staged whole instead of
+# pipelined: the staging before the pipeline, in the same binary),
 # NP (ranks, default 2), TL (SCOMM_TRANSPORTS, default tcp), TARGET
 # (seconds per size, default 0.5), OUT (result folder), SCOMM (the CLI,
 # default build/scomm). The device side needs a CUDA runtime: a GPU's
@@ -25,6 +28,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 SCOMM=${SCOMM:-$here/build/scomm}
 SIZES=${SIZES:-1M,16M,64M}
 OPS=${OPS:-all_reduce}
+SIDES=${SIDES:-host device}
 NP=${NP:-2}
 TL=${TL:-tcp}
 TARGET=${TARGET:-0.5}
@@ -33,36 +37,55 @@ mkdir -p "$out/runs"
 [[ -x $SCOMM ]] || { echo "device_vs_host: build scomm first ($SCOMM)" >&2; exit 1; }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    for side in host device; do
-        flag=()
-        [[ $side == device ]] && flag=(--device)
+    for side in $SIDES; do
+        flag=(--device)
         echo "round $r/$ROUNDS: $side" >&2
-        unset_rt=()
+        envx=()
         # the host side as a host-only process: no runtime named
-        [[ $side == host ]] && unset_rt=(-u SCOMM_CUDART_LIBRARY)
-        env "${unset_rt[@]}" SCOMM_TRANSPORTS=$TL "$SCOMM" launch -n "$NP" --timeout 600 -- \
+        [[ $side == host ]] && { flag=(); envx=(-u SCOMM_CUDART_LIBRARY); }
+        [[ $side == whole ]] && envx=(SCOMM_DEVICE_CHUNK=1g)
+        env "${envx[@]}" SCOMM_TRANSPORTS=$TL "$SCOMM" launch -n "$NP" --timeout 600 -- \
             "$SCOMM" bench "$OPS" --sizes "$SIZES" --target "$TARGET" \
             "${flag[@]}" --quiet --out none \
             --json "$out/runs/${side}_$r.json" > "$out/runs/${side}_$r.log"
     done
 done
 
-python3 - "$out" "$ROUNDS" "$NP" "$TL" <<'PY' | tee "$out/summary.md"
+python3 - "$out" "$ROUNDS" "$NP" "$TL" "$SIDES" <<'PY' | tee "$out/summary.md"
 import json, statistics, sys
 out, rounds, np_, tl = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sides = sys.argv[5].split()
 t = {}  # (op, bytes, side) -> [median call time per round, ms]
-for side in ("host", "device"):
+path = {}  # (op, bytes, side) -> the staged path the record names
+for side in sides:
     for r in range(1, rounds + 1):
         for rec in json.load(open("%s/runs/%s_%d.json" % (out, side, r))):
             t.setdefault((rec["op_type"], rec["bytes"], side), []).append(
                 rec["t_median_ms"])
+            why = rec.get("selection_reason", "")
+            path[(rec["op_type"], rec["bytes"], side)] = (
+                why.split(";")[0] if why.startswith("path ") else "host")
 print("# device vs host buffers: %s ranks over %s, %d rounds A B A B\n"
       % (np_, tl, rounds))
-print("| op | bytes | host ms (median) | device ms (median) | device / host |")
-print("|---|---:|---:|---:|---:|")
+others = [s for s in sides if s != "host"]
+print("| op | bytes | host ms (median) | "
+      + " | ".join("%s ms (median) | %s / host" % (s, s) for s in others)
+      + (" | device / whole" if ("device" in sides and "whole" in sides)
+         else "") + " |")
+print("|---|---:|---:|" + "---:|---:|" * len(others)
+      + ("---:|" if ("device" in sides and "whole" in sides) else ""))
 for (op, b, side) in sorted(k for k in t if k[2] == "host"):
-    h = statistics.median(t[(op, b, "host")])
-    d = statistics.median(t.get((op, b, "device"), [float("nan")]))
-    print("| %s | %d | %.3f | %.3f | %.2fx |" % (op, b, h, d, d / h))
+    m = {s: statistics.median(t.get((op, b, s), [float("nan")]))
+         for s in sides}
+    h = m["host"]
+    row = "| %s | %d | %.3f |" % (op, b, h)
+    for s in others:
+        row += " %.3f | %.2fx |" % (m[s], m[s] / h)
+    if "device" in sides and "whole" in sides:
+        row += " %.2fx |" % (m["device"] / m["whole"])
+    print(row)
+print("\npaths (the selection record, last round): " + "; ".join(
+    "%s %d %s: %s" % (k[0], k[1], k[2], v) for k, v in sorted(path.items())
+    if k[2] != "host"))
 PY
 echo "results in $out" >&2

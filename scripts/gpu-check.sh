@@ -21,15 +21,19 @@
 #             native communicator over shm, device buffers (cudaMalloc)
 #             staged through pinned memory: tests/mp/test_p2p.c (every
 #             pair, 0 B to 64 MiB) and test_coll.c's data sections (every
-#             collective, dtype, op, algorithm; all_reduce pipelined in
-#             4 MiB chunks), both with ST_BUF=device, built here with cc
+#             collective, dtype, op, algorithm; every collective
+#             pipelined in 64 KiB chunks, as in ctest, with the section
+#             "every collective over chunks"), both with ST_BUF=device,
+#             built here with cc
 #             against the build's libscomm.a
 #   staged-icoll  the same for tests/mp/test_icoll.c: non-blocking and
 #             grouped collectives (and isend/irecv) on device buffers
 #   bench-device  `scomm bench --device --check` all_reduce and all_gather
 #             between two processes on GPU 0 over tcp, 1 KiB to 64 MiB,
 #             then bench/device_vs_host.sh (2 rounds, 64 MiB all_reduce):
-#             the device / host time ratio as a NUMBER (acceptance: <= 1.3)
+#             the device / host time ratio as a NUMBER (acceptance: <= 1.3);
+#             and all_gather, broadcast, reduce_scatter pipelined / staged
+#             whole at 64 MiB (SIDES="host device whole", NUMBERs)
 #   torch-cuda  torch.distributed backend "scomm" on CUDA tensors, two
 #             processes on GPU 0 (python/tests/torch_cuda.py), when torch
 #             has CUDA
@@ -344,8 +348,12 @@ export -f build_dev_tests
 if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
    run_step build_dev 60 bash -c 'build_dev_tests test_p2p test_coll test_icoll'; then
     for t in p2p coll icoll; do
+        # test_coll at 64 KiB chunks: its sizes span several, and its
+        # "every collective over chunks" section runs (as in ctest)
+        chunk=4m
+        [ "$t" = coll ] && chunk=64k
         run_step "check-staged-$t" 75 env ST_BUF=device SCOMM_TRANSPORTS=shm \
-            SCOMM_DEVICE_CHUNK=4m "$BUILD/test_$t" -n 2 -t 70
+            SCOMM_DEVICE_CHUNK=$chunk "$BUILD/test_$t" -n 2 -t 70
         check_line "staged-$t" $? "device buffers staged, 2 ranks on GPU 0 ($(tail -1 "$OUT/check-staged-$t.log"))"
     done
 else
@@ -367,6 +375,17 @@ if [ -n "$SCOMM_BIN" ] && [ -x "$SCOMM_BIN" ] && [ -n "$CUDART" ]; then
     ratio=$(sed -n 's/^| all_reduce | [0-9]* | .* | \([0-9.]*\)x |$/\1/p' \
             "$OUT/device-vs-host.log" | tail -1)
     echo "NUMBER staged_allreduce_64M_tcp_device_over_host ${ratio:-none} (acceptance <= 1.3; bench/device_vs_host.sh, 2 rounds)" >> "$OUT/check-bench-device.log"
+    # every blocking collective pipelines under the hint: the pipeline
+    # against staged whole (SCOMM_DEVICE_CHUNK=1g), IPC off so both stage
+    run_step device-vs-whole 90 env SCOMM="$SCOMM_BIN" SIZES=64M TARGET=0.5 \
+        OPS=all_gather,broadcast,reduce_scatter SIDES="host device whole" \
+        SCOMM_DEVICE_IPC=0 OUT="$OUT/device_vs_whole" \
+        bash "$REPO/bench/device_vs_host.sh" 2
+    for op in all_gather broadcast reduce_scatter; do
+        ratio=$(sed -n "s/^| $op | [0-9]* | .* | \([0-9.]*\)x |\$/\1/p" \
+                "$OUT/device-vs-whole.log" | tail -1)
+        echo "NUMBER staged_${op}_64M_tcp_pipelined_over_whole ${ratio:-none} (bench/device_vs_host.sh SIDES=\"host device whole\", 2 rounds)" >> "$OUT/check-bench-device.log"
+    done
 else
     echo "CHECK bench-device FAIL not built (no scomm CLI or no libcudart)" > "$OUT/check-bench-device.log"
 fi

@@ -43,8 +43,9 @@
 static const scomm_param_t scomm_backend_params[] = {
     {.name = "SCOMM_DEVICE_CHUNK", .defval = "4m", .type = SCOMM_PARAM_SIZE,
      .min = 4096, .max = (int64_t)1 << 30,
-     .help = "chunk of the pipelined staging of an all_reduce on device "
-             "buffers of a native communicator (two pinned chunks; "
+     .help = "chunk of the pipelined staging of a blocking collective on "
+             "device buffers of a native communicator under a device hint "
+             "(bytes of each per-rank block; two pinned buffers; "
              "docs/device.md)"},
     {.name = "SCOMM_DEVICE_IPC", .defval = "auto", .type = SCOMM_PARAM_ENUM,
      .values = "auto,0,1",

@@ -7,14 +7,23 @@
  *   --ev_ready--> host: the native collective on the pinned copies (wire)
  *   --> internal stream: copies pinned -> device --ev_out--> caller's stream
  *
- * all_reduce larger than one chunk (SCOMM_DEVICE_CHUNK), on a communicator
- * hinted device (scomm_mem_kind_hint: every rank's buffers are device
- * memory, so every rank splits the call alike), is pipelined over two
- * pinned chunks: the copy in of chunk i+1 and the copy out of chunk
- * i-1 run on the internal stream while chunk i is on the wire. Other
- * collectives and point-to-point calls are staged whole (their output
- * layout is not elementwise; a point-to-point message stays one message,
- * so a receiver with host buffers still matches it).
+ * On a communicator hinted device (scomm_mem_kind_hint: every rank's
+ * buffers are device memory), a fixed-size collective (all but
+ * all_to_allv) whose per-rank block (a->bytes) is larger than one chunk
+ * (SCOMM_DEVICE_CHUNK) is pipelined over two pinned buffers
+ * (stage_chunked): chunk j is the same collective on bytes
+ * [j * cb, j * cb + n) of every block, its pieces packed in pinned memory
+ * (stage_lay: 1 or p blocks a side; in-place forms keep their form), and
+ * the copy in of chunk i+1 and the copies back of chunk i-1 run on the
+ * internal stream while chunk i is on the wire. Every rank splits alike
+ * because the split depends only on the hint, the op, a->bytes and the
+ * chunk, never on this rank's buffer kinds; without the hint a rank with
+ * host buffers would run one call of the whole count, so the call is
+ * staged whole (stage_whole), as are all_to_allv (its blocks have no
+ * common stride) and point-to-point calls (a message stays one message,
+ * so a receiver with host buffers still matches it). Each chunk is one
+ * scomm_coll_run: telemetry counts it as a call, and the selection
+ * record is the last chunk's.
  *
  * A non-blocking or grouped collective, and every send and receive, is a
  * job instead (stage.h invariants 4-6): set up and its copies in enqueued
@@ -45,8 +54,11 @@
  *     timeout (SCOMM_ERR_TIMED_OUT naming the copy), never a
  *     cudaEventSynchronize.
  *  3. A failed call copies nothing back: the caller's output is untouched
- *     unless the wire failed half-way through a pipelined all_reduce (then,
- *     as on host buffers, the output is undefined and the world failed).
+ *     unless the wire failed half-way through a pipelined call (then, as
+ *     on host buffers, the output is undefined and the world failed).
+ *  4. A pipelined call moves every side through pinned memory, on the
+ *     internal stream only: under the hint every buffer is taken for
+ *     device memory, and each chunk's pieces are packed by copies.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -423,76 +435,6 @@ scomm_status_t scomm_stage_coll_kind(scomm_comm_t *comm, const char *name,
     return status;
 }
 
-/* all_reduce over two pinned chunks (see the file's comment). */
-static scomm_status_t stage_allreduce(scomm_comm_t *comm, stage_t *st,
-                                      const char *name,
-                                      const scomm_coll_args_t *a,
-                                      const stage_side_t *in,
-                                      const stage_side_t *out)
-{
-    size_t cb = st->chunk / a->esize * a->esize, k, i;
-    size_t nchunks = (a->bytes + cb - 1) / cb;
-    scomm_status_t status;
-    scomm_coll_args_t c;
-    char *pin[2];
-
-    if ((status = stage_pin(comm, st, 2 * cb, name)) != SCOMM_OK) {
-        return status;
-    }
-    pin[0] = st->pin;
-    pin[1] = st->pin + cb;
-    if ((status = stage_after_caller(comm, st, name)) != SCOMM_OK) {
-        return status;
-    }
-    for (k = 0; (k < 2) && (k < nchunks) && (status == SCOMM_OK); k++) {
-        size_t n = (a->bytes - k * cb < cb) ? a->bytes - k * cb : cb;
-
-        if (in->dev) {
-            status = stage_copy(comm, st, pin[k], in->p + k * cb, n, name);
-        }
-        if (status == SCOMM_OK) {
-            status = stage_sync_in(comm, st, (int)k, name);
-        }
-    }
-    for (i = 0; (i < nchunks) && (status == SCOMM_OK); i++) {
-        size_t off = i * cb, n = (a->bytes - off < cb) ? a->bytes - off : cb;
-        int b = (int)(i % 2);
-
-        status = stage_wait(comm, st, st->ev_ready[b], name,
-                            "the copy to host");
-        if (status != SCOMM_OK) {
-            break;
-        }
-        c         = *a;
-        c.count   = n / a->esize;
-        c.bytes   = n;
-        c.sendbuf = in->dev ? pin[b] : in->p + off;
-        c.recvbuf = out->dev ? pin[b] : (char *)out->p + off;
-        c.inplace = (c.sendbuf == c.recvbuf);
-        status    = scomm_coll_run(comm, name, &c);
-        if ((status == SCOMM_OK) && out->dev) {
-            status = stage_copy(comm, st, (char *)out->p + off, pin[b], n,
-                                name);
-        }
-        if ((status == SCOMM_OK) && (i + 2 < nchunks)) {
-            size_t off2 = off + 2 * cb;
-            size_t n2 = (a->bytes - off2 < cb) ? a->bytes - off2 : cb;
-
-            if (in->dev) {
-                status = stage_copy(comm, st, pin[b], in->p + off2, n2,
-                                    name);
-            }
-            if (status == SCOMM_OK) {
-                status = stage_sync_in(comm, st, b, name);
-            }
-        }
-    }
-    if (status == SCOMM_OK) {
-        status = stage_to_caller(comm, st, name);
-    }
-    return status;
-}
-
 /* A side inside the other (the in-place forms): one staged region. */
 static int stage_inside(const stage_side_t *s, const stage_side_t *in)
 {
@@ -587,6 +529,198 @@ static scomm_status_t stage_whole(scomm_comm_t *comm, stage_t *st,
     return status;
 }
 
+/* ---- the pipeline: blocking calls under a device hint ---- */
+
+/*
+ * A fixed-size collective seen in blocks of a->bytes (every side holds one
+ * block or one per rank, at a stride of a->bytes), and where chunk j of
+ * each block (bytes [j * cb, j * cb + n)) sits in one of the two pinned
+ * buffers: the chunk is the same collective on n bytes per block, its
+ * pieces packed (piece r at r * n).
+ *
+ *   all_reduce, broadcast, reduce   1 block in, 1 out (elementwise)
+ *   all_gather, gather              1 in, p out
+ *   reduce_scatter, scatter         p in, 1 out
+ *   all_to_all                      p in, p out
+ */
+typedef struct {
+    size_t blk;     /* a->bytes: a block, and the stride between blocks */
+    size_t cb;      /* chunk bytes: SCOMM_DEVICE_CHUNK in whole elements */
+    size_t half;    /* bytes of one of the two pinned buffers */
+    int    nin;     /* blocks of the input: 1 or p */
+    int    nout;    /* ... of the output */
+    int    rd;      /* this rank's input is read (copied in) */
+    int    wr;      /* this rank's output is written (copied back) */
+    int    has_in;  /* there is an input (NULL: none), through pinned */
+    int    has_out; /* ... an output */
+    int    merged;  /* one pinned area holds both sides (in place) */
+    int    skip;    /* an output block not copied back, or -1 */
+} stage_lay_t;
+
+static void stage_lay(const scomm_comm_t *comm, const scomm_coll_args_t *a,
+                      const stage_side_t *in, const stage_side_t *out,
+                      size_t cb, stage_lay_t *L)
+{
+    int p = comm->size, bc = (a->op == SCOMM_COLL_BROADCAST);
+
+    L->blk  = a->bytes;
+    L->cb   = cb;
+    L->nin  = ((a->op == SCOMM_COLL_REDUCESCATTER) ||
+               (a->op == SCOMM_COLL_SCATTER) ||
+               (a->op == SCOMM_COLL_ALLTOALL)) ? p : 1;
+    L->nout = ((a->op == SCOMM_COLL_ALLGATHER) ||
+               (a->op == SCOMM_COLL_GATHER) ||
+               (a->op == SCOMM_COLL_ALLTOALL)) ? p : 1;
+    /* broadcast's one buffer is the root's input, the others' output; a
+     * non-root reduce or gather has no output, a non-root scatter no
+     * input (NULL) */
+    L->rd = (in->p != NULL) && !(bc && (comm->rank != a->root));
+    L->wr = (out->p != NULL) && !(bc && (comm->rank == a->root));
+    /* every side there goes through pinned memory: under the hint every
+     * buffer is taken for device memory (scomm_memkind_of answers the
+     * hint), and a copy is cudaMemcpyDefault, right whatever the memory */
+    L->has_in  = (in->p != NULL);
+    L->has_out = (out->p != NULL);
+    /* the in-place forms keep their form on the chunk (the smaller side
+     * is the rank's own piece of the larger); an elementwise call runs
+     * in place on its chunk, as the whole call staged would (one region,
+     * half the pinned memory) */
+    L->merged = L->has_in && L->has_out &&
+                (a->inplace || ((L->nin == 1) && (L->nout == 1)));
+    /* an in-place all_gather's (gather's) own block is its input, as it
+     * was: not copied back */
+    L->skip = (L->merged && (L->nout > L->nin)) ? comm->rank : -1;
+    L->half = L->merged ? (size_t)SCOMM_MAX(L->nin, L->nout) * cb
+                        : (L->has_in ? (size_t)L->nin * cb : 0) +
+                              (L->has_out ? (size_t)L->nout * cb : 0);
+}
+
+/* Where a chunk of n bytes per block sits in pinned buffer base. */
+static void stage_lay_at(const stage_lay_t *L, int rank, char *base,
+                         size_t n, char **hin, char **hout)
+{
+    *hin  = base;
+    *hout = base + (L->has_in ? (size_t)L->nin * L->cb : 0);
+    if (L->merged) {
+        *hout = base;
+        if (L->nin > L->nout) {
+            *hout = base + (size_t)rank * n; /* in-place reduce_scatter */
+        } else if (L->nout > L->nin) {
+            *hin = base + (size_t)rank * n;  /* in-place all_gather */
+        }
+    }
+}
+
+/* Enqueue the copies of a chunk's pieces between side s (block r's at
+ * s->p + r * blk + off) and pinned memory h (piece r at h + r * n), to_pin
+ * or back, but block skip. */
+static scomm_status_t stage_pieces(scomm_comm_t *comm, stage_t *st,
+                                   const stage_lay_t *L,
+                                   const stage_side_t *s, int nblk, char *h,
+                                   size_t off, size_t n, int to_pin,
+                                   int skip, const char *name)
+{
+    scomm_status_t status = SCOMM_OK;
+    int r;
+
+    for (r = 0; (r < nblk) && (status == SCOMM_OK); r++) {
+        char *u = (char *)s->p + (size_t)r * L->blk + off;
+        char *v = h + (size_t)r * n;
+
+        if (r != skip) {
+            status = stage_copy(comm, st, to_pin ? v : u, to_pin ? u : v, n,
+                                name);
+        }
+    }
+    return status;
+}
+
+/* Bytes of chunk i of a block. */
+static size_t stage_chunk_len(const stage_lay_t *L, size_t i)
+{
+    size_t off = i * L->cb;
+
+    return (L->blk - off < L->cb) ? L->blk - off : L->cb;
+}
+
+/* Enqueue chunk i's copies in, into pinned buffer i % 2, then its
+ * ev_ready. */
+static scomm_status_t stage_chunk_in(scomm_comm_t *comm, stage_t *st,
+                                     const stage_lay_t *L,
+                                     const stage_side_t *in, size_t i,
+                                     const char *name)
+{
+    size_t n = stage_chunk_len(L, i);
+    scomm_status_t status = SCOMM_OK;
+    char *hin, *hout;
+
+    stage_lay_at(L, comm->rank, st->pin + (i % 2) * L->half, n, &hin,
+                 &hout);
+    if (L->rd) {
+        status = stage_pieces(comm, st, L, in, L->nin, hin, i * L->cb, n, 1,
+                              -1, name);
+    }
+    if (status == SCOMM_OK) {
+        status = stage_sync_in(comm, st, (int)(i % 2), name);
+    }
+    return status;
+}
+
+/* A fixed-size collective over two pinned buffers, chunk by chunk (see
+ * the file's comment): chunk i is on the wire while the copies back of
+ * chunk i-1 and in of chunk i+1 run on the internal stream. */
+static scomm_status_t stage_chunked(scomm_comm_t *comm, stage_t *st,
+                                    const char *name,
+                                    const scomm_coll_args_t *a,
+                                    const stage_side_t *in,
+                                    const stage_side_t *out)
+{
+    size_t cb = st->chunk / a->esize * a->esize;
+    size_t nchunks = (a->bytes + cb - 1) / cb, i;
+    scomm_status_t status;
+    scomm_coll_args_t c;
+    stage_lay_t L;
+
+    stage_lay(comm, a, in, out, cb, &L);
+    if (((status = stage_pin(comm, st, 2 * L.half, name)) != SCOMM_OK) ||
+        ((status = stage_after_caller(comm, st, name)) != SCOMM_OK)) {
+        return status;
+    }
+    for (i = 0; (i < 2) && (i < nchunks) && (status == SCOMM_OK); i++) {
+        status = stage_chunk_in(comm, st, &L, in, i, name);
+    }
+    for (i = 0; (i < nchunks) && (status == SCOMM_OK); i++) {
+        size_t off = i * cb, n = stage_chunk_len(&L, i);
+        char *hin, *hout;
+
+        stage_lay_at(&L, comm->rank, st->pin + (i % 2) * L.half, n, &hin,
+                     &hout);
+        status = stage_wait(comm, st, st->ev_ready[i % 2], name,
+                            "the copy to host");
+        if (status != SCOMM_OK) {
+            break;
+        }
+        c         = *a;
+        c.count   = n / a->esize;
+        c.bytes   = n;
+        c.sendbuf = L.has_in ? hin : NULL;
+        c.recvbuf = L.has_out ? hout : NULL;
+        c.inplace = L.merged;
+        status    = scomm_coll_run(comm, name, &c);
+        if ((status == SCOMM_OK) && L.wr) {
+            status = stage_pieces(comm, st, &L, out, L.nout, hout, off, n, 0,
+                                  L.skip, name);
+        }
+        if ((status == SCOMM_OK) && (i + 2 < nchunks)) {
+            status = stage_chunk_in(comm, st, &L, in, i + 2, name);
+        }
+    }
+    if (status == SCOMM_OK) {
+        status = stage_to_caller(comm, st, name);
+    }
+    return status;
+}
+
 /* What ipc.c borrows (ipc.h): the stream and the outer events. */
 static void stage_ipc_ctx(const stage_t *st, scomm_ipc_ctx_t *x)
 {
@@ -615,13 +749,15 @@ scomm_status_t scomm_stage_coll(scomm_comm_t *comm, const char *name,
         pthread_mutex_unlock(&st->lock); /* ran over CUDA IPC (ipc.c) */
         return status;
     }
-    /* The pipeline splits the call into chunk-sized all_reduces, which
-     * every rank must do alike: only under a device hint, the caller's
-     * promise that every rank's buffers are device memory (a rank with host
-     * buffers would run one all_reduce of the whole count). */
-    if ((a->op == SCOMM_COLL_ALLREDUCE) && (a->bytes > st->chunk) &&
+    /* The pipeline splits the call into chunk-sized calls of the same
+     * collective, which every rank must do alike: only under a device
+     * hint, the caller's promise that every rank's buffers are device
+     * memory (a rank with host buffers would run one call of the whole
+     * count), and only on what every rank knows alike (the op, a->bytes,
+     * SCOMM_DEVICE_CHUNK), never on this rank's buffer kinds. */
+    if ((a->op != SCOMM_COLL_ALLTOALLV) && (a->bytes > st->chunk) &&
         (st->chunk >= a->esize) && scomm_memkind_is_dev(comm->dev_hint)) {
-        status = stage_allreduce(comm, st, name, a, &in, &out);
+        status = stage_chunked(comm, st, name, a, &in, &out);
         snprintf(path, sizeof(path), "staged (pinned host, 2 x %zu KiB "
                  "chunks)", st->chunk >> 10);
     } else {

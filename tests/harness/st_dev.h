@@ -15,7 +15,7 @@
  *  3. A buffer inside another (the in-place forms) shares one device
  *     allocation at the same offset.
  *  4. In device mode each call carries the hint SCOMM_MEM_CUDA (every
- *     rank's buffers are device memory: all_reduce may pipeline), and
+ *     rank's buffers are device memory: collectives may pipeline), and
  *     AUTO again after it; in mixed mode the kinds are found (AUTO).
  */
 #ifndef ST_DEV_H

@@ -2338,6 +2338,221 @@ static void fake_host(int rank)
     ST_ASSERT(setenv("SCOMM_HOST_ID", id, 1) == 0);
 }
 
+/*
+ * The pipelined staging of every fixed-size collective under the device
+ * hint (ST_BUF=device, src/backend/stage.c): per-rank blocks of 3 chunks
+ * and 5 elements, of exactly 2 chunks, and of 1 chunk and 1 element
+ * (SCOMM_DEVICE_CHUNK, 64k in ctest), 1- and 8-byte elements, in place and
+ * not, every root, every algorithm forced at the first size (so all_gather,
+ * broadcast and all_to_all go around CUDA IPC, which takes them under the
+ * hint on one host otherwise), checked against the test's own reference
+ * and patterns, bytes past the output untouched; the selection record
+ * names the chunks. The counts of the sections above stop at 1021
+ * elements for reduce and reduce_scatter, below one chunk.
+ */
+static size_t dev_chunk_bytes(void)
+{
+    const char *v = getenv("SCOMM_DEVICE_CHUNK");
+    char *end;
+    size_t n;
+
+    if ((v == NULL) || (*v == '\0')) {
+        return 4u << 20;
+    }
+    n = (size_t)strtoull(v, &end, 10);
+    n <<= (*end == 'k') ? 10 : (*end == 'm') ? 20 : (*end == 'g') ? 30 : 0;
+    return n;
+}
+
+typedef struct {
+    scomm_coll_op_t op;
+    int             root;    /* rooted ops */
+    int             inplace;
+    int             algo;    /* 0: auto, else the table's a - 1 */
+    scomm_dtype_t   dt;
+    size_t          c;       /* count (per rank for the block ops) */
+    uint64_t        seed;
+} chunk_case_t;
+
+/* Run one case on fresh buffers and check it. */
+static void chunk_case(const tctx_t *t, const chunk_case_t *k, size_t cb)
+{
+    size_t es = scomm_dtype_size(k->dt), b = k->c * es, q;
+    size_t p = (size_t)t->size, r = (size_t)t->rank, pb = b * p;
+    scomm_redop_t rop = (k->dt == SCOMM_UINT8) ? SCOMM_SUM : SCOMM_MAX;
+    char *send = malloc(pb + 1), *recv = malloc(pb + 1);
+    char *ref = malloc(pb + 1), *out = recv, want[96];
+    const char *name = force(k->op, k->algo);
+    int me = (k->root == t->rank);
+    scomm_coll_record_t rec;
+    scomm_status_t s = SCOMM_OK;
+
+    ST_ASSERT((send != NULL) && (recv != NULL) && (ref != NULL));
+    memset(recv, 0xa5, pb + 1);
+    memset(send, 0x5a, pb + 1);
+    dbg_seed  = k->seed;
+    dbg_op    = (int)rop;
+    dbg_first = 0;
+    switch (k->op) {
+    case SCOMM_COLL_ALLREDUCE:
+    case SCOMM_COLL_REDUCE:
+        fill_input(send, k->dt, rop, k->seed, t->rank, 0, k->c);
+        fill_ref(ref, k->dt, rop, k->seed, t->size, 0, k->c);
+        out = k->inplace ? send : recv;
+        if (k->op == SCOMM_COLL_ALLREDUCE) {
+            s = st_all_reduce(send, out, k->c, k->dt, rop, t->comm);
+        } else {
+            s = st_reduce(send, me ? out : NULL, k->c, k->dt, rop, k->root,
+                          t->comm);
+        }
+        if ((k->op == SCOMM_COLL_ALLREDUCE) || me) {
+            expect_same(t, "chunked", out, ref, k->c, k->dt, name,
+                        k->inplace);
+        } else { /* a non-root's input stays */
+            memcpy(ref, send, b);
+            fill_input(send, k->dt, rop, k->seed, t->rank, 0, k->c);
+            ST_ASSERT_EQ(memcmp(ref, send, b), 0);
+        }
+        break;
+    case SCOMM_COLL_REDUCESCATTER:
+        fill_input(send, k->dt, rop, k->seed, t->rank, 0, k->c * p);
+        fill_ref(ref, k->dt, rop, k->seed, t->size, r * k->c, k->c);
+        dbg_first = r * k->c;
+        out = k->inplace ? send + r * b : recv;
+        s = st_reduce_scatter(send, out, k->c, k->dt, rop, t->comm);
+        expect_same(t, "chunked", out, ref, k->c, k->dt, name, k->inplace);
+        break;
+    case SCOMM_COLL_BROADCAST:
+        out = send;
+        if (me) {
+            st_fill_pattern(send, b, blk_seed(k->root, 1, k->seed));
+        }
+        s = st_broadcast(send, k->c, k->dt, k->root, t->comm);
+        ST_ASSERT_EQ(st_check_pattern(send, b, blk_seed(k->root, 1, k->seed)),
+                     SIZE_MAX);
+        break;
+    case SCOMM_COLL_ALLGATHER:
+    case SCOMM_COLL_GATHER: {
+        int ip = k->inplace && ((k->op == SCOMM_COLL_ALLGATHER) || me);
+        char *src = ip ? recv + r * b : send;
+
+        st_fill_pattern(src, b, blk_seed(t->rank, 2, k->seed));
+        if (k->op == SCOMM_COLL_ALLGATHER) {
+            s = st_all_gather(src, recv, k->c, k->dt, t->comm);
+        } else {
+            s = st_gather(src, me ? recv : NULL, k->c, k->dt, k->root,
+                          t->comm);
+        }
+        for (q = 0; (q < p) && ((k->op == SCOMM_COLL_ALLGATHER) || me); q++) {
+            ST_ASSERT_EQ(st_check_pattern(recv + q * b, b,
+                                          blk_seed((int)q, 2, k->seed)),
+                         SIZE_MAX);
+        }
+        break;
+    }
+    case SCOMM_COLL_SCATTER: {
+        int ip = k->inplace && me;
+
+        for (q = 0; q < p; q++) {
+            st_fill_pattern(send + q * b, b, blk_seed(t->rank, (int)q,
+                                                      k->seed));
+        }
+        out = ip ? send + r * b : recv;
+        s   = st_scatter(me ? send : NULL, out, k->c, k->dt, k->root,
+                         t->comm);
+        ST_ASSERT_EQ(st_check_pattern(out, b, blk_seed(k->root, t->rank,
+                                                       k->seed)),
+                     SIZE_MAX);
+        break;
+    }
+    case SCOMM_COLL_ALLTOALL:
+        for (q = 0; q < p; q++) {
+            st_fill_pattern(send + q * b, b, blk_seed(t->rank, (int)q,
+                                                      k->seed));
+        }
+        out = k->inplace ? send : recv;
+        s   = st_all_to_all(send, out, k->c, k->dt, t->comm);
+        for (q = 0; q < p; q++) {
+            ST_ASSERT_EQ(st_check_pattern(out + q * b, b,
+                                          blk_seed((int)q, t->rank, k->seed)),
+                         SIZE_MAX);
+        }
+        break;
+    default:
+        ST_ASSERT(0);
+    }
+    ST_ASSERT_OK(s);
+    /* nothing past the output (the block ops' p blocks, the others' one) */
+    if (out == recv) {
+        ST_ASSERT_EQ((unsigned char)recv[(k->op == SCOMM_COLL_ALLGATHER) ||
+                                         (k->op == SCOMM_COLL_GATHER) ||
+                                         (k->op == SCOMM_COLL_ALLTOALL)
+                                             ? pb : b],
+                     0xa5);
+    }
+    expect_algo(t, k->op, name, k->c);
+    ST_ASSERT_OK(scomm_last_selection(t->comm, &rec));
+    snprintf(want, sizeof(want), "path staged (pinned host, 2 x %zu KiB "
+             "chunks)", cb >> 10);
+    if ((strncmp(rec.reason, want, strlen(want)) != 0) &&
+        ((name != NULL) || (strncmp(rec.reason, "path cuda_ipc", 13) != 0))) {
+        fprintf(stderr, "rank %d: %s count %zu: record \"%s\", expected "
+                "\"%s\"\n", t->rank, scomm_coll_op_name(k->op), k->c,
+                rec.reason, want);
+        ST_ASSERT(0);
+    }
+    ST_ASSERT_OK(scomm_coll_force_algo(k->op, NULL));
+    free(send);
+    free(recv);
+    free(ref);
+}
+
+static void test_dev_chunks(const tctx_t *t)
+{
+    static const scomm_coll_op_t ops[] = {
+        SCOMM_COLL_ALLREDUCE, SCOMM_COLL_BROADCAST, SCOMM_COLL_REDUCE,
+        SCOMM_COLL_ALLGATHER, SCOMM_COLL_REDUCESCATTER, SCOMM_COLL_ALLTOALL,
+        SCOMM_COLL_GATHER, SCOMM_COLL_SCATTER};
+    static const scomm_dtype_t dts[] = {SCOMM_UINT8, SCOMM_FLOAT64};
+    size_t cb = dev_chunk_bytes(), o;
+    chunk_case_t k;
+    int d, z, a, root, ip;
+
+    if ((st_dev.mode != 1) || (cb > (1u << 20))) {
+        return; /* no hint, or chunks too large to span here */
+    }
+    memset(&k, 0, sizeof(k));
+    for (o = 0; o < SCOMM_ARRAY_SIZE(ops); o++) {
+        int rooted = (ops[o] == SCOMM_COLL_BROADCAST) ||
+                     (ops[o] == SCOMM_COLL_REDUCE) ||
+                     (ops[o] == SCOMM_COLL_GATHER) ||
+                     (ops[o] == SCOMM_COLL_SCATTER);
+
+        k.op = ops[o];
+        for (d = 0; d < (int)SCOMM_ARRAY_SIZE(dts); d++) {
+            size_t es = scomm_dtype_size(dts[d]);
+
+            k.dt = dts[d];
+            for (z = 0; z < 3; z++) {
+                k.c = (z == 0) ? 3 * cb / es + 5
+                      : (z == 1) ? 2 * cb / es : cb / es + 1;
+                for (a = 0; a < ((z == 0) ? nalgos(k.op) : 1); a++) {
+                    for (root = 0; root < (rooted ? t->size : 1); root++) {
+                        for (ip = 0; ip < 2; ip++) {
+                            k.algo    = a;
+                            k.root    = root;
+                            k.inplace = ip;
+                            k.seed    = 31000u + o * 1000u + (uint64_t)d * 100u +
+                                        (uint64_t)z * 10u + (uint64_t)ip;
+                            chunk_case(t, &k, cb);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* ST_BUF=device|mixed (st_dev.h): the data sections on device buffers of
  * the strict fake, every algorithm forced in turn as on host buffers, and
  * the selection record naming the staged path. Errors, SCOMM_CHECK,
@@ -2374,6 +2589,9 @@ static void run_device(const tctx_t *t, const size_t *counts, int n)
     test_allreduce_random(t);
     test_large(t, getenv("ST_DEV_HUGE") != NULL);
     section_done(t, "device: random, 1 Mi (64 Mi + 7 with ST_DEV_HUGE)", t0);
+    t0 = now_s();
+    test_dev_chunks(t);
+    section_done(t, "device: every collective over chunks (hint)", t0);
 }
 
 static int run(int rank, int size, void *arg)

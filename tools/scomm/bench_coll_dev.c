@@ -16,7 +16,7 @@
  *  1. The runtime is loaded before scomm_init, so the library finds it
  *     already in the process (it never loads one itself).
  *  2. Each device call carries the hint SCOMM_MEM_CUDA (every rank's
- *     buffers are device memory: all_reduce may pipeline) and AUTO after
+ *     buffers are device memory: collectives may pipeline) and AUTO after
  *     it: the benchmark's own calls on host memory (times, verdicts) are
  *     never taken for device memory.
  */
