@@ -98,6 +98,15 @@ int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes);
 scomm_status_t scomm_ipc_p2p_send(scomm_comm_t *comm, const char *op,
                                   const void *buf, size_t bytes, int peer,
                                   int32_t tag, int *path);
+/* The non-blocking send of device memory [buf, +bytes) to comm rank
+ * peer as an offer (scomm_ipc_p2p_eligible first): waits for the
+ * caller's stream (bounded), takes the pinned slot a decline needs, sends
+ * the offer and returns its request in *req_p, which the progress drives
+ * (ipc.c "A non-blocking send"). *req_p NULL with SCOMM_OK: no offer
+ * could be made, stage it as any isend. Not under the world lock. */
+scomm_status_t scomm_ipc_p2p_isend(scomm_comm_t *comm, const char *op,
+                                   const void *buf, size_t bytes, int peer,
+                                   int32_t tag, scomm_req_t **req_p);
 /* Make comm's IPC state (stage lock held), so that the receives' takes
  * (world lock) find it. */
 void scomm_ipc_p2p_ready(scomm_comm_t *comm, const scomm_ipc_ctx_t *x);

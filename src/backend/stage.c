@@ -1058,6 +1058,44 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
     return SCOMM_OK;
 }
 
+scomm_status_t scomm_stage_p2p_reserve(scomm_comm_t *comm, const char *name,
+                                       size_t bytes, void **pin_p,
+                                       scomm_stage_job_t **job_p)
+{
+    scomm_stage_job_t *job = NULL;
+    scomm_status_t status;
+
+    *job_p = NULL;
+    status = stage_job_new(comm, name, STAGE_JOB_SEND, bytes, &job);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    *pin_p = job->slot->pin;
+    *job_p = job;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_stage_p2p_copy_in(scomm_comm_t *comm,
+                                       scomm_stage_job_t *job,
+                                       const void *buf, size_t bytes)
+{
+    /* after the caller's stream (the job's ev_in); only enqueued */
+    scomm_status_t status = stage_copy(comm, job->st, job->slot->pin, buf,
+                                       bytes, job->name);
+
+    if (status == SCOMM_OK) {
+        status = stage_job_sync_in(comm, job);
+    }
+    return status;
+}
+
+int scomm_stage_p2p_copy_query(const scomm_stage_job_t *job, char *err,
+                               size_t len)
+{
+    return scomm_devrt_event_query(job->st->rt, job->slot->ev_ready, err,
+                                   len);
+}
+
 /* ---- CUDA IPC of point-to-point messages (ipc.c) ---- */
 
 scomm_status_t scomm_stage_ipc_begin(scomm_comm_t *comm, const char *op,

@@ -396,6 +396,12 @@ int scomm_p2p_offers_progress(scomm_world_t *w)
         scomm_p2p_offer_handle(w, r);
         n++;
     }
+    /* isends offered over CUDA IPC: each step only looks at its own
+     * requests, polls an event or posts a send (backend/ipc.c) */
+    scomm_list_for_each_safe(e, t, &w->ipc_sends) {
+        r = scomm_container_of(e, scomm_req_t, ipc_link);
+        n += r->ipc_step(r);
+    }
     return n;
 }
 
