@@ -9,9 +9,10 @@
  *     --> device-to-device copies, each rank into its own output
  *     --> host waits ev_out --> exchange "done" --> caller's stream waits
  *
- * A blocking send (scomm_send) of CUDA device memory to a rank of this
- * host, larger than its transport's eager limit, is an offer instead
- * (core/p2p.c "IPC offers": the match keeps its place on (peer, tag)):
+ * A send (scomm_send, scomm_isend, an isend inside a group) of CUDA
+ * device memory to a rank of this host, larger than its transport's eager
+ * limit, is an offer instead (core/p2p.c "IPC offers": the match keeps
+ * its place on (peer, tag)); a blocking one runs:
  *
  *   sender: caller's stream done (host waits ev_in) --> post the receive
  *     of the reply --> offer {handle, offset, length, seq} on tag -1 - T
@@ -27,13 +28,39 @@
  * Only above the eager limit: such a send already waits for its receiver
  * (a rendezvous), so waiting for the reply changes no program's
  * behaviour, whereas an eager send returns at once and programs may rely
- * on it (send, send, then receive). Non-blocking sends stay staged: the
- * sender's half of the handshake (the host waiting for the caller's
- * stream, the fallback's copy) would have to run in the progress, whose
- * waits hold the world lock; every receive, blocking or not, takes
+ * on it (send, send, then receive). Every receive, blocking or not, takes
  * offers. Opened handles go in a cache of their own (p2p_cache, world
  * lock), not the collectives' (stage lock), so neither evicts what the
  * other is copying from; CUDA counts a handle opened twice.
+ *
+ * A non-blocking send (scomm_isend) makes the same offer at the call and
+ * returns its request; the progress (scomm_world_progress, whoever runs
+ * it: scomm_wait, scomm_test, any blocking call) takes it from there:
+ *
+ *   call: caller's stream done (host waits ev_in, bounded, as a staged
+ *     isend waits for its copy to host) --> take a pinned slot (a job of
+ *     stage.c) --> post the receive of the reply --> offer --> return
+ *   progress, each turn, never waiting:
+ *     "done" --> the request completes (metrics: isend, algo cuda_ipc)
+ *     "truncated", "failed", no reply (fault, deadline) --> it completes
+ *       with the error, naming the peer
+ *     "declined" --> enqueue the copy into the slot on the internal
+ *       stream --> poll its event (bounded by comm's timeout; a wait naps
+ *       50 us meanwhile, core/progress.c) --> send the slot's bytes on
+ *       SCOMM_TAG_IPC_DATA + seq --> it completes when that send did
+ *       (metrics: isend, algo p2p)
+ *
+ * Why the progress and not scomm_wait/scomm_test alone: a program may
+ * wait for something else first (rank 0 isends to rank 1, then receives
+ * rank 1's answer, which rank 1 sends once it has the bytes); declined
+ * bytes must go out from inside that receive, as a host isend's would.
+ * Why the slot is taken at the call: the progress holds the world lock,
+ * and taking pinned memory may allocate it (cudaHostAlloc) or free a
+ * smaller one (cudaFreeHost synchronises the device); the progress only
+ * enqueues a copy, records and queries an event. Why the host waits for
+ * the caller's stream in the call: the offer must go at the call to keep
+ * its place among (peer, tag)'s messages (a host isend after it would
+ * overtake it), and the receiver copies as soon as it has it.
  *
  * Why the host waits at both ends instead of cross-process events
  * (cudaIpcGetEventHandle): the exchanges already block the host (a native
@@ -53,6 +80,17 @@
  *  2. A rank writes only its own output; it reads a peer's source only
  *     between the "records" and "done" exchanges, while the peer is held
  *     in the call.
+ *  3. A send's offer goes at the call, in the order of the sender's
+ *     messages to that peer. A send returns, or an isend's request
+ *     completes, only after its receiver's reply, sent only once the
+ *     receiver's copy ran ("done"), or once the declined bytes went out
+ *     staged (read from the sender's buffer by the copy to host, which
+ *     ran before they went); after that scomm never reads the buffer.
+ *  4. An isend's steps run under the world lock and never wait for the
+ *     device: they enqueue a copy, record and query an event. Each of its
+ *     waits is bounded by comm's timeout: the reply's and the staged
+ *     send's by the request wait's deadline, the copy's by a deadline of
+ *     its own (so scomm_test alone cannot poll it forever).
  */
 #include <stdarg.h>
 #include <stdio.h>

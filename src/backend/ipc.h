@@ -3,7 +3,9 @@
  * all_gather, broadcast and all_to_all on device buffers of a
  * native communicator as device-to-device copies out of the peers' own
  * memory (cudaIpcGetMemHandle / cudaIpcOpenMemHandle), no host staging.
- * stage.c asks here first and stages what this declines.
+ * stage.c asks here first and stages what this declines. Sends of device
+ * memory to a rank of this host, blocking or not, go as offers the
+ * receiver copies out of (ipc.c).
  *
  * Invariants:
  *  1. Only under the hint SCOMM_MEM_CUDA (every rank's buffers are device
@@ -86,9 +88,9 @@ void scomm_ipc_cache_fini(scomm_ipc_cache_t *c);
 int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
                    const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
                    scomm_status_t *status);
-/* ---- point-to-point (ipc.c, "A blocking send ...") ---- */
+/* ---- point-to-point (ipc.c, "A send ...", "A non-blocking send ...") */
 
-/* Can a blocking send of bytes to comm rank peer be offered over CUDA IPC:
+/* Can a send of bytes to comm rank peer be offered over CUDA IPC:
  * a rank of this host, another process, above its transport's eager
  * limit (the device and the knob are asked later). */
 int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes);

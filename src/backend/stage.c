@@ -34,8 +34,10 @@
  * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, blocking
  * all_gather, broadcast and all_to_all go to ipc.c first (CUDA IPC:
  * device-to-device copies); what it declines is staged here. So does a
- * blocking send of CUDA memory above the eager limit to a rank of this
- * host (ipc.c offers it; a declined one is staged as any send), and a
+ * send, blocking or not, of CUDA memory above the eager limit to a rank
+ * of this host (ipc.c offers it; a declined one is staged: a blocking one
+ * as any send, an isend through the slot it took at the call, its copy
+ * enqueued and polled by the progress), and a
  * receive into CUDA memory takes such offers with scomm_stage_p2p_take:
  * the copy out of the sender's memory goes straight into its device
  * buffer on the internal stream, and no copy back follows.

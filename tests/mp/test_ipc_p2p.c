@@ -1,5 +1,5 @@
 /*
- * test_ipc_p2p.c - blocking send/recv of CUDA device memory between the
+ * test_ipc_p2p.c - send/recv and isend of CUDA device memory between the
  * ranks of one host over CUDA IPC (src/backend/ipc.c, the offers of
  * src/core/p2p.c), on the strict fake device, real processes. Every
  * message is checked against the pattern its sender wrote
@@ -20,6 +20,15 @@
  *   mixed:  device -> host (declined, staged) and host -> device;
  *   trunc:  a receive one byte short: SCOMM_ERR_TRUNCATED on both sides,
  *           the receive buffer untouched.
+ *   isend:  scomm_isend (the offer at the call, the rest in the progress):
+ *           every pair into an irecv, a blocking recv, a receive polled
+ *           with scomm_test and a host buffer (declined), the receiver
+ *           posting only once told by a message sent after the isend
+ *           returned; nine isends in flight on one tag, device and host
+ *           memory, receives posted before and after (order); declined
+ *           bytes sent from inside a blocking receive's progress; a ring
+ *           in a group; a receive one byte short. The metrics' isend
+ *           series counts each once, algo cuda_ipc when it went over IPC.
  *
  * IPC_P2P_MODE (set by ctest) says what should happen to a message that
  * can go over IPC (device to device, above P2P_EAGER, the eager limit
