@@ -41,7 +41,9 @@
  *   rxoff    the ranks but 0 set SCOMM_DEVICE_IPC=0: rank 0's offers are
  *            declined by its receivers, the others offer nothing;
  *   openfail every rank's fake fails each open (FAKE_IPC_OPEN_FAIL):
- *            every offer declined, the bytes staged, nobody hangs.
+ *            every offer declined, the bytes staged, nobody hangs;
+ *   timeout, kill  2 ranks, run_fault: an isend never received ends with
+ *            the error naming the receiver (its timeout, its death).
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -715,7 +717,59 @@ static int run(int rank, int size, void *arg)
     return 0;
 }
 
+/* IPC_P2P_MODE=timeout|kill (2 ranks, rank 1 the victim): rank 0's
+ * isend over IPC to rank 1, which never receives it, ends its wait with
+ * the error naming rank 1: SCOMM_ERR_TIMED_OUT after rank 0's 1 s
+ * timeout (rank 1 waits meanwhile in a receive nothing answers), or
+ * SCOMM_ERR_PEER_LOST once rank 1 exited. */
+static int run_fault(int rank, int size, void *arg)
+{
+    const char *m = getenv("IPC_P2P_MODE");
+    int kill      = (strcmp(m, "kill") == 0);
+    size_t n      = t.eager + 10001;
+    scomm_comm_t *comm = NULL;
+    scomm_req_t *req   = NULL;
+    int32_t go = 1;
+    char *d;
+
+    (void)arg;
+    (void)size;
+    load();
+    ST_ASSERT_OK(scomm_init_from_env(&comm));
+    ST_ASSERT_OK(scomm_barrier(comm));
+    if (rank == 0) {
+        d = dput(NULL, n, 0);
+        ST_ASSERT_OK(scomm_comm_set_timeout(comm, kill ? 20000 : 1000));
+        ST_ASSERT_OK(scomm_isend(d, n, SCOMM_UINT8, 1, 3, comm, &req));
+        ST_ASSERT_OK(scomm_send(&go, 1, SCOMM_INT32, 1, 4, comm));
+        ST_ASSERT_STATUS(scomm_wait(req), kill ? SCOMM_ERR_PEER_LOST
+                                               : SCOMM_ERR_TIMED_OUT);
+        if (strstr(scomm_last_error(), "rank 1") == NULL) {
+            fprintf(stderr, "rank 0: the error does not name rank 1: %s\n",
+                    scomm_last_error());
+        }
+        ST_ASSERT(strstr(scomm_last_error(), "rank 1") != NULL);
+        t.free_(d);
+        /* the world failed: nothing more to say to rank 1 */
+        scomm_comm_destroy(comm);
+        return 0;
+    }
+    ST_ASSERT_OK(scomm_recv(&go, 1, SCOMM_INT32, 0, 4, comm));
+    if (kill) {
+        _exit(3); /* with rank 0's offer unanswered */
+    }
+    /* nothing answers: ends with rank 0's fault (or this timeout) */
+    ST_ASSERT(scomm_recv(&go, 1, SCOMM_INT32, 0, 5, comm) != SCOMM_OK);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    const char *m = getenv("IPC_P2P_MODE");
+
+    if ((m != NULL) &&
+        ((strcmp(m, "timeout") == 0) || (strcmp(m, "kill") == 0))) {
+        return st_run_ranks_victim(2, run_fault, NULL, 60, 1);
+    }
     return st_main_ranks(argc, argv, run, NULL);
 }
