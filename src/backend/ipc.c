@@ -977,15 +977,18 @@ static void ipc_isend_unpoll(scomm_req_t *r, ipc_isend_t *is)
     }
 }
 
-/* Release the sub-requests that are done (all of them when all is set: a
- * receive not done leaves its posted queue; transports know requests only
- * by id, so a late packet finds none). */
+/* Release the reply's and the offer's requests once done (all: every
+ * sub-request, done or not, D too: a receive not done leaves its posted
+ * queue; transports know requests only by id, so a late packet finds
+ * none). D and the slot go only with the request (all), in the caller's
+ * scomm_wait/scomm_test: giving a slot back may free pinned memory
+ * (cudaFreeHost synchronises), which the progress never does. */
 static void ipc_isend_drop(ipc_isend_t *is, int all)
 {
     scomm_req_t **sub[3] = {&is->reply, &is->offer, &is->data};
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < (all ? 3 : 2); i++) {
         scomm_req_t *q = *sub[i];
 
         if ((q == NULL) ||
