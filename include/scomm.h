@@ -255,7 +255,12 @@ SCOMM_API scomm_status_t scomm_recv(void *buf, size_t count,
                                     scomm_dtype_t dtype, int32_t peer,
                                     int32_t tag, scomm_comm_t *comm);
 
-/** @brief Non-blocking send; complete it with scomm_test/scomm_wait. */
+/**
+ * @brief Non-blocking send; complete it with scomm_test/scomm_wait. Do not
+ * write buf (on any stream, for device memory) before the request
+ * completes: a receiver on this host may copy CUDA memory straight out of
+ * it until then (docs/device.md, "Send and receive over CUDA IPC").
+ */
 SCOMM_API scomm_status_t scomm_isend(const void *buf, size_t count,
                                      scomm_dtype_t dtype, int32_t peer,
                                      int32_t tag, scomm_comm_t *comm,

@@ -49,8 +49,10 @@
 #             (tests/mp/test_ipc_p2p.c, built here with cc): every pair,
 #             0 B to 1 MiB + 3, from an odd offset, the sender overwriting
 #             its buffer as soon as the send returns; order on one tag,
-#             device -> host declined and staged, truncation; the metrics
-#             say which messages went over IPC
+#             device -> host declined and staged, truncation; then the
+#             same for scomm_isend (irecv, recv, scomm_test polling, nine
+#             in flight on one tag, a group); the metrics say which
+#             messages went over IPC
 #   kv-device  the KV channel between two processes on GPU 0, both caches
 #             device memory (tests/mp/test_kv.c, test_kv_heads.c with
 #             ST_BUF=device, built here with cc): every layout staged and
@@ -423,7 +425,7 @@ if [ -n "$CUDART" ] && [ -f "$BUILD/cmake/libscomm.a" ] &&
     run_step check-ipc-p2p 60 env SCOMM_TRANSPORTS=shm IPC_P2P_MODE=ipc \
         P2P_EAGER=4096 SCOMM_SHM_EAGER_MAX=4096 SCOMM_DEVICE_CHUNK=64k \
         SCOMM_CUDART_LIBRARY="$CUDART" "$BUILD/test_ipc_p2p" -n 2 -t 55
-    check_line "ipc-p2p" $? "blocking send/recv of device memory over CUDA IPC, 2 ranks on GPU 0, 0 B to 1 MiB + 3, every byte and the path checked"
+    check_line "ipc-p2p" $? "send/recv and isend of device memory over CUDA IPC, 2 ranks on GPU 0, 0 B to 1 MiB + 3, every byte and the path checked"
 else
     echo "CHECK ipc-p2p FAIL not built (no libcudart, or see build_ipc_p2p.log)" > "$OUT/check-ipc-p2p.log"
 fi

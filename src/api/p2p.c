@@ -160,9 +160,19 @@ static scomm_status_t scomm_p2p_post(const void *buf, size_t count,
                                  dtype, peer, req_p);
     }
     if (SCOMM_UNLIKELY(scomm_dev_maybe(comm))) {
-        /* staged; a receive of CUDA memory takes offers too (a blocking
-         * send's; an isend stays staged: src/backend/ipc.c) */
+        /* staged; a receive of CUDA memory takes offers too; an isend of
+         * CUDA memory to a rank of this host above the eager limit is an
+         * offer over CUDA IPC, counted in the metrics when it is over
+         * (src/backend/ipc.c), or staged if none could be made */
         status = scomm_p2p_dev(comm, op, buf, bytes, &kind);
+        if ((status == SCOMM_OK) && is_send && (kind == SCOMM_MEM_CUDA) &&
+            scomm_ipc_p2p_eligible(comm, peer, bytes)) {
+            status = scomm_ipc_p2p_isend(comm, op, buf, bytes, peer, tag,
+                                         req_p);
+            if ((status != SCOMM_OK) || (*req_p != NULL)) {
+                return status;
+            }
+        }
         if (status == SCOMM_OK) {
             status = api_p2p_stage(comm, op, is_send, buf, bytes, kind,
                                    &wbuf, &job);

@@ -9,9 +9,10 @@
  *     --> device-to-device copies, each rank into its own output
  *     --> host waits ev_out --> exchange "done" --> caller's stream waits
  *
- * A blocking send (scomm_send) of CUDA device memory to a rank of this
- * host, larger than its transport's eager limit, is an offer instead
- * (core/p2p.c "IPC offers": the match keeps its place on (peer, tag)):
+ * A send (scomm_send, scomm_isend, an isend inside a group) of CUDA
+ * device memory to a rank of this host, larger than its transport's eager
+ * limit, is an offer instead (core/p2p.c "IPC offers": the match keeps
+ * its place on (peer, tag)); a blocking one runs:
  *
  *   sender: caller's stream done (host waits ev_in) --> post the receive
  *     of the reply --> offer {handle, offset, length, seq} on tag -1 - T
@@ -27,13 +28,39 @@
  * Only above the eager limit: such a send already waits for its receiver
  * (a rendezvous), so waiting for the reply changes no program's
  * behaviour, whereas an eager send returns at once and programs may rely
- * on it (send, send, then receive). Non-blocking sends stay staged: the
- * sender's half of the handshake (the host waiting for the caller's
- * stream, the fallback's copy) would have to run in the progress, whose
- * waits hold the world lock; every receive, blocking or not, takes
+ * on it (send, send, then receive). Every receive, blocking or not, takes
  * offers. Opened handles go in a cache of their own (p2p_cache, world
  * lock), not the collectives' (stage lock), so neither evicts what the
  * other is copying from; CUDA counts a handle opened twice.
+ *
+ * A non-blocking send (scomm_isend) makes the same offer at the call and
+ * returns its request; the progress (scomm_world_progress, whoever runs
+ * it: scomm_wait, scomm_test, any blocking call) takes it from there:
+ *
+ *   call: caller's stream done (host waits ev_in, bounded, as a staged
+ *     isend waits for its copy to host) --> take a pinned slot (a job of
+ *     stage.c) --> post the receive of the reply --> offer --> return
+ *   progress, each turn, never waiting:
+ *     "done" --> the request completes (metrics: isend, algo cuda_ipc)
+ *     "truncated", "failed", no reply (fault, deadline) --> it completes
+ *       with the error, naming the peer
+ *     "declined" --> enqueue the copy into the slot on the internal
+ *       stream --> poll its event (bounded by comm's timeout; a wait naps
+ *       50 us meanwhile, core/progress.c) --> send the slot's bytes on
+ *       SCOMM_TAG_IPC_DATA + seq --> it completes when that send did
+ *       (metrics: isend, algo p2p)
+ *
+ * Why the progress and not scomm_wait/scomm_test alone: a program may
+ * wait for something else first (rank 0 isends to rank 1, then receives
+ * rank 1's answer, which rank 1 sends once it has the bytes); declined
+ * bytes must go out from inside that receive, as a host isend's would.
+ * Why the slot is taken at the call: the progress holds the world lock,
+ * and taking pinned memory may allocate it (cudaHostAlloc) or free a
+ * smaller one (cudaFreeHost synchronises the device); the progress only
+ * enqueues a copy, records and queries an event. Why the host waits for
+ * the caller's stream in the call: the offer must go at the call to keep
+ * its place among (peer, tag)'s messages (a host isend after it would
+ * overtake it), and the receiver copies as soon as it has it.
  *
  * Why the host waits at both ends instead of cross-process events
  * (cudaIpcGetEventHandle): the exchanges already block the host (a native
@@ -53,7 +80,19 @@
  *  2. A rank writes only its own output; it reads a peer's source only
  *     between the "records" and "done" exchanges, while the peer is held
  *     in the call.
+ *  3. A send's offer goes at the call, in the order of the sender's
+ *     messages to that peer. A send returns, or an isend's request
+ *     completes, only after its receiver's reply, sent only once the
+ *     receiver's copy ran ("done"), or once the declined bytes went out
+ *     staged (read from the sender's buffer by the copy to host, which
+ *     ran before they went); after that scomm never reads the buffer.
+ *  4. An isend's steps run under the world lock and never wait for the
+ *     device: they enqueue a copy, record and query an event. Each of its
+ *     waits is bounded by comm's timeout: the reply's and the staged
+ *     send's by the request wait's deadline, the copy's by a deadline of
+ *     its own (so scomm_test alone cannot poll it forever).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +100,7 @@
 
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../telemetry/tm.h"
 #include "backend.h"
 #include "ipc.h"
 
@@ -886,4 +926,375 @@ int scomm_ipc_p2p_take(scomm_comm_t *comm, const scomm_ipc_ctx_t *x,
              "rank %d", (unsigned long long)o->len, rank);
     *status = scomm_dev_wait(comm, x->rt, x->ev_out, "receive", what);
     return (*status == SCOMM_OK) ? SCOMM_IPC_DONE : SCOMM_IPC_FAILED;
+}
+
+/* ---- non-blocking sends over CUDA IPC (see the top of the file) ---- */
+
+enum { ISEND_OFFERED, ISEND_COPYING, ISEND_STAGED, ISEND_OVER };
+
+typedef struct {
+    scomm_p2p_offer_t  o;        /* the offer's bytes (the request O) */
+    scomm_p2p_reply_t  rep;      /* the reply lands here (Q) */
+    scomm_req_t       *offer;    /* O: the offer, on tag -1 - T */
+    scomm_req_t       *reply;    /* Q: the receive of the reply */
+    scomm_req_t       *data;     /* D: declined, the bytes staged */
+    scomm_stage_job_t *job;      /* the pinned slot, until D owns it */
+    void              *pin;
+    const char        *op;
+    int                rank;     /* the peer, a rank of comm */
+    int32_t            tag;      /* the user's */
+    uint32_t           seq;
+    int                state;    /* ISEND_* */
+    int                polling;  /* counted in w->ipc_dev_polls */
+    uint64_t           deadline; /* of the copy to host */
+    uint64_t           tm_t0;
+    int                counted;  /* in the metrics */
+    char               err[256]; /* the request's error, for the waiter */
+} ipc_isend_t;
+
+static const char *ipc_isend_algo(const scomm_req_t *r)
+{
+    return (r->ipc_path == SCOMM_P2P_PATH_IPC) ? "cuda_ipc" : "p2p";
+}
+
+/* The isend's series: counted once, when it is over (or released). */
+static void ipc_isend_count(scomm_req_t *r, ipc_isend_t *is,
+                            scomm_status_t status)
+{
+    if (!is->counted && (r->comm != NULL) &&
+        (r->comm->magic == SCOMM_COMM_MAGIC)) {
+        scomm_tm_op_end(r->comm, SCOMM_TM_OP_ISEND, ipc_isend_algo(r),
+                        r->len, is->rank, status, is->tm_t0);
+    }
+    is->counted = 1;
+}
+
+static void ipc_isend_unpoll(scomm_req_t *r, ipc_isend_t *is)
+{
+    if (is->polling) {
+        is->polling = 0;
+        r->world->ipc_dev_polls--;
+    }
+}
+
+/* Release the reply's and the offer's requests once done (all: every
+ * sub-request, done or not, D too: a receive not done leaves its posted
+ * queue; transports know requests only by id, so a late packet finds
+ * none). D and the slot go only with the request (all), in the caller's
+ * scomm_wait/scomm_test: giving a slot back may free pinned memory
+ * (cudaFreeHost synchronises), which the progress never does. */
+static void ipc_isend_drop(ipc_isend_t *is, int all)
+{
+    scomm_req_t **sub[3] = {&is->reply, &is->offer, &is->data};
+    int i;
+
+    for (i = 0; i < (all ? 3 : 2); i++) {
+        scomm_req_t *q = *sub[i];
+
+        if ((q == NULL) ||
+            (!all && !atomic_load_explicit(&q->done, memory_order_acquire))) {
+            continue;
+        }
+        if ((q->type == SCOMM_REQ_RECV) && !atomic_load(&q->done)) {
+            scomm_list_del(&q->list);
+        }
+        scomm_req_release(q); /* D's gives its job back */
+        *sub[i] = NULL;
+    }
+}
+
+/* The isend is over: complete it with status (an error: fmt says why,
+ * naming the peer) and leave the progress. Returns 1 (it moved on). */
+static int ipc_isend_over(scomm_req_t *r, scomm_status_t status,
+                          const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int ipc_isend_over(scomm_req_t *r, scomm_status_t status,
+                          const char *fmt, ...)
+{
+    ipc_isend_t *is = r->ipc_send;
+    va_list ap;
+
+    if (status != SCOMM_OK) {
+        va_start(ap, fmt);
+        vsnprintf(is->err, sizeof(is->err), fmt, ap);
+        va_end(ap);
+        scomm_set_error(r->comm, status, "%s", is->err);
+    }
+    is->state = ISEND_OVER;
+    ipc_isend_unpoll(r, is);
+    scomm_list_del(&r->ipc_link);
+    ipc_isend_count(r, is, status);
+    ipc_isend_drop(is, 0);
+    scomm_req_complete(r, status);
+    return 1;
+}
+
+/* The reply came: done, truncated, failed, or declined (the copy to host
+ * enqueued, polled from now on). */
+static int ipc_isend_replied(scomm_req_t *r, ipc_isend_t *is)
+{
+    const scomm_p2p_reply_t *rep = &is->rep;
+    scomm_comm_t *comm           = r->comm;
+    scomm_status_t status;
+
+    if ((is->reply->status != SCOMM_OK) || (is->reply->xfer != sizeof(*rep)) ||
+        (rep->magic != SCOMM_IPC_REPLY_MAGIC) || (rep->seq != is->seq)) {
+        status = (is->reply->status != SCOMM_OK) ? is->reply->status
+                                                 : SCOMM_ERR_PROTOCOL;
+        return ipc_isend_over(r, status, "%s to rank %d: %s the reply to "
+                              "its CUDA IPC offer", is->op, is->rank,
+                              (status == SCOMM_ERR_PROTOCOL) ? "a malformed"
+                                                             : "no");
+    }
+    switch (rep->verdict) {
+    case SCOMM_IPC_DONE:
+        r->ipc_path = SCOMM_P2P_PATH_IPC;
+        r->xfer     = r->len;
+        scomm_debug(SCOMM_SUB_P2P, "%s to rank %d tag %d: %zu bytes over "
+                    "CUDA IPC", is->op, is->rank, (int)is->tag, r->len);
+        return ipc_isend_over(r, SCOMM_OK, NULL);
+    case SCOMM_IPC_TRUNCATED:
+        return ipc_isend_over(r, SCOMM_ERR_TRUNCATED, "%s: rank %d's "
+                              "receive buffer is smaller than the %zu-byte "
+                              "message", is->op, is->rank, r->len);
+    case SCOMM_IPC_FAILED:
+        return ipc_isend_over(r, scomm_status_from_peer(rep->why), "%s: "
+                              "rank %d failed to copy the %zu-byte message "
+                              "over CUDA IPC (its error says why)", is->op,
+                              is->rank, r->len);
+    case SCOMM_IPC_DECLINED:
+        break;
+    default:
+        return ipc_isend_over(r, SCOMM_ERR_PROTOCOL, "%s to rank %d: an "
+                              "unknown answer %d to its CUDA IPC offer",
+                              is->op, is->rank, (int)rep->verdict);
+    }
+    r->ipc_path = SCOMM_P2P_PATH_DECLINED;
+    scomm_debug(SCOMM_SUB_P2P, "%s to rank %d tag %d: rank %d declined "
+                "(%s); %zu bytes staged", is->op, is->rank, (int)is->tag,
+                is->rank,
+                ((rep->why > 0) && (rep->why <= SCOMM_IPC_WHY_OTHER))
+                    ? ipc_p2p_why[rep->why]
+                    : "no reason given",
+                r->len);
+    /* enqueued on the internal stream after the caller's (the job's
+     * ev_in, recorded at the call); never waited for here */
+    status = scomm_stage_p2p_copy_in(comm, is->job, r->buf, r->len);
+    if (status != SCOMM_OK) {
+        return ipc_isend_over(r, status, "%s to rank %d: the copy to host "
+                              "of a declined message: %s", is->op, is->rank,
+                              scomm_last_error());
+    }
+    is->state    = ISEND_COPYING;
+    is->polling  = 1;
+    is->deadline = scomm_deadline_ms((comm->timeout_ms > 0)
+                                         ? comm->timeout_ms : 600000);
+    r->world->ipc_dev_polls++;
+    return 1;
+}
+
+/* The copy to host ran: the bytes go on SCOMM_TAG_IPC_DATA + seq, where
+ * the receive waits for them. */
+static int ipc_isend_copied(scomm_req_t *r, ipc_isend_t *is)
+{
+    scomm_comm_t *comm = r->comm;
+    const char *cur_op = comm->cur_op;
+    scomm_status_t status;
+    char err[256];
+    int q;
+
+    q = scomm_stage_p2p_copy_query(is->job, err, sizeof(err));
+    if (q == SCOMM_RT_NOT_READY) {
+        if (scomm_now_ns() < is->deadline) {
+            return 0;
+        }
+        return ipc_isend_over(r, SCOMM_ERR_TIMED_OUT, "%s to rank %d: the "
+                              "copy to host of the %zu-byte message it "
+                              "declined not done after %lld ms", is->op,
+                              is->rank, r->len, (long long)comm->timeout_ms);
+    }
+    if (q != SCOMM_RT_DONE) {
+        return ipc_isend_over(r, SCOMM_ERR_SYSTEM, "%s to rank %d: the copy "
+                              "to host of a declined message: %s", is->op,
+                              is->rank, err);
+    }
+    ipc_isend_unpoll(r, is);
+    comm->cur_op = is->op; /* errors name the isend, not the wait */
+    status = scomm_p2p_isend(comm, is->rank,
+                             (int32_t)(SCOMM_TAG_IPC_DATA + is->seq),
+                             is->pin, r->len, &is->data);
+    comm->cur_op = cur_op;
+    if (status != SCOMM_OK) {
+        return ipc_isend_over(r, status, "%s to rank %d: could not send the "
+                              "bytes it declined", is->op, is->rank);
+    }
+    is->data->stage_job = is->job; /* released with D, after the wire */
+    is->data->stage_end = scomm_stage_p2p_end;
+    is->job             = NULL;
+    is->state           = ISEND_STAGED;
+    return 1;
+}
+
+/* The progress's step (r->ipc_step), world lock held: never waits. */
+static int ipc_isend_step(scomm_req_t *r)
+{
+    ipc_isend_t *is = r->ipc_send;
+    scomm_req_t *q;
+
+    switch (is->state) {
+    case ISEND_OFFERED:
+        q = is->offer;
+        if (atomic_load_explicit(&q->done, memory_order_acquire) &&
+            (q->status != SCOMM_OK)) {
+            return ipc_isend_over(r, q->status, "%s to rank %d: could not "
+                                  "send its CUDA IPC offer", is->op,
+                                  is->rank);
+        }
+        if (!atomic_load_explicit(&is->reply->done, memory_order_acquire)) {
+            return 0;
+        }
+        return ipc_isend_replied(r, is);
+    case ISEND_COPYING:
+        return ipc_isend_copied(r, is);
+    case ISEND_STAGED:
+        q = is->data;
+        if (!atomic_load_explicit(&q->done, memory_order_acquire)) {
+            return 0;
+        }
+        if (q->status != SCOMM_OK) {
+            return ipc_isend_over(r, q->status, "%s to rank %d: the bytes "
+                                  "it declined did not go", is->op,
+                                  is->rank);
+        }
+        r->xfer = r->len;
+        return ipc_isend_over(r, SCOMM_OK, NULL);
+    default:
+        return 0;
+    }
+}
+
+/* The request's end (stage_end, in scomm_req_release, world lock held):
+ * its sub-requests, its slot, and its error again for the thread that
+ * took its status (the progress may have run on another). */
+static void ipc_isend_end(scomm_req_t *r)
+{
+    ipc_isend_t *is = r->ipc_send;
+    int done        = atomic_load_explicit(&r->done, memory_order_acquire);
+
+    r->stage_end = NULL;
+    r->ipc_send  = NULL;
+    r->ipc_step  = NULL;
+    if (is->state != ISEND_OVER) {
+        /* released before it was over: a fault or a deadline */
+        int fault = atomic_load(&r->world->fault.status);
+
+        scomm_list_del(&r->ipc_link);
+        ipc_isend_unpoll(r, is);
+        ipc_isend_count(r, is, (fault != 0) ? (scomm_status_t)fault
+                                            : SCOMM_ERR_ABORTED);
+    }
+    if (done && (r->status != SCOMM_OK) && (is->err[0] != '\0')) {
+        scomm_set_error(r->comm, r->status, "%s", is->err);
+    }
+    ipc_isend_drop(is, 1);
+    if (is->job != NULL) {
+        /* its slot is used again only after the copy (if any) ran */
+        scomm_stage_job_release(r->comm, is->job);
+    }
+    free(is);
+}
+
+scomm_status_t scomm_ipc_p2p_isend(scomm_comm_t *comm, const char *op,
+                                   const void *buf, size_t bytes, int peer,
+                                   int32_t tag, scomm_req_t **req_p)
+{
+    scomm_stage_job_t *job = NULL;
+    scomm_world_t *w       = comm->world;
+    scomm_status_t status  = SCOMM_OK;
+    ipc_isend_t *is;
+    scomm_req_t *r;
+    ipc_t *s = NULL;
+    char why[320];
+    void *pin = NULL;
+    int rc;
+
+    *req_p = NULL;
+    if ((is = calloc(1, sizeof(*is))) == NULL) {
+        return scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: out of "
+                               "memory for a request", op);
+    }
+    /* the caller's stream has written buf (the host waits, bounded, as a
+     * staged isend waits for its copy), and its handle */
+    rc = ipc_p2p_offer(comm, op, buf, bytes, &s, &is->o, why, sizeof(why),
+                       &status);
+    if (rc <= 0) {
+        free(is);
+        if (rc == 0) {
+            ipc_p2p_declined(s, op, peer, why); /* the caller stages it */
+        }
+        return status;
+    }
+    /* the slot a decline needs, taken here so the progress never
+     * allocates pinned memory */
+    status = scomm_stage_p2p_reserve(comm, op, bytes, &pin, &job);
+    if (status != SCOMM_OK) {
+        free(is);
+        return status;
+    }
+    is->job  = job;
+    is->pin  = pin;
+    is->op   = op;
+    is->rank = peer;
+    is->tag  = tag;
+    pthread_mutex_lock(&w->lock);
+    comm->cur_op = op;
+    is->tm_t0    = scomm_tm_begin(comm, SCOMM_TM_OP_ISEND);
+    is->seq      = s->p2p_seq++ & SCOMM_IPC_SEQ_MASK;
+    is->o.magic  = SCOMM_IPC_OFFER_MAGIC;
+    is->o.seq    = is->seq;
+    is->o.pid    = (int32_t)getpid();
+    is->o.len    = bytes;
+    r = scomm_req_new(w, comm, SCOMM_REQ_SEND);
+    if (r == NULL) {
+        status = scomm_set_error(comm, SCOMM_ERR_NO_MEMORY, "%s: out of "
+                                 "memory for a request", op);
+    } else {
+        r->peer = comm->ranks[peer];
+        r->ctx  = comm->ctx;
+        r->tag  = tag;
+        r->buf  = (void *)buf;
+        r->len  = bytes;
+        scomm_list_init(&r->ipc_link);
+        /* the reply's receive first, then the offer: in the order of
+         * this peer's messages on tag, as the bytes would have been */
+        status = scomm_p2p_irecv(comm, peer,
+                                 (int32_t)(SCOMM_TAG_IPC_REPLY + is->seq),
+                                 &is->rep, sizeof(is->rep), &is->reply);
+    }
+    if (status == SCOMM_OK) {
+        status = scomm_p2p_isend(comm, peer, scomm_tag_offer(tag), &is->o,
+                                 sizeof(is->o), &is->offer);
+    }
+    if (status != SCOMM_OK) {
+        if (is->reply != NULL) {
+            scomm_list_del(&is->reply->list);
+            scomm_req_release(is->reply);
+        }
+        if (r != NULL) {
+            scomm_req_release(r);
+        }
+        scomm_stage_job_release(comm, job);
+        free(is);
+        pthread_mutex_unlock(&w->lock);
+        return status;
+    }
+    r->ipc_send  = is;
+    r->ipc_step  = ipc_isend_step;
+    r->stage_end = ipc_isend_end;
+    is->state    = ISEND_OFFERED;
+    scomm_list_push_back(&w->ipc_sends, &r->ipc_link);
+    pthread_mutex_unlock(&w->lock);
+    *req_p = r;
+    return SCOMM_OK;
 }

@@ -3,7 +3,9 @@
  * all_gather, broadcast and all_to_all on device buffers of a
  * native communicator as device-to-device copies out of the peers' own
  * memory (cudaIpcGetMemHandle / cudaIpcOpenMemHandle), no host staging.
- * stage.c asks here first and stages what this declines.
+ * stage.c asks here first and stages what this declines. Sends of device
+ * memory to a rank of this host, blocking or not, go as offers the
+ * receiver copies out of (ipc.c).
  *
  * Invariants:
  *  1. Only under the hint SCOMM_MEM_CUDA (every rank's buffers are device
@@ -86,9 +88,9 @@ void scomm_ipc_cache_fini(scomm_ipc_cache_t *c);
 int scomm_ipc_coll(scomm_comm_t *comm, const char *name,
                    const scomm_coll_args_t *a, const scomm_ipc_ctx_t *x,
                    scomm_status_t *status);
-/* ---- point-to-point (ipc.c, "A blocking send ...") ---- */
+/* ---- point-to-point (ipc.c, "A send ...", "A non-blocking send ...") */
 
-/* Can a blocking send of bytes to comm rank peer be offered over CUDA IPC:
+/* Can a send of bytes to comm rank peer be offered over CUDA IPC:
  * a rank of this host, another process, above its transport's eager
  * limit (the device and the knob are asked later). */
 int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes);
@@ -98,6 +100,15 @@ int scomm_ipc_p2p_eligible(const scomm_comm_t *comm, int peer, size_t bytes);
 scomm_status_t scomm_ipc_p2p_send(scomm_comm_t *comm, const char *op,
                                   const void *buf, size_t bytes, int peer,
                                   int32_t tag, int *path);
+/* The non-blocking send of device memory [buf, +bytes) to comm rank
+ * peer as an offer (scomm_ipc_p2p_eligible first): waits for the
+ * caller's stream (bounded), takes the pinned slot a decline needs, sends
+ * the offer and returns its request in *req_p, which the progress drives
+ * (ipc.c "A non-blocking send"). *req_p NULL with SCOMM_OK: no offer
+ * could be made, stage it as any isend. Not under the world lock. */
+scomm_status_t scomm_ipc_p2p_isend(scomm_comm_t *comm, const char *op,
+                                   const void *buf, size_t bytes, int peer,
+                                   int32_t tag, scomm_req_t **req_p);
 /* Make comm's IPC state (stage lock held), so that the receives' takes
  * (world lock) find it. */
 void scomm_ipc_p2p_ready(scomm_comm_t *comm, const scomm_ipc_ctx_t *x);

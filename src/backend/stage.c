@@ -34,8 +34,10 @@
  * Between the ranks of one host, under the hint SCOMM_MEM_CUDA, blocking
  * all_gather, broadcast and all_to_all go to ipc.c first (CUDA IPC:
  * device-to-device copies); what it declines is staged here. So does a
- * blocking send of CUDA memory above the eager limit to a rank of this
- * host (ipc.c offers it; a declined one is staged as any send), and a
+ * send, blocking or not, of CUDA memory above the eager limit to a rank
+ * of this host (ipc.c offers it; a declined one is staged: a blocking one
+ * as any send, an isend through the slot it took at the call, its copy
+ * enqueued and polled by the progress), and a
  * receive into CUDA memory takes such offers with scomm_stage_p2p_take:
  * the copy out of the sender's memory goes straight into its device
  * buffer on the internal stream, and no copy back follows.
@@ -1056,6 +1058,44 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
     *pin_p = job->slot->pin;
     *job_p = job;
     return SCOMM_OK;
+}
+
+scomm_status_t scomm_stage_p2p_reserve(scomm_comm_t *comm, const char *name,
+                                       size_t bytes, void **pin_p,
+                                       scomm_stage_job_t **job_p)
+{
+    scomm_stage_job_t *job = NULL;
+    scomm_status_t status;
+
+    *job_p = NULL;
+    status = stage_job_new(comm, name, STAGE_JOB_SEND, bytes, &job);
+    if (status != SCOMM_OK) {
+        return status;
+    }
+    *pin_p = job->slot->pin;
+    *job_p = job;
+    return SCOMM_OK;
+}
+
+scomm_status_t scomm_stage_p2p_copy_in(scomm_comm_t *comm,
+                                       scomm_stage_job_t *job,
+                                       const void *buf, size_t bytes)
+{
+    /* after the caller's stream (the job's ev_in); only enqueued */
+    scomm_status_t status = stage_copy(comm, job->st, job->slot->pin, buf,
+                                       bytes, job->name);
+
+    if (status == SCOMM_OK) {
+        status = stage_job_sync_in(comm, job);
+    }
+    return status;
+}
+
+int scomm_stage_p2p_copy_query(const scomm_stage_job_t *job, char *err,
+                               size_t len)
+{
+    return scomm_devrt_event_query(job->st->rt, job->slot->ev_ready, err,
+                                   len);
 }
 
 /* ---- CUDA IPC of point-to-point messages (ipc.c) ---- */

@@ -17,11 +17,14 @@
  *     host waits only for input it must put on the wire (a native
  *     collective runs on host threads), never for the copies back.
  *  4. A non-blocking or grouped call (and every point-to-point call but a
- *     send offered over CUDA IPC, ipc.c) owns a job: a slot of pinned
- *     memory and events of its own, taken when the call is made, its
- *     copies in enqueued then. A send waits there for
+ *     blocking send offered over CUDA IPC, ipc.c) owns a job: a slot of
+ *     pinned memory and events of its own, taken when the call is made,
+ *     its copies in enqueued then. A send waits there for
  *     its copy in (the wire takes it at once); a collective's executor
- *     waits for it (scomm_stage_job_ready), never the caller.
+ *     waits for it (scomm_stage_job_ready), never the caller. An isend
+ *     offered over CUDA IPC takes its slot at the call too, but enqueues
+ *     its copy in only if declined, from the progress, and polls it
+ *     there (scomm_stage_p2p_copy_query), never waits.
  *  5. The copies back run only after the wire succeeded: a collective's
  *     on the executor (scomm_stage_job_done), a receive's when its request
  *     is released (scomm_stage_p2p_end, in scomm_wait/scomm_test), only the
@@ -103,6 +106,20 @@ scomm_status_t scomm_stage_p2p_post(scomm_comm_t *comm, const char *name,
                                     int is_send, void *buf, size_t bytes,
                                     void **pin_p, scomm_stage_job_t **job_p);
 void scomm_stage_p2p_end(scomm_req_t *req);
+/* A send's job whose copy waits (an isend offered over CUDA IPC, ipc.c):
+ * the slot is taken now, in the caller's thread, and *pin_p is its pinned
+ * memory; the copy to it is enqueued only if the receiver declines
+ * (scomm_stage_p2p_copy_in, world lock held: it never waits), and
+ * scomm_stage_p2p_copy_query polls its event (SCOMM_RT_DONE,
+ * SCOMM_RT_NOT_READY, SCOMM_RT_ERROR with err). */
+scomm_status_t scomm_stage_p2p_reserve(scomm_comm_t *comm, const char *name,
+                                       size_t bytes, void **pin_p,
+                                       scomm_stage_job_t **job_p);
+scomm_status_t scomm_stage_p2p_copy_in(scomm_comm_t *comm,
+                                       scomm_stage_job_t *job,
+                                       const void *buf, size_t bytes);
+int scomm_stage_p2p_copy_query(const scomm_stage_job_t *job, char *err,
+                               size_t len);
 /* CUDA IPC of point-to-point messages (ipc.c): a receive of CUDA device
  * memory readies comm's IPC state first (not under the world lock), and
  * its request takes offers with scomm_stage_p2p_take (req->ipc_take):

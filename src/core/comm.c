@@ -449,6 +449,7 @@ scomm_status_t scomm_init(const scomm_init_opts_t *opts,
     }
     scomm_list_init(&w->ipc_offers);
     scomm_list_init(&w->ipc_replies);
+    scomm_list_init(&w->ipc_sends);
     w->wake_fd = -1;
     pthread_mutex_init(&w->lock, NULL);
     pthread_mutex_init(&w->fault.lock, NULL);

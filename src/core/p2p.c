@@ -15,8 +15,9 @@
  * A message longer than the receive buffer fails the receive with
  * SCOMM_ERR_TRUNCATED and never writes into the buffer.
  *
- * IPC offers (a blocking send of CUDA device memory to a rank of this
- * host, backend/ipc.c): the sender sends, instead of the bytes, an offer
+ * IPC offers (a send, blocking or not, of CUDA device memory to a rank
+ * of this host, backend/ipc.c): the sender sends, instead of the bytes,
+ * an offer
  * (scomm_p2p_offer_t: an IPC handle of its buffer) on tag -1 - T. A
  * receive for T matches it as it would the message, in the same order
  * (offers and messages share the per-peer queues), but its buffer is not
@@ -29,7 +30,10 @@
  * again on SCOMM_TAG_IPC_DATA + seq, where the sender sends the bytes),
  * truncated (the same error as a message too long), or failed. An offer
  * is never copied into a buffer, so a receiver that knows nothing of IPC
- * still gets the bytes.
+ * still gets the bytes. On the sender's side, an isend's request sits on
+ * w->ipc_sends until it is over, and the same progress runs its step
+ * (req->ipc_step, backend/ipc.c: reads the reply, or after a decline polls
+ * the copy to host and posts the staged bytes; never waits).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +399,12 @@ int scomm_p2p_offers_progress(scomm_world_t *w)
         scomm_list_del(&r->list);
         scomm_p2p_offer_handle(w, r);
         n++;
+    }
+    /* isends offered over CUDA IPC: each step only looks at its own
+     * requests, polls an event or posts a send (backend/ipc.c) */
+    scomm_list_for_each_safe(e, t, &w->ipc_sends) {
+        r = scomm_container_of(e, scomm_req_t, ipc_link);
+        n += r->ipc_step(r);
     }
     return n;
 }

@@ -24,6 +24,10 @@
  *  4. At the deadline, a member of the communicator that shows no sign of
  *     life (every transport's last_heard) is named rather than whoever
  *     this rank waited for, so every survivor blames the same rank.
+ *  5. While an isend offered over CUDA IPC polls a device event (its copy
+ *     to host after a decline, backend/ipc.c; w->ipc_dev_polls), a sleep
+ *     lasts at most 50 us: no fd wakes the wait when the copy is done,
+ *     and a 100 ms sleep would be the message's latency.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +42,8 @@
 
 #define SCOMM_POLL_MAX     256
 #define SCOMM_PURE_SPIN_NS 5000ull
+/* A sleep's cap while the progress polls a device event (invariant 5). */
+#define SCOMM_DEV_NAP_NS   50000ull
 
 int scomm_world_progress(scomm_world_t *w)
 {
@@ -47,7 +53,8 @@ int scomm_world_progress(scomm_world_t *w)
         n += w->tls[i]->progress(w->tl_ctx[i]);
     }
     if (SCOMM_UNLIKELY(!scomm_list_empty(&w->ipc_offers) ||
-                       !scomm_list_empty(&w->ipc_replies))) {
+                       !scomm_list_empty(&w->ipc_replies) ||
+                       !scomm_list_empty(&w->ipc_sends))) {
         n += scomm_p2p_offers_progress(w); /* CUDA IPC offers (p2p.c) */
     }
     return n;
@@ -393,7 +400,11 @@ scomm_wait_loop(scomm_world_t *w, scomm_comm_t *comm, int (*done)(void *),
             continue;
         }
         nready = scomm_wait_sleep(w, done, arg, c,
-                                  SCOMM_MIN(sleep_ns, deadline - now));
+                                  SCOMM_MIN(SCOMM_MIN(sleep_ns,
+                                                      deadline - now),
+                                            (w->ipc_dev_polls > 0)
+                                                ? SCOMM_DEV_NAP_NS
+                                                : UINT64_MAX));
         if (nready < 0) {
             idle_since = 0; /* something happened: spin again */
             continue;

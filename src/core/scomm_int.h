@@ -180,7 +180,8 @@ struct scomm_req {
     uint64_t         id;        /* slot | generation << 32 */
     uint64_t         tl_u64[6]; /* transport scratch */
     void            *tl_ptr[2];
-    /* A staged call on device memory (src/backend/stage.c): run once by
+    /* A staged call on device memory (src/backend/stage.c), or an isend
+     * offered over CUDA IPC (backend/ipc.c): run once by
      * scomm_req_release, under the world lock, done or not. */
     void           (*stage_end)(scomm_req_t *req);
     void            *stage_job;
@@ -197,6 +198,11 @@ struct scomm_req {
     uint64_t         ipc_owner; /* a reply's receive (id): completed with
                                    its ipc_result once the reply went */
     scomm_status_t   ipc_result;
+    /* A non-blocking send offered over CUDA IPC (backend/ipc.c): its
+     * state, and the step the progress runs while it is on w->ipc_sends
+     * (linked by ipc_link); 1 when it moved on. World lock held. */
+    void            *ipc_send;
+    int            (*ipc_step)(scomm_req_t *req);
 };
 
 struct scomm_world {
@@ -240,6 +246,11 @@ struct scomm_world {
      * be handled by the progress, and the replies still being sent. */
     scomm_list_t      ipc_offers;
     scomm_list_t      ipc_replies;
+    /* ... and the isends offered (backend/ipc.c) not over yet, and how
+     * many of them poll a device event (a wait then naps, not sleeps:
+     * nothing wakes it when the copy is done). */
+    scomm_list_t      ipc_sends;
+    int               ipc_dev_polls;
 
     scomm_req_t     **req_slots;    /* request table for wire ids */
     uint32_t         *req_gen;
@@ -350,7 +361,8 @@ void scomm_p2p_eager_copy(scomm_world_t *w, int peer, uint32_t ctx,
 void scomm_p2p_rts(scomm_world_t *w, int peer, uint32_t ctx, int32_t tag,
                    size_t len, const scomm_tl_cookie_t *cookie);
 /* The offers matched so far: each receive's hook takes or declines it,
- * its reply goes out (scomm_world_progress, world lock held, outside the
+ * its reply goes out; and each isend offered over CUDA IPC takes its
+ * next step (scomm_world_progress, world lock held, outside the
  * transports' callbacks). Returns how many moved on. */
 int scomm_p2p_offers_progress(scomm_world_t *w);
 /* The offer tag of user tag t (0..SCOMM_TAG_MAX). */
