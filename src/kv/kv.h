@@ -290,6 +290,10 @@ int scomm_kv_codec_built(int compression);
 void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n);
 /* Shut down stream idx (emulates one broken connection). */
 void scomm_kv_debug_break_stream(scomm_kv_ep_t *ep, int idx);
+/* Cut the stream of each of the next n device-source chunks this endpoint
+ * sends, after the chunk is staged and before the next one is staged
+ * ahead, once the loss is handled (the race of kv_send.c invariant 6). */
+void scomm_kv_debug_cut_before_prefetch(scomm_kv_ep_t *ep, int n);
 /* Force the socket path even on one host (1) or allow CMA again (0). */
 void scomm_kv_debug_no_cma(scomm_kv_ep_t *ep, int on);
 /* Hold (1) or release (0) reconnection: while held, a lost stream is

@@ -257,6 +257,7 @@ struct scomm_kv_ep {
     int             cma_read_ok;   /* we can read the peer's memory */
     int             no_cma;
     _Atomic int     corrupt_n;
+    _Atomic int     cut_pre_n;     /* test hook: kv_tx_cut_hook */
     int             no_codecs;     /* test hook: as if built without */
     int             transport;     /* scomm_kv_transport_t */
     struct kv_ofi  *ofi;           /* transport ofi: kv_ofi.c */

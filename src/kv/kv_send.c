@@ -31,6 +31,16 @@
  *     oldest unanswered chunk (the head of st->inf) breaks the stream.
  *  5. A chunk NACKed more than KV_MAX_NACKS times fails its transfer with
  *     SCOMM_ERR_CHECKSUM.
+ *  6. Nothing enters st->inf once the stream is dead (st->alive 0, lock
+ *     held): scomm_kv_stream_dead requeues st->inf once, and
+ *     kv_stream_revive empties it, so a chunk put there after the loss is
+ *     never sent again nor acknowledged (its transfer waits forever). The
+ *     race this closes: the TX thread stages chunk i of a device source
+ *     outside the lock (kv_tx_chunk) while the RX thread sees the stream
+ *     close and runs scomm_kv_stream_dead, which puts i back on its
+ *     re-send list; kv_tx_prefetch then staged the next chunk ahead,
+ *     often i itself, into the dead stream's st->inf. It checks st->alive
+ *     as the TX loop does (test: mp.kv.dev.ipc.reconnect.prefetch).
  *
  * Sender transfer states (sx->state, lock held):
  *
@@ -51,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kv_int.h"
 #include "telemetry/tm.h"
@@ -593,8 +604,9 @@ static void kv_tx_prefetch(kv_stream_t *st, int b)
     int lslot;
 
     pthread_mutex_lock(&ep->lock);
-    if ((st->pre_sx != NULL) || (st->inf_n >= ep->depth) || ep->closing ||
-        ((nx = kv_sx_pick(ep, &nseq, &lslot)) == NULL)) {
+    /* not on a dead stream: its st->inf was already requeued (inv. 6) */
+    if (!st->alive || (st->pre_sx != NULL) || (st->inf_n >= ep->depth) ||
+        ep->closing || ((nx = kv_sx_pick(ep, &nseq, &lslot)) == NULL)) {
         pthread_mutex_unlock(&ep->lock);
         return;
     }
@@ -609,6 +621,24 @@ static void kv_tx_prefetch(kv_stream_t *st, int b)
         st->pre_buf = b;
     }
     /* a staging that failed is tried again when the chunk's turn comes */
+}
+
+/* Test hook (scomm_kv_debug_cut_before_prefetch): cut the stream before
+ * the next chunk is staged ahead and wait (up to 2 s) until the RX thread
+ * handled the loss (scomm_kv_stream_dead), the race of invariant 6. */
+static void kv_tx_cut_hook(kv_stream_t *st)
+{
+    int i;
+
+    if ((atomic_load(&st->ep->cut_pre_n) <= 0) ||
+        (atomic_fetch_sub(&st->ep->cut_pre_n, 1) <= 0)) {
+        return;
+    }
+    shutdown(st->fd, SHUT_RDWR); /* the TX thread owns fd while alive */
+    for (i = 0; (i < 2000) && __atomic_load_n(&st->alive, __ATOMIC_ACQUIRE);
+         i++) {
+        usleep(1000);
+    }
 }
 
 /* Write chunk seq of sx; a device source is staged first (into pinned
@@ -626,6 +656,7 @@ static int kv_tx_chunk(kv_stream_t *st, kv_sx_t *sx, uint32_t seq,
         }
     }
     st->dnext = b ^ 1;
+    kv_tx_cut_hook(st);
     kv_tx_prefetch(st, b ^ 1);
     if (scomm_kv_dev_tx_wait(st, b) != 0) {
         return -1;

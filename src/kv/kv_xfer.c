@@ -464,6 +464,11 @@ void scomm_kv_debug_corrupt(scomm_kv_ep_t *ep, int n)
     atomic_store(&ep->corrupt_n, n);
 }
 
+void scomm_kv_debug_cut_before_prefetch(scomm_kv_ep_t *ep, int n)
+{
+    atomic_store(&ep->cut_pre_n, n);
+}
+
 void scomm_kv_debug_break_stream(scomm_kv_ep_t *ep, int idx)
 {
     if ((idx < 0) || (idx >= ep->nstreams)) {

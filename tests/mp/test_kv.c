@@ -332,6 +332,11 @@ typedef struct xcase {
     char *env_recv;      /* putenv'd by the receiver's process, or NULL */
     char *env_send;      /* ... by the sender's */
     int   no_ipc;        /* path ipc: this case must fall back (staged) */
+    int   cut_prefetch;  /* sender cuts its stream once mid-transfer, just
+                            before a chunk is staged ahead (device) */
+    int   done[2];       /* reconnect cases: child -> parent "streams
+                            seen back", before the sender closes */
+    int   done_sync;     /* done[] is a pipe */
 } xcase_t;
 
 /* Must x's transfer go over CUDA IPC (path ipc)? Both regions on the
@@ -506,7 +511,7 @@ static int xfer_child_recv(int port, void *arg)
     }
     ST_ASSERT_OK(scomm_kv_wait_xfer(ep, 42, 20000));
     ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-    if (x->break_recv || x->break_rounds) {
+    if (x->break_recv || x->break_rounds || x->cut_prefetch) {
         /* This side re-dialled: the stream came back, data is exact. */
         ST_ASSERT(s.streams_lost >= 1);
         ST_ASSERT(reconnects() >= 1);
@@ -516,6 +521,12 @@ static int xfer_child_recv(int port, void *arg)
          * them, docs/kv.md). */
         ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
         usleep(300000);
+        if (x->done_sync) {
+            /* the sender closes (BYE: no stream comes back) only now */
+            char one = 1;
+
+            ST_ASSERT(write(x->done[1], &one, 1) == 1);
+        }
         printf("receiver: %llu streams lost, %llu re-established, %llu "
                "chunks stored\n", (unsigned long long)s.streams_lost,
                (unsigned long long)reconnects(),
@@ -547,7 +558,8 @@ static int xfer_child_recv(int port, void *arg)
         !kv_dev.recv) {
         ST_ASSERT(s.same_host == 1);
         ST_ASSERT(s.bytes_zero_copy > 0);
-    } else if (ipc_expected(x) && !x->break_recv && !x->break_rounds) {
+    } else if (ipc_expected(x) && !x->break_recv && !x->break_rounds &&
+               !x->cut_prefetch) {
         /* the record: every chunk stored came over CUDA IPC */
         ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), s.chunks_recv);
         ST_ASSERT(s.chunks_recv > 0);
@@ -713,10 +725,19 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         printf("sender: %d rounds of breaks landed mid-transfer\n", r);
         ST_ASSERT(r >= ((x->break_rounds < 2) ? x->break_rounds : 2));
     }
+    if (x->cut_prefetch) {
+        /* mid-transfer: the hook fires in the TX thread at the next chunk
+         * (a transfer lost a chunk to the race hangs in the wait below) */
+        do {
+            ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
+            usleep(500);
+        } while (s.chunks_sent < 20);
+        scomm_kv_debug_cut_before_prefetch(ep, 1);
+    }
     ST_ASSERT_OK(scomm_kv_xfer_wait(xf, 20000));
     scomm_kv_xfer_free(xf);
     ST_ASSERT_OK(scomm_kv_ep_stats(ep, &s));
-    if ((x->break_rounds > 0) || x->break_recv) {
+    if ((x->break_rounds > 0) || x->break_recv || x->cut_prefetch) {
         ST_ASSERT_OK(wait_streams(ep, c->streams, 5.0));
         ST_ASSERT(s.streams_lost >= (uint64_t)(x->break_rounds *
                                                c->streams));
@@ -736,8 +757,20 @@ static int xfer_parent_send(scomm_kv_listener_t *lst, void *arg, pid_t pid)
         ST_ASSERT_EQ(s.streams_lost, 1);
         ST_ASSERT_EQ(reconnects(), 1);
     }
+    if (x->cut_prefetch) {
+        ST_ASSERT(s.streams_lost >= 1); /* the hook fired */
+    }
+    if (x->done_sync) {
+        /* A close right after our last ACK can beat the receiver's look
+         * at its re-established streams (under load): wait for it. */
+        struct pollfd pd = { x->done[0], POLLIN, 0 };
+        char one;
+
+        ST_ASSERT(poll(&pd, 1, 10000) == 1);
+        ST_ASSERT(read(x->done[0], &one, 1) == 1);
+    }
     if (ipc_expected(x) && !x->break_stream && !x->break_rounds &&
-        !x->break_recv) {
+        !x->break_recv && !x->cut_prefetch) {
         /* every chunk written device to device, once */
         ST_ASSERT_EQ(scomm_kv_debug_ipc_chunks(ep), s.chunks_sent);
         ST_ASSERT_EQ(ipc_metric(), s.bytes_raw);
@@ -1797,6 +1830,8 @@ static int rc_case(int streams, int rounds, const char *what)
     x.c = rc_cfg(streams);
     x.break_rounds = rounds;
     x.break_recv = (rounds == 0);
+    ST_ASSERT(pipe(x.done) == 0);
+    x.done_sync = 1;
     if (run_xcase(&x) != 0) {
         return 1;
     }
@@ -2232,6 +2267,31 @@ static int case_reconnect_one(void)
                    "accepting side mid-transfer");
 }
 
+/* The only stream cut (and its loss handled) just before the TX thread
+ * stages the next chunk ahead: a device source only (kv_send.c
+ * invariant 6). Before the fix a chunk went into the dead stream's
+ * in-flight list and was never re-sent: a 20 s timeout, 1 chunk short. */
+static int case_reconnect_prefetch(void)
+{
+    xcase_t x;
+
+    if (!kv_dev.send) {
+        fprintf(stderr, "reconnect.prefetch: needs ST_BUF=device\n");
+        return 77;
+    }
+    memset(&x, 0, sizeof(x));
+    x.c = rc_cfg(1);
+    x.cut_prefetch = 1;
+    ST_ASSERT(pipe(x.done) == 0);
+    x.done_sync = 1;
+    if (run_xcase(&x) != 0) {
+        return 1;
+    }
+    printf("reconnect.prefetch: the stream cut before a chunk was staged "
+           "ahead, re-dialled, data exact\n");
+    return 0;
+}
+
 static int case_reconnect_dialer(void)
 {
     return rc_case(1, 0, "reconnect.dialer: the only stream cut by the "
@@ -2362,6 +2422,7 @@ static const struct {
     { "token", case_token },
     { "rss", case_rss },
     { "reconnect.one", case_reconnect_one },
+    { "reconnect.prefetch", case_reconnect_prefetch },
     { "reconnect.dialer", case_reconnect_dialer },
     { "reconnect.all", case_reconnect_all },
     { "reconnect.kill", case_reconnect_kill },
